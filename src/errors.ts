@@ -1,0 +1,45 @@
+/**
+ * hull's error type. Every failure that reaches a user carries a stable `code` (for scripts
+ * and tests: never match on message text) and a one-line message that says what is wrong and
+ * what to do. Context is added at the edges by wrapping, keeping the original as `cause`.
+ */
+export type ErrorCode =
+  | 'ERR_INVALID_ID'
+  | 'ERR_BUNDLE'
+  | 'ERR_CONFIG'
+  | 'ERR_EXISTS'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_STATE'
+  | 'ERR_IMAGE_MISSING'
+  | 'ERR_IMAGE_STALE'
+  | 'ERR_IMAGE_BUILD'
+  | 'ERR_QEMU_MISSING'
+  | 'ERR_VM_START'
+  | 'ERR_VM_BOOT_TIMEOUT'
+  | 'ERR_VM_EXITED'
+  | 'ERR_AGENT_TIMEOUT'
+  | 'ERR_AGENT'
+  | 'ERR_MOUNT'
+  | 'ERR_UNSUPPORTED'
+  | 'ERR_ABORTED'
+  | 'ERR_USAGE'
+  | 'ERR_INTERNAL';
+
+export class HullError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'HullError';
+    this.code = code;
+  }
+}
+
+export function isHullError(err: unknown, code?: ErrorCode): err is HullError {
+  return err instanceof HullError && (code === undefined || err.code === code);
+}
+
+/** The message of anything thrown, for logs and wrapped errors. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,128 @@
+import type { Duplex } from 'node:stream';
+import {
+  create,
+  type DescMessage,
+  type DescService,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from '@bufbuild/protobuf';
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import { type Request, RequestSchema, ResponseSchema } from '../gen/ttrpc/ttrpc_pb.js';
+import { encodeFrame, FrameDecoder, FrameType } from './frame.js';
+import { Code, TtrpcError } from './status.js';
+
+export interface CallContext {
+  service: string;
+  method: string;
+  metadata: Map<string, string>;
+  /** Aborted when the request's timeout passes or the connection closes. */
+  signal: AbortSignal;
+}
+
+type RawHandler = (payload: Uint8Array, ctx: CallContext) => Promise<Uint8Array>;
+
+/** The handlers of one service: one async function per unary method, typed from its descriptor. */
+export type ServiceImpl<S extends GenServiceMethods> = {
+  [K in keyof S]: S[K] extends { input: infer I extends DescMessage; output: infer O extends DescMessage }
+    ? (request: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>>
+    : never;
+};
+
+/** Maps any error a handler throws to a wire status; the one place that decides codes. */
+export type ErrorMapper = (err: unknown) => TtrpcError;
+
+const defaultMapper: ErrorMapper = (err) =>
+  err instanceof TtrpcError ? err : new TtrpcError(Code.UNKNOWN, err instanceof Error ? err.message : String(err));
+
+/**
+ * A ttRPC server. Each connection is served independently; requests on one connection run
+ * concurrently (long-poll reads must not block other calls). Client stream ids must be odd
+ * and strictly increasing; anything else is answered with INVALID_ARGUMENT where possible.
+ */
+export class TtrpcServer {
+  private readonly handlers = new Map<string, RawHandler>();
+
+  constructor(private readonly mapError: ErrorMapper = defaultMapper) {}
+
+  register<S extends GenServiceMethods>(service: GenService<S>, impl: ServiceImpl<S>): this {
+    const desc = service as unknown as DescService;
+    for (const method of desc.methods) {
+      if (method.methodKind !== 'unary') continue;
+      const handler = (impl as Record<string, unknown>)[method.localName] as
+        | ((req: unknown, ctx: CallContext) => Promise<unknown>)
+        | undefined;
+      if (!handler) continue;
+      this.handlers.set(`${desc.typeName}/${method.name}`, async (payload, ctx) => {
+        const request = fromBinary(method.input, payload);
+        const output = await handler.call(impl, request, ctx);
+        return toBinary(method.output, create(method.output, output as MessageInitShape<DescMessage>));
+      });
+    }
+    return this;
+  }
+
+  /** Serves one connection until it closes. */
+  serve(stream: Duplex): void {
+    let lastStreamId = 0;
+    const connection = new AbortController();
+    const respond = (streamId: number, code: Code, message: string, payload?: Uint8Array) => {
+      if (stream.destroyed || !stream.writable) return;
+      const response = create(ResponseSchema, {
+        status: code === Code.OK ? undefined : { code, message },
+        payload: payload ?? new Uint8Array(),
+      });
+      stream.write(encodeFrame(streamId, FrameType.RESPONSE, toBinary(ResponseSchema, response)));
+    };
+    const decoder = new FrameDecoder(
+      (frame) => {
+        if (frame.type !== FrameType.REQUEST) return;
+        if (frame.streamId % 2 === 0 || frame.streamId <= lastStreamId) {
+          respond(frame.streamId, Code.INVALID_ARGUMENT, `ttrpc: stream id ${frame.streamId} is even or reused`);
+          return;
+        }
+        lastStreamId = frame.streamId;
+        let request: Request;
+        try {
+          request = fromBinary(RequestSchema, frame.payload);
+        } catch {
+          respond(frame.streamId, Code.INVALID_ARGUMENT, 'ttrpc: malformed request');
+          return;
+        }
+        void this.dispatch(request, connection.signal).then(
+          (payload) => respond(frame.streamId, Code.OK, '', payload),
+          (err: unknown) => {
+            const status = this.mapError(err);
+            respond(frame.streamId, status.code, status.message);
+          },
+        );
+      },
+      (frame) => {
+        if (frame.streamId > lastStreamId) lastStreamId = frame.streamId;
+        respond(frame.streamId, Code.RESOURCE_EXHAUSTED, `ttrpc: request of ${frame.length} bytes exceeds 4 MiB`);
+      },
+    );
+    stream.on('data', (chunk: Buffer) => decoder.push(chunk));
+    const close = () => connection.abort(new TtrpcError(Code.CANCELLED, 'connection closed'));
+    stream.on('close', close);
+    stream.on('end', close);
+    stream.on('error', close);
+  }
+
+  private async dispatch(request: Request, connectionSignal: AbortSignal): Promise<Uint8Array> {
+    const handler = this.handlers.get(`${request.service}/${request.method}`);
+    if (!handler) {
+      throw new TtrpcError(Code.UNIMPLEMENTED, `${request.service}/${request.method} is not implemented`);
+    }
+    const signals = [connectionSignal];
+    if (request.timeoutNano > 0n) signals.push(AbortSignal.timeout(Number(request.timeoutNano / 1_000_000n)));
+    const ctx: CallContext = {
+      service: request.service,
+      method: request.method,
+      metadata: new Map(request.metadata.map((kv) => [kv.key, kv.value])),
+      signal: AbortSignal.any(signals),
+    };
+    return handler(request.payload, ctx);
+  }
+}
