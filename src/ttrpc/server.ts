@@ -126,3 +126,6 @@ export class TtrpcServer {
     return handler(request.payload, ctx);
   }
 }
+
+/** The handler object type for a generated service descriptor: `ImplOf<typeof AgentService>`. */
+export type ImplOf<T> = T extends GenService<infer S> ? ServiceImpl<S> : never;

@@ -1,0 +1,143 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Process, Spec } from '../../src/oci/spec.js';
+import { crun } from './crun.js';
+import { AgentError } from './errors.js';
+import { guestLogger } from './log.js';
+import { OutputPipe } from './output-pipe.js';
+import { GuestProcess } from './process.js';
+import type { Reaper } from './reaper.js';
+import { toGuestSpec } from './spec.js';
+
+const log = guestLogger('containers');
+
+/** Where the host's shared directory appears in the guest (mounted by hull-init). */
+export const SHARE_ROOT = '/run/hull/shared';
+const BUNDLES = '/run/hull/containers';
+
+export interface CreateRequest {
+  id: string;
+  spec: Spec;
+  rootfsSharePath: string;
+  sharedMounts: { index: number; sharePath: string }[];
+}
+
+type Status = 'created' | 'running';
+
+interface Container {
+  id: string;
+  bundle: string;
+  init: GuestProcess;
+  status: Status;
+  execs: Map<string, GuestProcess>;
+}
+
+const sharePath = (relative: string) => join(SHARE_ROOT, join('/', relative));
+
+/** The containers of this sandbox, each created, started and removed through crun. */
+export class Containers {
+  private readonly containers = new Map<string, Container>();
+
+  constructor(private readonly reaper: Reaper) {}
+
+  async create(request: CreateRequest): Promise<number> {
+    const { id } = request;
+    if (this.containers.has(id)) throw new AgentError('exists', `container ${id} already exists`);
+    if (request.spec.process?.terminal) {
+      throw new AgentError('unsupported', 'process.terminal is not supported yet; set it to false');
+    }
+    const bundle = join(BUNDLES, id);
+    await mkdir(bundle, { recursive: true });
+    const spec = toGuestSpec(request.spec, {
+      containerId: id,
+      rootfs: sharePath(request.rootfsSharePath),
+      sharedMounts: new Map(request.sharedMounts.map((m) => [m.index, sharePath(m.sharePath)])),
+    });
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+    const pidFile = join(bundle, 'init.pid');
+    const proc = await this.spawnDetached(
+      ['create', '--bundle', bundle, '--pid-file', pidFile, id],
+      bundle,
+      pidFile,
+    ).catch(async (err: unknown) => {
+      await rm(bundle, { recursive: true, force: true });
+      throw err;
+    });
+    this.containers.set(id, { id, bundle, init: proc, status: 'created', execs: new Map() });
+    log.debug('created', { id, pid: proc.pid });
+    return proc.pid;
+  }
+
+  async start(id: string): Promise<void> {
+    const container = this.get(id);
+    if (container.status !== 'created') throw new AgentError('wrong-state', `container ${id} is already started`);
+    await crun(['start', id], join(container.bundle, 'crun.log')).done;
+    container.status = 'running';
+  }
+
+  async exec(id: string, execId: string, processSpec: Process): Promise<number> {
+    const container = this.get(id);
+    if (container.execs.has(execId)) throw new AgentError('exists', `exec ${execId} already exists in ${id}`);
+    if (processSpec.terminal) throw new AgentError('unsupported', 'exec with a terminal is not supported yet');
+    const file = join(container.bundle, `exec-${execId}.json`);
+    const pidFile = join(container.bundle, `exec-${execId}.pid`);
+    await writeFile(file, JSON.stringify(processSpec));
+    const proc = await this.spawnDetached(
+      ['exec', '--detach', '--pid-file', pidFile, '--process', file, id],
+      container.bundle,
+      pidFile,
+    );
+    container.execs.set(execId, proc);
+    return proc.pid;
+  }
+
+  process(id: string, execId: string): GuestProcess {
+    const container = this.get(id);
+    if (!execId) return container.init;
+    const proc = container.execs.get(execId);
+    if (!proc) throw new AgentError('not-found', `exec ${execId} not found in container ${id}`);
+    return proc;
+  }
+
+  async signalAll(id: string, signal: number): Promise<void> {
+    const container = this.get(id);
+    await crun(['kill', '--all', id, String(signal)], join(container.bundle, 'crun.log')).done;
+  }
+
+  async remove(id: string): Promise<void> {
+    const container = this.get(id);
+    await crun(['delete', '--force', id], join(container.bundle, 'crun.log')).done.catch((err: unknown) => {
+      log.warn('crun delete failed', { id, error: String(err) });
+    });
+    await rm(container.bundle, { recursive: true, force: true });
+    this.containers.delete(id);
+  }
+
+  private get(id: string): Container {
+    const container = this.containers.get(id);
+    if (!container) throw new AgentError('not-found', `container ${id} not found`);
+    return container;
+  }
+
+  /**
+   * Runs a crun command that leaves a process behind (create, exec --detach). The process
+   * inherits crun's stdio pipes, which stay open after crun exits; its pid comes from the
+   * pid file, and its exit status from the reaper once PID 1 reaps it.
+   */
+  private async spawnDetached(args: string[], bundle: string, pidFile: string): Promise<GuestProcess> {
+    const run = crun(args, join(bundle, 'crun.log'), 'pipe');
+    const { stdin, stdout, stderr } = run.child;
+    const pipes = { stdout: new OutputPipe(stdout), stderr: new OutputPipe(stderr) };
+    try {
+      await run.done;
+    } catch (err) {
+      stdin?.destroy();
+      stdout?.destroy();
+      stderr?.destroy();
+      throw err;
+    }
+    const pid = Number.parseInt(await readFile(pidFile, 'utf8'), 10);
+    if (!Number.isInteger(pid) || pid <= 0) throw new AgentError('runtime-failed', `crun wrote no pid to ${pidFile}`);
+    return new GuestProcess(pid, stdin, pipes.stdout, pipes.stderr, this.reaper);
+  }
+}

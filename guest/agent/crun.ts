@@ -1,0 +1,48 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { AgentError } from './errors.js';
+
+/**
+ * crun, the OCI executor inside the guest. Errors go to a JSON log file rather than stderr,
+ * because stderr of `crun create` is the container's own stderr pipe.
+ */
+export interface CrunRun {
+  child: ChildProcess;
+  /** Resolves when crun itself exits (the container it made may live on). */
+  done: Promise<void>;
+}
+
+export function crun(args: readonly string[], logFile: string, stdio: 'pipe' | 'ignore' = 'ignore'): CrunRun {
+  const child = spawn('/usr/bin/crun', ['--log', logFile, '--log-format', 'json', ...args], {
+    stdio: stdio === 'pipe' ? ['pipe', 'pipe', 'pipe'] : ['ignore', 'ignore', 'pipe'],
+  });
+  const stderr: Buffer[] = [];
+  if (stdio === 'ignore') child.stderr?.on('data', (c: Buffer) => stderr.push(c));
+  const done = new Promise<void>((resolve, reject) => {
+    child.on('error', (err) => reject(new AgentError('runtime-failed', `cannot run crun: ${err.message}`)));
+    child.on('exit', (code, signal) => {
+      if (code === 0) return resolve();
+      void lastError(logFile).then((logged) => {
+        const detail = logged || Buffer.concat(stderr).toString().trim() || `exit ${code ?? signal}`;
+        reject(new AgentError('runtime-failed', `crun ${args[0]}: ${detail}`));
+      });
+    });
+  });
+  return { child, done };
+}
+
+/** The last error crun logged, without its JSON wrapping. */
+async function lastError(logFile: string): Promise<string> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  await rm(logFile, { force: true });
+  const lines = text.trim().split('\n').filter(Boolean);
+  for (const line of lines.reverse()) {
+    try {
+      const entry = JSON.parse(line) as { msg?: string; level?: string };
+      if (entry.msg && entry.level !== 'debug') return entry.msg;
+    } catch {
+      return line;
+    }
+  }
+  return '';
+}

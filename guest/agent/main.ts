@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+import { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
+import { TtrpcServer } from '../../src/ttrpc/server.js';
+import { AGENT_PORT_NAME, findPort, openPort } from './channel.js';
+import { Containers } from './containers.js';
+import { toStatus } from './errors.js';
+import { guestLogger, setDebug } from './log.js';
+import { Reaper } from './reaper.js';
+import { agentService, healthService } from './service.js';
+
+/**
+ * hull's guest agent. hull-init (PID 1) starts it once the guest is up; it serves the host
+ * over the virtio-serial port and exits when the host hangs up or destroys the sandbox, after
+ * which hull-init powers the VM off. An orphaned VM therefore never outlives its host process.
+ */
+const log = guestLogger('agent');
+
+async function main(): Promise<void> {
+  setDebug(/(^|\s)hull\.debug(\s|$)/.test(readFileSync('/proc/cmdline', 'utf8')));
+  log.debug('agent started', { nodeStartupMs: Math.round(performance.now()) });
+  const reaper = new Reaper();
+  reaper.listen(process.env.HULL_REAPER_FD ? Number(process.env.HULL_REAPER_FD) : undefined);
+  const containers = new Containers(reaper);
+  const shutdown = () => process.exit(0);
+  const server = new TtrpcServer(toStatus)
+    .register(Health, healthService())
+    .register(AgentService, agentService(containers, shutdown));
+  const port = await openPort(await findPort(AGENT_PORT_NAME));
+  port.on('end', () => {
+    log.warn('the host hung up; shutting down');
+    shutdown();
+  });
+  server.serve(port);
+  log.debug('serving');
+}
+
+main().catch((err: unknown) => {
+  log.error('agent failed', { error: err instanceof Error ? err.message : String(err) });
+  process.exit(1);
+});

@@ -1,0 +1,115 @@
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { AGENT_PROTOCOL_VERSION } from '../../src/agent/version.js';
+import type { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
+import type { Process, Spec } from '../../src/oci/spec.js';
+import type { CallContext, ImplOf } from '../../src/ttrpc/server.js';
+import type { Containers } from './containers.js';
+import { AgentError } from './errors.js';
+import { guestLogger } from './log.js';
+
+const log = guestLogger('service');
+
+function parseJson<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
+  } catch (err) {
+    throw new AgentError('invalid', `${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Waits for `promise` unless the call is cancelled (its deadline passes or the host hangs up). */
+function untilCancelled<T>(promise: Promise<T>, ctx: CallContext): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    promise.then(resolve, reject);
+    ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
+  });
+}
+
+export function healthService(): ImplOf<typeof Health> {
+  return {
+    check: async () => ({
+      version: AGENT_PROTOCOL_VERSION,
+      kernelRelease: release(),
+      bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+    }),
+  };
+}
+
+/**
+ * The agent API. Each handler only unpacks its request and calls Containers; errors are
+ * AgentErrors, which the server turns into wire statuses in one place (errors.ts).
+ */
+export function agentService(containers: Containers, shutdown: () => void): ImplOf<typeof AgentService> {
+  return {
+    createSandbox: async (req) => {
+      if (req.hostname) writeFileSync('/proc/sys/kernel/hostname', req.hostname);
+      await syncClock(Number(req.hostTimeMs));
+      return {};
+    },
+    destroySandbox: async () => {
+      // Answer first; hull-init powers the VM off once the agent has exited.
+      setTimeout(shutdown, 20);
+      return {};
+    },
+    createContainer: async (req) => {
+      const pid = await containers.create({
+        id: req.containerId,
+        spec: parseJson<Spec>(req.ociSpecJson, 'the container configuration'),
+        rootfsSharePath: req.rootfsSharePath,
+        sharedMounts: req.sharedMounts,
+      });
+      return { pid };
+    },
+    startContainer: async (req) => {
+      await containers.start(req.containerId);
+      return {};
+    },
+    removeContainer: async (req) => {
+      await containers.remove(req.containerId);
+      return {};
+    },
+    execProcess: async (req) => {
+      if (!req.execId) throw new AgentError('invalid', 'an exec needs an exec id');
+      const spec = parseJson<Process>(req.processJson, 'the process');
+      return { pid: await containers.exec(req.containerId, req.execId, spec) };
+    },
+    signalProcess: async (req) => {
+      if (req.all) await containers.signalAll(req.containerId, req.signal);
+      else containers.process(req.containerId, req.execId).signal(req.signal);
+      return {};
+    },
+    waitProcess: async (req, ctx) => ({
+      exitStatus: await untilCancelled(containers.process(req.containerId, req.execId).wait(), ctx),
+    }),
+    writeStdin: async (req) => ({
+      length: await containers.process(req.containerId, req.execId).writeStdin(req.data),
+    }),
+    readStdout: async (req, ctx) => ({
+      data: await containers.process(req.containerId, req.execId).stdout.read(req.maxLength, ctx.signal),
+    }),
+    readStderr: async (req, ctx) => ({
+      data: await containers.process(req.containerId, req.execId).stderr.read(req.maxLength, ctx.signal),
+    }),
+    closeStdin: async (req) => {
+      containers.process(req.containerId, req.execId).closeStdin();
+      return {};
+    },
+    ttyWinResize: async () => {
+      throw new AgentError('unsupported', 'terminals are not supported yet');
+    },
+  };
+}
+
+/** Sets the guest clock from the host's when they differ by more than a second. */
+async function syncClock(hostTimeMs: number): Promise<void> {
+  if (!hostTimeMs || Math.abs(Date.now() - hostTimeMs) < 1000) return;
+  const seconds = Math.round(hostTimeMs / 1000);
+  await new Promise<void>((resolve) => {
+    execFile('/bin/date', ['-u', '-s', `@${seconds}`], (err) => {
+      if (err) log.warn('cannot set the guest clock', { error: err.message });
+      resolve();
+    });
+  });
+}

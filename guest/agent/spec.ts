@@ -1,0 +1,45 @@
+import type { Spec } from '../../src/oci/spec.js';
+
+export interface GuestPlacement {
+  containerId: string;
+  /** The container's root filesystem inside the guest. */
+  rootfs: string;
+  /** Guest paths of bind-mount sources the host shared, by index in `mounts`. */
+  sharedMounts: Map<number, string>;
+}
+
+/**
+ * Turns a bundle's config.json, written for the host, into the configuration crun runs in the
+ * guest. Paths move to where the host's files appear over the share; what only means something
+ * on the host is removed:
+ *  - hooks run on the host, by hull's host side;
+ *  - namespace paths name host namespaces; a network namespace the caller prepared is the
+ *    VM's own network, so the container joins the guest's, while others become fresh ones;
+ *  - AppArmor/SELinux labels and Intel RDT name host policy the guest kernel does not have;
+ *  - the cgroup path is the guest's own, under /hull, whatever the host's cgroup manager.
+ */
+export function toGuestSpec(host: Spec, placement: GuestPlacement): Spec {
+  const spec = structuredClone(host);
+  spec.root = { ...spec.root, path: placement.rootfs };
+  spec.mounts = (spec.mounts ?? []).map((mount, index) => {
+    const source = placement.sharedMounts.get(index);
+    return source === undefined ? mount : { ...mount, source };
+  });
+  delete spec.hooks;
+  delete spec.vm;
+  if (spec.process) {
+    delete spec.process.apparmorProfile;
+    delete spec.process.selinuxLabel;
+  }
+  if (spec.linux) {
+    const linux = spec.linux;
+    linux.namespaces = (linux.namespaces ?? [])
+      .filter((ns) => !(ns.type === 'network' && ns.path))
+      .map((ns) => ({ type: ns.type }));
+    linux.cgroupsPath = `/hull/${placement.containerId}`;
+    delete linux.mountLabel;
+    delete linux.intelRdt;
+    if (linux.resources) delete linux.resources.network;
+  }
+  return spec;
+}

@@ -1,0 +1,38 @@
+#!/bin/sh
+# hull guest initramfs: load the drivers the root disk needs, mount the read-only root
+# filesystem from the first virtio disk, and hand over to hull-init.
+export PATH=/bin
+
+fail() {
+  echo "hull-initramfs: $*" >/dev/console
+  reboot -f
+}
+
+mount -t proc proc /proc
+mount -t devtmpfs devtmpfs /dev
+
+# microvm lists its virtio-mmio devices on the kernel command line; a module does not read
+# /proc/cmdline by itself, so hand the device= parameters to virtio_mmio explicitly.
+mmio=""
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in virtio_mmio.device=*) mmio="$mmio device=${arg#virtio_mmio.device=}" ;; esac
+done
+
+while read -r module; do
+  case "$module" in
+    */virtio_mmio.ko) insmod "/lib/modules/$module" $mmio || fail "cannot load $module" ;;
+    *) insmod "/lib/modules/$module" || fail "cannot load $module" ;;
+  esac
+done </lib/modules/load-order
+
+tries=0
+while [ ! -b /dev/vda ]; do
+  tries=$((tries + 1))
+  [ "$tries" -gt 1000 ] && fail "the root disk /dev/vda did not appear"
+  usleep 5000
+done
+
+mount -t erofs -o ro /dev/vda /root || fail "cannot mount the root filesystem"
+mount --move /dev /root/dev
+umount /proc
+exec switch_root /root /sbin/hull-init

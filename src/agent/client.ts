@@ -1,0 +1,174 @@
+import type { Duplex } from 'node:stream';
+import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import type { DescMethodUnary } from '@bufbuild/protobuf';
+import { HullError, isHullError } from '../errors.js';
+import { AgentService, Health } from '../gen/hull/agent/v1/agent_pb.js';
+import type { Process, Spec } from '../oci/spec.js';
+import { TtrpcClient } from '../ttrpc/client.js';
+import { Code, TtrpcError } from '../ttrpc/status.js';
+import { sleep } from '../util/deadline.js';
+import { AGENT_PROTOCOL_VERSION } from './version.js';
+
+export interface GuestInfo {
+  version: string;
+  kernelRelease: string;
+  bootId: string;
+}
+
+export interface ContainerPlacement {
+  rootfsSharePath: string;
+  sharedMounts: { index: number; sharePath: string }[];
+}
+
+/** Which process of a container: its init process (execId '') or one exec'd into it. */
+export interface ProcessRef {
+  containerId: string;
+  execId?: string;
+}
+
+/**
+ * The host's client of the guest agent. Callers use hull's own types; generated protobuf types
+ * stop here. Wire errors become HullErrors in one place (toHullError).
+ */
+export class AgentClient {
+  private readonly rpc: TtrpcClient;
+
+  constructor(channel: Duplex) {
+    this.rpc = new TtrpcClient(channel);
+  }
+
+  /**
+   * Waits until the agent answers. The first request may sit in the port until the agent
+   * opens it, so one is sent and re-sent every second until `signal` gives up.
+   */
+  async waitReady(signal: AbortSignal): Promise<GuestInfo> {
+    for (;;) {
+      const attempt = AbortSignal.any([signal, AbortSignal.timeout(1000)]);
+      try {
+        const info = await this.call(Health.method.check, {}, attempt);
+        if (info.version.split('.')[0] !== AGENT_PROTOCOL_VERSION.split('.')[0]) {
+          throw new HullError('ERR_AGENT', `the guest agent speaks protocol ${info.version}, hull ${AGENT_PROTOCOL_VERSION}: run \`hull image build\``);
+        }
+        return { version: info.version, kernelRelease: info.kernelRelease, bootId: info.bootId };
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        if (isHullError(err, 'ERR_AGENT')) throw err;
+        if (this.rpc.closed) throw err;
+        if (!attempt.aborted) await sleep(50, signal);
+      }
+    }
+  }
+
+  async createSandbox(options: { sandboxId: string; hostname: string }, signal: AbortSignal): Promise<void> {
+    await this.call(
+      AgentService.method.createSandbox,
+      { sandboxId: options.sandboxId, hostname: options.hostname, hostTimeMs: BigInt(Date.now()) },
+      signal,
+    );
+  }
+
+  async destroySandbox(signal: AbortSignal): Promise<void> {
+    await this.call(AgentService.method.destroySandbox, {}, signal);
+  }
+
+  /** Creates the container without starting its process; returns the guest pid. */
+  async createContainer(id: string, spec: Spec, placement: ContainerPlacement, signal: AbortSignal): Promise<number> {
+    const res = await this.call(
+      AgentService.method.createContainer,
+      {
+        containerId: id,
+        ociSpecJson: Buffer.from(JSON.stringify(spec)),
+        rootfsSharePath: placement.rootfsSharePath,
+        sharedMounts: placement.sharedMounts,
+      },
+      signal,
+    );
+    return res.pid;
+  }
+
+  async startContainer(id: string, signal: AbortSignal): Promise<void> {
+    await this.call(AgentService.method.startContainer, { containerId: id }, signal);
+  }
+
+  async removeContainer(id: string, signal: AbortSignal): Promise<void> {
+    await this.call(AgentService.method.removeContainer, { containerId: id }, signal);
+  }
+
+  async execProcess(ref: Required<ProcessRef>, process: Process, signal: AbortSignal): Promise<number> {
+    const res = await this.call(
+      AgentService.method.execProcess,
+      { ...ref, processJson: Buffer.from(JSON.stringify(process)) },
+      signal,
+    );
+    return res.pid;
+  }
+
+  async signalProcess(ref: ProcessRef, signalNumber: number, options: { all?: boolean; signal: AbortSignal }): Promise<void> {
+    await this.call(
+      AgentService.method.signalProcess,
+      { containerId: ref.containerId, execId: ref.execId ?? '', signal: signalNumber, all: options.all ?? false },
+      options.signal,
+    );
+  }
+
+  /** Resolves with the exit status once the process has exited (128 + signal if killed). */
+  async waitProcess(ref: ProcessRef, signal: AbortSignal): Promise<number> {
+    const res = await this.call(
+      AgentService.method.waitProcess,
+      { containerId: ref.containerId, execId: ref.execId ?? '' },
+      signal,
+    );
+    return res.exitStatus;
+  }
+
+  async writeStdin(ref: ProcessRef, data: Uint8Array, signal: AbortSignal): Promise<void> {
+    await this.call(AgentService.method.writeStdin, { containerId: ref.containerId, execId: ref.execId ?? '', data }, signal);
+  }
+
+  async closeStdin(ref: ProcessRef, signal: AbortSignal): Promise<void> {
+    await this.call(AgentService.method.closeStdin, { containerId: ref.containerId, execId: ref.execId ?? '' }, signal);
+  }
+
+  /** The next chunk of the process's stdout or stderr; empty at end of stream. */
+  async readOutput(ref: ProcessRef, stream: 'stdout' | 'stderr', signal: AbortSignal): Promise<Uint8Array> {
+    const method = stream === 'stdout' ? AgentService.method.readStdout : AgentService.method.readStderr;
+    const res = await this.call(method, { containerId: ref.containerId, execId: ref.execId ?? '', maxLength: 1 << 20 }, signal);
+    return res.data;
+  }
+
+  close(): void {
+    this.rpc.close();
+  }
+
+  private async call<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    input: MessageInitShape<I>,
+    signal: AbortSignal,
+  ): Promise<MessageShape<O>> {
+    try {
+      return await this.rpc.call(method, create(method.input, input), { signal });
+    } catch (err) {
+      throw toHullError(method.name, err);
+    }
+  }
+}
+
+function toHullError(method: string, err: unknown): unknown {
+  if (!(err instanceof TtrpcError)) return err;
+  switch (err.code) {
+    case Code.NOT_FOUND:
+      return new HullError('ERR_NOT_FOUND', err.message, { cause: err });
+    case Code.ALREADY_EXISTS:
+      return new HullError('ERR_EXISTS', err.message, { cause: err });
+    case Code.FAILED_PRECONDITION:
+      return new HullError('ERR_STATE', err.message, { cause: err });
+    case Code.UNIMPLEMENTED:
+      return new HullError('ERR_UNSUPPORTED', err.message, { cause: err });
+    case Code.INVALID_ARGUMENT:
+      return new HullError('ERR_CONFIG', err.message, { cause: err });
+    case Code.UNAVAILABLE:
+      return new HullError('ERR_VM_EXITED', `the guest agent is gone (${method}): ${err.message}`, { cause: err });
+    default:
+      return new HullError('ERR_AGENT', err.message, { cause: err });
+  }
+}

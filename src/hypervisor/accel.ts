@@ -1,0 +1,69 @@
+import { access, constants, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Accel } from './hypervisor.js';
+
+/**
+ * Which accelerator VMs get. KVM only counts where a hardware vendor module (kvm_intel or
+ * kvm_amd) is loaded and a probe boot finishes: some hosts expose /dev/kvm from a
+ * paravirtual nested hypervisor (kvm_pvm) on which a stock guest kernel hangs, so
+ * "/dev/kvm exists" or QEMU's accel=kvm:tcg fallback is not enough. Otherwise TCG.
+ * The answer is cached per host boot and kernel image.
+ */
+export interface AccelDecision {
+  accel: Accel;
+  reason: string;
+}
+
+export interface AccelProbe {
+  /** Boots the guest kernel under KVM to a trivial init; resolves true if it finished in time. */
+  bootsUnderKvm(): Promise<boolean>;
+  cacheFile: string;
+  /** Identifies the kernel being probed; a new kernel is probed again. */
+  kernelId: string;
+}
+
+const VENDOR_MODULES = ['kvm_intel', 'kvm_amd'];
+
+async function hostBootId(): Promise<string> {
+  return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => 'unknown')).trim();
+}
+
+export async function kvmPrerequisites(sysModule = '/sys/module', devKvm = '/dev/kvm'): Promise<string | undefined> {
+  const vendor = VENDOR_MODULES.find((m) => existsSync(`${sysModule}/${m}`));
+  if (!vendor) {
+    const other = existsSync(`${sysModule}/kvm_pvm`) ? ' (only kvm_pvm, which needs PVM guest kernels)' : '';
+    return `no kvm_intel or kvm_amd module is loaded${other}`;
+  }
+  try {
+    await access(devKvm, constants.R_OK | constants.W_OK);
+  } catch {
+    return `${devKvm} is not accessible`;
+  }
+  return undefined;
+}
+
+/**
+ * Decides the accelerator. `onNotice` is called with a one-line notice when the decision is
+ * made afresh and is TCG, so the user learns once why guests are slow, not at every run.
+ */
+export async function decideAccel(probe: AccelProbe, onNotice: (line: string) => void): Promise<AccelDecision> {
+  const forced = process.env.HULL_ACCEL;
+  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: 'set by HULL_ACCEL' };
+  const key = `${await hostBootId()} ${probe.kernelId}`;
+  try {
+    const cached = JSON.parse(await readFile(probe.cacheFile, 'utf8')) as AccelDecision & { key: string };
+    if (cached.key === key) return { accel: cached.accel, reason: cached.reason };
+  } catch {}
+  let decision: AccelDecision;
+  const missing = await kvmPrerequisites();
+  if (missing) decision = { accel: 'tcg', reason: missing };
+  else if (await probe.bootsUnderKvm()) decision = { accel: 'kvm', reason: 'KVM probe boot succeeded' };
+  else decision = { accel: 'tcg', reason: 'a probe boot under KVM did not finish' };
+  if (decision.accel === 'tcg') {
+    onNotice(`hull: notice: using TCG software emulation, guests run slower: ${decision.reason}`);
+  }
+  await mkdir(dirname(probe.cacheFile), { recursive: true });
+  await writeFile(probe.cacheFile, JSON.stringify({ ...decision, key }));
+  return decision;
+}

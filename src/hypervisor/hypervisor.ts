@@ -1,0 +1,49 @@
+import type { Duplex } from 'node:stream';
+
+/** What the sandbox asks of a VM. Nothing QEMU-specific: another VMM can take the same. */
+export interface VmConfig {
+  id: string;
+  /** Directory for this VM's sockets and console log; created and removed by the caller. */
+  runDir: string;
+  kernel: string;
+  initrd: string;
+  /** The guest root filesystem image, attached read-only. */
+  rootfs: string;
+  /** Host directory shared with the guest over 9p (see storage/share.ts). */
+  shareDir: string;
+  vcpus: number;
+  memoryMiB: number;
+  accel: Accel;
+  /**
+   * How the guest kernel finds its virtio-mmio devices: from ACPI tables, or (for kernels
+   * without ACPI) from virtio_mmio.device= words QEMU adds to the command line.
+   */
+  deviceDiscovery: DeviceDiscovery;
+  /** Verbose guest logs (the agent logs at debug level on the console). */
+  debug?: boolean;
+}
+
+export type Accel = 'kvm' | 'tcg';
+export type DeviceDiscovery = 'acpi' | 'cmdline';
+
+export interface VmExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A running VM. `stop()` is safe to call twice and after the VM exited by itself. */
+export interface Vm {
+  readonly pid: number;
+  /** The byte stream to the guest agent. */
+  readonly agentChannel: Duplex;
+  readonly consoleLog: string;
+  /** Settles when the VMM process has exited, whatever the reason. */
+  readonly exited: Promise<VmExit>;
+  /** Ends the VM: asks the VMM to quit, then kills it if it has not exited by the deadline. */
+  stop(options?: { graceMs?: number }): Promise<void>;
+}
+
+export interface Hypervisor {
+  /** Starts a VM and returns once the VMM is running and its channels are connected. */
+  start(config: VmConfig, signal: AbortSignal): Promise<Vm>;
+}

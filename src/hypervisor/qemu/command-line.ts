@@ -1,0 +1,75 @@
+import type { VmConfig } from '../hypervisor.js';
+import * as q from './switches.js';
+
+/** The 9p mount tag of the sandbox share; hull-init mounts it by this name. */
+export const SHARE_TAG = 'hullshare';
+/** The virtio-serial port name of the agent channel; the agent looks for it by this name. */
+export const AGENT_PORT = 'agent.0';
+
+export interface QemuPaths {
+  agentSocket: string;
+  qmpSocket: string;
+  consoleLog: string;
+}
+
+/** TCG's translation cache in MiB: bounded, since QEMU reserves a very large one by default. */
+export const TCG_TB_SIZE_MIB = 256;
+
+export function kernelCommandLine(config: Pick<VmConfig, 'debug'>): string {
+  return [
+    'console=ttyS0',
+    config.debug ? '' : 'quiet',
+    'panic=-1',
+    'reboot=t',
+    // No hardware RNG: trust the CPU's, so getrandom() in Node never waits for entropy.
+    'random.trust_cpu=on',
+    'cryptomgr.notests',
+    'noreplace-smp',
+    config.debug ? 'hull.debug' : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
+}
+
+/**
+ * The QEMU command line of a hull VM: a microvm (no firmware, no PCI, no ACPI) with
+ *  - the read-only guest root filesystem on a virtio disk,
+ *  - the sandbox share over virtio-9p,
+ *  - the agent channel on a virtio-serial port,
+ *  - QMP and the agent channel as unix sockets hull listens on (QEMU connects to them, so
+ *    they are ready the moment QEMU runs and nobody polls for a socket to appear),
+ *  - the serial console written to a log file.
+ */
+export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
+  const tcg = config.accel === 'tcg';
+  return [
+    ...q.name(`hull-${config.id}`),
+    ...q.machine('microvm', {
+      acpi: config.deviceDiscovery === 'acpi',
+      rtc: true,
+      pcie: false,
+      'isa-serial': true,
+    }),
+    ...(tcg ? q.accel('tcg', { 'tb-size': TCG_TB_SIZE_MIB }) : q.accel('kvm')),
+    ...q.cpu(tcg ? 'max' : 'host'),
+    ...q.smp(config.vcpus),
+    ...q.memory(config.memoryMiB),
+    ...q.noDefaults(),
+    ...q.noGraphics(),
+    ...q.noReboot(),
+    ...q.kernel(config.kernel),
+    ...q.initrd(config.initrd),
+    ...q.append(kernelCommandLine(config)),
+    ...q.drive({ id: 'rootfs', file: config.rootfs, format: 'raw', if: 'none', readonly: true }),
+    ...q.device('virtio-blk-device', { drive: 'rootfs' }),
+    ...q.fsdev('local', { id: 'share', path: config.shareDir, security_model: 'passthrough' }),
+    ...q.device('virtio-9p-device', { fsdev: 'share', mount_tag: SHARE_TAG }),
+    ...q.chardev('socket', { id: 'agent', path: paths.agentSocket, server: false }),
+    ...q.device('virtio-serial-device', { max_ports: 2 }),
+    ...q.device('virtserialport', { chardev: 'agent', name: AGENT_PORT }),
+    ...q.chardev('socket', { id: 'qmp', path: paths.qmpSocket, server: false }),
+    ...q.mon('qmp', 'control'),
+    ...q.chardev('file', { id: 'console', path: paths.consoleLog }),
+    ...q.serial('console'),
+  ];
+}

@@ -1,0 +1,187 @@
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HullError } from '../errors.js';
+import { agentBundlePath, guestImageSourceDir, imagesDir, stateDir } from '../paths.js';
+import { run, which } from '../sys/exec.js';
+import { buildInitramfs } from './initramfs.js';
+import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
+import { deviceDiscoveryOf, extractDebianKernel, type KernelSource, resolveDebianKernel } from './kernel.js';
+import { type GuestImage, IMAGE_FILES, type ImageManifest, imageAt, markCurrent, sha256File } from './manifest.js';
+import { buildMinimalKernel, minimalKernelKey } from './minimal-kernel.js';
+import { parseModuleList, resolveLoadOrder } from './modules.js';
+import { Progress } from './progress.js';
+import { buildRootfs } from './rootfs.js';
+import { extractVmlinux } from './vmlinux.js';
+
+/** Bumped when the builder itself changes what it makes from the same inputs. */
+const BUILDER_VERSION = '3';
+
+export type KernelKind = 'debian' | 'minimal';
+
+export interface BuildOptions {
+  kernel: KernelKind;
+  /** Rebuild even when an image with the same inputs exists. */
+  force?: boolean;
+  signal?: AbortSignal;
+  out?: NodeJS.WriteStream;
+}
+
+interface HostTools {
+  busybox: string;
+  node: string;
+  crun: string;
+}
+
+async function findHostTools(): Promise<HostTools> {
+  const busybox = (await which('busybox')) ?? '/bin/busybox';
+  const crun = await which('crun');
+  const missing = [
+    (await exists(busybox)) ? undefined : 'busybox-static',
+    crun ? undefined : 'crun',
+  ].filter(Boolean);
+  if (missing.length > 0) {
+    throw new HullError('ERR_IMAGE_BUILD', `the guest image needs ${missing.join(' and ')}: run \`apt-get install ${missing.join(' ')}\``);
+  }
+  return { busybox, node: process.execPath, crun: crun! };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Builds the guest image (kernel, initramfs, root filesystem) unless one with the same inputs
+ * is cached, and makes it the current one. Inputs are hashed: the kernel package or source,
+ * every host binary copied in, the agent bundle and the guest's boot files.
+ */
+export async function buildImage(options: BuildOptions): Promise<{ image: GuestImage; cached: boolean }> {
+  const { signal } = options;
+  const progress = new Progress(6, options.out);
+  const sources = guestImageSourceDir();
+  const files = {
+    init: join(sources, 'initramfs-init.sh'),
+    hullInit: join(sources, 'hull-init.c'),
+    modules: join(sources, 'guest-modules.txt'),
+    fragment: join(sources, 'kernel', 'minimal.config'),
+    agent: agentBundlePath(),
+  };
+  if (!(await exists(files.agent))) {
+    throw new HullError('ERR_IMAGE_BUILD', `the agent bundle ${files.agent} is missing: run \`npm run build\``);
+  }
+
+  progress.begin('checking inputs');
+  const tools = await findHostTools();
+  let kernelSource: KernelSource | undefined;
+  let kernelId: string;
+  if (options.kernel === 'debian') {
+    kernelSource = await resolveDebianKernel(signal);
+    kernelId = `debian:${kernelSource.packageName}=${kernelSource.packageVersion}`;
+  } else {
+    kernelId = `minimal:${await minimalKernelKey(files.fragment, signal)}`;
+  }
+  const hash = createHash('sha256');
+  hash.update(`builder ${BUILDER_VERSION}\nkernel ${kernelId}\n`);
+  const inputFiles = [tools.busybox, tools.node, tools.crun, files.init, files.hullInit, files.modules, files.agent];
+  for (const file of inputFiles) hash.update(`${file} ${await sha256File(file)}\n`);
+  const id = hash.digest('hex').slice(0, 16);
+  const dir = join(imagesDir(), id);
+  const agentSha256 = await sha256File(files.agent);
+  if (!options.force && (await exists(join(dir, 'manifest.json')))) {
+    progress.end(`image ${id} is up to date`);
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ImageManifest;
+    await markCurrent(id);
+    return { image: imageAt(dir, manifest), cached: true };
+  }
+  progress.end(`building image ${id}`);
+
+  const work = join(imagesDir(), `.build-${id}-${process.pid}`);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  try {
+    let vmlinuz: string;
+    let release: string;
+    let modulesDir: string | undefined;
+    let deviceDiscovery: DeviceDiscovery;
+    if (kernelSource) {
+      progress.begin(`kernel: ${kernelSource.packageName} ${kernelSource.packageVersion}`);
+      const kernel = await extractDebianKernel(kernelSource, join(stateDir(), 'cache', 'debs'), work, signal);
+      ({ vmlinuz, release, modulesDir } = kernel);
+      deviceDiscovery = deviceDiscoveryOf(await readFile(kernel.config, 'utf8'));
+      progress.end();
+    } else {
+      progress.begin('kernel: building a minimal kernel from linux-source (several minutes)');
+      ({ vmlinuz, release } = await buildMinimalKernel(files.fragment, join(stateDir(), 'cache', 'kernels'), signal));
+      // The fragment builds virtio-mmio command-line devices in and leaves ACPI out.
+      deviceDiscovery = 'cmdline';
+      progress.end();
+    }
+
+    progress.begin('guest init: compiling hull-init');
+    const hullInit = join(work, 'hull-init');
+    await run('cc', ['-static', '-Os', '-Wall', '-o', hullInit, files.hullInit], {
+      signal,
+      errorCode: 'ERR_IMAGE_BUILD',
+      purpose: 'compiling hull-init (install gcc and libc6-dev)',
+    });
+    progress.end();
+
+    progress.begin('initramfs: busybox and the boot drivers');
+    const modules = modulesDir
+      ? await resolveLoadOrder(modulesDir, parseModuleList(await readFile(files.modules, 'utf8')))
+      : [];
+    await buildInitramfs({
+      stage: join(work, 'initramfs'),
+      output: join(work, IMAGE_FILES.initrd),
+      busybox: tools.busybox,
+      initScript: files.init,
+      modulesDir: modulesDir ?? '',
+      modules,
+      signal,
+    });
+    progress.end(`${modules.length} modules`);
+
+    progress.begin('root filesystem: node, crun, busybox, agent (erofs)');
+    await buildRootfs({
+      stage: join(work, 'rootfs'),
+      output: join(work, IMAGE_FILES.rootfs),
+      busybox: tools.busybox,
+      node: tools.node,
+      crun: tools.crun,
+      hullInit,
+      agentBundle: files.agent,
+      signal,
+    });
+    const size = (await stat(join(work, IMAGE_FILES.rootfs))).size;
+    progress.end(`${(size / 2 ** 20).toFixed(0)} MiB`);
+
+    progress.begin('finishing');
+    // The uncompressed kernel when it can boot through PVH, else the bzImage as it is.
+    if (!(await extractVmlinux(vmlinuz, join(work, IMAGE_FILES.kernel)))) {
+      await copyFile(vmlinuz, join(work, IMAGE_FILES.kernel));
+    }
+    const manifest: ImageManifest = {
+      hash: id,
+      kernel: { kind: options.kernel, release, source: kernelId, deviceDiscovery },
+      agentSha256,
+      builtAt: new Date().toISOString(),
+    };
+    await writeFile(join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    await rm(join(work, 'kernel'), { recursive: true, force: true });
+    await rm(join(work, 'initramfs'), { recursive: true, force: true });
+    await rm(join(work, 'rootfs'), { recursive: true, force: true });
+    await rm(hullInit, { force: true });
+    await rm(dir, { recursive: true, force: true });
+    await rename(work, dir);
+    await markCurrent(id);
+    progress.end(`image ${id} ready in ${dir}`);
+    return { image: imageAt(dir, manifest), cached: false };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

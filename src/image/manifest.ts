@@ -1,0 +1,79 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HullError } from '../errors.js';
+import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
+import { agentBundlePath, imagesDir } from '../paths.js';
+
+/** What a built guest image is made of; written beside its files and read at every start. */
+export interface ImageManifest {
+  hash: string;
+  kernel: { kind: 'debian' | 'minimal'; release: string; source: string; deviceDiscovery: DeviceDiscovery };
+  /** sha256 of the agent bundle inside the image: a host with another agent refuses it. */
+  agentSha256: string;
+  builtAt: string;
+}
+
+export interface GuestImage {
+  dir: string;
+  kernel: string;
+  initrd: string;
+  rootfs: string;
+  manifest: ImageManifest;
+}
+
+export const IMAGE_FILES = { kernel: 'kernel.elf', initrd: 'initrd.cpio', rootfs: 'rootfs.erofs' } as const;
+
+export function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+export function imageAt(dir: string, manifest: ImageManifest): GuestImage {
+  return {
+    dir,
+    kernel: join(dir, IMAGE_FILES.kernel),
+    initrd: join(dir, IMAGE_FILES.initrd),
+    rootfs: join(dir, IMAGE_FILES.rootfs),
+    manifest,
+  };
+}
+
+export async function markCurrent(hash: string): Promise<void> {
+  const pointer = join(imagesDir(), 'current');
+  await writeFile(`${pointer}.tmp`, `${hash}\n`);
+  await rename(`${pointer}.tmp`, pointer);
+}
+
+/**
+ * The image `hull image build` made last. Fails with a one-line error naming the fix when
+ * there is none, or when it holds an agent other than the one beside this hull.
+ */
+export async function currentImage(): Promise<GuestImage> {
+  let hash: string;
+  let manifest: ImageManifest;
+  try {
+    hash = (await readFile(join(imagesDir(), 'current'), 'utf8')).trim();
+    manifest = JSON.parse(await readFile(join(imagesDir(), hash, 'manifest.json'), 'utf8')) as ImageManifest;
+  } catch (err) {
+    throw new HullError('ERR_IMAGE_MISSING', `no guest image in ${imagesDir()}: run \`hull image build\` first`, {
+      cause: err,
+    });
+  }
+  let agentSha: string | undefined;
+  try {
+    agentSha = await sha256File(agentBundlePath());
+  } catch {
+    // An installation without the agent bundle beside it cannot rebuild; trust the image.
+  }
+  if (agentSha && agentSha !== manifest.agentSha256) {
+    throw new HullError('ERR_IMAGE_STALE', 'the guest image holds another version of the agent: run `hull image build`');
+  }
+  return imageAt(join(imagesDir(), hash), manifest);
+}

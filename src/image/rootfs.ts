@@ -1,0 +1,38 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run } from '../sys/exec.js';
+import { mkdirs, stageBinary, stageBusybox, stageFile } from './stage.js';
+
+export interface RootfsInputs {
+  stage: string;
+  output: string;
+  busybox: string;
+  node: string;
+  crun: string;
+  hullInit: string;
+  agentBundle: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * The guest root filesystem: read-only erofs on a virtio disk, so the 100 MiB Node runtime is
+ * paged in on demand instead of unpacked into guest RAM at every boot. Uncompressed, because
+ * decompression under software emulation costs more than reading a host-cached file.
+ */
+export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
+  const { stage, signal } = inputs;
+  await mkdirs(stage, ['bin', 'sbin', 'usr/bin', 'dev', 'proc', 'sys', 'run', 'tmp', 'mnt', 'root', 'etc', 'opt/hull']);
+  await stageBusybox(stage, inputs.busybox, 'bin', signal);
+  await stageBinary(stage, inputs.node, '/usr/bin/node', signal);
+  await stageBinary(stage, inputs.crun, '/usr/bin/crun', signal);
+  await stageFile(stage, inputs.hullInit, '/sbin/hull-init', 0o755);
+  await stageFile(stage, inputs.agentBundle, '/opt/hull/agent.mjs', 0o644);
+  await writeFile(join(stage, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  await writeFile(join(stage, 'etc/group'), 'root:x:0:\n');
+  await writeFile(join(stage, 'etc/hostname'), 'hull\n');
+  await run('mkfs.erofs', ['--quiet', '--all-root', '-T0', inputs.output, stage], {
+    signal,
+    errorCode: 'ERR_IMAGE_BUILD',
+    purpose: 'making the erofs root filesystem (is erofs-utils installed?)',
+  });
+}

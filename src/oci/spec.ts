@@ -1,0 +1,58 @@
+/**
+ * The parts of the OCI runtime-spec (config.json) that hull reads or rewrites. Unknown fields
+ * are kept as they are: hull passes a bundle's configuration on, it does not own its schema.
+ */
+export interface Mount {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+  [key: string]: unknown;
+}
+
+export interface Process {
+  terminal?: boolean;
+  consoleSize?: { height: number; width: number };
+  user: { uid: number; gid: number; additionalGids?: number[]; umask?: number; [key: string]: unknown };
+  args?: string[];
+  env?: string[];
+  cwd: string;
+  rlimits?: { type: string; hard: number; soft: number }[];
+  apparmorProfile?: string;
+  selinuxLabel?: string;
+  [key: string]: unknown;
+}
+
+export interface Hook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
+export interface Namespace {
+  type: string;
+  path?: string;
+}
+
+export interface Spec {
+  ociVersion: string;
+  process?: Process;
+  root?: { path: string; readonly?: boolean };
+  hostname?: string;
+  domainname?: string;
+  mounts?: Mount[];
+  hooks?: Partial<
+    Record<'prestart' | 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop', Hook[]>
+  >;
+  annotations?: Record<string, string>;
+  linux?: {
+    namespaces?: Namespace[];
+    cgroupsPath?: string;
+    resources?: Record<string, unknown>;
+    mountLabel?: string;
+    intelRdt?: unknown;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}

@@ -1,0 +1,37 @@
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Where hull keeps things. Two roots, as runc and Kata do:
+ *  - the runtime root (`--root`, default /run/hull): one directory per sandbox, gone with it;
+ *  - the state directory (HULL_STATE_DIR, default /var/lib/hull): the guest image cache,
+ *    which outlives sandboxes and reboots.
+ */
+export const DEFAULT_RUNTIME_ROOT = '/run/hull';
+
+export function stateDir(): string {
+  return resolve(process.env.HULL_STATE_DIR || '/var/lib/hull');
+}
+
+export function imagesDir(): string {
+  return join(stateDir(), 'images');
+}
+
+/** The repository (or installed package) root, found from this file's location in dist/. */
+export function installRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  // dist/src/paths.js or dist/bundle/hull.mjs: walk up to the folder holding package.json.
+  for (let i = 0; i < 4; i++) {
+    if (dir.endsWith('/dist')) return dirname(dir);
+    dir = dirname(dir);
+  }
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+export function agentBundlePath(): string {
+  return join(installRoot(), 'dist', 'bundle', 'agent.mjs');
+}
+
+export function guestImageSourceDir(): string {
+  return join(installRoot(), 'guest', 'image');
+}

@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isHullError } from '../errors.js';
+import { idDirectoryName, validateContainerId } from './container-id.js';
+
+test('ordinary IDs pass, including runc-style punctuation', () => {
+  for (const id of ['web', 'a1b2c3', 'my_box-1.2+3', 'x'.repeat(1024)]) assert.equal(validateContainerId(id), id);
+});
+
+test('slashes, dots-dot, empty and over-long IDs are refused with ERR_INVALID_ID', () => {
+  for (const id of ['', 'a/b', '../etc', '..', 'a..b', 'sp ace', 'x'.repeat(1025), 'é']) {
+    assert.throws(
+      () => validateContainerId(id),
+      (err: unknown) => isHullError(err, 'ERR_INVALID_ID'),
+      `should refuse ${JSON.stringify(id.slice(0, 20))}`,
+    );
+  }
+});
+
+test('long IDs get a short, stable, distinct directory name', () => {
+  const a = idDirectoryName('a'.repeat(1024));
+  assert.equal(a, idDirectoryName('a'.repeat(1024)));
+  assert.notEqual(a, idDirectoryName(`${'a'.repeat(1023)}b`));
+  assert.ok(a.length < 64);
+  assert.equal(idDirectoryName('short'), 'short');
+});

@@ -1,0 +1,31 @@
+import { createHash } from 'node:crypto';
+import { HullError } from '../errors.js';
+
+const MAX_ID_BYTES = 1024;
+/** What runc accepts: letters, digits, and _ + - . (no slash, so no path tricks). */
+const ID_PATTERN = /^[A-Za-z0-9_+.-]+$/;
+
+export function validateContainerId(id: string): string {
+  if (!id) throw new HullError('ERR_INVALID_ID', 'the container ID is empty: give an ID after the options');
+  if (Buffer.byteLength(id) > MAX_ID_BYTES) {
+    throw new HullError('ERR_INVALID_ID', `the container ID is ${Buffer.byteLength(id)} bytes long: use at most ${MAX_ID_BYTES}`);
+  }
+  if (id === '.' || id === '..' || id.includes('..')) {
+    throw new HullError('ERR_INVALID_ID', `invalid container ID ${JSON.stringify(id.slice(0, 64))}: it must not contain ".."`);
+  }
+  if (!ID_PATTERN.test(id)) {
+    throw new HullError(
+      'ERR_INVALID_ID',
+      `invalid container ID ${JSON.stringify(id.slice(0, 64))}: use only letters, digits and _ + - .`,
+    );
+  }
+  return id;
+}
+
+/**
+ * The directory name for an ID. IDs may be up to 1024 bytes but a file name at most 255,
+ * so long IDs are stored under a hash of themselves (the state file keeps the whole ID).
+ */
+export function idDirectoryName(id: string): string {
+  return id.length <= 64 ? id : `id-${createHash('sha256').update(id).digest('hex').slice(0, 32)}`;
+}

@@ -1,0 +1,156 @@
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AgentClient, type GuestInfo } from '../agent/client.js';
+import { HullError, isHullError, messageOf } from '../errors.js';
+import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
+import type { GuestImage } from '../image/manifest.js';
+import { logger } from '../log.js';
+import { SandboxShare } from '../storage/share.js';
+import type { Mounter } from '../sys/mount.js';
+import { deadlineSignal, raceSignal } from '../util/deadline.js';
+import type { Bundle } from './bundle.js';
+
+export interface SandboxOptions {
+  id: string;
+  /** This sandbox's own directory under the runtime root; must not exist yet. */
+  dir: string;
+  image: GuestImage;
+  hypervisor: Hypervisor;
+  mounter: Mounter;
+  accel: VmConfig['accel'];
+  vcpus: number;
+  memoryMiB: number;
+  hostname?: string;
+  /** How long the VM may take from start to an answering agent. */
+  bootTimeoutMs: number;
+  debug?: boolean;
+}
+
+/**
+ * A sandbox is one VM and what runs in it. It coordinates three parts that do not know each
+ * other: the hypervisor (the VM), the agent client (the guest), and the share (host files
+ * the guest sees). Whatever fails on the way up is torn down again before the error returns.
+ */
+export class Sandbox {
+  private destroying: Promise<void> | undefined;
+
+  private constructor(
+    readonly id: string,
+    readonly dir: string,
+    readonly vm: Vm,
+    readonly agent: AgentClient,
+    readonly share: SandboxShare,
+    readonly guest: GuestInfo,
+  ) {}
+
+  static async create(options: SandboxOptions, signal: AbortSignal): Promise<Sandbox> {
+    const log = logger('sandbox');
+    try {
+      await mkdir(options.dir, { recursive: false, mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new HullError('ERR_EXISTS', `container ${options.id} already exists: choose another ID or delete it`);
+      }
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        await mkdir(join(options.dir, '..'), { recursive: true, mode: 0o711 });
+        return Sandbox.create(options, signal);
+      }
+      throw err;
+    }
+    const share = new SandboxShare(join(options.dir, 'shared'), options.mounter);
+    let vm: Vm | undefined;
+    let agent: AgentClient | undefined;
+    try {
+      await share.prepare();
+      const boot = deadlineSignal(
+        options.bootTimeoutMs,
+        () =>
+          new HullError(
+            'ERR_AGENT_TIMEOUT',
+            `the VM's agent did not answer within ${options.bootTimeoutMs / 1000}s: see \`hull --debug\`, or raise HULL_BOOT_TIMEOUT`,
+          ),
+        signal,
+      );
+      try {
+        const started = Date.now();
+        vm = await options.hypervisor.start(
+          {
+            id: options.id,
+            runDir: options.dir,
+            kernel: options.image.kernel,
+            initrd: options.image.initrd,
+            rootfs: options.image.rootfs,
+            shareDir: share.dir,
+            vcpus: options.vcpus,
+            memoryMiB: options.memoryMiB,
+            accel: options.accel,
+            deviceDiscovery: options.image.manifest.kernel.deviceDiscovery,
+            debug: options.debug,
+          },
+          boot.signal,
+        );
+        agent = new AgentClient(vm.agentChannel);
+        const exitedDuringBoot = vm.exited.then(async () => {
+          throw new HullError(
+            'ERR_VM_EXITED',
+            `the VM stopped while booting: ${await lastConsoleLine(vm!.consoleLog)}`,
+          );
+        });
+        exitedDuringBoot.catch(() => {});
+        const guest = await raceSignal(Promise.race([agent.waitReady(boot.signal), exitedDuringBoot]), boot.signal);
+        log.debug({ id: options.id, ms: Date.now() - started, kernel: guest.kernelRelease }, 'agent ready');
+        await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
+        return new Sandbox(options.id, options.dir, vm, agent, share, guest);
+      } finally {
+        boot.dispose();
+      }
+    } catch (err) {
+      const detail = vm && isHullError(err, 'ERR_AGENT_TIMEOUT') ? await lastConsoleLine(vm.consoleLog) : '';
+      await teardown({ dir: options.dir, vm, agent, share }).catch((cleanupErr: unknown) =>
+        log.error({ err: messageOf(cleanupErr) }, 'cleanup after a failed start'),
+      );
+      if (detail && err instanceof HullError) {
+        throw new HullError(err.code, `${err.message} (last console line: ${detail})`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Shares a bundle's files with the guest and creates its container there (not started). */
+  async createContainer(containerId: string, bundle: Bundle, signal: AbortSignal): Promise<number> {
+    const placement = await this.share.addContainer(containerId, bundle.rootfs, bundle.spec.mounts ?? [], bundle.dir);
+    try {
+      return await this.agent.createContainer(containerId, bundle.spec, placement, signal);
+    } catch (err) {
+      await this.share.removeContainer(containerId);
+      throw err;
+    }
+  }
+
+  /** Stops the VM and removes every host resource. Safe to call twice. */
+  destroy(): Promise<void> {
+    this.destroying ??= teardown(this);
+    return this.destroying;
+  }
+}
+
+async function teardown(parts: { dir: string; vm?: Vm; agent?: AgentClient; share: SandboxShare }): Promise<void> {
+  parts.agent?.close();
+  await parts.vm?.stop();
+  const log = logger('guest');
+  if (parts.vm && log.isLevelEnabled('debug')) {
+    // The console log goes with the sandbox directory; with --debug it is kept in hull's log.
+    log.debug({ console: await readFile(parts.vm.consoleLog, 'utf8').catch(() => '') }, 'guest console');
+  }
+  await parts.share.destroy();
+  await rm(parts.dir, { recursive: true, force: true });
+}
+
+async function lastConsoleLine(path: string): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  const lines = text
+    .split('\n')
+    .map((l) => l.replace(/\r/g, '').trim())
+    .filter(Boolean);
+  return lines.pop() ?? 'the console is empty';
+}

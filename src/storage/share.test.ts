@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, test } from 'node:test';
+import { isHullError } from '../errors.js';
+import { RecordingMounter } from '../sys/mount.js';
+import { SandboxShare } from './share.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hull-share-'));
+  await mkdir(join(dir, 'bundle', 'rootfs'), { recursive: true });
+  await mkdir(join(dir, 'data'));
+  await writeFile(join(dir, 'hosts'), '127.0.0.1 localhost\n');
+});
+afterEach(() => rm(dir, { recursive: true, force: true }));
+
+test('rootfs and bind sources are bind-mounted into the share, other mounts left alone', async () => {
+  const mounter = new RecordingMounter();
+  const share = new SandboxShare(join(dir, 'share'), mounter);
+  await share.prepare();
+  const placement = await share.addContainer(
+    'c1',
+    join(dir, 'bundle', 'rootfs'),
+    [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/data', type: 'bind', source: join(dir, 'data'), options: ['rbind', 'rw'] },
+      { destination: '/etc/hosts', type: 'none', source: join(dir, 'hosts'), options: ['bind', 'ro'] },
+    ],
+    join(dir, 'bundle'),
+  );
+  assert.deepEqual(placement, {
+    rootfsSharePath: 'c1/rootfs',
+    sharedMounts: [
+      { index: 1, sharePath: 'c1/mounts/1' },
+      { index: 2, sharePath: 'c1/mounts/2' },
+    ],
+  });
+  assert.deepEqual(mounter.calls, [
+    `rbind ${join(dir, 'bundle', 'rootfs')} ${join(dir, 'share', 'c1', 'rootfs')}`,
+    `rbind ${join(dir, 'data')} ${join(dir, 'share', 'c1', 'mounts', '1')}`,
+    `bind ${join(dir, 'hosts')} ${join(dir, 'share', 'c1', 'mounts', '2')}`,
+  ]);
+  assert.ok((await stat(join(dir, 'share', 'c1', 'mounts', '2'))).isFile(), 'a file source gets a file target');
+  await share.destroy();
+  await assert.rejects(stat(join(dir, 'share')));
+  assert.equal(mounter.calls.filter((c) => c.startsWith('umount')).length, 3);
+});
+
+test('a missing bind source is a config error and leaves nothing mounted', async () => {
+  const mounter = new RecordingMounter();
+  const share = new SandboxShare(join(dir, 'share'), mounter);
+  await share.prepare();
+  await assert.rejects(
+    share.addContainer(
+      'c1',
+      join(dir, 'bundle', 'rootfs'),
+      [{ destination: '/x', type: 'bind', source: join(dir, 'nope') }],
+      join(dir, 'bundle'),
+    ),
+    (err: unknown) => isHullError(err, 'ERR_CONFIG') && /nope.*does not exist/.test(err.message),
+  );
+  assert.deepEqual(await mounter.mountsUnder(join(dir, 'share')), []);
+  await assert.rejects(stat(join(dir, 'share', 'c1')));
+});
+
+test('a share whose mount will not go away is not removed', async () => {
+  const mounter = new RecordingMounter();
+  mounter.unmountTree = async () => {};
+  const share = new SandboxShare(join(dir, 'share'), mounter);
+  await share.prepare();
+  await share.addContainer('c1', join(dir, 'bundle', 'rootfs'), [], join(dir, 'bundle'));
+  await assert.rejects(share.destroy(), (err: unknown) => isHullError(err, 'ERR_MOUNT'));
+  assert.ok((await stat(join(dir, 'share', 'c1', 'rootfs'))).isDirectory());
+});

@@ -1,0 +1,89 @@
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { ContainerPlacement } from '../agent/client.js';
+import { HullError } from '../errors.js';
+import type { Mount } from '../oci/spec.js';
+import type { Mounter } from '../sys/mount.js';
+
+/**
+ * The sandbox's one shared directory. QEMU exports it to the guest over virtio-9p at boot;
+ * containers added later (pods, exec'd tools) appear inside it by bind-mounting their root
+ * filesystem and bind-mount sources under `<share>/<container id>/`. One export for the whole
+ * sandbox means no device hotplug, which the microvm machine cannot do.
+ */
+export class SandboxShare {
+  constructor(
+    readonly dir: string,
+    private readonly mounter: Mounter,
+  ) {}
+
+  async prepare(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Makes a container's files visible in the guest; returns where they are in the share. */
+  async addContainer(
+    containerId: string,
+    rootfs: string,
+    mounts: readonly Mount[],
+    bundleDir: string,
+  ): Promise<ContainerPlacement> {
+    const base = join(this.dir, containerId);
+    try {
+      await mkdir(join(base, 'rootfs'), { recursive: true });
+      await this.mounter.bind(rootfs, join(base, 'rootfs'), { recursive: true });
+      const sharedMounts: ContainerPlacement['sharedMounts'] = [];
+      for (const [index, mount] of mounts.entries()) {
+        if (!isBindMount(mount)) continue;
+        const source = isAbsolute(mount.source ?? '') ? mount.source! : resolve(bundleDir, mount.source ?? '');
+        const info = await stat(source).catch(() => undefined);
+        if (!info) {
+          throw new HullError(
+            'ERR_CONFIG',
+            `mount source ${source} (for ${mount.destination}) does not exist: create it or fix config.json`,
+          );
+        }
+        const target = join(base, 'mounts', String(index));
+        if (info.isDirectory()) await mkdir(target, { recursive: true });
+        else {
+          await mkdir(join(base, 'mounts'), { recursive: true });
+          await writeFile(target, '');
+        }
+        const recursive = mount.type === 'rbind' || (mount.options ?? []).includes('rbind');
+        await this.mounter.bind(source, target, { recursive });
+        sharedMounts.push({ index, sharePath: `${containerId}/mounts/${index}` });
+      }
+      return { rootfsSharePath: `${containerId}/rootfs`, sharedMounts };
+    } catch (err) {
+      await this.removeContainer(containerId);
+      throw err;
+    }
+  }
+
+  async removeContainer(containerId: string): Promise<void> {
+    await this.unmountAndRemove(join(this.dir, containerId));
+  }
+
+  /** Unmounts everything in the share, whatever a crashed run left, and removes it. */
+  async destroy(): Promise<void> {
+    await this.unmountAndRemove(this.dir);
+  }
+
+  /**
+   * Removing a directory that still has a bind mount below it would delete the user's own
+   * files through the mount, so removal happens only once nothing is mounted there.
+   */
+  private async unmountAndRemove(dir: string): Promise<void> {
+    await this.mounter.unmountTree(dir);
+    const left = await this.mounter.mountsUnder(dir);
+    if (left.length > 0) {
+      throw new HullError('ERR_MOUNT', `cannot unmount ${left[0]}; remove it by hand with \`umount -l ${left[0]}\``);
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function isBindMount(mount: Mount): boolean {
+  const options = mount.options ?? [];
+  return mount.type === 'bind' || mount.type === 'rbind' || options.includes('bind') || options.includes('rbind');
+}

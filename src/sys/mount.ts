@@ -1,0 +1,68 @@
+import { readFile } from 'node:fs/promises';
+import { run } from './exec.js';
+
+/**
+ * Mounting behind an interface: Node has no mount(2), so the real implementation runs
+ * util-linux's mount and umount; tests of the logic above it use a recording fake.
+ */
+export interface Mounter {
+  bind(source: string, target: string, options: { recursive: boolean }): Promise<void>;
+  /** Unmounts `target` and everything mounted below it. */
+  unmountTree(target: string): Promise<void>;
+  /** Mount points at or below `dir`, deepest first. */
+  mountsUnder(dir: string): Promise<string[]>;
+}
+
+/** Decodes the octal escapes (\040 for space…) of /proc/self/mountinfo paths. */
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
+}
+
+export class HostMounter implements Mounter {
+  async bind(source: string, target: string, options: { recursive: boolean }): Promise<void> {
+    await run('mount', [options.recursive ? '--rbind' : '--bind', source, target], {
+      errorCode: 'ERR_MOUNT',
+      purpose: `sharing ${source} with the VM`,
+    });
+  }
+
+  async unmountTree(target: string): Promise<void> {
+    for (const mountPoint of await this.mountsUnder(target)) {
+      await run('umount', ['--lazy', mountPoint], { errorCode: 'ERR_MOUNT', purpose: `unmounting ${mountPoint}` });
+    }
+  }
+
+  async mountsUnder(dir: string): Promise<string[]> {
+    const info = await readFile('/proc/self/mountinfo', 'utf8');
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+    return info
+      .split('\n')
+      .map((line) => line.split(' ')[4])
+      .filter((p): p is string => p !== undefined)
+      .map(unescapeMountPath)
+      .filter((p) => p === dir || p.startsWith(prefix))
+      .sort((a, b) => b.length - a.length);
+  }
+}
+
+/** A Mounter that only records, for unit tests. */
+export class RecordingMounter implements Mounter {
+  readonly calls: string[] = [];
+  private readonly mounted = new Set<string>();
+
+  async bind(source: string, target: string, options: { recursive: boolean }): Promise<void> {
+    this.calls.push(`${options.recursive ? 'rbind' : 'bind'} ${source} ${target}`);
+    this.mounted.add(target);
+  }
+
+  async unmountTree(target: string): Promise<void> {
+    for (const point of await this.mountsUnder(target)) {
+      this.calls.push(`umount ${point}`);
+      this.mounted.delete(point);
+    }
+  }
+
+  async mountsUnder(dir: string): Promise<string[]> {
+    return [...this.mounted].filter((p) => p === dir || p.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
+  }
+}
