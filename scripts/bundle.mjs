@@ -1,17 +1,24 @@
 // Bundles hull's two programs into one file each: the host CLI (fast start: one file to
-// load, not hundreds of modules) and the guest agent (copied into the guest image).
+// load, not hundreds of modules) and the guest agent, as CommonJS because that is what
+// `node --build-snapshot` takes (the image builder snapshots it; see guest/agent/entry.ts).
 import { build } from 'esbuild';
 
-const common = {
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  sourcemap: 'linked',
-  logLevel: 'warning',
-  // CommonJS dependencies (pino) call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __hullRequire } from 'node:module'; const require = __hullRequire(import.meta.url);" },
-};
+const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: 'linked', logLevel: 'warning' };
 
-await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/bundle/hull.mjs' });
-await build({ ...common, entryPoints: ['guest/agent/main.ts'], outfile: 'dist/bundle/agent.mjs', minify: true });
+await build({
+  ...common,
+  entryPoints: ['src/cli/main.ts'],
+  outfile: 'dist/bundle/hull.mjs',
+  format: 'esm',
+  // CommonJS dependencies (pino) call require(); give the ESM bundle one.
+  banner: {
+    js: "import { createRequire as __hullRequire } from 'node:module'; const require = __hullRequire(import.meta.url);",
+  },
+});
+await build({
+  ...common,
+  entryPoints: ['guest/agent/entry.ts'],
+  outfile: 'dist/bundle/agent.cjs',
+  format: 'cjs',
+  minify: true,
+});

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 /**
  * hull's structured logger. Each subsystem logs through a named child (`log.child({ scope })`),

@@ -29,7 +29,7 @@ export function installRoot(): string {
 }
 
 export function agentBundlePath(): string {
-  return join(installRoot(), 'dist', 'bundle', 'agent.mjs');
+  return join(installRoot(), 'dist', 'bundle', 'agent.cjs');
 }
 
 export function guestImageSourceDir(): string {

@@ -1,6 +1,6 @@
 import { open, read, readdir, readFile, write } from 'node:fs';
-import { promisify } from 'node:util';
 import { Duplex } from 'node:stream';
+import { promisify } from 'node:util';
 
 const readAsync = promisify(read);
 const writeAsync = promisify(write);

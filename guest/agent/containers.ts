@@ -70,7 +70,8 @@ export class Containers {
 
   async start(id: string): Promise<void> {
     const container = this.get(id);
-    if (container.status !== 'created') throw new AgentError('wrong-state', `container ${id} is already started`);
+    if (container.status !== 'created')
+      throw new AgentError('wrong-state', `container ${id} is already started`);
     await crun(['start', id], join(container.bundle, 'crun.log')).done;
     container.status = 'running';
   }
@@ -78,7 +79,8 @@ export class Containers {
   async exec(id: string, execId: string, processSpec: Process): Promise<number> {
     const container = this.get(id);
     if (container.execs.has(execId)) throw new AgentError('exists', `exec ${execId} already exists in ${id}`);
-    if (processSpec.terminal) throw new AgentError('unsupported', 'exec with a terminal is not supported yet');
+    if (processSpec.terminal)
+      throw new AgentError('unsupported', 'exec with a terminal is not supported yet');
     const file = join(container.bundle, `exec-${execId}.json`);
     const pidFile = join(container.bundle, `exec-${execId}.pid`);
     await writeFile(file, JSON.stringify(processSpec));
@@ -127,6 +129,9 @@ export class Containers {
   private async spawnDetached(args: string[], bundle: string, pidFile: string): Promise<GuestProcess> {
     const run = crun(args, join(bundle, 'crun.log'), 'pipe');
     const { stdin, stdout, stderr } = run.child;
+    // Node destroys a child's stdin when the child exits; crun exits at once, but the process
+    // it made keeps reading that pipe. Taking the stream off the ChildProcess keeps it open.
+    run.child.stdin = null;
     const pipes = { stdout: new OutputPipe(stdout), stderr: new OutputPipe(stderr) };
     try {
       await run.done;
@@ -137,7 +142,8 @@ export class Containers {
       throw err;
     }
     const pid = Number.parseInt(await readFile(pidFile, 'utf8'), 10);
-    if (!Number.isInteger(pid) || pid <= 0) throw new AgentError('runtime-failed', `crun wrote no pid to ${pidFile}`);
+    if (!Number.isInteger(pid) || pid <= 0)
+      throw new AgentError('runtime-failed', `crun wrote no pid to ${pidFile}`);
     return new GuestProcess(pid, stdin, pipes.stdout, pipes.stderr, this.reaper);
   }
 }

@@ -1,5 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
+import { childProcess } from './builtins.js';
 import { AgentError } from './errors.js';
 
 /**
@@ -13,7 +14,7 @@ export interface CrunRun {
 }
 
 export function crun(args: readonly string[], logFile: string, stdio: 'pipe' | 'ignore' = 'ignore'): CrunRun {
-  const child = spawn('/usr/bin/crun', ['--log', logFile, '--log-format', 'json', ...args], {
+  const child = childProcess().spawn('/usr/bin/crun', ['--log', logFile, '--log-format', 'json', ...args], {
     stdio: stdio === 'pipe' ? ['pipe', 'pipe', 'pipe'] : ['ignore', 'ignore', 'pipe'],
   });
   const stderr: Buffer[] = [];

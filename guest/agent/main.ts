@@ -15,7 +15,7 @@ import { agentService, healthService } from './service.js';
  */
 const log = guestLogger('agent');
 
-async function main(): Promise<void> {
+export async function startAgent(): Promise<void> {
   setDebug(/(^|\s)hull\.debug(\s|$)/.test(readFileSync('/proc/cmdline', 'utf8')));
   log.debug('agent started', { nodeStartupMs: Math.round(performance.now()) });
   const reaper = new Reaper();
@@ -33,8 +33,3 @@ async function main(): Promise<void> {
   server.serve(port);
   log.debug('serving');
 }
-
-main().catch((err: unknown) => {
-  log.error('agent failed', { error: err instanceof Error ? err.message : String(err) });
-  process.exit(1);
-});

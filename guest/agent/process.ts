@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { AgentError } from './errors.js';
-import { OutputPipe } from './output-pipe.js';
+import type { OutputPipe } from './output-pipe.js';
 import { exitCodeOf, type Reaper } from './reaper.js';
 
 /** A process in the guest that the host knows by (container id, exec id): its stdio and exit. */

@@ -1,5 +1,4 @@
 import { Socket } from 'node:net';
-import { createInterface } from 'node:readline';
 
 /**
  * Exit statuses of processes reaped by hull-init (PID 1). Containers made by `crun create`
@@ -15,10 +14,16 @@ export class Reaper {
   listen(fd: number | undefined): void {
     if (fd === undefined || Number.isNaN(fd)) return;
     // A pipe is a stream handle to libuv: read it as a socket, not with blocking fs reads.
-    const lines = createInterface({ input: new Socket({ fd, readable: true, writable: false }) });
-    lines.on('line', (line) => {
-      const [pid, status] = line.split(' ').map(Number);
-      if (pid !== undefined && status !== undefined) this.report(pid, status);
+    const pipe = new Socket({ fd, readable: true, writable: false });
+    let partial = '';
+    pipe.setEncoding('utf8');
+    pipe.on('data', (text: string) => {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const [pid, status] = line.split(' ').map(Number);
+        if (pid !== undefined && status !== undefined) this.report(pid, status);
+      }
     });
   }
 

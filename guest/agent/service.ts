@@ -1,10 +1,10 @@
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { AGENT_PROTOCOL_VERSION } from '../../src/agent/version.js';
 import type { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import type { Process, Spec } from '../../src/oci/spec.js';
 import type { CallContext, ImplOf } from '../../src/ttrpc/server.js';
+import { childProcess } from './builtins.js';
 import type { Containers } from './containers.js';
 import { AgentError } from './errors.js';
 import { guestLogger } from './log.js';
@@ -107,7 +107,7 @@ async function syncClock(hostTimeMs: number): Promise<void> {
   if (!hostTimeMs || Math.abs(Date.now() - hostTimeMs) < 1000) return;
   const seconds = Math.round(hostTimeMs / 1000);
   await new Promise<void>((resolve) => {
-    execFile('/bin/date', ['-u', '-s', `@${seconds}`], (err) => {
+    childProcess().execFile('/bin/date', ['-u', '-s', `@${seconds}`], (err) => {
       if (err) log.warn('cannot set the guest clock', { error: err.message });
       resolve();
     });

@@ -26,7 +26,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char *const agent_argv[] = {"/usr/bin/node", "--stack-size=2000", "/opt/hull/agent.mjs", NULL};
+/* The agent starts from its startup snapshot when the image has one (see guest/agent/entry.ts). */
+static char *const agent_snapshot_argv[] = {"/usr/bin/node", "--snapshot-blob", "/opt/hull/agent.blob", NULL};
+static char *const agent_script_argv[] = {"/usr/bin/node", "/opt/hull/agent.cjs", NULL};
 static char *const agent_env[] = {
     "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "HULL_REAPER_FD=3", "UV_THREADPOOL_SIZE=8", NULL,
 };
@@ -101,7 +103,8 @@ int main(void) {
     } else if (dup2(fds[0], 3) != 3) {
       _exit(126);
     }
-    execve(agent_argv[0], agent_argv, agent_env);
+    char *const *argv = access("/opt/hull/agent.blob", R_OK) == 0 ? agent_snapshot_argv : agent_script_argv;
+    execve(argv[0], argv, agent_env);
     fprintf(stderr, "hull-init: cannot start the agent: %s\n", strerror(errno));
     _exit(127);
   }

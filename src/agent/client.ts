@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
-import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { DescMethodUnary } from '@bufbuild/protobuf';
+import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { HullError, isHullError } from '../errors.js';
 import { AgentService, Health } from '../gen/hull/agent/v1/agent_pb.js';
 import type { Process, Spec } from '../oci/spec.js';
@@ -47,7 +47,10 @@ export class AgentClient {
       try {
         const info = await this.call(Health.method.check, {}, attempt);
         if (info.version.split('.')[0] !== AGENT_PROTOCOL_VERSION.split('.')[0]) {
-          throw new HullError('ERR_AGENT', `the guest agent speaks protocol ${info.version}, hull ${AGENT_PROTOCOL_VERSION}: run \`hull image build\``);
+          throw new HullError(
+            'ERR_AGENT',
+            `the guest agent speaks protocol ${info.version}, hull ${AGENT_PROTOCOL_VERSION}: run \`hull image build\``,
+          );
         }
         return { version: info.version, kernelRelease: info.kernelRelease, bootId: info.bootId };
       } catch (err) {
@@ -72,7 +75,12 @@ export class AgentClient {
   }
 
   /** Creates the container without starting its process; returns the guest pid. */
-  async createContainer(id: string, spec: Spec, placement: ContainerPlacement, signal: AbortSignal): Promise<number> {
+  async createContainer(
+    id: string,
+    spec: Spec,
+    placement: ContainerPlacement,
+    signal: AbortSignal,
+  ): Promise<number> {
     const res = await this.call(
       AgentService.method.createContainer,
       {
@@ -103,10 +111,19 @@ export class AgentClient {
     return res.pid;
   }
 
-  async signalProcess(ref: ProcessRef, signalNumber: number, options: { all?: boolean; signal: AbortSignal }): Promise<void> {
+  async signalProcess(
+    ref: ProcessRef,
+    signalNumber: number,
+    options: { all?: boolean; signal: AbortSignal },
+  ): Promise<void> {
     await this.call(
       AgentService.method.signalProcess,
-      { containerId: ref.containerId, execId: ref.execId ?? '', signal: signalNumber, all: options.all ?? false },
+      {
+        containerId: ref.containerId,
+        execId: ref.execId ?? '',
+        signal: signalNumber,
+        all: options.all ?? false,
+      },
       options.signal,
     );
   }
@@ -122,17 +139,29 @@ export class AgentClient {
   }
 
   async writeStdin(ref: ProcessRef, data: Uint8Array, signal: AbortSignal): Promise<void> {
-    await this.call(AgentService.method.writeStdin, { containerId: ref.containerId, execId: ref.execId ?? '', data }, signal);
+    await this.call(
+      AgentService.method.writeStdin,
+      { containerId: ref.containerId, execId: ref.execId ?? '', data },
+      signal,
+    );
   }
 
   async closeStdin(ref: ProcessRef, signal: AbortSignal): Promise<void> {
-    await this.call(AgentService.method.closeStdin, { containerId: ref.containerId, execId: ref.execId ?? '' }, signal);
+    await this.call(
+      AgentService.method.closeStdin,
+      { containerId: ref.containerId, execId: ref.execId ?? '' },
+      signal,
+    );
   }
 
   /** The next chunk of the process's stdout or stderr; empty at end of stream. */
   async readOutput(ref: ProcessRef, stream: 'stdout' | 'stderr', signal: AbortSignal): Promise<Uint8Array> {
     const method = stream === 'stdout' ? AgentService.method.readStdout : AgentService.method.readStderr;
-    const res = await this.call(method, { containerId: ref.containerId, execId: ref.execId ?? '', maxLength: 1 << 20 }, signal);
+    const res = await this.call(
+      method,
+      { containerId: ref.containerId, execId: ref.execId ?? '', maxLength: 1 << 20 },
+      signal,
+    );
     return res.data;
   }
 
@@ -167,7 +196,9 @@ function toHullError(method: string, err: unknown): unknown {
     case Code.INVALID_ARGUMENT:
       return new HullError('ERR_CONFIG', err.message, { cause: err });
     case Code.UNAVAILABLE:
-      return new HullError('ERR_VM_EXITED', `the guest agent is gone (${method}): ${err.message}`, { cause: err });
+      return new HullError('ERR_VM_EXITED', `the guest agent is gone (${method}): ${err.message}`, {
+        cause: err,
+      });
     default:
       return new HullError('ERR_AGENT', err.message, { cause: err });
   }

@@ -14,8 +14,13 @@ export function registerImage(program: Command): void {
       if (options.kernel !== 'debian' && options.kernel !== 'minimal') {
         throw new HullError('ERR_USAGE', `unknown kernel kind ${options.kernel}: use debian or minimal`);
       }
-      const { image: built } = await buildImage({ kernel: options.kernel as KernelKind, force: options.force });
+      const { image: built } = await buildImage({
+        kernel: options.kernel as KernelKind,
+        force: options.force,
+      });
       const { accel, reason } = await accelFor(built);
-      process.stderr.write(`guest image ${built.manifest.hash}: kernel ${built.manifest.kernel.release}, ${accel} (${reason})\n`);
+      process.stderr.write(
+        `guest image ${built.manifest.hash}: kernel ${built.manifest.kernel.release}, ${accel} (${reason})\n`,
+      );
     });
 }

@@ -1,7 +1,8 @@
+import { rename, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
-import { writeFile, rename } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { HullError } from '../errors.js';
+import { logger } from '../log.js';
 import { loadBundle } from '../sandbox/bundle.js';
 import { validateContainerId } from '../sandbox/container-id.js';
 import { startSandbox } from '../sandbox/runtime.js';
@@ -39,13 +40,20 @@ export function registerRun(program: Command): void {
 }
 
 async function run(rawId: string, options: RunOptions, globals: GlobalOptions): Promise<number> {
+  const log = logger('run');
   const id = validateContainerId(rawId);
   if (options.detach || options.consoleSocket) {
-    throw new HullError('ERR_UNSUPPORTED', '`hull run` cannot detach or use a console socket yet: use `hull create` and `hull start`');
+    throw new HullError(
+      'ERR_UNSUPPORTED',
+      '`hull run` cannot detach or use a console socket yet: use `hull create` and `hull start`',
+    );
   }
   const bundle = await loadBundle(options.bundle);
   if (bundle.spec.process?.terminal) {
-    throw new HullError('ERR_UNSUPPORTED', 'process.terminal is true but terminals are not supported yet: set it to false in config.json');
+    throw new HullError(
+      'ERR_UNSUPPORTED',
+      'process.terminal is true but terminals are not supported yet: set it to false in config.json',
+    );
   }
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;
@@ -74,19 +82,28 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
           .signalProcess(ref, constants.signals[sig], { signal: AbortSignal.timeout(5000) })
           .catch(() => {});
       };
+      log.debug('container created');
       await sandbox.agent.startContainer(id, controller.signal);
+      log.debug('container started');
       const exitStatus = await Promise.race([
         sandbox.agent.waitProcess(ref, relays.signal),
         sandbox.vm.exited.then(() => {
           throw new HullError('ERR_VM_EXITED', 'the VM stopped before the container exited');
         }),
       ]);
+      log.debug({ exitStatus }, 'container exited');
       stopInput();
-      await Promise.race([Promise.allSettled([stdout, stderr]), sleep(OUTPUT_DRAIN_MS)]);
+      const drained = new AbortController();
+      await Promise.race([
+        Promise.allSettled([stdout, stderr]),
+        sleep(OUTPUT_DRAIN_MS, drained.signal).catch(() => {}),
+      ]);
+      drained.abort();
       relays.abort();
       return exitStatus;
     } finally {
       await sandbox.destroy();
+      log.debug('sandbox destroyed');
     }
   } catch (err) {
     if (received) return 128 + constants.signals[received];

@@ -1,5 +1,5 @@
-import { access, constants, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { access, constants, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Accel } from './hypervisor.js';
 
@@ -29,7 +29,10 @@ async function hostBootId(): Promise<string> {
   return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => 'unknown')).trim();
 }
 
-export async function kvmPrerequisites(sysModule = '/sys/module', devKvm = '/dev/kvm'): Promise<string | undefined> {
+export async function kvmPrerequisites(
+  sysModule = '/sys/module',
+  devKvm = '/dev/kvm',
+): Promise<string | undefined> {
   const vendor = VENDOR_MODULES.find((m) => existsSync(`${sysModule}/${m}`));
   if (!vendor) {
     const other = existsSync(`${sysModule}/kvm_pvm`) ? ' (only kvm_pvm, which needs PVM guest kernels)' : '';
@@ -47,7 +50,10 @@ export async function kvmPrerequisites(sysModule = '/sys/module', devKvm = '/dev
  * Decides the accelerator. `onNotice` is called with a one-line notice when the decision is
  * made afresh and is TCG, so the user learns once why guests are slow, not at every run.
  */
-export async function decideAccel(probe: AccelProbe, onNotice: (line: string) => void): Promise<AccelDecision> {
+export async function decideAccel(
+  probe: AccelProbe,
+  onNotice: (line: string) => void,
+): Promise<AccelDecision> {
   const forced = process.env.HULL_ACCEL;
   if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: 'set by HULL_ACCEL' };
   const key = `${await hostBootId()} ${probe.kernelId}`;

@@ -19,6 +19,8 @@ export interface VmConfig {
    * without ACPI) from virtio_mmio.device= words QEMU adds to the command line.
    */
   deviceDiscovery: DeviceDiscovery;
+  /** The host's TSC rate, told to TCG guests so they need not measure it (see tsc.ts). */
+  tscKhz?: number;
   /** Verbose guest logs (the agent logs at debug level on the console). */
   debug?: boolean;
 }

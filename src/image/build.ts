@@ -2,12 +2,19 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
+import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
 import { agentBundlePath, guestImageSourceDir, imagesDir, stateDir } from '../paths.js';
 import { run, which } from '../sys/exec.js';
 import { buildInitramfs } from './initramfs.js';
-import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
 import { deviceDiscoveryOf, extractDebianKernel, type KernelSource, resolveDebianKernel } from './kernel.js';
-import { type GuestImage, IMAGE_FILES, type ImageManifest, imageAt, markCurrent, sha256File } from './manifest.js';
+import {
+  type GuestImage,
+  IMAGE_FILES,
+  type ImageManifest,
+  imageAt,
+  markCurrent,
+  sha256File,
+} from './manifest.js';
 import { buildMinimalKernel, minimalKernelKey } from './minimal-kernel.js';
 import { parseModuleList, resolveLoadOrder } from './modules.js';
 import { Progress } from './progress.js';
@@ -36,12 +43,14 @@ interface HostTools {
 async function findHostTools(): Promise<HostTools> {
   const busybox = (await which('busybox')) ?? '/bin/busybox';
   const crun = await which('crun');
-  const missing = [
-    (await exists(busybox)) ? undefined : 'busybox-static',
-    crun ? undefined : 'crun',
-  ].filter(Boolean);
+  const missing = [(await exists(busybox)) ? undefined : 'busybox-static', crun ? undefined : 'crun'].filter(
+    Boolean,
+  );
   if (missing.length > 0) {
-    throw new HullError('ERR_IMAGE_BUILD', `the guest image needs ${missing.join(' and ')}: run \`apt-get install ${missing.join(' ')}\``);
+    throw new HullError(
+      'ERR_IMAGE_BUILD',
+      `the guest image needs ${missing.join(' and ')}: run \`apt-get install ${missing.join(' ')}\``,
+    );
   }
   return { busybox, node: process.execPath, crun: crun! };
 }
@@ -72,7 +81,10 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     agent: agentBundlePath(),
   };
   if (!(await exists(files.agent))) {
-    throw new HullError('ERR_IMAGE_BUILD', `the agent bundle ${files.agent} is missing: run \`npm run build\``);
+    throw new HullError(
+      'ERR_IMAGE_BUILD',
+      `the agent bundle ${files.agent} is missing: run \`npm run build\``,
+    );
   }
 
   progress.begin('checking inputs');
@@ -87,7 +99,15 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
   }
   const hash = createHash('sha256');
   hash.update(`builder ${BUILDER_VERSION}\nkernel ${kernelId}\n`);
-  const inputFiles = [tools.busybox, tools.node, tools.crun, files.init, files.hullInit, files.modules, files.agent];
+  const inputFiles = [
+    tools.busybox,
+    tools.node,
+    tools.crun,
+    files.init,
+    files.hullInit,
+    files.modules,
+    files.agent,
+  ];
   for (const file of inputFiles) hash.update(`${file} ${await sha256File(file)}\n`);
   const id = hash.digest('hex').slice(0, 16);
   const dir = join(imagesDir(), id);
@@ -116,7 +136,11 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       progress.end();
     } else {
       progress.begin('kernel: building a minimal kernel from linux-source (several minutes)');
-      ({ vmlinuz, release } = await buildMinimalKernel(files.fragment, join(stateDir(), 'cache', 'kernels'), signal));
+      ({ vmlinuz, release } = await buildMinimalKernel(
+        files.fragment,
+        join(stateDir(), 'cache', 'kernels'),
+        signal,
+      ));
       // The fragment builds virtio-mmio command-line devices in and leaves ACPI out.
       deviceDiscovery = 'cmdline';
       progress.end();

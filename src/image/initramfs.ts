@@ -24,7 +24,8 @@ export async function buildInitramfs(inputs: InitramfsInputs): Promise<void> {
   await mkdirs(stage, ['bin', 'dev', 'proc', 'sys', 'root', 'lib/modules']);
   await stageBusybox(stage, inputs.busybox, 'bin', signal);
   await stageFile(stage, inputs.initScript, 'init', 0o755);
-  for (const m of inputs.modules) await stageFile(stage, join(inputs.modulesDir, m.path), `lib/modules/${m.path}`);
+  for (const m of inputs.modules)
+    await stageFile(stage, join(inputs.modulesDir, m.path), `lib/modules/${m.path}`);
   await writeFile(join(stage, 'lib/modules/load-order'), inputs.modules.map((m) => `${m.path}\n`).join(''));
   // cpio reads the file list on stdin; -R 0:0 makes every file root's whoever builds.
   const list = await run('find', ['.', '-mindepth', '1'], { cwd: stage, signal });

@@ -38,12 +38,18 @@ export async function resolveDebianKernel(signal?: AbortSignal): Promise<KernelS
   });
   const packageName = /Depends:\s*(linux-image-[0-9][^\s]*)/.exec(depends)?.[1];
   if (!packageName) {
-    throw new HullError('ERR_IMAGE_BUILD', 'cannot find the kernel package linux-image-amd64 depends on; run `apt-get update`');
+    throw new HullError(
+      'ERR_IMAGE_BUILD',
+      'cannot find the kernel package linux-image-amd64 depends on; run `apt-get update`',
+    );
   }
   const policy = await run('apt-cache', ['policy', packageName], { signal, errorCode: 'ERR_IMAGE_BUILD' });
   const packageVersion = /Candidate:\s*(\S+)/.exec(policy)?.[1];
   if (!packageVersion || packageVersion === '(none)') {
-    throw new HullError('ERR_IMAGE_BUILD', `${packageName} has no installable version; run \`apt-get update\``);
+    throw new HullError(
+      'ERR_IMAGE_BUILD',
+      `${packageName} has no installable version; run \`apt-get update\``,
+    );
   }
   return { packageName, packageVersion };
 }
@@ -60,7 +66,10 @@ export async function extractDebianKernel(
 ): Promise<ExtractedKernel> {
   await mkdir(cacheDir, { recursive: true });
   const debName = (await readdir(cacheDir)).find(
-    (f) => f.startsWith(`${source.packageName}_`) && f.endsWith('.deb') && f.includes(source.packageVersion.replace(/:/g, '%3a')),
+    (f) =>
+      f.startsWith(`${source.packageName}_`) &&
+      f.endsWith('.deb') &&
+      f.includes(source.packageVersion.replace(/:/g, '%3a')),
   );
   let deb = debName ? join(cacheDir, debName) : undefined;
   if (!deb) {
@@ -70,14 +79,21 @@ export async function extractDebianKernel(
       errorCode: 'ERR_IMAGE_BUILD',
       purpose: `downloading ${source.packageName}`,
     });
-    const found = (await readdir(cacheDir)).find((f) => f.startsWith(`${source.packageName}_`) && f.endsWith('.deb'));
-    if (!found) throw new HullError('ERR_IMAGE_BUILD', `apt-get download left no ${source.packageName} package`);
+    const found = (await readdir(cacheDir)).find(
+      (f) => f.startsWith(`${source.packageName}_`) && f.endsWith('.deb'),
+    );
+    if (!found)
+      throw new HullError('ERR_IMAGE_BUILD', `apt-get download left no ${source.packageName} package`);
     deb = join(cacheDir, found);
   }
   const root = join(workDir, 'kernel');
   await rm(root, { recursive: true, force: true });
   await mkdir(root, { recursive: true });
-  await run('dpkg-deb', ['-x', deb, root], { signal, errorCode: 'ERR_IMAGE_BUILD', purpose: 'unpacking the kernel' });
+  await run('dpkg-deb', ['-x', deb, root], {
+    signal,
+    errorCode: 'ERR_IMAGE_BUILD',
+    purpose: 'unpacking the kernel',
+  });
   const boot = await readdir(join(root, 'boot'));
   const vmlinuz = boot.find((f) => f.startsWith('vmlinuz-'));
   if (!vmlinuz) throw new HullError('ERR_IMAGE_BUILD', `${source.packageName} holds no vmlinuz`);

@@ -62,9 +62,13 @@ export async function currentImage(): Promise<GuestImage> {
     hash = (await readFile(join(imagesDir(), 'current'), 'utf8')).trim();
     manifest = JSON.parse(await readFile(join(imagesDir(), hash, 'manifest.json'), 'utf8')) as ImageManifest;
   } catch (err) {
-    throw new HullError('ERR_IMAGE_MISSING', `no guest image in ${imagesDir()}: run \`hull image build\` first`, {
-      cause: err,
-    });
+    throw new HullError(
+      'ERR_IMAGE_MISSING',
+      `no guest image in ${imagesDir()}: run \`hull image build\` first`,
+      {
+        cause: err,
+      },
+    );
   }
   let agentSha: string | undefined;
   try {
@@ -73,7 +77,10 @@ export async function currentImage(): Promise<GuestImage> {
     // An installation without the agent bundle beside it cannot rebuild; trust the image.
   }
   if (agentSha && agentSha !== manifest.agentSha256) {
-    throw new HullError('ERR_IMAGE_STALE', 'the guest image holds another version of the agent: run `hull image build`');
+    throw new HullError(
+      'ERR_IMAGE_STALE',
+      'the guest image holds another version of the agent: run `hull image build`',
+    );
   }
   return imageAt(join(imagesDir(), hash), manifest);
 }

@@ -9,7 +9,15 @@ import { sha256File } from './manifest.js';
 const SOURCE_PACKAGE = 'linux-source-6.1';
 const SOURCE_DIR = '/usr/src';
 /** What building a kernel needs besides the source. */
-const BUILD_PACKAGES = ['linux-source-6.1', 'build-essential', 'bc', 'bison', 'flex', 'libelf-dev', 'xz-utils'];
+const BUILD_PACKAGES = [
+  'linux-source-6.1',
+  'build-essential',
+  'bc',
+  'bison',
+  'flex',
+  'libelf-dev',
+  'xz-utils',
+];
 
 async function sourceTarball(): Promise<string | undefined> {
   const names = await readdir(SOURCE_DIR).catch(() => [] as string[]);
@@ -28,7 +36,8 @@ async function ensureSource(signal?: AbortSignal): Promise<string> {
     });
     tar = await sourceTarball();
   }
-  if (!tar) throw new HullError('ERR_IMAGE_BUILD', `${SOURCE_PACKAGE} installed no source tarball in ${SOURCE_DIR}`);
+  if (!tar)
+    throw new HullError('ERR_IMAGE_BUILD', `${SOURCE_PACKAGE} installed no source tarball in ${SOURCE_DIR}`);
   return tar;
 }
 
@@ -68,15 +77,26 @@ export async function buildMinimalKernel(
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   try {
-    await run('tar', ['-xf', tar, '-C', work, '--strip-components=1'], { signal, errorCode: 'ERR_IMAGE_BUILD' });
-    const make = (args: string[]) =>
-      run('make', ['-C', work, ...args], { signal, errorCode: 'ERR_IMAGE_BUILD', purpose: `make ${args[0]}` });
-    await make(['tinyconfig']);
-    await run(join(work, 'scripts/kconfig/merge_config.sh'), ['-m', '-O', work, join(work, '.config'), fragment], {
-      cwd: work,
+    await run('tar', ['-xf', tar, '-C', work, '--strip-components=1'], {
       signal,
       errorCode: 'ERR_IMAGE_BUILD',
     });
+    const make = (args: string[]) =>
+      run('make', ['-C', work, ...args], {
+        signal,
+        errorCode: 'ERR_IMAGE_BUILD',
+        purpose: `make ${args[0]}`,
+      });
+    await make(['tinyconfig']);
+    await run(
+      join(work, 'scripts/kconfig/merge_config.sh'),
+      ['-m', '-O', work, join(work, '.config'), fragment],
+      {
+        cwd: work,
+        signal,
+        errorCode: 'ERR_IMAGE_BUILD',
+      },
+    );
     await make(['olddefconfig']);
     await make([`-j${availableParallelism() + 1}`, 'bzImage']);
     const release = (await make(['-s', 'kernelrelease'])).trim();

@@ -52,10 +52,12 @@ export async function resolveLoadOrder(modulesDir: string, wanted: readonly stri
     if (done.has(name)) return;
     const path = index.get(name);
     if (!path) {
-      if (requiredBy) throw new HullError('ERR_IMAGE_BUILD', `module ${requiredBy} needs ${name}, which the kernel lacks`);
+      if (requiredBy)
+        throw new HullError('ERR_IMAGE_BUILD', `module ${requiredBy} needs ${name}, which the kernel lacks`);
       return;
     }
-    if (visiting.has(name)) throw new HullError('ERR_IMAGE_BUILD', `kernel modules depend on each other in a cycle at ${name}`);
+    if (visiting.has(name))
+      throw new HullError('ERR_IMAGE_BUILD', `kernel modules depend on each other in a cycle at ${name}`);
     visiting.add(name);
     const depends = parseDepends(await readFile(join(modulesDir, path)));
     for (const dep of [...(SOFT_DEPENDENCIES[name] ?? []), ...depends]) await visit(dep, name);

@@ -5,7 +5,12 @@ import { run } from '../sys/exec.js';
 
 /** Helpers to lay out a guest file tree in a staging directory on the host. */
 
-export async function stageFile(stage: string, hostPath: string, guestPath = hostPath, mode?: number): Promise<void> {
+export async function stageFile(
+  stage: string,
+  hostPath: string,
+  guestPath = hostPath,
+  mode?: number,
+): Promise<void> {
   const target = join(stage, guestPath);
   await mkdir(dirname(target), { recursive: true });
   await copyFile(await realpath(hostPath), target);
@@ -26,19 +31,30 @@ export async function sharedLibraries(binary: string, signal?: AbortSignal): Pro
   for (const line of out.split('\n')) {
     const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
     if (m?.[1]) libs.push(m[1]);
-    if (/not found/.test(line)) throw new HullError('ERR_IMAGE_BUILD', `${binary} needs a library the host lacks: ${line.trim()}`);
+    if (/not found/.test(line))
+      throw new HullError('ERR_IMAGE_BUILD', `${binary} needs a library the host lacks: ${line.trim()}`);
   }
   return libs;
 }
 
 /** Copies a host binary and the libraries it loads to the same paths in the stage. */
-export async function stageBinary(stage: string, hostPath: string, guestPath: string, signal?: AbortSignal): Promise<void> {
+export async function stageBinary(
+  stage: string,
+  hostPath: string,
+  guestPath: string,
+  signal?: AbortSignal,
+): Promise<void> {
   await stageFile(stage, hostPath, guestPath, 0o755);
   for (const lib of await sharedLibraries(hostPath, signal)) await stageFile(stage, lib, lib, 0o755);
 }
 
 /** Installs busybox and a symlink per applet in `binDir` of the stage. */
-export async function stageBusybox(stage: string, busybox: string, binDir: string, signal?: AbortSignal): Promise<void> {
+export async function stageBusybox(
+  stage: string,
+  busybox: string,
+  binDir: string,
+  signal?: AbortSignal,
+): Promise<void> {
   await stageFile(stage, busybox, `${binDir}/busybox`, 0o755);
   const applets = (await run(busybox, ['--list'], { signal })).split('\n').filter(Boolean);
   for (const applet of applets) {

@@ -1,7 +1,6 @@
-import { open } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 
 /**
  * A bzImage decompresses itself at boot; under software emulation that costs seconds
@@ -38,7 +37,8 @@ export function hasPvhNote(elf: Buffer): boolean {
   const xen = Buffer.from('Xen\0');
   for (let at = elf.indexOf(xen); at >= 0; at = elf.indexOf(xen, at + 1)) {
     // Note header before the name: namesz (4), descsz (4), type (4).
-    if (at >= 12 && elf.readUInt32LE(at - 12) === 4 && elf.readUInt32LE(at - 4) === PVH_NOTE_TYPE) return true;
+    if (at >= 12 && elf.readUInt32LE(at - 12) === 4 && elf.readUInt32LE(at - 4) === PVH_NOTE_TYPE)
+      return true;
   }
   return false;
 }

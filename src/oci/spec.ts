@@ -43,7 +43,10 @@ export interface Spec {
   domainname?: string;
   mounts?: Mount[];
   hooks?: Partial<
-    Record<'prestart' | 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop', Hook[]>
+    Record<
+      'prestart' | 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop',
+      Hook[]
+    >
   >;
   annotations?: Record<string, string>;
   linux?: {
@@ -55,4 +58,12 @@ export interface Spec {
     [key: string]: unknown;
   };
   [key: string]: unknown;
+}
+
+/** A bind mount, however the bundle spells it (type bind/rbind, or options bind/rbind). */
+export function isBindMount(mount: Mount): boolean {
+  const options = mount.options ?? [];
+  return (
+    mount.type === 'bind' || mount.type === 'rbind' || options.includes('bind') || options.includes('rbind')
+  );
 }

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { HullError } from '../errors.js';
-import type { Spec } from '../oci/spec.js';
+import { isBindMount, type Spec } from '../oci/spec.js';
 
 export interface Bundle {
   dir: string;
@@ -15,14 +15,20 @@ export async function loadBundle(path: string): Promise<Bundle> {
   const dir = resolve(path);
   const info = await stat(dir).catch(() => undefined);
   if (!info?.isDirectory()) {
-    throw new HullError('ERR_BUNDLE', `bundle ${dir} does not exist: pass an OCI bundle directory with --bundle`);
+    throw new HullError(
+      'ERR_BUNDLE',
+      `bundle ${dir} does not exist: pass an OCI bundle directory with --bundle`,
+    );
   }
   const configPath = join(dir, 'config.json');
   let text: string;
   try {
     text = await readFile(configPath, 'utf8');
   } catch {
-    throw new HullError('ERR_BUNDLE', `${configPath} is missing: create one with \`runc spec\` or \`hull spec\``);
+    throw new HullError(
+      'ERR_BUNDLE',
+      `${configPath} is missing: create one with \`runc spec\` or \`hull spec\``,
+    );
   }
   let spec: Spec;
   try {
@@ -33,7 +39,8 @@ export async function loadBundle(path: string): Promise<Bundle> {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
     throw new HullError('ERR_CONFIG', `${configPath} must hold a JSON object`);
   }
-  if (!spec.root?.path) throw new HullError('ERR_CONFIG', `${configPath} has no root.path: name the root filesystem`);
+  if (!spec.root?.path)
+    throw new HullError('ERR_CONFIG', `${configPath} has no root.path: name the root filesystem`);
   if (!spec.process?.args?.length) {
     throw new HullError('ERR_CONFIG', `${configPath} has no process.args: name the program to run`);
   }
@@ -44,5 +51,20 @@ export async function loadBundle(path: string): Promise<Bundle> {
   if (!(await stat(rootfs).catch(() => undefined))?.isDirectory()) {
     throw new HullError('ERR_BUNDLE', `the root filesystem ${rootfs} does not exist: unpack an image there`);
   }
+  await checkBindSources(spec, dir, configPath);
   return { dir, spec, rootfs };
+}
+
+/** A missing bind source is found here, before a VM is booted for nothing. */
+async function checkBindSources(spec: Spec, dir: string, configPath: string): Promise<void> {
+  for (const mount of spec.mounts ?? []) {
+    if (!isBindMount(mount)) continue;
+    const source = isAbsolute(mount.source ?? '') ? mount.source! : join(dir, mount.source ?? '');
+    if (!(await stat(source).catch(() => undefined))) {
+      throw new HullError(
+        'ERR_CONFIG',
+        `mount source ${source} (for ${mount.destination}) does not exist: create it or fix ${configPath}`,
+      );
+    }
+  }
 }

@@ -4,7 +4,8 @@ import { isHullError } from '../errors.js';
 import { idDirectoryName, validateContainerId } from './container-id.js';
 
 test('ordinary IDs pass, including runc-style punctuation', () => {
-  for (const id of ['web', 'a1b2c3', 'my_box-1.2+3', 'x'.repeat(1024)]) assert.equal(validateContainerId(id), id);
+  for (const id of ['web', 'a1b2c3', 'my_box-1.2+3', 'x'.repeat(1024)])
+    assert.equal(validateContainerId(id), id);
 });
 
 test('slashes, dots-dot, empty and over-long IDs are refused with ERR_INVALID_ID', () => {

@@ -8,10 +8,16 @@ const ID_PATTERN = /^[A-Za-z0-9_+.-]+$/;
 export function validateContainerId(id: string): string {
   if (!id) throw new HullError('ERR_INVALID_ID', 'the container ID is empty: give an ID after the options');
   if (Buffer.byteLength(id) > MAX_ID_BYTES) {
-    throw new HullError('ERR_INVALID_ID', `the container ID is ${Buffer.byteLength(id)} bytes long: use at most ${MAX_ID_BYTES}`);
+    throw new HullError(
+      'ERR_INVALID_ID',
+      `the container ID is ${Buffer.byteLength(id)} bytes long: use at most ${MAX_ID_BYTES}`,
+    );
   }
   if (id === '.' || id === '..' || id.includes('..')) {
-    throw new HullError('ERR_INVALID_ID', `invalid container ID ${JSON.stringify(id.slice(0, 64))}: it must not contain ".."`);
+    throw new HullError(
+      'ERR_INVALID_ID',
+      `invalid container ID ${JSON.stringify(id.slice(0, 64))}: it must not contain ".."`,
+    );
   }
   if (!ID_PATTERN.test(id)) {
     throw new HullError(

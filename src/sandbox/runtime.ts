@@ -3,6 +3,7 @@ import { decideAccel } from '../hypervisor/accel.js';
 import type { Accel } from '../hypervisor/hypervisor.js';
 import { probeKvmBoot } from '../hypervisor/qemu/probe.js';
 import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
+import { hostTscKhz } from '../hypervisor/tsc.js';
 import { currentImage, type GuestImage } from '../image/manifest.js';
 import { stateDir } from '../paths.js';
 import { HostMounter } from '../sys/mount.js';
@@ -29,7 +30,10 @@ function bootTimeoutMs(accel: Accel): number {
 }
 
 /** Chooses the accelerator for the current image, printing the one-line notice if it is news. */
-export async function accelFor(image: GuestImage, notice: (line: string) => void = (l) => process.stderr.write(`${l}\n`)) {
+export async function accelFor(
+  image: GuestImage,
+  notice: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+) {
   return decideAccel(
     {
       bootsUnderKvm: () => probeKvmBoot(image.kernel, image.initrd, image.manifest.kernel.deviceDiscovery),
@@ -56,6 +60,7 @@ export async function startSandbox(
       hypervisor: new QemuHypervisor(),
       mounter: new HostMounter(),
       accel,
+      tscKhz: accel === 'tcg' ? await hostTscKhz() : undefined,
       vcpus: settings.vcpus ?? DEFAULT_VCPUS,
       memoryMiB: settings.memoryMiB ?? DEFAULT_MEMORY_MIB,
       hostname: options.hostname,

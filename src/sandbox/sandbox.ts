@@ -21,6 +21,7 @@ export interface SandboxOptions {
   vcpus: number;
   memoryMiB: number;
   hostname?: string;
+  tscKhz?: number;
   /** How long the VM may take from start to an answering agent. */
   bootTimeoutMs: number;
   debug?: boolean;
@@ -49,7 +50,10 @@ export class Sandbox {
       await mkdir(options.dir, { recursive: false, mode: 0o700 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new HullError('ERR_EXISTS', `container ${options.id} already exists: choose another ID or delete it`);
+        throw new HullError(
+          'ERR_EXISTS',
+          `container ${options.id} already exists: choose another ID or delete it`,
+        );
       }
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         await mkdir(join(options.dir, '..'), { recursive: true, mode: 0o711 });
@@ -85,6 +89,7 @@ export class Sandbox {
             memoryMiB: options.memoryMiB,
             accel: options.accel,
             deviceDiscovery: options.image.manifest.kernel.deviceDiscovery,
+            tscKhz: options.tscKhz,
             debug: options.debug,
           },
           boot.signal,
@@ -97,7 +102,18 @@ export class Sandbox {
           );
         });
         exitedDuringBoot.catch(() => {});
-        const guest = await raceSignal(Promise.race([agent.waitReady(boot.signal), exitedDuringBoot]), boot.signal);
+        const guest = await raceSignal(
+          Promise.race([
+            agent.waitReady(boot.signal).catch(async (err: unknown) => {
+              // The agent's channel closes when QEMU exits; the VM's end says more than that.
+              if (isHullError(err, 'ERR_VM_EXITED'))
+                await raceSignal(exitedDuringBoot, AbortSignal.timeout(2000));
+              throw err;
+            }),
+            exitedDuringBoot,
+          ]),
+          boot.signal,
+        );
         log.debug({ id: options.id, ms: Date.now() - started, kernel: guest.kernelRelease }, 'agent ready');
         await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
         return new Sandbox(options.id, options.dir, vm, agent, share, guest);
@@ -118,7 +134,12 @@ export class Sandbox {
 
   /** Shares a bundle's files with the guest and creates its container there (not started). */
   async createContainer(containerId: string, bundle: Bundle, signal: AbortSignal): Promise<number> {
-    const placement = await this.share.addContainer(containerId, bundle.rootfs, bundle.spec.mounts ?? [], bundle.dir);
+    const placement = await this.share.addContainer(
+      containerId,
+      bundle.rootfs,
+      bundle.spec.mounts ?? [],
+      bundle.dir,
+    );
     try {
       return await this.agent.createContainer(containerId, bundle.spec, placement, signal);
     } catch (err) {
@@ -134,7 +155,12 @@ export class Sandbox {
   }
 }
 
-async function teardown(parts: { dir: string; vm?: Vm; agent?: AgentClient; share: SandboxShare }): Promise<void> {
+async function teardown(parts: {
+  dir: string;
+  vm?: Vm;
+  agent?: AgentClient;
+  share: SandboxShare;
+}): Promise<void> {
   parts.agent?.close();
   await parts.vm?.stop();
   const log = logger('guest');

@@ -35,7 +35,12 @@ export async function relayOutput(
  * Copies a host stream into the guest process's stdin, closing it at end of stream. Returns a
  * function that stops relaying (once the process has exited there is nobody to read).
  */
-export function relayInput(agent: AgentClient, ref: ProcessRef, source: Readable, signal: AbortSignal): () => void {
+export function relayInput(
+  agent: AgentClient,
+  ref: ProcessRef,
+  source: Readable,
+  signal: AbortSignal,
+): () => void {
   const log = logger('stdio');
   let stopped = false;
   const onData = (chunk: Buffer) => {

@@ -42,7 +42,10 @@ test('rootfs and bind sources are bind-mounted into the share, other mounts left
     `rbind ${join(dir, 'data')} ${join(dir, 'share', 'c1', 'mounts', '1')}`,
     `bind ${join(dir, 'hosts')} ${join(dir, 'share', 'c1', 'mounts', '2')}`,
   ]);
-  assert.ok((await stat(join(dir, 'share', 'c1', 'mounts', '2'))).isFile(), 'a file source gets a file target');
+  assert.ok(
+    (await stat(join(dir, 'share', 'c1', 'mounts', '2'))).isFile(),
+    'a file source gets a file target',
+  );
   await share.destroy();
   await assert.rejects(stat(join(dir, 'share')));
   assert.equal(mounter.calls.filter((c) => c.startsWith('umount')).length, 3);

@@ -2,7 +2,7 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ContainerPlacement } from '../agent/client.js';
 import { HullError } from '../errors.js';
-import type { Mount } from '../oci/spec.js';
+import { isBindMount, type Mount } from '../oci/spec.js';
 import type { Mounter } from '../sys/mount.js';
 
 /**
@@ -35,7 +35,9 @@ export class SandboxShare {
       const sharedMounts: ContainerPlacement['sharedMounts'] = [];
       for (const [index, mount] of mounts.entries()) {
         if (!isBindMount(mount)) continue;
-        const source = isAbsolute(mount.source ?? '') ? mount.source! : resolve(bundleDir, mount.source ?? '');
+        const source = isAbsolute(mount.source ?? '')
+          ? mount.source!
+          : resolve(bundleDir, mount.source ?? '');
         const info = await stat(source).catch(() => undefined);
         if (!info) {
           throw new HullError(
@@ -77,13 +79,11 @@ export class SandboxShare {
     await this.mounter.unmountTree(dir);
     const left = await this.mounter.mountsUnder(dir);
     if (left.length > 0) {
-      throw new HullError('ERR_MOUNT', `cannot unmount ${left[0]}; remove it by hand with \`umount -l ${left[0]}\``);
+      throw new HullError(
+        'ERR_MOUNT',
+        `cannot unmount ${left[0]}; remove it by hand with \`umount -l ${left[0]}\``,
+      );
     }
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-function isBindMount(mount: Mount): boolean {
-  const options = mount.options ?? [];
-  return mount.type === 'bind' || mount.type === 'rbind' || options.includes('bind') || options.includes('rbind');
 }

@@ -1,5 +1,5 @@
-import { execFile, type ExecFileOptions } from 'node:child_process';
-import { HullError, type ErrorCode } from '../errors.js';
+import { type ExecFileOptions, execFile } from 'node:child_process';
+import { type ErrorCode, HullError } from '../errors.js';
 
 export interface RunOptions extends Pick<ExecFileOptions, 'cwd' | 'env'> {
   signal?: AbortSignal;
@@ -26,7 +26,9 @@ export function run(file: string, args: readonly string[], options: RunOptions =
           (stderr || '').trim().split('\n').pop() ||
           ((err as NodeJS.ErrnoException).code === 'ENOENT' ? `${file} is not installed` : err.message);
         const what = options.purpose ?? `${file} ${args.join(' ')}`;
-        reject(new HullError(options.errorCode ?? 'ERR_INTERNAL', `${what} failed: ${detail}`, { cause: err }));
+        reject(
+          new HullError(options.errorCode ?? 'ERR_INTERNAL', `${what} failed: ${detail}`, { cause: err }),
+        );
       },
     );
     if (options.input !== undefined) child.stdin?.end(options.input);

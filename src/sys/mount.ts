@@ -28,7 +28,10 @@ export class HostMounter implements Mounter {
 
   async unmountTree(target: string): Promise<void> {
     for (const mountPoint of await this.mountsUnder(target)) {
-      await run('umount', ['--lazy', mountPoint], { errorCode: 'ERR_MOUNT', purpose: `unmounting ${mountPoint}` });
+      await run('umount', ['--lazy', mountPoint], {
+        errorCode: 'ERR_MOUNT',
+        purpose: `unmounting ${mountPoint}`,
+      });
     }
   }
 
@@ -63,6 +66,8 @@ export class RecordingMounter implements Mounter {
   }
 
   async mountsUnder(dir: string): Promise<string[]> {
-    return [...this.mounted].filter((p) => p === dir || p.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
+    return [...this.mounted]
+      .filter((p) => p === dir || p.startsWith(`${dir}/`))
+      .sort((a, b) => b.length - a.length);
   }
 }

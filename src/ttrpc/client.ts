@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
-import { create, fromBinary, type DescMessage, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import type { DescMethodUnary } from '@bufbuild/protobuf';
+import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import { RequestSchema, ResponseSchema } from '../gen/ttrpc/ttrpc_pb.js';
 import { abortReason } from '../util/deadline.js';
 import { encodeFrame, FrameDecoder, FrameType, MAX_PAYLOAD } from './frame.js';
@@ -40,7 +40,10 @@ export class TtrpcClient {
         const call = this.pending.get(frame.streamId);
         this.pending.delete(frame.streamId);
         call?.reject(
-          new TtrpcError(Code.RESOURCE_EXHAUSTED, `response of ${frame.length} bytes exceeds the 4 MiB limit`),
+          new TtrpcError(
+            Code.RESOURCE_EXHAUSTED,
+            `response of ${frame.length} bytes exceeds the 4 MiB limit`,
+          ),
         );
       },
     );
@@ -69,7 +72,12 @@ export class TtrpcClient {
   }
 
   /** One unary call with an already-encoded payload; resolves with the response payload. */
-  callRaw(service: string, method: string, payload: Uint8Array, options: CallOptions = {}): Promise<Uint8Array> {
+  callRaw(
+    service: string,
+    method: string,
+    payload: Uint8Array,
+    options: CallOptions = {},
+  ): Promise<Uint8Array> {
     const { signal } = options;
     if (this.closedError) {
       return Promise.reject(new TtrpcError(Code.UNAVAILABLE, `ttrpc: ${this.closedError.message}`));

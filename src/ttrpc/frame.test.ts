@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeFrame, type Frame, FrameDecoder, FrameType, MAX_PAYLOAD, type OversizedFrame } from './frame.js';
+import {
+  encodeFrame,
+  type Frame,
+  FrameDecoder,
+  FrameType,
+  MAX_PAYLOAD,
+  type OversizedFrame,
+} from './frame.js';
 
 function collect() {
   const frames: Frame[] = [];

@@ -23,7 +23,8 @@ export interface OversizedFrame {
 }
 
 export function encodeFrame(streamId: number, type: number, payload: Uint8Array, flags = 0): Buffer {
-  if (payload.length > MAX_PAYLOAD) throw new RangeError(`ttrpc payload of ${payload.length} bytes exceeds 4 MiB`);
+  if (payload.length > MAX_PAYLOAD)
+    throw new RangeError(`ttrpc payload of ${payload.length} bytes exceeds 4 MiB`);
   const header = Buffer.allocUnsafe(HEADER_LENGTH);
   header.writeUInt32BE(payload.length, 0);
   header.writeUInt32BE(streamId, 4);

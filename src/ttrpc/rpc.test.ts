@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { PassThrough, Duplex } from 'node:stream';
+import { Duplex, PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { create, toBinary } from '@bufbuild/protobuf';
-import { Health, AgentService, CheckResponseSchema } from '../gen/hull/agent/v1/agent_pb.js';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { AgentService, CheckResponseSchema, Health } from '../gen/hull/agent/v1/agent_pb.js';
 import { RequestSchema, ResponseSchema } from '../gen/ttrpc/ttrpc_pb.js';
-import { fromBinary } from '@bufbuild/protobuf';
 import { TtrpcClient } from './client.js';
 import { encodeFrame, FrameDecoder, FrameType, MAX_PAYLOAD } from './frame.js';
 import { TtrpcServer } from './server.js';
@@ -33,7 +32,9 @@ test('a unary call reaches its handler and returns its answer, with metadata', a
     check: async (_req, ctx) => ({ version: `v-${ctx.metadata.get('ns')}`, kernelRelease: '6.1' }),
   });
   const client = connected(server);
-  const res = await client.call(Health.method.check, create(Health.method.check.input), { metadata: { ns: 'k8s' } });
+  const res = await client.call(Health.method.check, create(Health.method.check.input), {
+    metadata: { ns: 'k8s' },
+  });
   assert.equal(res.version, 'v-k8s');
   assert.equal(res.kernelRelease, '6.1');
   client.close();
@@ -43,7 +44,8 @@ test('an unknown method answers UNIMPLEMENTED', async () => {
   const client = connected(new TtrpcServer());
   await assert.rejects(
     client.call(Health.method.check, create(Health.method.check.input)),
-    (err: unknown) => err instanceof TtrpcError && err.code === Code.UNIMPLEMENTED && /Health\/Check/.test(err.message),
+    (err: unknown) =>
+      err instanceof TtrpcError && err.code === Code.UNIMPLEMENTED && /Health\/Check/.test(err.message),
   );
   client.close();
 });
@@ -57,7 +59,8 @@ test('a handler error becomes a status the client sees with its code', async () 
   const client = connected(server);
   await assert.rejects(
     client.call(AgentService.method.startContainer, create(AgentService.method.startContainer.input)),
-    (err: unknown) => err instanceof TtrpcError && err.code === Code.NOT_FOUND && err.message === 'container x not found',
+    (err: unknown) =>
+      err instanceof TtrpcError && err.code === Code.NOT_FOUND && err.message === 'container x not found',
   );
   client.close();
 });
@@ -76,7 +79,10 @@ test('a slow call does not hold up a later one on the same connection', async ()
   } as never);
   const client = connected(server);
   const slow = client.call(AgentService.method.readStdout, create(AgentService.method.readStdout.input));
-  const fast = await client.call(AgentService.method.waitProcess, create(AgentService.method.waitProcess.input));
+  const fast = await client.call(
+    AgentService.method.waitProcess,
+    create(AgentService.method.waitProcess.input),
+  );
   assert.equal(fast.exitStatus, 42);
   release();
   assert.equal(Buffer.from((await slow).data).toString(), 'late');
@@ -101,7 +107,9 @@ test('an aborted call rejects with the abort reason and a late answer is ignored
   });
   const client = connected(server);
   const controller = new AbortController();
-  const call = client.call(Health.method.check, create(Health.method.check.input), { signal: controller.signal });
+  const call = client.call(Health.method.check, create(Health.method.check.input), {
+    signal: controller.signal,
+  });
   await handlerEntered;
   controller.abort(new Error('gave up'));
   await assert.rejects(call, /gave up/);

@@ -34,7 +34,9 @@ export type ServiceImpl<S extends GenServiceMethods> = {
 export type ErrorMapper = (err: unknown) => TtrpcError;
 
 const defaultMapper: ErrorMapper = (err) =>
-  err instanceof TtrpcError ? err : new TtrpcError(Code.UNKNOWN, err instanceof Error ? err.message : String(err));
+  err instanceof TtrpcError
+    ? err
+    : new TtrpcError(Code.UNKNOWN, err instanceof Error ? err.message : String(err));
 
 /**
  * A ttRPC server. Each connection is served independently; requests on one connection run
@@ -79,7 +81,11 @@ export class TtrpcServer {
       (frame) => {
         if (frame.type !== FrameType.REQUEST) return;
         if (frame.streamId % 2 === 0 || frame.streamId <= lastStreamId) {
-          respond(frame.streamId, Code.INVALID_ARGUMENT, `ttrpc: stream id ${frame.streamId} is even or reused`);
+          respond(
+            frame.streamId,
+            Code.INVALID_ARGUMENT,
+            `ttrpc: stream id ${frame.streamId} is even or reused`,
+          );
           return;
         }
         lastStreamId = frame.streamId;
@@ -100,7 +106,11 @@ export class TtrpcServer {
       },
       (frame) => {
         if (frame.streamId > lastStreamId) lastStreamId = frame.streamId;
-        respond(frame.streamId, Code.RESOURCE_EXHAUSTED, `ttrpc: request of ${frame.length} bytes exceeds 4 MiB`);
+        respond(
+          frame.streamId,
+          Code.RESOURCE_EXHAUSTED,
+          `ttrpc: request of ${frame.length} bytes exceeds 4 MiB`,
+        );
       },
     );
     stream.on('data', (chunk: Buffer) => decoder.push(chunk));

@@ -15,7 +15,7 @@ export interface QemuPaths {
 /** TCG's translation cache in MiB: bounded, since QEMU reserves a very large one by default. */
 export const TCG_TB_SIZE_MIB = 256;
 
-export function kernelCommandLine(config: Pick<VmConfig, 'debug'>): string {
+export function kernelCommandLine(config: Pick<VmConfig, 'debug' | 'accel' | 'tscKhz'>): string {
   return [
     'console=ttyS0',
     config.debug ? '' : 'quiet',
@@ -25,6 +25,7 @@ export function kernelCommandLine(config: Pick<VmConfig, 'debug'>): string {
     'random.trust_cpu=on',
     'cryptomgr.notests',
     'noreplace-smp',
+    config.accel === 'tcg' && config.tscKhz ? `tsc_early_khz=${config.tscKhz}` : '',
     config.debug ? 'hull.debug' : '',
   ]
     .filter(Boolean)

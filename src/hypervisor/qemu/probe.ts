@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { which } from '../../sys/exec.js';
 import type { DeviceDiscovery } from '../hypervisor.js';
-import * as q from './switches.js';
 import { QEMU_BINARY } from './qemu.js';
+import * as q from './switches.js';
 
 /**
  * Boots the guest kernel under KVM straight to a trivial init (/bin/true in the initramfs).

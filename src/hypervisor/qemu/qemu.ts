@@ -6,7 +6,7 @@ import { logger } from '../../log.js';
 import { which } from '../../sys/exec.js';
 import { deadlineSignal, raceSignal } from '../../util/deadline.js';
 import type { Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
-import { qemuCommandLine, type QemuPaths } from './command-line.js';
+import { type QemuPaths, qemuCommandLine } from './command-line.js';
 import { QmpClient } from './qmp.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -21,7 +21,10 @@ export function qemuPaths(runDir: string): QemuPaths {
     consoleLog: join(runDir, 'console.log'),
   };
   if (Buffer.byteLength(paths.agentSocket) > MAX_SOCKET_PATH) {
-    throw new HullError('ERR_USAGE', `the state directory ${runDir} is too long for unix sockets: use a shorter --root`);
+    throw new HullError(
+      'ERR_USAGE',
+      `the state directory ${runDir} is too long for unix sockets: use a shorter --root`,
+    );
   }
   return paths;
 }
@@ -63,7 +66,10 @@ export class QemuHypervisor implements Hypervisor {
     const log = logger('qemu');
     const binary = this.binary.includes('/') ? this.binary : await which(this.binary);
     if (!binary) {
-      throw new HullError('ERR_QEMU_MISSING', `${this.binary} is not installed: run \`apt-get install qemu-system-x86\``);
+      throw new HullError(
+        'ERR_QEMU_MISSING',
+        `${this.binary} is not installed: run \`apt-get install qemu-system-x86\``,
+      );
     }
     const paths = qemuPaths(config.runDir);
     const args = qemuCommandLine(config, paths);
@@ -78,7 +84,10 @@ export class QemuHypervisor implements Hypervisor {
     });
     let killed = false;
     const startError = (exit: VmExit) =>
-      new HullError('ERR_VM_START', `QEMU exited at start (${exit.code ?? exit.signal}): ${stderrTail() || 'no message'}`);
+      new HullError(
+        'ERR_VM_START',
+        `QEMU exited at start (${exit.code ?? exit.signal}): ${stderrTail() || 'no message'}`,
+      );
     const died = exited.then((exit) => {
       throw startError(exit);
     });
@@ -133,7 +142,10 @@ class QemuVm implements Vm {
   private async doStop(graceMs: number): Promise<void> {
     this.agentChannel.destroy();
     if (!this.hasExited) {
-      const { signal, dispose } = deadlineSignal(graceMs, () => new HullError('ERR_VM_EXITED', 'QEMU did not quit'));
+      const { signal, dispose } = deadlineSignal(
+        graceMs,
+        () => new HullError('ERR_VM_EXITED', 'QEMU did not quit'),
+      );
       try {
         await this.qmp.execute('quit', undefined, signal).catch(() => {});
         await raceSignal(this.exited, signal);

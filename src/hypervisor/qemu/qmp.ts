@@ -64,7 +64,11 @@ export class QmpClient extends EventEmitter {
     await this.execute('qmp_capabilities', undefined, signal);
   }
 
-  execute<T = unknown>(command: string, args: Record<string, unknown> | undefined, signal: AbortSignal): Promise<T> {
+  execute<T = unknown>(
+    command: string,
+    args: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new HullError('ERR_VM_EXITED', 'QMP connection closed'));
     const id = String(this.nextId++);
     const reply = new Promise<T>((resolve, reject) => {

@@ -32,11 +32,14 @@ export const append = (cmdline: string) => ['-append', cmdline];
 export const noDefaults = () => ['-nodefaults', '-no-user-config'];
 export const noGraphics = () => ['-display', 'none', '-vga', 'none'];
 export const noReboot = () => ['-no-reboot'];
-export const drive = (options: Record<string, string | number | boolean | undefined>) => ['-drive', props(options)];
-export const device = (driver: string, options: Record<string, string | number | boolean | undefined> = {}) => [
-  '-device',
-  [driver, props(options)].filter(Boolean).join(','),
+export const drive = (options: Record<string, string | number | boolean | undefined>) => [
+  '-drive',
+  props(options),
 ];
+export const device = (
+  driver: string,
+  options: Record<string, string | number | boolean | undefined> = {},
+) => ['-device', [driver, props(options)].filter(Boolean).join(',')];
 export const fsdev = (backend: string, options: Record<string, string | number | boolean | undefined>) => [
   '-fsdev',
   [backend, props(options)].join(','),
@@ -45,6 +48,9 @@ export const chardev = (backend: string, options: Record<string, string | number
   '-chardev',
   [backend, props(options)].join(','),
 ];
-export const mon = (chardevId: string, mode: 'control' | 'readline') => ['-mon', `chardev=${chardevId},mode=${mode}`];
+export const mon = (chardevId: string, mode: 'control' | 'readline') => [
+  '-mon',
+  `chardev=${chardevId},mode=${mode}`,
+];
 export const serial = (chardevId: string) => ['-serial', `chardev:${chardevId}`];
 export const name = (vmName: string) => ['-name', optionValue(vmName)];

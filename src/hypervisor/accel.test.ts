@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, test } from 'node:test';
+import { decideAccel, kvmPrerequisites } from './accel.js';
+
+afterEach(() => {
+  delete process.env.HULL_ACCEL;
+});
+
+test('kvm_pvm alone is not KVM a stock kernel can use', async () => {
+  const sys = await mkdtemp(join(tmpdir(), 'hull-sys-'));
+  await mkdir(join(sys, 'kvm'));
+  await mkdir(join(sys, 'kvm_pvm'));
+  assert.match((await kvmPrerequisites(sys, '/dev/null')) ?? '', /no kvm_intel or kvm_amd.*kvm_pvm/);
+});
+
+test('a vendor module with an accessible device passes the prerequisites', async () => {
+  const sys = await mkdtemp(join(tmpdir(), 'hull-sys-'));
+  await mkdir(join(sys, 'kvm_intel'));
+  assert.equal(await kvmPrerequisites(sys, '/dev/null'), undefined);
+});
+
+test('HULL_ACCEL forces the choice without probing or notice', async () => {
+  process.env.HULL_ACCEL = 'tcg';
+  const notices: string[] = [];
+  const dir = await mkdtemp(join(tmpdir(), 'hull-accel-'));
+  const decision = await decideAccel(
+    { bootsUnderKvm: async () => assert.fail('no probe'), cacheFile: join(dir, 'a.json'), kernelId: 'k' },
+    (l) => notices.push(l),
+  );
+  assert.deepEqual(decision, { accel: 'tcg', reason: 'set by HULL_ACCEL' });
+  assert.deepEqual(notices, []);
+});
+
+test('the decision is cached per kernel: the notice comes once', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hull-accel-'));
+  const notices: string[] = [];
+  const probe = { bootsUnderKvm: async () => false, cacheFile: join(dir, 'a.json'), kernelId: 'k1' };
+  const first = await decideAccel(probe, (l) => notices.push(l));
+  const second = await decideAccel(probe, (l) => notices.push(l));
+  assert.deepEqual(first, second);
+  // On this test host the answer depends on its modules; either way the notice is not repeated.
+  assert.ok(notices.length <= 1);
+  if (first.accel === 'tcg') assert.match(notices[0]!, /^hull: notice: using TCG/);
+});

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { VmConfig } from '../hypervisor.js';
+import { kernelCommandLine, qemuCommandLine } from './command-line.js';
+
+const config: VmConfig = {
+  id: 'web,1',
+  runDir: '/run/hull/web',
+  kernel: '/img/kernel.elf',
+  initrd: '/img/initrd.cpio',
+  rootfs: '/img/rootfs.erofs',
+  shareDir: '/run/hull/web/shared',
+  vcpus: 2,
+  memoryMiB: 512,
+  accel: 'tcg',
+  deviceDiscovery: 'acpi',
+  tscKhz: 2_600_000,
+};
+const paths = { agentSocket: '/s/agent.sock', qmpSocket: '/s/qmp.sock', consoleLog: '/s/console.log' };
+
+/** The value following a switch, for each time the switch appears. */
+function values(args: string[], flag: string): string[] {
+  return args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
+}
+
+test('a TCG microvm with a bounded translation cache, the max CPU model and no defaults', () => {
+  const args = qemuCommandLine(config, paths);
+  assert.deepEqual(values(args, '-machine'), ['microvm,acpi=on,rtc=on,pcie=off,isa-serial=on']);
+  assert.deepEqual(values(args, '-accel'), ['tcg,tb-size=256']);
+  assert.deepEqual(values(args, '-cpu'), ['max']);
+  assert.deepEqual(values(args, '-smp'), ['2']);
+  assert.deepEqual(values(args, '-m'), ['512M']);
+  for (const flag of ['-nodefaults', '-no-user-config', '-no-reboot']) assert.ok(args.includes(flag), flag);
+});
+
+test('KVM uses the host CPU and no TSC hint; a kernel without ACPI gets acpi=off', () => {
+  const args = qemuCommandLine({ ...config, accel: 'kvm', deviceDiscovery: 'cmdline' }, paths);
+  assert.deepEqual(values(args, '-accel'), ['kvm']);
+  assert.deepEqual(values(args, '-cpu'), ['host']);
+  assert.match(values(args, '-machine')[0]!, /acpi=off/);
+  assert.doesNotMatch(values(args, '-append')[0]!, /tsc_early_khz/);
+});
+
+test('rootfs read-only on virtio-blk, the share on virtio-9p, agent and QMP as client sockets', () => {
+  const args = qemuCommandLine(config, paths);
+  assert.deepEqual(values(args, '-drive'), [
+    'id=rootfs,file=/img/rootfs.erofs,format=raw,if=none,readonly=on',
+  ]);
+  assert.deepEqual(values(args, '-fsdev'), [
+    'local,id=share,path=/run/hull/web/shared,security_model=passthrough',
+  ]);
+  assert.deepEqual(values(args, '-device'), [
+    'virtio-blk-device,drive=rootfs',
+    'virtio-9p-device,fsdev=share,mount_tag=hullshare',
+    'virtio-serial-device,max_ports=2',
+    'virtserialport,chardev=agent,name=agent.0',
+  ]);
+  assert.deepEqual(values(args, '-chardev'), [
+    'socket,id=agent,path=/s/agent.sock,server=off',
+    'socket,id=qmp,path=/s/qmp.sock,server=off',
+    'file,id=console,path=/s/console.log',
+  ]);
+  assert.deepEqual(values(args, '-mon'), ['chardev=qmp,mode=control']);
+  assert.deepEqual(values(args, '-serial'), ['chardev:console']);
+});
+
+test('commas in values are doubled, as QEMU option syntax requires', () => {
+  const args = qemuCommandLine({ ...config, rootfs: '/img/a,b.erofs' }, paths);
+  assert.match(values(args, '-drive')[0]!, /file=\/img\/a,,b\.erofs,/);
+  assert.deepEqual(values(args, '-name'), ['hull-web,,1']);
+});
+
+test('the kernel command line is quiet, panics into a reboot, and carries the TSC rate under TCG', () => {
+  const line = kernelCommandLine(config);
+  for (const word of ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t', 'tsc_early_khz=2600000']) {
+    assert.ok(line.split(' ').includes(word), word);
+  }
+  assert.ok(
+    kernelCommandLine({ ...config, debug: true })
+      .split(' ')
+      .includes('hull.debug'),
+  );
+  assert.ok(
+    !kernelCommandLine({ ...config, debug: true })
+      .split(' ')
+      .includes('quiet'),
+  );
+});

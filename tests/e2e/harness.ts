@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The bundled CLI, run with this very node so tests can narrow PATH without losing node. */
+export const HULL = resolve(fileURLToPath(import.meta.url), '../../../bundle/hull.mjs');
+
+export interface HullResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface HullRun {
+  child: ChildProcess;
+  result: Promise<HullResult>;
+  /** Resolves once stdout contains `text`. */
+  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
+}
+
+export function startHull(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string } = {},
+): HullRun {
+  const child = spawn(process.execPath, [HULL, ...args], {
+    env: { ...process.env, ...options.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const watchers: { text: string; resolve: () => void }[] = [];
+  child.stdout!.on('data', (c: Buffer) => {
+    stdout += c.toString();
+    for (const w of watchers.filter((w) => stdout.includes(w.text))) w.resolve();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  if (options.input !== undefined) child.stdin!.end(options.input);
+  const result = new Promise<HullResult>((resolveResult) => {
+    child.on('close', (code, signal) => resolveResult({ code, signal, stdout, stderr }));
+  });
+  return {
+    child,
+    result,
+    waitForOutput: (text, timeoutMs = 120_000) =>
+      new Promise<void>((res, rej) => {
+        if (stdout.includes(text)) return res();
+        const timer = setTimeout(
+          () => rej(new Error(`no "${text}" on stdout; stderr: ${stderr}`)),
+          timeoutMs,
+        );
+        watchers.push({
+          text,
+          resolve: () => {
+            clearTimeout(timer);
+            res();
+          },
+        });
+      }),
+  };
+}
+
+export function hull(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<HullResult> {
+  return startHull(args, { input: '', ...options }).result;
+}
+
+/** A private runtime root and scratch directory per test file, so files can run side by side. */
+export async function privateDirs(
+  name: string,
+): Promise<{ root: string; scratch: string; cleanup: () => Promise<void> }> {
+  const base = await mkdtemp(join(tmpdir(), `hull-${name}-`));
+  return {
+    root: join(base, 'root'),
+    scratch: base,
+    cleanup: () => rm(base, { recursive: true, force: true }),
+  };
+}
+
+/** QEMU processes whose command line mentions `marker` (a test's private root). */
+export async function qemuProcessesUsing(marker: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes('qemu-system') && cmdline.includes(marker)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** What a user would check after hull returns: no VM, no socket, no mount, no state left. */
+export async function assertNothingLeft(root: string): Promise<void> {
+  assert.deepEqual(await qemuProcessesUsing(root), [], 'no QEMU process is left');
+  const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(root));
+  assert.deepEqual(mounts, [], 'no mount is left');
+  const entries = await readdir(root).catch(() => [] as string[]);
+  assert.deepEqual(entries, [], `the runtime root ${root} is empty`);
+}
