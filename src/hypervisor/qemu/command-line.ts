@@ -32,6 +32,42 @@ export function kernelCommandLine(config: Pick<VmConfig, 'debug' | 'accel' | 'ts
     .join(' ');
 }
 
+/** The machine, accelerator and CPU switches every hull VM shares, probe and benchmark included. */
+function machineSwitches(config: Pick<VmConfig, 'accel' | 'deviceDiscovery'>): string[] {
+  const tcg = config.accel === 'tcg';
+  return [
+    ...q.machine('microvm', {
+      acpi: config.deviceDiscovery === 'acpi',
+      rtc: true,
+      pcie: false,
+      'isa-serial': true,
+    }),
+    ...(tcg ? q.accel('tcg', { 'tb-size': TCG_TB_SIZE_MIB }) : q.accel('kvm')),
+    ...q.cpu(tcg ? 'max' : 'host'),
+  ];
+}
+
+/**
+ * The same machine and kernel booted straight to a trivial init (/bin/true in the initramfs)
+ * that exits: the kernel panics, reboots, and QEMU (-no-reboot) exits. It is the KVM probe,
+ * and the floor the benchmark compares `hull run` with.
+ */
+export function trivialBootCommandLine(
+  config: Pick<VmConfig, 'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'tscKhz' | 'memoryMiB'>,
+): string[] {
+  return [
+    ...machineSwitches(config),
+    ...q.smp(1),
+    ...q.memory(config.memoryMiB),
+    ...q.noDefaults(),
+    ...q.noGraphics(),
+    ...q.noReboot(),
+    ...q.kernel(config.kernel),
+    ...q.initrd(config.initrd),
+    ...q.append(`${kernelCommandLine(config)} rdinit=/bin/true`),
+  ];
+}
+
 /**
  * The QEMU command line of a hull VM: a microvm (no firmware, no PCI, no ACPI) with
  *  - the read-only guest root filesystem on a virtio disk,
@@ -42,17 +78,9 @@ export function kernelCommandLine(config: Pick<VmConfig, 'debug' | 'accel' | 'ts
  *  - the serial console written to a log file.
  */
 export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
-  const tcg = config.accel === 'tcg';
   return [
     ...q.name(`hull-${config.id}`),
-    ...q.machine('microvm', {
-      acpi: config.deviceDiscovery === 'acpi',
-      rtc: true,
-      pcie: false,
-      'isa-serial': true,
-    }),
-    ...(tcg ? q.accel('tcg', { 'tb-size': TCG_TB_SIZE_MIB }) : q.accel('kvm')),
-    ...q.cpu(tcg ? 'max' : 'host'),
+    ...machineSwitches(config),
     ...q.smp(config.vcpus),
     ...q.memory(config.memoryMiB),
     ...q.noDefaults(),

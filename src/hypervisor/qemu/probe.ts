@@ -1,14 +1,13 @@
 import { spawn } from 'node:child_process';
 import { which } from '../../sys/exec.js';
 import type { DeviceDiscovery } from '../hypervisor.js';
+import { trivialBootCommandLine } from './command-line.js';
 import { QEMU_BINARY } from './qemu.js';
-import * as q from './switches.js';
 
 /**
- * Boots the guest kernel under KVM straight to a trivial init (/bin/true in the initramfs).
- * The init exits, the kernel panics and reboots, and QEMU (-no-reboot) exits: if that happens
- * within the deadline, KVM really runs this kernel. On a host where KVM only pretends (a
- * paravirtual nested hypervisor), the kernel hangs early and the deadline ends the probe.
+ * Boots the guest kernel under KVM straight to a trivial init. If QEMU exits within the
+ * deadline, KVM really runs this kernel; on a host where KVM only pretends (a paravirtual
+ * nested hypervisor), the kernel hangs early and the deadline ends the probe.
  */
 export async function probeKvmBoot(
   kernel: string,
@@ -18,18 +17,7 @@ export async function probeKvmBoot(
 ): Promise<boolean> {
   const binary = await which(QEMU_BINARY);
   if (!binary) return false;
-  const args = [
-    ...q.machine('microvm', { acpi: deviceDiscovery === 'acpi' }),
-    ...q.accel('kvm'),
-    ...q.cpu('host'),
-    ...q.memory(128),
-    ...q.noDefaults(),
-    ...q.noGraphics(),
-    ...q.noReboot(),
-    ...q.kernel(kernel),
-    ...q.initrd(initrd),
-    ...q.append('quiet panic=-1 reboot=t rdinit=/bin/true'),
-  ];
+  const args = trivialBootCommandLine({ kernel, initrd, accel: 'kvm', deviceDiscovery, memoryMiB: 128 });
   return new Promise((resolve) => {
     const child = spawn(binary, args, { stdio: 'ignore' });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Sets up a Debian bookworm machine for hull, as root, and can be run again at any time:
+# Debian packages, Node.js 20, npm dependencies, the build, and the guest image.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (hull starts VMs and mounts the bundle's files for them)" >&2
+  exit 1
+fi
+
+# What hull needs on the host, and what the guest image is made from.
+packages=(
+  qemu-system-x86       # the hypervisor
+  busybox-static        # guest initramfs and root tools
+  crun                  # the OCI executor inside the guest
+  erofs-utils           # the guest's read-only root filesystem
+  cpio xz-utils         # initramfs packing, kernel unpacking
+  gcc libc6-dev         # hull-init, the guest's PID 1, is compiled static
+  util-linux            # mount/umount for sharing bundle files
+  runc                  # the benchmark compares with containers on the host
+  ca-certificates git
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# apt-cache needs fresh lists to find the guest kernel package even when nothing is missing.
+if [ ${#missing[@]} -gt 0 ] || [ -z "$(apt-cache policy linux-image-amd64 2>/dev/null | grep Candidate)" ] \
+  || apt-cache policy linux-image-amd64 | grep -q 'Candidate: (none)'; then
+  apt-get update -q
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Node.js 20.16 or newer. Debian bookworm ships 18; the npm registry's `node` package
+# carries official Node binaries, so the newer one comes from there.
+node_ok() { command -v node >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=16)?0:1)'; }
+if ! node_ok; then
+  command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+  npm install -g --no-fund --no-audit node@20
+  hash -r
+fi
+node_ok || { echo "setup: could not install Node.js >= 20.16" >&2; exit 1; }
+
+npm ci --no-fund --no-audit
+npm run build
+./bin/hull image build
