@@ -18,8 +18,8 @@ import { hostTscKhz } from '../../src/hypervisor/tsc.js';
 import { currentImage } from '../../src/image/manifest.js';
 import { accelFor, DEFAULT_MEMORY_MIB } from '../../src/sandbox/runtime.js';
 import { which } from '../../src/sys/exec.js';
-import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { HULL } from '../e2e/harness.js';
+import { makeBusyboxBundle } from '../fixtures/bundle.js';
 
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '7' }, out: { type: 'string', default: 'bench-results.json' } },
@@ -65,7 +65,10 @@ try {
   for (let i = 0; i < runs; i++) {
     samples.floor.push(timed(qemu, floorArgs));
     samples.hull.push(timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, `bench-${i}`]));
-    if (runc) samples.runc.push(timed(runc, ['--root', join(scratch, 'runc'), 'run', '-b', bundle, `bench-runc-${i}`]));
+    if (runc)
+      samples.runc.push(
+        timed(runc, ['--root', join(scratch, 'runc'), 'run', '-b', bundle, `bench-runc-${i}`]),
+      );
     process.stderr.write('.');
   }
   process.stderr.write('\n');
@@ -87,7 +90,9 @@ try {
     samplesMs: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map(Math.round)])),
   };
   console.log(`accelerator: ${accel} (${reason})`);
-  console.log(`median of ${runs}: floor ${result.medianMs.floor} ms, hull run ${result.medianMs.hull} ms${runcMs ? `, runc ${result.medianMs.runc} ms` : ''}`);
+  console.log(
+    `median of ${runs}: floor ${result.medianMs.floor} ms, hull run ${result.medianMs.hull} ms${runcMs ? `, runc ${result.medianMs.runc} ms` : ''}`,
+  );
   console.log(`hull run / floor = ${result.ratios.hullOverFloor} (target <= 1.25)`);
   if (runcMs) console.log(`hull run / runc  = ${result.ratios.hullOverRunc}`);
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
