@@ -101,6 +101,39 @@ export class Containers {
     return proc;
   }
 
+  async pause(id: string): Promise<void> {
+    const container = this.get(id);
+    await crun(['pause', id], join(container.bundle, 'crun.log')).done;
+  }
+
+  async resume(id: string): Promise<void> {
+    const container = this.get(id);
+    await crun(['resume', id], join(container.bundle, 'crun.log')).done;
+  }
+
+  async update(id: string, resourcesJson: string): Promise<void> {
+    const container = this.get(id);
+    const file = join(container.bundle, 'resources.json');
+    await writeFile(file, resourcesJson);
+    await crun(['update', '--resources', file, id], join(container.bundle, 'crun.log')).done;
+  }
+
+  /** Guest pids of the container's processes. */
+  async processes(id: string): Promise<number[]> {
+    const container = this.get(id);
+    const run = crun(['ps', '--format', 'json', id], join(container.bundle, 'crun.log'), 'pipe');
+    const out: Buffer[] = [];
+    run.child.stdin?.end();
+    // Listen before waiting: the output may be complete before crun's exit is seen.
+    const read = new Promise<void>((resolve) => {
+      run.child.stdout?.on('data', (c: Buffer) => out.push(c));
+      run.child.stdout?.on('close', () => resolve());
+    });
+    await Promise.all([run.done, read]);
+    const pids = JSON.parse(Buffer.concat(out).toString() || '[]') as number[];
+    return pids.filter((p) => Number.isInteger(p));
+  }
+
   async signalAll(id: string, signal: number): Promise<void> {
     const container = this.get(id);
     await crun(['kill', '--all', id, String(signal)], join(container.bundle, 'crun.log')).done;

@@ -96,6 +96,19 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
       containers.process(req.containerId, req.execId).closeStdin();
       return {};
     },
+    pauseContainer: async (req) => {
+      await containers.pause(req.containerId);
+      return {};
+    },
+    resumeContainer: async (req) => {
+      await containers.resume(req.containerId);
+      return {};
+    },
+    updateContainer: async (req) => {
+      await containers.update(req.containerId, Buffer.from(req.resourcesJson).toString('utf8'));
+      return {};
+    },
+    listProcesses: async (req) => ({ pids: await containers.processes(req.containerId) }),
     ttyWinResize: async () => {
       throw new AgentError('unsupported', 'terminals are not supported yet');
     },

@@ -57,7 +57,7 @@ test('root and shared bind mounts move to their paths in the guest', () => {
 
 test('host-only settings are removed and the rest is kept', () => {
   const guest = toGuestSpec(hostSpec(), { containerId: 'c1', rootfs: '/r', sharedMounts: new Map() });
-  assert.equal(guest.hooks, undefined, 'hooks run on the host');
+  assert.equal(guest.hooks, undefined, 'host hooks run on the host');
   assert.equal(guest.vm, undefined);
   assert.equal(guest.process?.apparmorProfile, undefined);
   assert.equal(guest.process?.selinuxLabel, undefined);
@@ -68,6 +68,21 @@ test('host-only settings are removed and the rest is kept', () => {
   assert.equal(guest.hostname, 'web');
   assert.deepEqual(guest.process?.args, ['sh']);
   assert.deepEqual(guest.annotations, { 'io.kubernetes.cri.container-type': 'container' });
+});
+
+test('createContainer and startContainer hooks stay: they run in the container namespaces', () => {
+  const host = hostSpec();
+  host.hooks = {
+    createRuntime: [{ path: '/host/create-runtime' }],
+    createContainer: [{ path: '/bin/create-container' }],
+    startContainer: [{ path: '/bin/start-container', args: ['start-container', 'x'] }],
+    poststop: [{ path: '/host/poststop' }],
+  };
+  const guest = toGuestSpec(host, { containerId: 'c1', rootfs: '/r', sharedMounts: new Map() });
+  assert.deepEqual(guest.hooks, {
+    createContainer: [{ path: '/bin/create-container' }],
+    startContainer: [{ path: '/bin/start-container', args: ['start-container', 'x'] }],
+  });
 });
 
 test('the host spec is left untouched', () => {

@@ -12,7 +12,9 @@ export interface GuestPlacement {
  * Turns a bundle's config.json, written for the host, into the configuration crun runs in the
  * guest. Paths move to where the host's files appear over the share; what only means something
  * on the host is removed:
- *  - hooks run on the host, by hull's host side;
+ *  - createRuntime, prestart, poststart and poststop hooks run on the host, by hull's host
+ *    side; createContainer and startContainer hooks run in the container's namespaces, which
+ *    are in the guest, so crun runs them there;
  *  - namespace paths name host namespaces; a network namespace the caller prepared is the
  *    VM's own network, so the container joins the guest's, while others become fresh ones;
  *  - AppArmor/SELinux labels and Intel RDT name host policy the guest kernel does not have;
@@ -25,7 +27,11 @@ export function toGuestSpec(host: Spec, placement: GuestPlacement): Spec {
     const source = placement.sharedMounts.get(index);
     return source === undefined ? mount : { ...mount, source };
   });
+  const hooks = spec.hooks;
   delete spec.hooks;
+  if (hooks?.createContainer || hooks?.startContainer) {
+    spec.hooks = { createContainer: hooks.createContainer, startContainer: hooks.startContainer };
+  }
   delete spec.vm;
   if (spec.process) {
     delete spec.process.apparmorProfile;

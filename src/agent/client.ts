@@ -138,6 +138,27 @@ export class AgentClient {
     return res.exitStatus;
   }
 
+  async pauseContainer(id: string, signal: AbortSignal): Promise<void> {
+    await this.call(AgentService.method.pauseContainer, { containerId: id }, signal);
+  }
+
+  async resumeContainer(id: string, signal: AbortSignal): Promise<void> {
+    await this.call(AgentService.method.resumeContainer, { containerId: id }, signal);
+  }
+
+  async updateContainer(id: string, resources: unknown, signal: AbortSignal): Promise<void> {
+    await this.call(
+      AgentService.method.updateContainer,
+      { containerId: id, resourcesJson: Buffer.from(JSON.stringify(resources)) },
+      signal,
+    );
+  }
+
+  /** Guest pids of the container's processes. */
+  async listProcesses(id: string, signal: AbortSignal): Promise<number[]> {
+    return (await this.call(AgentService.method.listProcesses, { containerId: id }, signal)).pids;
+  }
+
   async writeStdin(ref: ProcessRef, data: Uint8Array, signal: AbortSignal): Promise<void> {
     await this.call(
       AgentService.method.writeStdin,
@@ -165,6 +186,11 @@ export class AgentClient {
     return res.data;
   }
 
+  /** Passes an encoded AgentService call through unchanged (the monitor proxies the agent). */
+  forwardRaw(method: string, payload: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+    return this.rpc.callRaw(AgentService.typeName, method, payload, { signal });
+  }
+
   close(): void {
     this.rpc.close();
   }
@@ -182,7 +208,8 @@ export class AgentClient {
   }
 }
 
-function toHullError(method: string, err: unknown): unknown {
+/** The one place wire statuses become hull errors, for the agent and the monitor alike. */
+export function toHullError(method: string, err: unknown): unknown {
   if (!(err instanceof TtrpcError)) return err;
   switch (err.code) {
     case Code.NOT_FOUND:

@@ -2,9 +2,22 @@ import { Command, CommanderError } from 'commander';
 import { HullError, messageOf } from '../errors.js';
 import { configureLogging, logger } from '../log.js';
 import { DEFAULT_RUNTIME_ROOT } from '../paths.js';
+import { registerCreate } from './create.js';
+import { registerDelete } from './delete.js';
+import { registerExec } from './exec.js';
+import { registerFeatures } from './features.js';
 import type { GlobalOptions } from './global-options.js';
 import { registerImage } from './image.js';
+import { registerKill } from './kill.js';
+import { registerList } from './list.js';
+import { registerPause } from './pause.js';
+import { registerPs } from './ps.js';
+import { registerResume } from './resume.js';
 import { registerRun } from './run.js';
+import { registerSpec } from './spec.js';
+import { registerStart } from './start.js';
+import { registerState } from './state.js';
+import { registerUpdate } from './update.js';
 
 export const VERSION = '0.1.0';
 
@@ -18,16 +31,37 @@ function program(): Command {
     .option('--debug', 'log debug messages and boot guests verbosely')
     .option('--systemd-cgroup', 'accepted for runc compatibility: guests manage their own cgroups')
     .showHelpAfterError(false)
+    // Options after a verb's arguments belong to the container's command (exec ID sh -c …).
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: () => {} });
   cmd.hook('preAction', (_this, action) => {
     const globals = action.optsWithGlobals<GlobalOptions>();
-    if (globals.log || globals.debug) {
+    // Helpers hold the caller's stdout and stderr for the container: they log to --log only.
+    const helper = action.name().startsWith('_');
+    if (globals.log || (globals.debug && !helper)) {
       configureLogging({ destination: globals.log ?? 2, level: globals.debug ? 'debug' : 'info' });
     }
   });
-  registerRun(cmd);
-  registerImage(cmd);
+  for (const register of [
+    registerRun,
+    registerCreate,
+    registerStart,
+    registerState,
+    registerKill,
+    registerDelete,
+    registerExec,
+    registerPs,
+    registerList,
+    registerPause,
+    registerResume,
+    registerUpdate,
+    registerFeatures,
+    registerSpec,
+    registerImage,
+  ]) {
+    register(cmd);
+  }
   return cmd;
 }
 

@@ -29,9 +29,11 @@ export function validateContainerId(id: string): string {
 }
 
 /**
- * The directory name for an ID. IDs may be up to 1024 bytes but a file name at most 255,
- * so long IDs are stored under a hash of themselves (the state file keeps the whole ID).
+ * The directory name for an ID. IDs may be up to 1024 bytes, but a file name holds at most
+ * 255 and a unix socket path 107 (the VM's sockets live in this directory, under runtime
+ * roots like Docker's that are long already), so IDs over 32 characters, such as Docker's
+ * 64-hex ones, are stored under a short hash of themselves. The state file keeps the ID.
  */
 export function idDirectoryName(id: string): string {
-  return id.length <= 64 ? id : `id-${createHash('sha256').update(id).digest('hex').slice(0, 32)}`;
+  return id.length <= 32 ? id : `id-${createHash('sha256').update(id).digest('hex').slice(0, 24)}`;
 }

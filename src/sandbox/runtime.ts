@@ -44,18 +44,23 @@ export async function accelFor(
   );
 }
 
-/** Boots a sandbox VM for `id` with the current guest image. */
+/** The directory of a container's state under the runtime root. */
+export function containerDir(settings: RuntimeSettings, id: string): string {
+  return join(settings.root, idDirectoryName(id));
+}
+
+/** Boots a sandbox VM for `id` with the current guest image, in `options.dir`. */
 export async function startSandbox(
   id: string,
   settings: RuntimeSettings,
-  options: { hostname?: string; signal: AbortSignal },
+  options: { dir: string; hostname?: string; signal: AbortSignal },
 ): Promise<Sandbox> {
   const image = await currentImage();
   const { accel } = await accelFor(image);
   return Sandbox.create(
     {
       id,
-      dir: join(settings.root, idDirectoryName(id)),
+      dir: options.dir,
       image,
       hypervisor: new QemuHypervisor(),
       mounter: new HostMounter(),

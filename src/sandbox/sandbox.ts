@@ -47,17 +47,13 @@ export class Sandbox {
   static async create(options: SandboxOptions, signal: AbortSignal): Promise<Sandbox> {
     const log = logger('sandbox');
     try {
-      await mkdir(options.dir, { recursive: false, mode: 0o700 });
+      await mkdir(options.dir, { mode: 0o700 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         throw new HullError(
           'ERR_EXISTS',
-          `container ${options.id} already exists: choose another ID or delete it`,
+          `sandbox ${options.id} already exists: choose another ID or delete it`,
         );
-      }
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        await mkdir(join(options.dir, '..'), { recursive: true, mode: 0o711 });
-        return Sandbox.create(options, signal);
       }
       throw err;
     }

@@ -23,6 +23,9 @@ export interface CallContext {
 
 type RawHandler = (payload: Uint8Array, ctx: CallContext) => Promise<Uint8Array>;
 
+/** Where forwarded calls go: method name and encoded request in, encoded response out. */
+export type ForwardTarget = (method: string, payload: Uint8Array, signal: AbortSignal) => Promise<Uint8Array>;
+
 /** The handlers of one service: one async function per unary method, typed from its descriptor. */
 export type ServiceImpl<S extends GenServiceMethods> = {
   [K in keyof S]: S[K] extends { input: infer I extends DescMessage; output: infer O extends DescMessage }
@@ -45,6 +48,7 @@ const defaultMapper: ErrorMapper = (err) =>
  */
 export class TtrpcServer {
   private readonly handlers = new Map<string, RawHandler>();
+  private readonly forwards = new Map<string, ForwardTarget>();
 
   constructor(private readonly mapError: ErrorMapper = defaultMapper) {}
 
@@ -62,6 +66,12 @@ export class TtrpcServer {
         return toBinary(method.output, create(method.output, output as MessageInitShape<DescMessage>));
       });
     }
+    return this;
+  }
+
+  /** Hands every call to `service` to `target` unchanged: this server proxies that service. */
+  forward(service: string, target: ForwardTarget): this {
+    this.forwards.set(service, target);
     return this;
   }
 
@@ -121,7 +131,10 @@ export class TtrpcServer {
   }
 
   private async dispatch(request: Request, connectionSignal: AbortSignal): Promise<Uint8Array> {
-    const handler = this.handlers.get(`${request.service}/${request.method}`);
+    const forward = this.forwards.get(request.service);
+    const handler: RawHandler | undefined =
+      this.handlers.get(`${request.service}/${request.method}`) ??
+      (forward && ((payload, ctx) => forward(request.method, payload, ctx.signal)));
     if (!handler) {
       throw new TtrpcError(Code.UNIMPLEMENTED, `${request.service}/${request.method} is not implemented`);
     }

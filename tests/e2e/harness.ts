@@ -80,23 +80,85 @@ export async function privateDirs(
   return {
     root: join(base, 'root'),
     scratch: base,
-    cleanup: () => rm(base, { recursive: true, force: true }),
+    cleanup: async () => {
+      await sweep(base);
+      await rm(base, { recursive: true, force: true });
+    },
   };
 }
 
-/** QEMU processes whose command line mentions `marker` (a test's private root). */
-export async function qemuProcessesUsing(marker: string): Promise<number[]> {
+/**
+ * After a failed test: stop by pid whatever still uses `dir` (monitors, VMs) and unmount what
+ * they shared, so one failure does not leak into the next test or outlive the run.
+ */
+async function sweep(dir: string): Promise<void> {
+  for (const pid of await processesUsing(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  for (const point of await mountsUnder(dir)) {
+    await new Promise((r) => spawn('umount', ['--lazy', point], { stdio: 'ignore' }).on('exit', r));
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Processes (other than this one) whose command line mentions `marker`. */
+async function processesUsing(marker: string, match = (_cmdline: string) => true): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes('qemu-system') && cmdline.includes(marker)) pids.push(Number(entry));
+    if (cmdline.includes(marker) && match(cmdline)) pids.push(Number(entry));
   }
   return pids;
 }
 
+async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((p) => p.startsWith(dir))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Resolves once `pid` has exited; fails the test after `timeoutMs` instead of hanging it. */
+export function processExit(pid: number, timeoutMs = 120_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = setInterval(() => {
+      try {
+        process.kill(pid, 0);
+        if (Date.now() - started > timeoutMs) {
+          clearInterval(poll);
+          reject(new Error(`process ${pid} did not exit within ${timeoutMs / 1000}s`));
+        }
+      } catch {
+        clearInterval(poll);
+        resolve();
+      }
+    }, 50);
+  });
+}
+
+/** QEMU processes whose command line mentions `marker` (a test's private root). */
+export function qemuProcessesUsing(marker: string): Promise<number[]> {
+  return processesUsing(marker, (cmdline) => cmdline.includes('qemu-system'));
+}
+
 /** What a user would check after hull returns: no VM, no socket, no mount, no state left. */
 export async function assertNothingLeft(root: string): Promise<void> {
+  try {
+    await checkNothingLeft(root);
+  } catch (err) {
+    await sweep(root);
+    throw err;
+  }
+}
+
+async function checkNothingLeft(root: string): Promise<void> {
   assert.deepEqual(await qemuProcessesUsing(root), [], 'no QEMU process is left');
   const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(root));
   assert.deepEqual(mounts, [], 'no mount is left');

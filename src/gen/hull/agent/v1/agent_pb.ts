@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hull/agent/v1/agent.proto.
  */
 export const file_hull_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChlodWxsL2FnZW50L3YxL2FnZW50LnByb3RvEg1odWxsLmFnZW50LnYxIgcKBUVtcHR5Ig4KDENoZWNrUmVxdWVzdCJJCg1DaGVja1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSFgoOa2VybmVsX3JlbGVhc2UYAiABKAkSDwoHYm9vdF9pZBgDIAEoCSJlChRDcmVhdGVTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEhEKCXNoYXJlX3RhZxgDIAEoCRIUCgxob3N0X3RpbWVfbXMYBCABKAMiFwoVRGVzdHJveVNhbmRib3hSZXF1ZXN0IpMBChZDcmVhdGVDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIVCg1vY2lfc3BlY19qc29uGAIgASgMEhkKEXJvb3Rmc19zaGFyZV9wYXRoGAMgASgJEjEKDXNoYXJlZF9tb3VudHMYBCADKAsyGi5odWxsLmFnZW50LnYxLlNoYXJlZE1vdW50IjAKC1NoYXJlZE1vdW50Eg0KBWluZGV4GAEgASgNEhIKCnNoYXJlX3BhdGgYAiABKAkiLQoVU3RhcnRDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSIdCg5Qcm9jZXNzU3RhcnRlZBILCgNwaWQYASABKA0iLgoWUmVtb3ZlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiUQoSRXhlY1Byb2Nlc3NSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhQKDHByb2Nlc3NfanNvbhgDIAEoDCJaChRTaWduYWxQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIOCgZzaWduYWwYAyABKA0SCwoDYWxsGAQgASgIIjsKEldhaXRQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCSIqChNXYWl0UHJvY2Vzc1Jlc3BvbnNlEhMKC2V4aXRfc3RhdHVzGAEgASgFIkkKEldyaXRlU3RyZWFtUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIMCgRkYXRhGAMgASgMIiUKE1dyaXRlU3RyZWFtUmVzcG9uc2USDgoGbGVuZ3RoGAEgASgNIk4KEVJlYWRTdHJlYW1SZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhIKCm1heF9sZW5ndGgYAyABKA0iIgoSUmVhZFN0cmVhbVJlc3BvbnNlEgwKBGRhdGEYASABKAwiOgoRQ2xvc2VTdGRpblJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiWwoTVHR5V2luUmVzaXplUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIMCgRyb3dzGAMgASgNEg8KB2NvbHVtbnMYBCABKA0yTAoGSGVhbHRoEkIKBUNoZWNrEhsuaHVsbC5hZ2VudC52MS5DaGVja1JlcXVlc3QaHC5odWxsLmFnZW50LnYxLkNoZWNrUmVzcG9uc2UynQgKDEFnZW50U2VydmljZRJKCg1DcmVhdGVTYW5kYm94EiMuaHVsbC5hZ2VudC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSTAoORGVzdHJveVNhbmRib3gSJC5odWxsLmFnZW50LnYxLkRlc3Ryb3lTYW5kYm94UmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSVwoPQ3JlYXRlQ29udGFpbmVyEiUuaHVsbC5hZ2VudC52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0Gh0uaHVsbC5hZ2VudC52MS5Qcm9jZXNzU3RhcnRlZBJMCg5TdGFydENvbnRhaW5lchIkLmh1bGwuYWdlbnQudjEuU3RhcnRDb250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJOCg9SZW1vdmVDb250YWluZXISJS5odWxsLmFnZW50LnYxLlJlbW92ZUNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5Ek8KC0V4ZWNQcm9jZXNzEiEuaHVsbC5hZ2VudC52MS5FeGVjUHJvY2Vzc1JlcXVlc3QaHS5odWxsLmFnZW50LnYxLlByb2Nlc3NTdGFydGVkEkoKDVNpZ25hbFByb2Nlc3MSIy5odWxsLmFnZW50LnYxLlNpZ25hbFByb2Nlc3NSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJUCgtXYWl0UHJvY2VzcxIhLmh1bGwuYWdlbnQudjEuV2FpdFByb2Nlc3NSZXF1ZXN0GiIuaHVsbC5hZ2VudC52MS5XYWl0UHJvY2Vzc1Jlc3BvbnNlElMKCldyaXRlU3RkaW4SIS5odWxsLmFnZW50LnYxLldyaXRlU3RyZWFtUmVxdWVzdBoiLmh1bGwuYWdlbnQudjEuV3JpdGVTdHJlYW1SZXNwb25zZRJRCgpSZWFkU3Rkb3V0EiAuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVxdWVzdBohLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlc3BvbnNlElEKClJlYWRTdGRlcnISIC5odWxsLmFnZW50LnYxLlJlYWRTdHJlYW1SZXF1ZXN0GiEuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVzcG9uc2USRAoKQ2xvc2VTdGRpbhIgLmh1bGwuYWdlbnQudjEuQ2xvc2VTdGRpblJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkgKDFR0eVdpblJlc2l6ZRIiLmh1bGwuYWdlbnQudjEuVHR5V2luUmVzaXplUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHliBnByb3RvMw");
+  fileDesc("ChlodWxsL2FnZW50L3YxL2FnZW50LnByb3RvEg1odWxsLmFnZW50LnYxIgcKBUVtcHR5Ig4KDENoZWNrUmVxdWVzdCJJCg1DaGVja1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSFgoOa2VybmVsX3JlbGVhc2UYAiABKAkSDwoHYm9vdF9pZBgDIAEoCSJlChRDcmVhdGVTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEhEKCXNoYXJlX3RhZxgDIAEoCRIUCgxob3N0X3RpbWVfbXMYBCABKAMiFwoVRGVzdHJveVNhbmRib3hSZXF1ZXN0IpMBChZDcmVhdGVDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIVCg1vY2lfc3BlY19qc29uGAIgASgMEhkKEXJvb3Rmc19zaGFyZV9wYXRoGAMgASgJEjEKDXNoYXJlZF9tb3VudHMYBCADKAsyGi5odWxsLmFnZW50LnYxLlNoYXJlZE1vdW50IjAKC1NoYXJlZE1vdW50Eg0KBWluZGV4GAEgASgNEhIKCnNoYXJlX3BhdGgYAiABKAkiLQoVU3RhcnRDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSIdCg5Qcm9jZXNzU3RhcnRlZBILCgNwaWQYASABKA0iLgoWUmVtb3ZlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiUQoSRXhlY1Byb2Nlc3NSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhQKDHByb2Nlc3NfanNvbhgDIAEoDCJaChRTaWduYWxQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIOCgZzaWduYWwYAyABKA0SCwoDYWxsGAQgASgIIjsKEldhaXRQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCSIqChNXYWl0UHJvY2Vzc1Jlc3BvbnNlEhMKC2V4aXRfc3RhdHVzGAEgASgFIkkKEldyaXRlU3RyZWFtUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIMCgRkYXRhGAMgASgMIiUKE1dyaXRlU3RyZWFtUmVzcG9uc2USDgoGbGVuZ3RoGAEgASgNIk4KEVJlYWRTdHJlYW1SZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhIKCm1heF9sZW5ndGgYAyABKA0iIgoSUmVhZFN0cmVhbVJlc3BvbnNlEgwKBGRhdGEYASABKAwiOgoRQ2xvc2VTdGRpblJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiKAoQQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiRgoWVXBkYXRlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFgoOcmVzb3VyY2VzX2pzb24YAiABKAwiJQoVTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlEgwKBHBpZHMYASADKA0iWwoTVHR5V2luUmVzaXplUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIMCgRyb3dzGAMgASgNEg8KB2NvbHVtbnMYBCABKA0yTAoGSGVhbHRoEkIKBUNoZWNrEhsuaHVsbC5hZ2VudC52MS5DaGVja1JlcXVlc3QaHC5odWxsLmFnZW50LnYxLkNoZWNrUmVzcG9uc2Uy2AoKDEFnZW50U2VydmljZRJKCg1DcmVhdGVTYW5kYm94EiMuaHVsbC5hZ2VudC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSTAoORGVzdHJveVNhbmRib3gSJC5odWxsLmFnZW50LnYxLkRlc3Ryb3lTYW5kYm94UmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSVwoPQ3JlYXRlQ29udGFpbmVyEiUuaHVsbC5hZ2VudC52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0Gh0uaHVsbC5hZ2VudC52MS5Qcm9jZXNzU3RhcnRlZBJMCg5TdGFydENvbnRhaW5lchIkLmh1bGwuYWdlbnQudjEuU3RhcnRDb250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJOCg9SZW1vdmVDb250YWluZXISJS5odWxsLmFnZW50LnYxLlJlbW92ZUNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5Ek8KC0V4ZWNQcm9jZXNzEiEuaHVsbC5hZ2VudC52MS5FeGVjUHJvY2Vzc1JlcXVlc3QaHS5odWxsLmFnZW50LnYxLlByb2Nlc3NTdGFydGVkEkoKDVNpZ25hbFByb2Nlc3MSIy5odWxsLmFnZW50LnYxLlNpZ25hbFByb2Nlc3NSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJUCgtXYWl0UHJvY2VzcxIhLmh1bGwuYWdlbnQudjEuV2FpdFByb2Nlc3NSZXF1ZXN0GiIuaHVsbC5hZ2VudC52MS5XYWl0UHJvY2Vzc1Jlc3BvbnNlElMKCldyaXRlU3RkaW4SIS5odWxsLmFnZW50LnYxLldyaXRlU3RyZWFtUmVxdWVzdBoiLmh1bGwuYWdlbnQudjEuV3JpdGVTdHJlYW1SZXNwb25zZRJRCgpSZWFkU3Rkb3V0EiAuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVxdWVzdBohLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlc3BvbnNlElEKClJlYWRTdGRlcnISIC5odWxsLmFnZW50LnYxLlJlYWRTdHJlYW1SZXF1ZXN0GiEuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVzcG9uc2USRAoKQ2xvc2VTdGRpbhIgLmh1bGwuYWdlbnQudjEuQ2xvc2VTdGRpblJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkgKDFR0eVdpblJlc2l6ZRIiLmh1bGwuYWdlbnQudjEuVHR5V2luUmVzaXplUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSRwoOUGF1c2VDb250YWluZXISHy5odWxsLmFnZW50LnYxLkNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkgKD1Jlc3VtZUNvbnRhaW5lchIfLmh1bGwuYWdlbnQudjEuQ29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSTgoPVXBkYXRlQ29udGFpbmVyEiUuaHVsbC5hZ2VudC52MS5VcGRhdGVDb250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJWCg1MaXN0UHJvY2Vzc2VzEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GiQuaHVsbC5hZ2VudC52MS5MaXN0UHJvY2Vzc2VzUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message hull.agent.v1.Empty
@@ -462,6 +462,66 @@ export const CloseStdinRequestSchema: GenMessage<CloseStdinRequest> = /*@__PURE_
   messageDesc(file_hull_agent_v1_agent, 18);
 
 /**
+ * @generated from message hull.agent.v1.ContainerRequest
+ */
+export type ContainerRequest = Message<"hull.agent.v1.ContainerRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+};
+
+/**
+ * Describes the message hull.agent.v1.ContainerRequest.
+ * Use `create(ContainerRequestSchema)` to create a new message.
+ */
+export const ContainerRequestSchema: GenMessage<ContainerRequest> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 19);
+
+/**
+ * @generated from message hull.agent.v1.UpdateContainerRequest
+ */
+export type UpdateContainerRequest = Message<"hull.agent.v1.UpdateContainerRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+
+  /**
+   * runtime-spec LinuxResources, as JSON.
+   *
+   * @generated from field: bytes resources_json = 2;
+   */
+  resourcesJson: Uint8Array;
+};
+
+/**
+ * Describes the message hull.agent.v1.UpdateContainerRequest.
+ * Use `create(UpdateContainerRequestSchema)` to create a new message.
+ */
+export const UpdateContainerRequestSchema: GenMessage<UpdateContainerRequest> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 20);
+
+/**
+ * @generated from message hull.agent.v1.ListProcessesResponse
+ */
+export type ListProcessesResponse = Message<"hull.agent.v1.ListProcessesResponse"> & {
+  /**
+   * Guest pids of every process in the container's cgroup.
+   *
+   * @generated from field: repeated uint32 pids = 1;
+   */
+  pids: number[];
+};
+
+/**
+ * Describes the message hull.agent.v1.ListProcessesResponse.
+ * Use `create(ListProcessesResponseSchema)` to create a new message.
+ */
+export const ListProcessesResponseSchema: GenMessage<ListProcessesResponse> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 21);
+
+/**
  * @generated from message hull.agent.v1.TtyWinResizeRequest
  */
 export type TtyWinResizeRequest = Message<"hull.agent.v1.TtyWinResizeRequest"> & {
@@ -491,7 +551,7 @@ export type TtyWinResizeRequest = Message<"hull.agent.v1.TtyWinResizeRequest"> &
  * Use `create(TtyWinResizeRequestSchema)` to create a new message.
  */
 export const TtyWinResizeRequestSchema: GenMessage<TtyWinResizeRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 19);
+  messageDesc(file_hull_agent_v1_agent, 22);
 
 /**
  * @generated from service hull.agent.v1.Health
@@ -615,6 +675,38 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof TtyWinResizeRequestSchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc hull.agent.v1.AgentService.PauseContainer
+   */
+  pauseContainer: {
+    methodKind: "unary";
+    input: typeof ContainerRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc hull.agent.v1.AgentService.ResumeContainer
+   */
+  resumeContainer: {
+    methodKind: "unary";
+    input: typeof ContainerRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc hull.agent.v1.AgentService.UpdateContainer
+   */
+  updateContainer: {
+    methodKind: "unary";
+    input: typeof UpdateContainerRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc hull.agent.v1.AgentService.ListProcesses
+   */
+  listProcesses: {
+    methodKind: "unary";
+    input: typeof ContainerRequestSchema;
+    output: typeof ListProcessesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_hull_agent_v1_agent, 1);

@@ -1,0 +1,79 @@
+import { constants } from 'node:os';
+import type { Command } from 'commander';
+import { HullError, isHullError, messageOf } from '../errors.js';
+import { loadBundle } from '../sandbox/bundle.js';
+import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.js';
+import { validateContainerId } from '../sandbox/container-id.js';
+import { ContainerMonitor } from '../sandbox/monitor.js';
+import { type GlobalOptions, settingsFrom } from './global-options.js';
+import { writePidFile } from './pid-file.js';
+import { FORWARDED_SIGNALS } from './run.js';
+import { reportToParent, spawnHelper } from './spawn-helper.js';
+
+interface CreateOptions {
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+}
+
+export function registerCreate(program: Command): void {
+  program
+    .command('create')
+    .description("boot the container's VM and create the container, without starting its process")
+    .argument('<container-id>')
+    .option('-b, --bundle <dir>', 'the OCI bundle directory', '.')
+    .option('--pid-file <file>', 'write the pid of the process that lives as long as the container')
+    .option('--console-socket <path>', 'console socket for a terminal')
+    .option('--no-pivot', 'accepted for runc compatibility; the guest always pivots')
+    .option('--no-new-keyring', 'accepted for runc compatibility')
+    .option('--preserve-fds <n>', 'accepted for runc compatibility')
+    .action(async (rawId: string, options: CreateOptions, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const id = validateContainerId(rawId);
+      const bundle = await loadBundle(options.bundle);
+      if (bundle.spec.process?.terminal) {
+        throw new HullError(
+          'ERR_UNSUPPORTED',
+          'process.terminal is true but terminals are not supported yet: set it to false',
+        );
+      }
+      const dir = await claimContainerDir(settingsFrom(globals), id);
+      try {
+        const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, id]);
+        if (options.pidFile) await writePidFile(options.pidFile, pid);
+      } catch (err) {
+        await removeContainerDir(dir);
+        throw err;
+      }
+    });
+
+  // The monitor `create` starts; not for users. It holds the caller's stdio.
+  program
+    .command('_monitor', { hidden: true })
+    .argument('<container-id>')
+    .requiredOption('--bundle <dir>')
+    .action(async (id: string, options: { bundle: string }, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const settings = settingsFrom(globals);
+      let monitor: ContainerMonitor;
+      try {
+        const bundle = await loadBundle(options.bundle);
+        const { containerDir } = await import('../sandbox/runtime.js');
+        const dir = containerDir(settings, id);
+        monitor = await ContainerMonitor.create(
+          { id, dir, bundle, settings, stdio: process },
+          AbortSignal.timeout(300_000),
+        );
+        await monitor.serve();
+      } catch (err) {
+        await reportToParent(`error ${messageOf(err)}`);
+        process.exitCode = isHullError(err) ? 1 : 2;
+        return;
+      }
+      for (const sig of FORWARDED_SIGNALS) {
+        process.on(sig, () => void monitor.kill(constants.signals[sig], false).catch(() => {}));
+      }
+      await reportToParent(`ready ${process.pid}`);
+      process.exitCode = await monitor.waitExit();
+    });
+}

@@ -1,0 +1,55 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { logger } from '../log.js';
+import type { Spec } from '../oci/spec.js';
+import { removeContainerDir } from '../sandbox/container-dir.js';
+import { runHostHooks } from '../sandbox/hooks.js';
+import { MonitorClient } from '../sandbox/monitor-client.js';
+import { processAlive, requireAllowed } from '../sandbox/state.js';
+import { sleep } from '../util/deadline.js';
+import { type ContainerRef, withContainer } from './container-ref.js';
+import type { GlobalOptions } from './global-options.js';
+
+/** How long the monitor gets to stop the VM before it is killed. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+export function registerDelete(program: Command): void {
+  program
+    .command('delete')
+    .description('delete a stopped container and everything it used on the host')
+    .argument('<container-id>')
+    .option('-f, --force', 'stop the container first if it is still running')
+    .action(async (id: string, options: { force?: boolean }, command: Command) => {
+      await withContainer(command.optsWithGlobals<GlobalOptions>(), id, async (ref) => {
+        if (ref.state.status !== 'stopped') {
+          if (!options.force) requireAllowed(ref.id, ref.state.status, 'delete');
+          await stopMonitor(ref);
+        }
+        const spec = await readFile(join(ref.state.bundle, 'config.json'), 'utf8')
+          .then((t) => JSON.parse(t) as Spec)
+          .catch(() => undefined);
+        if (spec) {
+          await runHostHooks(spec, 'poststop', { ...ref.state, status: 'stopped' }).catch((err: unknown) =>
+            logger('delete').warn({ err: String(err) }, 'poststop hook failed'),
+          );
+        }
+        await removeContainerDir(ref.dir);
+      });
+    });
+}
+
+/** Ends the VM through the monitor, and the monitor itself if it does not go in time. */
+async function stopMonitor(ref: ContainerRef): Promise<void> {
+  const monitor = await MonitorClient.connect(ref.dir, ref.id, AbortSignal.timeout(5000)).catch(
+    () => undefined,
+  );
+  if (monitor) {
+    await monitor.shutdown(AbortSignal.timeout(5000)).catch(() => {});
+    monitor.close();
+  }
+  const deadline = Date.now() + SHUTDOWN_GRACE_MS;
+  while (processAlive(ref.state.pid) && Date.now() < deadline) await sleep(50);
+  if (processAlive(ref.state.pid)) process.kill(ref.state.pid, 'SIGKILL');
+  while (processAlive(ref.state.pid)) await sleep(20);
+}

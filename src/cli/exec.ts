@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import type { ProcessRef } from '../agent/client.js';
+import { HullError, messageOf } from '../errors.js';
+import type { Process, Spec } from '../oci/spec.js';
+import type { MonitorClient } from '../sandbox/monitor-client.js';
+import { requireAllowed } from '../sandbox/state.js';
+import { relayInput, relayOutput } from '../sandbox/stdio-relay.js';
+import { openContainer, withContainer, withMonitor } from './container-ref.js';
+import type { GlobalOptions } from './global-options.js';
+import { writePidFile } from './pid-file.js';
+import { FORWARDED_SIGNALS } from './run.js';
+import { reportToParent, spawnHelper } from './spawn-helper.js';
+
+interface ExecOptions {
+  process?: string;
+  detach?: boolean;
+  pidFile?: string;
+  tty?: boolean;
+  consoleSocket?: string;
+  cwd?: string;
+  env: string[];
+  user?: string;
+  execId?: string;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function registerExec(program: Command): void {
+  program
+    .command('exec')
+    .description('run another process in a running container')
+    .argument('<container-id>')
+    .argument('[command...]', 'the command, unless --process names a process.json')
+    .option('-p, --process <file>', 'a runtime-spec process as JSON')
+    .option('-d, --detach', 'return at once; the pid file names a process that waits for it')
+    .option('--pid-file <file>', 'write the pid of the process that waits for the exec')
+    .option('-t, --tty', 'allocate a terminal')
+    .option('--console-socket <path>', 'console socket for the terminal')
+    .option('--cwd <dir>', 'working directory')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
+    .option('-u, --user <uid[:gid]>', 'user to run as')
+    .passThroughOptions()
+    .action(async (id: string, args: string[], options: ExecOptions, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const ref = await withContainer(globals, id, async (r) => {
+        requireAllowed(r.id, r.state.status, 'exec');
+        return r;
+      });
+      const processSpec = await buildProcess(ref.state.bundle, args, options);
+      if (processSpec.terminal) {
+        throw new HullError(
+          'ERR_UNSUPPORTED',
+          'exec with a terminal is not supported yet: run without --tty',
+        );
+      }
+      const execId = randomUUID();
+      if (options.detach) {
+        const { pid } = await spawnHelper(globals, ['_exec', ref.id, execId, JSON.stringify(processSpec)]);
+        if (options.pidFile) await writePidFile(options.pidFile, pid);
+        return;
+      }
+      process.exitCode = await withMonitor(ref, (monitor) =>
+        runExec(monitor, { containerId: ref.id, execId }, processSpec, async () => {
+          if (options.pidFile) await writePidFile(options.pidFile, process.pid);
+        }),
+      );
+    });
+
+  // The waiter of a detached exec; not for users. It holds the caller's stdio.
+  program
+    .command('_exec', { hidden: true })
+    .argument('<container-id>')
+    .argument('<exec-id>')
+    .argument('<process-json>')
+    .action(async (id: string, execId: string, processJson: string, _options: unknown, command: Command) => {
+      const ref = await openContainer(command.optsWithGlobals<GlobalOptions>(), id).catch(
+        async (err: unknown) => {
+          await reportToParent(`error ${messageOf(err)}`);
+          throw err;
+        },
+      );
+      process.exitCode = await withMonitor(ref, (monitor) =>
+        runExec(monitor, { containerId: ref.id, execId }, JSON.parse(processJson) as Process, () =>
+          reportToParent(`ready ${process.pid}`),
+        ),
+      ).catch(async (err: unknown) => {
+        await reportToParent(`error ${messageOf(err)}`);
+        throw err;
+      });
+    });
+}
+
+/** Starts the exec in the guest, relays this process's stdio to it, and returns its exit status. */
+async function runExec(
+  monitor: MonitorClient,
+  ref: Required<ProcessRef>,
+  spec: Process,
+  onStarted: () => Promise<void>,
+): Promise<number> {
+  const relays = new AbortController();
+  await monitor.agent.execProcess(ref, spec, AbortSignal.timeout(60_000));
+  await onStarted();
+  const outputs = [
+    relayOutput(monitor.agent, ref, 'stdout', process.stdout, relays.signal),
+    relayOutput(monitor.agent, ref, 'stderr', process.stderr, relays.signal),
+  ];
+  const stopInput = relayInput(monitor.agent, ref, process.stdin, relays.signal);
+  const forward = (sig: NodeJS.Signals) =>
+    void monitor.agent
+      .signalProcess(ref, constants.signals[sig], { signal: AbortSignal.timeout(5000) })
+      .catch(() => {});
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
+  try {
+    const status = await monitor.agent.waitProcess(ref, relays.signal);
+    stopInput();
+    await Promise.race([Promise.allSettled(outputs), new Promise((r) => setTimeout(r, 3000).unref())]);
+    return status;
+  } finally {
+    relays.abort();
+    for (const sig of FORWARDED_SIGNALS) process.off(sig, forward);
+    process.stdin.destroy();
+  }
+}
+
+/** The exec's process: --process, or the command line over the container's own process settings. */
+async function buildProcess(bundle: string, args: string[], options: ExecOptions): Promise<Process> {
+  if (options.process) {
+    try {
+      return JSON.parse(await readFile(options.process, 'utf8')) as Process;
+    } catch (err) {
+      throw new HullError(
+        'ERR_CONFIG',
+        `cannot read the process ${options.process}: ${(err as Error).message}`,
+      );
+    }
+  }
+  if (args.length === 0) throw new HullError('ERR_USAGE', 'give a command to run, or --process FILE');
+  const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8').catch(() => '{}')) as Spec;
+  const base = spec.process ?? { user: { uid: 0, gid: 0 }, cwd: '/' };
+  const [uid, gid] = (options.user ?? '').split(':');
+  return {
+    ...base,
+    terminal: Boolean(options.tty),
+    args,
+    cwd: options.cwd ?? base.cwd,
+    env: [...(base.env ?? []), ...options.env],
+    user: options.user ? { uid: Number(uid), gid: Number(gid ?? uid) } : base.user,
+  };
+}

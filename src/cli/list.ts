@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { HullError } from '../errors.js';
+import { listContainers } from './container-ref.js';
+import type { GlobalOptions } from './global-options.js';
+
+export function registerList(program: Command): void {
+  program
+    .command('list')
+    .alias('ls')
+    .description('list the containers under the runtime root')
+    .option('-f, --format <format>', 'table or json', 'table')
+    .option('-q, --quiet', 'print only the IDs')
+    .action(async (options: { format: string; quiet?: boolean }, command: Command) => {
+      const states = await listContainers(command.optsWithGlobals<GlobalOptions>());
+      if (options.quiet) {
+        process.stdout.write(states.map((s) => `${s.id}\n`).join(''));
+      } else if (options.format === 'json') {
+        const shown = states.map(
+          ({ ociVersion, id, pid, status, bundle, rootfs, created, owner, annotations }) => ({
+            ociVersion,
+            id,
+            pid: status === 'stopped' ? 0 : pid,
+            status,
+            bundle,
+            rootfs,
+            created,
+            owner,
+            annotations,
+          }),
+        );
+        process.stdout.write(`${JSON.stringify(shown)}\n`);
+      } else if (options.format === 'table') {
+        const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER']];
+        for (const s of states)
+          rows.push([
+            s.id,
+            String(s.status === 'stopped' ? 0 : s.pid),
+            s.status,
+            s.bundle,
+            s.created,
+            s.owner || 'root',
+          ]);
+        const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+        process.stdout.write(
+          `${rows
+            .map((r) =>
+              r
+                .map((c, i) => c.padEnd(widths[i]!))
+                .join('   ')
+                .trimEnd(),
+            )
+            .join('\n')}\n`,
+        );
+      } else {
+        throw new HullError('ERR_USAGE', `unknown format ${options.format}: use table or json`);
+      }
+    });
+}

@@ -1,0 +1,26 @@
+import type { Command } from 'commander';
+import { openContainer } from './container-ref.js';
+import type { GlobalOptions } from './global-options.js';
+
+export function registerState(program: Command): void {
+  program
+    .command('state')
+    .description('print the state of a container as JSON')
+    .argument('<container-id>')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      const { state } = await openContainer(command.optsWithGlobals<GlobalOptions>(), id);
+      const { ociVersion, pid, status, bundle, rootfs, created, owner, annotations } = state;
+      const shown = {
+        ociVersion,
+        id: state.id,
+        pid: status === 'stopped' ? 0 : pid,
+        status,
+        bundle,
+        rootfs,
+        created,
+        owner,
+        annotations,
+      };
+      process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+    });
+}

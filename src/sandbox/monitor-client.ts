@@ -1,0 +1,64 @@
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import type { DescMethodUnary } from '@bufbuild/protobuf';
+import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { AgentClient, toHullError } from '../agent/client.js';
+import { HullError } from '../errors.js';
+import { Monitor } from '../gen/hull/monitor/v1/monitor_pb.js';
+import { TtrpcClient } from '../ttrpc/client.js';
+import { raceSignal } from '../util/deadline.js';
+import { MONITOR_SOCKET } from './monitor.js';
+
+/** A command-line verb's connection to a container's monitor. */
+export class MonitorClient {
+  private constructor(
+    private readonly rpc: TtrpcClient,
+    /** The guest agent's API, passed through the monitor. */
+    readonly agent: AgentClient,
+  ) {}
+
+  static async connect(dir: string, id: string, signal: AbortSignal): Promise<MonitorClient> {
+    const path = join(dir, MONITOR_SOCKET);
+    const open = () =>
+      new Promise<ReturnType<typeof connect>>((resolve, reject) => {
+        const socket = connect(path);
+        socket.once('connect', () => resolve(socket));
+        socket.once('error', reject);
+      });
+    const [control, agentChannel] = await raceSignal(Promise.all([open(), open()]), signal).catch(
+      (err: unknown) => {
+        throw new HullError('ERR_STATE', `container ${id} is not running (its monitor does not answer)`, {
+          cause: err,
+        });
+      },
+    );
+    return new MonitorClient(new TtrpcClient(control), new AgentClient(agentChannel));
+  }
+
+  start = (signal: AbortSignal) => this.call(Monitor.method.start, {}, signal);
+  kill = (signalNumber: number, all: boolean, signal: AbortSignal) =>
+    this.call(Monitor.method.kill, { signal: signalNumber, all }, signal);
+  pause = (signal: AbortSignal) => this.call(Monitor.method.pause, {}, signal);
+  resume = (signal: AbortSignal) => this.call(Monitor.method.resume, {}, signal);
+  update = (resources: unknown, signal: AbortSignal) =>
+    this.call(Monitor.method.update, { resourcesJson: Buffer.from(JSON.stringify(resources)) }, signal);
+  processes = async (signal: AbortSignal) => (await this.call(Monitor.method.processes, {}, signal)).pids;
+  shutdown = (signal: AbortSignal) => this.call(Monitor.method.shutdown, {}, signal);
+
+  close(): void {
+    this.rpc.close();
+    this.agent.close();
+  }
+
+  private async call<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    input: MessageInitShape<I>,
+    signal: AbortSignal,
+  ): Promise<MessageShape<O>> {
+    try {
+      return await this.rpc.call(method, create(method.input, input), { signal });
+    } catch (err) {
+      throw toHullError(method.name, err);
+    }
+  }
+}

@@ -1,0 +1,241 @@
+import { createServer, type Server } from 'node:net';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { HullError, messageOf } from '../errors.js';
+import { AgentService } from '../gen/hull/agent/v1/agent_pb.js';
+import { Monitor as MonitorService } from '../gen/hull/monitor/v1/monitor_pb.js';
+import { logger } from '../log.js';
+import { TtrpcServer } from '../ttrpc/server.js';
+import { Code, TtrpcError } from '../ttrpc/status.js';
+import { sleep } from '../util/deadline.js';
+import type { Bundle } from './bundle.js';
+import { runHostHooks } from './hooks.js';
+import { type RuntimeSettings, startSandbox } from './runtime.js';
+import type { Sandbox } from './sandbox.js';
+import { type ContainerState, type Operation, requireAllowed, type Status, writeState } from './state.js';
+import { relayInput, relayOutput } from './stdio-relay.js';
+
+export const MONITOR_SOCKET = 'monitor.sock';
+/** After the process exits, how long its output may still drain (a daemon may hold it open). */
+const OUTPUT_DRAIN_MS = 3000;
+/** Exit status reported when the VM ends under a running container (as if SIGKILLed). */
+const VM_LOST_STATUS = 128 + constants.signals.SIGKILL;
+
+export interface Stdio {
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+}
+
+/**
+ * The long-lived host process of one container: it owns the container's VM, relays the
+ * container's stdio through the fds it was given, keeps the persisted state, and answers the
+ * command-line verbs on its socket. It lives as long as the container's process and its own
+ * exit code is that process's: callers (conmon, containerd's runc shim) wait on its pid.
+ */
+export class ContainerMonitor {
+  private status: Status = 'created';
+  private readonly exit: Promise<number>;
+  private server: Server | undefined;
+  private readonly log = logger('monitor');
+
+  private constructor(
+    readonly id: string,
+    readonly dir: string,
+    readonly bundle: Bundle,
+    readonly sandbox: Sandbox,
+    private readonly stdio: Stdio,
+    private readonly created: string,
+  ) {
+    this.exit = this.watch();
+  }
+
+  /** Boots the VM and creates the container (not started); state is `created` on return. */
+  static async create(
+    options: { id: string; dir: string; bundle: Bundle; settings: RuntimeSettings; stdio: Stdio },
+    signal: AbortSignal,
+  ): Promise<ContainerMonitor> {
+    const { id, bundle } = options;
+    const sandbox = await startSandbox(id, options.settings, {
+      dir: join(options.dir, 'vm'),
+      hostname: bundle.spec.hostname,
+      signal,
+    });
+    try {
+      await sandbox.createContainer(id, bundle, signal);
+      const monitor = new ContainerMonitor(
+        id,
+        options.dir,
+        bundle,
+        sandbox,
+        options.stdio,
+        new Date().toISOString(),
+      );
+      await monitor.persist();
+      await runHostHooks(bundle.spec, 'createRuntime', monitor.state());
+      monitor.relayStdio();
+      return monitor;
+    } catch (err) {
+      await sandbox.destroy();
+      throw err;
+    }
+  }
+
+  state(): ContainerState {
+    return {
+      ociVersion: this.bundle.spec.ociVersion ?? '1.0.2',
+      id: this.id,
+      pid: process.pid,
+      status: this.status,
+      bundle: this.bundle.dir,
+      rootfs: this.bundle.rootfs,
+      created: this.created,
+      owner: '',
+      annotations: this.bundle.spec.annotations ?? {},
+    };
+  }
+
+  /** Serves the Monitor API, and the agent API passed through, on `<dir>/monitor.sock`. */
+  async serve(): Promise<void> {
+    const rpc = new TtrpcServer(toStatus)
+      .register(MonitorService, {
+        start: async () => {
+          await this.start();
+          return {};
+        },
+        kill: async (req) => {
+          await this.kill(req.signal, req.all);
+          return {};
+        },
+        pause: async () => {
+          await this.transition('pause', 'paused', (s) => this.sandbox.agent.pauseContainer(this.id, s));
+          return {};
+        },
+        resume: async () => {
+          await this.transition('resume', 'running', (s) => this.sandbox.agent.resumeContainer(this.id, s));
+          return {};
+        },
+        update: async (req) => {
+          requireAllowed(this.id, this.status, 'update');
+          const resources: unknown = JSON.parse(Buffer.from(req.resourcesJson).toString('utf8'));
+          await this.sandbox.agent.updateContainer(this.id, resources, AbortSignal.timeout(30_000));
+          return {};
+        },
+        processes: async () => ({
+          pids: await this.sandbox.agent.listProcesses(this.id, AbortSignal.timeout(30_000)),
+        }),
+        shutdown: async () => {
+          setImmediate(() => void this.sandbox.vm.stop());
+          return {};
+        },
+      })
+      .forward(AgentService.typeName, (method, payload, signal) =>
+        this.sandbox.agent.forwardRaw(method, payload, signal),
+      );
+    this.server = createServer((socket) => {
+      socket.on('error', () => {});
+      rpc.serve(socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(join(this.dir, MONITOR_SOCKET), resolve);
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.transition('start', 'running', (s) => this.sandbox.agent.startContainer(this.id, s));
+    await runHostHooks(this.bundle.spec, 'poststart', this.state()).catch((err: unknown) => {
+      // The spec: a failing poststart hook is logged, and the container keeps running.
+      this.log.warn({ err: messageOf(err) }, 'poststart hook failed');
+    });
+  }
+
+  async kill(signalNumber: number, all: boolean): Promise<void> {
+    requireAllowed(this.id, this.status, 'kill');
+    await this.sandbox.agent.signalProcess({ containerId: this.id }, signalNumber, {
+      all,
+      signal: AbortSignal.timeout(30_000),
+    });
+  }
+
+  /** Resolves with the container process's exit status, once the VM is gone. */
+  waitExit(): Promise<number> {
+    return this.exit;
+  }
+
+  private async transition(
+    operation: Operation,
+    to: Status,
+    act: (signal: AbortSignal) => Promise<void>,
+  ): Promise<void> {
+    requireAllowed(this.id, this.status, operation);
+    await act(AbortSignal.timeout(60_000));
+    this.status = to;
+    await this.persist();
+  }
+
+  private relays = new AbortController();
+  private outputs: Promise<void>[] = [];
+  private stopInput: () => void = () => {};
+
+  private relayStdio(): void {
+    const ref = { containerId: this.id };
+    const { signal } = this.relays;
+    this.outputs = [
+      relayOutput(this.sandbox.agent, ref, 'stdout', this.stdio.stdout, signal),
+      relayOutput(this.sandbox.agent, ref, 'stderr', this.stdio.stderr, signal),
+    ];
+    for (const output of this.outputs) output.catch(() => {});
+    this.stopInput = relayInput(this.sandbox.agent, ref, this.stdio.stdin, signal);
+  }
+
+  /** Waits for the container's process (or the VM) to end, then stops everything. */
+  private async watch(): Promise<number> {
+    let exitStatus: number;
+    try {
+      exitStatus = await Promise.race([
+        this.sandbox.agent.waitProcess({ containerId: this.id }, this.relays.signal),
+        this.sandbox.vm.exited.then(() => VM_LOST_STATUS),
+      ]);
+    } catch {
+      exitStatus = VM_LOST_STATUS;
+    }
+    this.stopInput();
+    const drained = new AbortController();
+    await Promise.race([
+      Promise.allSettled(this.outputs),
+      sleep(OUTPUT_DRAIN_MS, drained.signal).catch(() => {}),
+    ]);
+    drained.abort();
+    this.relays.abort();
+    this.status = 'stopped';
+    this.server?.close();
+    await this.sandbox.destroy().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'teardown'));
+    await writeState(this.dir, { ...this.state(), exitStatus }).catch(() => {});
+    return exitStatus;
+  }
+
+  private persist(): Promise<void> {
+    return writeState(this.dir, this.state());
+  }
+}
+
+/** Monitor errors on the wire: hull's codes map to the statuses the CLI turns back. */
+function toStatus(err: unknown): TtrpcError {
+  if (err instanceof TtrpcError) return err;
+  if (err instanceof HullError) {
+    const code =
+      err.code === 'ERR_STATE'
+        ? Code.FAILED_PRECONDITION
+        : err.code === 'ERR_NOT_FOUND'
+          ? Code.NOT_FOUND
+          : err.code === 'ERR_UNSUPPORTED'
+            ? Code.UNIMPLEMENTED
+            : err.code === 'ERR_CONFIG'
+              ? Code.INVALID_ARGUMENT
+              : Code.UNKNOWN;
+    return new TtrpcError(code, err.message);
+  }
+  return new TtrpcError(Code.UNKNOWN, messageOf(err));
+}

@@ -1,0 +1,85 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HullError } from '../errors.js';
+
+/** The lifecycle of a container as the OCI runtime-spec defines it. */
+export type Status = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
+
+export type Operation = 'start' | 'kill' | 'delete' | 'pause' | 'resume' | 'exec' | 'update';
+
+/** Which operation each status allows; anything else is an illegal transition. */
+const ALLOWED: Record<Operation, readonly Status[]> = {
+  start: ['created'],
+  kill: ['created', 'running', 'paused'],
+  delete: ['stopped'],
+  pause: ['running'],
+  resume: ['paused'],
+  exec: ['running'],
+  update: ['created', 'running', 'paused'],
+};
+
+export function allows(status: Status, operation: Operation): boolean {
+  return ALLOWED[operation].includes(status);
+}
+
+/** Throws ERR_STATE, saying what would be needed, unless `status` allows `operation`. */
+export function requireAllowed(id: string, status: Status, operation: Operation): void {
+  if (allows(status, operation)) return;
+  const needed = ALLOWED[operation].join(' or ');
+  throw new HullError(
+    'ERR_STATE',
+    `cannot ${operation} container ${id}: it is ${status}, and ${operation} needs it ${needed}`,
+  );
+}
+
+/** What `<root>/<id>/state.json` holds; `hull state` prints the OCI part of it. */
+export interface ContainerState {
+  ociVersion: string;
+  id: string;
+  /** The monitor's pid: the host process that lives as long as the container's process. */
+  pid: number;
+  status: Status;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  owner: string;
+  annotations: Record<string, string>;
+  exitStatus?: number;
+}
+
+export const STATE_FILE = 'state.json';
+
+/** Written to a temporary file and renamed: readers see the old state or the new one, whole. */
+export async function writeState(dir: string, state: ContainerState): Promise<void> {
+  const path = join(dir, STATE_FILE);
+  await writeFile(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  await rename(`${path}.tmp`, path);
+}
+
+export async function readState(dir: string, id: string): Promise<ContainerState> {
+  try {
+    return JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as ContainerState;
+  } catch {
+    throw new HullError('ERR_NOT_FOUND', `container ${id} does not exist: see \`hull list\``);
+  }
+}
+
+/** Whether a process exists (signal 0 checks without signalling). */
+export function processAlive(pid: number): boolean {
+  if (!(pid > 0)) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The state as it really is: a container whose monitor is gone (the VM died, or the monitor
+ * was killed) is stopped, whatever the file last said.
+ */
+export function effectiveState(state: ContainerState): ContainerState {
+  if (state.status === 'stopped' || processAlive(state.pid)) return state;
+  return { ...state, status: 'stopped' };
+}

@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { makeBusyboxBundle } from '../fixtures/bundle.js';
+import { assertNothingLeft, HULL, hull, privateDirs, processExit, qemuProcessesUsing } from './harness.js';
+
+/** The OCI command line as podman's conmon and containerd's runc shim drive it. */
+describe('the OCI command line', { timeout: 600_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let n = 0;
+  before(async () => {
+    dirs = await privateDirs('cli');
+  });
+  after(() => dirs.cleanup());
+  afterEach(() => assertNothingLeft(dirs.root));
+
+  const h = (...args: string[]) => hull(['--root', dirs.root, ...args]);
+  const state = async (id: string) =>
+    JSON.parse((await h('state', id)).stdout) as { status: string; pid: number };
+
+  /** A bundle whose process prints a line, then waits for signals and reports them. */
+  async function serviceBundle(): Promise<{ dir: string; id: string }> {
+    n += 1;
+    const dir = join(dirs.scratch, `bundle-${n}`);
+    await mkdir(dir);
+    await makeBusyboxBundle(dir, [
+      'sh',
+      '-c',
+      'trap "echo got HUP" HUP; trap "echo got TERM; exit 143" TERM; echo started; while true; do sleep 0.1; done',
+    ]);
+    return { dir, id: `svc-${n}` };
+  }
+
+  /**
+   * `create` as conmon runs it: its stdout is a file the container writes to for its whole
+   * life, and the pid in the pid file is a process to wait for.
+   */
+  async function create(b: { dir: string; id: string }) {
+    const out = join(b.dir, 'container.out');
+    const pidFile = join(b.dir, 'container.pid');
+    const { openSync, closeSync } = await import('node:fs');
+    const fd = openSync(out, 'w');
+    const child = spawn(
+      process.execPath,
+      [HULL, '--root', dirs.root, 'create', '--bundle', b.dir, '--pid-file', pidFile, b.id],
+      {
+        stdio: ['ignore', fd, fd],
+      },
+    );
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    closeSync(fd);
+    assert.equal(code, 0, await readFile(out, 'utf8'));
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    const exited = processExit(pid);
+    exited.catch(() => {});
+    return { pid, exited, output: () => readFile(out, 'utf8') };
+  }
+
+  test('create, state, start, ps, pause, resume, kill by name and number, then delete', async () => {
+    const b = await serviceBundle();
+    const c = await create(b);
+    let s = await state(b.id);
+    assert.equal(s.status, 'created');
+    assert.equal(s.pid, c.pid, 'state names the pid in the pid file');
+    assert.equal((await h('start', b.id)).code, 0);
+    assert.equal((await state(b.id)).status, 'running');
+    const list = JSON.parse((await h('list', '--format', 'json')).stdout) as { id: string; status: string }[];
+    assert.deepEqual(
+      list.map((x) => [x.id, x.status]),
+      [[b.id, 'running']],
+    );
+    const pids = JSON.parse((await h('ps', '--format', 'json', b.id)).stdout) as number[];
+    assert.ok(pids.length >= 1, 'ps lists the container process');
+    assert.equal((await h('pause', b.id)).code, 0);
+    assert.equal((await state(b.id)).status, 'paused');
+    assert.equal((await h('resume', b.id)).code, 0);
+    assert.equal((await state(b.id)).status, 'running');
+    assert.equal((await h('kill', b.id, 'HUP')).code, 0);
+    assert.equal((await h('kill', b.id, '15')).code, 0);
+    await c.exited;
+    s = await state(b.id);
+    assert.equal(s.status, 'stopped');
+    const output = await c.output();
+    assert.match(output, /started\n(.|\n)*got HUP\n(.|\n)*got TERM\n/);
+    assert.equal((await h('delete', b.id)).code, 0);
+    assert.equal((await h('state', b.id)).code, 1, 'a deleted container is gone');
+  });
+
+  test('two concurrent execs into one container, each with its own stdio and exit code', async () => {
+    const b = await serviceBundle();
+    const c = await create(b);
+    await h('start', b.id);
+    const [one, two] = await Promise.all([
+      hull(['--root', dirs.root, 'exec', b.id, 'sh', '-c', 'read x; echo "one:$x"; exit 3'], {
+        input: 'first\n',
+      }),
+      hull(['--root', dirs.root, 'exec', b.id, 'sh', '-c', 'read x; echo "two:$x"; exit 4'], {
+        input: 'second\n',
+      }),
+    ]);
+    assert.deepEqual([one.code, one.stdout], [3, 'one:first\n']);
+    assert.deepEqual([two.code, two.stdout], [4, 'two:second\n']);
+    assert.equal((await h('delete', '--force', b.id)).code, 0, 'delete --force stops a running container');
+    await c.exited;
+  });
+
+  test('state reports stopped once the VM is killed under the container', async () => {
+    const b = await serviceBundle();
+    const c = await create(b);
+    await h('start', b.id);
+    const [qemu] = await qemuProcessesUsing(dirs.root);
+    assert.ok(qemu, 'the container has a QEMU process');
+    process.kill(qemu, 'SIGKILL');
+    await c.exited;
+    assert.equal((await state(b.id)).status, 'stopped');
+    assert.equal((await h('delete', b.id)).code, 0);
+  });
+
+  test('illegal transitions fail with a clear error and leave the state unchanged', async () => {
+    const b = await serviceBundle();
+    const c = await create(b);
+    const refused = async (args: string[], pattern: RegExp, status: string) => {
+      const r = await h(...args);
+      assert.equal(r.code, 1, `${args.join(' ')} should fail`);
+      assert.match(r.stderr, pattern);
+      assert.equal((await state(b.id)).status, status, `state stays ${status} after ${args[0]}`);
+    };
+    await refused(
+      ['delete', b.id],
+      /cannot delete container .*: it is created, and delete needs it stopped/,
+      'created',
+    );
+    await refused(['pause', b.id], /cannot pause .*it is created/, 'created');
+    await refused(['resume', b.id], /cannot resume .*it is created/, 'created');
+    await refused(['exec', b.id, 'true'], /cannot exec .*it is created/, 'created');
+    await h('start', b.id);
+    await refused(['start', b.id], /cannot start .*it is running, and start needs it created/, 'running');
+    await refused(['resume', b.id], /cannot resume .*it is running/, 'running');
+    await refused(['kill', b.id, 'NOSUCHSIG'], /unknown signal/, 'running');
+    await h('kill', b.id, 'KILL');
+    await c.exited;
+    await refused(['start', b.id], /cannot start .*it is stopped/, 'stopped');
+    await refused(['kill', b.id], /cannot kill .*it is stopped/, 'stopped');
+    await refused(['pause', b.id], /cannot pause .*it is stopped/, 'stopped');
+    assert.equal((await h('delete', b.id)).code, 0);
+    const missing = await h('start', 'no-such-container');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /container no-such-container does not exist/);
+  });
+
+  test('the container exit code is recorded when it stops', async () => {
+    n += 1;
+    const dir = join(dirs.scratch, `bundle-${n}`);
+    await mkdir(dir);
+    await makeBusyboxBundle(dir, ['sh', '-c', 'exit 42']);
+    const id = `exit-${n}`;
+    // The monitor is a child of `create`; as conmon does, wait for it through its parent.
+    const child = spawn(process.execPath, [HULL, '--root', dirs.root, 'create', '--bundle', dir, id], {
+      stdio: 'ignore',
+    });
+    assert.equal(await new Promise((r) => child.on('exit', r)), 0);
+    await h('start', id);
+    for (let i = 0; i < 200 && (await state(id)).status !== 'stopped'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const file = JSON.parse(await readFile(join(dirs.root, id, 'state.json'), 'utf8')) as {
+      exitStatus: number;
+    };
+    assert.equal(file.exitStatus, 42);
+    await h('delete', id);
+  });
+
+  test('features, spec and --version answer without a container', async () => {
+    const features = JSON.parse((await h('features')).stdout) as {
+      hooks: string[];
+      linux: { namespaces: string[] };
+    };
+    assert.ok(features.hooks.includes('poststop'));
+    assert.ok(features.linux.namespaces.includes('pid'));
+    const dir = join(dirs.scratch, 'spec');
+    await mkdir(dir);
+    assert.equal((await h('spec', '--bundle', dir)).code, 0);
+    const spec = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as {
+      process: { args: string[] };
+    };
+    assert.deepEqual(spec.process.args, ['sh']);
+    assert.match((await h('--version')).stdout, /^\d+\.\d+\.\d+/);
+  });
+});
