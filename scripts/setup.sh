@@ -19,6 +19,7 @@ packages=(
   gcc libc6-dev         # hull-init, the guest's PID 1, is compiled static
   util-linux            # mount/umount for sharing bundle files
   runc                  # the benchmark compares with containers on the host
+  podman conmon docker.io containerd umoci skopeo   # end-to-end tests with real clients
   ca-certificates git
 )
 missing=()

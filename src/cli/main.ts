@@ -21,11 +21,18 @@ import { registerUpdate } from './update.js';
 
 export const VERSION = '0.1.0';
 
+/** Callers that cannot pass --root (podman passes none) can set HULL_ROOT. */
+const defaultRoot = () => process.env.HULL_ROOT || DEFAULT_RUNTIME_ROOT;
+
 function program(): Command {
   const cmd = new Command('hull')
     .description('a secure container runtime: every container in its own lightweight VM')
     .version(VERSION, '-v, --version')
-    .option('--root <dir>', 'directory for the state of containers', DEFAULT_RUNTIME_ROOT)
+    .option(
+      '--root <dir>',
+      'directory for the state of containers (default: $HULL_ROOT or /run/hull)',
+      defaultRoot(),
+    )
     .option('--log <file>', 'write log lines to this file')
     .option('--log-format <format>', 'text or json', 'text')
     .option('--debug', 'log debug messages and boot guests verbosely')

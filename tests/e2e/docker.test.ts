@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { assertNothingLeft, privateDirs, processExit } from './harness.js';
+
+const HULL_COMMAND = resolve(fileURLToPath(import.meta.url), '../../../../bin/hull');
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Docker 20.10 with hull added as a runtime: dockerd → containerd-shim-runc-v2 → hull. */
+describe('docker --runtime hull', { timeout: 600_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let dockerd: ChildProcess;
+  let socket: string;
+  let runtimeRoot: string;
+
+  const docker = (...args: string[]) =>
+    new Promise<Result>((res) => {
+      execFile('docker', ['-H', `unix://${socket}`, ...args], { timeout: 180_000 }, (err, stdout, stderr) =>
+        res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  before(async () => {
+    dirs = await privateDirs('docker');
+    const d = join(dirs.scratch, 'docker');
+    await mkdir(d, { recursive: true });
+    socket = join(d, 'docker.sock');
+    // The runc shim gives a runtime <exec-root>/runtime-<name>/<namespace> as its --root.
+    runtimeRoot = join(d, 'exec', 'runtime-runc', 'moby');
+    await writeFile(
+      join(d, 'daemon.json'),
+      JSON.stringify({
+        'data-root': join(d, 'root'),
+        'exec-root': join(d, 'exec'),
+        pidfile: join(d, 'dockerd.pid'),
+        hosts: [`unix://${socket}`],
+        iptables: false,
+        'ip-forward': false,
+        'ip-masq': false,
+        bridge: 'none',
+        'userland-proxy': false,
+        'storage-driver': 'overlay2',
+        runtimes: { hull: { path: HULL_COMMAND } },
+      }),
+    );
+    dockerd = spawn('dockerd', ['--config-file', join(d, 'daemon.json')], {
+      stdio: 'ignore',
+      detached: true,
+    });
+    for (let i = 0; i < 300 && (await docker('version')).code !== 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const load = await docker('load', '-i', await busyboxImageArchive(join(dirs.scratch, 'image')));
+    assert.equal(load.code, 0, load.stderr);
+  });
+  after(async () => {
+    if (dockerd?.pid) {
+      await docker('rm', '-f', 'svc');
+      process.kill(dockerd.pid, 'SIGTERM');
+      await processExit(dockerd.pid, 60_000);
+    }
+    await dirs.cleanup();
+  });
+
+  test('run: output and exit code', async () => {
+    const r = await docker(
+      'run',
+      '--rm',
+      '--runtime',
+      'hull',
+      IMAGE,
+      'sh',
+      '-c',
+      'echo "kernel $(uname -r)"; exit 4',
+    );
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stdout, /^kernel 6\.1\./);
+    await assertNothingLeft(runtimeRoot);
+  });
+
+  test('run -d, exec and stop', async () => {
+    const started = await docker(
+      'run',
+      '-d',
+      '--name',
+      'svc',
+      '--runtime',
+      'hull',
+      IMAGE,
+      'sh',
+      '-c',
+      'trap "echo got TERM; exit 0" TERM; echo up; while true; do sleep 0.2; done',
+    );
+    assert.equal(started.code, 0, started.stderr);
+    const exec = await docker('exec', 'svc', 'sh', '-c', 'echo from-exec; exit 6');
+    assert.deepEqual([exec.code, exec.stdout], [6, 'from-exec\n']);
+    assert.equal((await docker('stop', '-t', '20', 'svc')).code, 0);
+    const inspect = await docker('inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'svc');
+    assert.equal(inspect.stdout.trim(), 'exited 0');
+    assert.match((await docker('logs', 'svc')).stdout, /up\n(.|\n)*got TERM/);
+    assert.equal((await docker('rm', 'svc')).code, 0);
+    await assertNothingLeft(runtimeRoot);
+  });
+});

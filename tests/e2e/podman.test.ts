@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { assertNothingLeft, privateDirs } from './harness.js';
+
+const HULL_COMMAND = resolve(fileURLToPath(import.meta.url), '../../../../bin/hull');
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** podman 4.3 with hull as a runtime, through conmon, as a user would set it up. */
+describe('podman --runtime hull', { timeout: 600_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let env: NodeJS.ProcessEnv;
+  let base: string[];
+
+  const podman = (...args: string[]) =>
+    new Promise<Result>((res) => {
+      execFile('podman', [...base, ...args], { env, timeout: 180_000 }, (err, stdout, stderr) =>
+        res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  before(async () => {
+    dirs = await privateDirs('podman');
+    const d = dirs.scratch;
+    await mkdir(join(d, 'podtmp'), { recursive: true });
+    // The settings this machine needs (see README): rlimits root may set, no networking yet,
+    // cgroupfs, file events; and hull as a runtime.
+    await writeFile(
+      join(d, 'containers.conf'),
+      `[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+netns = "none"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${d}/events.log"
+tmp_dir = "${d}/podtmp"
+
+[engine.runtimes]
+hull = ["${HULL_COMMAND}"]
+`,
+    );
+    // podman passes hull no --root; HULL_ROOT keeps this test's containers private.
+    env = { ...process.env, CONTAINERS_CONF: join(d, 'containers.conf'), HULL_ROOT: join(d, 'hull') };
+    base = ['--root', join(d, 'storage'), '--runroot', join(d, 'run'), '--runtime', 'hull'];
+    const load = await podman('load', '-i', await busyboxImageArchive(join(d, 'image')));
+    assert.equal(load.code, 0, load.stderr);
+  });
+  after(async () => {
+    await podman('rm', '-a', '-f');
+    await dirs.cleanup();
+  });
+
+  test('run: output and exit code through conmon', async () => {
+    const r = await podman('run', '--rm', IMAGE, 'sh', '-c', 'echo "kernel $(uname -r)"; exit 3');
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stdout, /^kernel 6\.1\./);
+    await assertNothingLeft(join(dirs.scratch, 'hull'));
+  });
+
+  test('run -d, exec, stop and rm -f', async () => {
+    const started = await podman(
+      'run',
+      '-d',
+      '--name',
+      'svc',
+      IMAGE,
+      'sh',
+      '-c',
+      'trap "echo got TERM; exit 0" TERM; echo up; while true; do sleep 0.2; done',
+    );
+    assert.equal(started.code, 0, started.stderr);
+    const exec = await podman('exec', 'svc', 'sh', '-c', 'echo from-exec; exit 5');
+    assert.deepEqual([exec.code, exec.stdout], [5, 'from-exec\n']);
+    const stop = await podman('stop', '-t', '20', 'svc');
+    assert.equal(stop.code, 0, stop.stderr);
+    const inspect = await podman('inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'svc');
+    assert.equal(inspect.stdout.trim(), 'exited 0');
+    assert.match((await podman('logs', 'svc')).stdout, /up\n(.|\n)*got TERM/);
+    assert.equal((await podman('rm', '-f', 'svc')).code, 0);
+    // rm -f of a running container
+    assert.equal((await podman('run', '-d', '--name', 'busy', IMAGE, 'sleep', '1000')).code, 0);
+    assert.equal((await podman('rm', '-f', '-t', '1', 'busy')).code, 0);
+    await assertNothingLeft(join(dirs.scratch, 'hull'));
+  });
+});
