@@ -1,6 +1,8 @@
 // Bundles hull's two programs into one file each: the host CLI (fast start: one file to
 // load, not hundreds of modules) and the guest agent, as CommonJS because that is what
 // `node --build-snapshot` takes (the image builder snapshots it; see guest/agent/entry.ts).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: 'linked', logLevel: 'warning' };
@@ -21,4 +23,10 @@ await build({
   outfile: 'dist/bundle/agent.cjs',
   format: 'cjs',
   minify: true,
+});
+
+// hull-tty passes terminals over unix sockets, which Node cannot do (src/sys/tty/hull-tty.c).
+mkdirSync('dist/native', { recursive: true });
+execFileSync('cc', ['-Os', '-Wall', '-o', 'dist/native/hull-tty', 'src/sys/tty/hull-tty.c'], {
+  stdio: 'inherit',
 });

@@ -20,6 +20,7 @@ packages=(
   util-linux            # mount/umount for sharing bundle files
   runc                  # the benchmark compares with containers on the host
   podman conmon docker.io containerd umoci skopeo   # end-to-end tests with real clients
+  python3 bsdutils      # test peers: a console-socket receiver; `script` for `podman run -t`
   ca-certificates git
 )
 missing=()

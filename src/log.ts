@@ -12,6 +12,18 @@ export interface LogOptions {
   /** A file path, or a file descriptor (2 for stderr). */
   destination: string | number;
   level: 'debug' | 'info' | 'warn' | 'error';
+  /** json: {"level","msg","time"} lines; text: time="…" level=… msg="…" (runc's text form). */
+  format?: 'json' | 'text';
+}
+
+/** One JSON log line as runc's text form: time, level and msg first, then the rest. */
+export function toTextLine(json: string): string {
+  const entry = JSON.parse(json) as Record<string, unknown>;
+  const quote = (v: unknown) => JSON.stringify(typeof v === 'string' ? v : JSON.stringify(v));
+  const { time, level, msg, ...rest } = entry;
+  const fields = [`time=${quote(time)}`, `level=${String(level)}`, `msg=${quote(msg)}`];
+  for (const [k, v] of Object.entries(rest)) fields.push(`${k}=${quote(v)}`);
+  return `${fields.join(' ')}\n`;
 }
 
 export function configureLogging(options: LogOptions): void {
@@ -23,11 +35,18 @@ export function configureLogging(options: LogOptions): void {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    pino.destination({ dest: options.destination, sync: true, mkdir: true }),
+    options.format === 'text'
+      ? textDestination(options.destination)
+      : pino.destination({ dest: options.destination, sync: true, mkdir: true }),
   );
 }
 
 export function logger(scope: string): Logger {
   // A proxy-free child per call: cheap, and picks up configureLogging() done earlier.
   return root.child({ scope });
+}
+
+function textDestination(dest: string | number): { write(line: string): void } {
+  const out = pino.destination({ dest, sync: true, mkdir: true });
+  return { write: (line: string) => out.write(toTextLine(line)) };
 }

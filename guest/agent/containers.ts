@@ -8,12 +8,14 @@ import { OutputPipe } from './output-pipe.js';
 import { GuestProcess } from './process.js';
 import type { Reaper } from './reaper.js';
 import { toGuestSpec } from './spec.js';
+import { openGuestTerminal } from './terminal.js';
 
 const log = guestLogger('containers');
 
 /** Where the host's shared directory appears in the guest (mounted by hull-init). */
 export const SHARE_ROOT = '/run/hull/shared';
 const BUNDLES = '/run/hull/containers';
+const TERMINAL_SOCKETS = '/run/hull/tty';
 
 export interface CreateRequest {
   id: string;
@@ -34,18 +36,23 @@ interface Container {
 
 const sharePath = (relative: string) => join(SHARE_ROOT, join('/', relative));
 
+async function readPid(pidFile: string): Promise<number> {
+  const pid = Number.parseInt(await readFile(pidFile, 'utf8'), 10);
+  if (!Number.isInteger(pid) || pid <= 0)
+    throw new AgentError('runtime-failed', `crun wrote no pid to ${pidFile}`);
+  return pid;
+}
+
 /** The containers of this sandbox, each created, started and removed through crun. */
 export class Containers {
   private readonly containers = new Map<string, Container>();
+  private terminals = 0;
 
   constructor(private readonly reaper: Reaper) {}
 
   async create(request: CreateRequest): Promise<number> {
     const { id } = request;
     if (this.containers.has(id)) throw new AgentError('exists', `container ${id} already exists`);
-    if (request.spec.process?.terminal) {
-      throw new AgentError('unsupported', 'process.terminal is not supported yet; set it to false');
-    }
     const bundle = join(BUNDLES, id);
     await mkdir(bundle, { recursive: true });
     const spec = toGuestSpec(request.spec, {
@@ -59,6 +66,7 @@ export class Containers {
       ['create', '--bundle', bundle, '--pid-file', pidFile, id],
       bundle,
       pidFile,
+      request.spec.process?.terminal ? { size: request.spec.process.consoleSize } : undefined,
     ).catch(async (err: unknown) => {
       await rm(bundle, { recursive: true, force: true });
       throw err;
@@ -79,8 +87,6 @@ export class Containers {
   async exec(id: string, execId: string, processSpec: Process): Promise<number> {
     const container = this.get(id);
     if (container.execs.has(execId)) throw new AgentError('exists', `exec ${execId} already exists in ${id}`);
-    if (processSpec.terminal)
-      throw new AgentError('unsupported', 'exec with a terminal is not supported yet');
     const file = join(container.bundle, `exec-${execId}.json`);
     const pidFile = join(container.bundle, `exec-${execId}.pid`);
     await writeFile(file, JSON.stringify(processSpec));
@@ -88,6 +94,7 @@ export class Containers {
       ['exec', '--detach', '--pid-file', pidFile, '--process', file, id],
       container.bundle,
       pidFile,
+      processSpec.terminal ? { size: processSpec.consoleSize } : undefined,
     );
     container.execs.set(execId, proc);
     return proc.pid;
@@ -159,7 +166,13 @@ export class Containers {
    * inherits crun's stdio pipes, which stay open after crun exits; its pid comes from the
    * pid file, and its exit status from the reaper once PID 1 reaps it.
    */
-  private async spawnDetached(args: string[], bundle: string, pidFile: string): Promise<GuestProcess> {
+  private async spawnDetached(
+    args: string[],
+    bundle: string,
+    pidFile: string,
+    terminal?: { size?: { height: number; width: number } },
+  ): Promise<GuestProcess> {
+    if (terminal) return this.spawnOnTerminal(args, bundle, pidFile, terminal.size);
     const run = crun(args, join(bundle, 'crun.log'), 'pipe');
     const { stdin, stdout, stderr } = run.child;
     // Node destroys a child's stdin when the child exits; crun exits at once, but the process
@@ -174,9 +187,38 @@ export class Containers {
       stderr?.destroy();
       throw err;
     }
-    const pid = Number.parseInt(await readFile(pidFile, 'utf8'), 10);
-    if (!Number.isInteger(pid) || pid <= 0)
-      throw new AgentError('runtime-failed', `crun wrote no pid to ${pidFile}`);
-    return new GuestProcess(pid, stdin, pipes.stdout, pipes.stderr, this.reaper);
+    return new GuestProcess(await readPid(pidFile), stdin, pipes.stdout, pipes.stderr, this.reaper);
+  }
+
+  /**
+   * The same for a process with a terminal: crun hands its pty to a console socket, and the
+   * terminal helper's pipes stand in for stdio (a terminal has one output stream, no stderr).
+   */
+  private async spawnOnTerminal(
+    args: string[],
+    bundle: string,
+    pidFile: string,
+    size?: { height: number; width: number },
+  ): Promise<GuestProcess> {
+    // Unix socket paths hold 107 bytes; container IDs alone may be 64. Keep these short.
+    await mkdir(TERMINAL_SOCKETS, { recursive: true });
+    const socket = join(TERMINAL_SOCKETS, `${++this.terminals}.sock`);
+    const terminal = await openGuestTerminal(socket);
+    if (size) terminal.resize(size.height, size.width);
+    const [verb, ...rest] = args;
+    await crun([verb!, '--console-socket', socket, ...rest], join(bundle, 'crun.log')).done.catch(
+      (err: unknown) => {
+        terminal.input.destroy();
+        throw err;
+      },
+    );
+    return new GuestProcess(
+      await readPid(pidFile),
+      terminal.input,
+      new OutputPipe(terminal.output),
+      new OutputPipe(null),
+      this.reaper,
+      terminal.resize,
+    );
   }
 }

@@ -16,6 +16,7 @@ export class GuestProcess {
     stdout: OutputPipe,
     stderr: OutputPipe,
     private readonly reaper: Reaper,
+    private readonly resizeTerminal?: (rows: number, columns: number) => void,
   ) {
     this.stdout = stdout;
     this.stderr = stderr;
@@ -47,6 +48,11 @@ export class GuestProcess {
 
   closeStdin(): void {
     this.stdin?.end();
+  }
+
+  resize(rows: number, columns: number): void {
+    if (!this.resizeTerminal) throw new AgentError('wrong-state', `process ${this.pid} has no terminal`);
+    this.resizeTerminal(rows, columns);
   }
 
   signal(signal: number): void {

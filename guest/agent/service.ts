@@ -109,8 +109,9 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
       return {};
     },
     listProcesses: async (req) => ({ pids: await containers.processes(req.containerId) }),
-    ttyWinResize: async () => {
-      throw new AgentError('unsupported', 'terminals are not supported yet');
+    ttyWinResize: async (req) => {
+      containers.process(req.containerId, req.execId).resize(req.rows, req.columns);
+      return {};
     },
   };
 }

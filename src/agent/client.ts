@@ -159,6 +159,14 @@ export class AgentClient {
     return (await this.call(AgentService.method.listProcesses, { containerId: id }, signal)).pids;
   }
 
+  async resizeTerminal(ref: ProcessRef, rows: number, columns: number, signal: AbortSignal): Promise<void> {
+    await this.call(
+      AgentService.method.ttyWinResize,
+      { containerId: ref.containerId, execId: ref.execId ?? '', rows, columns },
+      signal,
+    );
+  }
+
   async writeStdin(ref: ProcessRef, data: Uint8Array, signal: AbortSignal): Promise<void> {
     await this.call(
       AgentService.method.writeStdin,

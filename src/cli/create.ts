@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { HullError, isHullError, messageOf } from '../errors.js';
 import { loadBundle } from '../sandbox/bundle.js';
@@ -31,15 +32,18 @@ export function registerCreate(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const id = validateContainerId(rawId);
       const bundle = await loadBundle(options.bundle);
-      if (bundle.spec.process?.terminal) {
+      if (bundle.spec.process?.terminal && !options.consoleSocket) {
         throw new HullError(
-          'ERR_UNSUPPORTED',
-          'process.terminal is true but terminals are not supported yet: set it to false',
+          'ERR_CONFIG',
+          'process.terminal is true but no --console-socket was given: pass one',
         );
       }
       const dir = await claimContainerDir(settingsFrom(globals), id);
       try {
-        const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, id]);
+        const consoleArgs = options.consoleSocket ? ['--console-socket', resolve(options.consoleSocket)] : [];
+        const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, ...consoleArgs, id], {
+          keepStdio: !bundle.spec.process?.terminal,
+        });
         if (options.pidFile) await writePidFile(options.pidFile, pid);
       } catch (err) {
         await removeContainerDir(dir);
@@ -52,7 +56,8 @@ export function registerCreate(program: Command): void {
     .command('_monitor', { hidden: true })
     .argument('<container-id>')
     .requiredOption('--bundle <dir>')
-    .action(async (id: string, options: { bundle: string }, command: Command) => {
+    .option('--console-socket <path>')
+    .action(async (id: string, options: { bundle: string; consoleSocket?: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const settings = settingsFrom(globals);
       let monitor: ContainerMonitor;
@@ -61,7 +66,7 @@ export function registerCreate(program: Command): void {
         const { containerDir } = await import('../sandbox/runtime.js');
         const dir = containerDir(settings, id);
         monitor = await ContainerMonitor.create(
-          { id, dir, bundle, settings, stdio: process },
+          { id, dir, bundle, settings, stdio: process, consoleSocket: options.consoleSocket },
           AbortSignal.timeout(300_000),
         );
         await monitor.serve();

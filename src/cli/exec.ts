@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { ProcessRef } from '../agent/client.js';
 import { HullError, messageOf } from '../errors.js';
 import type { Process, Spec } from '../oci/spec.js';
+import { forwardResizes, openTerminalFor } from '../sandbox/monitor.js';
 import type { MonitorClient } from '../sandbox/monitor-client.js';
 import { requireAllowed } from '../sandbox/state.js';
 import { relayInput, relayOutput } from '../sandbox/stdio-relay.js';
@@ -51,20 +52,23 @@ export function registerExec(program: Command): void {
         return r;
       });
       const processSpec = await buildProcess(ref.state.bundle, args, options);
-      if (processSpec.terminal) {
-        throw new HullError(
-          'ERR_UNSUPPORTED',
-          'exec with a terminal is not supported yet: run without --tty',
-        );
+      if (processSpec.terminal && !options.consoleSocket) {
+        throw new HullError('ERR_CONFIG', 'a terminal needs --console-socket: pass one, or drop --tty');
       }
+      const consoleSocket = options.consoleSocket ? resolve(options.consoleSocket) : undefined;
       const execId = randomUUID();
       if (options.detach) {
-        const { pid } = await spawnHelper(globals, ['_exec', ref.id, execId, JSON.stringify(processSpec)]);
+        const consoleArgs = consoleSocket ? ['--console-socket', consoleSocket] : [];
+        const { pid } = await spawnHelper(
+          globals,
+          ['_exec', ...consoleArgs, ref.id, execId, JSON.stringify(processSpec)],
+          { keepStdio: !processSpec.terminal },
+        );
         if (options.pidFile) await writePidFile(options.pidFile, pid);
         return;
       }
       process.exitCode = await withMonitor(ref, (monitor) =>
-        runExec(monitor, { containerId: ref.id, execId }, processSpec, async () => {
+        runExec(monitor, { containerId: ref.id, execId }, processSpec, consoleSocket, async () => {
           if (options.pidFile) await writePidFile(options.pidFile, process.pid);
         }),
       );
@@ -76,22 +80,35 @@ export function registerExec(program: Command): void {
     .argument('<container-id>')
     .argument('<exec-id>')
     .argument('<process-json>')
-    .action(async (id: string, execId: string, processJson: string, _options: unknown, command: Command) => {
-      const ref = await openContainer(command.optsWithGlobals<GlobalOptions>(), id).catch(
-        async (err: unknown) => {
+    .option('--console-socket <path>')
+    .action(
+      async (
+        id: string,
+        execId: string,
+        processJson: string,
+        options: { consoleSocket?: string },
+        command: Command,
+      ) => {
+        const ref = await openContainer(command.optsWithGlobals<GlobalOptions>(), id).catch(
+          async (err: unknown) => {
+            await reportToParent(`error ${messageOf(err)}`);
+            throw err;
+          },
+        );
+        process.exitCode = await withMonitor(ref, (monitor) =>
+          runExec(
+            monitor,
+            { containerId: ref.id, execId },
+            JSON.parse(processJson) as Process,
+            options.consoleSocket,
+            () => reportToParent(`ready ${process.pid}`),
+          ),
+        ).catch(async (err: unknown) => {
           await reportToParent(`error ${messageOf(err)}`);
           throw err;
-        },
-      );
-      process.exitCode = await withMonitor(ref, (monitor) =>
-        runExec(monitor, { containerId: ref.id, execId }, JSON.parse(processJson) as Process, () =>
-          reportToParent(`ready ${process.pid}`),
-        ),
-      ).catch(async (err: unknown) => {
-        await reportToParent(`error ${messageOf(err)}`);
-        throw err;
-      });
-    });
+        });
+      },
+    );
 }
 
 /** Starts the exec in the guest, relays this process's stdio to it, and returns its exit status. */
@@ -99,16 +116,27 @@ async function runExec(
   monitor: MonitorClient,
   ref: Required<ProcessRef>,
   spec: Process,
+  consoleSocket: string | undefined,
   onStarted: () => Promise<void>,
 ): Promise<number> {
   const relays = new AbortController();
-  await monitor.agent.execProcess(ref, spec, AbortSignal.timeout(60_000));
+  const terminal = await openTerminalFor(spec, consoleSocket, relays.signal);
+  try {
+    await monitor.agent.execProcess(ref, spec, AbortSignal.timeout(60_000));
+  } catch (err) {
+    terminal?.close();
+    throw err;
+  }
+  if (terminal) forwardResizes(terminal, monitor.agent, ref);
   await onStarted();
+  const stdio = terminal
+    ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
+    : process;
   const outputs = [
-    relayOutput(monitor.agent, ref, 'stdout', process.stdout, relays.signal),
-    relayOutput(monitor.agent, ref, 'stderr', process.stderr, relays.signal),
+    relayOutput(monitor.agent, ref, 'stdout', stdio.stdout, relays.signal),
+    relayOutput(monitor.agent, ref, 'stderr', stdio.stderr, relays.signal),
   ];
-  const stopInput = relayInput(monitor.agent, ref, process.stdin, relays.signal);
+  const stopInput = relayInput(monitor.agent, ref, stdio.stdin, relays.signal);
   const forward = (sig: NodeJS.Signals) =>
     void monitor.agent
       .signalProcess(ref, constants.signals[sig], { signal: AbortSignal.timeout(5000) })
@@ -121,6 +149,7 @@ async function runExec(
     return status;
   } finally {
     relays.abort();
+    terminal?.close();
     for (const sig of FORWARDED_SIGNALS) process.off(sig, forward);
     process.stdin.destroy();
   }

@@ -47,7 +47,11 @@ function program(): Command {
     // Helpers hold the caller's stdout and stderr for the container: they log to --log only.
     const helper = action.name().startsWith('_');
     if (globals.log || (globals.debug && !helper)) {
-      configureLogging({ destination: globals.log ?? 2, level: globals.debug ? 'debug' : 'info' });
+      configureLogging({
+        destination: globals.log ?? 2,
+        level: globals.debug ? 'debug' : 'info',
+        format: globals.logFormat === 'json' ? 'json' : 'text',
+      });
     }
   });
   for (const register of [

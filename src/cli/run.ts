@@ -39,19 +39,13 @@ export function registerRun(program: Command): void {
 /** create + start + wait in one process, which is also the container's monitor. */
 async function run(rawId: string, options: RunOptions, globals: GlobalOptions): Promise<number> {
   const id = validateContainerId(rawId);
-  if (options.detach || options.consoleSocket) {
+  if (options.detach) {
     throw new HullError(
       'ERR_UNSUPPORTED',
-      '`hull run` cannot detach or use a console socket yet: use `hull create` and `hull start`',
+      '`hull run` cannot detach yet: use `hull create` and `hull start`',
     );
   }
   const bundle = await loadBundle(options.bundle);
-  if (bundle.spec.process?.terminal) {
-    throw new HullError(
-      'ERR_UNSUPPORTED',
-      'process.terminal is true but terminals are not supported yet: set it to false in config.json',
-    );
-  }
   const settings = settingsFrom(globals);
   const dir = await claimContainerDir(settings, id);
   const controller = new AbortController();
@@ -68,7 +62,7 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
   for (const sig of FORWARDED_SIGNALS) process.on(sig, onSignal);
   try {
     const created = await ContainerMonitor.create(
-      { id, dir, bundle, settings, stdio: process },
+      { id, dir, bundle, settings, stdio: process, consoleSocket: options.consoleSocket },
       controller.signal,
     );
     monitor = created;

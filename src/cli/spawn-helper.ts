@@ -11,6 +11,7 @@ import type { GlobalOptions } from './global-options.js';
 export async function spawnHelper(
   globals: GlobalOptions,
   args: string[],
+  options: { keepStdio: boolean } = { keepStdio: true },
 ): Promise<{ pid: number; detail: string }> {
   const globalArgs = [
     '--root',
@@ -19,7 +20,10 @@ export async function spawnHelper(
     ...(globals.debug ? ['--debug'] : []),
   ];
   const child = spawn(process.execPath, [process.argv[1]!, ...globalArgs, ...args], {
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+    // With a terminal the process's stdio is the pty: like runc, keep none of the caller's fds.
+    stdio: options.keepStdio
+      ? ['inherit', 'inherit', 'inherit', 'pipe']
+      : ['ignore', 'ignore', 'ignore', 'pipe'],
     detached: true,
   });
   const report = child.stdio[3]!;

@@ -3,7 +3,7 @@ import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
-import { agentBundlePath, guestImageSourceDir, imagesDir, stateDir } from '../paths.js';
+import { agentBundlePath, guestImageSourceDir, imagesDir, installRoot, stateDir } from '../paths.js';
 import { run, which } from '../sys/exec.js';
 import { buildInitramfs } from './initramfs.js';
 import { deviceDiscoveryOf, extractDebianKernel, type KernelSource, resolveDebianKernel } from './kernel.js';
@@ -76,6 +76,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
   const files = {
     init: join(sources, 'initramfs-init.sh'),
     hullInit: join(sources, 'hull-init.c'),
+    hullTty: join(installRoot(), 'src', 'sys', 'tty', 'hull-tty.c'),
     modules: join(sources, 'guest-modules.txt'),
     fragment: join(sources, 'kernel', 'minimal.config'),
     agent: agentBundlePath(),
@@ -105,6 +106,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     tools.crun,
     files.init,
     files.hullInit,
+    files.hullTty,
     files.modules,
     files.agent,
   ];
@@ -146,13 +148,19 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       progress.end();
     }
 
-    progress.begin('guest init: compiling hull-init');
+    progress.begin('guest programs: compiling hull-init and hull-tty');
     const hullInit = join(work, 'hull-init');
-    await run('cc', ['-static', '-Os', '-Wall', '-o', hullInit, files.hullInit], {
-      signal,
-      errorCode: 'ERR_IMAGE_BUILD',
-      purpose: 'compiling hull-init (install gcc and libc6-dev)',
-    });
+    const hullTty = join(work, 'hull-tty');
+    for (const [source, output] of [
+      [files.hullInit, hullInit],
+      [files.hullTty, hullTty],
+    ] as const) {
+      await run('cc', ['-static', '-Os', '-Wall', '-o', output, source], {
+        signal,
+        errorCode: 'ERR_IMAGE_BUILD',
+        purpose: `compiling ${output.split('/').pop()} (install gcc and libc6-dev)`,
+      });
+    }
     progress.end();
 
     progress.begin('initramfs: busybox and the boot drivers');
@@ -178,6 +186,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       node: tools.node,
       crun: tools.crun,
       hullInit,
+      hullTty,
       agentBundle: files.agent,
       signal,
     });
@@ -200,6 +209,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     await rm(join(work, 'initramfs'), { recursive: true, force: true });
     await rm(join(work, 'rootfs'), { recursive: true, force: true });
     await rm(hullInit, { force: true });
+    await rm(hullTty, { force: true });
     await rm(dir, { recursive: true, force: true });
     await rename(work, dir);
     await markCurrent(id);

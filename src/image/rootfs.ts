@@ -10,6 +10,7 @@ export interface RootfsInputs {
   node: string;
   crun: string;
   hullInit: string;
+  hullTty: string;
   agentBundle: string;
   signal?: AbortSignal;
 }
@@ -39,6 +40,7 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
   await stageBinary(stage, inputs.node, '/usr/bin/node', signal);
   await stageBinary(stage, inputs.crun, '/usr/bin/crun', signal);
   await stageFile(stage, inputs.hullInit, '/sbin/hull-init', 0o755);
+  await stageFile(stage, inputs.hullTty, '/usr/bin/hull-tty', 0o755);
   await stageFile(stage, inputs.agentBundle, '/opt/hull/agent.cjs', 0o644);
   // The agent's startup snapshot, made by the very node binary the guest runs.
   await run(

@@ -2,10 +2,13 @@ import { createServer, type Server } from 'node:net';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import type { AgentClient, ProcessRef } from '../agent/client.js';
 import { HullError, messageOf } from '../errors.js';
 import { AgentService } from '../gen/hull/agent/v1/agent_pb.js';
 import { Monitor as MonitorService } from '../gen/hull/monitor/v1/monitor_pb.js';
 import { logger } from '../log.js';
+import type { Process } from '../oci/spec.js';
+import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
 import { sleep } from '../util/deadline.js';
@@ -38,6 +41,7 @@ export class ContainerMonitor {
   private status: Status = 'created';
   private readonly exit: Promise<number>;
   private server: Server | undefined;
+  private terminal: HostTerminal | undefined;
   private readonly log = logger('monitor');
 
   private constructor(
@@ -53,31 +57,43 @@ export class ContainerMonitor {
 
   /** Boots the VM and creates the container (not started); state is `created` on return. */
   static async create(
-    options: { id: string; dir: string; bundle: Bundle; settings: RuntimeSettings; stdio: Stdio },
+    options: {
+      id: string;
+      dir: string;
+      bundle: Bundle;
+      settings: RuntimeSettings;
+      stdio: Stdio;
+      /** Where to send the terminal's pty when process.terminal is set. */
+      consoleSocket?: string;
+    },
     signal: AbortSignal,
   ): Promise<ContainerMonitor> {
     const { id, bundle } = options;
-    const sandbox = await startSandbox(id, options.settings, {
-      dir: join(options.dir, 'vm'),
-      hostname: bundle.spec.hostname,
-      signal,
-    });
+    const terminal = await openTerminalFor(bundle.spec.process, options.consoleSocket, signal);
+    let sandbox: Sandbox | undefined;
     try {
+      sandbox = await startSandbox(id, options.settings, {
+        dir: join(options.dir, 'vm'),
+        hostname: bundle.spec.hostname,
+        signal,
+      });
       await sandbox.createContainer(id, bundle, signal);
-      const monitor = new ContainerMonitor(
-        id,
-        options.dir,
-        bundle,
-        sandbox,
-        options.stdio,
-        new Date().toISOString(),
-      );
+      // A terminal has one output stream: the container's stdout and stderr both go to it.
+      const stdio = terminal
+        ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
+        : options.stdio;
+      const monitor = new ContainerMonitor(id, options.dir, bundle, sandbox, stdio, new Date().toISOString());
+      if (terminal) {
+        forwardResizes(terminal, sandbox.agent, { containerId: id });
+        monitor.terminal = terminal;
+      }
       await monitor.persist();
       await runHostHooks(bundle.spec, 'createRuntime', monitor.state());
       monitor.relayStdio();
       return monitor;
     } catch (err) {
-      await sandbox.destroy();
+      terminal?.close();
+      await sandbox?.destroy();
       throw err;
     }
   }
@@ -210,6 +226,7 @@ export class ContainerMonitor {
     drained.abort();
     this.relays.abort();
     this.status = 'stopped';
+    this.terminal?.close();
     this.server?.close();
     await this.sandbox.destroy().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'teardown'));
     await writeState(this.dir, { ...this.state(), exitStatus }).catch(() => {});
@@ -219,6 +236,33 @@ export class ContainerMonitor {
   private persist(): Promise<void> {
     return writeState(this.dir, this.state());
   }
+}
+
+/** A host terminal for a process that wants one; the caller must have given a console socket. */
+export async function openTerminalFor(
+  process: Process | undefined,
+  consoleSocket: string | undefined,
+  signal: AbortSignal,
+): Promise<HostTerminal | undefined> {
+  if (!process?.terminal) return undefined;
+  if (!consoleSocket) {
+    throw new HullError(
+      'ERR_CONFIG',
+      'process.terminal is true but no --console-socket was given: pass one, or set terminal to false',
+    );
+  }
+  return openHostTerminal(consoleSocket, AbortSignal.any([signal, AbortSignal.timeout(10_000)]));
+}
+
+/**
+ * Passes the caller's window-size changes to the guest terminal. A size that arrives before
+ * the guest process can take it is sent again a moment later.
+ */
+export function forwardResizes(terminal: HostTerminal, agent: AgentClient, ref: ProcessRef): void {
+  terminal.onResize((rows, columns) => {
+    const send = () => agent.resizeTerminal(ref, rows, columns, AbortSignal.timeout(10_000));
+    send().catch(() => setTimeout(() => void send().catch(() => {}), 500).unref());
+  });
 }
 
 /** Monitor errors on the wire: hull's codes map to the statuses the CLI turns back. */

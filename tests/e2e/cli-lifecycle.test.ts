@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
+
+const RECEIVER = resolve(fileURLToPath(import.meta.url), '../../../../tests/fixtures/console-receiver.py');
+
 import { assertNothingLeft, HULL, hull, privateDirs, processExit, qemuProcessesUsing } from './harness.js';
 
 /** The OCI command line as podman's conmon and containerd's runc shim drive it. */
@@ -169,6 +173,43 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
     };
     assert.equal(file.exitStatus, 42);
     await h('delete', id);
+  });
+
+  test('a terminal through a console socket, with the size set and changed by the caller', async () => {
+    n += 1;
+    const dir = join(dirs.scratch, `bundle-${n}`);
+    await mkdir(dir);
+    await makeBusyboxBundle(
+      dir,
+      ['sh', '-c', 'stty size; tty; echo ready; read line; echo "got $line"; stty size'],
+      (spec) => {
+        spec.process!.terminal = true;
+      },
+    );
+    const id = `tty-${n}`;
+    const socket = join(dirs.scratch, `console-${n}.sock`);
+    const receiver = spawn('python3', [RECEIVER, socket, '24', '80', '40', '120'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let shown = '';
+    receiver.stdout.on('data', (c: Buffer) => {
+      shown += c.toString();
+    });
+    for (let i = 0; i < 250 && !shown.includes('listening'); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(shown, /listening/, 'the console receiver is listening');
+    const created = await h('create', '--bundle', dir, '--console-socket', socket, id);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal((await h('start', id)).code, 0);
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`the terminal did not close; it showed: ${shown}`)),
+        60_000,
+      );
+      receiver.on('exit', () => resolve(clearTimeout(timer)));
+    });
+    const lines = shown.replace(/\r/g, '').split('\n');
+    assert.deepEqual(lines.slice(1, 7), ['24 80', '/dev/pts/0', 'ready', 'go', 'got go', '40 120']);
+    await h('delete', '--force', id);
   });
 
   test('features, spec and --version answer without a container', async () => {

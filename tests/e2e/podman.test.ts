@@ -68,6 +68,31 @@ hull = ["${HULL_COMMAND}"]
     await assertNothingLeft(join(dirs.scratch, 'hull'));
   });
 
+  /** podman -t needs a terminal of its own: `script` gives it one, as a user's shell would. */
+  const podmanOnTerminal = (...args: string[]) =>
+    new Promise<Result>((res) => {
+      const line = ['podman', ...base, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+      execFile('script', ['-qec', line, '/dev/null'], { env, timeout: 180_000 }, (err, stdout, stderr) =>
+        res({
+          code: err ? ((err as { code?: number }).code ?? 1) : 0,
+          stdout: stdout.replace(/\r/g, ''),
+          stderr,
+        }),
+      );
+    });
+
+  test('run -t and exec -t get a terminal in the guest', async () => {
+    const r = await podmanOnTerminal('run', '--rm', '-t', IMAGE, 'sh', '-c', 'tty; exit 7');
+    assert.equal(r.code, 7, r.stdout + r.stderr);
+    assert.match(r.stdout, /^\/dev\/pts\/\d+\n/);
+    assert.equal((await podman('run', '-d', '--name', 'termsvc', IMAGE, 'sleep', '1000')).code, 0);
+    const e = await podmanOnTerminal('exec', '-t', 'termsvc', 'sh', '-c', 'tty; exit 8');
+    assert.equal(e.code, 8, e.stdout + e.stderr);
+    assert.match(e.stdout, /^\/dev\/pts\/\d+\n/);
+    assert.equal((await podman('rm', '-f', '-t', '1', 'termsvc')).code, 0);
+    await assertNothingLeft(join(dirs.scratch, 'hull'));
+  });
+
   test('run -d, exec, stop and rm -f', async () => {
     const started = await podman(
       'run',

@@ -34,6 +34,32 @@ describe('hull run: bad input', { timeout: 600_000 }, () => {
     await assertCleanFailure(r, /bundle .*nowhere does not exist/, dirs.root);
   });
 
+  test('with --log and --log-format json the error is also a log line callers can show', async () => {
+    const log = join(dirs.scratch, 'hull.log');
+    const r = await hull([
+      '--root',
+      dirs.root,
+      '--log',
+      log,
+      '--log-format',
+      'json',
+      'run',
+      '--bundle',
+      join(dirs.scratch, 'nowhere'),
+      'e0',
+    ]);
+    assert.notEqual(r.code, 0);
+    const lines = (await readFile(log, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, string>);
+    const last = lines.at(-1)!;
+    assert.equal(last.level, 'error');
+    assert.match(last.msg!, /bundle .*nowhere does not exist/);
+    assert.ok(!Number.isNaN(Date.parse(last.time!)), 'time is a timestamp');
+    await assertNothingLeft(dirs.root);
+  });
+
   test('a bundle without config.json', async () => {
     const dir = join(dirs.scratch, 'empty-bundle');
     await mkdir(dir);
