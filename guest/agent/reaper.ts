@@ -1,4 +1,5 @@
 import { Socket } from 'node:net';
+import { onLines } from '../../src/util/lines.js';
 
 /**
  * Exit statuses of processes reaped by hull-init (PID 1). Containers made by `crun create`
@@ -14,16 +15,9 @@ export class Reaper {
   listen(fd: number | undefined): void {
     if (fd === undefined || Number.isNaN(fd)) return;
     // A pipe is a stream handle to libuv: read it as a socket, not with blocking fs reads.
-    const pipe = new Socket({ fd, readable: true, writable: false });
-    let partial = '';
-    pipe.setEncoding('utf8');
-    pipe.on('data', (text: string) => {
-      const lines = (partial + text).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        const [pid, status] = line.split(' ').map(Number);
-        if (pid !== undefined && status !== undefined) this.report(pid, status);
-      }
+    onLines(new Socket({ fd, readable: true, writable: false }), (line) => {
+      const [pid, status] = line.split(' ').map(Number);
+      if (pid !== undefined && status !== undefined) this.report(pid, status);
     });
   }
 

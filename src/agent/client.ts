@@ -203,16 +203,26 @@ export class AgentClient {
     this.rpc.close();
   }
 
-  private async call<I extends DescMessage, O extends DescMessage>(
+  private call<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     input: MessageInitShape<I>,
     signal: AbortSignal,
   ): Promise<MessageShape<O>> {
-    try {
-      return await this.rpc.call(method, create(method.input, input), { signal });
-    } catch (err) {
-      throw toHullError(method.name, err);
-    }
+    return callMapped(this.rpc, method, input, signal);
+  }
+}
+
+/** A unary call whose failure comes back as a hull error (toHullError). */
+export async function callMapped<I extends DescMessage, O extends DescMessage>(
+  rpc: TtrpcClient,
+  method: DescMethodUnary<I, O>,
+  input: MessageInitShape<I>,
+  signal: AbortSignal,
+): Promise<MessageShape<O>> {
+  try {
+    return await rpc.call(method, create(method.input, input), { signal });
+  } catch (err) {
+    throw toHullError(method.name, err);
   }
 }
 

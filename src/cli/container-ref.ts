@@ -1,10 +1,17 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import { validateContainerId } from '../sandbox/container-id.js';
 import { withLock } from '../sandbox/lock.js';
 import { MonitorClient } from '../sandbox/monitor-client.js';
 import { containerDir, type RuntimeSettings } from '../sandbox/runtime.js';
-import { type ContainerState, effectiveState, readState } from '../sandbox/state.js';
+import {
+  type ContainerState,
+  effectiveState,
+  type Operation,
+  readState,
+  requireAllowed,
+} from '../sandbox/state.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 
 /** How long a verb waits for another command on the same container to finish. */
@@ -67,4 +74,28 @@ export async function listContainers(globals: GlobalOptions): Promise<ContainerS
     }
   }
   return states.sort((a, b) => a.created.localeCompare(b.created));
+}
+
+/**
+ * A verb that only checks that the lifecycle allows `operation` and asks the monitor to do it
+ * (start, pause, resume): under the container's lock, so concurrent verbs are serialized.
+ */
+export function registerMonitorVerb(
+  program: Command,
+  verb: {
+    name: Operation;
+    description: string;
+    act: (monitor: MonitorClient, signal: AbortSignal) => Promise<unknown>;
+  },
+): void {
+  program
+    .command(verb.name)
+    .description(verb.description)
+    .argument('<container-id>')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      await withContainer(command.optsWithGlobals<GlobalOptions>(), id, async (ref) => {
+        requireAllowed(ref.id, ref.state.status, verb.name);
+        await withMonitor(ref, (monitor) => verb.act(monitor, AbortSignal.timeout(60_000)));
+      });
+    });
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { HullError } from '../errors.js';
+import { ociState } from '../sandbox/state.js';
 import { listContainers } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
 
@@ -15,19 +16,7 @@ export function registerList(program: Command): void {
       if (options.quiet) {
         process.stdout.write(states.map((s) => `${s.id}\n`).join(''));
       } else if (options.format === 'json') {
-        const shown = states.map(
-          ({ ociVersion, id, pid, status, bundle, rootfs, created, owner, annotations }) => ({
-            ociVersion,
-            id,
-            pid: status === 'stopped' ? 0 : pid,
-            status,
-            bundle,
-            rootfs,
-            created,
-            owner,
-            annotations,
-          }),
-        );
+        const shown = states.map(ociState);
         process.stdout.write(`${JSON.stringify(shown)}\n`);
       } else if (options.format === 'table') {
         const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER']];

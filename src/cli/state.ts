@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ociState } from '../sandbox/state.js';
 import { openContainer } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
 
@@ -9,18 +10,7 @@ export function registerState(program: Command): void {
     .argument('<container-id>')
     .action(async (id: string, _options: unknown, command: Command) => {
       const { state } = await openContainer(command.optsWithGlobals<GlobalOptions>(), id);
-      const { ociVersion, pid, status, bundle, rootfs, created, owner, annotations } = state;
-      const shown = {
-        ociVersion,
-        id: state.id,
-        pid: status === 'stopped' ? 0 : pid,
-        status,
-        bundle,
-        rootfs,
-        created,
-        owner,
-        annotations,
-      };
+      const shown = ociState(state);
       process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
     });
 }

@@ -1,8 +1,7 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import type { DescMethodUnary } from '@bufbuild/protobuf';
-import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
-import { AgentClient, toHullError } from '../agent/client.js';
+import type { DescMessage, DescMethodUnary, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import { AgentClient, callMapped } from '../agent/client.js';
 import { HullError } from '../errors.js';
 import { Monitor } from '../gen/hull/monitor/v1/monitor_pb.js';
 import { TtrpcClient } from '../ttrpc/client.js';
@@ -50,15 +49,11 @@ export class MonitorClient {
     this.agent.close();
   }
 
-  private async call<I extends DescMessage, O extends DescMessage>(
+  private call<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     input: MessageInitShape<I>,
     signal: AbortSignal,
   ): Promise<MessageShape<O>> {
-    try {
-      return await this.rpc.call(method, create(method.input, input), { signal });
-    } catch (err) {
-      throw toHullError(method.name, err);
-    }
+    return callMapped(this.rpc, method, input, signal);
   }
 }

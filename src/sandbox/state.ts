@@ -83,3 +83,19 @@ export function effectiveState(state: ContainerState): ContainerState {
   if (state.status === 'stopped' || processAlive(state.pid)) return state;
   return { ...state, status: 'stopped' };
 }
+
+/** The state as `hull state` and `hull list` show it: runtime-spec fields, pid 0 once stopped. */
+export function ociState(state: ContainerState) {
+  const { ociVersion, id, pid, status, bundle, rootfs, created, owner, annotations } = state;
+  return {
+    ociVersion,
+    id,
+    pid: status === 'stopped' ? 0 : pid,
+    status,
+    bundle,
+    rootfs,
+    created,
+    owner,
+    annotations,
+  };
+}

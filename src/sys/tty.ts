@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { HullError } from '../errors.js';
 import { installRoot } from '../paths.js';
+import { onLines } from '../util/lines.js';
 
 /**
  * The caller's side of a container terminal. The caller (conmon, containerd's runc shim)
@@ -43,17 +44,11 @@ export async function openHostTerminal(consoleSocket: string, signal: AbortSigna
   // The caller may size the terminal before the guest process exists: the last size is kept
   // and given to each listener when it starts listening.
   let last: [number, number] | undefined;
-  let partial = '';
-  control.setEncoding('utf8');
-  control.on('data', (text: string) => {
-    const lines = (partial + text).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      const [rows, columns] = line.split(' ').map(Number);
-      if (!rows || !columns) continue;
-      last = [rows, columns];
-      for (const l of listeners) l(rows, columns);
-    }
+  onLines(control, (line) => {
+    const [rows, columns] = line.split(' ').map(Number);
+    if (!rows || !columns) return;
+    last = [rows, columns];
+    for (const l of listeners) l(rows, columns);
   });
   return {
     input: child.stdout,

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { after, afterEach, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { Spec } from '../../src/oci/spec.js';
+import { makeBusyboxBundle } from '../fixtures/bundle.js';
 
 /** The bundled CLI, run with this very node so tests can narrow PATH without losing node. */
 export const HULL = resolve(fileURLToPath(import.meta.url), '../../../bundle/hull.mjs');
@@ -164,4 +167,33 @@ async function checkNothingLeft(root: string): Promise<void> {
   assert.deepEqual(mounts, [], 'no mount is left');
   const entries = await readdir(root).catch(() => [] as string[]);
   assert.deepEqual(entries, [], `the runtime root ${root} is empty`);
+}
+
+/**
+ * The usual set-up of a test file: private directories for the whole file, a check after each
+ * test that nothing is left, and numbered busybox bundles with IDs of their own.
+ */
+export function bundleTests(name: string) {
+  let dirs: Awaited<ReturnType<typeof privateDirs>> | undefined;
+  let n = 0;
+  before(async () => {
+    dirs = await privateDirs(name);
+  });
+  after(() => dirs?.cleanup());
+  afterEach(() => assertNothingLeft(dirs!.root));
+  return {
+    get root() {
+      return dirs!.root;
+    },
+    get scratch() {
+      return dirs!.scratch;
+    },
+    async bundle(args: string[], edit?: (spec: Spec) => void): Promise<{ dir: string; id: string }> {
+      n += 1;
+      const dir = join(dirs!.scratch, `bundle-${n}`);
+      await mkdir(dir);
+      await makeBusyboxBundle(dir, args, edit);
+      return { dir, id: `${name}-${n}` };
+    },
+  };
 }

@@ -1,32 +1,17 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, afterEach, before, describe, test } from 'node:test';
-import type { Spec } from '../../src/oci/spec.js';
-import { makeBusyboxBundle } from '../fixtures/bundle.js';
-import { assertNothingLeft, hull, privateDirs } from './harness.js';
+import { describe, test } from 'node:test';
+import { bundleTests, hull } from './harness.js';
 
 /** The container's files: a read-only root, and host directories bind-mounted in. */
 describe('hull run: filesystems', { timeout: 600_000 }, () => {
-  let dirs: Awaited<ReturnType<typeof privateDirs>>;
-  let n = 0;
-  before(async () => {
-    dirs = await privateDirs('run-fs');
-  });
-  after(() => dirs.cleanup());
-  afterEach(() => assertNothingLeft(dirs.root));
-
-  async function bundle(args: string[], edit?: (spec: Spec) => void): Promise<{ dir: string; id: string }> {
-    n += 1;
-    const dir = join(dirs.scratch, `bundle-${n}`);
-    await mkdir(dir);
-    await makeBusyboxBundle(dir, args, edit);
-    return { dir, id: `fs-${n}` };
-  }
+  const t = bundleTests('fs');
+  const bundle = t.bundle;
 
   test('a read-only root refuses writes', async () => {
     const b = await bundle(['sh', '-c', 'echo x > /new-file']);
-    const r = await hull(['--root', dirs.root, 'run', '-b', b.dir, b.id]);
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /Read-only file system/);
   });
@@ -35,14 +20,14 @@ describe('hull run: filesystems', { timeout: 600_000 }, () => {
     const b = await bundle(['sh', '-c', 'echo written-in-guest > /root/note'], (spec) => {
       spec.root!.readonly = false;
     });
-    const r = await hull(['--root', dirs.root, 'run', '-b', b.dir, b.id]);
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await readFile(join(b.dir, 'rootfs', 'root', 'note'), 'utf8'), 'written-in-guest\n');
   });
 
   test('bind mounts are visible, writable when rw and refuse writes when ro', async () => {
-    const data = join(dirs.scratch, 'data');
-    const config = join(dirs.scratch, 'settings.conf');
+    const data = join(t.scratch, 'data');
+    const config = join(t.scratch, 'settings.conf');
     await mkdir(data);
     await writeFile(join(data, 'input.txt'), 'from the host\n');
     await writeFile(config, 'mode=test\n');
@@ -59,7 +44,7 @@ describe('hull run: filesystems', { timeout: 600_000 }, () => {
         );
       },
     );
-    const r = await hull(['--root', dirs.root, 'run', '-b', b.dir, b.id]);
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'from the host\nmode=test\nro-refused\n');
     assert.equal(await readFile(join(data, 'output.txt'), 'utf8'), 'from-guest\n');

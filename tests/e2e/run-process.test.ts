@@ -1,33 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
 import { release } from 'node:os';
-import { join } from 'node:path';
-import { after, afterEach, before, describe, test } from 'node:test';
-import type { Spec } from '../../src/oci/spec.js';
-import { makeBusyboxBundle } from '../fixtures/bundle.js';
-import { assertNothingLeft, hull, privateDirs, startHull } from './harness.js';
+import { describe, test } from 'node:test';
+import { bundleTests, hull, startHull } from './harness.js';
 
 /** `hull run` as a user of runc sees it: output, exit codes, stdin, the process's settings. */
 describe('hull run: the container process', { timeout: 600_000 }, () => {
-  let dirs: Awaited<ReturnType<typeof privateDirs>>;
-  let n = 0;
-  before(async () => {
-    dirs = await privateDirs('run-process');
-  });
-  after(() => dirs.cleanup());
-  afterEach(() => assertNothingLeft(dirs.root));
-
-  async function bundle(args: string[], edit?: (spec: Spec) => void): Promise<{ dir: string; id: string }> {
-    n += 1;
-    const dir = join(dirs.scratch, `bundle-${n}`);
-    await mkdir(dir);
-    await makeBusyboxBundle(dir, args, edit);
-    return { dir, id: `proc-${n}` };
-  }
+  const t = bundleTests('proc');
+  const bundle = t.bundle;
 
   test('echo prints, in a guest with its own kernel and the configured hostname', async () => {
     const b = await bundle(['sh', '-c', 'echo hello world; uname -r; hostname; echo to-stderr >&2']);
-    const r = await hull(['--root', dirs.root, 'run', '--bundle', b.dir, b.id]);
+    const r = await hull(['--root', t.root, 'run', '--bundle', b.dir, b.id]);
     assert.equal(r.code, 0, r.stderr);
     const [greeting, guestKernel, hostname] = r.stdout.trim().split('\n');
     assert.equal(greeting, 'hello world');
@@ -40,14 +23,14 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
   for (const code of [1, 42]) {
     test(`exit code ${code} is hull's exit code`, async () => {
       const b = await bundle(['sh', '-c', `exit ${code}`]);
-      const r = await hull(['--root', dirs.root, 'run', '-b', b.dir, b.id]);
+      const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
       assert.equal(r.code, code, r.stderr);
     });
   }
 
   test('stdin is piped through to the process', async () => {
     const b = await bundle(['sh', '-c', 'tr a-z A-Z; echo done']);
-    const r = await hull(['--root', dirs.root, 'run', '-b', b.dir, b.id], {
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id], {
       input: 'piped text\nsecond line\n',
     });
     assert.equal(r.code, 0, r.stderr);
@@ -60,7 +43,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
       spec.process!.cwd = '/home/user';
       spec.process!.user = { uid: 1000, gid: 1000 };
     });
-    const r = await hull(['--root', dirs.root, 'run', '-b', b.dir, b.id]);
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['hi from config', '/home/user', '1000', '1000']);
   });
@@ -70,7 +53,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
     const b = await bundle(['sh', '-c', 'kill -SEGV $$; echo survived'], (spec) => {
       spec.linux!.namespaces = spec.linux!.namespaces!.filter((ns) => ns.type !== 'pid');
     });
-    const r = await hull(['--root', dirs.root, 'run', '-b', b.dir, b.id]);
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     assert.equal(r.code, 128 + 11, r.stderr);
     assert.equal(r.stdout, '', 'the process died at the signal');
   });
@@ -81,7 +64,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
       '-c',
       'trap "echo got TERM; exit 7" TERM; echo ready; while true; do sleep 0.1; done',
     ]);
-    const run = startHull(['--root', dirs.root, 'run', '-b', b.dir, b.id]);
+    const run = startHull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     await run.waitForOutput('ready');
     run.child.kill('SIGTERM');
     const r = await run.result;

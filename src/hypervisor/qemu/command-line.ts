@@ -47,6 +47,25 @@ function machineSwitches(config: Pick<VmConfig, 'accel' | 'deviceDiscovery'>): s
   ];
 }
 
+/** Machine, size, no default devices, and the kernel to boot with its command line. */
+function bootSwitches(
+  config: Pick<VmConfig, 'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'memoryMiB'>,
+  vcpus: number,
+  cmdline: string,
+): string[] {
+  return [
+    ...machineSwitches(config),
+    ...q.smp(vcpus),
+    ...q.memory(config.memoryMiB),
+    ...q.noDefaults(),
+    ...q.noGraphics(),
+    ...q.noReboot(),
+    ...q.kernel(config.kernel),
+    ...q.initrd(config.initrd),
+    ...q.append(cmdline),
+  ];
+}
+
 /**
  * The same machine and kernel booted straight to a trivial init (/bin/true in the initramfs)
  * that exits: the kernel panics, reboots, and QEMU (-no-reboot) exits. It is the KVM probe,
@@ -55,17 +74,7 @@ function machineSwitches(config: Pick<VmConfig, 'accel' | 'deviceDiscovery'>): s
 export function trivialBootCommandLine(
   config: Pick<VmConfig, 'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'tscKhz' | 'memoryMiB'>,
 ): string[] {
-  return [
-    ...machineSwitches(config),
-    ...q.smp(1),
-    ...q.memory(config.memoryMiB),
-    ...q.noDefaults(),
-    ...q.noGraphics(),
-    ...q.noReboot(),
-    ...q.kernel(config.kernel),
-    ...q.initrd(config.initrd),
-    ...q.append(`${kernelCommandLine(config)} rdinit=/bin/true`),
-  ];
+  return bootSwitches(config, 1, `${kernelCommandLine(config)} rdinit=/bin/true`);
 }
 
 /**
@@ -80,15 +89,7 @@ export function trivialBootCommandLine(
 export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
   return [
     ...q.name(`hull-${config.id}`),
-    ...machineSwitches(config),
-    ...q.smp(config.vcpus),
-    ...q.memory(config.memoryMiB),
-    ...q.noDefaults(),
-    ...q.noGraphics(),
-    ...q.noReboot(),
-    ...q.kernel(config.kernel),
-    ...q.initrd(config.initrd),
-    ...q.append(kernelCommandLine(config)),
+    ...bootSwitches(config, config.vcpus, kernelCommandLine(config)),
     ...q.drive({ id: 'rootfs', file: config.rootfs, format: 'raw', if: 'none', readonly: true }),
     ...q.device('virtio-blk-device', { drive: 'rootfs' }),
     ...q.fsdev('local', { id: 'share', path: config.shareDir, security_model: 'passthrough' }),
