@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import { TtrpcServer } from '../../src/ttrpc/server.js';
+import { delegateControllers } from './cgroups.js';
 import { AGENT_PORT_NAME, findPort, openPort } from './channel.js';
 import { Containers } from './containers.js';
 import { toStatus } from './errors.js';
@@ -18,6 +19,7 @@ const log = guestLogger('agent');
 export async function startAgent(): Promise<void> {
   setDebug(/(^|\s)hull\.debug(\s|$)/.test(readFileSync('/proc/cmdline', 'utf8')));
   log.debug('agent started', { nodeStartupMs: Math.round(performance.now()) });
+  await delegateControllers();
   const reaper = new Reaper();
   reaper.listen(process.env.HULL_REAPER_FD ? Number(process.env.HULL_REAPER_FD) : undefined);
   const containers = new Containers(reaper);

@@ -92,7 +92,7 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
     assert.equal((await h('state', b.id)).code, 1, 'a deleted container is gone');
   });
 
-  test('two concurrent execs into one container, each with its own stdio and exit code', async () => {
+  test('two concurrent execs into one container, each with its own stdio and exit code; update', async () => {
     const b = await serviceBundle();
     const c = await create(b);
     await h('start', b.id);
@@ -106,6 +106,14 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
     ]);
     assert.deepEqual([one.code, one.stdout], [3, 'one:first\n']);
     assert.deepEqual([two.code, two.stdout], [4, 'two:second\n']);
+    // update: new limits reach the container's cgroup in the guest.
+    const cgroup = `/sys/fs/cgroup/hull/${b.id}`;
+    const limits = await hull(['--root', dirs.root, 'update', '--resources', '-', b.id], {
+      input: JSON.stringify({ memory: { limit: 64 << 20 }, pids: { limit: 50 } }),
+    });
+    assert.equal(limits.code, 0, limits.stderr);
+    const read = await h('exec', b.id, 'cat', `${cgroup}/memory.max`, `${cgroup}/pids.max`);
+    assert.equal(read.stdout, `${64 << 20}\n50\n`);
     assert.equal((await h('delete', '--force', b.id)).code, 0, 'delete --force stops a running container');
     await c.exited;
   });
