@@ -41,6 +41,35 @@ async function ensureSource(signal?: AbortSignal): Promise<string> {
   return tar;
 }
 
+/**
+ * Kconfig silently drops an option whose dependencies are off (erofs needs
+ * MISC_FILESYSTEMS, say). Check every option the fragment sets before spending minutes on
+ * a kernel that lacks it.
+ */
+export async function checkFragmentApplied(fragment: string, dotConfig: string): Promise<void> {
+  const wanted = parseConfig(await readFile(fragment, 'utf8'));
+  const got = parseConfig(await readFile(dotConfig, 'utf8'));
+  const lost = [...wanted].filter(([k, v]) => (got.get(k) ?? 'n') !== v).map(([k, v]) => `${k}=${v}`);
+  if (lost.length > 0) {
+    throw new HullError(
+      'ERR_IMAGE_BUILD',
+      `the kernel configuration dropped ${lost.join(', ')}: add what they depend on to ${fragment}`,
+    );
+  }
+}
+
+/** CONFIG_X=value lines, with "# CONFIG_X is not set" read as n. */
+export function parseConfig(text: string): Map<string, string> {
+  const options = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const set = /^(CONFIG_\w+)=(.*)$/.exec(line.trim());
+    if (set) options.set(set[1]!, set[2]!);
+    const unset = /^# (CONFIG_\w+) is not set$/.exec(line.trim());
+    if (unset) options.set(unset[1]!, 'n');
+  }
+  return options;
+}
+
 /** The cache key of a minimal kernel: the Debian source version and the config fragment. */
 export async function minimalKernelKey(fragment: string, signal?: AbortSignal): Promise<string> {
   const policy = await run('apt-cache', ['policy', SOURCE_PACKAGE], { signal, errorCode: 'ERR_IMAGE_BUILD' });
@@ -98,6 +127,7 @@ export async function buildMinimalKernel(
       },
     );
     await make(['olddefconfig']);
+    await checkFragmentApplied(fragment, join(work, '.config'));
     await make([`-j${availableParallelism() + 1}`, 'bzImage']);
     const release = (await make(['-s', 'kernelrelease'])).trim();
     await mkdir(join(work, 'out'));
