@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { AgentClient, ProcessRef } from '../agent/client.js';
-import { HullError, messageOf } from '../errors.js';
+import { type ErrorCode, HullError, messageOf } from '../errors.js';
 import { AgentService } from '../gen/hull/agent/v1/agent_pb.js';
 import { Monitor as MonitorService } from '../gen/hull/monitor/v1/monitor_pb.js';
 import { logger } from '../log.js';
@@ -265,20 +265,19 @@ export function forwardResizes(terminal: HostTerminal, agent: AgentClient, ref: 
   });
 }
 
+/** hull's error codes as wire statuses; the client's toHullError turns them back. */
+const WIRE_CODES: Partial<Record<ErrorCode, Code>> = {
+  ERR_STATE: Code.FAILED_PRECONDITION,
+  ERR_NOT_FOUND: Code.NOT_FOUND,
+  ERR_UNSUPPORTED: Code.UNIMPLEMENTED,
+  ERR_CONFIG: Code.INVALID_ARGUMENT,
+};
+
 /** Monitor errors on the wire: hull's codes map to the statuses the CLI turns back. */
 function toStatus(err: unknown): TtrpcError {
   if (err instanceof TtrpcError) return err;
   if (err instanceof HullError) {
-    const code =
-      err.code === 'ERR_STATE'
-        ? Code.FAILED_PRECONDITION
-        : err.code === 'ERR_NOT_FOUND'
-          ? Code.NOT_FOUND
-          : err.code === 'ERR_UNSUPPORTED'
-            ? Code.UNIMPLEMENTED
-            : err.code === 'ERR_CONFIG'
-              ? Code.INVALID_ARGUMENT
-              : Code.UNKNOWN;
+    const code = WIRE_CODES[err.code] ?? Code.UNKNOWN;
     return new TtrpcError(code, err.message);
   }
   return new TtrpcError(Code.UNKNOWN, messageOf(err));

@@ -1,19 +1,10 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
-import { assertNothingLeft, privateDirs, processExit } from './harness.js';
-
-const HULL_COMMAND = resolve(fileURLToPath(import.meta.url), '../../../../bin/hull');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { assertNothingLeft, HULL_COMMAND, privateDirs, processExit, runCommand } from './harness.js';
 
 /** Docker 20.10 with hull added as a runtime: dockerd → containerd-shim-runc-v2 → hull. */
 describe('docker --runtime hull', { timeout: 600_000 }, () => {
@@ -22,12 +13,7 @@ describe('docker --runtime hull', { timeout: 600_000 }, () => {
   let socket: string;
   let runtimeRoot: string;
 
-  const docker = (...args: string[]) =>
-    new Promise<Result>((res) => {
-      execFile('docker', ['-H', `unix://${socket}`, ...args], { timeout: 180_000 }, (err, stdout, stderr) =>
-        res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+  const docker = (...args: string[]) => runCommand('docker', ['-H', `unix://${socket}`, ...args]);
 
   before(async () => {
     dirs = await privateDirs('docker');

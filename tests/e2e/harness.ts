@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -196,4 +196,22 @@ export function bundleTests(name: string) {
       return { dir, id: `${name}-${n}` };
     },
   };
+}
+
+/** The repository's bin/hull, the path container clients are configured with. */
+export const HULL_COMMAND = resolve(fileURLToPath(import.meta.url), '../../../../bin/hull');
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a client command (podman, docker, script) to completion, never rejecting. */
+export function runCommand(file: string, args: string[], env?: NodeJS.ProcessEnv): Promise<CommandResult> {
+  return new Promise((res) => {
+    execFile(file, args, { env, timeout: 180_000 }, (err, stdout, stderr) =>
+      res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }

@@ -1,19 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
-import { assertNothingLeft, privateDirs } from './harness.js';
-
-const HULL_COMMAND = resolve(fileURLToPath(import.meta.url), '../../../../bin/hull');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { assertNothingLeft, HULL_COMMAND, privateDirs, runCommand } from './harness.js';
 
 /** podman 4.3 with hull as a runtime, through conmon, as a user would set it up. */
 describe('podman --runtime hull', { timeout: 600_000 }, () => {
@@ -21,12 +11,7 @@ describe('podman --runtime hull', { timeout: 600_000 }, () => {
   let env: NodeJS.ProcessEnv;
   let base: string[];
 
-  const podman = (...args: string[]) =>
-    new Promise<Result>((res) => {
-      execFile('podman', [...base, ...args], { env, timeout: 180_000 }, (err, stdout, stderr) =>
-        res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+  const podman = (...args: string[]) => runCommand('podman', [...base, ...args], env);
 
   before(async () => {
     dirs = await privateDirs('podman');
@@ -69,17 +54,11 @@ hull = ["${HULL_COMMAND}"]
   });
 
   /** podman -t needs a terminal of its own: `script` gives it one, as a user's shell would. */
-  const podmanOnTerminal = (...args: string[]) =>
-    new Promise<Result>((res) => {
-      const line = ['podman', ...base, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
-      execFile('script', ['-qec', line, '/dev/null'], { env, timeout: 180_000 }, (err, stdout, stderr) =>
-        res({
-          code: err ? ((err as { code?: number }).code ?? 1) : 0,
-          stdout: stdout.replace(/\r/g, ''),
-          stderr,
-        }),
-      );
-    });
+  const podmanOnTerminal = async (...args: string[]) => {
+    const line = ['podman', ...base, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+    const r = await runCommand('script', ['-qec', line, '/dev/null'], env);
+    return { ...r, stdout: r.stdout.replace(/\r/g, '') };
+  };
 
   test('run -t and exec -t get a terminal in the guest', async () => {
     const r = await podmanOnTerminal('run', '--rm', '-t', IMAGE, 'sh', '-c', 'tty; exit 7');

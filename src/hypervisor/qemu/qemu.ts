@@ -82,7 +82,6 @@ export class QemuHypervisor implements Hypervisor {
       child.on('exit', (code, sig) => resolve({ code, signal: sig }));
       child.on('error', () => resolve({ code: null, signal: null }));
     });
-    let killed = false;
     const startError = (exit: VmExit) =>
       new HullError(
         'ERR_VM_START',
@@ -102,13 +101,12 @@ export class QemuHypervisor implements Hypervisor {
       await raceSignal(Promise.race([qmp.handshake(signal), died]), signal);
       return new QemuVm(child, agentSocket, qmp, exited, paths.consoleLog);
     } catch (err) {
-      const ranAlready = child.exitCode !== null || child.signalCode !== null;
-      killed = !ranAlready;
+      // When QEMU quit by itself, its own message says more than a closed socket does.
+      const quitByItself = child.exitCode !== null || child.signalCode !== null;
       child.kill('SIGKILL');
       const exit = await exited;
       closeListeners();
-      // When QEMU quit by itself, its own message says more than a closed socket does.
-      throw killed ? err : startError(exit);
+      throw quitByItself ? startError(exit) : err;
     }
   }
 }
