@@ -1,4 +1,3 @@
-import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { HullError, isHullError, messageOf } from '../errors.js';
@@ -6,9 +5,10 @@ import { loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.js';
 import { validateContainerId } from '../sandbox/container-id.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
+import { containerDir } from '../sandbox/runtime.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
-import { FORWARDED_SIGNALS } from './run.js';
+import { forwardSignals } from './signals.js';
 import { reportToParent, spawnHelper } from './spawn-helper.js';
 
 interface CreateOptions {
@@ -63,7 +63,6 @@ export function registerCreate(program: Command): void {
       let monitor: ContainerMonitor;
       try {
         const bundle = await loadBundle(options.bundle);
-        const { containerDir } = await import('../sandbox/runtime.js');
         const dir = containerDir(settings, id);
         monitor = await ContainerMonitor.create(
           { id, dir, bundle, settings, stdio: process, consoleSocket: options.consoleSocket },
@@ -75,9 +74,7 @@ export function registerCreate(program: Command): void {
         process.exitCode = isHullError(err) ? 1 : 2;
         return;
       }
-      for (const sig of FORWARDED_SIGNALS) {
-        process.on(sig, () => void monitor.kill(constants.signals[sig], false).catch(() => {}));
-      }
+      forwardSignals((signalNumber) => void monitor.kill(signalNumber, false).catch(() => {}));
       await reportToParent(`ready ${process.pid}`);
       process.exitCode = await monitor.waitExit();
     });

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { ProcessRef } from '../agent/client.js';
@@ -9,11 +8,11 @@ import type { Process, Spec } from '../oci/spec.js';
 import { forwardResizes, openTerminalFor } from '../sandbox/monitor.js';
 import type { MonitorClient } from '../sandbox/monitor-client.js';
 import { requireAllowed } from '../sandbox/state.js';
-import { relayInput, relayOutput } from '../sandbox/stdio-relay.js';
+import { drainOutputs, relayInput, relayOutput } from '../sandbox/stdio-relay.js';
 import { openContainer, withContainer, withMonitor } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
 import { writePidFile } from './pid-file.js';
-import { FORWARDED_SIGNALS } from './run.js';
+import { forwardSignals } from './signals.js';
 import { reportToParent, spawnHelper } from './spawn-helper.js';
 
 interface ExecOptions {
@@ -137,20 +136,21 @@ async function runExec(
     relayOutput(monitor.agent, ref, 'stderr', stdio.stderr, relays.signal),
   ];
   const stopInput = relayInput(monitor.agent, ref, stdio.stdin, relays.signal);
-  const forward = (sig: NodeJS.Signals) =>
-    void monitor.agent
-      .signalProcess(ref, constants.signals[sig], { signal: AbortSignal.timeout(5000) })
-      .catch(() => {});
-  for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
+  const stopForwarding = forwardSignals(
+    (signalNumber) =>
+      void monitor.agent
+        .signalProcess(ref, signalNumber, { signal: AbortSignal.timeout(5000) })
+        .catch(() => {}),
+  );
   try {
     const status = await monitor.agent.waitProcess(ref, relays.signal);
     stopInput();
-    await Promise.race([Promise.allSettled(outputs), new Promise((r) => setTimeout(r, 3000).unref())]);
+    await drainOutputs(outputs);
     return status;
   } finally {
     relays.abort();
     terminal?.close();
-    for (const sig of FORWARDED_SIGNALS) process.off(sig, forward);
+    stopForwarding();
     process.stdin.destroy();
   }
 }

@@ -8,6 +8,7 @@ import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
+import { forwardSignals } from './signals.js';
 
 interface RunOptions {
   bundle: string;
@@ -15,9 +16,6 @@ interface RunOptions {
   detach?: boolean;
   consoleSocket?: string;
 }
-
-/** Signals `hull run` passes on to the container's process, as runc does. */
-export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
 export function registerRun(program: Command): void {
   program
@@ -51,15 +49,14 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;
   let monitor: ContainerMonitor | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
+  const stopForwarding = forwardSignals((signalNumber, name) => {
     if (monitor) {
-      monitor.kill(constants.signals[sig], false).catch(() => {});
+      monitor.kill(signalNumber, false).catch(() => {});
       return;
     }
-    received ??= sig;
-    controller.abort(new HullError('ERR_ABORTED', `interrupted by ${sig} before the container started`));
-  };
-  for (const sig of FORWARDED_SIGNALS) process.on(sig, onSignal);
+    received ??= name;
+    controller.abort(new HullError('ERR_ABORTED', `interrupted by ${name} before the container started`));
+  });
   try {
     const created = await ContainerMonitor.create(
       { id, dir, bundle, settings, stdio: process, consoleSocket: options.consoleSocket },
@@ -80,7 +77,7 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
     if (received) return 128 + constants.signals[received];
     throw err;
   } finally {
-    for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
+    stopForwarding();
     process.stdin.destroy();
     await removeContainerDir(dir);
   }

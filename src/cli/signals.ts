@@ -17,3 +17,15 @@ export function parseSignal(text: string | undefined): number {
     `unknown signal ${JSON.stringify(text)}: give a name like TERM or KILL, or a number`,
   );
 }
+
+/** Signals hull passes on to the container's process while it waits for it, as runc does. */
+export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+
+/** Calls `handler` for each forwarded signal this process receives; returns the unsubscribe. */
+export function forwardSignals(handler: (signalNumber: number, name: NodeJS.Signals) => void): () => void {
+  const listener = (name: NodeJS.Signals) => handler(constants.signals[name], name);
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, listener);
+  return () => {
+    for (const sig of FORWARDED_SIGNALS) process.off(sig, listener);
+  };
+}

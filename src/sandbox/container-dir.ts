@@ -1,7 +1,7 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HullError } from '../errors.js';
-import { HostMounter } from '../sys/mount.js';
+import { HostMounter, removeUnmounted } from '../sys/mount.js';
 import { containerDir, type RuntimeSettings } from './runtime.js';
 
 /**
@@ -23,15 +23,6 @@ export async function claimContainerDir(settings: RuntimeSettings, id: string): 
 }
 
 /** Removes a container's directory, never through a mount that is still below it. */
-export async function removeContainerDir(dir: string): Promise<void> {
-  const mounter = new HostMounter();
-  await mounter.unmountTree(dir);
-  const left = await mounter.mountsUnder(dir);
-  if (left.length > 0) {
-    throw new HullError(
-      'ERR_MOUNT',
-      `cannot unmount ${left[0]}; remove it by hand with \`umount -l ${left[0]}\``,
-    );
-  }
-  await rm(dir, { recursive: true, force: true });
+export function removeContainerDir(dir: string): Promise<void> {
+  return removeUnmounted(new HostMounter(), dir);
 }

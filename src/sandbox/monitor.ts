@@ -11,17 +11,14 @@ import type { Process } from '../oci/spec.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
-import { sleep } from '../util/deadline.js';
 import type { Bundle } from './bundle.js';
 import { runHostHooks } from './hooks.js';
 import { type RuntimeSettings, startSandbox } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
 import { type ContainerState, type Operation, requireAllowed, type Status, writeState } from './state.js';
-import { relayInput, relayOutput } from './stdio-relay.js';
+import { drainOutputs, relayInput, relayOutput } from './stdio-relay.js';
 
 export const MONITOR_SOCKET = 'monitor.sock';
-/** After the process exits, how long its output may still drain (a daemon may hold it open). */
-const OUTPUT_DRAIN_MS = 3000;
 /** Exit status reported when the VM ends under a running container (as if SIGKILLed). */
 const VM_LOST_STATUS = 128 + constants.signals.SIGKILL;
 
@@ -218,12 +215,7 @@ export class ContainerMonitor {
       exitStatus = VM_LOST_STATUS;
     }
     this.stopInput();
-    const drained = new AbortController();
-    await Promise.race([
-      Promise.allSettled(this.outputs),
-      sleep(OUTPUT_DRAIN_MS, drained.signal).catch(() => {}),
-    ]);
-    drained.abort();
+    await drainOutputs(this.outputs);
     this.relays.abort();
     this.status = 'stopped';
     this.terminal?.close();

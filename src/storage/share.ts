@@ -1,9 +1,9 @@
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ContainerPlacement } from '../agent/client.js';
 import { HullError } from '../errors.js';
 import { isBindMount, type Mount } from '../oci/spec.js';
-import type { Mounter } from '../sys/mount.js';
+import { type Mounter, removeUnmounted } from '../sys/mount.js';
 
 /**
  * The sandbox's one shared directory. QEMU exports it to the guest over virtio-9p at boot;
@@ -63,27 +63,11 @@ export class SandboxShare {
   }
 
   async removeContainer(containerId: string): Promise<void> {
-    await this.unmountAndRemove(join(this.dir, containerId));
+    await removeUnmounted(this.mounter, join(this.dir, containerId));
   }
 
   /** Unmounts everything in the share, whatever a crashed run left, and removes it. */
   async destroy(): Promise<void> {
-    await this.unmountAndRemove(this.dir);
-  }
-
-  /**
-   * Removing a directory that still has a bind mount below it would delete the user's own
-   * files through the mount, so removal happens only once nothing is mounted there.
-   */
-  private async unmountAndRemove(dir: string): Promise<void> {
-    await this.mounter.unmountTree(dir);
-    const left = await this.mounter.mountsUnder(dir);
-    if (left.length > 0) {
-      throw new HullError(
-        'ERR_MOUNT',
-        `cannot unmount ${left[0]}; remove it by hand with \`umount -l ${left[0]}\``,
-      );
-    }
-    await rm(dir, { recursive: true, force: true });
+    await removeUnmounted(this.mounter, this.dir);
   }
 }

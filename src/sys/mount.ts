@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { HullError } from '../errors.js';
 import { run } from './exec.js';
 
 /**
@@ -11,6 +12,23 @@ export interface Mounter {
   unmountTree(target: string): Promise<void>;
   /** Mount points at or below `dir`, deepest first. */
   mountsUnder(dir: string): Promise<string[]>;
+}
+
+/**
+ * Unmounts everything at or below `dir`, then removes it. Removing a directory that still has
+ * a bind mount below it would delete the user's own files through the mount, so it is removed
+ * only once nothing is mounted there.
+ */
+export async function removeUnmounted(mounter: Mounter, dir: string): Promise<void> {
+  await mounter.unmountTree(dir);
+  const left = await mounter.mountsUnder(dir);
+  if (left.length > 0) {
+    throw new HullError(
+      'ERR_MOUNT',
+      `cannot unmount ${left[0]}; remove it by hand with \`umount -l ${left[0]}\``,
+    );
+  }
+  await rm(dir, { recursive: true, force: true });
 }
 
 /** Decodes the octal escapes (\040 for space…) of /proc/self/mountinfo paths. */

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { after, afterEach, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Spec } from '../../src/oci/spec.js';
+import { HostMounter } from '../../src/sys/mount.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 
 /** The bundled CLI, run with this very node so tests can narrow PATH without losing node. */
@@ -101,9 +102,7 @@ async function sweep(dir: string): Promise<void> {
     } catch {}
   }
   await new Promise((r) => setTimeout(r, 200));
-  for (const point of await mountsUnder(dir)) {
-    await new Promise((r) => spawn('umount', ['--lazy', point], { stdio: 'ignore' }).on('exit', r));
-  }
+  await new HostMounter().unmountTree(dir).catch(() => {});
   await rm(dir, { recursive: true, force: true });
 }
 
@@ -116,15 +115,6 @@ async function processesUsing(marker: string, match = (_cmdline: string) => true
     if (cmdline.includes(marker) && match(cmdline)) pids.push(Number(entry));
   }
   return pids;
-}
-
-async function mountsUnder(dir: string): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((p) => p.startsWith(dir))
-    .sort((a, b) => b.length - a.length);
 }
 
 /** Resolves once `pid` has exited; fails the test after `timeoutMs` instead of hanging it. */
