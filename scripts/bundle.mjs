@@ -1,6 +1,7 @@
-// Bundles hull's two programs into one file each: the host CLI (fast start: one file to
-// load, not hundreds of modules) and the guest agent, as CommonJS because that is what
-// `node --build-snapshot` takes (the image builder snapshots it; see guest/agent/entry.ts).
+// Bundles hull's programs into one file each: the host CLI and the containerd shim (fast
+// start: one file to load, not hundreds of modules), and the guest agent, as CommonJS because
+// that is what `node --build-snapshot` takes (the image builder snapshots it; see
+// guest/agent/entry.ts).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { build } from 'esbuild';
@@ -13,6 +14,15 @@ await build({
   outfile: 'dist/bundle/hull.mjs',
   format: 'esm',
   // CommonJS dependencies (pino) call require(); give the ESM bundle one.
+  banner: {
+    js: "import { createRequire as __hullRequire } from 'node:module'; const require = __hullRequire(import.meta.url);",
+  },
+});
+await build({
+  ...common,
+  entryPoints: ['src/shim/main.ts'],
+  outfile: 'dist/bundle/containerd-shim-hull-v2.mjs',
+  format: 'esm',
   banner: {
     js: "import { createRequire as __hullRequire } from 'node:module'; const require = __hullRequire(import.meta.url);",
   },

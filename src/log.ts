@@ -8,9 +8,14 @@ import { type Logger, pino } from 'pino';
  */
 let root: Logger = pino({ level: 'silent' });
 
+/** Where log lines go when a path or fd will not do (the shim's FIFO to containerd). */
+export interface LineSink {
+  write(line: string): void;
+}
+
 export interface LogOptions {
-  /** A file path, or a file descriptor (2 for stderr). */
-  destination: string | number;
+  /** A file path, a file descriptor (2 for stderr), or a sink of lines. */
+  destination: string | number | LineSink;
   level: 'debug' | 'info' | 'warn' | 'error';
   /** json: {"level","msg","time"} lines; text: time="…" level=… msg="…" (runc's text form). */
   format?: 'json' | 'text';
@@ -35,9 +40,11 @@ export function configureLogging(options: LogOptions): void {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.format === 'text'
-      ? textDestination(options.destination)
-      : pino.destination({ dest: options.destination, sync: true, mkdir: true }),
+    typeof options.destination === 'object'
+      ? options.destination
+      : options.format === 'text'
+        ? textDestination(options.destination)
+        : pino.destination({ dest: options.destination, sync: true, mkdir: true }),
   );
 }
 

@@ -9,6 +9,11 @@ import { fileURLToPath } from 'node:url';
  */
 export const DEFAULT_RUNTIME_ROOT = '/run/hull';
 
+/** The runtime root when no --root is given: $HULL_ROOT (for callers that pass none), or /run/hull. */
+export function defaultRuntimeRoot(): string {
+  return process.env.HULL_ROOT || DEFAULT_RUNTIME_ROOT;
+}
+
 export function stateDir(): string {
   return resolve(process.env.HULL_STATE_DIR || '/var/lib/hull');
 }

@@ -1,6 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Process, Spec } from '../../src/oci/spec.js';
+import { CONTAINERS_CGROUP } from './cgroups.js';
 import { crun } from './crun.js';
 import { AgentError } from './errors.js';
 import { guestLogger } from './log.js';
@@ -12,6 +13,20 @@ import { openGuestTerminal } from './terminal.js';
 
 const log = guestLogger('containers');
 
+/** The cgroup files a stats request reads; missing ones (a controller not enabled) are left out. */
+const CGROUP_STAT_FILES = [
+  'cpu.stat',
+  'memory.current',
+  'memory.max',
+  'memory.stat',
+  'memory.events',
+  'memory.swap.current',
+  'memory.swap.max',
+  'pids.current',
+  'pids.max',
+  'io.stat',
+];
+
 /** Where the host's shared directory appears in the guest (mounted by hull-init). */
 export const SHARE_ROOT = '/run/hull/shared';
 const BUNDLES = '/run/hull/containers';
@@ -22,6 +37,8 @@ export interface CreateRequest {
   spec: Spec;
   rootfsSharePath: string;
   sharedMounts: { index: number; sharePath: string }[];
+  /** The pod's sandbox container, whose namespaces this one joins; empty outside a pod. */
+  sandboxContainerId: string;
 }
 
 type Status = 'created' | 'running';
@@ -53,12 +70,17 @@ export class Containers {
   async create(request: CreateRequest): Promise<number> {
     const { id } = request;
     if (this.containers.has(id)) throw new AgentError('exists', `container ${id} already exists`);
+    const sandbox = request.sandboxContainerId ? this.get(request.sandboxContainerId) : undefined;
+    if (sandbox?.init.exited) {
+      throw new AgentError('wrong-state', `the pod's sandbox container ${sandbox.id} has exited`);
+    }
     const bundle = join(BUNDLES, id);
     await mkdir(bundle, { recursive: true });
     const spec = toGuestSpec(request.spec, {
       containerId: id,
       rootfs: sharePath(request.rootfsSharePath),
       sharedMounts: new Map(request.sharedMounts.map((m) => [m.index, sharePath(m.sharePath)])),
+      sandboxPid: sandbox?.init.pid,
     });
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
     const pidFile = join(bundle, 'init.pid');
@@ -139,6 +161,20 @@ export class Containers {
     await Promise.all([run.done, read]);
     const pids = JSON.parse(Buffer.concat(out).toString() || '[]') as number[];
     return pids.filter((p) => Number.isInteger(p));
+  }
+
+  /** The container's cgroup v2 interface files, by name (see StatsContainerResponse). */
+  async cgroupFiles(id: string): Promise<Record<string, string>> {
+    this.get(id);
+    const dir = join(CONTAINERS_CGROUP, id);
+    const files: Record<string, string> = {};
+    for (const name of CGROUP_STAT_FILES) {
+      const text = await readFile(join(dir, name), 'utf8').catch(() => undefined);
+      if (text !== undefined) files[name] = text;
+    }
+    if (Object.keys(files).length === 0)
+      throw new AgentError('not-found', `container ${id} has no cgroup in the guest`);
+    return files;
   }
 
   async signalAll(id: string, signal: number): Promise<void> {

@@ -59,6 +59,7 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
         spec: parseJson<Spec>(req.ociSpecJson, 'the container configuration'),
         rootfsSharePath: req.rootfsSharePath,
         sharedMounts: req.sharedMounts,
+        sandboxContainerId: req.sandboxContainerId,
       });
       return { pid };
     },
@@ -109,6 +110,7 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
       return {};
     },
     listProcesses: async (req) => ({ pids: await containers.processes(req.containerId) }),
+    statsContainer: async (req) => ({ cgroupFiles: await containers.cgroupFiles(req.containerId) }),
     ttyWinResize: async (req) => {
       containers.process(req.containerId, req.execId).resize(req.rows, req.columns);
       return {};

@@ -91,3 +91,26 @@ test('the host spec is left untouched', () => {
   toGuestSpec(host, { containerId: 'c1', rootfs: '/r', sharedMounts: new Map([[1, '/x']]) });
   assert.deepEqual(host, before);
 });
+
+test("in a pod, namespaces named by path become the sandbox container's in the guest", () => {
+  const host = hostSpec();
+  host.linux!.namespaces = [
+    { type: 'pid' },
+    { type: 'ipc', path: '/proc/4242/ns/ipc' },
+    { type: 'uts', path: '/proc/4242/ns/uts' },
+    { type: 'network', path: '/var/run/netns/cni-1' },
+    { type: 'mount' },
+  ];
+  const guest = toGuestSpec(host, {
+    containerId: 'app',
+    rootfs: '/run/hull/shared/app/rootfs',
+    sharedMounts: new Map(),
+    sandboxPid: 57,
+  });
+  assert.deepEqual(guest.linux?.namespaces, [
+    { type: 'pid' },
+    { type: 'ipc', path: '/proc/57/ns/ipc' },
+    { type: 'uts', path: '/proc/57/ns/uts' },
+    { type: 'mount' },
+  ]);
+});

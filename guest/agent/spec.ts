@@ -6,7 +6,12 @@ export interface GuestPlacement {
   rootfs: string;
   /** Guest paths of bind-mount sources the host shared, by index in `mounts`. */
   sharedMounts: Map<number, string>;
+  /** In a pod: the guest pid of the sandbox container, whose namespaces this one joins. */
+  sandboxPid?: number;
 }
+
+/** The /proc/<pid>/ns entry of each namespace type a pod's containers may share. */
+const POD_NAMESPACE_FILES: Record<string, string> = { ipc: 'ipc', uts: 'uts', pid: 'pid' };
 
 /**
  * Turns a bundle's config.json, written for the host, into the configuration crun runs in the
@@ -16,7 +21,9 @@ export interface GuestPlacement {
  *    side; createContainer and startContainer hooks run in the container's namespaces, which
  *    are in the guest, so crun runs them there;
  *  - namespace paths name host namespaces; a network namespace the caller prepared is the
- *    VM's own network, so the container joins the guest's, while others become fresh ones;
+ *    VM's own network, so the container joins the guest's; in a pod, IPC, UTS and PID
+ *    namespaces named by path are the sandbox container's, so the container joins those of
+ *    the sandbox container in the guest; any other becomes a fresh one;
  *  - AppArmor/SELinux labels and Intel RDT name host policy the guest kernel does not have;
  *  - the cgroup path is the guest's own, under /hull, whatever the host's cgroup manager.
  */
@@ -41,7 +48,12 @@ export function toGuestSpec(host: Spec, placement: GuestPlacement): Spec {
     const linux = spec.linux;
     linux.namespaces = (linux.namespaces ?? [])
       .filter((ns) => !(ns.type === 'network' && ns.path))
-      .map((ns) => ({ type: ns.type }));
+      .map((ns) => {
+        const shared = POD_NAMESPACE_FILES[ns.type];
+        if (ns.path && shared && placement.sandboxPid)
+          return { type: ns.type, path: `/proc/${placement.sandboxPid}/ns/${shared}` };
+        return { type: ns.type };
+      });
     linux.cgroupsPath = `/hull/${placement.containerId}`;
     delete linux.mountLabel;
     delete linux.intelRdt;

@@ -18,6 +18,8 @@ export interface GuestInfo {
 export interface ContainerPlacement {
   rootfsSharePath: string;
   sharedMounts: { index: number; sharePath: string }[];
+  /** In a pod: the sandbox container whose namespaces this container joins. */
+  sandboxContainerId?: string;
 }
 
 /** Which process of a container: its init process (execId '') or one exec'd into it. */
@@ -88,6 +90,7 @@ export class AgentClient {
         ociSpecJson: Buffer.from(JSON.stringify(spec)),
         rootfsSharePath: placement.rootfsSharePath,
         sharedMounts: placement.sharedMounts,
+        sandboxContainerId: placement.sandboxContainerId ?? '',
       },
       signal,
     );
@@ -157,6 +160,11 @@ export class AgentClient {
   /** Guest pids of the container's processes. */
   async listProcesses(id: string, signal: AbortSignal): Promise<number[]> {
     return (await this.call(AgentService.method.listProcesses, { containerId: id }, signal)).pids;
+  }
+
+  /** The container's cgroup v2 files in the guest, by name (cpu.stat, memory.current, …). */
+  async statsContainer(id: string, signal: AbortSignal): Promise<Record<string, string>> {
+    return (await this.call(AgentService.method.statsContainer, { containerId: id }, signal)).cgroupFiles;
   }
 
   async resizeTerminal(ref: ProcessRef, rows: number, columns: number, signal: AbortSignal): Promise<void> {

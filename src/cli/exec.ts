@@ -5,10 +5,10 @@ import type { Command } from 'commander';
 import type { ProcessRef } from '../agent/client.js';
 import { HullError, messageOf } from '../errors.js';
 import type { Process, Spec } from '../oci/spec.js';
+import { AttachedProcess } from '../sandbox/attached-process.js';
 import { forwardResizes, openTerminalFor } from '../sandbox/monitor.js';
 import type { MonitorClient } from '../sandbox/monitor-client.js';
 import { requireAllowed } from '../sandbox/state.js';
-import { drainOutputs, relayInput, relayOutput } from '../sandbox/stdio-relay.js';
 import { openContainer, withContainer, withMonitor } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
 import { writePidFile } from './pid-file.js';
@@ -118,8 +118,7 @@ async function runExec(
   consoleSocket: string | undefined,
   onStarted: () => Promise<void>,
 ): Promise<number> {
-  const relays = new AbortController();
-  const terminal = await openTerminalFor(spec, consoleSocket, relays.signal);
+  const terminal = await openTerminalFor(spec, consoleSocket, AbortSignal.timeout(10_000));
   try {
     await monitor.agent.execProcess(ref, spec, AbortSignal.timeout(60_000));
   } catch (err) {
@@ -131,11 +130,7 @@ async function runExec(
   const stdio = terminal
     ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
     : process;
-  const outputs = [
-    relayOutput(monitor.agent, ref, 'stdout', stdio.stdout, relays.signal),
-    relayOutput(monitor.agent, ref, 'stderr', stdio.stderr, relays.signal),
-  ];
-  const stopInput = relayInput(monitor.agent, ref, stdio.stdin, relays.signal);
+  const exec = new AttachedProcess(monitor.agent, ref, stdio, new Promise(() => {}));
   const stopForwarding = forwardSignals(
     (signalNumber) =>
       void monitor.agent
@@ -143,12 +138,8 @@ async function runExec(
         .catch(() => {}),
   );
   try {
-    const status = await monitor.agent.waitProcess(ref, relays.signal);
-    stopInput();
-    await drainOutputs(outputs);
-    return status;
+    return (await exec.exit).status;
   } finally {
-    relays.abort();
     terminal?.close();
     stopForwarding();
     process.stdin.destroy();

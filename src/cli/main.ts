@@ -1,7 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { HullError, messageOf } from '../errors.js';
 import { configureLogging, logger } from '../log.js';
-import { DEFAULT_RUNTIME_ROOT } from '../paths.js';
+import { defaultRuntimeRoot } from '../paths.js';
+import { VERSION } from '../version.js';
 import { registerCreate } from './create.js';
 import { registerDelete } from './delete.js';
 import { registerExec } from './exec.js';
@@ -19,11 +20,6 @@ import { registerStart } from './start.js';
 import { registerState } from './state.js';
 import { registerUpdate } from './update.js';
 
-export const VERSION = '0.1.0';
-
-/** Callers that cannot pass --root (podman passes none) can set HULL_ROOT. */
-const defaultRoot = () => process.env.HULL_ROOT || DEFAULT_RUNTIME_ROOT;
-
 function program(): Command {
   const cmd = new Command('hull')
     .description('a secure container runtime: every container in its own lightweight VM')
@@ -31,7 +27,7 @@ function program(): Command {
     .option(
       '--root <dir>',
       'directory for the state of containers (default: $HULL_ROOT or /run/hull)',
-      defaultRoot(),
+      defaultRuntimeRoot(),
     )
     .option('--log <file>', 'write log lines to this file')
     .option('--log-format <format>', 'text or json', 'text')

@@ -1,26 +1,23 @@
 import { createServer, type Server } from 'node:net';
-import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { AgentClient, ProcessRef } from '../agent/client.js';
-import { type ErrorCode, HullError, messageOf } from '../errors.js';
+import { HullError, messageOf } from '../errors.js';
 import { AgentService } from '../gen/hull/agent/v1/agent_pb.js';
 import { Monitor as MonitorService } from '../gen/hull/monitor/v1/monitor_pb.js';
 import { logger } from '../log.js';
 import type { Process } from '../oci/spec.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { TtrpcServer } from '../ttrpc/server.js';
-import { Code, TtrpcError } from '../ttrpc/status.js';
+import { AttachedProcess } from './attached-process.js';
 import type { Bundle } from './bundle.js';
 import { runHostHooks } from './hooks.js';
 import { type RuntimeSettings, startSandbox } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
 import { type ContainerState, type Operation, requireAllowed, type Status, writeState } from './state.js';
-import { drainOutputs, relayInput, relayOutput } from './stdio-relay.js';
+import { toWireStatus } from './wire-status.js';
 
 export const MONITOR_SOCKET = 'monitor.sock';
-/** Exit status reported when the VM ends under a running container (as if SIGKILLed). */
-const VM_LOST_STATUS = 128 + constants.signals.SIGKILL;
 
 export interface Stdio {
   stdin: Readable;
@@ -36,7 +33,7 @@ export interface Stdio {
  */
 export class ContainerMonitor {
   private status: Status = 'created';
-  private readonly exit: Promise<number>;
+  private exit: Promise<number> | undefined;
   private server: Server | undefined;
   private terminal: HostTerminal | undefined;
   private readonly log = logger('monitor');
@@ -48,9 +45,7 @@ export class ContainerMonitor {
     readonly sandbox: Sandbox,
     private readonly stdio: Stdio,
     private readonly created: string,
-  ) {
-    this.exit = this.watch();
-  }
+  ) {}
 
   /** Boots the VM and creates the container (not started); state is `created` on return. */
   static async create(
@@ -86,7 +81,7 @@ export class ContainerMonitor {
       }
       await monitor.persist();
       await runHostHooks(bundle.spec, 'createRuntime', monitor.state());
-      monitor.relayStdio();
+      monitor.attach();
       return monitor;
     } catch (err) {
       terminal?.close();
@@ -111,7 +106,7 @@ export class ContainerMonitor {
 
   /** Serves the Monitor API, and the agent API passed through, on `<dir>/monitor.sock`. */
   async serve(): Promise<void> {
-    const rpc = new TtrpcServer(toStatus)
+    const rpc = new TtrpcServer(toWireStatus)
       .register(MonitorService, {
         start: async () => {
           await this.start();
@@ -174,6 +169,7 @@ export class ContainerMonitor {
 
   /** Resolves with the container process's exit status, once the VM is gone. */
   waitExit(): Promise<number> {
+    if (!this.exit) throw new HullError('ERR_INTERNAL', 'the monitor was not attached to its container');
     return this.exit;
   }
 
@@ -188,35 +184,20 @@ export class ContainerMonitor {
     await this.persist();
   }
 
-  private relays = new AbortController();
-  private outputs: Promise<void>[] = [];
-  private stopInput: () => void = () => {};
-
-  private relayStdio(): void {
-    const ref = { containerId: this.id };
-    const { signal } = this.relays;
-    this.outputs = [
-      relayOutput(this.sandbox.agent, ref, 'stdout', this.stdio.stdout, signal),
-      relayOutput(this.sandbox.agent, ref, 'stderr', this.stdio.stderr, signal),
-    ];
-    for (const output of this.outputs) output.catch(() => {});
-    this.stopInput = relayInput(this.sandbox.agent, ref, this.stdio.stdin, signal);
+  /** Relays the container's stdio and follows its process until it ends. */
+  private attach(): void {
+    const init = new AttachedProcess(
+      this.sandbox.agent,
+      { containerId: this.id },
+      this.stdio,
+      this.sandbox.vm.exited,
+    );
+    this.exit = this.watch(init);
   }
 
   /** Waits for the container's process (or the VM) to end, then stops everything. */
-  private async watch(): Promise<number> {
-    let exitStatus: number;
-    try {
-      exitStatus = await Promise.race([
-        this.sandbox.agent.waitProcess({ containerId: this.id }, this.relays.signal),
-        this.sandbox.vm.exited.then(() => VM_LOST_STATUS),
-      ]);
-    } catch {
-      exitStatus = VM_LOST_STATUS;
-    }
-    this.stopInput();
-    await drainOutputs(this.outputs);
-    this.relays.abort();
+  private async watch(init: AttachedProcess): Promise<number> {
+    const { status: exitStatus } = await init.exit;
     this.status = 'stopped';
     this.terminal?.close();
     this.server?.close();
@@ -255,22 +236,4 @@ export function forwardResizes(terminal: HostTerminal, agent: AgentClient, ref: 
     const send = () => agent.resizeTerminal(ref, rows, columns, AbortSignal.timeout(10_000));
     send().catch(() => setTimeout(() => void send().catch(() => {}), 500).unref());
   });
-}
-
-/** hull's error codes as wire statuses; the client's toHullError turns them back. */
-const WIRE_CODES: Partial<Record<ErrorCode, Code>> = {
-  ERR_STATE: Code.FAILED_PRECONDITION,
-  ERR_NOT_FOUND: Code.NOT_FOUND,
-  ERR_UNSUPPORTED: Code.UNIMPLEMENTED,
-  ERR_CONFIG: Code.INVALID_ARGUMENT,
-};
-
-/** Monitor errors on the wire: hull's codes map to the statuses the CLI turns back. */
-function toStatus(err: unknown): TtrpcError {
-  if (err instanceof TtrpcError) return err;
-  if (err instanceof HullError) {
-    const code = WIRE_CODES[err.code] ?? Code.UNKNOWN;
-    return new TtrpcError(code, err.message);
-  }
-  return new TtrpcError(Code.UNKNOWN, messageOf(err));
 }

@@ -128,8 +128,16 @@ export class Sandbox {
     }
   }
 
-  /** Shares a bundle's files with the guest and creates its container there (not started). */
-  async createContainer(containerId: string, bundle: Bundle, signal: AbortSignal): Promise<number> {
+  /**
+   * Shares a bundle's files with the guest and creates its container there (not started).
+   * In a pod, `sandboxContainerId` names the pod's sandbox container, created earlier.
+   */
+  async createContainer(
+    containerId: string,
+    bundle: Bundle,
+    signal: AbortSignal,
+    options: { sandboxContainerId?: string } = {},
+  ): Promise<number> {
     const placement = await this.share.addContainer(
       containerId,
       bundle.rootfs,
@@ -137,10 +145,24 @@ export class Sandbox {
       bundle.dir,
     );
     try {
-      return await this.agent.createContainer(containerId, bundle.spec, placement, signal);
+      return await this.agent.createContainer(
+        containerId,
+        bundle.spec,
+        { ...placement, sandboxContainerId: options.sandboxContainerId },
+        signal,
+      );
     } catch (err) {
       await this.share.removeContainer(containerId);
       throw err;
+    }
+  }
+
+  /** Removes a container from the guest (killing what is left of it) and unshares its files. */
+  async removeContainer(containerId: string, signal: AbortSignal): Promise<void> {
+    try {
+      await this.agent.removeContainer(containerId, signal);
+    } finally {
+      await this.share.removeContainer(containerId);
     }
   }
 

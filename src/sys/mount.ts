@@ -8,10 +8,19 @@ import { run } from './exec.js';
  */
 export interface Mounter {
   bind(source: string, target: string, options: { recursive: boolean }): Promise<void>;
+  /** Mounts a filesystem as described (overlay, bind, tmpfs…), as mount(8) -t -o would. */
+  mount(spec: FilesystemMount, target: string): Promise<void>;
   /** Unmounts `target` and everything mounted below it. */
   unmountTree(target: string): Promise<void>;
   /** Mount points at or below `dir`, deepest first. */
   mountsUnder(dir: string): Promise<string[]>;
+}
+
+/** A mount as containerd's snapshotters describe one. */
+export interface FilesystemMount {
+  type: string;
+  source: string;
+  options: readonly string[];
 }
 
 /**
@@ -44,6 +53,15 @@ export class HostMounter implements Mounter {
     });
   }
 
+  async mount(spec: FilesystemMount, target: string): Promise<void> {
+    const args = ['-t', spec.type || 'none'];
+    if (spec.options.length > 0) args.push('-o', spec.options.join(','));
+    await run('mount', [...args, spec.source, target], {
+      errorCode: 'ERR_MOUNT',
+      purpose: `mounting the ${spec.type} filesystem for ${target}`,
+    });
+  }
+
   async unmountTree(target: string): Promise<void> {
     for (const mountPoint of await this.mountsUnder(target)) {
       await run('umount', ['--lazy', mountPoint], {
@@ -73,6 +91,11 @@ export class RecordingMounter implements Mounter {
 
   async bind(source: string, target: string, options: { recursive: boolean }): Promise<void> {
     this.calls.push(`${options.recursive ? 'rbind' : 'bind'} ${source} ${target}`);
+    this.mounted.add(target);
+  }
+
+  async mount(spec: FilesystemMount, target: string): Promise<void> {
+    this.calls.push(`mount ${spec.type} ${spec.source} ${target} ${spec.options.join(',')}`);
     this.mounted.add(target);
   }
 

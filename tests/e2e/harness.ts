@@ -7,6 +7,7 @@ import { after, afterEach, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Spec } from '../../src/oci/spec.js';
 import { HostMounter } from '../../src/sys/mount.js';
+import { processesMentioning } from '../../src/sys/processes.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 
 /** The bundled CLI, run with this very node so tests can narrow PATH without losing node. */
@@ -96,7 +97,7 @@ export async function privateDirs(
  * they shared, so one failure does not leak into the next test or outlive the run.
  */
 async function sweep(dir: string): Promise<void> {
-  for (const pid of await processesUsing(dir)) {
+  for (const pid of await processesMentioning(dir)) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {}
@@ -104,17 +105,6 @@ async function sweep(dir: string): Promise<void> {
   await new Promise((r) => setTimeout(r, 200));
   await new HostMounter().unmountTree(dir).catch(() => {});
   await rm(dir, { recursive: true, force: true });
-}
-
-/** Processes (other than this one) whose command line mentions `marker`. */
-async function processesUsing(marker: string, match = (_cmdline: string) => true): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(marker) && match(cmdline)) pids.push(Number(entry));
-  }
-  return pids;
 }
 
 /** Resolves once `pid` has exited; fails the test after `timeoutMs` instead of hanging it. */
@@ -138,7 +128,7 @@ export function processExit(pid: number, timeoutMs = 120_000): Promise<void> {
 
 /** QEMU processes whose command line mentions `marker` (a test's private root). */
 export function qemuProcessesUsing(marker: string): Promise<number[]> {
-  return processesUsing(marker, (cmdline) => cmdline.includes('qemu-system'));
+  return processesMentioning(marker, (cmdline) => cmdline.includes('qemu-system'));
 }
 
 /** What a user would check after hull returns: no VM, no socket, no mount, no state left. */

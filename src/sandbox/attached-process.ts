@@ -1,0 +1,72 @@
+import { constants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import type { AgentClient, ProcessRef } from '../agent/client.js';
+import { drainOutputs, relayInput, relayOutput } from './stdio-relay.js';
+
+/** Exit status reported when the VM ends under a running process (as if SIGKILLed). */
+export const VM_LOST_STATUS = 128 + constants.signals.SIGKILL;
+
+/** Host ends of a guest process's stdio; a missing one is not relayed. */
+export interface HostStdio {
+  stdin?: Readable;
+  stdout?: Writable;
+  stderr?: Writable;
+}
+
+export interface ProcessExit {
+  /** Exit code, or 128 + signal number (VM_LOST_STATUS when the VM went away). */
+  status: number;
+  at: Date;
+}
+
+/**
+ * A guest process (a container's init or an exec) with host streams attached: its output is
+ * copied to them and its input from them until it exits. Every front door (the OCI command's
+ * monitor and exec, the containerd shim) follows a process through this one class, so a
+ * process ends the same way everywhere: exit seen (or the VM lost), input stopped, output
+ * drained, then `exit` settles.
+ */
+export class AttachedProcess {
+  readonly exit: Promise<ProcessExit>;
+  private readonly relays = new AbortController();
+  private readonly outputs: Promise<void>[];
+  private readonly stopInput: () => void;
+
+  constructor(
+    private readonly agent: AgentClient,
+    readonly ref: ProcessRef,
+    stdio: HostStdio,
+    vmExited: Promise<unknown>,
+  ) {
+    const { signal } = this.relays;
+    this.outputs = [];
+    if (stdio.stdout) this.outputs.push(relayOutput(agent, ref, 'stdout', stdio.stdout, signal));
+    if (stdio.stderr) this.outputs.push(relayOutput(agent, ref, 'stderr', stdio.stderr, signal));
+    for (const output of this.outputs) output.catch(() => {});
+    this.stopInput = stdio.stdin ? relayInput(agent, ref, stdio.stdin, signal) : () => {};
+    this.exit = this.watch(vmExited);
+  }
+
+  /** Ends the process's stdin (the caller's input is done). */
+  async closeStdin(signal: AbortSignal): Promise<void> {
+    this.stopInput();
+    await this.agent.closeStdin(this.ref, signal);
+  }
+
+  private async watch(vmExited: Promise<unknown>): Promise<ProcessExit> {
+    let status: number;
+    try {
+      status = await Promise.race([
+        this.agent.waitProcess(this.ref, this.relays.signal),
+        vmExited.then(() => VM_LOST_STATUS),
+      ]);
+    } catch {
+      status = VM_LOST_STATUS;
+    }
+    const at = new Date();
+    this.stopInput();
+    await drainOutputs(this.outputs);
+    this.relays.abort();
+    return { status, at };
+  }
+}

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DEFAULT_MEMORY_MIB, DEFAULT_VCPUS } from '../sandbox/runtime.js';
+import { CRI, podDir, taskRole, vmSize } from './pod-identity.js';
+
+test("a pod's containers belong to their sandbox; other tasks to themselves", () => {
+  assert.deepEqual(
+    taskRole('p1', { annotations: { [CRI.containerType]: 'sandbox', [CRI.sandboxId]: 'p1' } }),
+    {
+      kind: 'sandbox',
+      podId: 'p1',
+    },
+  );
+  assert.deepEqual(
+    taskRole('c1', { annotations: { [CRI.containerType]: 'container', [CRI.sandboxId]: 'p1' } }),
+    { kind: 'container', podId: 'p1' },
+  );
+  assert.deepEqual(taskRole('t1', {}), { kind: 'single', podId: 't1' });
+});
+
+test('one directory per containerd, namespace and pod, short enough for a socket', () => {
+  const a = podDir({ address: '/run/containerd/containerd.sock', namespace: 'k8s.io' }, 'x'.repeat(64));
+  const b = podDir({ address: '/run/containerd/containerd.sock', namespace: 'default' }, 'x'.repeat(64));
+  const c = podDir({ address: '/tmp/other/containerd.sock', namespace: 'k8s.io' }, 'x'.repeat(64));
+  assert.equal(new Set([a, b, c]).size, 3);
+  assert.ok(`${a}/vm/agent.sock`.length < 100, a);
+});
+
+test('sizing hints add to the default VM size', () => {
+  assert.deepEqual(vmSize({}), { vcpus: DEFAULT_VCPUS, memoryMiB: DEFAULT_MEMORY_MIB });
+  assert.deepEqual(
+    vmSize({
+      annotations: {
+        [CRI.cpuPeriod]: '100000',
+        [CRI.cpuQuota]: '150000',
+        [CRI.memory]: String(256 * 1024 * 1024),
+      },
+    }),
+    { vcpus: DEFAULT_VCPUS + 2, memoryMiB: DEFAULT_MEMORY_MIB + 256 },
+  );
+  assert.deepEqual(vmSize({ annotations: { [CRI.memory]: 'lots' } }).memoryMiB, DEFAULT_MEMORY_MIB);
+});

@@ -1,0 +1,351 @@
+import { join } from 'node:path';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { HullError, isHullError, messageOf } from '../errors.js';
+import {
+  TaskCreateSchema,
+  TaskDeleteSchema,
+  TaskExecAddedSchema,
+  TaskExecStartedSchema,
+  TaskExitSchema,
+  TaskOOMSchema,
+  TaskPausedSchema,
+  TaskResumedSchema,
+  TaskStartSchema,
+} from '../gen/containerd/events/task_pb.js';
+import { logger } from '../log.js';
+import type { Process } from '../oci/spec.js';
+import type { ProcessExit } from '../sandbox/attached-process.js';
+import { type Bundle, loadBundle } from '../sandbox/bundle.js';
+import { startSandbox } from '../sandbox/runtime.js';
+import type { Sandbox } from '../sandbox/sandbox.js';
+import type { FilesystemMount, Mounter } from '../sys/mount.js';
+import type { EventPublisher } from './events.js';
+import { taskRole, vmSize } from './pod-identity.js';
+import { mountRootfs, unmountRootfs } from './rootfs.js';
+import { openTaskIo, type TaskIo } from './task-io.js';
+import { type ProcessStatus, TaskProcess } from './task-process.js';
+
+const RPC_TIMEOUT_MS = 60_000;
+
+interface TaskContainer {
+  id: string;
+  bundle: Bundle;
+  rootfs: readonly FilesystemMount[];
+  rootfsMounted: boolean;
+  init: TaskProcess;
+  execs: Map<string, TaskProcess>;
+  paused: boolean;
+}
+
+export interface CreateTask extends TaskIo {
+  id: string;
+  bundle: string;
+  rootfs: readonly FilesystemMount[];
+}
+
+/**
+ * The tasks of one pod and the VM they share: what the shim's Task service acts on. The
+ * first task (a pod's sandbox, or a lone `ctr run` task) boots the VM; a pod's other
+ * containers are created in it. Every state change is published as containerd's event.
+ */
+export class ShimPod {
+  private sandbox: Sandbox | undefined;
+  private destroying = false;
+  private readonly containers = new Map<string, TaskContainer>();
+  private readonly log = logger('pod');
+
+  constructor(
+    private readonly options: {
+      /** This pod's shim directory (socket, VM). */
+      dir: string;
+      namespace: string;
+      events: EventPublisher;
+      mounter: Mounter;
+      debug: boolean;
+    },
+  ) {}
+
+  get isEmpty(): boolean {
+    return this.containers.size === 0;
+  }
+
+  /** The host process that stands for every task of the pod: the VM's. */
+  get pid(): number {
+    return this.sandbox?.vm.pid ?? 0;
+  }
+
+  async create(request: CreateTask, signal: AbortSignal): Promise<number> {
+    if (this.containers.has(request.id)) {
+      throw new HullError('ERR_EXISTS', `task ${request.id} already exists in this pod`);
+    }
+    const rootfsMounted = await mountRootfs(this.options.mounter, request.bundle, request.rootfs);
+    let bootedHere = false;
+    try {
+      const bundle = await loadBundle(request.bundle);
+      const role = taskRole(request.id, bundle.spec);
+      if (role.kind !== 'container') {
+        if (this.sandbox) throw new HullError('ERR_EXISTS', `pod ${role.podId} already has its sandbox`);
+        this.sandbox = await startSandbox(
+          request.id,
+          { root: this.options.dir, debug: this.options.debug, ...vmSize(bundle.spec) },
+          { dir: join(this.options.dir, 'vm'), hostname: bundle.spec.hostname, signal },
+        );
+        bootedHere = true;
+        this.watchVm(this.sandbox);
+      }
+      const sandbox = this.requireSandbox();
+      const io = await openTaskIo(
+        request,
+        { containerId: request.id, namespace: this.options.namespace },
+        signal,
+      );
+      try {
+        await sandbox.createContainer(request.id, bundle, signal, {
+          sandboxContainerId: role.kind === 'container' ? role.podId : undefined,
+        });
+      } catch (err) {
+        io.close();
+        throw err;
+      }
+      const init = new TaskProcess(request.id, '', request);
+      const container: TaskContainer = {
+        id: request.id,
+        bundle,
+        rootfs: request.rootfs,
+        rootfsMounted,
+        init,
+        execs: new Map(),
+        paused: false,
+      };
+      this.containers.set(request.id, container);
+      this.options.events.publish('/tasks/create', TaskCreateSchema, {
+        containerId: request.id,
+        bundle: request.bundle,
+        rootfs: request.rootfs.map((m) => ({ ...m, options: [...m.options] })),
+        io: {
+          stdin: request.stdin,
+          stdout: request.stdout,
+          stderr: request.stderr,
+          terminal: request.terminal,
+        },
+        pid: this.pid,
+      });
+      init.attach(sandbox, io, (exit) => this.onExit(container, init, exit));
+      return this.pid;
+    } catch (err) {
+      if (bootedHere) {
+        await this.sandbox?.destroy();
+        this.sandbox = undefined;
+      }
+      if (rootfsMounted) await unmountRootfs(this.options.mounter, request.bundle).catch(() => {});
+      throw err;
+    }
+  }
+
+  async start(id: string, execId: string): Promise<number> {
+    const container = this.container(id);
+    const proc = this.process(container, execId);
+    if (proc.status !== 'created')
+      throw new HullError('ERR_STATE', `process ${proc.eventId} was already started`);
+    const sandbox = this.requireSandbox();
+    const signal = AbortSignal.timeout(RPC_TIMEOUT_MS);
+    proc.starting = (async () => {
+      if (!execId) {
+        await sandbox.agent.startContainer(id, signal);
+        proc.status = 'running';
+        this.options.events.publish('/tasks/start', TaskStartSchema, { containerId: id, pid: this.pid });
+        return;
+      }
+      const io = await openTaskIo(
+        proc.taskIo,
+        { containerId: id, namespace: this.options.namespace },
+        signal,
+      );
+      try {
+        await sandbox.agent.execProcess({ containerId: id, execId }, proc.spec!, signal);
+      } catch (err) {
+        io.close();
+        throw err;
+      }
+      proc.status = 'running';
+      proc.attach(sandbox, io, (exit) => this.onExit(container, proc, exit));
+      this.options.events.publish('/tasks/exec-started', TaskExecStartedSchema, {
+        containerId: id,
+        execId,
+        pid: this.pid,
+      });
+    })();
+    try {
+      await proc.starting;
+    } finally {
+      proc.starting = undefined;
+    }
+    return this.pid;
+  }
+
+  exec(id: string, execId: string, io: TaskIo, spec: Process): void {
+    const container = this.container(id);
+    if (!execId) throw new HullError('ERR_CONFIG', 'an exec needs an exec id');
+    if (container.execs.has(execId))
+      throw new HullError('ERR_EXISTS', `exec ${execId} already exists in ${id}`);
+    if (container.init.status !== 'running') {
+      throw new HullError('ERR_STATE', `task ${id} is not running: exec needs a running task`);
+    }
+    container.execs.set(execId, new TaskProcess(id, execId, io, spec));
+    this.options.events.publish('/tasks/exec-added', TaskExecAddedSchema, { containerId: id, execId });
+  }
+
+  async delete(id: string, execId: string): Promise<{ pid: number; exit: ProcessExit }> {
+    const container = this.container(id);
+    const proc = this.process(container, execId);
+    if (proc.status === 'running' || (!execId && container.paused)) {
+      throw new HullError('ERR_STATE', `process ${proc.eventId} is running: kill it before deleting it`);
+    }
+    if (execId) {
+      container.execs.delete(execId);
+      proc.release();
+      return { pid: this.pid, exit: proc.exitInfo ?? { status: 0, at: new Date() } };
+    }
+    // A created task is deleted without running: removing it from the guest ends its process.
+    await this.sandbox
+      ?.removeContainer(id, AbortSignal.timeout(RPC_TIMEOUT_MS))
+      .catch((err: unknown) =>
+        this.log.warn({ id, err: messageOf(err) }, 'removing the container from the guest'),
+      );
+    const exit = await Promise.race([
+      proc.exited,
+      new Promise<ProcessExit>((resolve) =>
+        setTimeout(() => resolve({ status: 137, at: new Date() }), 10_000),
+      ),
+    ]);
+    proc.release();
+    for (const exec of container.execs.values()) exec.release();
+    if (container.rootfsMounted) await unmountRootfs(this.options.mounter, container.bundle.dir);
+    this.containers.delete(id);
+    this.options.events.publish('/tasks/delete', TaskDeleteSchema, {
+      containerId: id,
+      pid: this.pid,
+      exitStatus: exit.status,
+      exitedAt: timestampFromDate(exit.at),
+    });
+    return { pid: this.pid, exit };
+  }
+
+  async kill(id: string, execId: string, signalNumber: number, all: boolean): Promise<void> {
+    const proc = this.process(this.container(id), execId);
+    if (proc.status === 'stopped')
+      throw new HullError('ERR_NOT_FOUND', `process ${proc.eventId} has already exited`);
+    if (execId && proc.status === 'created') {
+      throw new HullError('ERR_STATE', `exec ${execId} has not started: start it or delete it`);
+    }
+    try {
+      await this.requireSandbox().agent.signalProcess(proc.ref, signalNumber, {
+        all,
+        signal: AbortSignal.timeout(RPC_TIMEOUT_MS),
+      });
+    } catch (err) {
+      // containerd takes "not found" for a process that exited meanwhile, as runc reports it.
+      if (isHullError(err, 'ERR_STATE')) throw new HullError('ERR_NOT_FOUND', err.message);
+      throw err;
+    }
+  }
+
+  async pause(id: string, paused: boolean): Promise<void> {
+    const container = this.container(id);
+    if (container.init.status !== 'running') throw new HullError('ERR_STATE', `task ${id} is not running`);
+    if (container.paused === paused) {
+      throw new HullError('ERR_STATE', `task ${id} is ${paused ? 'already paused' : 'not paused'}`);
+    }
+    const agent = this.requireSandbox().agent;
+    const signal = AbortSignal.timeout(RPC_TIMEOUT_MS);
+    if (paused) await agent.pauseContainer(id, signal);
+    else await agent.resumeContainer(id, signal);
+    container.paused = paused;
+    if (paused) this.options.events.publish('/tasks/paused', TaskPausedSchema, { containerId: id });
+    else this.options.events.publish('/tasks/resumed', TaskResumedSchema, { containerId: id });
+  }
+
+  /** What State answers for one process. */
+  state(id: string, execId: string) {
+    const container = this.container(id);
+    const proc = this.process(container, execId);
+    const status: ProcessStatus | 'paused' =
+      !execId && container.paused && proc.status === 'running' ? 'paused' : proc.status;
+    return { bundle: container.bundle.dir, pid: this.pid, status, proc };
+  }
+
+  process(container: TaskContainer, execId: string): TaskProcess {
+    if (!execId) return container.init;
+    const proc = container.execs.get(execId);
+    if (!proc) throw new HullError('ERR_NOT_FOUND', `exec ${execId} not found in task ${container.id}`);
+    return proc;
+  }
+
+  find(id: string, execId: string): TaskProcess {
+    return this.process(this.container(id), execId);
+  }
+
+  agentFor(id: string) {
+    this.container(id);
+    return this.requireSandbox().agent;
+  }
+
+  /** Stops the VM and everything of every task left (Shutdown with now, or a signal). */
+  async destroy(): Promise<void> {
+    this.destroying = true;
+    for (const container of this.containers.values()) {
+      container.init.release();
+      for (const exec of container.execs.values()) exec.release();
+    }
+    await this.sandbox?.destroy();
+    for (const container of this.containers.values()) {
+      if (container.rootfsMounted)
+        await unmountRootfs(this.options.mounter, container.bundle.dir).catch(() => {});
+    }
+  }
+
+  private container(id: string): TaskContainer {
+    const container = this.containers.get(id);
+    if (!container) throw new HullError('ERR_NOT_FOUND', `task ${id} not found`);
+    return container;
+  }
+
+  private requireSandbox(): Sandbox {
+    if (!this.sandbox) {
+      throw new HullError(
+        'ERR_STATE',
+        "the pod's sandbox task does not exist: create the pod's sandbox first",
+      );
+    }
+    return this.sandbox;
+  }
+
+  private watchVm(sandbox: Sandbox): void {
+    void sandbox.vm.exited.then((how) => {
+      if (this.sandbox === sandbox && !this.destroying)
+        this.log.warn({ how }, 'the VM has stopped; every task in it has exited');
+    });
+  }
+
+  private async onExit(container: TaskContainer, proc: TaskProcess, exit: ProcessExit): Promise<void> {
+    if (!proc.execId) await this.reportOom(container.id);
+    this.options.events.publish('/tasks/exit', TaskExitSchema, {
+      containerId: container.id,
+      id: proc.eventId,
+      pid: this.pid,
+      exitStatus: exit.status,
+      exitedAt: timestampFromDate(exit.at),
+    });
+  }
+
+  /** A container whose cgroup saw the OOM killer gets containerd's OOM event before its exit. */
+  private async reportOom(id: string): Promise<void> {
+    const files = await this.sandbox?.agent
+      .statsContainer(id, AbortSignal.timeout(5000))
+      .catch(() => undefined);
+    const killed = /^oom_kill (\d+)$/m.exec(files?.['memory.events'] ?? '');
+    if (killed && Number(killed[1]) > 0) {
+      this.options.events.publish('/tasks/oom', TaskOOMSchema, { containerId: id });
+    }
+  }
+}

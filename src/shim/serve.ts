@@ -1,0 +1,90 @@
+import { closeSync, writeSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { messageOf } from '../errors.js';
+import { Task } from '../gen/containerd/task/v2/shim_pb.js';
+import { configureLogging, logger } from '../log.js';
+import { toWireStatus } from '../sandbox/wire-status.js';
+import { HostMounter, removeUnmounted } from '../sys/mount.js';
+import { type ImplOf, TtrpcServer } from '../ttrpc/server.js';
+import { EventPublisher } from './events.js';
+import type { ShimFlags } from './flags.js';
+import { ShimPod } from './pod.js';
+import { podDir, removeShimsDirIfEmpty, SHIM_SOCKET } from './pod-identity.js';
+import { openShimLog } from './shim-log.js';
+import { taskService } from './task-service.js';
+
+/** fd 3 of the server, when `start` launched it: one line, "ready" or the error, then closed. */
+const READY_FD = 3;
+
+function tellStarter(line: string): void {
+  try {
+    writeSync(READY_FD, `${line}\n`);
+    closeSync(READY_FD);
+  } catch {
+    // Not started by `start` (run by hand): nobody to tell.
+  }
+}
+
+/**
+ * The long-lived shim server of one pod: serves containerd's Task service on the pod's
+ * socket until containerd shuts it down once no task is left (or with `now`), then stops the
+ * VM and removes every trace of itself.
+ */
+export async function serveShim(flags: ShimFlags, podId: string): Promise<void> {
+  const sink = openShimLog(flags.bundle);
+  if (sink) configureLogging({ destination: sink, level: flags.debug ? 'debug' : 'info' });
+  const log = logger('shim');
+  const dir = podDir(flags, podId);
+  const socketPath = join(dir, SHIM_SOCKET);
+  const events = new EventPublisher(process.env.TTRPC_ADDRESS ?? '', flags.namespace);
+  const mounter = new HostMounter();
+  const pod = new ShimPod({ dir, namespace: flags.namespace, events, mounter, debug: flags.debug });
+
+  let stopping = false;
+  const stop = (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    void (async () => {
+      log.info({ reason }, 'shim stopping');
+      server.close();
+      await pod.destroy().catch((err: unknown) => log.error({ err: messageOf(err) }, 'stopping the VM'));
+      await events.flush(10_000);
+      events.close();
+      await removeUnmounted(mounter, dir).catch((err: unknown) =>
+        log.error({ err: messageOf(err) }, 'removing the shim directory'),
+      );
+      await removeShimsDirIfEmpty(dir);
+      sink?.close();
+      process.exit(0);
+    })();
+  };
+
+  const service = taskService(pod, (now) => {
+    // containerd asks after each task's delete; the pod's shim stays while tasks remain.
+    if (now || pod.isEmpty) setImmediate(() => stop(now ? 'shutdown now' : 'no task left'));
+  });
+  // Checkpoint has no handler: the server answers UNIMPLEMENTED for it.
+  const rpc = new TtrpcServer(toWireStatus).register(Task, service as ImplOf<typeof Task>);
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    rpc.serve(socket);
+  });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await rm(socketPath, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, resolve);
+    });
+  } catch (err) {
+    tellStarter(`error cannot serve on ${socketPath}: ${messageOf(err)}`);
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+    process.exit(1);
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(signal));
+  process.on('SIGPIPE', () => {});
+  log.info({ socket: socketPath, pod: podId }, 'shim serving');
+  tellStarter('ready');
+}

@@ -1,0 +1,86 @@
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { HullError } from '../errors.js';
+import type { Spec } from '../oci/spec.js';
+import { type ShimFlags, serveArgs } from './flags.js';
+import { podDir, SHIM_SOCKET, shimAddress, taskRole } from './pod-identity.js';
+
+const START_TIMEOUT_MS = 10_000;
+
+/** The annotations of the bundle in the current directory (containerd runs start there). */
+export async function readBundleSpec(bundle: string): Promise<Pick<Spec, 'annotations'>> {
+  try {
+    return JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as Spec;
+  } catch (err) {
+    throw new HullError(
+      'ERR_BUNDLE',
+      `cannot read ${join(bundle, 'config.json')}: ${(err as Error).message}`,
+    );
+  }
+}
+
+/**
+ * containerd's `start`: make sure the pod's shim server runs and print its address. A pod's
+ * containers get the address of their sandbox's shim (one VM per pod); a sandbox or a lone
+ * task gets a new server, detached from this process's stdout and stderr because containerd
+ * reads them to the end. The address is also written to `<bundle>/address` for reconnecting.
+ */
+export async function startShim(flags: ShimFlags): Promise<string> {
+  const role = taskRole(flags.id, await readBundleSpec(flags.bundle));
+  const dir = podDir(flags, role.podId);
+  const address = shimAddress(dir);
+  const running = await answers(join(dir, SHIM_SOCKET));
+  if (role.kind === 'container' && !running) {
+    throw new HullError(
+      'ERR_STATE',
+      `pod ${role.podId} has no running hull shim: its sandbox task must be created first`,
+    );
+  }
+  if (!running) await launchServer(flags);
+  await writeFile(join(flags.bundle, 'address'), address);
+  return address;
+}
+
+async function launchServer(flags: ShimFlags): Promise<void> {
+  const child = spawn(process.execPath, [process.argv[1]!, ...serveArgs(flags)], {
+    cwd: flags.bundle,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+  });
+  const ready = child.stdio[3] as NodeJS.ReadableStream;
+  let said = '';
+  ready.on('data', (chunk: Buffer) => {
+    said += chunk.toString();
+  });
+  const outcome = await new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve('error the shim server did not start in time'), START_TIMEOUT_MS);
+    ready.on('end', () => {
+      clearTimeout(timer);
+      resolve(said.trim());
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(said.trim() || `error the shim server exited with ${code}`);
+    });
+  });
+  child.unref();
+  (ready as unknown as { destroy(): void }).destroy();
+  if (outcome !== 'ready') {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    throw new HullError('ERR_INTERNAL', outcome.replace(/^error /, ''));
+  }
+}
+
+/** Whether a server answers on the unix socket. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,137 @@
+import { create, toBinary } from '@bufbuild/protobuf';
+import { AnySchema, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { HullError } from '../errors.js';
+import { Status, type Task } from '../gen/containerd/task/v2/shim_pb.js';
+import { MetricsSchema } from '../gen/io/containerd/cgroups/v2/metrics_pb.js';
+import type { Process } from '../oci/spec.js';
+import type { CallContext, ImplOf } from '../ttrpc/server.js';
+import { raceSignal } from '../util/deadline.js';
+import { VERSION } from '../version.js';
+import { cgroupMetrics } from './metrics.js';
+import type { ShimPod } from './pod.js';
+
+const RPC_TIMEOUT_MS = 60_000;
+const STATUS = {
+  created: Status.CREATED,
+  running: Status.RUNNING,
+  stopped: Status.STOPPED,
+  paused: Status.PAUSED,
+};
+
+function json<T>(value: Uint8Array | undefined, what: string): T {
+  try {
+    return JSON.parse(Buffer.from(value ?? []).toString('utf8')) as T;
+  } catch (err) {
+    throw new HullError('ERR_CONFIG', `${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * containerd's Task service over one pod. Each handler unpacks the request and calls the pod;
+ * errors become wire statuses in one place (toWireStatus). Checkpoint is not offered: the
+ * server answers UNIMPLEMENTED for it, as for any method it does not know.
+ */
+export function taskService(
+  pod: ShimPod,
+  shutdown: (now: boolean) => void,
+): Omit<ImplOf<typeof Task>, 'checkpoint'> {
+  const timeout = () => AbortSignal.timeout(RPC_TIMEOUT_MS);
+  return {
+    create: async (req, ctx: CallContext) => {
+      if (req.checkpoint)
+        throw new HullError('ERR_UNSUPPORTED', 'restoring from a checkpoint is not supported by hull');
+      const pid = await pod.create(
+        {
+          id: req.id,
+          bundle: req.bundle,
+          rootfs: req.rootfs.map((m) => ({ type: m.type, source: m.source, options: m.options })),
+          stdin: req.stdin,
+          stdout: req.stdout,
+          stderr: req.stderr,
+          terminal: req.terminal,
+        },
+        ctx.signal,
+      );
+      return { pid };
+    },
+    start: async (req) => ({ pid: await pod.start(req.id, req.execId) }),
+    delete: async (req) => {
+      const { pid, exit } = await pod.delete(req.id, req.execId);
+      return { pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.at) };
+    },
+    state: async (req) => {
+      const { bundle, pid, status, proc } = pod.state(req.id, req.execId);
+      return {
+        id: req.id,
+        execId: req.execId,
+        bundle,
+        pid,
+        status: STATUS[status],
+        stdin: proc.taskIo.stdin,
+        stdout: proc.taskIo.stdout,
+        stderr: proc.taskIo.stderr,
+        terminal: proc.taskIo.terminal,
+        exitStatus: proc.exitInfo?.status ?? 0,
+        exitedAt: proc.exitInfo ? timestampFromDate(proc.exitInfo.at) : undefined,
+      };
+    },
+    pids: async (req) => {
+      const pids = await pod.agentFor(req.id).listProcesses(req.id, timeout());
+      return { processes: pids.map((pid) => ({ pid })) };
+    },
+    pause: async (req) => {
+      await pod.pause(req.id, true);
+      return {};
+    },
+    resume: async (req) => {
+      await pod.pause(req.id, false);
+      return {};
+    },
+    kill: async (req) => {
+      await pod.kill(req.id, req.execId, req.signal, req.all);
+      return {};
+    },
+    exec: async (req) => {
+      const spec = json<Process>(req.spec?.value, 'the exec process');
+      pod.exec(
+        req.id,
+        req.execId,
+        { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
+        { ...spec, terminal: req.terminal },
+      );
+      return {};
+    },
+    resizePty: async (req) => {
+      const proc = pod.find(req.id, req.execId);
+      await pod.agentFor(req.id).resizeTerminal(proc.ref, req.height, req.width, timeout());
+      return {};
+    },
+    closeIO: async (req) => {
+      if (req.stdin) await pod.find(req.id, req.execId).closeStdin(timeout());
+      return {};
+    },
+    update: async (req) => {
+      const resources = json<unknown>(req.resources?.value, 'the resources');
+      await pod.agentFor(req.id).updateContainer(req.id, resources, timeout());
+      return {};
+    },
+    wait: async (req, ctx) => {
+      const exit = await raceSignal(pod.find(req.id, req.execId).exited, ctx.signal);
+      return { exitStatus: exit.status, exitedAt: timestampFromDate(exit.at) };
+    },
+    stats: async (req) => {
+      const metrics = cgroupMetrics(await pod.agentFor(req.id).statsContainer(req.id, timeout()));
+      return {
+        stats: create(AnySchema, {
+          typeUrl: MetricsSchema.typeName,
+          value: toBinary(MetricsSchema, metrics),
+        }),
+      };
+    },
+    connect: async () => ({ shimPid: process.pid, taskPid: pod.pid, version: VERSION }),
+    shutdown: async (req) => {
+      shutdown(req.now);
+      return {};
+    },
+  };
+}
