@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { processesMentioning } from '../../src/sys/processes.js';
+import { Containerd, HULL_RUNTIME } from '../fixtures/containerd.js';
+import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { assertNothingLeft, privateDirs, processExit, qemuProcessesUsing, runCommand } from './harness.js';
+
+/** containerd 1.6 → containerd-shim-hull-v2, driven with ctr as a user would. */
+describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let containerd: Containerd;
+  const ctr = (...args: string[]) => containerd.ctr(args);
+  const run = (...args: string[]) => ctr('run', '--runtime', HULL_RUNTIME, ...args);
+
+  before(async () => {
+    dirs = await privateDirs('containerd');
+    containerd = await Containerd.start(join(dirs.scratch, 'c'));
+    const load = await ctr('images', 'import', await busyboxImageArchive(join(dirs.scratch, 'image')));
+    assert.equal(load.code, 0, load.stderr);
+  });
+  after(async () => {
+    await containerd?.stop();
+    await dirs.cleanup();
+  });
+  afterEach(async () => {
+    // No shim server, VM, share or task mount outlives its task.
+    assert.deepEqual(await processesMentioning(containerd.socket), [], 'no shim server is left');
+    await assertNothingLeft(containerd.hullRoot);
+    const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+    assert.ok(!mountinfo.includes(join(containerd.dir, 'state')), 'no task rootfs stays mounted');
+  });
+
+  test('run --rm: output and exit code, in its own kernel', async () => {
+    const r = await run('--rm', IMAGE, 'rm1', 'sh', '-c', 'echo "hello from $(uname -r)"; exit 3');
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stdout, /^hello from 6\.1\./);
+  });
+
+  test('run -d, then task exec, kill and rm', async () => {
+    const started = await run('-d', IMAGE, 'd1', 'sleep', '1000');
+    assert.equal(started.code, 0, started.stderr);
+    assert.match((await ctr('task', 'ls')).stdout, /d1\s+\d+\s+RUNNING/);
+    const exec = await ctr('task', 'exec', '--exec-id', 'e1', 'd1', 'sh', '-c', 'echo from-exec; exit 5');
+    assert.equal(exec.code, 5, exec.stderr);
+    assert.equal(exec.stdout, 'from-exec\n');
+    const ps = await ctr('task', 'ps', 'd1');
+    assert.match(ps.stdout, /^\d+\s/m, 'task ps lists the container process');
+    const pause = await ctr('task', 'pause', 'd1');
+    assert.equal(pause.code, 0, pause.stderr);
+    assert.match((await ctr('task', 'ls')).stdout, /d1\s+\d+\s+PAUSED/);
+    assert.equal((await ctr('task', 'resume', 'd1')).code, 0);
+    const kill = await ctr('task', 'kill', '--signal', 'SIGKILL', 'd1');
+    assert.equal(kill.code, 0, kill.stderr);
+    await waitFor(async () => /d1\s+\d+\s+STOPPED/.test((await ctr('task', 'ls')).stdout));
+    const rm = await ctr('task', 'rm', 'd1');
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.equal((await ctr('containers', 'rm', 'd1')).code, 0);
+  });
+
+  test('run -t: the process has a terminal', async () => {
+    const command = `ctr -a ${containerd.socket} run -t --rm --runtime ${HULL_RUNTIME} ${IMAGE} tty1 sh -c 'tty; exit 6'`;
+    const r = await runCommand('script', ['-qec', command, '/dev/null']);
+    assert.equal(r.code, 6, r.stderr);
+    assert.match(r.stdout, /\/dev\/pts\/\d+/);
+  });
+
+  test('stdout to file:// and binary:// loggers', async () => {
+    const file = join(dirs.scratch, 'logs', 'out.log');
+    const byFile = await run(
+      '--rm',
+      '--log-uri',
+      `file://${file}`,
+      IMAGE,
+      'log1',
+      'sh',
+      '-c',
+      'echo to-file; echo err >&2',
+    );
+    assert.equal(byFile.code, 0, byFile.stderr);
+    assert.equal(await readFile(file, 'utf8'), 'to-file\nerr\n');
+    // A logging program reads the container's stdout on fd 3 and says it is ready on fd 5.
+    const logger = join(dirs.scratch, 'logger.sh');
+    const logged = join(dirs.scratch, 'logs', 'binary.log');
+    await writeFile(logger, `#!/bin/sh\nexec 5>&-\necho "$CONTAINER_ID" > ${logged}\ncat <&3 >> ${logged}\n`);
+    await chmod(logger, 0o755);
+    const byBinary = await run('--rm', '--log-uri', `binary://${logger}`, IMAGE, 'log2', 'echo', 'to-binary');
+    assert.equal(byBinary.code, 0, byBinary.stderr);
+    await waitFor(async () => (await readFile(logged, 'utf8').catch(() => '')).includes('to-binary'));
+    assert.equal(await readFile(logged, 'utf8'), 'log2\nto-binary\n');
+  });
+
+  test('a task keeps answering while containerd restarts', async () => {
+    assert.equal((await run('-d', IMAGE, 'r1', 'sleep', '1000')).code, 0);
+    await containerd.restart();
+    assert.match((await ctr('task', 'ls')).stdout, /r1\s+\d+\s+RUNNING/);
+    const exec = await ctr('task', 'exec', '--exec-id', 'after', 'r1', 'echo', 'still-here');
+    assert.equal(exec.code, 0, exec.stderr);
+    assert.equal(exec.stdout, 'still-here\n');
+    await ctr('task', 'kill', '--signal', 'SIGKILL', 'r1');
+    await waitFor(async () => /r1\s+\d+\s+STOPPED/.test((await ctr('task', 'ls')).stdout));
+    assert.equal((await ctr('task', 'rm', 'r1')).code, 0);
+    assert.equal((await ctr('containers', 'rm', 'r1')).code, 0);
+  });
+
+  test('the VM killed under a task: containerd sees the task exit', async () => {
+    const client = spawn(
+      'ctr',
+      ['-a', containerd.socket, 'run', '--rm', '--runtime', HULL_RUNTIME, IMAGE, 'k1', 'sleep', '1000'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const exited = new Promise<number | null>((res) => client.on('exit', (code) => res(code)));
+    await waitFor(async () => /k1\s+\d+\s+RUNNING/.test((await ctr('task', 'ls')).stdout));
+    const [qemu] = await qemuProcessesUsing(containerd.hullRoot);
+    assert.ok(qemu, 'the task has a VM');
+    process.kill(qemu, 'SIGKILL');
+    assert.equal(await exited, 137, 'ctr run reports the task killed');
+    await processExit(client.pid!, 30_000);
+  });
+
+  test('sizing hints from annotations set the VM memory', async () => {
+    const r = await run(
+      '--rm',
+      '--annotation',
+      `io.kubernetes.cri.sandbox-memory=${256 * 1024 * 1024}`,
+      IMAGE,
+      'size1',
+      'sh',
+      '-c',
+      "awk '/MemTotal/ {print $2}' /proc/meminfo",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const kib = Number(r.stdout.trim());
+    // 512 MiB default + 256 MiB hinted, less what the kernel keeps for itself.
+    assert.ok(kib > 640 * 1024 && kib <= 768 * 1024, `MemTotal ${kib} kB`);
+  });
+
+  test('unsupported requests answer UNIMPLEMENTED; a pod container without its pod is refused', async () => {
+    assert.equal((await run('-d', IMAGE, 'u1', 'sleep', '1000')).code, 0);
+    const checkpoint = await ctr('task', 'checkpoint', 'u1');
+    assert.notEqual(checkpoint.code, 0);
+    assert.match(checkpoint.stderr, /not implemented/i);
+    await ctr('task', 'kill', '--signal', 'SIGKILL', 'u1');
+    await waitFor(async () => /u1\s+\d+\s+STOPPED/.test((await ctr('task', 'ls')).stdout));
+    await ctr('task', 'rm', 'u1');
+    await ctr('containers', 'rm', 'u1');
+
+    const orphan = await run(
+      '--rm',
+      '--annotation',
+      'io.kubernetes.cri.container-type=container',
+      '--annotation',
+      'io.kubernetes.cri.sandbox-id=no-such-pod',
+      IMAGE,
+      'orphan',
+      'true',
+    );
+    assert.notEqual(orphan.code, 0);
+    assert.match(orphan.stderr, /pod no-such-pod has no running hull shim/);
+    await ctr('containers', 'rm', 'orphan');
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs / 1000}s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
