@@ -114,3 +114,15 @@ test("in a pod, namespaces named by path become the sandbox container's in the g
     { type: 'mount' },
   ]);
 });
+
+test("a container without a UTS namespace keeps the VM's hostname", () => {
+  const host = hostSpec();
+  host.linux!.namespaces = [{ type: 'pid' }, { type: 'mount' }];
+  const guest = toGuestSpec(host, { containerId: 'p', rootfs: '/r', sharedMounts: new Map() });
+  assert.equal(guest.hostname, undefined);
+  host.linux!.namespaces.push({ type: 'uts' });
+  assert.equal(
+    toGuestSpec(host, { containerId: 'p', rootfs: '/r', sharedMounts: new Map() }).hostname,
+    'web',
+  );
+});

@@ -25,6 +25,8 @@ const POD_NAMESPACE_FILES: Record<string, string> = { ipc: 'ipc', uts: 'uts', pi
  *    namespaces named by path are the sandbox container's, so the container joins those of
  *    the sandbox container in the guest; any other becomes a fresh one;
  *  - AppArmor/SELinux labels and Intel RDT name host policy the guest kernel does not have;
+ *  - a container sharing the VM's UTS namespace (a host-network pod) gets no hostname of its
+ *    own: the VM's is set from the same configuration;
  *  - the cgroup path is the guest's own, under /hull, whatever the host's cgroup manager.
  */
 export function toGuestSpec(host: Spec, placement: GuestPlacement): Spec {
@@ -54,6 +56,9 @@ export function toGuestSpec(host: Spec, placement: GuestPlacement): Spec {
           return { type: ns.type, path: `/proc/${placement.sandboxPid}/ns/${shared}` };
         return { type: ns.type };
       });
+    // Without a UTS namespace of its own the container shares the VM's, whose hostname the
+    // host set when the sandbox was created; crun refuses a hostname it cannot apply.
+    if (!linux.namespaces.some((ns) => ns.type === 'uts')) delete spec.hostname;
     linux.cgroupsPath = `/hull/${placement.containerId}`;
     delete linux.mountLabel;
     delete linux.intelRdt;

@@ -60,6 +60,45 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
     assert.equal((await ctr('containers', 'rm', 'd1')).code, 0);
   });
 
+  test('events reach containerd in order, TaskExit naming the container for its init', async () => {
+    const events = spawn('ctr', ['-a', containerd.socket, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let seen = '';
+    events.stdout!.on('data', (c: Buffer) => {
+      seen += c.toString();
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await run('-d', IMAGE, 'ev1', 'sleep', '1000')).code, 0);
+      assert.equal((await ctr('task', 'exec', '--exec-id', 'x1', 'ev1', 'true')).code, 0);
+      assert.equal((await ctr('task', 'pause', 'ev1')).code, 0);
+      assert.equal((await ctr('task', 'resume', 'ev1')).code, 0);
+      await ctr('task', 'kill', '--signal', 'SIGKILL', 'ev1');
+      await waitFor(async () => /ev1\s+\d+\s+STOPPED/.test((await ctr('task', 'ls')).stdout));
+      assert.equal((await ctr('task', 'rm', 'ev1')).code, 0);
+      await ctr('containers', 'rm', 'ev1');
+      await waitFor(async () => seen.includes('/tasks/delete'));
+    } finally {
+      events.kill();
+    }
+    const tasks = seen.split('\n').filter((l) => l.includes('/tasks/') && l.includes('"ev1"'));
+    assert.deepEqual(
+      tasks.map((l) => /\/tasks\/[a-z-]+/.exec(l)?.[0]),
+      [
+        '/tasks/create',
+        '/tasks/start',
+        '/tasks/exec-added',
+        '/tasks/exec-started',
+        '/tasks/exit',
+        '/tasks/paused',
+        '/tasks/resumed',
+        '/tasks/exit',
+        '/tasks/delete',
+      ],
+    );
+    assert.match(tasks[4]!, /"id":"x1"/, 'the exec exit names the exec');
+    assert.match(tasks[7]!, /"id":"ev1".*"exit_status":137/, 'the init exit names the container');
+  });
+
   test('run -t: the process has a terminal', async () => {
     const command = `ctr -a ${containerd.socket} run -t --rm --runtime ${HULL_RUNTIME} ${IMAGE} tty1 sh -c 'tty; exit 6'`;
     const r = await runCommand('script', ['-qec', command, '/dev/null']);

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { NamespaceMode, RuntimeService } from '../../src/gen/runtime/v1/cri_pb.js';
+import { processesMentioning } from '../../src/sys/processes.js';
+import { Containerd } from '../fixtures/containerd.js';
+import { CriClient } from '../fixtures/cri-client.js';
+import { busyboxImageArchive, IMAGE, pauseImageArchive } from '../fixtures/oci-image.js';
+import { assertNothingLeft, privateDirs, qemuProcessesUsing } from './harness.js';
+
+/** Kubernetes' path: a CRI client (as kubelet) → containerd's CRI plugin → hull's shim. */
+describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { timeout: 600_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let containerd: Containerd;
+  let cri: CriClient;
+
+  before(async () => {
+    dirs = await privateDirs('cri');
+    containerd = await Containerd.start(join(dirs.scratch, 'c'));
+    const images = join(dirs.scratch, 'image');
+    for (const archive of [await busyboxImageArchive(images), await pauseImageArchive(images)]) {
+      const load = await containerd.ctr(['images', 'import', archive], 'k8s.io');
+      assert.equal(load.code, 0, load.stderr);
+    }
+    cri = new CriClient(containerd.socket);
+  });
+  after(async () => {
+    cri?.close();
+    await containerd?.stop();
+    await dirs.cleanup();
+  });
+
+  test('two containers share the pod VM; stats; removing the pod leaves nothing', async () => {
+    const logDirectory = join(dirs.scratch, 'pod-logs');
+    await mkdir(logDirectory, { recursive: true });
+    const sandboxConfig = {
+      metadata: { name: 'web', uid: 'pod-uid-1', namespace: 'default' },
+      hostname: 'web',
+      logDirectory,
+      // No CNI here: the pod uses the node's network, as a hostNetwork pod does.
+      linux: {
+        securityContext: {
+          namespaceOptions: {
+            network: NamespaceMode.NODE,
+            pid: NamespaceMode.CONTAINER,
+            ipc: NamespaceMode.POD,
+          },
+        },
+      },
+    };
+    const { podSandboxId } = await cri.call(RuntimeService.method.runPodSandbox, {
+      config: sandboxConfig,
+      runtimeHandler: 'hull',
+    });
+    const containers: string[] = [];
+    for (const name of ['app', 'sidecar']) {
+      const { containerId } = await cri.call(RuntimeService.method.createContainer, {
+        podSandboxId,
+        config: {
+          metadata: { name },
+          image: { image: IMAGE },
+          command: ['sleep', '1000'],
+          logPath: `${name}.log`,
+        },
+        sandboxConfig,
+      });
+      await cri.call(RuntimeService.method.startContainer, { containerId });
+      containers.push(containerId);
+    }
+    assert.equal((await qemuProcessesUsing(containerd.hullRoot)).length, 1, 'one VM for the whole pod');
+
+    const bootIds = [];
+    for (const containerId of containers) {
+      const r = await cri.call(RuntimeService.method.execSync, {
+        containerId,
+        cmd: ['cat', '/proc/sys/kernel/random/boot_id'],
+        timeout: 60n,
+      });
+      assert.equal(r.exitCode, 0, Buffer.from(r.stderr).toString());
+      bootIds.push(Buffer.from(r.stdout).toString().trim());
+    }
+    assert.match(bootIds[0]!, /^[0-9a-f-]{36}$/);
+    assert.equal(bootIds[0], bootIds[1], 'both containers run on the same guest kernel');
+    const hostBootId = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+    assert.notEqual(bootIds[0], hostBootId, "the pod's kernel is not the host's");
+
+    const { stats } = await cri.call(RuntimeService.method.containerStats, { containerId: containers[0]! });
+    assert.ok((stats?.memory?.workingSetBytes?.value ?? 0n) > 0n, 'memory working set is reported');
+    assert.ok((stats?.cpu?.usageCoreNanoSeconds?.value ?? 0n) > 0n, 'CPU usage is reported');
+
+    await cri.call(RuntimeService.method.stopPodSandbox, { podSandboxId });
+    await cri.call(RuntimeService.method.removePodSandbox, { podSandboxId });
+    assert.deepEqual(await processesMentioning(containerd.socket), [], 'no shim server is left');
+    await assertNothingLeft(containerd.hullRoot);
+    const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+    assert.ok(!mountinfo.includes(containerd.dir), 'nothing of the pod stays mounted');
+  });
+});
