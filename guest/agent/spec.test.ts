@@ -25,6 +25,7 @@ const hostSpec = (): Spec => ({
       { type: 'pid' },
       { type: 'network', path: '/run/netns/cni-1234' },
       { type: 'ipc', path: '/proc/4242/ns/ipc' },
+      { type: 'uts' },
       { type: 'mount' },
     ],
     cgroupsPath: 'machine.slice:libpod:abc',
@@ -62,7 +63,12 @@ test('host-only settings are removed and the rest is kept', () => {
   assert.equal(guest.process?.apparmorProfile, undefined);
   assert.equal(guest.process?.selinuxLabel, undefined);
   assert.equal(guest.linux?.mountLabel, undefined);
-  assert.deepEqual(guest.linux?.namespaces, [{ type: 'pid' }, { type: 'ipc' }, { type: 'mount' }]);
+  assert.deepEqual(guest.linux?.namespaces, [
+    { type: 'pid' },
+    { type: 'ipc' },
+    { type: 'uts' },
+    { type: 'mount' },
+  ]);
   assert.equal(guest.linux?.cgroupsPath, '/hull/c1');
   assert.deepEqual(guest.linux?.resources, { memory: { limit: 1048576 } });
   assert.equal(guest.hostname, 'web');
