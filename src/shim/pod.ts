@@ -14,7 +14,7 @@ import {
 } from '../gen/containerd/events/task_pb.js';
 import { logger } from '../log.js';
 import type { Process } from '../oci/spec.js';
-import type { ProcessExit } from '../sandbox/attached-process.js';
+import { type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
 import { startSandbox } from '../sandbox/runtime.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
@@ -25,7 +25,8 @@ import { mountRootfs, unmountRootfs } from './rootfs.js';
 import { openTaskIo, type TaskIo } from './task-io.js';
 import { type ProcessStatus, TaskProcess } from './task-process.js';
 
-const RPC_TIMEOUT_MS = 60_000;
+/** How long one request to the guest may take before the Task request fails. */
+export const RPC_TIMEOUT_MS = 60_000;
 
 interface TaskContainer {
   id: string;
@@ -215,7 +216,7 @@ export class ShimPod {
     const exit = await Promise.race([
       proc.exited,
       new Promise<ProcessExit>((resolve) =>
-        setTimeout(() => resolve({ status: 137, at: new Date() }), 10_000),
+        setTimeout(() => resolve({ status: VM_LOST_STATUS, at: new Date() }), 10_000),
       ),
     ]);
     proc.release();

@@ -8,9 +8,8 @@ import type { CallContext, ImplOf } from '../ttrpc/server.js';
 import { raceSignal } from '../util/deadline.js';
 import { VERSION } from '../version.js';
 import { cgroupMetrics } from './metrics.js';
-import type { ShimPod } from './pod.js';
+import { RPC_TIMEOUT_MS, type ShimPod } from './pod.js';
 
-const RPC_TIMEOUT_MS = 60_000;
 const STATUS = {
   created: Status.CREATED,
   running: Status.RUNNING,
