@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
+import { scratchDir } from '../testing/scratch.js';
 import { decideAccel, kvmPrerequisites } from './accel.js';
 
 afterEach(() => {
@@ -10,14 +10,14 @@ afterEach(() => {
 });
 
 test('kvm_pvm alone is not KVM a stock kernel can use', async () => {
-  const sys = await mkdtemp(join(tmpdir(), 'hull-sys-'));
+  const sys = await scratchDir('hull-sys-');
   await mkdir(join(sys, 'kvm'));
   await mkdir(join(sys, 'kvm_pvm'));
   assert.match((await kvmPrerequisites(sys, '/dev/null')) ?? '', /no kvm_intel or kvm_amd.*kvm_pvm/);
 });
 
 test('a vendor module with an accessible device passes the prerequisites', async () => {
-  const sys = await mkdtemp(join(tmpdir(), 'hull-sys-'));
+  const sys = await scratchDir('hull-sys-');
   await mkdir(join(sys, 'kvm_intel'));
   assert.equal(await kvmPrerequisites(sys, '/dev/null'), undefined);
 });
@@ -25,7 +25,7 @@ test('a vendor module with an accessible device passes the prerequisites', async
 test('HULL_ACCEL forces the choice without probing or notice', async () => {
   process.env.HULL_ACCEL = 'tcg';
   const notices: string[] = [];
-  const dir = await mkdtemp(join(tmpdir(), 'hull-accel-'));
+  const dir = await scratchDir('hull-accel-');
   const decision = await decideAccel(
     { bootsUnderKvm: async () => assert.fail('no probe'), cacheFile: join(dir, 'a.json'), kernelId: 'k' },
     (l) => notices.push(l),
@@ -35,7 +35,7 @@ test('HULL_ACCEL forces the choice without probing or notice', async () => {
 });
 
 test('the decision is cached per kernel: the notice comes once', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'hull-accel-'));
+  const dir = await scratchDir('hull-accel-');
   const notices: string[] = [];
   const probe = { bootsUnderKvm: async () => false, cacheFile: join(dir, 'a.json'), kernelId: 'k1' };
   const first = await decideAccel(probe, (l) => notices.push(l));

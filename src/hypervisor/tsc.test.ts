@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { scratchDir } from '../testing/scratch.js';
 import { hostTscKhz } from './tsc.js';
 
 async function cpuinfo(text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'hull-tsc-'));
+  const dir = await scratchDir('hull-tsc-');
   await writeFile(join(dir, 'cpuinfo'), text);
   return dir;
 }

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isHullError } from '../errors.js';
+import { scratchDir } from '../testing/scratch.js';
 import { checkFragmentApplied, parseConfig } from './minimal-kernel.js';
 
 test('config lines and "is not set" comments are read', () => {
@@ -18,7 +18,7 @@ test('config lines and "is not set" comments are read', () => {
 });
 
 test('an option Kconfig dropped fails the build early, by name', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'hull-kconfig-'));
+  const dir = await scratchDir('hull-kconfig-');
   await writeFile(join(dir, 'fragment'), 'CONFIG_EROFS_FS=y\nCONFIG_RD_GZIP=n\nCONFIG_9P_FS=y\n');
   await writeFile(join(dir, '.config'), '# CONFIG_EROFS_FS is not set\nCONFIG_9P_FS=y\n');
   await assert.rejects(

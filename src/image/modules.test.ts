@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { isHullError } from '../errors.js';
+import { scratchDir } from '../testing/scratch.js';
 import { parseDepends, parseModuleList, resolveLoadOrder } from './modules.js';
 
 /** A stand-in .ko: what matters to the resolver is the NUL-separated .modinfo strings. */
@@ -25,7 +25,7 @@ test('depends= is read from the module info strings', () => {
 });
 
 test('dependencies load first, each once; built-in modules are skipped; soft dependencies count', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'hull-mods-'));
+  const root = await scratchDir('hull-mods-');
   await fakeModule(root, 'kernel/drivers/virtio/virtio.ko', '');
   await fakeModule(root, 'kernel/drivers/virtio/virtio_ring.ko', 'virtio');
   await fakeModule(root, 'kernel/drivers/virtio/virtio_mmio.ko', 'virtio,virtio_ring');
@@ -42,7 +42,7 @@ test('dependencies load first, each once; built-in modules are skipped; soft dep
 });
 
 test('a dependency the kernel lacks is an image build error', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'hull-mods-'));
+  const root = await scratchDir('hull-mods-');
   await fakeModule(root, 'kernel/fs/9p/9p.ko', '9pnet');
   await assert.rejects(resolveLoadOrder(root, ['9p']), (err: unknown) => isHullError(err, 'ERR_IMAGE_BUILD'));
 });

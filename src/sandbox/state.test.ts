@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isHullError } from '../errors.js';
+import { scratchDir } from '../testing/scratch.js';
 import {
   allows,
   type ContainerState,
@@ -48,7 +48,7 @@ const sample = (pid: number): ContainerState => ({
 });
 
 test('state is written atomically and read back; a missing one is ERR_NOT_FOUND', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'hull-state-'));
+  const dir = await scratchDir('hull-state-');
   await writeState(dir, sample(process.pid));
   assert.deepEqual(await readState(dir, 'web'), sample(process.pid));
   assert.deepEqual(await readdir(dir), ['state.json'], 'no temporary file is left');

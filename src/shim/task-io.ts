@@ -1,12 +1,15 @@
 import { spawn } from 'node:child_process';
-import { constants, createWriteStream, openSync } from 'node:fs';
+import { closeSync, constants, createWriteStream, open, openSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { dirname } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { HullError } from '../errors.js';
 import type { HostStdio } from '../sandbox/attached-process.js';
 import { raceSignal } from '../util/deadline.js';
+
+/** How long input may still arrive after CloseIO before the process's stdin is closed. */
+const INPUT_GRACE_MS = 1000;
 
 /** A task's stdio as containerd names it (Create and Exec requests). */
 export interface TaskIo {
@@ -63,13 +66,18 @@ export function parseIoTarget(value: string): IoTarget {
 /** A task's stdio opened on the host, for AttachedProcess; `close` releases it all. */
 export interface OpenedIo {
   stdio: HostStdio;
+  /**
+   * For a stdin FIFO: CloseIO, the client's input is complete. What it wrote is still passed
+   * on, then the stream ends and the process's stdin is closed.
+   */
+  endInput?: () => void;
   close(): void;
 }
 
 /**
- * Opens a task's stdio. FIFOs are opened read-write, which never blocks and never fails with
- * EPIPE while the client is away (containerd restarting); the end of input comes from
- * CloseIO, as containerd sends it. With a terminal there is one output stream: stdout.
+ * Opens a task's stdio. Output FIFOs are opened read-write, which never blocks and never
+ * fails with EPIPE while the client is away (containerd restarting). The stdin FIFO ends when
+ * the client closes it or sends CloseIO. With a terminal there is one output stream: stdout.
  */
 export async function openTaskIo(
   io: TaskIo,
@@ -78,13 +86,20 @@ export async function openTaskIo(
 ): Promise<OpenedIo> {
   const opened: (Readable | Writable)[] = [];
   const stdio: HostStdio = {};
+  let endInput: (() => void) | undefined;
+  let closeInput: (() => void) | undefined;
   const close = () => {
+    closeInput?.();
     for (const stream of opened) stream.destroy();
   };
   try {
     const stdin = parseIoTarget(io.stdin);
-    if (stdin.kind === 'fifo') stdio.stdin = track(opened, openFifo(stdin.path, 'read'));
-    else if (stdin.kind !== 'none') throw new HullError('ERR_CONFIG', `stdin ${io.stdin} must be a FIFO`);
+    if (stdin.kind === 'fifo') {
+      const input = openInputFifo(stdin.path);
+      stdio.stdin = track(opened, input.stream);
+      endInput = input.end;
+      closeInput = input.close;
+    } else if (stdin.kind !== 'none') throw new HullError('ERR_CONFIG', `stdin ${io.stdin} must be a FIFO`);
     const stdout = parseIoTarget(io.stdout);
     const stderr = io.terminal ? ({ kind: 'none' } as const) : parseIoTarget(io.stderr);
     if (stdout.kind === 'binary' || stderr.kind === 'binary') {
@@ -102,7 +117,7 @@ export async function openTaskIo(
           ? stdio.stdout
           : track(opened, await openOutput(stderr));
     }
-    return { stdio, close };
+    return { stdio, endInput, close };
   } catch (err) {
     close();
     throw err;
@@ -115,18 +130,60 @@ function track<T extends Readable | Writable>(list: (Readable | Writable)[], str
   return stream;
 }
 
-function openFifo(path: string, use: 'read' | 'write'): Socket {
+function openOutputFifo(path: string): Socket {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
   } catch (err) {
     throw new HullError('ERR_CONFIG', `cannot open the stdio FIFO ${path}: ${(err as Error).message}`);
   }
-  return new Socket({ fd, readable: use === 'read', writable: use === 'write' });
+  return new Socket({ fd, readable: false, writable: true });
+}
+
+/**
+ * The stdin FIFO, read as the client writes it. The open blocks (on a libuv worker) until the
+ * client opens its end: a non-blocking read before that would see end of file at once. The
+ * stream ends when the client closes its end, or a moment after CloseIO (endInput).
+ */
+function openInputFifo(path: string): { stream: PassThrough; end: () => void; close: () => void } {
+  const stream = new PassThrough();
+  let socket: Socket | undefined;
+  let closed = false;
+  open(path, constants.O_RDONLY, (err, fd) => {
+    if (err || closed) {
+      if (!err) closeSync(fd);
+      stream.end();
+      return;
+    }
+    socket = new Socket({ fd, readable: true, writable: false });
+    socket.on('error', () => stream.end());
+    socket.pipe(stream);
+  });
+  return {
+    stream,
+    end: () => {
+      // What the client wrote before CloseIO may still be in the pipe: let it through first.
+      setTimeout(() => {
+        socket?.unpipe(stream);
+        if (!stream.writableEnded) stream.end();
+      }, INPUT_GRACE_MS).unref();
+    },
+    close: () => {
+      closed = true;
+      if (!socket) {
+        // The open still waits for a client that never came: a writer of our own releases it.
+        try {
+          closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+        } catch {}
+      }
+      socket?.destroy();
+      stream.destroy();
+    },
+  };
 }
 
 async function openOutput(target: { kind: 'fifo' | 'file'; path: string }): Promise<Writable> {
-  if (target.kind === 'fifo') return openFifo(target.path, 'write');
+  if (target.kind === 'fifo') return openOutputFifo(target.path);
   await mkdir(dirname(target.path), { recursive: true });
   const file = createWriteStream(target.path, { flags: 'a' });
   await new Promise<void>((resolve, reject) => {

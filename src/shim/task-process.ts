@@ -54,9 +54,11 @@ export class TaskProcess {
     });
   }
 
+  /** CloseIO: the client's input is complete; the process sees end of file after it. */
   async closeStdin(signal: AbortSignal): Promise<void> {
     if (!this.attached) throw new HullError('ERR_STATE', `process ${this.eventId} has not started`);
-    await this.attached.closeStdin(signal);
+    if (this.io?.endInput) this.io.endInput();
+    else await this.attached.closeStdin(signal);
   }
 
   /** Releases the host ends of its stdio (the process is being deleted). */

@@ -99,6 +99,68 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
     assert.match(tasks[7]!, /"id":"ev1".*"exit_status":137/, 'the init exit names the container');
   });
 
+  test("stdin reaches the process, and its end closes the process's stdin", async () => {
+    const client = spawn(
+      'ctr',
+      ['-a', containerd.socket, 'run', '--rm', '--runtime', HULL_RUNTIME, IMAGE, 'in1', 'cat'],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    client.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    client.stdin!.end('piped input\n');
+    const code = await new Promise<number | null>((res) => client.on('exit', (c) => res(c)));
+    assert.equal(code, 0);
+    assert.equal(out, 'piped input\n');
+  });
+
+  test('the OOM killer: containerd gets the oom event and the task exits 137', async () => {
+    const events = spawn('ctr', ['-a', containerd.socket, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let seen = '';
+    events.stdout!.on('data', (c: Buffer) => {
+      seen += c.toString();
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await run(
+        '--rm',
+        '--memory-limit',
+        String(32 * 1024 * 1024),
+        IMAGE,
+        'oom1',
+        'dd',
+        'if=/dev/zero',
+        'of=/dev/null',
+        'bs=128M',
+        'count=1',
+      );
+      assert.equal(r.code, 137, r.stderr);
+      await waitFor(async () => seen.includes('/tasks/delete'));
+    } finally {
+      events.kill();
+    }
+    const topics = seen
+      .split('\n')
+      .filter((l) => l.includes('/tasks/') && l.includes('"oom1"'))
+      .map((l) => /\/tasks\/[a-z-]+/.exec(l)?.[0]);
+    assert.deepEqual(topics, ['/tasks/create', '/tasks/start', '/tasks/oom', '/tasks/exit', '/tasks/delete']);
+  });
+
+  test("the shim killed: containerd's clean-up with delete removes the VM and its files", async () => {
+    assert.equal((await run('-d', IMAGE, 'sk1', 'sleep', '1000')).code, 0);
+    const [shim] = await processesMentioning(containerd.socket, (cmdline) => !cmdline.includes('start'));
+    assert.ok(shim, 'the shim server runs');
+    process.kill(shim, 'SIGKILL');
+    await waitFor(async () => !/sk1\s+\d+\s+RUNNING/.test((await ctr('task', 'ls')).stdout));
+    // containerd runs `containerd-shim-hull-v2 delete` on its own once it sees the shim gone.
+    await waitFor(async () => (await processesMentioning(containerd.socket)).length === 0);
+    await ctr('task', 'rm', 'sk1');
+    assert.equal((await ctr('containers', 'rm', 'sk1')).code, 0);
+  });
+
   test('run -t: the process has a terminal', async () => {
     const command = `ctr -a ${containerd.socket} run -t --rm --runtime ${HULL_RUNTIME} ${IMAGE} tty1 sh -c 'tty; exit 6'`;
     const r = await runCommand('script', ['-qec', command, '/dev/null']);

@@ -31,7 +31,7 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
     await dirs.cleanup();
   });
 
-  test('two containers share the pod VM; stats; removing the pod leaves nothing', async () => {
+  test('two containers share the pod VM; stats; update; removing the pod leaves nothing', async () => {
     const logDirectory = join(dirs.scratch, 'pod-logs');
     await mkdir(logDirectory, { recursive: true });
     const sandboxConfig = {
@@ -88,6 +88,22 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
     const { stats } = await cri.call(RuntimeService.method.containerStats, { containerId: containers[0]! });
     assert.ok((stats?.memory?.workingSetBytes?.value ?? 0n) > 0n, 'memory working set is reported');
     assert.ok((stats?.cpu?.usageCoreNanoSeconds?.value ?? 0n) > 0n, 'CPU usage is reported');
+
+    const limit = 96n * 1024n * 1024n;
+    await cri.call(RuntimeService.method.updateContainerResources, {
+      containerId: containers[1]!,
+      linux: { memoryLimitInBytes: limit, cpuPeriod: 100_000n, cpuQuota: 50_000n, cpuShares: 512n },
+    });
+    const memoryMax = await cri.call(RuntimeService.method.execSync, {
+      containerId: containers[1]!,
+      cmd: ['cat', '/sys/fs/cgroup/memory.max'],
+      timeout: 60n,
+    });
+    assert.equal(
+      Buffer.from(memoryMax.stdout).toString().trim(),
+      String(limit),
+      'the update reached the cgroup',
+    );
 
     await cri.call(RuntimeService.method.stopPodSandbox, { podSandboxId });
     await cri.call(RuntimeService.method.removePodSandbox, { podSandboxId });
