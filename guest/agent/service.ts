@@ -1,5 +1,4 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { release } from 'node:os';
 import { AGENT_PROTOCOL_VERSION } from '../../src/agent/version.js';
 import type { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import type { Process, Spec } from '../../src/oci/spec.js';
@@ -31,7 +30,9 @@ export function healthService(): ImplOf<typeof Health> {
   return {
     check: async () => ({
       version: AGENT_PROTOCOL_VERSION,
-      kernelRelease: release(),
+      // Not os.release(): node reads uname once at start-up, and the agent starts from a V8
+      // snapshot taken on the host that built the image.
+      kernelRelease: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
       bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
     }),
   };

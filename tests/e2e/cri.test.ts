@@ -96,7 +96,8 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
     });
     const memoryMax = await cri.call(RuntimeService.method.execSync, {
       containerId: containers[1]!,
-      cmd: ['cat', '/sys/fs/cgroup/memory.max'],
+      // The container's own cgroup, whether or not it has a cgroup namespace.
+      cmd: ['sh', '-c', 'cat "/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.max"'],
       timeout: 60n,
     });
     assert.equal(
