@@ -15,6 +15,32 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
   const ctr = (...args: string[]) => containerd.ctr(args);
   const run = (...args: string[]) => ctr('run', '--runtime', HULL_RUNTIME, ...args);
 
+  /** SIGKILLs a task, waits for containerd to see it stopped, then removes task and container. */
+  const killAndRemove = async (id: string) => {
+    const kill = await ctr('task', 'kill', '--signal', 'SIGKILL', id);
+    assert.equal(kill.code, 0, kill.stderr);
+    await waitFor(async () => new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test((await ctr('task', 'ls')).stdout));
+    const rm = await ctr('task', 'rm', id);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.equal((await ctr('containers', 'rm', id)).code, 0);
+  };
+
+  /** Follows `ctr events` until stopped; taskLines(id) are the task events of one container. */
+  const watchEvents = async () => {
+    const child = spawn('ctr', ['-a', containerd.socket, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let seen = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      seen += c.toString();
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    return {
+      seen: () => seen,
+      taskLines: (id: string) =>
+        seen.split('\n').filter((l) => l.includes('/tasks/') && l.includes(`"${id}"`)),
+      stop: () => child.kill(),
+    };
+  };
+
   before(async () => {
     dirs = await privateDirs('containerd');
     containerd = await Containerd.start(join(dirs.scratch, 'c'));
@@ -52,35 +78,22 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
     assert.equal(pause.code, 0, pause.stderr);
     assert.match((await ctr('task', 'ls')).stdout, /d1\s+\d+\s+PAUSED/);
     assert.equal((await ctr('task', 'resume', 'd1')).code, 0);
-    const kill = await ctr('task', 'kill', '--signal', 'SIGKILL', 'd1');
-    assert.equal(kill.code, 0, kill.stderr);
-    await waitFor(async () => /d1\s+\d+\s+STOPPED/.test((await ctr('task', 'ls')).stdout));
-    const rm = await ctr('task', 'rm', 'd1');
-    assert.equal(rm.code, 0, rm.stderr);
-    assert.equal((await ctr('containers', 'rm', 'd1')).code, 0);
+    await killAndRemove('d1');
   });
 
   test('events reach containerd in order, TaskExit naming the container for its init', async () => {
-    const events = spawn('ctr', ['-a', containerd.socket, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let seen = '';
-    events.stdout!.on('data', (c: Buffer) => {
-      seen += c.toString();
-    });
+    const events = await watchEvents();
     try {
-      await new Promise((r) => setTimeout(r, 300));
       assert.equal((await run('-d', IMAGE, 'ev1', 'sleep', '1000')).code, 0);
       assert.equal((await ctr('task', 'exec', '--exec-id', 'x1', 'ev1', 'true')).code, 0);
       assert.equal((await ctr('task', 'pause', 'ev1')).code, 0);
       assert.equal((await ctr('task', 'resume', 'ev1')).code, 0);
-      await ctr('task', 'kill', '--signal', 'SIGKILL', 'ev1');
-      await waitFor(async () => /ev1\s+\d+\s+STOPPED/.test((await ctr('task', 'ls')).stdout));
-      assert.equal((await ctr('task', 'rm', 'ev1')).code, 0);
-      await ctr('containers', 'rm', 'ev1');
-      await waitFor(async () => seen.includes('/tasks/delete'));
+      await killAndRemove('ev1');
+      await waitFor(async () => events.seen().includes('/tasks/delete'));
     } finally {
-      events.kill();
+      events.stop();
     }
-    const tasks = seen.split('\n').filter((l) => l.includes('/tasks/') && l.includes('"ev1"'));
+    const tasks = events.taskLines('ev1');
     assert.deepEqual(
       tasks.map((l) => /\/tasks\/[a-z-]+/.exec(l)?.[0]),
       [
@@ -118,13 +131,8 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
   });
 
   test('the OOM killer: containerd gets the oom event and the task exits 137', async () => {
-    const events = spawn('ctr', ['-a', containerd.socket, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let seen = '';
-    events.stdout!.on('data', (c: Buffer) => {
-      seen += c.toString();
-    });
+    const events = await watchEvents();
     try {
-      await new Promise((r) => setTimeout(r, 300));
       const r = await run(
         '--rm',
         '--memory-limit',
@@ -138,14 +146,11 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
         'count=1',
       );
       assert.equal(r.code, 137, r.stderr);
-      await waitFor(async () => seen.includes('/tasks/delete'));
+      await waitFor(async () => events.seen().includes('/tasks/delete'));
     } finally {
-      events.kill();
+      events.stop();
     }
-    const topics = seen
-      .split('\n')
-      .filter((l) => l.includes('/tasks/') && l.includes('"oom1"'))
-      .map((l) => /\/tasks\/[a-z-]+/.exec(l)?.[0]);
+    const topics = events.taskLines('oom1').map((l) => /\/tasks\/[a-z-]+/.exec(l)?.[0]);
     assert.deepEqual(topics, ['/tasks/create', '/tasks/start', '/tasks/oom', '/tasks/exit', '/tasks/delete']);
   });
 
@@ -200,10 +205,7 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
     const exec = await ctr('task', 'exec', '--exec-id', 'after', 'r1', 'echo', 'still-here');
     assert.equal(exec.code, 0, exec.stderr);
     assert.equal(exec.stdout, 'still-here\n');
-    await ctr('task', 'kill', '--signal', 'SIGKILL', 'r1');
-    await waitFor(async () => /r1\s+\d+\s+STOPPED/.test((await ctr('task', 'ls')).stdout));
-    assert.equal((await ctr('task', 'rm', 'r1')).code, 0);
-    assert.equal((await ctr('containers', 'rm', 'r1')).code, 0);
+    await killAndRemove('r1');
   });
 
   test('the VM killed under a task: containerd sees the task exit', async () => {
@@ -245,10 +247,7 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
     const checkpoint = await ctr('task', 'checkpoint', 'u1');
     assert.notEqual(checkpoint.code, 0);
     assert.match(checkpoint.stderr, /not implemented/i);
-    await ctr('task', 'kill', '--signal', 'SIGKILL', 'u1');
-    await waitFor(async () => /u1\s+\d+\s+STOPPED/.test((await ctr('task', 'ls')).stdout));
-    await ctr('task', 'rm', 'u1');
-    await ctr('containers', 'rm', 'u1');
+    await killAndRemove('u1');
 
     const orphan = await run(
       '--rm',
