@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { AgentClient, ProcessRef } from '../agent/client.js';
 import { logger } from '../log.js';
-import { sleep } from '../util/deadline.js';
+import { settledWithin } from '../util/deadline.js';
 
 /** After a process exits, how long its output may still drain (a daemon may hold it open). */
 export const OUTPUT_DRAIN_MS = 3000;
@@ -78,7 +78,5 @@ export function relayInput(
 
 /** Waits for the output relays to reach end of stream, but no longer than `ms`. */
 export async function drainOutputs(outputs: Promise<void>[], ms = OUTPUT_DRAIN_MS): Promise<void> {
-  const done = new AbortController();
-  await Promise.race([Promise.allSettled(outputs), sleep(ms, done.signal).catch(() => {})]);
-  done.abort();
+  await settledWithin(Promise.allSettled(outputs), ms);
 }

@@ -5,7 +5,7 @@ import { messageOf } from '../errors.js';
 import { Events, ForwardRequestSchema } from '../gen/containerd/services/events/ttrpc/v1/events_pb.js';
 import { logger } from '../log.js';
 import { TtrpcClient } from '../ttrpc/client.js';
-import { sleep } from '../util/deadline.js';
+import { settledWithin, sleep } from '../util/deadline.js';
 
 interface Envelope {
   topic: string;
@@ -47,9 +47,7 @@ export class EventPublisher {
 
   /** Waits until every queued event is sent (or given up on), at most `ms`. */
   async flush(ms: number): Promise<void> {
-    const stop = new AbortController();
-    await Promise.race([this.running ?? Promise.resolve(), sleep(ms, stop.signal).catch(() => {})]);
-    stop.abort();
+    await settledWithin(this.running ?? Promise.resolve(), ms);
   }
 
   close(): void {

@@ -19,7 +19,9 @@ import { type Bundle, loadBundle } from '../sandbox/bundle.js';
 import { startSandbox } from '../sandbox/runtime.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { FilesystemMount, Mounter } from '../sys/mount.js';
+import { settledWithin } from '../util/deadline.js';
 import type { EventPublisher } from './events.js';
+import { cgroupMetrics } from './metrics.js';
 import { taskRole, vmSize } from './pod-identity.js';
 import { mountRootfs, unmountRootfs } from './rootfs.js';
 import { openTaskIo, type TaskIo } from './task-io.js';
@@ -31,7 +33,6 @@ export const RPC_TIMEOUT_MS = 60_000;
 interface TaskContainer {
   id: string;
   bundle: Bundle;
-  rootfs: readonly FilesystemMount[];
   rootfsMounted: boolean;
   init: TaskProcess;
   execs: Map<string, TaskProcess>;
@@ -112,7 +113,6 @@ export class ShimPod {
       const container: TaskContainer = {
         id: request.id,
         bundle,
-        rootfs: request.rootfs,
         rootfsMounted,
         init,
         execs: new Map(),
@@ -213,12 +213,7 @@ export class ShimPod {
       .catch((err: unknown) =>
         this.log.warn({ id, err: messageOf(err) }, 'removing the container from the guest'),
       );
-    const exit = await Promise.race([
-      proc.exited,
-      new Promise<ProcessExit>((resolve) =>
-        setTimeout(() => resolve({ status: VM_LOST_STATUS, at: new Date() }), 10_000),
-      ),
-    ]);
+    const exit = (await settledWithin(proc.exited, 10_000)) ?? { status: VM_LOST_STATUS, at: new Date() };
     proc.release();
     for (const exec of container.execs.values()) exec.release();
     if (container.rootfsMounted) await unmountRootfs(this.options.mounter, container.bundle.dir);
@@ -344,8 +339,7 @@ export class ShimPod {
     const files = await this.sandbox?.agent
       .statsContainer(id, AbortSignal.timeout(5000))
       .catch(() => undefined);
-    const killed = /^oom_kill (\d+)$/m.exec(files?.['memory.events'] ?? '');
-    if (killed && Number(killed[1]) > 0) {
+    if (files && (cgroupMetrics(files).memoryEvents?.oomKill ?? 0n) > 0n) {
       this.options.events.publish('/tasks/oom', TaskOOMSchema, { containerId: id });
     }
   }

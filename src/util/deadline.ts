@@ -68,3 +68,22 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * Waits for `promise`, but no longer than `ms`: its value, or undefined once the time is up
+ * (a rejection counts as undefined too). For waits whose end is best effort, such as draining.
+ */
+export async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  const done = new AbortController();
+  try {
+    return await Promise.race([
+      promise.catch(() => undefined),
+      sleep(ms, done.signal).then(
+        () => undefined,
+        () => undefined,
+      ),
+    ]);
+  } finally {
+    done.abort();
+  }
+}
