@@ -1,11 +1,10 @@
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { DescMessage, DescMethodUnary, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import { AgentClient, callMapped } from '../agent/client.js';
 import { HullError } from '../errors.js';
 import { Monitor } from '../gen/hull/monitor/v1/monitor_pb.js';
+import { connectUnix } from '../sys/unix-socket.js';
 import { TtrpcClient } from '../ttrpc/client.js';
-import { raceSignal } from '../util/deadline.js';
 import { MONITOR_SOCKET } from './monitor.js';
 
 /** A command-line verb's connection to a container's monitor. */
@@ -18,19 +17,14 @@ export class MonitorClient {
 
   static async connect(dir: string, id: string, signal: AbortSignal): Promise<MonitorClient> {
     const path = join(dir, MONITOR_SOCKET);
-    const open = () =>
-      new Promise<ReturnType<typeof connect>>((resolve, reject) => {
-        const socket = connect(path);
-        socket.once('connect', () => resolve(socket));
-        socket.once('error', reject);
+    const [control, agentChannel] = await Promise.all([
+      connectUnix(path, signal),
+      connectUnix(path, signal),
+    ]).catch((err: unknown) => {
+      throw new HullError('ERR_STATE', `container ${id} is not running (its monitor does not answer)`, {
+        cause: err,
       });
-    const [control, agentChannel] = await raceSignal(Promise.all([open(), open()]), signal).catch(
-      (err: unknown) => {
-        throw new HullError('ERR_STATE', `container ${id} is not running (its monitor does not answer)`, {
-          cause: err,
-        });
-      },
-    );
+    });
     return new MonitorClient(new TtrpcClient(control), new AgentClient(agentChannel));
   }
 

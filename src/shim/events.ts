@@ -1,9 +1,9 @@
-import { connect } from 'node:net';
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { AnySchema, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { messageOf } from '../errors.js';
 import { Events, ForwardRequestSchema } from '../gen/containerd/services/events/ttrpc/v1/events_pb.js';
 import { logger } from '../log.js';
+import { connectUnix } from '../sys/unix-socket.js';
 import { TtrpcClient } from '../ttrpc/client.js';
 import { settledWithin, sleep } from '../util/deadline.js';
 
@@ -94,11 +94,10 @@ export class EventPublisher {
 
   private async connection(): Promise<TtrpcClient> {
     if (this.client && !this.client.closed) return this.client;
-    const socket = connect(this.address.replace(/^unix:\/\//, ''));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
+    const socket = await connectUnix(
+      this.address.replace(/^unix:\/\//, ''),
+      AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+    );
     socket.on('error', () => {});
     this.client = new TtrpcClient(socket);
     return this.client;

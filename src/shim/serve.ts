@@ -1,4 +1,3 @@
-import { closeSync, writeSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import { messageOf } from '../errors.js';
 import { Task } from '../gen/containerd/task/v2/shim_pb.js';
 import { configureLogging, logger } from '../log.js';
 import { toWireStatus } from '../sandbox/wire-status.js';
+import { reportToParent } from '../sys/detached-helper.js';
 import { HostMounter, removeUnmounted } from '../sys/mount.js';
 import { type ImplOf, TtrpcServer } from '../ttrpc/server.js';
 import { EventPublisher } from './events.js';
@@ -14,18 +14,6 @@ import { ShimPod } from './pod.js';
 import { podDir, removeShimsDirIfEmpty, SHIM_SOCKET } from './pod-identity.js';
 import { openShimLog } from './shim-log.js';
 import { taskService } from './task-service.js';
-
-/** fd 3 of the server, when `start` launched it: one line, "ready" or the error, then closed. */
-const READY_FD = 3;
-
-function tellStarter(line: string): void {
-  try {
-    writeSync(READY_FD, `${line}\n`);
-    closeSync(READY_FD);
-  } catch {
-    // Not started by `start` (run by hand): nobody to tell.
-  }
-}
 
 /**
  * The long-lived shim server of one pod: serves containerd's Task service on the pod's
@@ -79,12 +67,13 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
       server.listen(socketPath, resolve);
     });
   } catch (err) {
-    tellStarter(`error cannot serve on ${socketPath}: ${messageOf(err)}`);
+    await reportToParent(`error cannot serve on ${socketPath}: ${messageOf(err)}`);
     await rm(dir, { recursive: true, force: true }).catch(() => {});
     process.exit(1);
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(signal));
   process.on('SIGPIPE', () => {});
   log.info({ socket: socketPath, pod: podId }, 'shim serving');
-  tellStarter('ready');
+  // `start` waits for this line on fd 3 (spawnDetachedHelper).
+  await reportToParent('ready');
 }

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import type { Spec } from '../oci/spec.js';
+import { spawnDetachedHelper } from '../sys/detached-helper.js';
+import { connectUnix } from '../sys/unix-socket.js';
 import { type ShimFlags, serveArgs } from './flags.js';
 import { podDir, SHIM_SOCKET, shimAddress, taskRole } from './pod-identity.js';
 
@@ -43,44 +43,22 @@ export async function startShim(flags: ShimFlags): Promise<string> {
   return address;
 }
 
+/** The pod's server, launched with no stdio of this process; it reports on fd 3 when serving. */
 async function launchServer(flags: ShimFlags): Promise<void> {
-  const child = spawn(process.execPath, [process.argv[1]!, ...serveArgs(flags)], {
+  await spawnDetachedHelper(serveArgs(flags), {
+    keepStdio: false,
     cwd: flags.bundle,
-    detached: true,
-    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    timeoutMs: START_TIMEOUT_MS,
   });
-  const ready = child.stdio[3] as NodeJS.ReadableStream;
-  let said = '';
-  ready.on('data', (chunk: Buffer) => {
-    said += chunk.toString();
-  });
-  const outcome = await new Promise<string>((resolve) => {
-    const timer = setTimeout(() => resolve('error the shim server did not start in time'), START_TIMEOUT_MS);
-    ready.on('end', () => {
-      clearTimeout(timer);
-      resolve(said.trim());
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve(said.trim() || `error the shim server exited with ${code}`);
-    });
-  });
-  child.unref();
-  (ready as unknown as { destroy(): void }).destroy();
-  if (outcome !== 'ready') {
-    if (child.exitCode === null) child.kill('SIGKILL');
-    throw new HullError('ERR_INTERNAL', outcome.replace(/^error /, ''));
-  }
 }
 
 /** Whether a server answers on the unix socket. */
 function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(path);
-    socket.once('connect', () => {
+  return connectUnix(path, AbortSignal.timeout(START_TIMEOUT_MS)).then(
+    (socket) => {
       socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
+      return true;
+    },
+    () => false,
+  );
 }
