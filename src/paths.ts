@@ -1,5 +1,6 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setting } from './config/settings.js';
 
 /**
  * Where hull keeps things. Two roots, as runc and Kata do:
@@ -11,11 +12,11 @@ export const DEFAULT_RUNTIME_ROOT = '/run/hull';
 
 /** The runtime root when no --root is given: $HULL_ROOT (for callers that pass none), or /run/hull. */
 export function defaultRuntimeRoot(): string {
-  return process.env.HULL_ROOT || DEFAULT_RUNTIME_ROOT;
+  return setting('root');
 }
 
 export function stateDir(): string {
-  return resolve(process.env.HULL_STATE_DIR || '/var/lib/hull');
+  return resolve(setting('stateDir'));
 }
 
 export function imagesDir(): string {

@@ -1,3 +1,4 @@
+import { closeSync, writeSync } from 'node:fs';
 import { startupSnapshot } from 'node:v8';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { CheckResponseSchema } from '../../src/gen/hull/agent/v1/agent_pb.js';
@@ -6,16 +7,33 @@ import { guestLogger } from './log.js';
 import { startAgent } from './main.js';
 
 /**
- * The agent's entry point. The image builder runs it once on the host with
- * `node --build-snapshot`: loading the bundle and building the protobuf descriptors then
- * happens there, and the guest starts from the saved heap (node --snapshot-blob), which under
- * software emulation saves most of a second. Run directly, it simply starts the agent.
+ * The agent's entry point. `hull image build` runs it once with `node --build-snapshot`, in a
+ * guest of the very CPU model sandboxes use (V8 refuses a snapshot made for other CPU
+ * features): loading the bundle and building the protobuf descriptors then happens there, and
+ * every guest starts from the saved heap (node --snapshot-blob), which under software emulation
+ * saves most of a second. Run directly, it simply starts the agent.
  */
 function run(): void {
+  signalReady();
   startAgent().catch((err: unknown) => {
     guestLogger('agent').error('agent failed', { error: err instanceof Error ? err.message : String(err) });
     process.exit(1);
   });
+}
+
+/**
+ * One byte on fd 4 tells hull-init the agent is up: a death before it means V8 refused the
+ * snapshot, and hull-init starts the agent again without one.
+ */
+function signalReady(): void {
+  const fd = Number(process.env.HULL_READY_FD);
+  if (!(fd > 2)) return;
+  try {
+    writeSync(fd, 'r');
+    closeSync(fd);
+  } catch {
+    // Started by hand, without hull-init: nobody waits for the byte.
+  }
 }
 
 if (startupSnapshot.isBuildingSnapshot()) {

@@ -34,6 +34,8 @@ export function healthService(): ImplOf<typeof Health> {
       // snapshot taken on the host that built the image.
       kernelRelease: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
       bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+      // Set by hull-init, which knows whether it had to start the agent a second time.
+      agentSnapshot: process.env.HULL_AGENT_SNAPSHOT ?? 'none',
     }),
   };
 }

@@ -12,9 +12,18 @@
  * and the sandbox's 9p share: mount(2) here costs nothing, where each `mount` command the
  * agent spawned would cost tens of milliseconds under software emulation.
  *
- * Records on the pipe are text lines "PID STATUS\n" (STATUS is the raw waitpid status).
+ * The agent's V8 startup snapshot comes on its own read-only disk (serial "hull-snapshot"),
+ * built by a guest of the same CPU model, because V8 refuses a snapshot made for other CPU
+ * features. Should it be refused anyway (the image moved to another host), the agent dies
+ * before it writes its ready byte on fd 4; hull-init then starts it again without the
+ * snapshot and tells it so (HULL_AGENT_SNAPSHOT=rejected), and the agent tells the host.
+ * With `hull.build_snapshot` on the kernel command line, hull-init instead builds that
+ * snapshot into the 9p share and powers off: that is how `hull image build` makes it.
+ *
+ * Records on the reaper pipe are text lines "PID STATUS\n" (STATUS is the raw waitpid status).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -26,12 +35,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The agent starts from its startup snapshot when the image has one (see guest/agent/entry.ts). */
-static char *const agent_snapshot_argv[] = {"/usr/bin/node", "--snapshot-blob", "/opt/hull/agent.blob", NULL};
-static char *const agent_script_argv[] = {"/usr/bin/node", "/opt/hull/agent.cjs", NULL};
-static char *const agent_env[] = {
-    "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "HULL_REAPER_FD=3", "UV_THREADPOOL_SIZE=8", NULL,
+#define SNAPSHOT_DIR "/run/hull/snapshot"
+#define SNAPSHOT_BLOB SNAPSHOT_DIR "/agent.blob"
+#define AGENT_SCRIPT "/opt/hull/agent.cjs"
+#define SHARE_DIR "/run/hull/shared"
+
+static char *const agent_snapshot_argv[] = {"/usr/bin/node", "--snapshot-blob", SNAPSHOT_BLOB, NULL};
+static char *const agent_script_argv[] = {"/usr/bin/node", AGENT_SCRIPT, NULL};
+static char *const build_snapshot_argv[] = {
+    "/usr/bin/node", "--snapshot-blob", SHARE_DIR "/agent.blob", "--build-snapshot", AGENT_SCRIPT, NULL,
 };
+#define AGENT_ENV(snapshot)                                                                                 \
+  {                                                                                                          \
+    "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "HULL_REAPER_FD=3", "HULL_READY_FD=4",               \
+        "UV_THREADPOOL_SIZE=8", "HULL_AGENT_SNAPSHOT=" snapshot, NULL                                        \
+  }
+static char *const env_snapshot_used[] = AGENT_ENV("used");
+static char *const env_snapshot_none[] = AGENT_ENV("none");
+static char *const env_snapshot_rejected[] = AGENT_ENV("rejected");
 
 static void power_off(const char *why) {
   fprintf(stderr, "hull-init: %s; powering off\n", why);
@@ -80,35 +101,120 @@ static void mount_all(void) {
   }
 }
 
+/* "status N" or "signal N", for the console. */
+static void describe_status(char *out, size_t size, int status) {
+  if (WIFEXITED(status))
+    snprintf(out, size, "status %d", WEXITSTATUS(status));
+  else
+    snprintf(out, size, "signal %d", WTERMSIG(status));
+}
+
+/* True when the kernel command line holds `word` as a whole word. */
+static int cmdline_has(const char *word) {
+  char buf[4096];
+  int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  size_t len = strlen(word);
+  for (char *p = buf; (p = strstr(p, word)) != NULL; p += len) {
+    int starts = p == buf || p[-1] == ' ';
+    int ends = p[len] == 0 || p[len] == ' ' || p[len] == '\n';
+    if (starts && ends) return 1;
+  }
+  return 0;
+}
+
+/* Mounts the disk whose virtio serial is "hull-snapshot", if the host attached one. */
+static int mount_snapshot_disk(void) {
+  DIR *dir = opendir("/sys/block");
+  if (!dir) return 0;
+  struct dirent *entry;
+  int mounted = 0;
+  while (!mounted && (entry = readdir(dir)) != NULL) {
+    if (strncmp(entry->d_name, "vd", 2) != 0) continue;
+    char path[300], serial[32] = {0};
+    snprintf(path, sizeof path, "/sys/block/%s/serial", entry->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, serial, sizeof serial - 1);
+    close(fd);
+    if (n <= 0 || strncmp(serial, "hull-snapshot", 13) != 0) continue;
+    snprintf(path, sizeof path, "/dev/%s", entry->d_name);
+    mkdir(SNAPSHOT_DIR, 0755);
+    if (mount(path, SNAPSHOT_DIR, "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) == 0)
+      mounted = 1;
+    else
+      fprintf(stderr, "hull-init: cannot mount the snapshot disk %s: %s\n", path, strerror(errno));
+  }
+  closedir(dir);
+  return mounted && access(SNAPSHOT_BLOB, R_OK) == 0;
+}
+
+/* `hull.build_snapshot`: make the agent's startup snapshot in the share, then power off. */
+static void build_snapshot(void) {
+  pid_t pid = fork();
+  if (pid < 0) power_off("cannot fork to build the agent snapshot");
+  if (pid == 0) {
+    execve(build_snapshot_argv[0], build_snapshot_argv, env_snapshot_none);
+    _exit(127);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) power_off("agent snapshot built");
+  char how[32], why[96];
+  describe_status(how, sizeof how, status);
+  snprintf(why, sizeof why, "building the agent snapshot failed (%s)", how);
+  power_off(why);
+}
+
+/*
+ * Starts the agent with the reaper pipe's read end on fd 3 and the ready pipe's write end on
+ * fd 4 (see start of file).
+ */
+static pid_t start_agent(int reaper_read, int ready_write, char *const *argv, char *const *env,
+                         const sigset_t *mask) {
+  pid_t agent = fork();
+  if (agent < 0) power_off("cannot fork the agent");
+  if (agent != 0) return agent;
+  sigprocmask(SIG_SETMASK, mask, NULL);
+  setsid();
+  /* Move both ends above the target fds first, so neither dup2 overwrites the other. */
+  int r = fcntl(reaper_read, F_DUPFD, 10), w = fcntl(ready_write, F_DUPFD, 10);
+  if (r < 0 || w < 0 || dup2(r, 3) != 3 || dup2(w, 4) != 4) _exit(126);
+  close(r);
+  close(w);
+  execve(argv[0], argv, env);
+  fprintf(stderr, "hull-init: cannot start the agent: %s\n", strerror(errno));
+  _exit(127);
+}
+
+/* True once the agent has written its ready byte (it stays in the pipe after the agent died). */
+static int agent_was_ready(int ready_read) {
+  char byte;
+  return read(ready_read, &byte, 1) == 1;
+}
+
 int main(void) {
   if (getpid() != 1) {
     fprintf(stderr, "hull-init: must run as PID 1 of a hull guest\n");
     return 1;
   }
   mount_all();
+  if (cmdline_has("hull.build_snapshot")) build_snapshot();
+  int from_snapshot = mount_snapshot_disk();
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
 
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) power_off("cannot create the reaper pipe");
-  pid_t agent = fork();
-  if (agent < 0) power_off("cannot fork the agent");
-  if (agent == 0) {
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    setsid();
-    /* dup2 onto itself keeps O_CLOEXEC, and pipe2 may well have returned fd 3. */
-    if (fds[0] == 3) {
-      if (fcntl(3, F_SETFD, 0) != 0) _exit(126);
-    } else if (dup2(fds[0], 3) != 3) {
-      _exit(126);
-    }
-    char *const *argv = access("/opt/hull/agent.blob", R_OK) == 0 ? agent_snapshot_argv : agent_script_argv;
-    execve(argv[0], argv, agent_env);
-    fprintf(stderr, "hull-init: cannot start the agent: %s\n", strerror(errno));
-    _exit(127);
-  }
-  close(fds[0]);
+  int fds[2], ready[2];
+  if (pipe2(fds, O_CLOEXEC) != 0 || pipe2(ready, O_CLOEXEC | O_NONBLOCK) != 0)
+    power_off("cannot create the agent's pipes");
+  pid_t agent = start_agent(fds[0], ready[1], from_snapshot ? agent_snapshot_argv : agent_script_argv,
+                            from_snapshot ? env_snapshot_used : env_snapshot_none, &old);
   int report = fds[1];
 
   for (;;) {
@@ -118,12 +224,18 @@ int main(void) {
       if (errno == EINTR) continue;
       power_off("no children left");
     }
+    if (pid == agent && from_snapshot && !agent_was_ready(ready[0])) {
+      char how[32];
+      describe_status(how, sizeof how, status);
+      fprintf(stderr, "hull-init: the agent did not start from its snapshot (%s); starting it without\n", how);
+      from_snapshot = 0;
+      agent = start_agent(fds[0], ready[1], agent_script_argv, env_snapshot_rejected, &old);
+      continue;
+    }
     if (pid == agent) {
-      char why[96];
-      if (WIFEXITED(status))
-        snprintf(why, sizeof why, "agent exited with status %d", WEXITSTATUS(status));
-      else
-        snprintf(why, sizeof why, "agent killed by signal %d", WTERMSIG(status));
+      char how[32], why[96];
+      describe_status(how, sizeof how, status);
+      snprintf(why, sizeof why, "agent %s with %s", WIFEXITED(status) ? "exited" : "killed", how);
       power_off(why);
     }
     if (report >= 0) {

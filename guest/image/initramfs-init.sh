@@ -1,6 +1,6 @@
 #!/bin/sh
 # hull guest initramfs: load the drivers the root disk needs, mount the read-only root
-# filesystem from the first virtio disk, and hand over to hull-init.
+# filesystem from its virtio disk, and hand over to hull-init.
 export PATH=/bin
 
 fail() {
@@ -9,6 +9,7 @@ fail() {
 }
 
 mount -t proc proc /proc
+mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
 # microvm lists its virtio-mmio devices on the kernel command line; a module does not read
@@ -25,14 +26,23 @@ while read -r module; do
   esac
 done </lib/modules/load-order
 
+# The root disk is the virtio disk whose serial is hull-root (another disk, the agent's
+# snapshot, may probe first).
+root=""
 tries=0
-while [ ! -b /dev/vda ]; do
+while [ -z "$root" ]; do
+  for serial in /sys/block/vd*/serial; do
+    [ -r "$serial" ] && [ "$(cat "$serial")" = hull-root ] && { dev=${serial%/serial}; root=/dev/${dev##*/}; }
+  done
+  [ -n "$root" ] && [ -b "$root" ] && break
+  root=""
   tries=$((tries + 1))
-  [ "$tries" -gt 1000 ] && fail "the root disk /dev/vda did not appear"
+  [ "$tries" -gt 1000 ] && fail "the root disk (virtio serial hull-root) did not appear"
   usleep 5000
 done
 
-mount -t erofs -o ro /dev/vda /root || fail "cannot mount the root filesystem"
+mount -t erofs -o ro "$root" /root || fail "cannot mount the root filesystem"
 mount --move /dev /root/dev
+umount /sys
 umount /proc
 exec switch_root /root /sbin/hull-init

@@ -13,6 +13,14 @@ export interface GuestInfo {
   version: string;
   kernelRelease: string;
   bootId: string;
+  /** How the agent started: from its startup snapshot, without one, or without a rejected one. */
+  agentSnapshot: AgentSnapshotUse;
+}
+
+export type AgentSnapshotUse = 'used' | 'none' | 'rejected';
+
+function snapshotUse(reported: string): AgentSnapshotUse {
+  return reported === 'used' || reported === 'rejected' ? reported : 'none';
 }
 
 export interface ContainerPlacement {
@@ -54,7 +62,12 @@ export class AgentClient {
             `the guest agent speaks protocol ${info.version}, hull ${AGENT_PROTOCOL_VERSION}: run \`hull image build\``,
           );
         }
-        return { version: info.version, kernelRelease: info.kernelRelease, bootId: info.bootId };
+        return {
+          version: info.version,
+          kernelRelease: info.kernelRelease,
+          bootId: info.bootId,
+          agentSnapshot: snapshotUse(info.agentSnapshot),
+        };
       } catch (err) {
         if (signal.aborted) throw signal.reason;
         if (isHullError(err, 'ERR_AGENT')) throw err;

@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
 import { HullError } from '../errors.js';
+import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
 import { buildImage, type KernelKind } from '../image/build.js';
-import { accelFor } from '../sandbox/runtime.js';
+import { agentSnapshotFor, vmTargetFor } from '../sandbox/runtime.js';
 
 export function registerImage(program: Command): void {
   const image = program.command('image').description('build and inspect the guest image');
   image
     .command('build')
-    .description('build the guest kernel, initramfs and root filesystem (cached by their inputs)')
+    .description(
+      "build the guest kernel, initramfs and root filesystem (cached by their inputs), and the agent's startup snapshot for this host's guest CPU",
+    )
     .option('--kernel <kind>', 'debian (the packaged kernel) or minimal (built from linux-source)', 'debian')
     .option('--force', 'rebuild even if an image with the same inputs exists')
     .action(async (options: { kernel: string; force?: boolean }) => {
@@ -18,9 +21,23 @@ export function registerImage(program: Command): void {
         kernel: options.kernel as KernelKind,
         force: options.force,
       });
-      const { accel, reason } = await accelFor(built);
+      const notice = (line: string) => process.stderr.write(`${line}\n`);
+      const hypervisor = new QemuHypervisor();
+      const target = await vmTargetFor(built, hypervisor, notice);
       process.stderr.write(
-        `guest image ${built.manifest.hash}: kernel ${built.manifest.kernel.release}, ${accel} (${reason})\n`,
+        `guest image ${built.manifest.hash}: kernel ${built.manifest.kernel.release}, ${target.accel} (${target.accelReason}), CPU model ${target.cpuModel}\n`,
       );
+      const started = Date.now();
+      const snapshot = await agentSnapshotFor(built, target, {
+        hypervisor,
+        signal: AbortSignal.timeout(600_000),
+        retryFailed: true,
+      });
+      if (snapshot?.problem) notice(snapshot.problem);
+      if (snapshot?.disk) {
+        process.stderr.write(
+          `agent startup snapshot for CPU model ${target.cpuModel}: ${snapshot.disk} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
+        );
+      }
     });
 }

@@ -3,8 +3,10 @@ import { HullError, messageOf } from '../errors.js';
 import { configureLogging, logger } from '../log.js';
 import { defaultRuntimeRoot } from '../paths.js';
 import { VERSION } from '../version.js';
+import { registerCheck } from './check.js';
 import { registerCreate } from './create.js';
 import { registerDelete } from './delete.js';
+import { registerEnv } from './env.js';
 import { registerExec } from './exec.js';
 import { registerFeatures } from './features.js';
 import type { GlobalOptions } from './global-options.js';
@@ -66,6 +68,8 @@ function program(): Command {
     registerFeatures,
     registerSpec,
     registerImage,
+    registerCheck,
+    registerEnv,
   ]) {
     register(cmd);
   }

@@ -34,6 +34,10 @@ export function registerRun(program: Command): void {
     });
 }
 
+function stderrNotice(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
 /** create + start + wait in one process, which is also the container's monitor. */
 async function run(rawId: string, options: RunOptions, globals: GlobalOptions): Promise<number> {
   const id = validateContainerId(rawId);
@@ -44,7 +48,8 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
     );
   }
   const bundle = await loadBundle(options.bundle);
-  const settings = settingsFrom(globals);
+  // `hull run` holds the user's terminal: its notices (TCG, the agent snapshot) show there.
+  const settings = { ...settingsFrom(globals), notice: stderrNotice };
   const dir = await claimContainerDir(settings, id);
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;

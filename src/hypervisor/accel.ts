@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { access, constants, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { setting } from '../config/settings.js';
 import type { Accel } from './hypervisor.js';
 
 /**
@@ -54,7 +55,7 @@ export async function decideAccel(
   probe: AccelProbe,
   onNotice: (line: string) => void,
 ): Promise<AccelDecision> {
-  const forced = process.env.HULL_ACCEL;
+  const forced = setting('accel');
   if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: 'set by HULL_ACCEL' };
   const key = `${await hostBootId()} ${probe.kernelId}`;
   try {

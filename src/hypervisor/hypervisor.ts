@@ -14,6 +14,15 @@ export interface VmConfig {
   vcpus: number;
   memoryMiB: number;
   accel: Accel;
+  /** The guest CPU model (`-cpu`): what the guest, and V8's code in it, sees (see cpu-model.ts). */
+  cpuModel: string;
+  /**
+   * A read-only disk image holding the agent's startup snapshot, built for this very CPU model
+   * (see image/snapshot.ts); none boots the agent without one.
+   */
+  agentSnapshot?: string;
+  /** Words for hull-init on the kernel command line (`hull.build_snapshot`). */
+  guestArgs?: string[];
   /**
    * How the guest kernel finds its virtio-mmio devices: from ACPI tables, or (for kernels
    * without ACPI) from virtio_mmio.device= words QEMU adds to the command line.
@@ -48,4 +57,13 @@ export interface Vm {
 export interface Hypervisor {
   /** Starts a VM and returns once the VMM is running and its channels are connected. */
   start(config: VmConfig, signal: AbortSignal): Promise<Vm>;
+  /**
+   * A cheap fingerprint of the VMM binary (path, size, modification time): what was made for
+   * one VMM (the agent's snapshot) is made again when it changes.
+   */
+  identity(): Promise<string>;
+  /** The VMM's own version line, for `hull env` and `hull check`. */
+  version(signal?: AbortSignal): Promise<string>;
+  /** The guest CPU models this VMM offers. */
+  cpuModels(signal?: AbortSignal): Promise<string[]>;
 }

@@ -22,7 +22,7 @@ import { buildRootfs } from './rootfs.js';
 import { extractVmlinux } from './vmlinux.js';
 
 /** Bumped when the builder itself changes what it makes from the same inputs. */
-const BUILDER_VERSION = '3';
+const BUILDER_VERSION = '4';
 
 export type KernelKind = 'debian' | 'minimal';
 

@@ -42,16 +42,6 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
   await stageFile(stage, inputs.hullInit, '/sbin/hull-init', 0o755);
   await stageFile(stage, inputs.hullTty, '/usr/bin/hull-tty', 0o755);
   await stageFile(stage, inputs.agentBundle, '/opt/hull/agent.cjs', 0o644);
-  // The agent's startup snapshot, made by the very node binary the guest runs.
-  await run(
-    inputs.node,
-    ['--snapshot-blob', join(stage, 'opt/hull/agent.blob'), '--build-snapshot', inputs.agentBundle],
-    {
-      signal,
-      errorCode: 'ERR_IMAGE_BUILD',
-      purpose: "building the agent's startup snapshot",
-    },
-  );
   await writeFile(join(stage, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   await writeFile(join(stage, 'etc/group'), 'root:x:0:\n');
   await writeFile(join(stage, 'etc/hostname'), 'hull\n');

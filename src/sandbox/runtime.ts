@@ -1,13 +1,28 @@
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setting } from '../config/settings.js';
+import { HullError, messageOf } from '../errors.js';
 import { decideAccel } from '../hypervisor/accel.js';
-import type { Accel } from '../hypervisor/hypervisor.js';
+import { defaultCpuModel, guestCpuIdentity } from '../hypervisor/cpu-model.js';
+import type { Accel, Hypervisor } from '../hypervisor/hypervisor.js';
 import { probeKvmBoot } from '../hypervisor/qemu/probe.js';
 import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
 import { hostTscKhz } from '../hypervisor/tsc.js';
 import { currentImage, type GuestImage } from '../image/manifest.js';
+import {
+  buildAgentSnapshot,
+  discardSnapshot,
+  failedBuild,
+  recordFailedBuild,
+  snapshotDisk,
+  snapshotKey,
+  snapshotsDir,
+} from '../image/snapshot.js';
+import { logger } from '../log.js';
 import { stateDir } from '../paths.js';
 import { HostMounter } from '../sys/mount.js';
 import { idDirectoryName } from './container-id.js';
+import { withLock } from './lock.js';
 import { Sandbox } from './sandbox.js';
 
 /** Settings that shape every sandbox; the front doors fill them from flags and annotations. */
@@ -17,23 +32,27 @@ export interface RuntimeSettings {
   debug: boolean;
   vcpus?: number;
   memoryMiB?: number;
+  /**
+   * Where one-line notices go (TCG fallback, a refused snapshot). `hull run` shows them on
+   * stderr; a monitor or shim, whose stderr is a container's or containerd's, logs them.
+   */
+  notice?: (line: string) => void;
 }
 
 export const DEFAULT_VCPUS = 1;
 export const DEFAULT_MEMORY_MIB = 512;
 
-function bootTimeoutMs(accel: Accel): number {
-  const fromEnv = Number(process.env.HULL_BOOT_TIMEOUT);
-  if (fromEnv > 0) return fromEnv * 1000;
+const logNotice = (line: string) => logger('runtime').warn(line);
+
+export function bootTimeoutMs(accel: Accel): number {
+  const configured = setting('bootTimeoutSeconds');
+  if (configured !== 'auto') return Number(configured) * 1000;
   // Software emulation boots in seconds when idle, but a busy 2-core CI host can take far longer.
   return accel === 'kvm' ? 20_000 : 60_000;
 }
 
-/** Chooses the accelerator for the current image, printing the one-line notice if it is news. */
-export async function accelFor(
-  image: GuestImage,
-  notice: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
-) {
+/** Chooses the accelerator for the current image, giving the one-line notice if it is news. */
+export async function accelFor(image: GuestImage, notice: (line: string) => void = logNotice) {
   return decideAccel(
     {
       bootsUnderKvm: () => probeKvmBoot(image.kernel, image.initrd, image.manifest.kernel.deviceDiscovery),
@@ -42,6 +61,102 @@ export async function accelFor(
     },
     notice,
   );
+}
+
+/** How guests run on this host: the accelerator (and why), the CPU model, the TSC hint. */
+export interface VmTarget {
+  accel: Accel;
+  accelReason: string;
+  cpuModel: string;
+  tscKhz?: number;
+}
+
+export async function vmTargetFor(
+  image: GuestImage,
+  hypervisor: Hypervisor,
+  notice: (line: string) => void = logNotice,
+): Promise<VmTarget> {
+  const { accel, reason } = await accelFor(image, notice);
+  const configured = setting('cpuModel');
+  let cpuModel = defaultCpuModel(accel);
+  if (configured !== 'auto') {
+    const models = await hypervisor.cpuModels();
+    if (!models.includes(configured)) {
+      throw new HullError(
+        'ERR_CONFIG',
+        `HULL_CPU_MODEL=${configured}: QEMU has no such CPU model; \`qemu-system-x86_64 -cpu help\` lists them`,
+      );
+    }
+    cpuModel = configured;
+  }
+  return { accel, accelReason: reason, cpuModel, tscKhz: accel === 'tcg' ? await hostTscKhz() : undefined };
+}
+
+export interface AgentSnapshot {
+  key: string;
+  /** The disk, when there is a snapshot for this guest CPU. */
+  disk?: string;
+  /** Why there is none, when it could not be made: a notice for once a sandbox is up. */
+  problem?: string;
+}
+
+/**
+ * How long making a snapshot may take: a guest boot plus V8 serializing the agent's heap.
+ * Not the boot timeout: a short one set for sandboxes must not fail (and so disable) this.
+ */
+function snapshotBuildTimeoutMs(accel: Accel): number {
+  return accel === 'kvm' ? 60_000 : 240_000;
+}
+
+/** The snapshot key for the guest CPU a target gives (see image/snapshot.ts). */
+export async function agentSnapshotKey(image: GuestImage, target: VmTarget, hypervisor: Hypervisor) {
+  const cpuIdentity = await guestCpuIdentity({
+    cpuModel: target.cpuModel,
+    accel: target.accel,
+    qemuId: await hypervisor.identity(),
+  });
+  return { key: snapshotKey({ image, cpuIdentity }), cpuIdentity };
+}
+
+/**
+ * The agent's startup snapshot for this guest CPU, made on first use (one guest boot, under a
+ * lock so that concurrent starts make it once). A build that fails is recorded, so starts do
+ * not pay for it again (`hull image build` tries afresh); sandboxes then start their agent
+ * without a snapshot, which is slower but works.
+ */
+export async function agentSnapshotFor(
+  image: GuestImage,
+  target: VmTarget,
+  options: { hypervisor: Hypervisor; signal: AbortSignal; retryFailed?: boolean },
+): Promise<AgentSnapshot | undefined> {
+  if (setting('agentSnapshot') === 'off') return undefined;
+  const { key, cpuIdentity } = await agentSnapshotKey(image, target, options.hypervisor);
+  const disk = snapshotDisk(image, key);
+  const present = async () => Boolean(await stat(disk).catch(() => undefined));
+  if (await present()) return { disk, key };
+  if (!options.retryFailed && (await failedBuild(image, key))) return { key };
+  try {
+    await mkdir(snapshotsDir(image), { recursive: true });
+    await withLock(snapshotsDir(image), options.signal, async () => {
+      if (await present()) return;
+      await buildAgentSnapshot({
+        image,
+        cpuIdentity,
+        hypervisor: options.hypervisor,
+        vm: target,
+        timeoutMs: snapshotBuildTimeoutMs(target.accel),
+        signal: options.signal,
+      });
+    });
+    return { disk, key };
+  } catch (err) {
+    if (options.signal.aborted) throw err;
+    await recordFailedBuild(image, key, messageOf(err));
+    return {
+      key,
+      problem: `hull: notice: no agent startup snapshot for CPU model ${target.cpuModel} (${messageOf(err)}); agents start without one, slower: \`hull check\` tells more`,
+    };
+  }
 }
 
 /** The directory of a container's state under the runtime root. */
@@ -55,23 +170,37 @@ export async function startSandbox(
   settings: RuntimeSettings,
   options: { dir: string; hostname?: string; signal: AbortSignal },
 ): Promise<Sandbox> {
+  const notice = settings.notice ?? logNotice;
   const image = await currentImage();
-  const { accel } = await accelFor(image);
-  return Sandbox.create(
+  const hypervisor = new QemuHypervisor();
+  const target = await vmTargetFor(image, hypervisor, notice);
+  const snapshot = await agentSnapshotFor(image, target, { hypervisor, signal: options.signal });
+  const sandbox = await Sandbox.create(
     {
       id,
       dir: options.dir,
       image,
-      hypervisor: new QemuHypervisor(),
+      hypervisor,
       mounter: new HostMounter(),
-      accel,
-      tscKhz: accel === 'tcg' ? await hostTscKhz() : undefined,
+      accel: target.accel,
+      cpuModel: target.cpuModel,
+      agentSnapshot: snapshot?.disk,
+      tscKhz: target.tscKhz,
       vcpus: settings.vcpus ?? DEFAULT_VCPUS,
       memoryMiB: settings.memoryMiB ?? DEFAULT_MEMORY_MIB,
       hostname: options.hostname,
-      bootTimeoutMs: bootTimeoutMs(accel),
+      bootTimeoutMs: bootTimeoutMs(target.accel),
       debug: settings.debug,
+      onAgentSnapshotRejected: async () => {
+        if (snapshot) await discardSnapshot(image, snapshot.key);
+        notice(
+          `hull: notice: the guest refused the agent's startup snapshot for CPU model ${target.cpuModel}; the agent started without it (slower), and the next start makes it again`,
+        );
+      },
     },
     options.signal,
   );
+  // Said once the sandbox is up: a guest that cannot boot has a better error to give.
+  if (snapshot?.problem) notice(snapshot.problem);
+  return sandbox;
 }

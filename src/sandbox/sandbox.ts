@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { AgentClient, type GuestInfo } from '../agent/client.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
+import { consoleCauseOrLastLine } from '../image/console-cause.js';
 import type { GuestImage } from '../image/manifest.js';
 import { logger } from '../log.js';
 import { SandboxShare } from '../storage/share.js';
@@ -18,6 +19,11 @@ export interface SandboxOptions {
   hypervisor: Hypervisor;
   mounter: Mounter;
   accel: VmConfig['accel'];
+  cpuModel: string;
+  /** The agent's startup snapshot disk for this CPU model, if there is one. */
+  agentSnapshot?: string;
+  /** Called when the guest refused the snapshot and its agent started without it. */
+  onAgentSnapshotRejected?: () => Promise<void>;
   vcpus: number;
   memoryMiB: number;
   hostname?: string;
@@ -84,6 +90,8 @@ export class Sandbox {
             vcpus: options.vcpus,
             memoryMiB: options.memoryMiB,
             accel: options.accel,
+            cpuModel: options.cpuModel,
+            agentSnapshot: options.agentSnapshot,
             deviceDiscovery: options.image.manifest.kernel.deviceDiscovery,
             tscKhz: options.tscKhz,
             debug: options.debug,
@@ -94,7 +102,7 @@ export class Sandbox {
         const exitedDuringBoot = vm.exited.then(async () => {
           throw new HullError(
             'ERR_VM_EXITED',
-            `the VM stopped while booting: ${await lastConsoleLine(vm!.consoleLog)}`,
+            `the VM stopped while booting: ${await consoleCauseOf(vm!)}; \`hull --debug --log FILE\` keeps its console`,
           );
         });
         exitedDuringBoot.catch(() => {});
@@ -110,19 +118,28 @@ export class Sandbox {
           ]),
           boot.signal,
         );
-        log.debug({ id: options.id, ms: Date.now() - started, kernel: guest.kernelRelease }, 'agent ready');
+        log.debug(
+          {
+            id: options.id,
+            ms: Date.now() - started,
+            kernel: guest.kernelRelease,
+            snapshot: guest.agentSnapshot,
+          },
+          'agent ready',
+        );
+        if (guest.agentSnapshot === 'rejected') await options.onAgentSnapshotRejected?.();
         await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
         return new Sandbox(options.id, options.dir, vm, agent, share, guest);
       } finally {
         boot.dispose();
       }
     } catch (err) {
-      const detail = vm && isHullError(err, 'ERR_AGENT_TIMEOUT') ? await lastConsoleLine(vm.consoleLog) : '';
+      const detail = vm && isHullError(err, 'ERR_AGENT_TIMEOUT') ? await consoleCauseOf(vm) : '';
       await teardown({ dir: options.dir, vm, agent, share }).catch((cleanupErr: unknown) =>
         log.error({ err: messageOf(cleanupErr) }, 'cleanup after a failed start'),
       );
       if (detail && err instanceof HullError) {
-        throw new HullError(err.code, `${err.message} (last console line: ${detail})`, { cause: err });
+        throw new HullError(err.code, `${err.message} (the guest said: ${detail})`, { cause: err });
       }
       throw err;
     }
@@ -190,11 +207,7 @@ async function teardown(parts: {
   await rm(parts.dir, { recursive: true, force: true });
 }
 
-async function lastConsoleLine(path: string): Promise<string> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  const lines = text
-    .split('\n')
-    .map((l) => l.replace(/\r/g, '').trim())
-    .filter(Boolean);
-  return lines.pop() ?? 'the console is empty';
+/** What the guest's console says about why it stopped (see image/console-cause.ts). */
+async function consoleCauseOf(vm: Vm): Promise<string> {
+  return consoleCauseOrLastLine(await readFile(vm.consoleLog, 'utf8').catch(() => ''));
 }

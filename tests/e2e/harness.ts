@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, afterEach, before } from 'node:test';
@@ -105,6 +105,28 @@ async function sweep(dir: string): Promise<void> {
   await new Promise((r) => setTimeout(r, 200));
   await new HostMounter().unmountTree(dir).catch(() => {});
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * A private state directory holding the current guest image by symlinks, so a test can make
+ * (or break) snapshots and files of its own without touching the machine's cache.
+ * `replace` swaps named image files for the given contents.
+ */
+export async function privateImageState(
+  dir: string,
+  replace: Partial<Record<'kernel.elf' | 'initrd.cpio' | 'rootfs.erofs', string>> = {},
+): Promise<{ state: string; imageDir: string }> {
+  const realImages = join(process.env.HULL_STATE_DIR || '/var/lib/hull', 'images');
+  const hash = (await readFile(join(realImages, 'current'), 'utf8')).trim();
+  const imageDir = join(dir, 'images', hash);
+  await mkdir(imageDir, { recursive: true });
+  for (const f of ['kernel.elf', 'initrd.cpio', 'rootfs.erofs', 'manifest.json'] as const) {
+    const content = f === 'manifest.json' ? undefined : replace[f];
+    if (content !== undefined) await writeFile(join(imageDir, f), content);
+    else await symlink(join(realImages, hash, f), join(imageDir, f));
+  }
+  await writeFile(join(dir, 'images', 'current'), `${hash}\n`);
+  return { state: dir, imageDir };
 }
 
 /** Resolves once `pid` has exited; fails the test after `timeoutMs` instead of hanging it. */

@@ -1,9 +1,11 @@
 /**
  * hull's start-up benchmark. Measures, interleaved in one run on this machine:
  *   (a) floor: the same QEMU and kernel booting straight to a trivial init that exits;
- *   (b) `hull run` of `true` (VM, agent, container set-up and teardown together);
+ *   (b) `hull run` of `true` (VM, agent, container set-up and teardown together), the agent
+ *       starting from its V8 startup snapshot made for the guest's CPU;
+ *   (b') the same with HULL_AGENT_SNAPSHOT=off, the agent starting from its script;
  *   (c) runc running `true` on the host, where runc is installed.
- * It prints medians and the ratios b/a and b/c and writes them as JSON. Machines here are
+ * It prints medians and the ratios b/a, b/b' and b/c and writes them as JSON. Machines here are
  * shared and noisy: only ratios taken in the same run mean anything.
  *
  *   npm run bench [-- --runs N --out FILE]
@@ -14,9 +16,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { trivialBootCommandLine } from '../../src/hypervisor/qemu/command-line.js';
-import { hostTscKhz } from '../../src/hypervisor/tsc.js';
+import { QemuHypervisor } from '../../src/hypervisor/qemu/qemu.js';
 import { currentImage } from '../../src/image/manifest.js';
-import { accelFor, DEFAULT_MEMORY_MIB } from '../../src/sandbox/runtime.js';
+import { agentSnapshotFor, DEFAULT_MEMORY_MIB, vmTargetFor } from '../../src/sandbox/runtime.js';
 import { which } from '../../src/sys/exec.js';
 import { HULL } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
@@ -26,9 +28,12 @@ const { values } = parseArgs({
 });
 const runs = Number(values.runs);
 
-function timed(command: string, args: string[]): number {
+function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
   const started = process.hrtime.bigint();
-  const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(command, args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   if (r.status !== 0) throw new Error(`${command} failed (${r.status}): ${r.stderr.toString().trim()}`);
   return ms;
@@ -43,7 +48,15 @@ const median = (xs: number[]) => {
 const scratch = await mkdtemp(join(tmpdir(), 'hull-bench-'));
 try {
   const image = await currentImage();
-  const { accel, reason } = await accelFor(image);
+  const hypervisor = new QemuHypervisor();
+  const target = await vmTargetFor(image, hypervisor);
+  const { accel, accelReason: reason } = target;
+  const snapshot = await agentSnapshotFor(image, target, {
+    hypervisor,
+    signal: AbortSignal.timeout(600_000),
+  });
+  if (!snapshot?.disk)
+    throw new Error(`no agent startup snapshot: ${snapshot?.problem ?? 'HULL_AGENT_SNAPSHOT=off'}`);
   const bundle = join(scratch, 'bundle');
   await mkdir(bundle);
   await makeBusyboxBundle(bundle, ['true']);
@@ -53,18 +66,29 @@ try {
     initrd: image.initrd,
     accel,
     deviceDiscovery: image.manifest.kernel.deviceDiscovery,
-    tscKhz: accel === 'tcg' ? await hostTscKhz() : undefined,
+    tscKhz: target.tscKhz,
+    cpuModel: target.cpuModel,
     memoryMiB: DEFAULT_MEMORY_MIB,
   });
   const runc = await which('runc');
   const root = join(scratch, 'root');
-  const samples: Record<'floor' | 'hull' | 'runc', number[]> = { floor: [], hull: [], runc: [] };
-  // One warm-up of each, so page-cache state is the same for all three.
+  const samples: Record<'floor' | 'hull' | 'hullNoSnapshot' | 'runc', number[]> = {
+    floor: [],
+    hull: [],
+    hullNoSnapshot: [],
+    runc: [],
+  };
+  const noSnapshot = { HULL_AGENT_SNAPSHOT: 'off' };
+  // One warm-up of each, so page-cache state is the same for all of them.
   timed(qemu, floorArgs);
   timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, 'bench-warm']);
+  timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, 'bench-warm'], noSnapshot);
   for (let i = 0; i < runs; i++) {
     samples.floor.push(timed(qemu, floorArgs));
     samples.hull.push(timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, `bench-${i}`]));
+    samples.hullNoSnapshot.push(
+      timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, `bench-n${i}`], noSnapshot),
+    );
     if (runc)
       samples.runc.push(
         timed(runc, ['--root', join(scratch, 'runc'), 'run', '-b', bundle, `bench-runc-${i}`]),
@@ -74,26 +98,35 @@ try {
   process.stderr.write('\n');
   const floor = median(samples.floor);
   const hull = median(samples.hull);
+  const hullNoSnapshot = median(samples.hullNoSnapshot);
   const runcMs = runc ? median(samples.runc) : undefined;
   const result = {
     date: new Date().toISOString(),
     accel,
     accelReason: reason,
     kernel: image.manifest.kernel.release,
+    cpuModel: target.cpuModel,
     runs,
-    medianMs: { floor: Math.round(floor), hull: Math.round(hull), runc: runcMs && Math.round(runcMs) },
+    medianMs: {
+      floor: Math.round(floor),
+      hull: Math.round(hull),
+      hullNoSnapshot: Math.round(hullNoSnapshot),
+      runc: runcMs && Math.round(runcMs),
+    },
     ratios: {
       hullOverFloor: Number((hull / floor).toFixed(3)),
+      snapshotOverNoSnapshot: Number((hull / hullNoSnapshot).toFixed(3)),
       hullOverRunc: runcMs ? Number((hull / runcMs).toFixed(1)) : null,
     },
     target: { hullOverFloor: 1.25 },
     samplesMs: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map(Math.round)])),
   };
-  console.log(`accelerator: ${accel} (${reason})`);
+  console.log(`accelerator: ${accel} (${reason}), CPU model ${target.cpuModel}`);
   console.log(
-    `median of ${runs}: floor ${result.medianMs.floor} ms, hull run ${result.medianMs.hull} ms${runcMs ? `, runc ${result.medianMs.runc} ms` : ''}`,
+    `median of ${runs}: floor ${result.medianMs.floor} ms, hull run ${result.medianMs.hull} ms, hull run without the agent snapshot ${result.medianMs.hullNoSnapshot} ms${runcMs ? `, runc ${result.medianMs.runc} ms` : ''}`,
   );
   console.log(`hull run / floor = ${result.ratios.hullOverFloor} (target <= 1.25)`);
+  console.log(`hull run with the agent snapshot / without = ${result.ratios.snapshotOverNoSnapshot}`);
   if (runcMs) console.log(`hull run / runc  = ${result.ratios.hullOverRunc}`);
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);

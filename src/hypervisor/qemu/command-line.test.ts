@@ -13,6 +13,7 @@ const config: VmConfig = {
   vcpus: 2,
   memoryMiB: 512,
   accel: 'tcg',
+  cpuModel: 'max',
   deviceDiscovery: 'acpi',
   tscKhz: 2_600_000,
 };
@@ -34,7 +35,10 @@ test('a TCG microvm with a bounded translation cache, the max CPU model and no d
 });
 
 test('KVM uses the host CPU and no TSC hint; a kernel without ACPI gets acpi=off', () => {
-  const args = qemuCommandLine({ ...config, accel: 'kvm', deviceDiscovery: 'cmdline' }, paths);
+  const args = qemuCommandLine(
+    { ...config, accel: 'kvm', cpuModel: 'host', deviceDiscovery: 'cmdline' },
+    paths,
+  );
   assert.deepEqual(values(args, '-accel'), ['kvm']);
   assert.deepEqual(values(args, '-cpu'), ['host']);
   assert.match(values(args, '-machine')[0]!, /acpi=off/);
@@ -50,7 +54,7 @@ test('rootfs read-only on virtio-blk, the share on virtio-9p, agent and QMP as c
     'local,id=share,path=/run/hull/web/shared,security_model=passthrough',
   ]);
   assert.deepEqual(values(args, '-device'), [
-    'virtio-blk-device,drive=rootfs',
+    'virtio-blk-device,drive=rootfs,serial=hull-root',
     'virtio-9p-device,fsdev=share,mount_tag=hullshare',
     'virtio-serial-device,max_ports=2',
     'virtserialport,chardev=agent,name=agent.0',
@@ -84,5 +88,40 @@ test('the kernel command line is quiet, panics into a reboot, and carries the TS
     !kernelCommandLine({ ...config, debug: true })
       .split(' ')
       .includes('quiet'),
+  );
+});
+
+test('the CPU model is the configured one, under either accelerator', () => {
+  assert.deepEqual(values(qemuCommandLine({ ...config, cpuModel: 'Icelake-Server' }, paths), '-cpu'), [
+    'Icelake-Server',
+  ]);
+  assert.deepEqual(values(qemuCommandLine({ ...config, accel: 'kvm', cpuModel: 'qemu64' }, paths), '-cpu'), [
+    'qemu64',
+  ]);
+});
+
+test('the root disk and the snapshot disk carry serials the guest finds them by; both read-only', () => {
+  const without = qemuCommandLine(config, paths);
+  assert.deepEqual(
+    values(without, '-device').filter((d) => d.startsWith('virtio-blk')),
+    ['virtio-blk-device,drive=rootfs,serial=hull-root'],
+  );
+  const args = qemuCommandLine({ ...config, agentSnapshot: '/img/snapshots/k.erofs' }, paths);
+  assert.deepEqual(
+    values(args, '-device').filter((d) => d.startsWith('virtio-blk')),
+    [
+      'virtio-blk-device,drive=rootfs,serial=hull-root',
+      'virtio-blk-device,drive=snapshot,serial=hull-snapshot',
+    ],
+  );
+  assert.ok(
+    values(args, '-drive').includes('id=snapshot,file=/img/snapshots/k.erofs,format=raw,if=none,readonly=on'),
+  );
+});
+
+test("guest words reach the kernel command line after hull's own", () => {
+  assert.match(
+    kernelCommandLine({ ...config, guestArgs: ['hull.build_snapshot'] }),
+    / hull\.build_snapshot$/,
   );
 });

@@ -12,10 +12,19 @@ export interface QemuPaths {
   consoleLog: string;
 }
 
+/**
+ * virtio-blk serial numbers: the guest finds its disks by these (the serial file of each virtio disk in sysfs), not by
+ * probe order, which the number of disks and the machine type may change.
+ */
+export const ROOT_DISK_SERIAL = 'hull-root';
+export const SNAPSHOT_DISK_SERIAL = 'hull-snapshot';
+
 /** TCG's translation cache in MiB: bounded, since QEMU reserves a very large one by default. */
 export const TCG_TB_SIZE_MIB = 256;
 
-export function kernelCommandLine(config: Pick<VmConfig, 'debug' | 'accel' | 'tscKhz'>): string {
+export function kernelCommandLine(
+  config: Pick<VmConfig, 'debug' | 'accel' | 'tscKhz' | 'guestArgs'>,
+): string {
   return [
     'console=ttyS0',
     config.debug ? '' : 'quiet',
@@ -27,13 +36,14 @@ export function kernelCommandLine(config: Pick<VmConfig, 'debug' | 'accel' | 'ts
     'noreplace-smp',
     config.accel === 'tcg' && config.tscKhz ? `tsc_early_khz=${config.tscKhz}` : '',
     config.debug ? 'hull.debug' : '',
+    ...(config.guestArgs ?? []),
   ]
     .filter(Boolean)
     .join(' ');
 }
 
 /** The machine, accelerator and CPU switches every hull VM shares, probe and benchmark included. */
-function machineSwitches(config: Pick<VmConfig, 'accel' | 'deviceDiscovery'>): string[] {
+function machineSwitches(config: Pick<VmConfig, 'accel' | 'deviceDiscovery' | 'cpuModel'>): string[] {
   const tcg = config.accel === 'tcg';
   return [
     ...q.machine('microvm', {
@@ -43,13 +53,13 @@ function machineSwitches(config: Pick<VmConfig, 'accel' | 'deviceDiscovery'>): s
       'isa-serial': true,
     }),
     ...(tcg ? q.accel('tcg', { 'tb-size': TCG_TB_SIZE_MIB }) : q.accel('kvm')),
-    ...q.cpu(tcg ? 'max' : 'host'),
+    ...q.cpu(config.cpuModel),
   ];
 }
 
 /** Machine, size, no default devices, and the kernel to boot with its command line. */
 function bootSwitches(
-  config: Pick<VmConfig, 'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'memoryMiB'>,
+  config: Pick<VmConfig, 'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'memoryMiB' | 'cpuModel'>,
   vcpus: number,
   cmdline: string,
 ): string[] {
@@ -72,14 +82,18 @@ function bootSwitches(
  * and the floor the benchmark compares `hull run` with.
  */
 export function trivialBootCommandLine(
-  config: Pick<VmConfig, 'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'tscKhz' | 'memoryMiB'>,
+  config: Pick<
+    VmConfig,
+    'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'tscKhz' | 'memoryMiB' | 'cpuModel'
+  >,
 ): string[] {
   return bootSwitches(config, 1, `${kernelCommandLine(config)} rdinit=/bin/true`);
 }
 
 /**
  * The QEMU command line of a hull VM: a microvm (no firmware, no PCI, no ACPI) with
- *  - the read-only guest root filesystem on a virtio disk,
+ *  - the read-only guest root filesystem on a virtio disk, and the agent's startup snapshot on
+ *    a second one when there is one,
  *  - the sandbox share over virtio-9p,
  *  - the agent channel on a virtio-serial port,
  *  - QMP and the agent channel as unix sockets hull listens on (QEMU connects to them, so
@@ -91,7 +105,19 @@ export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
     ...q.name(`hull-${config.id}`),
     ...bootSwitches(config, config.vcpus, kernelCommandLine(config)),
     ...q.drive({ id: 'rootfs', file: config.rootfs, format: 'raw', if: 'none', readonly: true }),
-    ...q.device('virtio-blk-device', { drive: 'rootfs' }),
+    ...q.device('virtio-blk-device', { drive: 'rootfs', serial: ROOT_DISK_SERIAL }),
+    ...(config.agentSnapshot
+      ? [
+          ...q.drive({
+            id: 'snapshot',
+            file: config.agentSnapshot,
+            format: 'raw',
+            if: 'none',
+            readonly: true,
+          }),
+          ...q.device('virtio-blk-device', { drive: 'snapshot', serial: SNAPSHOT_DISK_SERIAL }),
+        ]
+      : []),
     ...q.fsdev('local', { id: 'share', path: config.shareDir, security_model: 'passthrough' }),
     ...q.device('virtio-9p-device', { fsdev: 'share', mount_tag: SHARE_TAG }),
     ...q.chardev('socket', { id: 'agent', path: paths.agentSocket, server: false }),

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { which } from '../../sys/exec.js';
+import { defaultCpuModel } from '../cpu-model.js';
 import type { DeviceDiscovery } from '../hypervisor.js';
 import { trivialBootCommandLine } from './command-line.js';
 import { QEMU_BINARY } from './qemu.js';
@@ -17,7 +18,14 @@ export async function probeKvmBoot(
 ): Promise<boolean> {
   const binary = await which(QEMU_BINARY);
   if (!binary) return false;
-  const args = trivialBootCommandLine({ kernel, initrd, accel: 'kvm', deviceDiscovery, memoryMiB: 128 });
+  const args = trivialBootCommandLine({
+    kernel,
+    initrd,
+    accel: 'kvm',
+    deviceDiscovery,
+    memoryMiB: 128,
+    cpuModel: defaultCpuModel('kvm'),
+  });
   return new Promise((resolve) => {
     const child = spawn(binary, args, { stdio: 'ignore' });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);

@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { realpath, stat } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { HullError } from '../../errors.js';
 import { logger } from '../../log.js';
-import { which } from '../../sys/exec.js';
+import { run, which } from '../../sys/exec.js';
 import { deadlineSignal, raceSignal } from '../../util/deadline.js';
+import { parseCpuHelp } from '../cpu-model.js';
 import type { Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { type QemuPaths, qemuCommandLine } from './command-line.js';
 import { QmpClient } from './qmp.js';
@@ -62,8 +64,7 @@ function tail(stream: NodeJS.ReadableStream | null, limit = 4096): () => string 
 export class QemuHypervisor implements Hypervisor {
   constructor(private readonly binary = QEMU_BINARY) {}
 
-  async start(config: VmConfig, signal: AbortSignal): Promise<Vm> {
-    const log = logger('qemu');
+  private async resolveBinary(): Promise<string> {
     const binary = this.binary.includes('/') ? this.binary : await which(this.binary);
     if (!binary) {
       throw new HullError(
@@ -71,6 +72,34 @@ export class QemuHypervisor implements Hypervisor {
         `${this.binary} is not installed: run \`apt-get install qemu-system-x86\``,
       );
     }
+    return binary;
+  }
+
+  async identity(): Promise<string> {
+    const path = await realpath(await this.resolveBinary());
+    const info = await stat(path);
+    return `${path} ${info.size} ${Math.round(info.mtimeMs)}`;
+  }
+
+  async version(signal?: AbortSignal): Promise<string> {
+    const out = await run(await this.resolveBinary(), ['--version'], {
+      signal,
+      errorCode: 'ERR_QEMU_MISSING',
+    });
+    return out.split('\n')[0]?.trim() ?? '';
+  }
+
+  async cpuModels(signal?: AbortSignal): Promise<string[]> {
+    const out = await run(await this.resolveBinary(), ['-cpu', 'help'], {
+      signal,
+      errorCode: 'ERR_QEMU_MISSING',
+    });
+    return parseCpuHelp(out);
+  }
+
+  async start(config: VmConfig, signal: AbortSignal): Promise<Vm> {
+    const log = logger('qemu');
+    const binary = await this.resolveBinary();
     const paths = qemuPaths(config.runDir);
     const args = qemuCommandLine(config, paths);
     const listeners = await Promise.all([listen(paths.agentSocket), listen(paths.qmpSocket)]);
