@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { HullError } from '../errors.js';
 import { isBindMount, type Spec } from '../oci/spec.js';
@@ -12,7 +12,8 @@ export interface Bundle {
 
 /** Reads and checks an OCI bundle; each problem is one line that says what to fix. */
 export async function loadBundle(path: string): Promise<Bundle> {
-  const dir = resolve(path);
+  // The bundle directory itself may be reached through a symlink: that is the caller's path.
+  const dir = await realpath(resolve(path)).catch(() => resolve(path));
   const info = await stat(dir).catch(() => undefined);
   if (!info?.isDirectory()) {
     throw new HullError(
@@ -47,9 +48,17 @@ export async function loadBundle(path: string): Promise<Bundle> {
   if (typeof spec.process.cwd !== 'string' || !spec.process.cwd.startsWith('/')) {
     throw new HullError('ERR_CONFIG', `${configPath}: process.cwd must be an absolute path`);
   }
-  const rootfs = isAbsolute(spec.root.path) ? spec.root.path : join(dir, spec.root.path);
+  const rootfs = isAbsolute(spec.root.path) ? resolve(spec.root.path) : join(dir, spec.root.path);
   if (!(await stat(rootfs).catch(() => undefined))?.isDirectory()) {
     throw new HullError('ERR_BUNDLE', `the root filesystem ${rootfs} does not exist: unpack an image there`);
+  }
+  // As runc: the rootfs path must be the real one. A symlink (to /, say) would hand the guest
+  // whatever it points at, read-write.
+  if ((await realpath(rootfs)) !== rootfs) {
+    throw new HullError(
+      'ERR_BUNDLE',
+      `invalid rootfs ${rootfs}: a symlink, or reached through one; point root.path at the real directory`,
+    );
   }
   await checkBindSources(spec, dir, configPath);
   return { dir, spec, rootfs };

@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { HullError } from '../errors.js';
 
-const MAX_ID_BYTES = 1024;
+/**
+ * The longest ID: it must fit one file name (255 bytes) wherever it becomes one, on the host
+ * and in the guest (crun's state, the share), with room for a prefix. Docker, podman and
+ * Kubernetes use 64.
+ */
+const MAX_ID_BYTES = 200;
 /** What runc accepts: letters, digits, and _ + - . (no slash, so no path tricks). */
 const ID_PATTERN = /^[A-Za-z0-9_+.-]+$/;
 
@@ -19,6 +24,12 @@ export function validateContainerId(id: string): string {
       `invalid container ID ${JSON.stringify(id.slice(0, 64))}: it must not contain ".."`,
     );
   }
+  if (id.startsWith('-')) {
+    throw new HullError(
+      'ERR_INVALID_ID',
+      `invalid container ID ${JSON.stringify(id.slice(0, 64))}: it must not start with "-", which commands take for an option`,
+    );
+  }
   if (!ID_PATTERN.test(id)) {
     throw new HullError(
       'ERR_INVALID_ID',
@@ -29,8 +40,7 @@ export function validateContainerId(id: string): string {
 }
 
 /**
- * The directory name for an ID. IDs may be up to 1024 bytes, but a file name holds at most
- * 255 and a unix socket path 107 (the VM's sockets live in this directory, under runtime
+ * The directory name for an ID. IDs may be up to 200 bytes, but a unix socket path holds 107 (the VM's sockets live in this directory, under runtime
  * roots like Docker's that are long already), so IDs over 32 characters, such as Docker's
  * 64-hex ones, are stored under a short hash of themselves. The state file keeps the ID.
  */

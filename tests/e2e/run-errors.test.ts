@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
-import { assertNothingLeft, type HullResult, hull, privateDirs } from './harness.js';
+import { assertNothingLeft, type HullResult, hull, privateDirs, privateImageState } from './harness.js';
 
 /** A failure as a user should meet it: one line saying what to fix, non-zero exit, nothing left. */
 async function assertCleanFailure(r: HullResult, pattern: RegExp, root: string): Promise<void> {
@@ -78,13 +78,43 @@ describe('hull run: bad input', { timeout: 600_000 }, () => {
   for (const [what, id, pattern] of [
     ['a slash', 'a/b', /invalid container ID/],
     ['dot-dot', '..', /must not contain "\.\."/],
-    ['over 1024 bytes', 'x'.repeat(1025), /1025 bytes long: use at most 1024/],
+    [
+      'over 200 bytes (issue 12: 256-1024 bytes booted a VM, then failed on a path)',
+      'x'.repeat(256),
+      /256 bytes long: use at most 200/,
+    ],
+    ['a leading dash (issue 12)', '-rf', /must not start with "-"/],
   ] as const) {
     test(`an ID with ${what}`, async () => {
-      const r = await run(['--bundle', good, id]);
+      // After `--`, so that an ID that looks like an option reaches the ID check.
+      const r = await run(['--bundle', good, '--', id]);
       await assertCleanFailure(r, pattern, dirs.root);
     });
   }
+
+  test('a rootfs that is a symlink to / is refused, as runc does (issue 12, finding 1)', async () => {
+    const dir = join(dirs.scratch, 'symlinked-rootfs');
+    await mkdir(dir);
+    await makeBusyboxBundle(dir, ['true']);
+    await rm(join(dir, 'rootfs'), { recursive: true });
+    await symlink('/', join(dir, 'rootfs'));
+    const r = await run(['--bundle', dir, 'e-symlink']);
+    await assertCleanFailure(r, /invalid rootfs .*: a symlink/, dirs.root);
+  });
+
+  test('a rootfs reached through a symlinked directory is refused too', async () => {
+    const dir = join(dirs.scratch, 'symlinked-parent');
+    await mkdir(join(dir, 'real'), { recursive: true });
+    await makeBusyboxBundle(join(dir, 'real'), ['true']);
+    await symlink(join(dir, 'real', 'rootfs'), join(dir, 'link'));
+    const config = JSON.parse(await readFile(join(dir, 'real', 'config.json'), 'utf8')) as {
+      root: { path: string };
+    };
+    config.root.path = join(dir, 'link');
+    await writeFile(join(dir, 'real', 'config.json'), JSON.stringify(config));
+    const r = await run(['--bundle', join(dir, 'real'), 'e-symlink2']);
+    await assertCleanFailure(r, /invalid rootfs .*: a symlink/, dirs.root);
+  });
 
   test('a bind mount whose source is missing', async () => {
     const dir = join(dirs.scratch, 'bad-mount');
@@ -112,19 +142,29 @@ describe('hull run: bad input', { timeout: 600_000 }, () => {
     );
   });
 
-  test('a VM that does not boot', async () => {
+  test('a VM that does not boot names the cause: a kernel panic', async () => {
     // The real image, but with an initramfs that is not one: the kernel panics and the VM ends.
-    const state = join(dirs.scratch, 'broken-state');
-    const realImages = join(process.env.HULL_STATE_DIR || '/var/lib/hull', 'images');
-    const hash = (await readFile(join(realImages, 'current'), 'utf8')).trim();
-    const image = join(state, 'images', hash);
-    await mkdir(image, { recursive: true });
-    for (const f of ['kernel.elf', 'rootfs.erofs', 'manifest.json'])
-      await symlink(join(realImages, hash, f), join(image, f));
-    await writeFile(join(image, 'initrd.cpio'), 'this is not an initramfs');
-    await writeFile(join(state, 'images', 'current'), `${hash}\n`);
+    const { state } = await privateImageState(join(dirs.scratch, 'broken-initrd'), {
+      'initrd.cpio': 'this is not an initramfs',
+    });
     const r = await run(['--bundle', good, 'e7'], { HULL_STATE_DIR: state, HULL_ACCEL: 'tcg' });
-    await assertCleanFailure(r, /the VM stopped while booting/, dirs.root);
+    await assertCleanFailure(
+      r,
+      /the VM stopped while booting: the guest kernel panicked: .*`hull --debug --log FILE` keeps its console/,
+      dirs.root,
+    );
+  });
+
+  test('a VM that does not boot names the cause: what the initramfs said', async () => {
+    const { state } = await privateImageState(join(dirs.scratch, 'broken-rootfs'), {
+      'rootfs.erofs': 'x'.repeat(1 << 16),
+    });
+    const r = await run(['--bundle', good, 'e7b'], { HULL_STATE_DIR: state, HULL_ACCEL: 'tcg' });
+    await assertCleanFailure(
+      r,
+      /the VM stopped while booting: hull-initramfs: cannot mount the root filesystem/,
+      dirs.root,
+    );
   });
 
   test('an agent that does not answer within the deadline', async () => {
