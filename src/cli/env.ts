@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { describeEnvironment, formatEnvironment } from '../diagnostics/environment.js';
-import { HullError } from '../errors.js';
+import { outputFormat } from './output-format.js';
 
 export function registerEnv(program: Command): void {
   program
@@ -8,12 +8,8 @@ export function registerEnv(program: Command): void {
     .description('print the effective configuration and versions, for bug reports')
     .option('--output <format>', 'text or json', 'text')
     .action(async (options: { output: string }) => {
-      if (options.output !== 'text' && options.output !== 'json') {
-        throw new HullError('ERR_USAGE', `unknown output format ${options.output}: use text or json`);
-      }
+      const format = outputFormat(options.output);
       const env = await describeEnvironment();
-      process.stdout.write(
-        options.output === 'json' ? `${JSON.stringify(env, null, 2)}\n` : formatEnvironment(env),
-      );
+      process.stdout.write(format === 'json' ? `${JSON.stringify(env, null, 2)}\n` : formatEnvironment(env));
     });
 }

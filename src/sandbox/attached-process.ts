@@ -17,6 +17,8 @@ export interface ProcessExit {
   /** Exit code, or 128 + signal number (VM_LOST_STATUS when the VM went away). */
   status: number;
   at: Date;
+  /** The VM ended (or its agent went away) before the process's own exit was seen. */
+  vmLost: boolean;
 }
 
 /**
@@ -54,19 +56,22 @@ export class AttachedProcess {
   }
 
   private async watch(vmExited: Promise<unknown>): Promise<ProcessExit> {
-    let status: number;
+    let status = VM_LOST_STATUS;
+    let vmLost = true;
     try {
-      status = await Promise.race([
+      const exited = await Promise.race([
         this.agent.waitProcess(this.ref, this.relays.signal),
-        vmExited.then(() => VM_LOST_STATUS),
+        vmExited.then(() => undefined),
       ]);
-    } catch {
-      status = VM_LOST_STATUS;
-    }
+      if (exited !== undefined) {
+        status = exited;
+        vmLost = false;
+      }
+    } catch {}
     const at = new Date();
     this.stopInput();
     await drainOutputs(this.outputs);
     this.relays.abort();
-    return { status, at };
+    return { status, at, vmLost };
   }
 }

@@ -45,6 +45,7 @@ export class ContainerMonitor {
     readonly sandbox: Sandbox,
     private readonly stdio: Stdio,
     private readonly created: string,
+    private readonly notice: (line: string) => void,
   ) {}
 
   /** Boots the VM and creates the container (not started); state is `created` on return. */
@@ -74,7 +75,15 @@ export class ContainerMonitor {
       const stdio = terminal
         ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
         : options.stdio;
-      const monitor = new ContainerMonitor(id, options.dir, bundle, sandbox, stdio, new Date().toISOString());
+      const monitor = new ContainerMonitor(
+        id,
+        options.dir,
+        bundle,
+        sandbox,
+        stdio,
+        new Date().toISOString(),
+        options.settings.notice ?? (() => {}),
+      );
       if (terminal) {
         forwardResizes(terminal, sandbox.agent, { containerId: id });
         monitor.terminal = terminal;
@@ -197,12 +206,19 @@ export class ContainerMonitor {
 
   /** Waits for the container's process (or the VM) to end, then stops everything. */
   private async watch(init: AttachedProcess): Promise<number> {
-    const { status: exitStatus } = await init.exit;
+    const { status: exitStatus, vmLost } = await init.exit;
+    const lost = vmLost ? await this.sandbox.lossReason(AbortSignal.timeout(5000)) : undefined;
+    if (lost) {
+      this.log.error({ reason: lost }, 'the VM ended under the container');
+      this.notice(`hull: the VM of container ${this.id} ended under it: ${lost}`);
+    }
     this.status = 'stopped';
     this.terminal?.close();
     this.server?.close();
     await this.sandbox.destroy().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'teardown'));
-    await writeState(this.dir, { ...this.state(), exitStatus }).catch(() => {});
+    await writeState(this.dir, { ...this.state(), exitStatus, ...(lost ? { vmLost: lost } : {}) }).catch(
+      () => {},
+    );
     return exitStatus;
   }
 

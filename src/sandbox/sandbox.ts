@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AgentClient, type GuestInfo } from '../agent/client.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
-import { consoleCauseOrLastLine } from '../image/console-cause.js';
+import { consoleCause, consoleCauseOrLastLine } from '../image/console-cause.js';
 import type { GuestImage } from '../image/manifest.js';
 import { logger } from '../log.js';
 import { SandboxShare } from '../storage/share.js';
@@ -40,6 +40,7 @@ export interface SandboxOptions {
  */
 export class Sandbox {
   private destroying: Promise<void> | undefined;
+  private endedByItself = false;
 
   private constructor(
     readonly id: string,
@@ -48,7 +49,25 @@ export class Sandbox {
     readonly agent: AgentClient,
     readonly share: SandboxShare,
     readonly guest: GuestInfo,
-  ) {}
+  ) {
+    void vm.exited.then(() => {
+      this.endedByItself = this.destroying === undefined;
+    });
+  }
+
+  /**
+   * Why the VM ended, if it ended by itself (QEMU killed, the guest kernel panicked) rather
+   * than by destroy(): one line for the user and the logs. Read before destroy(), which takes
+   * the console log away.
+   */
+  async lossReason(signal: AbortSignal): Promise<string | undefined> {
+    // The agent's channel closes a moment before QEMU's exit is seen.
+    const exit = await raceSignal(this.vm.exited, signal).catch(() => undefined);
+    if (!exit || !this.endedByItself) return undefined;
+    const said = consoleCause(await readFile(this.vm.consoleLog, 'utf8').catch(() => ''));
+    const how = exit.signal ? `QEMU was killed by ${exit.signal}` : `QEMU exited with code ${exit.code}`;
+    return said ? `${how}; ${said}` : how;
+  }
 
   static async create(options: SandboxOptions, signal: AbortSignal): Promise<Sandbox> {
     const log = logger('sandbox');

@@ -45,6 +45,8 @@ export interface ContainerState {
   owner: string;
   annotations: Record<string, string>;
   exitStatus?: number;
+  /** Why the VM ended under the container, when it did (QEMU killed, a guest kernel panic). */
+  vmLost?: string;
 }
 
 export const STATE_FILE = 'state.json';

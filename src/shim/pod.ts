@@ -205,7 +205,7 @@ export class ShimPod {
     if (execId) {
       container.execs.delete(execId);
       proc.release();
-      return { pid: this.pid, exit: proc.exitInfo ?? { status: 0, at: new Date() } };
+      return { pid: this.pid, exit: proc.exitInfo ?? { status: 0, at: new Date(), vmLost: false } };
     }
     // A created task is deleted without running: removing it from the guest ends its process.
     await this.sandbox
@@ -213,7 +213,11 @@ export class ShimPod {
       .catch((err: unknown) =>
         this.log.warn({ id, err: messageOf(err) }, 'removing the container from the guest'),
       );
-    const exit = (await settledWithin(proc.exited, 10_000)) ?? { status: VM_LOST_STATUS, at: new Date() };
+    const exit = (await settledWithin(proc.exited, 10_000)) ?? {
+      status: VM_LOST_STATUS,
+      at: new Date(),
+      vmLost: true,
+    };
     proc.release();
     for (const exec of container.execs.values()) exec.release();
     if (container.rootfsMounted) await unmountRootfs(this.options.mounter, container.bundle.dir);

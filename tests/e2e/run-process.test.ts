@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { release } from 'node:os';
 import { describe, test } from 'node:test';
-import { bundleTests, hull, startHull } from './harness.js';
+import { bundleTests, hull, qemuProcessesUsing, startHull } from './harness.js';
 
 /** `hull run` as a user of runc sees it: output, exit codes, stdin, the process's settings. */
 describe('hull run: the container process', { timeout: 600_000 }, () => {
@@ -70,5 +70,41 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
     const r = await run.result;
     assert.match(r.stdout, /got TERM/);
     assert.equal(r.code, 7, r.stderr);
+  });
+
+  // Issue 12: a lost VM exited 137 with nothing on stderr, like a container killed by SIGKILL.
+  test('a VM killed under `hull run` says so in one line; a container killed by SIGKILL does not', async () => {
+    const b = await bundle(['sh', '-c', 'echo up; sleep 600']);
+    const running = startHull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    await running.waitForOutput('up');
+    const [qemu] = await qemuProcessesUsing(t.root);
+    assert.ok(qemu, 'the VM runs');
+    process.kill(qemu!, 'SIGKILL');
+    const r = await running.result;
+    assert.equal(r.code, 137);
+    assert.match(
+      r.stderr.trim(),
+      /^hull: the VM of container \S+ ended under it: QEMU was killed by SIGKILL$/,
+    );
+
+    // (PID 1 of a container ignores its own SIGKILL: a child is killed, and sh exits 137.)
+    const killed = await bundle(['sh', '-c', 'sh -c "kill -9 \\$\\$"; exit $?']);
+    const k = await hull(['--root', t.root, 'run', '-b', killed.dir, killed.id]);
+    assert.equal(k.code, 137);
+    assert.doesNotMatch(k.stderr, /hull:/, 'the container died, not its VM: hull adds nothing');
+  });
+
+  test('a guest kernel panic under `hull run` is named with the panic line', async () => {
+    // Root in a container allowed to write /proc/sysrq-trigger crashes the guest kernel.
+    const b = await bundle(['sh', '-c', 'echo c > /proc/sysrq-trigger; sleep 60'], (spec) => {
+      spec.linux!.readonlyPaths = [];
+      spec.linux!.maskedPaths = [];
+    });
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    assert.equal(r.code, 137);
+    assert.match(
+      r.stderr.trim(),
+      /^hull: the VM of container \S+ ended under it: .*the guest kernel panicked: sysrq triggered crash/,
+    );
   });
 });
