@@ -40,3 +40,8 @@ mkdirSync('dist/native', { recursive: true });
 execFileSync('cc', ['-Os', '-Wall', '-o', 'dist/native/hull-tty', 'src/sys/tty/hull-tty.c'], {
   stdio: 'inherit',
 });
+// hull-jail confines QEMU (namespaces, capabilities, seccomp), which Node cannot do
+// (src/hypervisor/jail/hull-jail.c).
+execFileSync('cc', ['-Os', '-Wall', '-o', 'dist/native/hull-jail', 'src/hypervisor/jail/hull-jail.c'], {
+  stdio: 'inherit',
+});

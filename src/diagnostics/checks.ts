@@ -16,6 +16,7 @@ import {
   vmTargetFor,
 } from '../sandbox/runtime.js';
 import { which } from '../sys/exec.js';
+import { vmmConfinement } from './confinement.js';
 import { availableMemoryMiB, cgroupLayout, clientSetups } from './host-facts.js';
 
 /**
@@ -127,13 +128,15 @@ async function checkSnapshot(probe: HostProbe): Promise<CheckResult> {
 }
 
 /** A real boot, timed: the image's agent must start on this host with this CPU model. */
-async function checkAgentBoot(probe: HostProbe): Promise<CheckResult> {
+async function checkAgentBoot(probe: HostProbe): Promise<CheckResult[]> {
+  const unconfirmed = (why: string) => fail('QEMU confinement', `no VM ran to check it: ${why}`);
   const name = 'agent boot';
   let image: GuestImage;
   try {
     image = await probe.image();
   } catch {
-    return fail(name, 'no guest image to boot: run `hull image build`');
+    const why = 'no guest image to boot: run `hull image build`';
+    return [fail(name, why), unconfirmed(why)];
   }
   const root = await mkdtemp(join(tmpdir(), 'hull-check-'));
   try {
@@ -147,6 +150,14 @@ async function checkAgentBoot(probe: HostProbe): Promise<CheckResult> {
       { dir: join(root, 'vm'), signal },
     );
     const ms = Date.now() - started;
+    const confinement = await vmmConfinement(sandbox.vm.pid).catch((err: unknown) => ({
+      facts: [],
+      missing: [`cannot read /proc/${sandbox.vm.pid}: ${messageOf(err)}`],
+    }));
+    const confined =
+      confinement.missing.length === 0
+        ? ok('QEMU confinement', confinement.facts.join(', '))
+        : fail('QEMU confinement', `QEMU is not confined: ${confinement.missing.join(', ')}`);
     const how = {
       used: 'from its startup snapshot',
       none: 'without a startup snapshot',
@@ -154,9 +165,9 @@ async function checkAgentBoot(probe: HostProbe): Promise<CheckResult> {
     }[sandbox.guest.agentSnapshot];
     await sandbox.destroy();
     const line = `a sandbox booted and its agent answered in ${(ms / 1000).toFixed(1)} s, ${how}; guest kernel ${sandbox.guest.kernelRelease}`;
-    return sandbox.guest.agentSnapshot === 'used' ? ok(name, line) : warn(name, line);
+    return [sandbox.guest.agentSnapshot === 'used' ? ok(name, line) : warn(name, line), confined];
   } catch (err) {
-    return fail(name, messageOf(err));
+    return [fail(name, messageOf(err)), unconfirmed('the boot failed')];
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -222,7 +233,7 @@ export async function runChecks(): Promise<{ results: CheckResult[]; notices: st
     await checkAccelerator(probe),
     await checkImage(probe),
     await checkCpuModel(probe),
-    await checkAgentBoot(probe),
+    ...(await checkAgentBoot(probe)),
     await checkSnapshot(probe),
     await checkBuildTools(),
     await checkCgroups(),

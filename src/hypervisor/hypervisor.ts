@@ -11,6 +11,12 @@ export interface VmConfig {
   rootfs: string;
   /** Host directory shared with the guest over 9p (see storage/share.ts). */
   shareDir: string;
+  /**
+   * Whether the guest may write at the top of the share. Only hull's own guests (the snapshot
+   * build) may: a sandbox's share is read-only there, so the paths the host mounts containers
+   * at stay the host's.
+   */
+  shareRootWritable?: boolean;
   vcpus: number;
   memoryMiB: number;
   accel: Accel;
@@ -40,6 +46,8 @@ export type DeviceDiscovery = 'acpi' | 'cmdline';
 export interface VmExit {
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** The VMM's cgroup ran out of memory and the kernel killed it. */
+  oomKilled?: boolean;
 }
 
 /** A running VM. `stop()` is safe to call twice and after the VM exited by itself. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
@@ -124,6 +124,7 @@ export async function buildAgentSnapshot(options: SnapshotBuildOptions): Promise
         initrd: image.initrd,
         rootfs: image.rootfs,
         shareDir: share,
+        shareRootWritable: true,
         vcpus: 1,
         memoryMiB: 512,
         accel: options.vm.accel,
@@ -136,7 +137,9 @@ export async function buildAgentSnapshot(options: SnapshotBuildOptions): Promise
     );
     await raceSignal(vm.exited, deadline.signal);
     const blob = join(share, 'agent.blob');
-    const blobBytes = (await stat(blob).catch(() => undefined))?.size ?? 0;
+    // lstat: a blob the guest made a symlink is no blob (the host never follows its links).
+    const blobInfo = await lstat(blob).catch(() => undefined);
+    const blobBytes = blobInfo?.isFile() ? blobInfo.size : 0;
     if (blobBytes === 0) {
       const cause = consoleCauseOrLastLine(await readFile(vm.consoleLog, 'utf8').catch(() => ''));
       throw new HullError('ERR_IMAGE_BUILD', `the guest made no agent snapshot: ${cause}`);

@@ -8,6 +8,7 @@ import { Monitor as MonitorService } from '../gen/hull/monitor/v1/monitor_pb.js'
 import { logger } from '../log.js';
 import type { Process } from '../oci/spec.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
+import { listenPrivately } from '../sys/unix-socket.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { AttachedProcess } from './attached-process.js';
 import type { Bundle } from './bundle.js';
@@ -154,10 +155,7 @@ export class ContainerMonitor {
       socket.on('error', () => {});
       rpc.serve(socket);
     });
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(join(this.dir, MONITOR_SOCKET), resolve);
-    });
+    await listenPrivately(this.server, join(this.dir, MONITOR_SOCKET));
   }
 
   async start(): Promise<void> {

@@ -65,7 +65,11 @@ export class Sandbox {
     const exit = await raceSignal(this.vm.exited, signal).catch(() => undefined);
     if (!exit || !this.endedByItself) return undefined;
     const said = consoleCause(await readFile(this.vm.consoleLog, 'utf8').catch(() => ''));
-    const how = exit.signal ? `QEMU was killed by ${exit.signal}` : `QEMU exited with code ${exit.code}`;
+    const how = exit.oomKilled
+      ? `QEMU was killed by ${exit.signal ?? 'the kernel'}: its cgroup ran out of memory`
+      : exit.signal
+        ? `QEMU was killed by ${exit.signal}`
+        : `QEMU exited with code ${exit.code}`;
     return said ? `${how}; ${said}` : how;
   }
 

@@ -54,7 +54,7 @@ export const STATE_FILE = 'state.json';
 /** Written to a temporary file and renamed: readers see the old state or the new one, whole. */
 export async function writeState(dir: string, state: ContainerState): Promise<void> {
   const path = join(dir, STATE_FILE);
-  await writeFile(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  await writeFile(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   await rename(`${path}.tmp`, path);
 }
 

@@ -321,9 +321,11 @@ export class ShimPod {
   }
 
   private watchVm(sandbox: Sandbox): void {
-    void sandbox.vm.exited.then((how) => {
-      if (this.sandbox === sandbox && !this.destroying)
-        this.log.warn({ how }, 'the VM has stopped; every task in it has exited');
+    void sandbox.vm.exited.then(async (how) => {
+      if (this.sandbox !== sandbox || this.destroying) return;
+      // containerd's TaskExit has no field for why: the tasks exit 137, and the log says why.
+      const reason = await sandbox.lossReason(AbortSignal.timeout(5000)).catch(() => undefined);
+      this.log.warn({ how, reason }, `the VM has stopped under its tasks${reason ? `: ${reason}` : ''}`);
     });
   }
 

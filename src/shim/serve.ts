@@ -7,6 +7,7 @@ import { configureLogging, logger } from '../log.js';
 import { toWireStatus } from '../sandbox/wire-status.js';
 import { reportToParent } from '../sys/detached-helper.js';
 import { HostMounter, removeUnmounted } from '../sys/mount.js';
+import { listenPrivately } from '../sys/unix-socket.js';
 import { type ImplOf, TtrpcServer } from '../ttrpc/server.js';
 import { EventPublisher } from './events.js';
 import type { ShimFlags } from './flags.js';
@@ -62,10 +63,7 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await rm(socketPath, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, resolve);
-    });
+    await listenPrivately(server, socketPath);
   } catch (err) {
     await reportToParent(`error cannot serve on ${socketPath}: ${messageOf(err)}`);
     await rm(dir, { recursive: true, force: true }).catch(() => {});

@@ -38,6 +38,8 @@ test('rootfs and bind sources are bind-mounted into the share, other mounts left
     ],
   });
   assert.deepEqual(mounter.calls, [
+    // Its own mount point, so mounts made in it reach the VMM's mount namespace.
+    `shared ${join(dir, 'share')}`,
     `rbind ${join(dir, 'bundle', 'rootfs')} ${join(dir, 'share', 'c1', 'rootfs')}`,
     `rbind ${join(dir, 'data')} ${join(dir, 'share', 'c1', 'mounts', '1')}`,
     `bind ${join(dir, 'hosts')} ${join(dir, 'share', 'c1', 'mounts', '2')}`,
@@ -48,7 +50,7 @@ test('rootfs and bind sources are bind-mounted into the share, other mounts left
   );
   await share.destroy();
   await assert.rejects(stat(join(dir, 'share')));
-  assert.equal(mounter.calls.filter((c) => c.startsWith('umount')).length, 3);
+  assert.equal(mounter.calls.filter((c) => c.startsWith('umount')).length, 4);
 });
 
 test('a missing bind source is a config error and leaves nothing mounted', async () => {
@@ -64,7 +66,11 @@ test('a missing bind source is a config error and leaves nothing mounted', async
     ),
     (err: unknown) => isHullError(err, 'ERR_CONFIG') && /nope.*does not exist/.test(err.message),
   );
-  assert.deepEqual(await mounter.mountsUnder(join(dir, 'share')), []);
+  assert.deepEqual(
+    await mounter.mountsUnder(join(dir, 'share')),
+    [join(dir, 'share')],
+    'only the share itself',
+  );
   await assert.rejects(stat(join(dir, 'share', 'c1')));
 });
 

@@ -17,8 +17,13 @@ export class SandboxShare {
     private readonly mounter: Mounter,
   ) {}
 
+  /**
+   * The share is its own mount point with shared propagation: the VMM sees it from its own
+   * mount namespace (read-only at the top), and containers mounted here later must reach it.
+   */
   async prepare(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.mounter.makeSharedMountPoint(this.dir);
   }
 
   /** Makes a container's files visible in the guest; returns where they are in the share. */

@@ -10,6 +10,11 @@ export interface Mounter {
   bind(source: string, target: string, options: { recursive: boolean }): Promise<void>;
   /** Mounts a filesystem as described (overlay, bind, tmpfs…), as mount(8) -t -o would. */
   mount(spec: FilesystemMount, target: string): Promise<void>;
+  /**
+   * Makes `dir` a mount point of its own whose later submounts propagate to its copies (the
+   * VMM's view of it, in the VMM's own mount namespace).
+   */
+  makeSharedMountPoint(dir: string): Promise<void>;
   /** Unmounts `target` and everything mounted below it. */
   unmountTree(target: string): Promise<void>;
   /** Mount points at or below `dir`, deepest first. */
@@ -53,6 +58,14 @@ export class HostMounter implements Mounter {
     });
   }
 
+  async makeSharedMountPoint(dir: string): Promise<void> {
+    await this.bind(dir, dir, { recursive: false });
+    await run('mount', ['--make-shared', dir], {
+      errorCode: 'ERR_MOUNT',
+      purpose: `sharing mounts under ${dir}`,
+    });
+  }
+
   async mount(spec: FilesystemMount, target: string): Promise<void> {
     const args = ['-t', spec.type || 'none'];
     if (spec.options.length > 0) args.push('-o', spec.options.join(','));
@@ -92,6 +105,11 @@ export class RecordingMounter implements Mounter {
   async bind(source: string, target: string, options: { recursive: boolean }): Promise<void> {
     this.calls.push(`${options.recursive ? 'rbind' : 'bind'} ${source} ${target}`);
     this.mounted.add(target);
+  }
+
+  async makeSharedMountPoint(dir: string): Promise<void> {
+    this.calls.push(`shared ${dir}`);
+    this.mounted.add(dir);
   }
 
   async mount(spec: FilesystemMount, target: string): Promise<void> {

@@ -56,14 +56,20 @@ export class FrameDecoder {
     this.drain();
   }
 
+  /** Bytes held for a frame not yet whole: what this connection costs in memory now. */
+  get pending(): number {
+    return this.buffered;
+  }
+
   private drain(): void {
     while (this.buffered >= HEADER_LENGTH) {
-      const data = this.take();
-      const length = data.readUInt32BE(0);
-      const streamId = data.readUInt32BE(4);
-      const type = data.readUInt8(8);
-      const flags = data.readUInt8(9);
+      const header = this.peek(HEADER_LENGTH);
+      const length = header.readUInt32BE(0);
+      const streamId = header.readUInt32BE(4);
+      const type = header.readUInt8(8);
+      const flags = header.readUInt8(9);
       if (length > MAX_PAYLOAD) {
+        const data = this.take();
         const available = data.length - HEADER_LENGTH;
         const dropped = Math.min(available, length);
         this.skipping = length - dropped;
@@ -71,14 +77,21 @@ export class FrameDecoder {
         this.onOversized({ streamId, type, length });
         continue;
       }
-      if (data.length < HEADER_LENGTH + length) {
-        this.keep(data);
-        return;
-      }
+      // Chunks are joined once, when the frame is whole, not at every chunk of a large one.
+      if (this.buffered < HEADER_LENGTH + length) return;
+      const data = this.take();
       const payload = Buffer.from(data.subarray(HEADER_LENGTH, HEADER_LENGTH + length));
       this.keep(data.subarray(HEADER_LENGTH + length));
       this.onFrame({ streamId, type, flags, payload });
     }
+  }
+
+  /** The first `n` buffered bytes, joining only as many chunks as that needs. */
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
+    const joined = Buffer.concat(this.chunks);
+    this.chunks = [joined];
+    return joined;
   }
 
   private take(): Buffer {

@@ -163,3 +163,34 @@ test('the server rejects an even stream id and answers an oversized request with
   assert.equal(ok.version, '');
   raw.destroy();
 });
+
+test('unfinished frames on many connections cannot make the server hold more than its limit', async () => {
+  const server = new TtrpcServer(undefined, { maxConnections: 64, maxPendingBytes: 16 << 20 });
+  const clients: Duplex[] = [];
+  for (let i = 0; i < 60; i++) {
+    const [clientSide, serverSide] = pair();
+    server.serve(serverSide);
+    clients.push(clientSide);
+    // A header announcing 4 MiB, then all of it but the last byte.
+    const header = Buffer.alloc(10);
+    header.writeUInt32BE(MAX_PAYLOAD, 0);
+    header.writeUInt32BE(1, 4);
+    header.writeUInt8(FrameType.REQUEST, 8);
+    clientSide.write(Buffer.concat([header, Buffer.alloc(MAX_PAYLOAD - 1)]));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.ok(server.load.pendingBytes <= 16 << 20, `held ${server.load.pendingBytes} bytes`);
+  assert.ok(server.load.connections < 60, 'connections past the limit were closed');
+  for (const c of clients) c.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(server.load, { connections: 0, pendingBytes: 0 }, 'all of it returned once they close');
+});
+
+test('connections past the limit are closed at once', async () => {
+  const server = new TtrpcServer(undefined, { maxConnections: 2, maxPendingBytes: 1 << 20 });
+  const ends = [pair(), pair(), pair()];
+  for (const [, serverSide] of ends) server.serve(serverSide);
+  assert.equal(server.load.connections, 2);
+  assert.ok(ends[2]![1].destroyed, 'the third is refused');
+  for (const [c] of ends) c.destroy();
+});

@@ -42,6 +42,19 @@ const defaultMapper: ErrorMapper = (err) =>
     : new TtrpcError(Code.UNKNOWN, err instanceof Error ? err.message : String(err));
 
 /**
+ * What a server lets its clients make it hold. A frame may be 4 MiB, so without a total a few
+ * dozen connections each sending most of one would hold hundreds of MiB; past the total, the
+ * connection whose bytes would cross it is closed.
+ */
+export interface ServerLimits {
+  maxConnections: number;
+  /** Bytes of unfinished frames held across all connections. */
+  maxPendingBytes: number;
+}
+
+export const DEFAULT_SERVER_LIMITS: ServerLimits = { maxConnections: 64, maxPendingBytes: 16 << 20 };
+
+/**
  * A ttRPC server. Each connection is served independently; requests on one connection run
  * concurrently (long-poll reads must not block other calls). Client stream ids must be odd
  * and strictly increasing; anything else is answered with INVALID_ARGUMENT where possible.
@@ -50,7 +63,18 @@ export class TtrpcServer {
   private readonly handlers = new Map<string, RawHandler>();
   private readonly forwards = new Map<string, ForwardTarget>();
 
-  constructor(private readonly mapError: ErrorMapper = defaultMapper) {}
+  private connections = 0;
+  private pendingBytes = 0;
+
+  constructor(
+    private readonly mapError: ErrorMapper = defaultMapper,
+    private readonly limits: ServerLimits = DEFAULT_SERVER_LIMITS,
+  ) {}
+
+  /** Connections open now, and bytes of unfinished frames they hold (for tests and metrics). */
+  get load(): { connections: number; pendingBytes: number } {
+    return { connections: this.connections, pendingBytes: this.pendingBytes };
+  }
 
   register<S extends GenServiceMethods>(service: GenService<S>, impl: ServiceImpl<S>): this {
     const desc = service as unknown as DescService;
@@ -77,6 +101,11 @@ export class TtrpcServer {
 
   /** Serves one connection until it closes. */
   serve(stream: Duplex): void {
+    if (this.connections >= this.limits.maxConnections) {
+      stream.destroy();
+      return;
+    }
+    this.connections += 1;
     let lastStreamId = 0;
     const connection = new AbortController();
     const respond = (streamId: number, code: Code, message: string, payload?: Uint8Array) => {
@@ -123,8 +152,23 @@ export class TtrpcServer {
         );
       },
     );
-    stream.on('data', (chunk: Buffer) => decoder.push(chunk));
-    const close = () => connection.abort(new TtrpcError(Code.CANCELLED, 'connection closed'));
+    let held = 0;
+    stream.on('data', (chunk: Buffer) => {
+      decoder.push(chunk);
+      this.pendingBytes += decoder.pending - held;
+      held = decoder.pending;
+      if (this.pendingBytes > this.limits.maxPendingBytes) stream.destroy();
+    });
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      this.connections -= 1;
+      this.pendingBytes -= held;
+      held = 0;
+      stream.removeAllListeners('data');
+      connection.abort(new TtrpcError(Code.CANCELLED, 'connection closed'));
+    };
     stream.on('close', close);
     stream.on('end', close);
     stream.on('error', close);

@@ -127,5 +127,12 @@ export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
     ...q.mon('qmp', 'control'),
     ...q.chardev('file', { id: 'console', path: paths.consoleLog }),
     ...q.serial('console'),
+    // QEMU's own seccomp filter: no new privileges, processes, scheduling or obsolete calls.
+    ...q.sandbox({
+      obsolete: 'deny',
+      elevateprivileges: 'deny',
+      spawn: 'deny',
+      resourcecontrol: 'deny',
+    }),
   ];
 }

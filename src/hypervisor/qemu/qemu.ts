@@ -1,14 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { realpath, stat } from 'node:fs/promises';
+import { lstat, mkdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { HullError } from '../../errors.js';
 import { logger } from '../../log.js';
+import { VmmCgroup } from '../../sys/cgroup.js';
 import { run, which } from '../../sys/exec.js';
+import { listenPrivately } from '../../sys/unix-socket.js';
 import { deadlineSignal, raceSignal } from '../../util/deadline.js';
 import { parseCpuHelp } from '../cpu-model.js';
 import type { Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
-import { type QemuPaths, qemuCommandLine } from './command-line.js';
+import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
+import { type QemuPaths, qemuCommandLine, TCG_TB_SIZE_MIB } from './command-line.js';
 import { QmpClient } from './qmp.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -16,11 +19,16 @@ export const QEMU_BINARY = 'qemu-system-x86_64';
 /** Unix socket paths are limited to 107 bytes. */
 const MAX_SOCKET_PATH = 107;
 
-export function qemuPaths(runDir: string): QemuPaths {
+/** What QEMU needs besides its own files: memory it maps and threads it starts, beyond guest RAM. */
+const VMM_OVERHEAD_MIB = 256;
+const VMM_MAX_PIDS = 1024;
+
+export function qemuPaths(runDir: string): QemuPaths & { jailRoot: string } {
   const paths = {
     agentSocket: join(runDir, 'agent.sock'),
     qmpSocket: join(runDir, 'qmp.sock'),
     consoleLog: join(runDir, 'console.log'),
+    jailRoot: join(runDir, 'vmm-root'),
   };
   if (Buffer.byteLength(paths.agentSocket) > MAX_SOCKET_PATH) {
     throw new HullError(
@@ -31,12 +39,10 @@ export function qemuPaths(runDir: string): QemuPaths {
   return paths;
 }
 
-function listen(path: string): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(path, () => resolve(server));
-  });
+async function listen(path: string): Promise<Server> {
+  const server = createServer();
+  await listenPrivately(server, path);
+  return server;
 }
 
 function accept(server: Server): Promise<Socket> {
@@ -49,6 +55,59 @@ function accept(server: Server): Promise<Socket> {
  */
 function stopListening(server: Server): void {
   server.close();
+}
+
+/** The host system's files QEMU runs from: its binary, its libraries, its firmware. */
+async function systemPaths(binary: string): Promise<{ files: string[]; symlinks: string[] }> {
+  const candidates = ['/usr', '/bin', '/lib', '/lib64', '/etc/ld.so.cache'];
+  const binaryDir = dirname(await realpath(binary));
+  if (!binaryDir.startsWith('/usr/')) candidates.push(binaryDir);
+  const found = { files: [] as string[], symlinks: [] as string[] };
+  for (const path of candidates) {
+    const info = await lstat(path).catch(() => undefined);
+    if (info) (info.isSymbolicLink() ? found.symlinks : found.files).push(path);
+  }
+  return found;
+}
+
+/**
+ * QEMU's confinement: its own user, cgroup and mount namespace holding only the files of this
+ * VM (see jail/hull-jail.c), the share read-only at its top so the guest cannot change the
+ * paths the host later mounts containers at.
+ */
+async function jailPlan(
+  config: VmConfig,
+  paths: QemuPaths & { jailRoot: string },
+  binary: string,
+  cgroup: VmmCgroup,
+): Promise<JailPlan> {
+  await mkdir(paths.jailRoot, { mode: 0o700 });
+  await writeFile(paths.consoleLog, '', { mode: 0o600 });
+  const images = [config.kernel, config.initrd, config.rootfs, config.agentSnapshot].filter(
+    (p): p is string => p !== undefined,
+  );
+  const system = await systemPaths(binary);
+  return {
+    root: paths.jailRoot,
+    uid: await vmmUserFor(config.id),
+    readOnly: [...system.files, ...images],
+    symlinks: system.symlinks,
+    readWrite: [
+      paths.agentSocket,
+      paths.qmpSocket,
+      paths.consoleLog,
+      ...(config.shareRootWritable ? [config.shareDir] : []),
+    ],
+    share: config.shareRootWritable ? undefined : config.shareDir,
+    devices: [
+      '/dev/null',
+      '/dev/zero',
+      '/dev/urandom',
+      '/dev/random',
+      ...(config.accel === 'kvm' ? ['/dev/kvm'] : []),
+    ],
+    cgroupProcs: cgroup.procsFiles,
+  };
 }
 
 /** Collects the tail of a stream, for error messages. */
@@ -102,14 +161,38 @@ export class QemuHypervisor implements Hypervisor {
     const binary = await this.resolveBinary();
     const paths = qemuPaths(config.runDir);
     const args = qemuCommandLine(config, paths);
-    const listeners = await Promise.all([listen(paths.agentSocket), listen(paths.qmpSocket)]);
-    const closeListeners = () => listeners.forEach(stopListening);
-    log.debug({ binary, args }, 'starting QEMU');
-    const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const cgroup = await VmmCgroup.create(config.id, {
+      memoryBytes:
+        (config.memoryMiB + (config.accel === 'tcg' ? TCG_TB_SIZE_MIB : 0) + VMM_OVERHEAD_MIB) * 2 ** 20,
+      pids: VMM_MAX_PIDS,
+    });
+    let listeners: [Server, Server] | undefined;
+    let plan: JailPlan;
+    try {
+      listeners = await Promise.all([listen(paths.agentSocket), listen(paths.qmpSocket)]);
+      plan = await jailPlan(config, paths, binary, cgroup);
+    } catch (err) {
+      listeners?.forEach(stopListening);
+      await cgroup.remove();
+      throw err;
+    }
+    const [agentListener, qmpListener] = listeners;
+    const closeListeners = () => [agentListener, qmpListener].forEach(stopListening);
+    log.debug({ binary, args, jail: plan }, 'starting QEMU');
+    const child = spawn(hullJailPath(), jailArgs(plan, binary, args), {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     const stderrTail = tail(child.stderr);
     const exited = new Promise<VmExit>((resolve) => {
-      child.on('exit', (code, sig) => resolve({ code, signal: sig }));
-      child.on('error', () => resolve({ code: null, signal: null }));
+      const ended = async (exit: VmExit) => {
+        const oomKilled = await cgroup.oomKilled();
+        await cgroup
+          .remove()
+          .catch((err: unknown) => log.warn({ err: String(err) }, 'removing the VM cgroup'));
+        resolve(oomKilled ? { ...exit, oomKilled } : exit);
+      };
+      child.on('exit', (code, sig) => void ended({ code, signal: sig }));
+      child.on('error', () => void ended({ code: null, signal: null }));
     });
     const startError = (exit: VmExit) =>
       new HullError(
@@ -122,7 +205,7 @@ export class QemuHypervisor implements Hypervisor {
     died.catch(() => {});
     try {
       const [agentSocket, qmpSocket] = await raceSignal(
-        Promise.race([Promise.all([accept(listeners[0]), accept(listeners[1])]), died]),
+        Promise.race([Promise.all([accept(agentListener), accept(qmpListener)]), died]),
         signal,
       );
       closeListeners();

@@ -54,3 +54,4 @@ export const mon = (chardevId: string, mode: 'control' | 'readline') => [
 ];
 export const serial = (chardevId: string) => ['-serial', `chardev:${chardevId}`];
 export const name = (vmName: string) => ['-name', optionValue(vmName)];
+export const sandbox = (options: Record<string, string>) => ['-sandbox', ['on', props(options)].join(',')];

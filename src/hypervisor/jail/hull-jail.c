@@ -1,0 +1,342 @@
+/*
+ * hull-jail: starts the VMM confined, as a jailer does, then becomes it (execve, same pid).
+ *
+ *   hull-jail [OPTIONS] -- PROGRAM ARGS...
+ *     --cgroup FILE        write this process's pid to FILE (a cgroup.procs) first; repeatable
+ *     --root DIR           a new mount namespace whose root is a fresh tmpfs mounted on DIR,
+ *                          holding only what the options below put there, at the same paths
+ *     --ro PATH            PATH read-only (what it names, if it is a symlink)
+ *     --link PATH          the symlink PATH, as a symlink (/lib -> usr/lib)
+ *     --rw PATH            PATH read-write
+ *     --share PATH         PATH with its mounts below it: its top read-only, the mounts below
+ *                          as they are, and mounts the host adds later showing up (slave)
+ *     --dev PATH           a device node
+ *     --proc               /proc with only this user's processes (hidepid, subset=pid)
+ *     --uid N --gid N      run PROGRAM as this user and group, no supplementary groups
+ *     --keep-cap NAME      a capability PROGRAM keeps (chown, dac_override, fowner); repeatable.
+ *                          Every other one is dropped from every set, the bounding set included.
+ *
+ * Then: no_new_privs, and a seccomp filter that refuses (EPERM) what would turn a guest's
+ * file operation into a host privilege: setting setuid or setgid bits (chmod family, creating
+ * a file with them), making character or block device nodes, and io_uring and openat2, whose
+ * arguments a filter cannot see. Errors go to stderr as one line "hull-jail: ..." and exit 125.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define MAX_ITEMS 64
+
+static void die(const char *what, const char *detail) {
+  fprintf(stderr, "hull-jail: %s%s%s: %s\n", what, detail ? " " : "", detail ? detail : "",
+          strerror(errno));
+  exit(125);
+}
+
+static void usage(const char *message) {
+  fprintf(stderr, "hull-jail: %s\n", message);
+  exit(125);
+}
+
+struct path_item {
+  char kind; /* 'r' read-only, 'w' read-write, 's' share, 'd' device, 'l' symlink */
+  const char *path;
+};
+
+struct options {
+  const char *cgroups[MAX_ITEMS];
+  int ncgroups;
+  const char *root;
+  struct path_item paths[MAX_ITEMS];
+  int npaths;
+  int proc;
+  long uid, gid;
+  unsigned long long keep_caps;
+  char **argv;
+};
+
+static const struct {
+  const char *name;
+  int cap;
+} cap_names[] = {
+    {"chown", CAP_CHOWN},
+    {"dac_override", CAP_DAC_OVERRIDE},
+    {"dac_read_search", CAP_DAC_READ_SEARCH},
+    {"fowner", CAP_FOWNER},
+};
+
+static long parse_id(const char *text) {
+  char *end;
+  errno = 0;
+  long value = strtol(text, &end, 10);
+  if (errno || *end || value <= 0 || value > 4294967294L) usage("--uid and --gid take a non-zero id");
+  return value;
+}
+
+static void parse(int argc, char **argv, struct options *o) {
+  memset(o, 0, sizeof *o);
+  o->uid = o->gid = -1;
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (strcmp(a, "--proc") == 0) {
+      o->proc = 1;
+      continue;
+    }
+    if (i + 1 >= argc) usage("an option lacks its value");
+    const char *v = argv[++i];
+    if (strcmp(a, "--cgroup") == 0) {
+      if (o->ncgroups == MAX_ITEMS) usage("too many --cgroup");
+      o->cgroups[o->ncgroups++] = v;
+    } else if (strcmp(a, "--root") == 0) {
+      o->root = v;
+    } else if (!strcmp(a, "--ro") || !strcmp(a, "--rw") || !strcmp(a, "--share") || !strcmp(a, "--dev") ||
+               !strcmp(a, "--link")) {
+      if (o->npaths == MAX_ITEMS) usage("too many paths");
+      if (v[0] != '/') usage("paths must be absolute");
+      o->paths[o->npaths].kind = a[2] == 'r' ? (a[3] == 'o' ? 'r' : 'w') : a[2];
+      o->paths[o->npaths++].path = v;
+    } else if (strcmp(a, "--uid") == 0) {
+      o->uid = parse_id(v);
+    } else if (strcmp(a, "--gid") == 0) {
+      o->gid = parse_id(v);
+    } else if (strcmp(a, "--keep-cap") == 0) {
+      size_t k = 0;
+      for (; k < sizeof cap_names / sizeof cap_names[0]; k++)
+        if (strcmp(cap_names[k].name, v) == 0) break;
+      if (k == sizeof cap_names / sizeof cap_names[0]) usage("unknown --keep-cap");
+      o->keep_caps |= 1ULL << cap_names[k].cap;
+    } else {
+      usage("unknown option");
+    }
+  }
+  if (i >= argc) usage("no program to run: hull-jail [OPTIONS] -- PROGRAM ARGS...");
+  if (o->uid < 0 || o->gid < 0) usage("--uid and --gid are required");
+  if (o->npaths && !o->root) usage("paths need --root");
+  o->argv = argv + i;
+}
+
+static void join_cgroups(const struct options *o) {
+  char pid[32];
+  int len = snprintf(pid, sizeof pid, "%d", getpid());
+  for (int i = 0; i < o->ncgroups; i++) {
+    int fd = open(o->cgroups[i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, pid, len) != len) die("joining cgroup", o->cgroups[i]);
+    close(fd);
+  }
+}
+
+/* mkdir -p below the new root (which only this process sees). */
+static void make_dirs(char *path) {
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) die("mkdir", path);
+    *p = '/';
+  }
+  if (mkdir(path, 0755) < 0 && errno != EEXIST) die("mkdir", path);
+}
+
+static void place(const char *root, const struct path_item *item) {
+  char target[PATH_MAX];
+  if (snprintf(target, sizeof target, "%s%s", root, item->path) >= (int)sizeof target)
+    usage("path too long");
+  struct stat st;
+  if ((item->kind == 'l' ? lstat(item->path, &st) : stat(item->path, &st)) < 0) die("stat", item->path);
+  char *slash = strrchr(target, '/');
+  *slash = 0;
+  make_dirs(target);
+  *slash = '/';
+  if (item->kind == 'l') {
+    if (!S_ISLNK(st.st_mode)) usage("--link takes a symlink");
+    char link[PATH_MAX];
+    ssize_t n = readlink(item->path, link, sizeof link - 1);
+    if (n < 0) die("readlink", item->path);
+    link[n] = 0;
+    if (symlink(link, target) < 0) die("symlink", target);
+    return;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (mkdir(target, 0755) < 0 && errno != EEXIST) die("mkdir", target);
+  } else {
+    int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) die("creating", target);
+    close(fd);
+  }
+  if (mount(item->path, target, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind mount", item->path);
+  unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID;
+  if (item->kind != 'd') flags |= MS_NODEV;
+  if (item->kind == 'r' || item->kind == 's') flags |= MS_RDONLY;
+  /* Only the top mount: a share's container mounts below it stay writable. */
+  if (mount(NULL, target, NULL, flags, NULL) < 0) die("remount", item->path);
+}
+
+static void build_root(const struct options *o) {
+  if (unshare(CLONE_NEWNS) < 0) die("unshare", "mount namespace");
+  /* Host mounts still reach in (a pod's next container); nothing made here leaks out. */
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) die("making / a slave", NULL);
+  if (mount("tmpfs", o->root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
+    die("mounting tmpfs on", o->root);
+  for (int i = 0; i < o->npaths; i++) place(o->root, &o->paths[i]);
+  if (o->proc) {
+    char target[PATH_MAX];
+    snprintf(target, sizeof target, "%s/proc", o->root);
+    make_dirs(target);
+    unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (mount("proc", target, "proc", flags, "hidepid=invisible,subset=pid") < 0 &&
+        mount("proc", target, "proc", flags, "hidepid=2") < 0)
+      die("mounting", target);
+  }
+  int old_root = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (old_root < 0 || chdir(o->root) < 0) die("entering", o->root);
+  if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root", o->root);
+  /* The old root is stacked under the new one: detach it. */
+  if (fchdir(old_root) < 0) die("fchdir", NULL);
+  if (mount(NULL, ".", NULL, MS_REC | MS_SLAVE, NULL) < 0) die("making the old root a slave", NULL);
+  if (umount2(".", MNT_DETACH) < 0) die("detaching the old root", NULL);
+  close(old_root);
+  if (chdir("/") < 0) die("chdir", "/");
+  if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+    die("making the root read-only", NULL);
+}
+
+static void drop_privileges(const struct options *o) {
+  for (int cap = 0; cap <= 63; cap++) {
+    if (o->keep_caps & (1ULL << cap)) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) die("dropping capability", NULL);
+  }
+  if (setgroups(0, NULL) < 0) die("setgroups", NULL);
+  if (setresgid(o->gid, o->gid, o->gid) < 0) die("setresgid", NULL);
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) die("PR_SET_KEEPCAPS", NULL);
+  if (setresuid(o->uid, o->uid, o->uid) < 0) die("setresuid", NULL);
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  for (int w = 0; w < 2; w++) {
+    __u32 bits = (__u32)(o->keep_caps >> (32 * w));
+    data[w].effective = data[w].permitted = data[w].inheritable = bits;
+  }
+  if (syscall(SYS_capset, &header, data) < 0) die("capset", NULL);
+  /* Ambient: kept across execve of a program that has no file capabilities. */
+  for (int cap = 0; cap <= 63; cap++) {
+    if (!(o->keep_caps & (1ULL << cap))) continue;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) die("raising ambient capability", NULL);
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("PR_SET_NO_NEW_PRIVS", NULL);
+}
+
+/* ---- the seccomp filter ---- */
+
+#define MAX_FILTER 160
+static struct sock_filter filter[MAX_FILTER];
+static int nfilter;
+
+static void emit(struct sock_filter insn) {
+  if (nfilter == MAX_FILTER) usage("seccomp filter too long");
+  filter[nfilter++] = insn;
+}
+
+#define LOAD(off) emit((struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (off)))
+#define ARG_LOW(n) (offsetof(struct seccomp_data, args) + 8 * (n))
+#define RET(v) emit((struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (v)))
+#define JUMP(op, k, t, f) emit((struct sock_filter)BPF_JUMP(BPF_JMP | op | BPF_K, (k), (t), (f)))
+#define ERRNO(e) (SECCOMP_RET_ERRNO | ((e) & SECCOMP_RET_DATA))
+#define SPECIAL_BITS (S_ISUID | S_ISGID)
+#ifndef __O_TMPFILE
+#define __O_TMPFILE 020000000
+#endif
+
+/* Each block: if the syscall is `nr`, decide; else fall through to the next block. */
+static void refuse_mode_bits(int nr, int mode_arg) {
+  LOAD(offsetof(struct seccomp_data, nr));
+  JUMP(BPF_JEQ, nr, 0, 4);
+  LOAD(ARG_LOW(mode_arg));
+  JUMP(BPF_JSET, SPECIAL_BITS, 0, 1);
+  RET(ERRNO(EPERM));
+  RET(SECCOMP_RET_ALLOW);
+}
+
+static void refuse_created_with_mode_bits(int nr, int flags_arg, int mode_arg) {
+  LOAD(offsetof(struct seccomp_data, nr));
+  JUMP(BPF_JEQ, nr, 0, 6);
+  LOAD(ARG_LOW(flags_arg));
+  JUMP(BPF_JSET, O_CREAT | __O_TMPFILE, 0, 3);
+  LOAD(ARG_LOW(mode_arg));
+  JUMP(BPF_JSET, SPECIAL_BITS, 0, 1);
+  RET(ERRNO(EPERM));
+  RET(SECCOMP_RET_ALLOW);
+}
+
+static void refuse_device_nodes(int nr, int mode_arg) {
+  LOAD(offsetof(struct seccomp_data, nr));
+  JUMP(BPF_JEQ, nr, 0, 6);
+  LOAD(ARG_LOW(mode_arg));
+  emit((struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, S_IFMT));
+  JUMP(BPF_JEQ, S_IFCHR, 2, 0);
+  JUMP(BPF_JEQ, S_IFBLK, 1, 0);
+  RET(SECCOMP_RET_ALLOW);
+  RET(ERRNO(EPERM));
+}
+
+static void refuse(int nr, int error) {
+  LOAD(offsetof(struct seccomp_data, nr));
+  JUMP(BPF_JEQ, nr, 0, 1);
+  RET(ERRNO(error));
+}
+
+static void install_filter(void) {
+  LOAD(offsetof(struct seccomp_data, arch));
+  JUMP(BPF_JEQ, AUDIT_ARCH_X86_64, 1, 0);
+  RET(SECCOMP_RET_KILL_PROCESS);
+  LOAD(offsetof(struct seccomp_data, nr));
+  /* x32 system calls share numbers with a flag bit: none of them is needed. */
+  JUMP(BPF_JGE, 0x40000000, 0, 1);
+  RET(ERRNO(ENOSYS));
+  refuse_mode_bits(SYS_chmod, 1);
+  refuse_mode_bits(SYS_fchmod, 1);
+  refuse_mode_bits(SYS_fchmodat, 2);
+  refuse_mode_bits(452 /* fchmodat2 */, 2);
+  refuse_created_with_mode_bits(SYS_open, 1, 2);
+  refuse_created_with_mode_bits(SYS_openat, 2, 3);
+  refuse_mode_bits(SYS_creat, 1);
+  refuse_device_nodes(SYS_mknod, 1);
+  refuse_device_nodes(SYS_mknodat, 2);
+  refuse(437 /* openat2: its mode is behind a pointer */, ENOSYS);
+  refuse(425 /* io_uring_setup: its operations bypass this filter */, ENOSYS);
+  RET(SECCOMP_RET_ALLOW);
+  struct sock_fprog prog = {(unsigned short)nfilter, filter};
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) die("installing seccomp filter", NULL);
+}
+
+int main(int argc, char **argv) {
+  struct options o;
+  parse(argc, argv, &o);
+  join_cgroups(&o);
+  if (o.root) build_root(&o);
+  drop_privileges(&o);
+  install_filter();
+  char *env[] = {"PATH=/usr/bin:/bin", NULL};
+  execve(o.argv[0], o.argv, env);
+  die("exec", o.argv[0]);
+  return 125;
+}

@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { installRoot } from '../../paths.js';
+
+/**
+ * What a VMM keeps of root: enough for the 9p share to act for the guest's root on the
+ * container's files (owners, modes, other users' files), and nothing else. No CAP_FSETID,
+ * CAP_MKNOD or CAP_SETFCAP, so no setuid file, device node or file capability results from a
+ * guest's request; hull-jail's seccomp filter refuses the setuid and setgid bits outright.
+ */
+export const VMM_CAPABILITIES = ['chown', 'dac_override', 'fowner'] as const;
+
+/** The capability bits of VMM_CAPABILITIES, as /proc/<pid>/status shows them (CapEff). */
+export const VMM_CAPABILITY_MASK = 0b1011n;
+
+/**
+ * VMM users come from a range no distribution gives out (systemd's dynamic users stop at
+ * 65519, subordinate ranges for rootless containers start at 100000 and rarely pass 2^31).
+ * Each VM gets its own, so one escaped VMM cannot signal or trace another.
+ */
+export const VMM_UID_BASE = 3_000_000_000;
+const VMM_UID_SPAN = 100_000_000;
+
+export interface JailPlan {
+  /** A directory for the new root: the jail mounts a tmpfs on it, in its own namespace. */
+  root: string;
+  uid: number;
+  readOnly: string[];
+  /** Symlinks made again, as symlinks (/lib -> usr/lib). */
+  symlinks: string[];
+  readWrite: string[];
+  /** The sandbox share: read-only at its top, its container mounts as they are. */
+  share?: string;
+  devices: string[];
+  cgroupProcs: string[];
+}
+
+export function hullJailPath(): string {
+  return join(installRoot(), 'dist', 'native', 'hull-jail');
+}
+
+/** The argv of hull-jail running `program` confined as `plan` says. */
+export function jailArgs(plan: JailPlan, program: string, args: readonly string[]): string[] {
+  return [
+    ...plan.cgroupProcs.flatMap((file) => ['--cgroup', file]),
+    '--root',
+    plan.root,
+    ...plan.symlinks.flatMap((path) => ['--link', path]),
+    ...plan.readOnly.flatMap((path) => ['--ro', path]),
+    ...plan.readWrite.flatMap((path) => ['--rw', path]),
+    ...(plan.share ? ['--share', plan.share] : []),
+    ...plan.devices.flatMap((path) => ['--dev', path]),
+    '--proc',
+    '--uid',
+    String(plan.uid),
+    '--gid',
+    String(plan.uid),
+    ...VMM_CAPABILITIES.flatMap((cap) => ['--keep-cap', cap]),
+    '--',
+    program,
+    ...args,
+  ];
+}
+
+/** Real uids of the running processes. */
+async function runningUids(): Promise<Set<number>> {
+  const uids = new Set<number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(join('/proc', entry, 'status'), 'utf8').catch(() => '');
+    const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
+    if (uid) uids.add(Number(uid));
+  }
+  return uids;
+}
+
+/**
+ * A user for one VM's VMM: derived from its name, moved on past any user a running process
+ * already has, so two VMs running side by side do not share one.
+ */
+export async function vmmUserFor(name: string): Promise<number> {
+  const hash = createHash('sha256').update(name).digest().readUInt32BE(0);
+  const taken = await runningUids();
+  let offset = hash % VMM_UID_SPAN;
+  while (taken.has(VMM_UID_BASE + offset)) offset = (offset + 1) % VMM_UID_SPAN;
+  return VMM_UID_BASE + offset;
+}

@@ -1,0 +1,254 @@
+import assert from 'node:assert/strict';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { DescService } from '@bufbuild/protobuf';
+import { AgentClient } from '../../src/agent/client.js';
+import { AgentService } from '../../src/gen/hull/agent/v1/agent_pb.js';
+import type { Spec } from '../../src/oci/spec.js';
+import { MONITOR_SOCKET } from '../../src/sandbox/monitor.js';
+import { connectUnix } from '../../src/sys/unix-socket.js';
+import { TtrpcClient } from '../../src/ttrpc/client.js';
+import { TtrpcError } from '../../src/ttrpc/status.js';
+import { bundleTests, hull, qemuProcessesUsing, startHull } from './harness.js';
+
+/** Every capability a privileged container gets (podman --privileged, a privileged pod). */
+const ALL_CAPABILITIES = [
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'DAC_READ_SEARCH',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'SETGID',
+  'SETUID',
+  'SETPCAP',
+  'LINUX_IMMUTABLE',
+  'NET_BIND_SERVICE',
+  'NET_BROADCAST',
+  'NET_ADMIN',
+  'NET_RAW',
+  'IPC_LOCK',
+  'IPC_OWNER',
+  'SYS_MODULE',
+  'SYS_RAWIO',
+  'SYS_CHROOT',
+  'SYS_PTRACE',
+  'SYS_PACCT',
+  'SYS_ADMIN',
+  'SYS_BOOT',
+  'SYS_NICE',
+  'SYS_RESOURCE',
+  'SYS_TIME',
+  'SYS_TTY_CONFIG',
+  'MKNOD',
+  'LEASE',
+  'AUDIT_WRITE',
+  'AUDIT_CONTROL',
+  'SETFCAP',
+  'MAC_OVERRIDE',
+  'MAC_ADMIN',
+  'SYSLOG',
+  'WAKE_ALARM',
+  'BLOCK_SUSPEND',
+  'AUDIT_READ',
+].map((c) => `CAP_${c}`);
+
+/**
+ * The attacker: root in a privileged container with a writable root, every capability, no
+ * masked paths, and the guest's PID namespace (so /proc/1 is the guest's init).
+ */
+function privileged(spec: Spec): void {
+  spec.root!.readonly = false;
+  spec.process!.capabilities = {
+    bounding: ALL_CAPABILITIES,
+    effective: ALL_CAPABILITIES,
+    permitted: ALL_CAPABILITIES,
+  };
+  spec.process!.noNewPrivileges = false;
+  spec.linux!.maskedPaths = [];
+  spec.linux!.readonlyPaths = [];
+  spec.linux!.namespaces = spec.linux!.namespaces!.filter((ns) => ns.type !== 'pid');
+}
+
+/** A shell that ends at SIGTERM (as PID 1 it would ignore it without a trap). */
+const UNTIL_TERM_PRELUDE = 'trap "exit 0" TERM';
+const WAIT_FOR_TERM = 'sleep 600 & wait';
+
+function statusField(status: string, field: string): string {
+  return new RegExp(`^${field}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
+}
+
+/** Issue 12: the hypervisor wall, probed as an attacker would. */
+describe('the hypervisor wall', { timeout: 600_000 }, () => {
+  const t = bundleTests('wall');
+
+  test('QEMU runs confined: its own user, few capabilities, seccomp, its own mounts and cgroup', async () => {
+    const b = await t.bundle(['sh', '-c', `${UNTIL_TERM_PRELUDE}; echo up; ${WAIT_FOR_TERM}`]);
+    const running = startHull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    try {
+      await running.waitForOutput('up');
+      const [qemu] = await qemuProcessesUsing(t.root);
+      assert.ok(qemu, 'the VM runs');
+      const status = await readFile(`/proc/${qemu}/status`, 'utf8');
+      for (const id of [
+        ...statusField(status, 'Uid').split(/\s+/),
+        ...statusField(status, 'Gid').split(/\s+/),
+      ])
+        assert.notEqual(
+          id,
+          '0',
+          `QEMU runs as neither root user nor root group: ${statusField(status, 'Uid')}`,
+        );
+      assert.equal(statusField(status, 'Groups'), '', 'no supplementary groups');
+      // CAP_CHOWN, CAP_DAC_OVERRIDE and CAP_FOWNER: what the share needs to act for guest root.
+      for (const set of ['CapEff', 'CapPrm', 'CapBnd'])
+        assert.equal(BigInt(`0x${statusField(status, set)}`), 0b1011n, `${set} ${statusField(status, set)}`);
+      assert.equal(statusField(status, 'NoNewPrivs'), '1');
+      assert.equal(statusField(status, 'Seccomp'), '2', 'a seccomp filter');
+      assert.ok(Number(statusField(status, 'Seccomp_filters')) >= 2, "hull's filter and QEMU's own -sandbox");
+
+      assert.notEqual(await readlink(`/proc/${qemu}/ns/mnt`), await readlink('/proc/self/ns/mnt'));
+      const visible = (await readdir(`/proc/${qemu}/root`)).sort();
+      for (const hostDir of ['home', 'root', 'boot', 'srv', 'opt', 'mnt'])
+        assert.ok(!visible.includes(hostDir), `QEMU does not see the host's /${hostDir}: ${visible}`);
+      assert.deepEqual(
+        await readdir(`/proc/${qemu}/root/etc`),
+        ['ld.so.cache'],
+        'nothing of /etc but the loader cache',
+      );
+      assert.deepEqual((await readdir(`/proc/${qemu}/root/dev`)).sort(), [
+        'null',
+        'random',
+        'urandom',
+        'zero',
+      ]);
+
+      const cgroups = await readFile(`/proc/${qemu}/cgroup`, 'utf8');
+      const memoryLine = cgroups.split('\n').find((l) => /:memory:|^0::/.test(l) && l.includes('/hull/'));
+      assert.ok(memoryLine?.endsWith(`/hull/${b.id}`), `QEMU is in its own cgroup: ${cgroups}`);
+      const v2 = memoryLine!.startsWith('0::');
+      const limitFile = v2
+        ? join('/sys/fs/cgroup/hull', b.id, 'memory.max')
+        : join('/sys/fs/cgroup/memory/hull', b.id, 'memory.limit_in_bytes');
+      const limit = Number(await readFile(limitFile, 'utf8'));
+      assert.ok(limit > 256 * 2 ** 20 && limit < 4 * 2 ** 30, `sized to the VM: ${limit} bytes`);
+    } finally {
+      running.child.kill('SIGTERM');
+      await running.result;
+    }
+  });
+
+  test('root in a privileged container makes no setuid file, setgid file or device node on the host', async () => {
+    const b = await t.bundle(
+      [
+        'sh',
+        '-c',
+        [
+          'cp /bin/busybox /suid && chmod 4755 /suid; echo "chmod u+s: $?"',
+          'cp /bin/busybox /sgid && chmod 2755 /sgid; echo "chmod g+s: $?"',
+          'mknod /devmem c 1 1; echo "mknod c: $?"',
+          'mknod /devblk b 7 0; echo "mknod b: $?"',
+          'touch /plain && chmod 755 /plain; echo "chmod 755: $?"',
+        ].join('; '),
+      ],
+      privileged,
+    );
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /chmod u\+s: 1/);
+    assert.match(r.stdout, /chmod g\+s: 1/);
+    assert.match(r.stdout, /mknod c: 1/);
+    assert.match(r.stdout, /mknod b: 1/);
+    assert.match(r.stdout, /chmod 755: 0/, 'modes without those bits are set as asked');
+    const rootfs = join(b.dir, 'rootfs');
+    assert.equal((await lstat(join(rootfs, 'plain'))).mode & 0o7777, 0o755);
+    for (const name of ['suid', 'sgid']) {
+      const info = await lstat(join(rootfs, name)).catch(() => undefined);
+      if (info) assert.equal(info.mode & 0o6000, 0, `${name} on the host has no setuid or setgid bit`);
+    }
+    for (const name of ['devmem', 'devblk']) {
+      const info = await lstat(join(rootfs, name)).catch(() => undefined);
+      assert.ok(!info?.isCharacterDevice() && !info?.isBlockDevice(), `no device node ${name} on the host`);
+    }
+  });
+
+  test("the guest cannot write where the host later mounts a pod's next container", async () => {
+    const shareFromContainer = '/proc/1/root/run/hull/shared';
+    const b = await t.bundle(
+      [
+        'sh',
+        '-c',
+        [
+          `ls ${shareFromContainer} >/dev/null && echo "share visible"`,
+          `ln -s /etc ${shareFromContainer}/future-ctr; echo "symlink: $?"`,
+          `mkdir ${shareFromContainer}/planted; echo "mkdir: $?"`,
+          `ln -s /etc ${shareFromContainer}/*/mounts; echo "in own dir: $?"`,
+          UNTIL_TERM_PRELUDE,
+          'echo planted',
+          WAIT_FOR_TERM,
+        ].join('; '),
+      ],
+      privileged,
+    );
+    const running = startHull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    let hostView: string[] = [];
+    try {
+      await running.waitForOutput('planted');
+      hostView = await readdir(join(t.root, b.id, 'vm', 'shared'));
+    } finally {
+      running.child.kill('SIGTERM');
+    }
+    const out = (await running.result).stdout;
+    assert.match(out, /share visible/, 'the attacker reached the share');
+    assert.match(out, /symlink: 1/);
+    assert.match(out, /mkdir: 1/);
+    assert.match(out, /in own dir: 1/);
+    assert.deepEqual(hostView, [b.id], 'the host share holds only what the host put there');
+  });
+
+  test('10,000 malformed requests to a real guest agent: each answered with an error, and it keeps serving', async () => {
+    const b = await t.bundle(['sh', '-c', `${UNTIL_TERM_PRELUDE}; echo up; ${WAIT_FOR_TERM}`]);
+    const running = startHull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    let client: TtrpcClient | undefined;
+    try {
+      await running.waitForOutput('up');
+      // The monitor passes the agent's API through unchanged, to the agent in the guest.
+      client = new TtrpcClient(
+        await connectUnix(join(t.root, b.id, MONITOR_SOCKET), AbortSignal.timeout(10_000)),
+      );
+      const methods = (AgentService as unknown as DescService).methods.map((m) => m.name);
+      // Field number 0 is never valid protobuf: no payload below can decode as a request.
+      const malformed = (n: number) => Buffer.from([0x00, n & 0xff, (n >> 8) & 0xff, 0xff, 0xff]);
+      let errors = 0;
+      const total = 10_000;
+      let next = 0;
+      const worker = async () => {
+        while (next < total) {
+          const n = next++;
+          try {
+            await client!.callRaw(AgentService.typeName, methods[n % methods.length]!, malformed(n), {
+              signal: AbortSignal.timeout(60_000),
+            });
+          } catch (err) {
+            if (err instanceof TtrpcError) errors += 1;
+            else throw err;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 32 }, worker));
+      assert.equal(errors, total, 'every malformed request got an error status');
+      const agent = new AgentClient(
+        await connectUnix(join(t.root, b.id, MONITOR_SOCKET), AbortSignal.timeout(10_000)),
+      );
+      const pids = await agent.listProcesses(b.id, AbortSignal.timeout(30_000));
+      agent.close();
+      assert.ok(pids.length > 0, 'the agent still answers, and the container runs');
+    } finally {
+      client?.close();
+      running.child.kill('SIGTERM');
+    }
+    const r = await running.result;
+    assert.equal(r.code, 0, `the container ran on to its end: ${r.stderr}`);
+  });
+});
