@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { Duplex, PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { create, type DescService } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
@@ -7,22 +6,14 @@ import fc from 'fast-check';
 import { Task } from '../gen/containerd/task/v2/shim_pb.js';
 import { AgentService, Health } from '../gen/hull/agent/v1/agent_pb.js';
 import { Monitor } from '../gen/hull/monitor/v1/monitor_pb.js';
+import { streamPair } from '../testing/stream-pair.js';
 import { TtrpcClient } from './client.js';
 import { encodeFrame, FrameDecoder, FrameType } from './frame.js';
 import { fuzzRuns } from './fuzz-runs.js';
 import { TtrpcServer } from './server.js';
 import { TtrpcError } from './status.js';
 
-function pair(): [Duplex, Duplex] {
-  const aToB = new PassThrough();
-  const bToA = new PassThrough();
-  const ends: [Duplex, Duplex] = [
-    Duplex.from({ readable: bToA, writable: aToB }),
-    Duplex.from({ readable: aToB, writable: bToA }),
-  ];
-  for (const end of ends) end.on('error', () => {});
-  return ends;
-}
+const pair = streamPair;
 
 /** Every method of `service` answers an empty message: what is fuzzed is decoding its request. */
 function echoEmpty<S extends GenServiceMethods>(service: GenService<S>): never {

@@ -1,25 +1,16 @@
 import assert from 'node:assert/strict';
-import { Duplex, PassThrough } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { test } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { AgentService, CheckResponseSchema, Health } from '../gen/hull/agent/v1/agent_pb.js';
 import { RequestSchema, ResponseSchema } from '../gen/ttrpc/ttrpc_pb.js';
+import { streamPair } from '../testing/stream-pair.js';
 import { TtrpcClient } from './client.js';
 import { encodeFrame, FrameDecoder, FrameType, MAX_PAYLOAD } from './frame.js';
 import { TtrpcServer } from './server.js';
 import { Code, TtrpcError } from './status.js';
 
-function pair(): [Duplex, Duplex] {
-  const aToB = new PassThrough();
-  const bToA = new PassThrough();
-  const ends: [Duplex, Duplex] = [
-    Duplex.from({ readable: bToA, writable: aToB }),
-    Duplex.from({ readable: aToB, writable: bToA }),
-  ];
-  // Destroying a duplexified pair reports AbortError; the tests close ends on purpose.
-  for (const end of ends) end.on('error', () => {});
-  return ends;
-}
+const pair = streamPair;
 
 function connected(server: TtrpcServer): TtrpcClient {
   const [clientSide, serverSide] = pair();
