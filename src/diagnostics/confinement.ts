@@ -1,15 +1,12 @@
 import { readFile, readlink } from 'node:fs/promises';
-import { VMM_CAPABILITY_MASK } from '../hypervisor/jail/jail.js';
+import { VMM_CAPABILITIES, VMM_CAPABILITY_MASK } from '../hypervisor/jail/jail.js';
+import { statusField } from '../sys/processes.js';
 
 export interface Confinement {
   /** Each property of the VMM's confinement, as `hull check` prints it. */
   facts: string[];
   /** What is missing of it; empty when the VMM is confined as hull means it to be. */
   missing: string[];
-}
-
-function field(status: string, name: string): string {
-  return new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
 }
 
 /** Reads how a running VMM is confined, from /proc: what a user would check by hand. */
@@ -19,18 +16,18 @@ export async function vmmConfinement(pid: number): Promise<Confinement> {
   const missing: string[] = [];
   const fact = (holds: boolean, yes: string, no: string) => (holds ? facts : missing).push(holds ? yes : no);
 
-  const uid = field(status, 'Uid').split(/\s+/)[0] ?? '';
+  const uid = statusField(status, 'Uid').split(/\s+/)[0] ?? '';
   fact(uid !== '0' && uid !== '', `user ${uid}`, 'runs as root');
-  const capEff = BigInt(`0x${field(status, 'CapEff') || '0'}`);
+  const capEff = BigInt(`0x${statusField(status, 'CapEff') || '0'}`);
   fact(
     capEff === VMM_CAPABILITY_MASK,
-    'capabilities chown, dac_override, fowner only',
+    `capabilities ${VMM_CAPABILITIES.join(', ')} only`,
     `capabilities ${capEff.toString(16)}`,
   );
-  fact(field(status, 'NoNewPrivs') === '1', 'no_new_privs', 'no_new_privs unset');
+  fact(statusField(status, 'NoNewPrivs') === '1', 'no_new_privs', 'no_new_privs unset');
   fact(
-    field(status, 'Seccomp') === '2',
-    `seccomp (${field(status, 'Seccomp_filters')} filters)`,
+    statusField(status, 'Seccomp') === '2',
+    `seccomp (${statusField(status, 'Seccomp_filters')} filters)`,
     'no seccomp filter',
   );
   const ownNs = (await readlink(`/proc/${pid}/ns/mnt`)) !== (await readlink('/proc/self/ns/mnt'));

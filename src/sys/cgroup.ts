@@ -66,13 +66,9 @@ export class VmmCgroup {
 
   /** Whether the kernel killed a process here for want of memory. */
   async oomKilled(): Promise<boolean> {
-    const dir = this.dirs[0]!;
-    if (this.layout === 'v2') {
-      const events = await readFile(join(dir, 'memory.events'), 'utf8').catch(() => '');
-      return /^oom_kill [1-9]/m.test(events);
-    }
-    const control = await readFile(join(dir, 'memory.oom_control'), 'utf8').catch(() => '');
-    return /^oom_kill [1-9]/m.test(control);
+    const counters = this.layout === 'v2' ? 'memory.events' : 'memory.oom_control';
+    const text = await readFile(join(this.dirs[0]!, counters), 'utf8').catch(() => '');
+    return /^oom_kill [1-9]/m.test(text);
   }
 
   /** Removes the cgroup once its processes have exited (an absent one is fine). */

@@ -7,6 +7,7 @@ import { AgentClient } from '../../src/agent/client.js';
 import { AgentService } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import type { Spec } from '../../src/oci/spec.js';
 import { MONITOR_SOCKET } from '../../src/sandbox/monitor.js';
+import { statusField } from '../../src/sys/processes.js';
 import { connectUnix } from '../../src/sys/unix-socket.js';
 import { TtrpcClient } from '../../src/ttrpc/client.js';
 import { TtrpcError } from '../../src/ttrpc/status.js';
@@ -74,10 +75,6 @@ function privileged(spec: Spec): void {
 /** A shell that ends at SIGTERM (as PID 1 it would ignore it without a trap). */
 const UNTIL_TERM_PRELUDE = 'trap "exit 0" TERM';
 const WAIT_FOR_TERM = 'sleep 600 & wait';
-
-function statusField(status: string, field: string): string {
-  return new RegExp(`^${field}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
-}
 
 /** Issue 12: the hypervisor wall, probed as an attacker would. */
 describe('the hypervisor wall', { timeout: 600_000 }, () => {

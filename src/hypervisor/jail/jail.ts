@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { installRoot } from '../../paths.js';
+import { runningUids } from '../../sys/processes.js';
 
 /**
  * What a VMM keeps of root: enough for the 9p share to act for the guest's root on the
@@ -9,10 +9,14 @@ import { installRoot } from '../../paths.js';
  * CAP_MKNOD or CAP_SETFCAP, so no setuid file, device node or file capability results from a
  * guest's request; hull-jail's seccomp filter refuses the setuid and setgid bits outright.
  */
-export const VMM_CAPABILITIES = ['chown', 'dac_override', 'fowner'] as const;
+const VMM_CAPABILITY_BITS = { chown: 0, dac_override: 1, fowner: 3 } as const;
+export const VMM_CAPABILITIES = Object.keys(VMM_CAPABILITY_BITS) as (keyof typeof VMM_CAPABILITY_BITS)[];
 
 /** The capability bits of VMM_CAPABILITIES, as /proc/<pid>/status shows them (CapEff). */
-export const VMM_CAPABILITY_MASK = 0b1011n;
+export const VMM_CAPABILITY_MASK = Object.values(VMM_CAPABILITY_BITS).reduce(
+  (mask, bit) => mask | (1n << BigInt(bit)),
+  0n,
+);
 
 /**
  * VMM users come from a range no distribution gives out (systemd's dynamic users stop at
@@ -61,18 +65,6 @@ export function jailArgs(plan: JailPlan, program: string, args: readonly string[
     program,
     ...args,
   ];
-}
-
-/** Real uids of the running processes. */
-async function runningUids(): Promise<Set<number>> {
-  const uids = new Set<number>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const status = await readFile(join('/proc', entry, 'status'), 'utf8').catch(() => '');
-    const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
-    if (uid) uids.add(Number(uid));
-  }
-  return uids;
 }
 
 /**
