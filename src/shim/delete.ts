@@ -2,6 +2,7 @@ import { constants } from 'node:os';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { DeleteResponseSchema } from '../gen/containerd/task/v2/shim_pb.js';
+import { VmmCgroup } from '../sys/cgroup.js';
 import { HostMounter, removeUnmounted } from '../sys/mount.js';
 import { killProcessesMentioning } from '../sys/processes.js';
 import type { ShimFlags } from './flags.js';
@@ -22,6 +23,8 @@ export async function deleteShim(flags: ShimFlags): Promise<Uint8Array> {
   if (role.kind !== 'container') {
     const dir = podDir(flags, role.podId);
     await killProcessesMentioning(dir);
+    // The shim that would have removed the VM's cgroup when QEMU exited is gone.
+    await (await VmmCgroup.of(flags.id)).remove().catch(() => {});
     await removeUnmounted(mounter, dir).catch(() => {});
     await removeShimsDirIfEmpty(dir);
   }

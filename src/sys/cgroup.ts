@@ -33,14 +33,19 @@ export class VmmCgroup {
     return `/${VMM_CGROUP_PARENT}/${name}`;
   }
 
-  static async create(name: string, limits: CgroupLimits): Promise<VmmCgroup> {
-    const v2 = await exists(join(CGROUP_ROOT, 'cgroup.controllers'));
-    const cgroup = v2
+  /** The cgroup a VMM named `name` has or would have on this host; nothing is made. */
+  static async of(name: string): Promise<VmmCgroup> {
+    return (await exists(join(CGROUP_ROOT, 'cgroup.controllers')))
       ? new VmmCgroup('v2', [join(CGROUP_ROOT, VMM_CGROUP_PARENT, name)])
       : new VmmCgroup('v1', [
           join(CGROUP_ROOT, 'memory', VMM_CGROUP_PARENT, name),
           join(CGROUP_ROOT, 'pids', VMM_CGROUP_PARENT, name),
         ]);
+  }
+
+  static async create(name: string, limits: CgroupLimits): Promise<VmmCgroup> {
+    const cgroup = await VmmCgroup.of(name);
+    const v2 = cgroup.layout === 'v2';
     try {
       if (v2) await enableControllers(join(CGROUP_ROOT, VMM_CGROUP_PARENT));
       // One left by a VMM that was killed with its monitor: empty, so it can go.
@@ -71,12 +76,22 @@ export class VmmCgroup {
     return /^oom_kill [1-9]/m.test(text);
   }
 
-  /** Removes the cgroup once its processes have exited (an absent one is fine). */
+  /**
+   * Removes the cgroup once its processes have exited (an absent one is fine). A VMM killed
+   * a moment ago may still be leaving it, so a busy cgroup is tried again for a while.
+   */
   async remove(): Promise<void> {
+    const deadline = Date.now() + 2000;
     for (const dir of this.dirs) {
-      await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
+      for (;;) {
+        const err = await rmdir(dir).then(
+          () => undefined,
+          (e: NodeJS.ErrnoException) => e,
+        );
+        if (!err || err.code === 'ENOENT') break;
+        if (err.code !== 'EBUSY' || Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     }
   }
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -164,6 +165,12 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
     await waitFor(async () => (await processesMentioning(containerd.socket)).length === 0);
     await ctr('task', 'rm', 'sk1');
     assert.equal((await ctr('containers', 'rm', 'sk1')).code, 0);
+    for (const dir of [
+      '/sys/fs/cgroup/hull/sk1',
+      '/sys/fs/cgroup/memory/hull/sk1',
+      '/sys/fs/cgroup/pids/hull/sk1',
+    ])
+      assert.equal(existsSync(dir), false, `the VM's cgroup ${dir} is removed too`);
   });
 
   test('run -t: the process has a terminal', async () => {
