@@ -17,10 +17,13 @@ packages=(
   erofs-utils           # the guest's read-only root filesystem
   cpio xz-utils         # initramfs packing, kernel unpacking
   gcc libc6-dev         # hull-init, the guest's PID 1, is compiled static
+  kmod                  # the guest's modprobe, and depmod to index its modules
   util-linux            # mount/umount for sharing bundle files
   runc                  # the benchmark compares with containers on the host
   podman conmon docker.io containerd umoci skopeo   # end-to-end tests with real clients
+  containernetworking-plugins   # CNI plugins: pod networks in the CRI tests
   python3 bsdutils      # test peers: a console-socket receiver; `script` for `podman run -t`
+  mmdebstrap            # test images made from Debian packages (nginx, iptables, iproute2)
   ca-certificates git
 )
 missing=()

@@ -4,8 +4,10 @@ import type { Process, Spec } from '../../src/oci/spec.js';
 import { CONTAINERS_CGROUP } from './cgroups.js';
 import { crun } from './crun.js';
 import { AgentError } from './errors.js';
+import { mayAdministerNetwork, prepareForNetAdmin } from './kernel-modules.js';
 import { guestLogger } from './log.js';
 import { OutputPipe } from './output-pipe.js';
+import { processPipes } from './pipes.js';
 import { GuestProcess } from './process.js';
 import type { Reaper } from './reaper.js';
 import { toGuestSpec } from './spec.js';
@@ -39,6 +41,8 @@ export interface CreateRequest {
   sharedMounts: { index: number; sharePath: string }[];
   /** The pod's sandbox container, whose namespaces this one joins; empty outside a pod. */
   sandboxContainerId: string;
+  /** The host relays input; without it the process reads /dev/null. */
+  stdin: boolean;
 }
 
 type Status = 'created' | 'running';
@@ -83,12 +87,18 @@ export class Containers {
       sandboxPid: sandbox?.init.pid,
     });
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+    if (mayAdministerNetwork(spec.process?.capabilities)) {
+      await prepareForNetAdmin();
+    }
     const pidFile = join(bundle, 'init.pid');
     const proc = await this.spawnDetached(
       ['create', '--bundle', bundle, '--pid-file', pidFile, id],
       bundle,
       pidFile,
-      request.spec.process?.terminal ? { size: request.spec.process.consoleSize } : undefined,
+      {
+        stdin: request.stdin,
+        terminal: request.spec.process?.terminal ? { size: request.spec.process.consoleSize } : undefined,
+      },
     ).catch(async (err: unknown) => {
       await rm(bundle, { recursive: true, force: true });
       throw err;
@@ -106,7 +116,7 @@ export class Containers {
     container.status = 'running';
   }
 
-  async exec(id: string, execId: string, processSpec: Process): Promise<number> {
+  async exec(id: string, execId: string, processSpec: Process, stdin: boolean): Promise<number> {
     const container = this.get(id);
     if (container.execs.has(execId)) throw new AgentError('exists', `exec ${execId} already exists in ${id}`);
     const file = join(container.bundle, `exec-${execId}.json`);
@@ -116,7 +126,7 @@ export class Containers {
       ['exec', '--detach', '--pid-file', pidFile, '--process', file, id],
       container.bundle,
       pidFile,
-      processSpec.terminal ? { size: processSpec.consoleSize } : undefined,
+      { stdin, terminal: processSpec.terminal ? { size: processSpec.consoleSize } : undefined },
     );
     container.execs.set(execId, proc);
     return proc.pid;
@@ -199,31 +209,27 @@ export class Containers {
 
   /**
    * Runs a crun command that leaves a process behind (create, exec --detach). The process
-   * inherits crun's stdio pipes, which stay open after crun exits; its pid comes from the
-   * pid file, and its exit status from the reaper once PID 1 reaps it.
+   * keeps the pipes given to crun as its stdio after crun exits; its pid comes from the pid
+   * file, and its exit status from the reaper once PID 1 reaps it.
    */
   private async spawnDetached(
     args: string[],
     bundle: string,
     pidFile: string,
-    terminal?: { size?: { height: number; width: number } },
+    io: { stdin: boolean; terminal?: { size?: { height: number; width: number } } },
   ): Promise<GuestProcess> {
-    if (terminal) return this.spawnOnTerminal(args, bundle, pidFile, terminal.size);
-    const run = crun(args, join(bundle, 'crun.log'), 'pipe');
-    const { stdin, stdout, stderr } = run.child;
-    // Node destroys a child's stdin when the child exits; crun exits at once, but the process
-    // it made keeps reading that pipe. Taking the stream off the ChildProcess keeps it open.
-    run.child.stdin = null;
-    const pipes = { stdout: new OutputPipe(stdout), stderr: new OutputPipe(stderr) };
+    if (io.terminal) return this.spawnOnTerminal(args, bundle, pidFile, io.terminal.size);
+    const pipes = processPipes(io.stdin);
+    const run = crun(args, join(bundle, 'crun.log'), pipes.childFds);
+    pipes.closeChildEnds();
+    const outputs = { stdout: new OutputPipe(pipes.stdout), stderr: new OutputPipe(pipes.stderr) };
     try {
       await run.done;
     } catch (err) {
-      stdin?.destroy();
-      stdout?.destroy();
-      stderr?.destroy();
+      pipes.destroy();
       throw err;
     }
-    return new GuestProcess(await readPid(pidFile), stdin, pipes.stdout, pipes.stderr, this.reaper);
+    return new GuestProcess(await readPid(pidFile), pipes.stdin, outputs.stdout, outputs.stderr, this.reaper);
   }
 
   /**

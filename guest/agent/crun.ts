@@ -13,9 +13,18 @@ export interface CrunRun {
   done: Promise<void>;
 }
 
-export function crun(args: readonly string[], logFile: string, stdio: 'pipe' | 'ignore' = 'ignore'): CrunRun {
+/**
+ * `stdio`: 'ignore' for crun's own commands, 'pipe' to read what one prints, or the three
+ * descriptors a process it starts keeps as its stdio.
+ */
+export function crun(
+  args: readonly string[],
+  logFile: string,
+  stdio: 'pipe' | 'ignore' | [number, number, number] = 'ignore',
+): CrunRun {
   const child = childProcess().spawn('/usr/bin/crun', ['--log', logFile, '--log-format', 'json', ...args], {
-    stdio: stdio === 'pipe' ? ['pipe', 'pipe', 'pipe'] : ['ignore', 'ignore', 'pipe'],
+    stdio:
+      stdio === 'pipe' ? ['pipe', 'pipe', 'pipe'] : stdio === 'ignore' ? ['ignore', 'ignore', 'pipe'] : stdio,
   });
   const stderr: Buffer[] = [];
   if (stdio === 'ignore') child.stderr?.on('data', (c: Buffer) => stderr.push(c));

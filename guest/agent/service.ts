@@ -63,6 +63,7 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
         rootfsSharePath: req.rootfsSharePath,
         sharedMounts: req.sharedMounts,
         sandboxContainerId: req.sandboxContainerId,
+        stdin: req.stdin,
       });
       return { pid };
     },
@@ -77,7 +78,7 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
     execProcess: async (req) => {
       if (!req.execId) throw new AgentError('invalid', 'an exec needs an exec id');
       const spec = parseJson<Process>(req.processJson, 'the process');
-      return { pid: await containers.exec(req.containerId, req.execId, spec) };
+      return { pid: await containers.exec(req.containerId, req.execId, spec, req.stdin) };
     },
     signalProcess: async (req) => {
       if (req.all) await containers.signalAll(req.containerId, req.signal);

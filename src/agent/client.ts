@@ -30,6 +30,11 @@ export interface ContainerPlacement {
   sandboxContainerId?: string;
 }
 
+/** How a process's input is given: relayed by the host, or /dev/null in the guest. */
+export interface ProcessInput {
+  stdin: boolean;
+}
+
 /** Which process of a container: its init process (execId '') or one exec'd into it. */
 export interface ProcessRef {
   containerId: string;
@@ -93,7 +98,7 @@ export class AgentClient {
   async createContainer(
     id: string,
     spec: Spec,
-    placement: ContainerPlacement,
+    placement: ContainerPlacement & ProcessInput,
     signal: AbortSignal,
   ): Promise<number> {
     const res = await this.call(
@@ -104,6 +109,7 @@ export class AgentClient {
         rootfsSharePath: placement.rootfsSharePath,
         sharedMounts: placement.sharedMounts,
         sandboxContainerId: placement.sandboxContainerId ?? '',
+        stdin: placement.stdin,
       },
       signal,
     );
@@ -118,10 +124,15 @@ export class AgentClient {
     await this.call(AgentService.method.removeContainer, { containerId: id }, signal);
   }
 
-  async execProcess(ref: Required<ProcessRef>, process: Process, signal: AbortSignal): Promise<number> {
+  async execProcess(
+    ref: Required<ProcessRef>,
+    process: Process,
+    input: ProcessInput,
+    signal: AbortSignal,
+  ): Promise<number> {
     const res = await this.call(
       AgentService.method.execProcess,
-      { ...ref, processJson: Buffer.from(JSON.stringify(process)) },
+      { ...ref, processJson: Buffer.from(JSON.stringify(process)), stdin: input.stdin },
       signal,
     );
     return res.pid;

@@ -6,6 +6,7 @@ import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.
 import { validateContainerId } from '../sandbox/container-id.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
 import { containerDir } from '../sandbox/runtime.js';
+import { ownStdio } from '../sys/stdio.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
 import { forwardSignals } from './signals.js';
@@ -65,7 +66,7 @@ export function registerCreate(program: Command): void {
         const bundle = await loadBundle(options.bundle);
         const dir = containerDir(settings, id);
         monitor = await ContainerMonitor.create(
-          { id, dir, bundle, settings, stdio: process, consoleSocket: options.consoleSocket },
+          { id, dir, bundle, settings, stdio: ownStdio(), consoleSocket: options.consoleSocket },
           AbortSignal.timeout(300_000),
         );
         await monitor.serve();

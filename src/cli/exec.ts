@@ -9,6 +9,7 @@ import { AttachedProcess } from '../sandbox/attached-process.js';
 import { forwardResizes, openTerminalFor } from '../sandbox/monitor.js';
 import type { MonitorClient } from '../sandbox/monitor-client.js';
 import { requireAllowed } from '../sandbox/state.js';
+import { ownStdio } from '../sys/stdio.js';
 import { openContainer, withContainer, withMonitor } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
 import { writePidFile } from './pid-file.js';
@@ -119,17 +120,22 @@ async function runExec(
   onStarted: () => Promise<void>,
 ): Promise<number> {
   const terminal = await openTerminalFor(spec, consoleSocket, AbortSignal.timeout(10_000));
+  const stdio = terminal
+    ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
+    : ownStdio();
   try {
-    await monitor.agent.execProcess(ref, spec, AbortSignal.timeout(60_000));
+    await monitor.agent.execProcess(
+      ref,
+      spec,
+      { stdin: stdio.stdin !== undefined },
+      AbortSignal.timeout(60_000),
+    );
   } catch (err) {
     terminal?.close();
     throw err;
   }
   if (terminal) forwardResizes(terminal, monitor.agent, ref);
   await onStarted();
-  const stdio = terminal
-    ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
-    : process;
   const exec = new AttachedProcess(monitor.agent, ref, stdio, new Promise(() => {}));
   const stopForwarding = forwardSignals(
     (signalNumber) =>

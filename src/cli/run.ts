@@ -6,6 +6,7 @@ import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.
 import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
+import { ownStdio } from '../sys/stdio.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
 import { forwardSignals } from './signals.js';
@@ -64,7 +65,7 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
   });
   try {
     const created = await ContainerMonitor.create(
-      { id, dir, bundle, settings, stdio: process, consoleSocket: options.consoleSocket },
+      { id, dir, bundle, settings, stdio: ownStdio(), consoleSocket: options.consoleSocket },
       controller.signal,
     );
     monitor = created;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
@@ -16,13 +17,13 @@ import {
   sha256File,
 } from './manifest.js';
 import { buildMinimalKernel, minimalKernelKey } from './minimal-kernel.js';
-import { parseModuleList, resolveLoadOrder } from './modules.js';
+import { modulesNamedBy, parseModuleList, resolveLoadOrder } from './modules.js';
 import { Progress } from './progress.js';
 import { buildRootfs } from './rootfs.js';
 import { extractVmlinux } from './vmlinux.js';
 
 /** Bumped when the builder itself changes what it makes from the same inputs. */
-const BUILDER_VERSION = '4';
+const BUILDER_VERSION = '5';
 
 export type KernelKind = 'debian' | 'minimal';
 
@@ -38,21 +39,34 @@ interface HostTools {
   busybox: string;
   node: string;
   crun: string;
+  /** modprobe for the guest, and depmod to index its module tree. */
+  kmod: string;
+  depmod: string;
 }
 
 async function findHostTools(): Promise<HostTools> {
   const busybox = (await which('busybox')) ?? '/bin/busybox';
   const crun = await which('crun');
-  const missing = [(await exists(busybox)) ? undefined : 'busybox-static', crun ? undefined : 'crun'].filter(
-    Boolean,
-  );
+  const kmod = await which('kmod');
+  const depmod =
+    (await which('depmod')) ?? ((await exists('/usr/sbin/depmod')) ? '/usr/sbin/depmod' : undefined);
+  const missing = [
+    (await exists(busybox)) ? undefined : 'busybox-static',
+    crun ? undefined : 'crun',
+    kmod && depmod ? undefined : 'kmod',
+  ].filter(Boolean);
   if (missing.length > 0) {
     throw new HullError(
       'ERR_IMAGE_BUILD',
       `the guest image needs ${missing.join(' and ')}: run \`apt-get install ${missing.join(' ')}\``,
     );
   }
-  return { busybox, node: process.execPath, crun: crun! };
+  return { busybox, node: process.execPath, crun: crun!, kmod: kmod!, depmod: depmod! };
+}
+
+/** The Node-API headers the agent's addon compiles against (the node-api-headers package). */
+function nodeApiHeaders(): string {
+  return (createRequire(import.meta.url)('node-api-headers') as { include_dir: string }).include_dir;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -77,7 +91,9 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     init: join(sources, 'initramfs-init.sh'),
     hullInit: join(sources, 'hull-init.c'),
     hullTty: join(installRoot(), 'src', 'sys', 'tty', 'hull-tty.c'),
+    guestPipes: join(installRoot(), 'guest', 'agent', 'native', 'guest-pipes.c'),
     modules: join(sources, 'guest-modules.txt'),
+    containerModules: join(sources, 'container-modules.txt'),
     fragment: join(sources, 'kernel', 'minimal.config'),
     agent: agentBundlePath(),
   };
@@ -107,7 +123,10 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     files.init,
     files.hullInit,
     files.hullTty,
+    files.guestPipes,
     files.modules,
+    files.containerModules,
+    tools.kmod,
     files.agent,
   ];
   for (const file of inputFiles) hash.update(`${file} ${await sha256File(file)}\n`);
@@ -148,14 +167,21 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       progress.end();
     }
 
-    progress.begin('guest programs: compiling hull-init and hull-tty');
+    progress.begin('guest programs: compiling hull-init, hull-tty and the agent addon');
     const hullInit = join(work, 'hull-init');
     const hullTty = join(work, 'hull-tty');
-    for (const [source, output] of [
-      [files.hullInit, hullInit],
-      [files.hullTty, hullTty],
-    ] as const) {
-      await run('cc', ['-static', '-Os', '-Wall', '-o', output, source], {
+    const guestPipes = join(work, 'guest-pipes.node');
+    const compile = [
+      [files.hullInit, hullInit, ['-static']],
+      [files.hullTty, hullTty, ['-static']],
+      [
+        files.guestPipes,
+        guestPipes,
+        ['-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=guest_pipes', `-I${nodeApiHeaders()}`],
+      ],
+    ] as const;
+    for (const [source, output, flags] of compile) {
+      await run('cc', [...flags, '-Os', '-Wall', '-o', output, source], {
         signal,
         errorCode: 'ERR_IMAGE_BUILD',
         purpose: `compiling ${output.split('/').pop()} (install gcc and libc6-dev)`,
@@ -187,7 +213,23 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       crun: tools.crun,
       hullInit,
       hullTty,
+      guestPipes,
       agentBundle: files.agent,
+      moduleTree: modulesDir
+        ? {
+            modulesDir,
+            release,
+            modules: await resolveLoadOrder(
+              modulesDir,
+              await modulesNamedBy(
+                modulesDir,
+                parseModuleList(await readFile(files.containerModules, 'utf8')),
+              ),
+            ),
+            kmod: tools.kmod,
+            depmod: tools.depmod,
+          }
+        : undefined,
       signal,
     });
     const size = (await stat(join(work, IMAGE_FILES.rootfs))).size;
@@ -210,6 +252,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     await rm(join(work, 'rootfs'), { recursive: true, force: true });
     await rm(hullInit, { force: true });
     await rm(hullTty, { force: true });
+    await rm(guestPipes, { force: true });
     await rm(dir, { recursive: true, force: true });
     await rename(work, dir);
     await markCurrent(id);

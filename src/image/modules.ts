@@ -75,3 +75,20 @@ export function parseModuleList(text: string): string[] {
     .map((l) => l.replace(/#.*/, '').trim())
     .filter(Boolean);
 }
+
+/**
+ * The module names a list names: a module file ("drivers/net/veth.ko") or every module under
+ * a directory ("net/netfilter/"), relative to the kernel's module tree. An entry the kernel
+ * lacks is skipped: it is built in, or this kernel does not have it.
+ */
+export async function modulesNamedBy(modulesDir: string, entries: readonly string[]): Promise<string[]> {
+  const index = await indexModules(modulesDir);
+  const names: string[] = [];
+  for (const entry of entries) {
+    const prefix = join('kernel', entry);
+    for (const [name, path] of index) {
+      if (entry.endsWith('/') ? path.startsWith(prefix) : path === prefix) names.push(name);
+    }
+  }
+  return names;
+}

@@ -1,6 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../sys/exec.js';
+import { stageModuleTree } from './module-tree.js';
+import type { ModuleFile } from './modules.js';
 import { mkdirs, stageBinary, stageBusybox, stageFile } from './stage.js';
 
 export interface RootfsInputs {
@@ -11,7 +13,17 @@ export interface RootfsInputs {
   crun: string;
   hullInit: string;
   hullTty: string;
+  /** The agent's Node-API addon (guest/agent/native/guest-pipes.c). */
+  guestPipes: string;
   agentBundle: string;
+  /** Modules containers load on demand, with kmod to load them; none for a kernel without modules. */
+  moduleTree?: {
+    modulesDir: string;
+    release: string;
+    modules: readonly ModuleFile[];
+    kmod: string;
+    depmod: string;
+  };
   signal?: AbortSignal;
 }
 
@@ -41,7 +53,9 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
   await stageBinary(stage, inputs.crun, '/usr/bin/crun', signal);
   await stageFile(stage, inputs.hullInit, '/sbin/hull-init', 0o755);
   await stageFile(stage, inputs.hullTty, '/usr/bin/hull-tty', 0o755);
+  await stageFile(stage, inputs.guestPipes, '/opt/hull/guest-pipes.node', 0o644);
   await stageFile(stage, inputs.agentBundle, '/opt/hull/agent.cjs', 0o644);
+  if (inputs.moduleTree) await stageModuleTree({ stage, ...inputs.moduleTree, signal });
   await writeFile(join(stage, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   await writeFile(join(stage, 'etc/group'), 'root:x:0:\n');
   await writeFile(join(stage, 'etc/hostname'), 'hull\n');

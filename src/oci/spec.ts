@@ -18,6 +18,9 @@ export interface Process {
   env?: string[];
   cwd: string;
   rlimits?: { type: string; hard: number; soft: number }[];
+  capabilities?: Partial<
+    Record<'bounding' | 'effective' | 'inheritable' | 'permitted' | 'ambient', string[]>
+  >;
   apparmorProfile?: string;
   selinuxLabel?: string;
   [key: string]: unknown;
@@ -54,6 +57,7 @@ export interface Spec {
     cgroupsPath?: string;
     resources?: Record<string, unknown>;
     mountLabel?: string;
+    rootfsPropagation?: string;
     intelRdt?: unknown;
     [key: string]: unknown;
   };

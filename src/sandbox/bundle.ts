@@ -1,6 +1,7 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { HullError } from '../errors.js';
+import { checkSpec } from '../oci/checks.js';
 import { isBindMount, type Spec } from '../oci/spec.js';
 
 export interface Bundle {
@@ -48,6 +49,7 @@ export async function loadBundle(path: string): Promise<Bundle> {
   if (typeof spec.process.cwd !== 'string' || !spec.process.cwd.startsWith('/')) {
     throw new HullError('ERR_CONFIG', `${configPath}: process.cwd must be an absolute path`);
   }
+  checkSpec(spec, configPath);
   const rootfs = isAbsolute(spec.root.path) ? resolve(spec.root.path) : join(dir, spec.root.path);
   if (!(await stat(rootfs).catch(() => undefined))?.isDirectory()) {
     throw new HullError('ERR_BUNDLE', `the root filesystem ${rootfs} does not exist: unpack an image there`);

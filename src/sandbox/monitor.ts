@@ -1,30 +1,24 @@
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
 import type { AgentClient, ProcessRef } from '../agent/client.js';
 import { HullError, messageOf } from '../errors.js';
 import { AgentService } from '../gen/hull/agent/v1/agent_pb.js';
 import { Monitor as MonitorService } from '../gen/hull/monitor/v1/monitor_pb.js';
 import { logger } from '../log.js';
+import { vcpusCovering } from '../oci/guest-resources.js';
 import type { Process } from '../oci/spec.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { listenPrivately } from '../sys/unix-socket.js';
 import { TtrpcServer } from '../ttrpc/server.js';
-import { AttachedProcess } from './attached-process.js';
+import { AttachedProcess, type HostStdio } from './attached-process.js';
 import type { Bundle } from './bundle.js';
 import { runHostHooks } from './hooks.js';
-import { type RuntimeSettings, startSandbox } from './runtime.js';
+import { DEFAULT_VCPUS, type RuntimeSettings, startSandbox } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
 import { type ContainerState, type Operation, requireAllowed, type Status, writeState } from './state.js';
 import { toWireStatus } from './wire-status.js';
 
 export const MONITOR_SOCKET = 'monitor.sock';
-
-export interface Stdio {
-  stdin: Readable;
-  stdout: Writable;
-  stderr: Writable;
-}
 
 /**
  * The long-lived host process of one container: it owns the container's VM, relays the
@@ -44,7 +38,7 @@ export class ContainerMonitor {
     readonly dir: string,
     readonly bundle: Bundle,
     readonly sandbox: Sandbox,
-    private readonly stdio: Stdio,
+    private readonly stdio: HostStdio,
     private readonly created: string,
     private readonly notice: (line: string) => void,
   ) {}
@@ -56,7 +50,7 @@ export class ContainerMonitor {
       dir: string;
       bundle: Bundle;
       settings: RuntimeSettings;
-      stdio: Stdio;
+      stdio: HostStdio;
       /** Where to send the terminal's pty when process.terminal is set. */
       consoleSocket?: string;
     },
@@ -66,16 +60,21 @@ export class ContainerMonitor {
     const terminal = await openTerminalFor(bundle.spec.process, options.consoleSocket, signal);
     let sandbox: Sandbox | undefined;
     try {
-      sandbox = await startSandbox(id, options.settings, {
-        dir: join(options.dir, 'vm'),
-        hostname: bundle.spec.hostname,
-        signal,
-      });
-      await sandbox.createContainer(id, bundle, signal);
+      const vcpus = vcpusCovering(bundle.spec.linux?.resources, options.settings.vcpus ?? DEFAULT_VCPUS);
+      sandbox = await startSandbox(
+        id,
+        { ...options.settings, vcpus },
+        {
+          dir: join(options.dir, 'vm'),
+          hostname: bundle.spec.hostname,
+          signal,
+        },
+      );
       // A terminal has one output stream: the container's stdout and stderr both go to it.
       const stdio = terminal
         ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
         : options.stdio;
+      await sandbox.createContainer(id, bundle, signal, { stdin: stdio.stdin !== undefined });
       const monitor = new ContainerMonitor(
         id,
         options.dir,
@@ -137,7 +136,7 @@ export class ContainerMonitor {
         update: async (req) => {
           requireAllowed(this.id, this.status, 'update');
           const resources: unknown = JSON.parse(Buffer.from(req.resourcesJson).toString('utf8'));
-          await this.sandbox.agent.updateContainer(this.id, resources, AbortSignal.timeout(30_000));
+          await this.sandbox.updateContainer(this.id, resources, AbortSignal.timeout(30_000));
           return {};
         },
         processes: async () => ({

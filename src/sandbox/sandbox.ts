@@ -6,6 +6,7 @@ import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
 import { consoleCause, consoleCauseOrLastLine } from '../image/console-cause.js';
 import type { GuestImage } from '../image/manifest.js';
 import { logger } from '../log.js';
+import { guestResources } from '../oci/guest-resources.js';
 import { SandboxShare } from '../storage/share.js';
 import type { Mounter } from '../sys/mount.js';
 import { deadlineSignal, raceSignal } from '../util/deadline.js';
@@ -49,6 +50,8 @@ export class Sandbox {
     readonly agent: AgentClient,
     readonly share: SandboxShare,
     readonly guest: GuestInfo,
+    /** The VM's CPU count, onto which a container's CPU set is mapped. */
+    readonly vcpus: number,
   ) {
     void vm.exited.then(() => {
       this.endedByItself = this.destroying === undefined;
@@ -152,7 +155,7 @@ export class Sandbox {
         );
         if (guest.agentSnapshot === 'rejected') await options.onAgentSnapshotRejected?.();
         await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
-        return new Sandbox(options.id, options.dir, vm, agent, share, guest);
+        return new Sandbox(options.id, options.dir, vm, agent, share, guest, options.vcpus);
       } finally {
         boot.dispose();
       }
@@ -170,13 +173,14 @@ export class Sandbox {
 
   /**
    * Shares a bundle's files with the guest and creates its container there (not started).
-   * In a pod, `sandboxContainerId` names the pod's sandbox container, created earlier.
+   * In a pod, `sandboxContainerId` names the pod's sandbox container, created earlier;
+   * `stdin` says whether the host will relay input (else the process reads /dev/null).
    */
   async createContainer(
     containerId: string,
     bundle: Bundle,
     signal: AbortSignal,
-    options: { sandboxContainerId?: string } = {},
+    options: { sandboxContainerId?: string; stdin: boolean },
   ): Promise<number> {
     const placement = await this.share.addContainer(
       containerId,
@@ -184,17 +188,31 @@ export class Sandbox {
       bundle.spec.mounts ?? [],
       bundle.dir,
     );
+    const spec = structuredClone(bundle.spec);
+    if (spec.linux?.resources) spec.linux.resources = this.forGuest(containerId, spec.linux.resources);
     try {
       return await this.agent.createContainer(
         containerId,
-        bundle.spec,
-        { ...placement, sandboxContainerId: options.sandboxContainerId },
+        spec,
+        { ...placement, sandboxContainerId: options.sandboxContainerId, stdin: options.stdin },
         signal,
       );
     } catch (err) {
       await this.share.removeContainer(containerId);
       throw err;
     }
+  }
+
+  /** Changes a container's resources (linux.resources as JSON), adapted to the VM as at create. */
+  async updateContainer(containerId: string, resources: unknown, signal: AbortSignal): Promise<void> {
+    await this.agent.updateContainer(containerId, this.forGuest(containerId, resources) ?? {}, signal);
+  }
+
+  /** Resources as the guest's cgroup v2 takes them; what was dropped or mapped is logged. */
+  private forGuest(containerId: string, resources: unknown): Record<string, unknown> | undefined {
+    const adapted = guestResources(resources, this.vcpus);
+    for (const warning of adapted.warnings) logger('sandbox').warn({ container: containerId }, warning);
+    return adapted.resources;
   }
 
   /** Removes a container from the guest (killing what is left of it) and unshares its files. */

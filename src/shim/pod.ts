@@ -104,6 +104,7 @@ export class ShimPod {
       try {
         await sandbox.createContainer(request.id, bundle, signal, {
           sandboxContainerId: role.kind === 'container' ? role.podId : undefined,
+          stdin: io.stdio.stdin !== undefined,
         });
       } catch (err) {
         io.close();
@@ -163,7 +164,12 @@ export class ShimPod {
         signal,
       );
       try {
-        await sandbox.agent.execProcess({ containerId: id, execId }, proc.spec!, signal);
+        await sandbox.agent.execProcess(
+          { containerId: id, execId },
+          proc.spec!,
+          { stdin: io.stdio.stdin !== undefined },
+          signal,
+        );
       } catch (err) {
         io.close();
         throw err;
@@ -286,8 +292,13 @@ export class ShimPod {
   }
 
   agentFor(id: string) {
+    return this.sandboxFor(id).agent;
+  }
+
+  /** The pod's sandbox, once `id` is known to be one of its containers. */
+  sandboxFor(id: string) {
     this.container(id);
-    return this.requireSandbox().agent;
+    return this.requireSandbox();
   }
 
   /** Stops the VM and everything of every task left (Shutdown with now, or a signal). */

@@ -111,7 +111,7 @@ export function taskService(
     },
     update: async (req) => {
       const resources = json<unknown>(req.resources?.value, 'the resources');
-      await pod.agentFor(req.id).updateContainer(req.id, resources, timeout());
+      await pod.sandboxFor(req.id).updateContainer(req.id, resources, timeout());
       return {};
     },
     wait: async (req, ctx) => {

@@ -1,4 +1,4 @@
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ContainerPlacement } from '../agent/client.js';
 import { HullError } from '../errors.js';
@@ -22,7 +22,10 @@ export class SandboxShare {
    * mount namespace (read-only at the top), and containers mounted here later must reach it.
    */
   async prepare(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    // Search-only for others: in the guest a user-namespaced container's root is not uid 0
+    // and must still pass through to its rootfs. On the host the VM's directory (0700) guards it.
+    await mkdir(this.dir, { recursive: true, mode: 0o711 });
+    await chmod(this.dir, 0o711);
     await this.mounter.makeSharedMountPoint(this.dir);
   }
 

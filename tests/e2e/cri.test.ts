@@ -4,9 +4,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NamespaceMode, RuntimeService } from '../../src/gen/runtime/v1/cri_pb.js';
 import { processesMentioning } from '../../src/sys/processes.js';
+import { writePodNetwork } from '../fixtures/cni.js';
 import { Containerd } from '../fixtures/containerd.js';
 import { CriClient } from '../fixtures/cri-client.js';
+import { SERVER_IMAGE, serverImageArchive } from '../fixtures/debian-image.js';
 import { busyboxImageArchive, IMAGE, pauseImageArchive } from '../fixtures/oci-image.js';
+import { ACCESS_LOG_LINE, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
 import { assertNothingLeft, privateDirs, qemuProcessesUsing } from './harness.js';
 
 /** Kubernetes' path: a CRI client (as kubelet) → containerd's CRI plugin → hull's shim. */
@@ -17,7 +20,13 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
 
   before(async () => {
     dirs = await privateDirs('cri');
-    containerd = await Containerd.start(join(dirs.scratch, 'c'));
+    const containerdDir = join(dirs.scratch, 'c');
+    await writePodNetwork(
+      join(containerdDir, 'cni', 'net.d'),
+      join(dirs.scratch, 'cni-leases'),
+      '10.231.7.0/24',
+    );
+    containerd = await Containerd.start(containerdDir);
     const images = join(dirs.scratch, 'image');
     for (const archive of [await busyboxImageArchive(images), await pauseImageArchive(images)]) {
       const load = await containerd.ctr(['images', 'import', archive], 'k8s.io');
@@ -38,11 +47,10 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
       metadata: { name: 'web', uid: 'pod-uid-1', namespace: 'default' },
       hostname: 'web',
       logDirectory,
-      // No CNI here: the pod uses the node's network, as a hostNetwork pod does.
       linux: {
         securityContext: {
           namespaceOptions: {
-            network: NamespaceMode.NODE,
+            network: NamespaceMode.POD,
             pid: NamespaceMode.CONTAINER,
             ipc: NamespaceMode.POD,
           },
@@ -113,4 +121,81 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
     const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
     assert.ok(!mountinfo.includes(containerd.dir), 'nothing of the pod stays mounted');
   });
+
+  // Issue 9: nginx logs to /dev/stdout; its lines must reach the CRI log file kubelet reads.
+  test("nginx from a Debian image serves in a pod, and its log lines reach the container's CRI log", async () => {
+    const load = await containerd.ctr(['images', 'import', await serverImageArchive()], 'k8s.io');
+    assert.equal(load.code, 0, load.stderr);
+    const logDirectory = join(dirs.scratch, 'web-logs');
+    await mkdir(logDirectory, { recursive: true });
+    const sandboxConfig = {
+      metadata: { name: 'nginx', uid: 'pod-uid-nginx', namespace: 'default' },
+      logDirectory,
+      linux: {},
+    };
+    const { podSandboxId } = await cri.call(RuntimeService.method.runPodSandbox, {
+      config: sandboxConfig,
+      runtimeHandler: 'hull',
+    });
+    try {
+      const { containerId } = await cri.call(RuntimeService.method.createContainer, {
+        podSandboxId,
+        config: { metadata: { name: 'nginx' }, image: { image: SERVER_IMAGE }, logPath: 'nginx.log' },
+        sandboxConfig,
+      });
+      await cri.call(RuntimeService.method.startContainer, { containerId });
+      const page = await fetchFromInside(async (url) => {
+        const r = await cri.call(RuntimeService.method.execSync, {
+          containerId,
+          cmd: ['busybox', 'wget', '-q', '-O-', url],
+          timeout: 60n,
+        });
+        return {
+          code: r.exitCode,
+          stdout: Buffer.from(r.stdout).toString(),
+          stderr: Buffer.from(r.stderr).toString(),
+        };
+      });
+      assert.equal(page.trim(), SERVER_PAGE);
+      // The CRI log format: "<time> stdout F <line>".
+      let log = '';
+      for (let i = 0; i < 50 && !ACCESS_LOG_LINE.test(log); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        log = await readFile(join(logDirectory, 'nginx.log'), 'utf8').catch(() => '');
+      }
+      assert.match(log, new RegExp(`stdout F .*${ACCESS_LOG_LINE.source}`));
+    } finally {
+      await cri.call(RuntimeService.method.stopPodSandbox, { podSandboxId });
+      await cri.call(RuntimeService.method.removePodSandbox, { podSandboxId });
+    }
+    await assertNothingLeft(containerd.hullRoot);
+  });
+
+  // Issue 9: a VM cannot share the node's namespaces; the pod used to start and misbehave.
+  for (const [field, option] of [
+    ['hostNetwork', 'network'],
+    ['hostPID', 'pid'],
+    ['hostIPC', 'ipc'],
+  ] as const) {
+    test(`a ${field} pod is refused at creation, naming ${field}, and leaves nothing`, async () => {
+      const namespaceOptions = {
+        network: NamespaceMode.POD,
+        pid: NamespaceMode.CONTAINER,
+        ipc: NamespaceMode.POD,
+        [option]: NamespaceMode.NODE,
+      };
+      await assert.rejects(
+        cri.call(RuntimeService.method.runPodSandbox, {
+          config: {
+            metadata: { name: `host-${option}`, uid: `pod-uid-${option}`, namespace: 'default' },
+            linux: { securityContext: { namespaceOptions } },
+          },
+          runtimeHandler: 'hull',
+        }),
+        new RegExp(`${field}.*a VM cannot share the host kernel's namespaces`),
+      );
+      assert.deepEqual(await processesMentioning(containerd.socket), [], 'no shim server is left');
+      await assertNothingLeft(containerd.hullRoot);
+    });
+  }
 });

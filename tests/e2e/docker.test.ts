@@ -3,7 +3,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { SERVER_IMAGE, serverImageArchive } from '../fixtures/debian-image.js';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { ACCESS_LOG_LINE, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
 import { assertNothingLeft, HULL_COMMAND, privateDirs, processExit, runCommand } from './harness.js';
 
 /** Docker 20.10 with hull added as a runtime: dockerd → containerd-shim-runc-v2 → hull. */
@@ -93,6 +95,44 @@ describe('docker --runtime hull', { timeout: 600_000 }, () => {
     assert.equal(inspect.stdout.trim(), 'exited 0');
     assert.match((await docker('logs', 'svc')).stdout, /up\n(.|\n)*got TERM/);
     assert.equal((await docker('rm', 'svc')).code, 0);
+    await assertNothingLeft(runtimeRoot);
+  });
+
+  // Issue 9: servers that log to /dev/stdout (nginx) or stderr (busybox httpd) under docker.
+  test('nginx and busybox httpd from a Debian image serve, and docker logs has their lines', async () => {
+    const load = await docker('load', '-i', await serverImageArchive());
+    assert.equal(load.code, 0, load.stderr);
+    const nginx = await docker('run', '-d', '--name', 'web', '--runtime', 'hull', SERVER_IMAGE);
+    assert.equal(nginx.code, 0, nginx.stderr);
+    const httpd = await docker(
+      'run',
+      '-d',
+      '--name',
+      'httpd',
+      '--runtime',
+      'hull',
+      SERVER_IMAGE,
+      'busybox',
+      'httpd',
+      '-f',
+      '-vv',
+      '-p',
+      '8080',
+      '-h',
+      '/var/www/html',
+    );
+    assert.equal(httpd.code, 0, httpd.stderr);
+    try {
+      const wget = (name: string) => (url: string) =>
+        docker('exec', name, 'busybox', 'wget', '-q', '-O-', url);
+      assert.equal((await fetchFromInside(wget('web'))).trim(), SERVER_PAGE);
+      assert.equal((await fetchFromInside(wget('httpd'), 8080)).trim(), SERVER_PAGE);
+      assert.match((await docker('logs', 'web')).stdout, ACCESS_LOG_LINE);
+      // busybox httpd -vv logs each request's status on stderr.
+      assert.match((await docker('logs', 'httpd')).stderr, /response:200/);
+    } finally {
+      await docker('rm', '-f', 'web', 'httpd');
+    }
     await assertNothingLeft(runtimeRoot);
   });
 });

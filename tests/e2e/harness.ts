@@ -27,13 +27,14 @@ export interface HullRun {
   waitForOutput(text: string, timeoutMs?: number): Promise<void>;
 }
 
+/** `input` is written to hull's stdin and closed; null gives hull /dev/null, as conmon does without -i. */
 export function startHull(
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; input?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; input?: string | null } = {},
 ): HullRun {
   const child = spawn(process.execPath, [HULL, ...args], {
     env: { ...process.env, ...options.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: [options.input === null ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
@@ -45,7 +46,7 @@ export function startHull(
   child.stderr!.on('data', (c: Buffer) => {
     stderr += c.toString();
   });
-  if (options.input !== undefined) child.stdin!.end(options.input);
+  if (typeof options.input === 'string') child.stdin!.end(options.input);
   const result = new Promise<HullResult>((resolveResult) => {
     child.on('close', (code, signal) => resolveResult({ code, signal, stdout, stderr }));
   });
@@ -72,7 +73,7 @@ export function startHull(
 
 export function hull(
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; input?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; input?: string | null } = {},
 ): Promise<HullResult> {
   return startHull(args, { input: '', ...options }).result;
 }

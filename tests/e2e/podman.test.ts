@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { SERVER_IMAGE, serverImageArchive } from '../fixtures/debian-image.js';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { ACCESS_LOG_LINE, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
 import { assertNothingLeft, HULL_COMMAND, privateDirs, runCommand } from './harness.js';
 
 /** podman 4.3 with hull as a runtime, through conmon, as a user would set it up. */
@@ -95,6 +97,25 @@ hull = ["${HULL_COMMAND}"]
     // rm -f of a running container
     assert.equal((await podman('run', '-d', '--name', 'busy', IMAGE, 'sleep', '1000')).code, 0);
     assert.equal((await podman('rm', '-f', '-t', '1', 'busy')).code, 0);
+    await assertNothingLeft(join(dirs.scratch, 'hull'));
+  });
+
+  // Issue 9: nginx exited at start (it opens /dev/stdout, which was a socket in the guest).
+  test('nginx from a Debian image serves, and its /dev/stdout log reaches podman logs', async () => {
+    const load = await podman('load', '-i', await serverImageArchive());
+    assert.equal(load.code, 0, load.stderr);
+    const started = await podman('run', '-d', '--name', 'web', SERVER_IMAGE);
+    assert.equal(started.code, 0, started.stderr);
+    try {
+      const page = await fetchFromInside((url) => podman('exec', 'web', 'busybox', 'wget', '-q', '-O-', url));
+      assert.equal(page.trim(), SERVER_PAGE);
+      const logs = await podman('logs', 'web');
+      assert.match(logs.stdout, ACCESS_LOG_LINE, logs.stdout + logs.stderr);
+      const state = await podman('inspect', '--format', '{{.State.Status}}', 'web');
+      assert.equal(state.stdout.trim(), 'running', 'nginx keeps running');
+    } finally {
+      assert.equal((await podman('rm', '-f', '-t', '1', 'web')).code, 0);
+    }
     await assertNothingLeft(join(dirs.scratch, 'hull'));
   });
 });

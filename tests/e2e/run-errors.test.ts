@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { Spec } from '../../src/oci/spec.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { assertNothingLeft, type HullResult, hull, privateDirs, privateImageState } from './harness.js';
 
@@ -125,6 +126,44 @@ describe('hull run: bad input', { timeout: 600_000 }, () => {
     const r = await run(['--bundle', dir, 'e4']);
     await assertCleanFailure(r, /mount source \/no\/such\/dir .*does not exist/, dirs.root);
   });
+
+  // Issue 9: each was accepted, and the container misbehaved or crun failed later.
+  for (const [what, edit, pattern] of [
+    [
+      'no network namespace (--network host)',
+      (spec: Spec) => {
+        spec.linux!.namespaces = spec.linux!.namespaces!.filter((ns) => ns.type !== 'network');
+      },
+      /no "network" entry.*hostNetwork.*a VM cannot share the host kernel's namespaces/,
+    ],
+    [
+      'an unknown capability',
+      (spec: Spec) => {
+        spec.process!.capabilities = { bounding: ['CAP_NET_ADMINN'] };
+      },
+      /process.capabilities.bounding names an unknown capability "CAP_NET_ADMINN"/,
+    ],
+    [
+      'rshared propagation on a bind mount',
+      (spec: Spec) => {
+        spec.mounts!.push({
+          destination: '/data',
+          type: 'bind',
+          source: '/tmp',
+          options: ['rbind', 'rshared'],
+        });
+      },
+      /"rshared" propagation .*cannot reach the host/,
+    ],
+  ] as const) {
+    test(`a configuration with ${what} is refused, naming the field`, async () => {
+      const dir = join(dirs.scratch, `bad-${what.replace(/\W+/g, '-')}`);
+      await mkdir(dir);
+      await makeBusyboxBundle(dir, ['true'], edit);
+      const r = await run(['--bundle', dir, `e-${what.length}`]);
+      await assertCleanFailure(r, pattern, dirs.root);
+    });
+  }
 
   test('no guest image', async () => {
     const empty = join(dirs.scratch, 'empty-state');

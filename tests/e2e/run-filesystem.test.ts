@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { bundleTests, hull } from './harness.js';
+
+const run = promisify(execFile);
+/** Where a user namespace's uid and gid 0 are mapped, as podman's --userns=auto might. */
+const MAPPED = 100_000;
 
 /** The container's files: a read-only root, and host directories bind-mounted in. */
 describe('hull run: filesystems', { timeout: 600_000 }, () => {
@@ -23,6 +29,25 @@ describe('hull run: filesystems', { timeout: 600_000 }, () => {
     const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await readFile(join(b.dir, 'rootfs', 'root', 'note'), 'utf8'), 'written-in-guest\n');
+  });
+
+  // Issue 9: crun could not reach the rootfs from inside the user namespace (the share was 0700).
+  test('a user-namespaced container is root in its namespace and owns its rootfs there', async () => {
+    const b = await bundle(['sh', '-c', 'id -u; cat /proc/self/uid_map; echo mine > /root/note'], (spec) => {
+      spec.root!.readonly = false;
+      spec.linux!.namespaces!.push({ type: 'user' });
+      spec.linux!.uidMappings = [{ containerID: 0, hostID: MAPPED, size: 65536 }];
+      spec.linux!.gidMappings = [{ containerID: 0, hostID: MAPPED, size: 65536 }];
+    });
+    // As podman --userns does: the image's files belong to the mapped ids.
+    await run('chown', ['-R', `${MAPPED}:${MAPPED}`, join(b.dir, 'rootfs')]);
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    assert.equal(r.code, 0, r.stderr);
+    const [uid, map] = r.stdout.trim().split('\n');
+    assert.equal(uid, '0');
+    assert.deepEqual(map!.trim().split(/\s+/), ['0', String(MAPPED), '65536']);
+    const note = await stat(join(b.dir, 'rootfs', 'root', 'note'));
+    assert.equal(note.uid, MAPPED, "the container's root writes as the mapped user");
   });
 
   test('bind mounts are visible, writable when rw and refuse writes when ro', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { release } from 'node:os';
+import { availableParallelism, release } from 'node:os';
 import { describe, test } from 'node:test';
+import { VM_NAMESPACES_ANNOTATION } from '../../src/oci/checks.js';
 import { bundleTests, hull, qemuProcessesUsing, startHull } from './harness.js';
 
 /** `hull run` as a user of runc sees it: output, exit codes, stdin, the process's settings. */
@@ -28,6 +29,53 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
     });
   }
 
+  // Issue 9: nginx and httpd log to /dev/stdout; a socket there cannot be reopened (ENXIO).
+  test('the process can reopen /dev/stdout, /dev/stderr and /proc/self/fd/N, as under runc', async () => {
+    const b = await bundle([
+      'sh',
+      '-c',
+      'echo out > /dev/stdout && echo err > /dev/stderr && echo fd1 > /proc/self/fd/1 && readlink /proc/self/fd/1',
+    ]);
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^out\nfd1\npipe:\[\d+\]\n$/);
+    assert.equal(r.stderr, 'err\n');
+  });
+
+  test('without input from the client the process reads /dev/null', async () => {
+    const b = await bundle(['sh', '-c', 'readlink /proc/self/fd/0; cat; echo read-all']);
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id], { input: null });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '/dev/null\nread-all\n');
+  });
+
+  // Issue 9: crun on the guest's cgroup v2 refused these, failing the whole create.
+  test('resource fields with no meaning in a VM are ignored; a CPU set is mapped onto its vCPUs', async () => {
+    const b = await bundle(
+      ['sh', '-c', 'nproc; cat "/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.max"'],
+      (spec) => {
+        spec.linux!.resources = {
+          memory: { limit: 64 * 2 ** 20, kernel: 32 * 2 ** 20, swappiness: 10, disableOOMKiller: true },
+          cpu: { cpus: '2-3', mems: '1', realtimeRuntime: 1000, realtimePeriod: 100_000 },
+          blockIO: {
+            weight: 500,
+            leafWeight: 300,
+            throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1 << 20 }],
+          },
+        };
+      },
+    );
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    assert.equal(r.code, 0, r.stderr);
+    const [cpus, memoryMax] = r.stdout.trim().split('\n');
+    assert.equal(
+      Number(cpus),
+      Math.min(2, availableParallelism()),
+      'the container has as many CPUs as its set',
+    );
+    assert.equal(Number(memoryMax), 64 * 2 ** 20, 'the limits that mean something still apply');
+  });
+
   test('stdin is piped through to the process', async () => {
     const b = await bundle(['sh', '-c', 'tr a-z A-Z; echo done']);
     const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id], {
@@ -52,6 +100,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
     // Without its own PID namespace the shell is not PID 1, which would ignore the signal.
     const b = await bundle(['sh', '-c', 'kill -SEGV $$; echo survived'], (spec) => {
       spec.linux!.namespaces = spec.linux!.namespaces!.filter((ns) => ns.type !== 'pid');
+      spec.annotations = { [VM_NAMESPACES_ANNOTATION]: 'pid' };
     });
     const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     assert.equal(r.code, 128 + 11, r.stderr);
@@ -81,7 +130,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
     assert.ok(qemu, 'the VM runs');
     process.kill(qemu!, 'SIGKILL');
     const r = await running.result;
-    assert.equal(r.code, 137);
+    assert.equal(r.code, 137, r.stderr);
     assert.match(
       r.stderr.trim(),
       /^hull: the VM of container \S+ ended under it: QEMU was killed by SIGKILL$/,

@@ -5,72 +5,13 @@ import { describe, test } from 'node:test';
 import type { DescService } from '@bufbuild/protobuf';
 import { AgentClient } from '../../src/agent/client.js';
 import { AgentService } from '../../src/gen/hull/agent/v1/agent_pb.js';
-import type { Spec } from '../../src/oci/spec.js';
 import { MONITOR_SOCKET } from '../../src/sandbox/monitor.js';
 import { statusField } from '../../src/sys/processes.js';
 import { connectUnix } from '../../src/sys/unix-socket.js';
 import { TtrpcClient } from '../../src/ttrpc/client.js';
 import { TtrpcError } from '../../src/ttrpc/status.js';
+import { privileged } from '../fixtures/bundle.js';
 import { bundleTests, hull, qemuProcessesUsing, startHull } from './harness.js';
-
-/** Every capability a privileged container gets (podman --privileged, a privileged pod). */
-const ALL_CAPABILITIES = [
-  'CHOWN',
-  'DAC_OVERRIDE',
-  'DAC_READ_SEARCH',
-  'FOWNER',
-  'FSETID',
-  'KILL',
-  'SETGID',
-  'SETUID',
-  'SETPCAP',
-  'LINUX_IMMUTABLE',
-  'NET_BIND_SERVICE',
-  'NET_BROADCAST',
-  'NET_ADMIN',
-  'NET_RAW',
-  'IPC_LOCK',
-  'IPC_OWNER',
-  'SYS_MODULE',
-  'SYS_RAWIO',
-  'SYS_CHROOT',
-  'SYS_PTRACE',
-  'SYS_PACCT',
-  'SYS_ADMIN',
-  'SYS_BOOT',
-  'SYS_NICE',
-  'SYS_RESOURCE',
-  'SYS_TIME',
-  'SYS_TTY_CONFIG',
-  'MKNOD',
-  'LEASE',
-  'AUDIT_WRITE',
-  'AUDIT_CONTROL',
-  'SETFCAP',
-  'MAC_OVERRIDE',
-  'MAC_ADMIN',
-  'SYSLOG',
-  'WAKE_ALARM',
-  'BLOCK_SUSPEND',
-  'AUDIT_READ',
-].map((c) => `CAP_${c}`);
-
-/**
- * The attacker: root in a privileged container with a writable root, every capability, no
- * masked paths, and the guest's PID namespace (so /proc/1 is the guest's init).
- */
-function privileged(spec: Spec): void {
-  spec.root!.readonly = false;
-  spec.process!.capabilities = {
-    bounding: ALL_CAPABILITIES,
-    effective: ALL_CAPABILITIES,
-    permitted: ALL_CAPABILITIES,
-  };
-  spec.process!.noNewPrivileges = false;
-  spec.linux!.maskedPaths = [];
-  spec.linux!.readonlyPaths = [];
-  spec.linux!.namespaces = spec.linux!.namespaces!.filter((ns) => ns.type !== 'pid');
-}
 
 /** A shell that ends at SIGTERM (as PID 1 it would ignore it without a trap). */
 const UNTIL_TERM_PRELUDE = 'trap "exit 0" TERM';

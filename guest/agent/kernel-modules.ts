@@ -1,0 +1,36 @@
+import { childProcess } from './builtins.js';
+import { guestLogger } from './log.js';
+
+const log = guestLogger('modules');
+
+/**
+ * Modules the kernel cannot load by itself when a container first needs them. Everything else
+ * a container uses (bridge, veth, nf_tables, iptable_nat, overlay, tun) the kernel asks the
+ * guest's modprobe for on first use; iptables-legacy instead needs ip_tables' socket options
+ * to exist before it asks for a table, and on a host a firewall has long loaded them.
+ */
+const FOR_NET_ADMIN = ['ip_tables', 'ip6_tables'];
+
+let loading: Promise<void> | undefined;
+
+/** Loads FOR_NET_ADMIN once per guest, before the first container that may use iptables. */
+export function prepareForNetAdmin(): Promise<void> {
+  loading ??= new Promise<void>((resolve) => {
+    childProcess().execFile(
+      '/sbin/modprobe',
+      ['-a', ...FOR_NET_ADMIN],
+      { timeout: 30_000 },
+      (err, _out, stderr) => {
+        // A kernel with these built in, or without them: iptables then says what it lacks.
+        if (err) log.warn('cannot load iptables modules', { error: String(stderr || err.message).trim() });
+        resolve();
+      },
+    );
+  });
+  return loading;
+}
+
+/** Whether a process spec may administer networking (CAP_NET_ADMIN in any set). */
+export function mayAdministerNetwork(capabilities: Record<string, unknown> | undefined): boolean {
+  return Object.values(capabilities ?? {}).some((set) => Array.isArray(set) && set.includes('CAP_NET_ADMIN'));
+}

@@ -1,0 +1,42 @@
+import { copyFile, mkdir, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { run } from '../sys/exec.js';
+import type { ModuleFile } from './modules.js';
+import { stageBinary } from './stage.js';
+
+/** What depmod and modprobe read besides the modules: which ones are built in, and their order. */
+const TREE_FILES = ['modules.builtin', 'modules.builtin.modinfo', 'modules.order'];
+
+/**
+ * Lays out the guest's /lib/modules/<release> with `modules`, indexes it with the host's
+ * depmod, and installs kmod as the guest's /sbin/modprobe, the program the guest kernel runs
+ * to load a module it is asked for. The tree is in the read-only root filesystem: modprobe
+ * only reads it.
+ */
+export async function stageModuleTree(options: {
+  stage: string;
+  modulesDir: string;
+  release: string;
+  modules: readonly ModuleFile[];
+  kmod: string;
+  depmod: string;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const { stage, modulesDir, release, signal } = options;
+  const tree = join(stage, 'lib', 'modules', release);
+  for (const module of options.modules) {
+    await mkdir(dirname(join(tree, module.path)), { recursive: true });
+    await copyFile(join(modulesDir, module.path), join(tree, module.path));
+  }
+  for (const file of TREE_FILES) {
+    await copyFile(join(modulesDir, file), join(tree, file)).catch(() => {});
+  }
+  await run(options.depmod, ['--basedir', stage, release], {
+    signal,
+    errorCode: 'ERR_IMAGE_BUILD',
+    purpose: 'indexing the guest kernel modules (install kmod)',
+  });
+  await stageBinary(stage, options.kmod, '/usr/bin/kmod', signal);
+  await mkdir(join(stage, 'sbin'), { recursive: true });
+  for (const tool of ['modprobe', 'lsmod']) await symlink('/usr/bin/kmod', join(stage, 'sbin', tool));
+}
