@@ -21,8 +21,8 @@ function pipe(): [read: number, write: number] {
 /**
  * Stdio for a container process as runc gives it: pipes, so the process can reopen
  * /dev/stdout or /proc/self/fd/N (a socket cannot be reopened), and /dev/null for stdin when
- * the host sends none. `childFds` go to the spawned program; `close()` drops the agent's copies
- * of them once it has started.
+ * the host sends none. `childFds` go to the spawned program; `closeChildEnds()` drops the agent's
+ * copies of them once it has started.
  */
 export interface ProcessPipes {
   childFds: [number, number, number];

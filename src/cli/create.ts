@@ -1,12 +1,12 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { HullError, isHullError, messageOf } from '../errors.js';
+import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.js';
 import { validateContainerId } from '../sandbox/container-id.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
 import { containerDir } from '../sandbox/runtime.js';
-import { ownStdio } from '../sys/stdio.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
 import { forwardSignals } from './signals.js';

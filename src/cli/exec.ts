@@ -5,11 +5,10 @@ import type { Command } from 'commander';
 import type { ProcessRef } from '../agent/client.js';
 import { HullError, messageOf } from '../errors.js';
 import type { Process, Spec } from '../oci/spec.js';
-import { AttachedProcess } from '../sandbox/attached-process.js';
+import { AttachedProcess, inputOf, ownStdio } from '../sandbox/attached-process.js';
 import { forwardResizes, openTerminalFor } from '../sandbox/monitor.js';
 import type { MonitorClient } from '../sandbox/monitor-client.js';
 import { requireAllowed } from '../sandbox/state.js';
-import { ownStdio } from '../sys/stdio.js';
 import { openContainer, withContainer, withMonitor } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
 import { writePidFile } from './pid-file.js';
@@ -124,12 +123,7 @@ async function runExec(
     ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
     : ownStdio();
   try {
-    await monitor.agent.execProcess(
-      ref,
-      spec,
-      { stdin: stdio.stdin !== undefined },
-      AbortSignal.timeout(60_000),
-    );
+    await monitor.agent.execProcess(ref, spec, inputOf(stdio), AbortSignal.timeout(60_000));
   } catch (err) {
     terminal?.close();
     throw err;

@@ -4,6 +4,17 @@ import { run } from '../sys/exec.js';
 import type { ModuleFile } from './modules.js';
 import { stageBinary } from './stage.js';
 
+/** The modules for the guest's tree, where they come from, and the host's kmod tools. */
+export interface ModuleTree {
+  /** The kernel package's lib/modules/<release>. */
+  modulesDir: string;
+  release: string;
+  modules: readonly ModuleFile[];
+  /** kmod, installed in the guest as modprobe; the host's depmod indexes the tree. */
+  kmod: string;
+  depmod: string;
+}
+
 /** What depmod and modprobe read besides the modules: which ones are built in, and their order. */
 const TREE_FILES = ['modules.builtin', 'modules.builtin.modinfo', 'modules.order'];
 
@@ -13,16 +24,12 @@ const TREE_FILES = ['modules.builtin', 'modules.builtin.modinfo', 'modules.order
  * to load a module it is asked for. The tree is in the read-only root filesystem: modprobe
  * only reads it.
  */
-export async function stageModuleTree(options: {
-  stage: string;
-  modulesDir: string;
-  release: string;
-  modules: readonly ModuleFile[];
-  kmod: string;
-  depmod: string;
-  signal?: AbortSignal;
-}): Promise<void> {
-  const { stage, modulesDir, release, signal } = options;
+export async function stageModuleTree(
+  stage: string,
+  options: ModuleTree,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { modulesDir, release } = options;
   const tree = join(stage, 'lib', 'modules', release);
   for (const module of options.modules) {
     await mkdir(dirname(join(tree, module.path)), { recursive: true });

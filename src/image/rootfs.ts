@@ -1,8 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../sys/exec.js';
-import { stageModuleTree } from './module-tree.js';
-import type { ModuleFile } from './modules.js';
+import { type ModuleTree, stageModuleTree } from './module-tree.js';
 import { mkdirs, stageBinary, stageBusybox, stageFile } from './stage.js';
 
 export interface RootfsInputs {
@@ -17,13 +16,7 @@ export interface RootfsInputs {
   guestPipes: string;
   agentBundle: string;
   /** Modules containers load on demand, with kmod to load them; none for a kernel without modules. */
-  moduleTree?: {
-    modulesDir: string;
-    release: string;
-    modules: readonly ModuleFile[];
-    kmod: string;
-    depmod: string;
-  };
+  moduleTree?: ModuleTree;
   signal?: AbortSignal;
 }
 
@@ -55,7 +48,7 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
   await stageFile(stage, inputs.hullTty, '/usr/bin/hull-tty', 0o755);
   await stageFile(stage, inputs.guestPipes, '/opt/hull/guest-pipes.node', 0o644);
   await stageFile(stage, inputs.agentBundle, '/opt/hull/agent.cjs', 0o644);
-  if (inputs.moduleTree) await stageModuleTree({ stage, ...inputs.moduleTree, signal });
+  if (inputs.moduleTree) await stageModuleTree(stage, inputs.moduleTree, signal);
   await writeFile(join(stage, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   await writeFile(join(stage, 'etc/group'), 'root:x:0:\n');
   await writeFile(join(stage, 'etc/hostname'), 'hull\n');

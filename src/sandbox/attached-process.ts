@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import type { AgentClient, ProcessRef } from '../agent/client.js';
+import type { AgentClient, ProcessInput, ProcessRef } from '../agent/client.js';
+import { readsNothing } from '../sys/stdio.js';
 import { drainOutputs, relayInput, relayOutput } from './stdio-relay.js';
 
 /** Exit status reported when the VM ends under a running process (as if SIGKILLed). */
@@ -11,6 +12,23 @@ export interface HostStdio {
   stdin?: Readable;
   stdout?: Writable;
   stderr?: Writable;
+}
+
+/**
+ * This process's stdio as a container's: stdin only when it can carry input, so a container
+ * whose client gave /dev/null reads /dev/null in the guest too, as under runc.
+ */
+export function ownStdio(): HostStdio {
+  return {
+    stdin: readsNothing(0) ? undefined : process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+  };
+}
+
+/** What the guest is told about a process's input: relayed from `stdio`, or /dev/null there. */
+export function inputOf(stdio: HostStdio): ProcessInput {
+  return { stdin: stdio.stdin !== undefined };
 }
 
 export interface ProcessExit {

@@ -10,7 +10,7 @@ import type { Process } from '../oci/spec.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { listenPrivately } from '../sys/unix-socket.js';
 import { TtrpcServer } from '../ttrpc/server.js';
-import { AttachedProcess, type HostStdio } from './attached-process.js';
+import { AttachedProcess, type HostStdio, inputOf } from './attached-process.js';
 import type { Bundle } from './bundle.js';
 import { runHostHooks } from './hooks.js';
 import { DEFAULT_VCPUS, type RuntimeSettings, startSandbox } from './runtime.js';
@@ -74,7 +74,7 @@ export class ContainerMonitor {
       const stdio = terminal
         ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
         : options.stdio;
-      await sandbox.createContainer(id, bundle, signal, { stdin: stdio.stdin !== undefined });
+      await sandbox.createContainer(id, bundle, signal, inputOf(stdio));
       const monitor = new ContainerMonitor(
         id,
         options.dir,

@@ -1,6 +1,6 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AgentClient, type GuestInfo } from '../agent/client.js';
+import { AgentClient, type GuestInfo, type ProcessInput } from '../agent/client.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
 import { consoleCause, consoleCauseOrLastLine } from '../image/console-cause.js';
@@ -180,7 +180,7 @@ export class Sandbox {
     containerId: string,
     bundle: Bundle,
     signal: AbortSignal,
-    options: { sandboxContainerId?: string; stdin: boolean },
+    options: ProcessInput & { sandboxContainerId?: string },
   ): Promise<number> {
     const placement = await this.share.addContainer(
       containerId,

@@ -14,7 +14,7 @@ import {
 } from '../gen/containerd/events/task_pb.js';
 import { logger } from '../log.js';
 import type { Process } from '../oci/spec.js';
-import { type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
+import { inputOf, type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
 import { startSandbox } from '../sandbox/runtime.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
@@ -104,7 +104,7 @@ export class ShimPod {
       try {
         await sandbox.createContainer(request.id, bundle, signal, {
           sandboxContainerId: role.kind === 'container' ? role.podId : undefined,
-          stdin: io.stdio.stdin !== undefined,
+          ...inputOf(io.stdio),
         });
       } catch (err) {
         io.close();
@@ -164,12 +164,7 @@ export class ShimPod {
         signal,
       );
       try {
-        await sandbox.agent.execProcess(
-          { containerId: id, execId },
-          proc.spec!,
-          { stdin: io.stdio.stdin !== undefined },
-          signal,
-        );
+        await sandbox.agent.execProcess({ containerId: id, execId }, proc.spec!, inputOf(io.stdio), signal);
       } catch (err) {
         io.close();
         throw err;

@@ -1,5 +1,4 @@
 import { fstatSync } from 'node:fs';
-import type { HostStdio } from '../sandbox/attached-process.js';
 
 /** /dev/null's device number (major 1, minor 3), as the kernel encodes it in st_rdev. */
 const DEV_NULL_RDEV = (1 << 8) | 3;
@@ -12,16 +11,4 @@ export function readsNothing(fd: number): boolean {
   } catch {
     return true;
   }
-}
-
-/**
- * This process's stdio as a container's: stdin only when it can carry input, so a container
- * whose client gave /dev/null reads /dev/null in the guest too, as under runc.
- */
-export function ownStdio(): HostStdio {
-  return {
-    stdin: readsNothing(0) ? undefined : process.stdin,
-    stdout: process.stdout,
-    stderr: process.stderr,
-  };
 }
