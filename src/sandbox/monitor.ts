@@ -29,6 +29,8 @@ export const MONITOR_SOCKET = 'monitor.sock';
 export class ContainerMonitor {
   private status: Status = 'created';
   private exit: Promise<number> | undefined;
+  /** The start request while it is on its way: the VM must outlive its answer. */
+  private starting: Promise<void> | undefined;
   private server: Server | undefined;
   private terminal: HostTerminal | undefined;
   private readonly log = logger('monitor');
@@ -158,7 +160,8 @@ export class ContainerMonitor {
   }
 
   async start(): Promise<void> {
-    await this.transition('start', 'running', (s) => this.sandbox.agent.startContainer(this.id, s));
+    this.starting = this.transition('start', 'running', (s) => this.sandbox.agent.startContainer(this.id, s));
+    await this.starting;
     await runHostHooks(this.bundle.spec, 'poststart', this.state()).catch((err: unknown) => {
       // The spec: a failing poststart hook is logged, and the container keeps running.
       this.log.warn({ err: messageOf(err) }, 'poststart hook failed');
@@ -204,6 +207,9 @@ export class ContainerMonitor {
   /** Waits for the container's process (or the VM) to end, then stops everything. */
   private async watch(init: AttachedProcess): Promise<number> {
     const { status: exitStatus, vmLost } = await init.exit;
+    // A process that exits at once (`true`) is reaped in the guest before crun start returns,
+    // so its exit can arrive before the start's answer; tearing down then fails the start.
+    await this.starting?.catch(() => {});
     const lost = vmLost ? await this.sandbox.lossReason(AbortSignal.timeout(5000)) : undefined;
     if (lost) {
       this.log.error({ reason: lost }, 'the VM ended under the container');

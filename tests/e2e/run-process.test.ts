@@ -76,6 +76,15 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
     assert.equal(Number(memoryMax), 64 * 2 ** 20, 'the limits that mean something still apply');
   });
 
+  // A process that exits at once, with no input: its exit reached the host before the answer
+  // to the start request, and tearing the VM down then failed the start.
+  test('a process that exits at once, with no input and no output, exits 0', async () => {
+    const b = await bundle(['true']);
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id], { input: null });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+  });
+
   test('stdin is piped through to the process', async () => {
     const b = await bundle(['sh', '-c', 'tr a-z A-Z; echo done']);
     const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id], {
