@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'ERR_AGENT_TIMEOUT'
   | 'ERR_AGENT'
   | 'ERR_MOUNT'
+  | 'ERR_NETWORK'
   | 'ERR_UNSUPPORTED'
   | 'ERR_ABORTED'
   | 'ERR_USAGE'

@@ -7,6 +7,7 @@ import { childProcess } from './builtins.js';
 import type { Containers } from './containers.js';
 import { AgentError } from './errors.js';
 import { guestLogger } from './log.js';
+import { setupNetwork } from './network.js';
 
 const log = guestLogger('service');
 
@@ -49,6 +50,10 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
     createSandbox: async (req) => {
       if (req.hostname) writeFileSync('/proc/sys/kernel/hostname', req.hostname);
       await syncClock(Number(req.hostTimeMs));
+      return {};
+    },
+    setupNetwork: async (req) => {
+      await setupNetwork(req);
       return {};
     },
     destroySandbox: async () => {

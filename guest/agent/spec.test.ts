@@ -121,6 +121,13 @@ test("in a pod, namespaces named by path become the sandbox container's in the g
   ]);
 });
 
+test("a new network namespace is the VM's network too: the container joins the guest's", () => {
+  const host = hostSpec();
+  host.linux!.namespaces = [{ type: 'pid' }, { type: 'network' }, { type: 'mount' }];
+  const guest = toGuestSpec(host, { containerId: 'c', rootfs: '/r', sharedMounts: new Map() });
+  assert.deepEqual(guest.linux?.namespaces, [{ type: 'pid' }, { type: 'mount' }]);
+});
+
 test("a container without a UTS namespace keeps the VM's hostname", () => {
   const host = hostSpec();
   host.linux!.namespaces = [{ type: 'pid' }, { type: 'mount' }];

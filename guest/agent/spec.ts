@@ -20,8 +20,9 @@ const POD_NAMESPACE_FILES: Record<string, string> = { ipc: 'ipc', uts: 'uts', pi
  *  - createRuntime, prestart, poststart and poststop hooks run on the host, by hull's host
  *    side; createContainer and startContainer hooks run in the container's namespaces, which
  *    are in the guest, so crun runs them there;
- *  - namespace paths name host namespaces; a network namespace the caller prepared is the
- *    VM's own network, so the container joins the guest's; in a pod, IPC, UTS and PID
+ *  - namespace paths name host namespaces; the container's network namespace, with or without
+ *    a path, is the one hull gave the VM (its interfaces, addresses and routes are the guest's,
+ *    see network.ts), so the container joins the guest's own; in a pod, IPC, UTS and PID
  *    namespaces named by path are the sandbox container's, so the container joins those of
  *    the sandbox container in the guest; any other becomes a fresh one;
  *  - AppArmor/SELinux labels and Intel RDT name host policy the guest kernel does not have;
@@ -49,7 +50,7 @@ export function toGuestSpec(host: Spec, placement: GuestPlacement): Spec {
   if (spec.linux) {
     const linux = spec.linux;
     linux.namespaces = (linux.namespaces ?? [])
-      .filter((ns) => !(ns.type === 'network' && ns.path))
+      .filter((ns) => ns.type !== 'network')
       .map((ns) => {
         const shared = POD_NAMESPACE_FILES[ns.type];
         if (ns.path && shared && placement.sandboxPid)

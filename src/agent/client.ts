@@ -3,6 +3,7 @@ import type { DescMethodUnary } from '@bufbuild/protobuf';
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { HullError, isHullError } from '../errors.js';
 import { AgentService, Health } from '../gen/hull/agent/v1/agent_pb.js';
+import type { GuestNetwork } from '../network/guest-network.js';
 import type { Process, Spec } from '../oci/spec.js';
 import { TtrpcClient } from '../ttrpc/client.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
@@ -86,6 +87,30 @@ export class AgentClient {
     await this.call(
       AgentService.method.createSandbox,
       { sandboxId: options.sandboxId, hostname: options.hostname, hostTimeMs: BigInt(Date.now()) },
+      signal,
+    );
+  }
+
+  /** Gives the guest the network the host namespace had (see network/guest-network.ts). */
+  async setupNetwork(network: GuestNetwork, signal: AbortSignal): Promise<void> {
+    await this.call(
+      AgentService.method.setupNetwork,
+      {
+        interfaces: network.interfaces.map(({ name, mac, mtu, addresses }) => ({
+          name,
+          mac,
+          mtu,
+          addresses,
+        })),
+        routes: network.routes.map((route) => ({
+          ...route,
+          gateway: route.gateway ?? '',
+          source: route.source ?? '',
+          scope: route.scope ?? '',
+          onlink: route.onlink ?? false,
+        })),
+        neighbors: network.neighbors,
+      },
       signal,
     );
   }

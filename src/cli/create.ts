@@ -1,16 +1,35 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { HullError, isHullError, messageOf } from '../errors.js';
+import { configuredNetns, NEW_NETNS_WRAPPER, networkSource, ownNetns } from '../network/namespace.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.js';
 import { validateContainerId } from '../sandbox/container-id.js';
+import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
 import { containerDir } from '../sandbox/runtime.js';
+import type { ContainerState } from '../sandbox/state.js';
+import { askParent } from '../sys/detached-helper.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
 import { forwardSignals } from './signals.js';
 import { reportToParent, spawnHelper } from './spawn-helper.js';
+
+interface MonitorOptions {
+  bundle: string;
+  consoleSocket?: string;
+  ownNetns?: boolean;
+}
+
+const HOOKS_QUESTION = 'createRuntime-hooks ';
+
+function parseHookQuestion(question: string): ContainerState {
+  if (!question.startsWith(HOOKS_QUESTION)) {
+    throw new HullError('ERR_INTERNAL', `the monitor asked something unknown: ${question.slice(0, 80)}`);
+  }
+  return JSON.parse(question.slice(HOOKS_QUESTION.length)) as ContainerState;
+}
 
 interface CreateOptions {
   bundle: string;
@@ -42,9 +61,22 @@ export function registerCreate(program: Command): void {
       const dir = await claimContainerDir(settingsFrom(globals), id);
       try {
         const consoleArgs = options.consoleSocket ? ['--console-socket', resolve(options.consoleSocket)] : [];
-        const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, ...consoleArgs, id], {
-          keepStdio: !bundle.spec.process?.terminal,
-        });
+        // A network namespace the runtime makes is the monitor's own: hooks get its pid.
+        const ownNetns = networkSource(bundle.spec).kind === 'new';
+        const { pid } = await spawnHelper(
+          globals,
+          ['_monitor', '--bundle', bundle.dir, ...consoleArgs, ...(ownNetns ? ['--own-netns'] : []), id],
+          {
+            keepStdio: !bundle.spec.process?.terminal,
+            wrapper: ownNetns ? NEW_NETNS_WRAPPER : undefined,
+            // The monitor asks for its createRuntime hooks to be run here, in the caller's
+            // namespaces, as runc runs them; the monitor may be in a network namespace of its own.
+            onAsk: async (question) => {
+              await runHostHooks(bundle.spec, 'createRuntime', parseHookQuestion(question));
+              return 'done';
+            },
+          },
+        );
         if (options.pidFile) await writePidFile(options.pidFile, pid);
       } catch (err) {
         await removeContainerDir(dir);
@@ -58,7 +90,8 @@ export function registerCreate(program: Command): void {
     .argument('<container-id>')
     .requiredOption('--bundle <dir>')
     .option('--console-socket <path>')
-    .action(async (id: string, options: { bundle: string; consoleSocket?: string }, command: Command) => {
+    .option('--own-netns', 'the monitor was started in a network namespace of its own')
+    .action(async (id: string, options: MonitorOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const settings = settingsFrom(globals);
       let monitor: ContainerMonitor;
@@ -66,7 +99,17 @@ export function registerCreate(program: Command): void {
         const bundle = await loadBundle(options.bundle);
         const dir = containerDir(settings, id);
         monitor = await ContainerMonitor.create(
-          { id, dir, bundle, settings, stdio: ownStdio(), consoleSocket: options.consoleSocket },
+          {
+            id,
+            dir,
+            bundle,
+            settings,
+            stdio: ownStdio(),
+            consoleSocket: options.consoleSocket,
+            netns: options.ownNetns ? ownNetns() : configuredNetns(bundle.spec),
+            createRuntimeHooks: (state) =>
+              askParent(`${HOOKS_QUESTION}${JSON.stringify(state)}`).then(() => {}),
+          },
           AbortSignal.timeout(300_000),
         );
         await monitor.serve();

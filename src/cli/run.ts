@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { HullError } from '../errors.js';
+import { configuredNetns } from '../network/namespace.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.js';
@@ -65,7 +66,18 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
   });
   try {
     const created = await ContainerMonitor.create(
-      { id, dir, bundle, settings, stdio: ownStdio(), consoleSocket: options.consoleSocket },
+      {
+        id,
+        dir,
+        bundle,
+        settings,
+        stdio: ownStdio(),
+        consoleSocket: options.consoleSocket,
+        // `hull run` is the container's process on the host and stays in the caller's network
+        // namespace: only a namespace named by path gives its VM a network.
+        netns: configuredNetns(bundle.spec),
+        createRuntimeHooks: (state) => runHostHooks(bundle.spec, 'createRuntime', state),
+      },
       controller.signal,
     );
     monitor = created;

@@ -1,4 +1,4 @@
-import { spawnDetachedHelper } from '../sys/detached-helper.js';
+import { type HelperOptions, spawnDetachedHelper } from '../sys/detached-helper.js';
 import type { GlobalOptions } from './global-options.js';
 
 export { reportToParent } from '../sys/detached-helper.js';
@@ -11,7 +11,7 @@ export { reportToParent } from '../sys/detached-helper.js';
 export function spawnHelper(
   globals: GlobalOptions,
   args: string[],
-  options: { keepStdio: boolean } = { keepStdio: true },
+  options: Pick<HelperOptions, 'keepStdio' | 'wrapper' | 'onAsk'> = { keepStdio: true },
 ): Promise<{ pid: number; detail: string }> {
   const globalArgs = [
     '--root',

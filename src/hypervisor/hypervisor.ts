@@ -36,8 +36,21 @@ export interface VmConfig {
   deviceDiscovery: DeviceDiscovery;
   /** The host's TSC rate, told to TCG guests so they need not measure it (see tsc.ts). */
   tscKhz?: number;
+  /** Network cards on taps made in a host network namespace (see network/), if any. */
+  network?: VmNetwork;
   /** Verbose guest logs (the agent logs at debug level on the console). */
   debug?: boolean;
+}
+
+/**
+ * The VM's network cards. Each is a tap device the VMM makes in the client's network
+ * namespace, which it alone holds open: the tap disappears with the VMM.
+ */
+export interface VmNetwork {
+  netns: string;
+  nics: { tap: string; mac: string }[];
+  /** In-kernel virtio-net (vhost-net) where the host has it; QEMU's own otherwise. */
+  vhost: boolean;
 }
 
 export type Accel = 'kvm' | 'tcg';

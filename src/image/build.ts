@@ -23,7 +23,7 @@ import { buildRootfs } from './rootfs.js';
 import { extractVmlinux } from './vmlinux.js';
 
 /** Bumped when the builder itself changes what it makes from the same inputs. */
-const BUILDER_VERSION = '5';
+const BUILDER_VERSION = '6';
 
 export type KernelKind = 'debian' | 'minimal';
 
@@ -39,6 +39,8 @@ interface HostTools {
   busybox: string;
   node: string;
   crun: string;
+  /** iproute2's ip: the agent configures the guest's network cards with it. */
+  ip: string;
   /** modprobe for the guest, and depmod to index its module tree. */
   kmod: string;
   depmod: string;
@@ -47,12 +49,14 @@ interface HostTools {
 async function findHostTools(): Promise<HostTools> {
   const busybox = (await which('busybox')) ?? '/bin/busybox';
   const crun = await which('crun');
+  const ip = (await which('ip')) ?? ((await exists('/usr/sbin/ip')) ? '/usr/sbin/ip' : undefined);
   const kmod = await which('kmod');
   const depmod =
     (await which('depmod')) ?? ((await exists('/usr/sbin/depmod')) ? '/usr/sbin/depmod' : undefined);
   const missing = [
     (await exists(busybox)) ? undefined : 'busybox-static',
     crun ? undefined : 'crun',
+    ip ? undefined : 'iproute2',
     kmod && depmod ? undefined : 'kmod',
   ].filter(Boolean);
   if (missing.length > 0) {
@@ -61,7 +65,7 @@ async function findHostTools(): Promise<HostTools> {
       `the guest image needs ${missing.join(' and ')}: run \`apt-get install ${missing.join(' ')}\``,
     );
   }
-  return { busybox, node: process.execPath, crun: crun!, kmod: kmod!, depmod: depmod! };
+  return { busybox, node: process.execPath, crun: crun!, ip: ip!, kmod: kmod!, depmod: depmod! };
 }
 
 /** The Node-API headers the agent's addon compiles against (the node-api-headers package). */
@@ -120,6 +124,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     tools.busybox,
     tools.node,
     tools.crun,
+    tools.ip,
     files.init,
     files.hullInit,
     files.hullTty,
@@ -204,13 +209,14 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     });
     progress.end(`${modules.length} modules`);
 
-    progress.begin('root filesystem: node, crun, busybox, agent (erofs)');
+    progress.begin('root filesystem: node, crun, ip, busybox, agent (erofs)');
     await buildRootfs({
       stage: join(work, 'rootfs'),
       output: join(work, IMAGE_FILES.rootfs),
       busybox: tools.busybox,
       node: tools.node,
       crun: tools.crun,
+      ip: tools.ip,
       hullInit,
       hullTty,
       guestPipes,

@@ -10,6 +10,7 @@ export interface RootfsInputs {
   busybox: string;
   node: string;
   crun: string;
+  ip: string;
   hullInit: string;
   hullTty: string;
   /** The agent's Node-API addon (guest/agent/native/guest-pipes.c). */
@@ -31,6 +32,7 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
     'bin',
     'sbin',
     'usr/bin',
+    'usr/sbin',
     'dev',
     'proc',
     'sys',
@@ -44,6 +46,7 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
   await stageBusybox(stage, inputs.busybox, 'bin', signal);
   await stageBinary(stage, inputs.node, '/usr/bin/node', signal);
   await stageBinary(stage, inputs.crun, '/usr/bin/crun', signal);
+  await stageBinary(stage, inputs.ip, '/usr/sbin/ip', signal);
   await stageFile(stage, inputs.hullInit, '/sbin/hull-init', 0o755);
   await stageFile(stage, inputs.hullTty, '/usr/bin/hull-tty', 0o755);
   await stageFile(stage, inputs.guestPipes, '/opt/hull/guest-pipes.node', 0o644);

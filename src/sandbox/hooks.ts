@@ -26,6 +26,11 @@ export async function runHostHooks(spec: Spec, point: HostHookPoint, state: Cont
   for (const hook of hooks) await runHook(hook, point, stateJson);
 }
 
+/** Whether the spec has hooks for the createRuntime point (prestart included). */
+export function hasCreateRuntimeHooks(spec: Spec): boolean {
+  return Boolean(spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length);
+}
+
 function runHook(hook: Hook, point: string, stateJson: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const [argv0, ...args] = hook.args?.length ? hook.args : [hook.path];

@@ -12,7 +12,7 @@ import { listenPrivately } from '../sys/unix-socket.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { AttachedProcess, type HostStdio, inputOf } from './attached-process.js';
 import type { Bundle } from './bundle.js';
-import { runHostHooks } from './hooks.js';
+import { hasCreateRuntimeHooks, runHostHooks } from './hooks.js';
 import { DEFAULT_VCPUS, type RuntimeSettings, startSandbox } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
 import { type ContainerState, type Operation, requireAllowed, type Status, writeState } from './state.js';
@@ -45,7 +45,12 @@ export class ContainerMonitor {
     private readonly notice: (line: string) => void,
   ) {}
 
-  /** Boots the VM and creates the container (not started); state is `created` on return. */
+  /**
+   * Runs the createRuntime (and prestart) hooks, then boots the VM and creates the container
+   * (not started); state is `created` on return. The hooks come first, with the state
+   * `creating` and this process's pid, because they may set up the network namespace the VM
+   * takes over (Docker's libnetwork-setkey moves the container's veth into /proc/<pid>/ns/net).
+   */
   static async create(
     options: {
       id: string;
@@ -55,10 +60,18 @@ export class ContainerMonitor {
       stdio: HostStdio;
       /** Where to send the terminal's pty when process.terminal is set. */
       consoleSocket?: string;
+      /** The network namespace whose interfaces the VM takes over (see Sandbox.create). */
+      netns?: string;
+      /** Runs the createRuntime hooks with the container's state (see hooks.ts). */
+      createRuntimeHooks: (state: ContainerState) => Promise<void>;
     },
     signal: AbortSignal,
   ): Promise<ContainerMonitor> {
     const { id, bundle } = options;
+    const created = new Date().toISOString();
+    const creating = stateOf({ id, bundle, created, status: 'creating' });
+    await writeState(options.dir, creating);
+    if (hasCreateRuntimeHooks(bundle.spec)) await options.createRuntimeHooks(creating);
     const terminal = await openTerminalFor(bundle.spec.process, options.consoleSocket, signal);
     let sandbox: Sandbox | undefined;
     try {
@@ -69,6 +82,7 @@ export class ContainerMonitor {
         {
           dir: join(options.dir, 'vm'),
           hostname: bundle.spec.hostname,
+          netns: options.netns,
           signal,
         },
       );
@@ -83,7 +97,7 @@ export class ContainerMonitor {
         bundle,
         sandbox,
         stdio,
-        new Date().toISOString(),
+        created,
         options.settings.notice ?? (() => {}),
       );
       if (terminal) {
@@ -91,7 +105,6 @@ export class ContainerMonitor {
         monitor.terminal = terminal;
       }
       await monitor.persist();
-      await runHostHooks(bundle.spec, 'createRuntime', monitor.state());
       monitor.attach();
       return monitor;
     } catch (err) {
@@ -102,17 +115,7 @@ export class ContainerMonitor {
   }
 
   state(): ContainerState {
-    return {
-      ociVersion: this.bundle.spec.ociVersion ?? '1.0.2',
-      id: this.id,
-      pid: process.pid,
-      status: this.status,
-      bundle: this.bundle.dir,
-      rootfs: this.bundle.rootfs,
-      created: this.created,
-      owner: '',
-      annotations: this.bundle.spec.annotations ?? {},
-    };
+    return stateOf({ id: this.id, bundle: this.bundle, created: this.created, status: this.status });
   }
 
   /** Serves the Monitor API, and the agent API passed through, on `<dir>/monitor.sock`. */
@@ -228,6 +231,21 @@ export class ContainerMonitor {
   private persist(): Promise<void> {
     return writeState(this.dir, this.state());
   }
+}
+
+/** A container's state as this process (its monitor) keeps it. */
+function stateOf(parts: { id: string; bundle: Bundle; created: string; status: Status }): ContainerState {
+  return {
+    ociVersion: parts.bundle.spec.ociVersion ?? '1.0.2',
+    id: parts.id,
+    pid: process.pid,
+    status: parts.status,
+    bundle: parts.bundle.dir,
+    rootfs: parts.bundle.rootfs,
+    created: parts.created,
+    owner: '',
+    annotations: parts.bundle.spec.annotations ?? {},
+  };
 }
 
 /** A host terminal for a process that wants one; the caller must have given a console socket. */

@@ -168,7 +168,7 @@ export function containerDir(settings: RuntimeSettings, id: string): string {
 export async function startSandbox(
   id: string,
   settings: RuntimeSettings,
-  options: { dir: string; hostname?: string; signal: AbortSignal },
+  options: { dir: string; hostname?: string; netns?: string; signal: AbortSignal },
 ): Promise<Sandbox> {
   const notice = settings.notice ?? logNotice;
   const image = await currentImage();
@@ -189,6 +189,7 @@ export async function startSandbox(
       vcpus: settings.vcpus ?? DEFAULT_VCPUS,
       memoryMiB: settings.memoryMiB ?? DEFAULT_MEMORY_MIB,
       hostname: options.hostname,
+      netns: options.netns,
       bootTimeoutMs: bootTimeoutMs(target.accel),
       debug: settings.debug,
       onAgentSnapshotRejected: async () => {

@@ -6,6 +6,11 @@ import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
 import { consoleCause, consoleCauseOrLastLine } from '../image/console-cause.js';
 import type { GuestImage } from '../image/manifest.js';
 import { logger } from '../log.js';
+import { discoverNetwork } from '../network/discover.js';
+import type { GuestNetwork } from '../network/guest-network.js';
+import { requireNetns } from '../network/netns.js';
+import { connectTaps, disconnectTaps } from '../network/tc-redirect.js';
+import { hostHasVhostNet } from '../network/vhost.js';
 import { guestResources } from '../oci/guest-resources.js';
 import { SandboxShare } from '../storage/share.js';
 import type { Mounter } from '../sys/mount.js';
@@ -28,6 +33,11 @@ export interface SandboxOptions {
   vcpus: number;
   memoryMiB: number;
   hostname?: string;
+  /**
+   * The host network namespace whose interfaces the VM takes over (the path a client gave, or
+   * the monitor's own); none gives the guest only its loopback.
+   */
+  netns?: string;
   tscKhz?: number;
   /** How long the VM may take from start to an answering agent. */
   bootTimeoutMs: number;
@@ -52,6 +62,8 @@ export class Sandbox {
     readonly guest: GuestInfo,
     /** The VM's CPU count, onto which a container's CPU set is mapped. */
     readonly vcpus: number,
+    /** The host network the VM took over, if it has one. */
+    readonly network?: GuestNetwork,
   ) {
     void vm.exited.then(() => {
       this.endedByItself = this.destroying === undefined;
@@ -92,8 +104,14 @@ export class Sandbox {
     const share = new SandboxShare(join(options.dir, 'shared'), options.mounter);
     let vm: Vm | undefined;
     let agent: AgentClient | undefined;
+    let network: GuestNetwork | undefined;
     try {
       await share.prepare();
+      if (options.netns) {
+        await requireNetns(options.netns, signal);
+        network = await discoverNetwork(options.netns, signal);
+        log.debug({ network }, 'network to take over');
+      }
       const boot = deadlineSignal(
         options.bootTimeoutMs,
         () =>
@@ -120,10 +138,18 @@ export class Sandbox {
             agentSnapshot: options.agentSnapshot,
             deviceDiscovery: options.image.manifest.kernel.deviceDiscovery,
             tscKhz: options.tscKhz,
+            network: network?.interfaces.length
+              ? {
+                  netns: network.netns,
+                  nics: network.interfaces.map(({ tap, mac }) => ({ tap, mac })),
+                  vhost: await hostHasVhostNet(),
+                }
+              : undefined,
             debug: options.debug,
           },
           boot.signal,
         );
+        if (network) await connectTaps(network, boot.signal);
         agent = new AgentClient(vm.agentChannel);
         const exitedDuringBoot = vm.exited.then(async () => {
           throw new HullError(
@@ -155,13 +181,14 @@ export class Sandbox {
         );
         if (guest.agentSnapshot === 'rejected') await options.onAgentSnapshotRejected?.();
         await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
-        return new Sandbox(options.id, options.dir, vm, agent, share, guest, options.vcpus);
+        if (network?.interfaces.length) await agent.setupNetwork(network, boot.signal);
+        return new Sandbox(options.id, options.dir, vm, agent, share, guest, options.vcpus, network);
       } finally {
         boot.dispose();
       }
     } catch (err) {
       const detail = vm && isHullError(err, 'ERR_AGENT_TIMEOUT') ? await consoleCauseOf(vm) : '';
-      await teardown({ dir: options.dir, vm, agent, share }).catch((cleanupErr: unknown) =>
+      await teardown({ dir: options.dir, vm, agent, share, network }).catch((cleanupErr: unknown) =>
         log.error({ err: messageOf(cleanupErr) }, 'cleanup after a failed start'),
       );
       if (detail && err instanceof HullError) {
@@ -236,9 +263,12 @@ async function teardown(parts: {
   vm?: Vm;
   agent?: AgentClient;
   share: SandboxShare;
+  network?: GuestNetwork;
 }): Promise<void> {
   parts.agent?.close();
   await parts.vm?.stop();
+  // After the VMM: its taps are gone, and the client's interfaces get their traffic back.
+  if (parts.network) await disconnectTaps(parts.network);
   const log = logger('guest');
   if (parts.vm && log.isLevelEnabled('debug')) {
     // The console log goes with the sandbox directory; with --debug it is kept in hull's log.

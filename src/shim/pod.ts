@@ -13,6 +13,7 @@ import {
   TaskStartSchema,
 } from '../gen/containerd/events/task_pb.js';
 import { logger } from '../log.js';
+import { configuredNetns } from '../network/namespace.js';
 import type { Process } from '../oci/spec.js';
 import { inputOf, type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
@@ -90,7 +91,13 @@ export class ShimPod {
         this.sandbox = await startSandbox(
           request.id,
           { root: this.options.dir, debug: this.options.debug, ...vmSize(bundle.spec) },
-          { dir: join(this.options.dir, 'vm'), hostname: bundle.spec.hostname, signal },
+          {
+            dir: join(this.options.dir, 'vm'),
+            hostname: bundle.spec.hostname,
+            // A pod's network namespace (CNI's) is named by path; a lone task's new one has only lo.
+            netns: configuredNetns(bundle.spec),
+            signal,
+          },
         );
         bootedHere = true;
         this.watchVm(this.sandbox);

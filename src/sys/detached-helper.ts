@@ -1,63 +1,134 @@
 import { spawn } from 'node:child_process';
 import { Socket } from 'node:net';
 import { HullError } from '../errors.js';
+import { onLines } from '../util/lines.js';
+
+export interface HelperOptions {
+  keepStdio: boolean;
+  cwd?: string;
+  timeoutMs?: number;
+  /** A program the helper runs under, which execs it (`unshare --net --`): its pid stays the helper's. */
+  wrapper?: string[];
+  /**
+   * Answers a question the helper asks before it is ready ("ask …" lines): what it needs done
+   * by its parent, in the parent's context. The answer goes back as one line; a throw ends
+   * the helper with "stop MESSAGE" and fails the spawn with the error.
+   */
+  onAsk?: (question: string) => Promise<string>;
+}
 
 /**
  * Starts a long-lived helper (this same program with `args`: a container monitor, an exec's
- * waiter, the containerd shim's server) as a detached child. It reports on fd 3 with one
- * line, "ready DETAIL" or "error MESSAGE", and this returns once it has: the helper then lives
- * on alone. With `keepStdio` it keeps this process's stdin, stdout and stderr; otherwise none.
+ * waiter, the containerd shim's server) as a detached child. It talks on fd 3 in lines: any
+ * number of "ask QUESTION" (answered by onAsk), then one "ready DETAIL" or "error MESSAGE";
+ * this returns once it is ready, and the helper then lives on alone. With `keepStdio` it keeps
+ * this process's stdin, stdout and stderr; otherwise none.
  */
 export async function spawnDetachedHelper(
   args: string[],
-  options: { keepStdio: boolean; cwd?: string; timeoutMs?: number },
+  options: HelperOptions,
 ): Promise<{ pid: number; detail: string }> {
-  const child = spawn(process.execPath, [process.argv[1]!, ...args], {
+  const [program, ...wrapperArgs] = [...(options.wrapper ?? []), process.execPath];
+  const child = spawn(program!, [...wrapperArgs, process.argv[1]!, ...args], {
     stdio: options.keepStdio
       ? ['inherit', 'inherit', 'inherit', 'pipe']
       : ['ignore', 'ignore', 'ignore', 'pipe'],
     cwd: options.cwd,
     detached: true,
   });
-  const report = child.stdio[3]!;
-  let text = '';
-  report.on('data', (c: Buffer) => {
-    text += c.toString();
-  });
+  const channel = child.stdio[3] as Socket;
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const reported = await new Promise<boolean>((resolve) => {
-    const timer = options.timeoutMs ? setTimeout(() => resolve(false), options.timeoutMs) : undefined;
-    const done = () => {
+  let askFailure: unknown;
+  const final = await new Promise<string | undefined>((resolve) => {
+    const timer = options.timeoutMs ? setTimeout(() => resolve(undefined), options.timeoutMs) : undefined;
+    const done = (line: string) => {
       clearTimeout(timer);
-      resolve(true);
+      resolve(line);
     };
-    report.on('close', done);
-    child.on('error', done);
+    onLines(channel, (line) => {
+      if (!line.startsWith('ask ')) return done(line);
+      const answer = options.onAsk
+        ? options.onAsk(line.slice(4))
+        : Promise.reject(new HullError('ERR_INTERNAL', `the helper asked what no one answers: ${line}`));
+      answer.then(
+        (text) => channel.write(`answer ${text}\n`),
+        (err: unknown) => {
+          askFailure = err;
+          channel.write(`stop ${String((err as Error).message ?? err)}\n`);
+        },
+      );
+    });
+    channel.on('error', () => done(''));
+    channel.on('close', () => done(''));
+    child.on('error', () => done(''));
   });
-  const line = text.trim();
-  if (reported && line.startsWith('ready')) {
+  if (final?.startsWith('ready')) {
     child.unref();
-    (report as { destroy?: () => void }).destroy?.();
-    return { pid: child.pid!, detail: line.slice('ready'.length).trim() };
+    channel.destroy();
+    return { pid: child.pid!, detail: final.slice('ready'.length).trim() };
   }
-  if (!reported) {
+  if (final === undefined) {
     child.kill('SIGKILL');
     throw new HullError('ERR_INTERNAL', `the helper did not report within ${options.timeoutMs! / 1000}s`);
   }
   const code = await exited;
+  if (askFailure) throw askFailure;
   throw new HullError(
     'ERR_INTERNAL',
-    line.startsWith('error ') ? line.slice(6) : `the helper exited (${code}) before it was ready`,
+    final.startsWith('error ') ? final.slice(6) : `the helper exited (${code}) before it was ready`,
   );
+}
+
+let parentChannel: Socket | undefined;
+let parentLines: AsyncIterator<string> | undefined;
+
+function channelToParent(): Socket {
+  if (!parentChannel) {
+    parentChannel = new Socket({ fd: 3, readable: true, writable: true });
+    parentChannel.on('error', () => {});
+    const queue: string[] = [];
+    const waiting: ((line: IteratorResult<string>) => void)[] = [];
+    onLines(parentChannel, (line) => {
+      const next = waiting.shift();
+      if (next) next({ value: line, done: false });
+      else queue.push(line);
+    });
+    parentChannel.on('close', () => {
+      for (const next of waiting.splice(0)) next({ value: undefined, done: true });
+    });
+    parentLines = {
+      next: () =>
+        queue.length
+          ? Promise.resolve({ value: queue.shift()!, done: false })
+          : parentChannel!.destroyed
+            ? Promise.resolve({ value: undefined, done: true })
+            : new Promise((resolve) => waiting.push(resolve)),
+    };
+  }
+  return parentChannel;
+}
+
+/**
+ * The helper's side of a question (see HelperOptions.onAsk): the parent's answer, or an error
+ * with the parent's reason when it said stop (or went away).
+ */
+export async function askParent(question: string): Promise<string> {
+  const channel = channelToParent();
+  channel.write(`ask ${question}\n`);
+  const reply = await parentLines!.next();
+  if (!reply.done && reply.value.startsWith('answer ')) return reply.value.slice(7);
+  throw new HullError('ERR_ABORTED', reply.done ? 'the parent went away' : reply.value.replace(/^stop /, ''));
 }
 
 /** The helper's side: say "ready …" or "error …" once on fd 3, then close it. */
 export async function reportToParent(line: string): Promise<void> {
   await new Promise<void>((resolve) => {
     try {
-      const pipe = new Socket({ fd: 3, readable: false, writable: true });
-      pipe.on('error', () => resolve());
-      pipe.end(`${line}\n`, () => resolve());
+      const channel = channelToParent();
+      channel.end(`${line}\n`, () => {
+        channel.destroy();
+        resolve();
+      });
     } catch {
       resolve();
     }

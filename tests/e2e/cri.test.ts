@@ -4,13 +4,16 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NamespaceMode, RuntimeService } from '../../src/gen/runtime/v1/cri_pb.js';
 import { processesMentioning } from '../../src/sys/processes.js';
-import { writePodNetwork } from '../fixtures/cni.js';
+import { writeBridgeNetwork } from '../fixtures/cni.js';
 import { Containerd } from '../fixtures/containerd.js';
 import { CriClient } from '../fixtures/cri-client.js';
 import { SERVER_IMAGE, serverImageArchive } from '../fixtures/debian-image.js';
 import { busyboxImageArchive, IMAGE, pauseImageArchive } from '../fixtures/oci-image.js';
-import { ACCESS_LOG_LINE, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
-import { assertNothingLeft, privateDirs, qemuProcessesUsing } from './harness.js';
+import { ACCESS_LOG_LINE, fetchFromHost, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
+import { assertNothingLeft, privateDirs, qemuProcessesUsing, runCommand } from './harness.js';
+
+/** The CNI bridge of this test's pods, on the host. */
+const BRIDGE = `hullcri${process.pid % 10000}`;
 
 /** Kubernetes' path: a CRI client (as kubelet) → containerd's CRI plugin → hull's shim. */
 describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { timeout: 600_000 }, () => {
@@ -21,11 +24,10 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
   before(async () => {
     dirs = await privateDirs('cri');
     const containerdDir = join(dirs.scratch, 'c');
-    await writePodNetwork(
-      join(containerdDir, 'cni', 'net.d'),
-      join(dirs.scratch, 'cni-leases'),
-      '10.231.7.0/24',
-    );
+    await writeBridgeNetwork(join(containerdDir, 'cni', 'net.d'), join(dirs.scratch, 'cni-leases'), {
+      bridge: BRIDGE,
+      subnet: '10.231.7.0/24',
+    });
     containerd = await Containerd.start(containerdDir);
     const images = join(dirs.scratch, 'image');
     for (const archive of [await busyboxImageArchive(images), await pauseImageArchive(images)]) {
@@ -37,6 +39,7 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
   after(async () => {
     cri?.close();
     await containerd?.stop();
+    await runCommand('ip', ['link', 'del', BRIDGE]);
     await dirs.cleanup();
   });
 
@@ -198,4 +201,74 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
       await assertNothingLeft(containerd.hullRoot);
     });
   }
+
+  // Issue 10: a pod gets the IP its CNI network gave it, reachable from the host and other pods.
+  test('pods on a CNI bridge: the host and another pod reach a server in a pod by its IP', async () => {
+    const pods: { podSandboxId: string; containerId: string; ip: string }[] = [];
+    try {
+      for (const name of ['net-a', 'net-b']) {
+        const sandboxConfig = {
+          metadata: { name, uid: `pod-uid-${name}`, namespace: 'default' },
+          hostname: name,
+          linux: {},
+        };
+        const { podSandboxId } = await cri.call(RuntimeService.method.runPodSandbox, {
+          config: sandboxConfig,
+          runtimeHandler: 'hull',
+        });
+        const status = await cri.call(RuntimeService.method.podSandboxStatus, { podSandboxId });
+        const ip = status.status?.network?.ip ?? '';
+        assert.match(ip, /^10\.231\.7\.\d+$/, 'PodSandboxStatus has the CNI address');
+        const { containerId } = await cri.call(RuntimeService.method.createContainer, {
+          podSandboxId,
+          config: {
+            metadata: { name: 'web' },
+            image: { image: IMAGE },
+            command: [
+              'sh',
+              '-c',
+              'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www',
+            ],
+          },
+          sandboxConfig,
+        });
+        await cri.call(RuntimeService.method.startContainer, { containerId });
+        pods.push({ podSandboxId, containerId, ip });
+      }
+      const [a, b] = pods as [(typeof pods)[0], (typeof pods)[0]];
+      assert.equal(await fetchFromHost(`http://${a.ip}/`), 'net-a\n');
+      assert.equal(await fetchFromHost(`http://${b.ip}/`), 'net-b\n');
+      const fromA = await cri.call(RuntimeService.method.execSync, {
+        containerId: a.containerId,
+        cmd: ['wget', '-q', '-O-', `http://${b.ip}/`],
+        timeout: 60n,
+      });
+      assert.equal(Buffer.from(fromA.stdout).toString(), 'net-b\n', Buffer.from(fromA.stderr).toString());
+
+      // The pod's namespace disappears under it (removed by hand): removal still leaves nothing.
+      const names = (await runCommand('ip', ['netns', 'list'])).stdout
+        .split('\n')
+        .map((l) => l.split(' ')[0]!);
+      let ofB: string | undefined;
+      for (const name of names.filter((n) => n.startsWith('cni-'))) {
+        const addrs = await runCommand('ip', ['netns', 'exec', name, 'ip', '-o', 'addr']);
+        if (addrs.stdout.includes(`${b.ip}/`)) ofB = name;
+      }
+      assert.ok(ofB, "pod b's namespace is found by its address");
+      assert.equal((await runCommand('ip', ['netns', 'del', ofB])).code, 0);
+    } finally {
+      for (const pod of pods) {
+        await cri.call(RuntimeService.method.stopPodSandbox, { podSandboxId: pod.podSandboxId });
+        await cri.call(RuntimeService.method.removePodSandbox, { podSandboxId: pod.podSandboxId });
+      }
+    }
+    assert.equal(
+      (await runCommand('ip', ['link', 'show', BRIDGE])).code,
+      0,
+      'the bridge stays, as CNI made it',
+    );
+    const left = (await runCommand('ip', ['-o', 'link', 'show', 'master', BRIDGE])).stdout.trim();
+    assert.equal(left, '', 'no pod interface is left on the bridge');
+    await assertNothingLeft(containerd.hullRoot);
+  });
 });

@@ -15,6 +15,12 @@
  *     --uid N --gid N      run PROGRAM as this user and group, no supplementary groups
  *     --keep-cap NAME      a capability PROGRAM keeps (chown, dac_override, fowner); repeatable.
  *                          Every other one is dropped from every set, the bounding set included.
+ *     --netns PATH         the network namespace the --tap devices are made in
+ *     --tap NAME=FD        make the tap device NAME in --netns and leave it open on fd FD for
+ *                          PROGRAM (the device lives as long as the fd); repeatable
+ *
+ * PROGRAM always runs in a new, empty network namespace: a VMM reaches its guest's network
+ * only through the tap fds it is given, and its sockets by path.
  *
  * Then: no_new_privs, and a seccomp filter that refuses (EPERM) what would turn a guest's
  * file operation into a host privilege: setting setuid or setgid bits (chmod family, creating
@@ -30,11 +36,14 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -68,6 +77,12 @@ struct options {
   int proc;
   long uid, gid;
   unsigned long long keep_caps;
+  const char *netns;
+  struct {
+    const char *name;
+    int fd;
+  } taps[MAX_ITEMS];
+  int ntaps;
   char **argv;
 };
 
@@ -126,6 +141,17 @@ static void parse(int argc, char **argv, struct options *o) {
         if (strcmp(cap_names[k].name, v) == 0) break;
       if (k == sizeof cap_names / sizeof cap_names[0]) usage("unknown --keep-cap");
       o->keep_caps |= 1ULL << cap_names[k].cap;
+    } else if (strcmp(a, "--netns") == 0) {
+      o->netns = v;
+    } else if (strcmp(a, "--tap") == 0) {
+      const char *eq = strchr(v, '=');
+      char *end;
+      if (o->ntaps == MAX_ITEMS) usage("too many --tap");
+      if (!eq || eq == v || eq - v >= IFNAMSIZ) usage("--tap takes NAME=FD, NAME shorter than 16 bytes");
+      long fd = strtol(eq + 1, &end, 10);
+      if (*end || fd < 3 || fd > 1000) usage("--tap takes NAME=FD with FD from 3 to 1000");
+      o->taps[o->ntaps].name = strndup(v, eq - v);
+      o->taps[o->ntaps++].fd = (int)fd;
     } else {
       usage("unknown option");
     }
@@ -133,6 +159,7 @@ static void parse(int argc, char **argv, struct options *o) {
   if (i >= argc) usage("no program to run: hull-jail [OPTIONS] -- PROGRAM ARGS...");
   if (o->uid < 0 || o->gid < 0) usage("--uid and --gid are required");
   if (o->npaths && !o->root) usage("paths need --root");
+  if (o->ntaps && !o->netns) usage("--tap needs --netns");
   o->argv = argv + i;
 }
 
@@ -218,6 +245,38 @@ static void build_root(const struct options *o) {
   if (chdir("/") < 0) die("chdir", "/");
   if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
     die("making the root read-only", NULL);
+}
+
+/*
+ * Makes each tap device in the given network namespace and leaves it open on its fd, then
+ * moves this process into a new, empty network namespace. A tap whose fd closes (the VMM
+ * exits) is gone from its namespace with everything attached to it.
+ */
+static void open_taps(const struct options *o) {
+  if (o->ntaps) {
+    int here = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    int there = open(o->netns, O_RDONLY | O_CLOEXEC);
+    if (here < 0) die("opening", "/proc/self/ns/net");
+    if (there < 0) die("opening the network namespace", o->netns);
+    if (setns(there, CLONE_NEWNET) < 0) die("entering the network namespace", o->netns);
+    for (int i = 0; i < o->ntaps; i++) {
+      int fd = open("/dev/net/tun", O_RDWR);
+      if (fd < 0) die("opening", "/dev/net/tun");
+      struct ifreq ifr;
+      memset(&ifr, 0, sizeof ifr);
+      ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+      strncpy(ifr.ifr_name, o->taps[i].name, IFNAMSIZ - 1);
+      if (ioctl(fd, TUNSETIFF, &ifr) < 0) die("making tap device", o->taps[i].name);
+      if (fd != o->taps[i].fd) {
+        if (dup2(fd, o->taps[i].fd) < 0) die("dup2", o->taps[i].name);
+        close(fd);
+      }
+    }
+    if (setns(here, CLONE_NEWNET) < 0) die("leaving the network namespace", o->netns);
+    close(here);
+    close(there);
+  }
+  if (unshare(CLONE_NEWNET) < 0) die("unshare", "network namespace");
 }
 
 static void drop_privileges(const struct options *o) {
@@ -332,6 +391,7 @@ int main(int argc, char **argv) {
   struct options o;
   parse(argc, argv, &o);
   join_cgroups(&o);
+  open_taps(&o);
   if (o.root) build_root(&o);
   drop_privileges(&o);
   install_filter();

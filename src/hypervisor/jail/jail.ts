@@ -38,6 +38,8 @@ export interface JailPlan {
   share?: string;
   devices: string[];
   cgroupProcs: string[];
+  /** Tap devices to make in `netns`, each left open on its fd for the VMM. */
+  taps?: { netns: string; devices: { name: string; fd: number }[] };
 }
 
 export function hullJailPath(): string {
@@ -48,6 +50,13 @@ export function hullJailPath(): string {
 export function jailArgs(plan: JailPlan, program: string, args: readonly string[]): string[] {
   return [
     ...plan.cgroupProcs.flatMap((file) => ['--cgroup', file]),
+    ...(plan.taps?.devices.length
+      ? [
+          '--netns',
+          plan.taps.netns,
+          ...plan.taps.devices.flatMap((tap) => ['--tap', `${tap.name}=${tap.fd}`]),
+        ]
+      : []),
     '--root',
     plan.root,
     ...plan.symlinks.flatMap((path) => ['--link', path]),

@@ -125,3 +125,24 @@ test("guest words reach the kernel command line after hull's own", () => {
     / hull\.build_snapshot$/,
   );
 });
+
+test('a network card per tap, on the fd hull-jail opened it on, with the MAC of its interface', () => {
+  const args = qemuCommandLine(
+    {
+      ...config,
+      network: {
+        netns: '/run/netns/cni-1',
+        nics: [
+          { tap: 'tap0_hull', mac: '0a:58:0a:f4:00:05' },
+          { tap: 'tap1_hull', mac: '0a:58:0a:f4:00:06' },
+        ],
+        vhost: false,
+      },
+    },
+    paths,
+  );
+  assert.deepEqual(values(args, '-netdev'), ['tap,id=net0,fd=10,vhost=off', 'tap,id=net1,fd=11,vhost=off']);
+  assert.ok(values(args, '-device').includes('virtio-net-device,netdev=net0,mac=0a:58:0a:f4:00:05'));
+  assert.ok(values(args, '-device').includes('virtio-net-device,netdev=net1,mac=0a:58:0a:f4:00:06'));
+  assert.deepEqual(values(qemuCommandLine(config, paths), '-netdev'), [], 'no network, no card');
+});

@@ -19,6 +19,19 @@ export interface QemuPaths {
 export const ROOT_DISK_SERIAL = 'hull-root';
 export const SNAPSHOT_DISK_SERIAL = 'hull-snapshot';
 
+/** The fd on which the VMM finds the tap of its network card `index` (hull-jail opens it). */
+export function tapFd(index: number): number {
+  return 10 + index;
+}
+
+/** A virtio-net card per tap, with the MAC address of the interface it stands for. */
+function networkSwitches(config: VmConfig): string[] {
+  return (config.network?.nics ?? []).flatMap((nic, index) => [
+    ...q.netdev('tap', { id: `net${index}`, fd: tapFd(index), vhost: config.network!.vhost }),
+    ...q.device('virtio-net-device', { netdev: `net${index}`, mac: nic.mac }),
+  ]);
+}
+
 /** TCG's translation cache in MiB: bounded, since QEMU reserves a very large one by default. */
 export const TCG_TB_SIZE_MIB = 256;
 
@@ -96,6 +109,7 @@ export function trivialBootCommandLine(
  *    a second one when there is one,
  *  - the sandbox share over virtio-9p,
  *  - the agent channel on a virtio-serial port,
+ *  - a virtio-net card per tap the sandbox's network has,
  *  - QMP and the agent channel as unix sockets hull listens on (QEMU connects to them, so
  *    they are ready the moment QEMU runs and nobody polls for a socket to appear),
  *  - the serial console written to a log file.
@@ -120,6 +134,7 @@ export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
       : []),
     ...q.fsdev('local', { id: 'share', path: config.shareDir, security_model: 'passthrough' }),
     ...q.device('virtio-9p-device', { fsdev: 'share', mount_tag: SHARE_TAG }),
+    ...networkSwitches(config),
     ...q.chardev('socket', { id: 'agent', path: paths.agentSocket, server: false }),
     ...q.device('virtio-serial-device', { max_ports: 2 }),
     ...q.device('virtserialport', { chardev: 'agent', name: AGENT_PORT }),

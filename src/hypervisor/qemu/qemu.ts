@@ -11,7 +11,7 @@ import { deadlineSignal, raceSignal } from '../../util/deadline.js';
 import { parseCpuHelp } from '../cpu-model.js';
 import type { Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
-import { type QemuPaths, qemuCommandLine, TCG_TB_SIZE_MIB } from './command-line.js';
+import { type QemuPaths, qemuCommandLine, TCG_TB_SIZE_MIB, tapFd } from './command-line.js';
 import { QmpClient } from './qmp.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -105,8 +105,13 @@ async function jailPlan(
       '/dev/urandom',
       '/dev/random',
       ...(config.accel === 'kvm' ? ['/dev/kvm'] : []),
+      ...(config.network?.vhost ? ['/dev/vhost-net'] : []),
     ],
     cgroupProcs: cgroup.procsFiles,
+    taps: config.network && {
+      netns: config.network.netns,
+      devices: config.network.nics.map((nic, index) => ({ name: nic.tap, fd: tapFd(index) })),
+    },
   };
 }
 

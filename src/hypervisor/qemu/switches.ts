@@ -55,3 +55,7 @@ export const mon = (chardevId: string, mode: 'control' | 'readline') => [
 export const serial = (chardevId: string) => ['-serial', `chardev:${chardevId}`];
 export const name = (vmName: string) => ['-name', optionValue(vmName)];
 export const sandbox = (options: Record<string, string>) => ['-sandbox', ['on', props(options)].join(',')];
+export const netdev = (backend: string, options: Record<string, string | number | boolean | undefined>) => [
+  '-netdev',
+  [backend, props(options)].join(','),
+];

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hull/agent/v1/agent.proto.
  */
 export const file_hull_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChlodWxsL2FnZW50L3YxL2FnZW50LnByb3RvEg1odWxsLmFnZW50LnYxIgcKBUVtcHR5Ig4KDENoZWNrUmVxdWVzdCJhCg1DaGVja1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSFgoOa2VybmVsX3JlbGVhc2UYAiABKAkSDwoHYm9vdF9pZBgDIAEoCRIWCg5hZ2VudF9zbmFwc2hvdBgEIAEoCSJlChRDcmVhdGVTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEhEKCXNoYXJlX3RhZxgDIAEoCRIUCgxob3N0X3RpbWVfbXMYBCABKAMiFwoVRGVzdHJveVNhbmRib3hSZXF1ZXN0IsABChZDcmVhdGVDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIVCg1vY2lfc3BlY19qc29uGAIgASgMEhkKEXJvb3Rmc19zaGFyZV9wYXRoGAMgASgJEjEKDXNoYXJlZF9tb3VudHMYBCADKAsyGi5odWxsLmFnZW50LnYxLlNoYXJlZE1vdW50EhwKFHNhbmRib3hfY29udGFpbmVyX2lkGAUgASgJEg0KBXN0ZGluGAYgASgIIjAKC1NoYXJlZE1vdW50Eg0KBWluZGV4GAEgASgNEhIKCnNoYXJlX3BhdGgYAiABKAkiLQoVU3RhcnRDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSIdCg5Qcm9jZXNzU3RhcnRlZBILCgNwaWQYASABKA0iLgoWUmVtb3ZlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiYAoSRXhlY1Byb2Nlc3NSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhQKDHByb2Nlc3NfanNvbhgDIAEoDBINCgVzdGRpbhgEIAEoCCJaChRTaWduYWxQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIOCgZzaWduYWwYAyABKA0SCwoDYWxsGAQgASgIIjsKEldhaXRQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCSIqChNXYWl0UHJvY2Vzc1Jlc3BvbnNlEhMKC2V4aXRfc3RhdHVzGAEgASgFIkkKEldyaXRlU3RyZWFtUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIMCgRkYXRhGAMgASgMIiUKE1dyaXRlU3RyZWFtUmVzcG9uc2USDgoGbGVuZ3RoGAEgASgNIk4KEVJlYWRTdHJlYW1SZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhIKCm1heF9sZW5ndGgYAyABKA0iIgoSUmVhZFN0cmVhbVJlc3BvbnNlEgwKBGRhdGEYASABKAwiOgoRQ2xvc2VTdGRpblJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiKAoQQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiRgoWVXBkYXRlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFgoOcmVzb3VyY2VzX2pzb24YAiABKAwiJQoVTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlEgwKBHBpZHMYASADKA0imgEKFlN0YXRzQ29udGFpbmVyUmVzcG9uc2USTAoMY2dyb3VwX2ZpbGVzGAEgAygLMjYuaHVsbC5hZ2VudC52MS5TdGF0c0NvbnRhaW5lclJlc3BvbnNlLkNncm91cEZpbGVzRW50cnkaMgoQQ2dyb3VwRmlsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlsKE1R0eVdpblJlc2l6ZVJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDAoEcm93cxgDIAEoDRIPCgdjb2x1bW5zGAQgASgNMkwKBkhlYWx0aBJCCgVDaGVjaxIbLmh1bGwuYWdlbnQudjEuQ2hlY2tSZXF1ZXN0GhwuaHVsbC5hZ2VudC52MS5DaGVja1Jlc3BvbnNlMrILCgxBZ2VudFNlcnZpY2USSgoNQ3JlYXRlU2FuZGJveBIjLmh1bGwuYWdlbnQudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkwKDkRlc3Ryb3lTYW5kYm94EiQuaHVsbC5hZ2VudC52MS5EZXN0cm95U2FuZGJveFJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5ElcKD0NyZWF0ZUNvbnRhaW5lchIlLmh1bGwuYWdlbnQudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBodLmh1bGwuYWdlbnQudjEuUHJvY2Vzc1N0YXJ0ZWQSTAoOU3RhcnRDb250YWluZXISJC5odWxsLmFnZW50LnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSTgoPUmVtb3ZlQ29udGFpbmVyEiUuaHVsbC5hZ2VudC52MS5SZW1vdmVDb250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJPCgtFeGVjUHJvY2VzcxIhLmh1bGwuYWdlbnQudjEuRXhlY1Byb2Nlc3NSZXF1ZXN0Gh0uaHVsbC5hZ2VudC52MS5Qcm9jZXNzU3RhcnRlZBJKCg1TaWduYWxQcm9jZXNzEiMuaHVsbC5hZ2VudC52MS5TaWduYWxQcm9jZXNzUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSVAoLV2FpdFByb2Nlc3MSIS5odWxsLmFnZW50LnYxLldhaXRQcm9jZXNzUmVxdWVzdBoiLmh1bGwuYWdlbnQudjEuV2FpdFByb2Nlc3NSZXNwb25zZRJTCgpXcml0ZVN0ZGluEiEuaHVsbC5hZ2VudC52MS5Xcml0ZVN0cmVhbVJlcXVlc3QaIi5odWxsLmFnZW50LnYxLldyaXRlU3RyZWFtUmVzcG9uc2USUQoKUmVhZFN0ZG91dBIgLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlcXVlc3QaIS5odWxsLmFnZW50LnYxLlJlYWRTdHJlYW1SZXNwb25zZRJRCgpSZWFkU3RkZXJyEiAuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVxdWVzdBohLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlc3BvbnNlEkQKCkNsb3NlU3RkaW4SIC5odWxsLmFnZW50LnYxLkNsb3NlU3RkaW5SZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICgxUdHlXaW5SZXNpemUSIi5odWxsLmFnZW50LnYxLlR0eVdpblJlc2l6ZVJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkcKDlBhdXNlQ29udGFpbmVyEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICg9SZXN1bWVDb250YWluZXISHy5odWxsLmFnZW50LnYxLkNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5Ek4KD1VwZGF0ZUNvbnRhaW5lchIlLmh1bGwuYWdlbnQudjEuVXBkYXRlQ29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSVgoNTGlzdFByb2Nlc3NlcxIfLmh1bGwuYWdlbnQudjEuQ29udGFpbmVyUmVxdWVzdBokLmh1bGwuYWdlbnQudjEuTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlElgKDlN0YXRzQ29udGFpbmVyEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GiUuaHVsbC5hZ2VudC52MS5TdGF0c0NvbnRhaW5lclJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChlodWxsL2FnZW50L3YxL2FnZW50LnByb3RvEg1odWxsLmFnZW50LnYxIgcKBUVtcHR5Ig4KDENoZWNrUmVxdWVzdCJhCg1DaGVja1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSFgoOa2VybmVsX3JlbGVhc2UYAiABKAkSDwoHYm9vdF9pZBgDIAEoCRIWCg5hZ2VudF9zbmFwc2hvdBgEIAEoCSJlChRDcmVhdGVTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEhEKCXNoYXJlX3RhZxgDIAEoCRIUCgxob3N0X3RpbWVfbXMYBCABKAMiFwoVRGVzdHJveVNhbmRib3hSZXF1ZXN0IsABChZDcmVhdGVDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIVCg1vY2lfc3BlY19qc29uGAIgASgMEhkKEXJvb3Rmc19zaGFyZV9wYXRoGAMgASgJEjEKDXNoYXJlZF9tb3VudHMYBCADKAsyGi5odWxsLmFnZW50LnYxLlNoYXJlZE1vdW50EhwKFHNhbmRib3hfY29udGFpbmVyX2lkGAUgASgJEg0KBXN0ZGluGAYgASgIIjAKC1NoYXJlZE1vdW50Eg0KBWluZGV4GAEgASgNEhIKCnNoYXJlX3BhdGgYAiABKAkiLQoVU3RhcnRDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSIdCg5Qcm9jZXNzU3RhcnRlZBILCgNwaWQYASABKA0iLgoWUmVtb3ZlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiYAoSRXhlY1Byb2Nlc3NSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhQKDHByb2Nlc3NfanNvbhgDIAEoDBINCgVzdGRpbhgEIAEoCCJaChRTaWduYWxQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIOCgZzaWduYWwYAyABKA0SCwoDYWxsGAQgASgIIjsKEldhaXRQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCSIqChNXYWl0UHJvY2Vzc1Jlc3BvbnNlEhMKC2V4aXRfc3RhdHVzGAEgASgFIkkKEldyaXRlU3RyZWFtUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIMCgRkYXRhGAMgASgMIiUKE1dyaXRlU3RyZWFtUmVzcG9uc2USDgoGbGVuZ3RoGAEgASgNIk4KEVJlYWRTdHJlYW1SZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhIKCm1heF9sZW5ndGgYAyABKA0iIgoSUmVhZFN0cmVhbVJlc3BvbnNlEgwKBGRhdGEYASABKAwiOgoRQ2xvc2VTdGRpblJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiKAoQQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiRgoWVXBkYXRlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFgoOcmVzb3VyY2VzX2pzb24YAiABKAwiJQoVTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlEgwKBHBpZHMYASADKA0imgEKFlN0YXRzQ29udGFpbmVyUmVzcG9uc2USTAoMY2dyb3VwX2ZpbGVzGAEgAygLMjYuaHVsbC5hZ2VudC52MS5TdGF0c0NvbnRhaW5lclJlc3BvbnNlLkNncm91cEZpbGVzRW50cnkaMgoQQ2dyb3VwRmlsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpwBChNTZXR1cE5ldHdvcmtSZXF1ZXN0EjMKCmludGVyZmFjZXMYASADKAsyHy5odWxsLmFnZW50LnYxLk5ldHdvcmtJbnRlcmZhY2USJAoGcm91dGVzGAIgAygLMhQuaHVsbC5hZ2VudC52MS5Sb3V0ZRIqCgluZWlnaGJvcnMYAyADKAsyFy5odWxsLmFnZW50LnYxLk5laWdoYm9yImcKEE5ldHdvcmtJbnRlcmZhY2USDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSCwoDbXR1GAMgASgNEisKCWFkZHJlc3NlcxgEIAMoCzIYLmh1bGwuYWdlbnQudjEuSXBBZGRyZXNzIkMKCUlwQWRkcmVzcxIOCgZmYW1pbHkYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIVCg1wcmVmaXhfbGVuZ3RoGAMgASgNIpwBCgVSb3V0ZRIOCgZmYW1pbHkYASABKAkSEwoLZGVzdGluYXRpb24YAiABKAkSDwoHZ2F0ZXdheRgDIAEoCRIOCgZkZXZpY2UYBCABKAkSDgoGc291cmNlGAUgASgJEg0KBXNjb3BlGAYgASgJEhMKBm1ldHJpYxgHIAEoDUgAiAEBEg4KBm9ubGluaxgIIAEoCEIJCgdfbWV0cmljIjgKCE5laWdoYm9yEg8KB2FkZHJlc3MYASABKAkSCwoDbWFjGAIgASgJEg4KBmRldmljZRgDIAEoCSJbChNUdHlXaW5SZXNpemVSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEgwKBHJvd3MYAyABKA0SDwoHY29sdW1ucxgEIAEoDTJMCgZIZWFsdGgSQgoFQ2hlY2sSGy5odWxsLmFnZW50LnYxLkNoZWNrUmVxdWVzdBocLmh1bGwuYWdlbnQudjEuQ2hlY2tSZXNwb25zZTL8CwoMQWdlbnRTZXJ2aWNlEkoKDUNyZWF0ZVNhbmRib3gSIy5odWxsLmFnZW50LnYxLkNyZWF0ZVNhbmRib3hSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJMCg5EZXN0cm95U2FuZGJveBIkLmh1bGwuYWdlbnQudjEuRGVzdHJveVNhbmRib3hSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICgxTZXR1cE5ldHdvcmsSIi5odWxsLmFnZW50LnYxLlNldHVwTmV0d29ya1JlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5ElcKD0NyZWF0ZUNvbnRhaW5lchIlLmh1bGwuYWdlbnQudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBodLmh1bGwuYWdlbnQudjEuUHJvY2Vzc1N0YXJ0ZWQSTAoOU3RhcnRDb250YWluZXISJC5odWxsLmFnZW50LnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSTgoPUmVtb3ZlQ29udGFpbmVyEiUuaHVsbC5hZ2VudC52MS5SZW1vdmVDb250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJPCgtFeGVjUHJvY2VzcxIhLmh1bGwuYWdlbnQudjEuRXhlY1Byb2Nlc3NSZXF1ZXN0Gh0uaHVsbC5hZ2VudC52MS5Qcm9jZXNzU3RhcnRlZBJKCg1TaWduYWxQcm9jZXNzEiMuaHVsbC5hZ2VudC52MS5TaWduYWxQcm9jZXNzUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSVAoLV2FpdFByb2Nlc3MSIS5odWxsLmFnZW50LnYxLldhaXRQcm9jZXNzUmVxdWVzdBoiLmh1bGwuYWdlbnQudjEuV2FpdFByb2Nlc3NSZXNwb25zZRJTCgpXcml0ZVN0ZGluEiEuaHVsbC5hZ2VudC52MS5Xcml0ZVN0cmVhbVJlcXVlc3QaIi5odWxsLmFnZW50LnYxLldyaXRlU3RyZWFtUmVzcG9uc2USUQoKUmVhZFN0ZG91dBIgLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlcXVlc3QaIS5odWxsLmFnZW50LnYxLlJlYWRTdHJlYW1SZXNwb25zZRJRCgpSZWFkU3RkZXJyEiAuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVxdWVzdBohLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlc3BvbnNlEkQKCkNsb3NlU3RkaW4SIC5odWxsLmFnZW50LnYxLkNsb3NlU3RkaW5SZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICgxUdHlXaW5SZXNpemUSIi5odWxsLmFnZW50LnYxLlR0eVdpblJlc2l6ZVJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkcKDlBhdXNlQ29udGFpbmVyEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICg9SZXN1bWVDb250YWluZXISHy5odWxsLmFnZW50LnYxLkNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5Ek4KD1VwZGF0ZUNvbnRhaW5lchIlLmh1bGwuYWdlbnQudjEuVXBkYXRlQ29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSVgoNTGlzdFByb2Nlc3NlcxIfLmh1bGwuYWdlbnQudjEuQ29udGFpbmVyUmVxdWVzdBokLmh1bGwuYWdlbnQudjEuTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlElgKDlN0YXRzQ29udGFpbmVyEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GiUuaHVsbC5hZ2VudC52MS5TdGF0c0NvbnRhaW5lclJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message hull.agent.v1.Empty
@@ -575,6 +575,183 @@ export const StatsContainerResponseSchema: GenMessage<StatsContainerResponse> = 
   messageDesc(file_hull_agent_v1_agent, 22);
 
 /**
+ * The network the guest takes over from the host namespace the client prepared: the same
+ * interface names, MAC and IP addresses, routes and static neighbours (Kata's
+ * UpdateInterface, UpdateRoutes and AddARPNeighbors in one request, made once at start).
+ *
+ * @generated from message hull.agent.v1.SetupNetworkRequest
+ */
+export type SetupNetworkRequest = Message<"hull.agent.v1.SetupNetworkRequest"> & {
+  /**
+   * @generated from field: repeated hull.agent.v1.NetworkInterface interfaces = 1;
+   */
+  interfaces: NetworkInterface[];
+
+  /**
+   * @generated from field: repeated hull.agent.v1.Route routes = 2;
+   */
+  routes: Route[];
+
+  /**
+   * @generated from field: repeated hull.agent.v1.Neighbor neighbors = 3;
+   */
+  neighbors: Neighbor[];
+};
+
+/**
+ * Describes the message hull.agent.v1.SetupNetworkRequest.
+ * Use `create(SetupNetworkRequestSchema)` to create a new message.
+ */
+export const SetupNetworkRequestSchema: GenMessage<SetupNetworkRequest> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 23);
+
+/**
+ * @generated from message hull.agent.v1.NetworkInterface
+ */
+export type NetworkInterface = Message<"hull.agent.v1.NetworkInterface"> & {
+  /**
+   * The name it gets in the guest; the guest finds its card by the MAC address.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string mac = 2;
+   */
+  mac: string;
+
+  /**
+   * @generated from field: uint32 mtu = 3;
+   */
+  mtu: number;
+
+  /**
+   * @generated from field: repeated hull.agent.v1.IpAddress addresses = 4;
+   */
+  addresses: IpAddress[];
+};
+
+/**
+ * Describes the message hull.agent.v1.NetworkInterface.
+ * Use `create(NetworkInterfaceSchema)` to create a new message.
+ */
+export const NetworkInterfaceSchema: GenMessage<NetworkInterface> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 24);
+
+/**
+ * @generated from message hull.agent.v1.IpAddress
+ */
+export type IpAddress = Message<"hull.agent.v1.IpAddress"> & {
+  /**
+   * "inet" or "inet6".
+   *
+   * @generated from field: string family = 1;
+   */
+  family: string;
+
+  /**
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * @generated from field: uint32 prefix_length = 3;
+   */
+  prefixLength: number;
+};
+
+/**
+ * Describes the message hull.agent.v1.IpAddress.
+ * Use `create(IpAddressSchema)` to create a new message.
+ */
+export const IpAddressSchema: GenMessage<IpAddress> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 25);
+
+/**
+ * @generated from message hull.agent.v1.Route
+ */
+export type Route = Message<"hull.agent.v1.Route"> & {
+  /**
+   * @generated from field: string family = 1;
+   */
+  family: string;
+
+  /**
+   * "default" or a CIDR.
+   *
+   * @generated from field: string destination = 2;
+   */
+  destination: string;
+
+  /**
+   * @generated from field: string gateway = 3;
+   */
+  gateway: string;
+
+  /**
+   * @generated from field: string device = 4;
+   */
+  device: string;
+
+  /**
+   * @generated from field: string source = 5;
+   */
+  source: string;
+
+  /**
+   * Empty for global; "link" or "host".
+   *
+   * @generated from field: string scope = 6;
+   */
+  scope: string;
+
+  /**
+   * @generated from field: optional uint32 metric = 7;
+   */
+  metric?: number | undefined;
+
+  /**
+   * @generated from field: bool onlink = 8;
+   */
+  onlink: boolean;
+};
+
+/**
+ * Describes the message hull.agent.v1.Route.
+ * Use `create(RouteSchema)` to create a new message.
+ */
+export const RouteSchema: GenMessage<Route> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 26);
+
+/**
+ * @generated from message hull.agent.v1.Neighbor
+ */
+export type Neighbor = Message<"hull.agent.v1.Neighbor"> & {
+  /**
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * @generated from field: string mac = 2;
+   */
+  mac: string;
+
+  /**
+   * @generated from field: string device = 3;
+   */
+  device: string;
+};
+
+/**
+ * Describes the message hull.agent.v1.Neighbor.
+ * Use `create(NeighborSchema)` to create a new message.
+ */
+export const NeighborSchema: GenMessage<Neighbor> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 27);
+
+/**
  * @generated from message hull.agent.v1.TtyWinResizeRequest
  */
 export type TtyWinResizeRequest = Message<"hull.agent.v1.TtyWinResizeRequest"> & {
@@ -604,7 +781,7 @@ export type TtyWinResizeRequest = Message<"hull.agent.v1.TtyWinResizeRequest"> &
  * Use `create(TtyWinResizeRequestSchema)` to create a new message.
  */
 export const TtyWinResizeRequestSchema: GenMessage<TtyWinResizeRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 23);
+  messageDesc(file_hull_agent_v1_agent, 28);
 
 /**
  * @generated from service hull.agent.v1.Health
@@ -639,6 +816,14 @@ export const AgentService: GenService<{
   destroySandbox: {
     methodKind: "unary";
     input: typeof DestroySandboxRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc hull.agent.v1.AgentService.SetupNetwork
+   */
+  setupNetwork: {
+    methodKind: "unary";
+    input: typeof SetupNetworkRequestSchema;
     output: typeof EmptySchema;
   },
   /**

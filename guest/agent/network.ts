@@ -1,0 +1,112 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import type { SetupNetworkRequest } from '../../src/gen/hull/agent/v1/agent_pb.js';
+import { childProcess } from './builtins.js';
+import { AgentError } from './errors.js';
+import { guestLogger } from './log.js';
+
+const log = guestLogger('network');
+const IP = '/usr/sbin/ip';
+/** How long the guest kernel may take to show a network card after its driver is loaded. */
+const CARD_TIMEOUT_MS = 10_000;
+
+/**
+ * Gives the guest the network the host's namespace had: each virtio-net card (found by its
+ * MAC address) gets the interface's name, MTU and addresses, then the routes and permanent
+ * neighbours are added. Containers share the guest's network namespace, so they see it as
+ * they would have seen the host namespace under runc.
+ */
+export async function setupNetwork(req: SetupNetworkRequest): Promise<void> {
+  if (!req.interfaces.length) return;
+  await run('/sbin/modprobe', ['virtio_net']).catch((err: unknown) =>
+    // Built into some kernels; the cards showing up below is what counts.
+    log.debug('modprobe virtio_net', { error: String(err) }),
+  );
+  const cards = await cardsByMac(
+    req.interfaces.map((i) => i.mac.toLowerCase()),
+    Date.now() + CARD_TIMEOUT_MS,
+  );
+  await run(IP, ['-batch', '-'], networkScript(req, cards));
+}
+
+/**
+ * The `ip -batch` script. Cards are first renamed out of the way, since a card's kernel name
+ * (eth1) may be another interface's wanted name; routes through a gateway come after the
+ * routes that make the gateway reachable.
+ */
+export function networkScript(req: SetupNetworkRequest, cards: Map<string, string>): string {
+  const lines: string[] = [];
+  const temporary = (index: number) => `hullnic${index}`;
+  req.interfaces.forEach((nic, index) => {
+    lines.push(`link set dev ${word(cards.get(nic.mac.toLowerCase()) ?? '')} name ${temporary(index)}`);
+  });
+  req.interfaces.forEach((nic, index) => {
+    const name = word(nic.name);
+    lines.push(`link set dev ${temporary(index)} name ${name}`);
+    if (nic.mtu) lines.push(`link set dev ${name} mtu ${nic.mtu}`);
+    for (const a of nic.addresses) {
+      lines.push(
+        `addr add ${word(a.address)}/${a.prefixLength} dev ${name}${a.family === 'inet6' ? ' nodad' : ''}`,
+      );
+    }
+    lines.push(`link set dev ${name} up`);
+  });
+  const routes = [...req.routes].sort((a, b) => Number(Boolean(a.gateway)) - Number(Boolean(b.gateway)));
+  for (const r of routes) {
+    const destination =
+      r.destination === 'default' ? (r.family === 'inet6' ? '::/0' : '0.0.0.0/0') : word(r.destination);
+    const parts = [`route replace ${destination}`];
+    if (r.gateway) parts.push(`via ${word(r.gateway)}`);
+    parts.push(`dev ${word(r.device)}`);
+    if (r.source) parts.push(`src ${word(r.source)}`);
+    if (r.scope) parts.push(`scope ${word(r.scope)}`);
+    if (r.metric !== undefined) parts.push(`metric ${r.metric}`);
+    if (r.onlink) parts.push('onlink');
+    lines.push(parts.join(' '));
+  }
+  for (const n of req.neighbors) {
+    lines.push(`neigh replace ${word(n.address)} lladdr ${word(n.mac)} dev ${word(n.device)} nud permanent`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** One word of the script: nothing that would end it or start another. */
+function word(value: string): string {
+  if (!/^[\w.:/@%+-]+$/.test(value)) {
+    throw new AgentError('invalid', `the network setup has an unusable value ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** The guest's card names by MAC address, once every wanted MAC has a card (or the deadline passed). */
+async function cardsByMac(macs: string[], deadline: number): Promise<Map<string, string>> {
+  for (;;) {
+    const cards = new Map<string, string>();
+    for (const name of readdirSync('/sys/class/net')) {
+      const mac = readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim().toLowerCase();
+      cards.set(mac, name);
+    }
+    const missing = macs.filter((mac) => !cards.has(mac));
+    if (!missing.length) return cards;
+    if (Date.now() > deadline) {
+      throw new AgentError(
+        'runtime-failed',
+        `no network card with MAC address ${missing.join(', ')} in the guest`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function run(file: string, args: string[], input?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = childProcess().execFile(file, args, { timeout: 30_000 }, (err, _out, stderr) => {
+      if (!err) return resolve();
+      const detail = String(stderr || err.message)
+        .trim()
+        .split('\n')
+        .pop();
+      reject(new AgentError('runtime-failed', `${file} ${args.join(' ')}: ${detail}`));
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
