@@ -10,7 +10,8 @@ import { OutputPipe } from './output-pipe.js';
 import { processPipes } from './pipes.js';
 import { GuestProcess } from './process.js';
 import type { Reaper } from './reaper.js';
-import { toGuestSpec } from './spec.js';
+import { networkSysctls, toGuestSpec } from './spec.js';
+import { applySysctls } from './sysctls.js';
 import { openGuestTerminal } from './terminal.js';
 
 const log = guestLogger('containers');
@@ -87,6 +88,7 @@ export class Containers {
       sandboxPid: sandbox?.init.pid,
     });
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+    await applySysctls(networkSysctls(request.spec));
     if (mayAdministerNetwork(spec.process?.capabilities)) {
       await prepareForNetAdmin();
     }

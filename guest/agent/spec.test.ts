@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Spec } from '../../src/oci/spec.js';
-import { toGuestSpec } from './spec.js';
+import { networkSysctls, toGuestSpec } from './spec.js';
 
 const hostSpec = (): Spec => ({
   ociVersion: '1.0.2',
@@ -138,4 +138,12 @@ test("a container without a UTS namespace keeps the VM's hostname", () => {
     toGuestSpec(host, { containerId: 'p', rootfs: '/r', sharedMounts: new Map() }).hostname,
     'web',
   );
+});
+
+test("net.* sysctls are the VM network's: the agent sets them, crun gets the rest", () => {
+  const host = hostSpec();
+  host.linux!.sysctl = { 'net.ipv4.ip_unprivileged_port_start': '0', 'kernel.msgmax': '65536' };
+  const guest = toGuestSpec(host, { containerId: 'c', rootfs: '/r', sharedMounts: new Map() });
+  assert.deepEqual(guest.linux?.sysctl, { 'kernel.msgmax': '65536' });
+  assert.deepEqual(networkSysctls(host), [['net.ipv4.ip_unprivileged_port_start', '0']]);
 });

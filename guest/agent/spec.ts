@@ -57,6 +57,13 @@ export function toGuestSpec(host: Spec, placement: GuestPlacement): Spec {
           return { type: ns.type, path: `/proc/${placement.sandboxPid}/ns/${shared}` };
         return { type: ns.type };
       });
+    // The network namespace is the guest's own, which crun will not set net.* sysctls in:
+    // the agent sets them there (see networkSysctls).
+    if (linux.sysctl) {
+      linux.sysctl = Object.fromEntries(
+        Object.entries(linux.sysctl).filter(([key]) => !isNetworkSysctl(key)),
+      );
+    }
     // Without a UTS namespace of its own the container shares the VM's, whose hostname the
     // host set when the sandbox was created; crun refuses a hostname it cannot apply.
     if (!linux.namespaces.some((ns) => ns.type === 'uts')) delete spec.hostname;
@@ -66,4 +73,17 @@ export function toGuestSpec(host: Spec, placement: GuestPlacement): Spec {
     if (linux.resources) delete linux.resources.network;
   }
   return spec;
+}
+
+function isNetworkSysctl(key: string): boolean {
+  return key.startsWith('net.');
+}
+
+/**
+ * The container's net.* sysctls. Its network namespace is the guest's (toGuestSpec), so they
+ * are the VM's network settings, which the agent applies before crun runs (as for Docker's
+ * net.ipv4.ip_unprivileged_port_start=0 on every bridge container).
+ */
+export function networkSysctls(host: Spec): [string, string][] {
+  return Object.entries(host.linux?.sysctl ?? {}).filter(([key]) => isNetworkSysctl(key));
 }

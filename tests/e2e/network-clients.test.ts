@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { fetchFromHost } from '../fixtures/web-server.js';
+import { assertNothingLeft, HULL_COMMAND, privateDirs, processExit, runCommand } from './harness.js';
+
+/** A busybox httpd answering with the container's hostname. */
+const SERVE = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
+/** Host ports for `-p 127.0.0.1:PORT:80`, apart for tests running side by side. */
+const PORT = 18_000 + (process.pid % 1000) * 2;
+
+/** Removes a host link the test's client made (a bridge CNI or Docker leaves behind). */
+const removeLink = (name: string) => runCommand('ip', ['link', 'del', name]);
+
+describe('podman --runtime hull on its default bridge network', { timeout: 600_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let env: NodeJS.ProcessEnv;
+  let base: string[];
+  let bridgeExisted = false;
+  const podman = (...args: string[]) => runCommand('podman', [...base, ...args], env);
+
+  before(async () => {
+    dirs = await privateDirs('podman-net');
+    const d = dirs.scratch;
+    await mkdir(join(d, 'podtmp'), { recursive: true });
+    bridgeExisted = (await runCommand('ip', ['link', 'show', 'cni-podman0'])).code === 0;
+    // podman's own default network (CNI bridge cni-podman0), on a subnet of the test's.
+    await writeFile(
+      join(d, 'containers.conf'),
+      `[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+netns = "bridge"
+
+[network]
+network_backend = "cni"
+network_config_dir = "${d}/cni"
+cni_plugin_dirs = ["/usr/lib/cni"]
+default_subnet = "10.231.30.0/24"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${d}/events.log"
+tmp_dir = "${d}/podtmp"
+
+[engine.runtimes]
+hull = ["${HULL_COMMAND}"]
+`,
+    );
+    env = { ...process.env, CONTAINERS_CONF: join(d, 'containers.conf'), HULL_ROOT: join(d, 'hull') };
+    base = ['--root', join(d, 'storage'), '--runroot', join(d, 'run'), '--runtime', 'hull'];
+    const load = await podman('load', '-i', await busyboxImageArchive(join(d, 'image')));
+    assert.equal(load.code, 0, load.stderr);
+  });
+  after(async () => {
+    await podman('rm', '-a', '-f', '-t', '1');
+    if (!bridgeExisted) await removeLink('cni-podman0');
+    await dirs.cleanup();
+  });
+
+  test('-p 127.0.0.1:PORT:80 is reached from the host, and another container reaches it by IP', async () => {
+    const web = await podman(
+      'run',
+      '-d',
+      '--name',
+      'web',
+      '--hostname',
+      'podman-web',
+      '-p',
+      `127.0.0.1:${PORT}:80`,
+      IMAGE,
+      ...SERVE,
+    );
+    assert.equal(web.code, 0, web.stderr);
+    try {
+      assert.equal(await fetchFromHost(`http://127.0.0.1:${PORT}/`), 'podman-web\n');
+      const ip = (await podman('inspect', '--format', '{{.NetworkSettings.IPAddress}}', 'web')).stdout.trim();
+      assert.match(ip, /^10\.231\.30\.\d+$/);
+      const other = await podman('run', '--rm', IMAGE, 'wget', '-q', '-O-', `http://${ip}/`);
+      assert.equal(other.stdout, 'podman-web\n', other.stderr);
+    } finally {
+      assert.equal((await podman('rm', '-f', '-t', '1', 'web')).code, 0);
+    }
+    await assertNothingLeft(join(dirs.scratch, 'hull'));
+  });
+});
+
+describe('docker --runtime hull on its default bridge', { timeout: 600_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let dockerd: ChildProcess;
+  let socket: string;
+  const bridge = `hulldk${process.pid % 10000}`;
+  const docker = (...args: string[]) => runCommand('docker', ['-H', `unix://${socket}`, ...args]);
+
+  before(async () => {
+    dirs = await privateDirs('docker-net');
+    const d = join(dirs.scratch, 'docker');
+    await mkdir(d, { recursive: true });
+    socket = join(d, 'docker.sock');
+    // The default bridge network on a bridge of the test's own; no iptables, so published
+    // ports go through docker-proxy (the userland proxy).
+    for (const step of [
+      ['link', 'add', bridge, 'type', 'bridge'],
+      ['addr', 'add', '10.231.31.1/24', 'dev', bridge],
+      ['link', 'set', bridge, 'up'],
+    ]) {
+      const r = await runCommand('ip', step);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    await writeFile(
+      join(d, 'daemon.json'),
+      JSON.stringify({
+        'data-root': join(d, 'root'),
+        'exec-root': join(d, 'exec'),
+        pidfile: join(d, 'dockerd.pid'),
+        hosts: [`unix://${socket}`],
+        iptables: false,
+        'ip-forward': false,
+        'ip-masq': false,
+        bridge,
+        'userland-proxy': true,
+        'storage-driver': 'overlay2',
+        runtimes: { hull: { path: HULL_COMMAND } },
+      }),
+    );
+    dockerd = spawn('dockerd', ['--config-file', join(d, 'daemon.json')], {
+      stdio: 'ignore',
+      detached: true,
+    });
+    for (let i = 0; i < 300 && (await docker('version')).code !== 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const load = await docker('load', '-i', await busyboxImageArchive(join(dirs.scratch, 'image')));
+    assert.equal(load.code, 0, load.stderr);
+  });
+  after(async () => {
+    if (dockerd?.pid) {
+      await docker('rm', '-f', 'web');
+      process.kill(dockerd.pid, 'SIGTERM');
+      await processExit(dockerd.pid, 60_000);
+    }
+    await removeLink(bridge);
+    await dirs.cleanup();
+  });
+
+  test('-p 127.0.0.1:PORT:80 is reached from the host, and another container reaches it by IP', async () => {
+    const web = await docker(
+      'run',
+      '-d',
+      '--name',
+      'web',
+      '--hostname',
+      'docker-web',
+      '--runtime',
+      'hull',
+      '-p',
+      `127.0.0.1:${PORT + 1}:80`,
+      IMAGE,
+      ...SERVE,
+    );
+    assert.equal(web.code, 0, web.stderr);
+    try {
+      assert.equal(await fetchFromHost(`http://127.0.0.1:${PORT + 1}/`), 'docker-web\n');
+      const ip = (await docker('inspect', '--format', '{{.NetworkSettings.IPAddress}}', 'web')).stdout.trim();
+      assert.match(ip, /^10\.231\.31\.\d+$/);
+      const other = await docker(
+        'run',
+        '--rm',
+        '--runtime',
+        'hull',
+        IMAGE,
+        'wget',
+        '-q',
+        '-O-',
+        `http://${ip}/`,
+      );
+      assert.equal(other.stdout, 'docker-web\n', other.stderr);
+    } finally {
+      assert.equal((await docker('rm', '-f', 'web')).code, 0);
+    }
+    await assertNothingLeft(join(dirs.scratch, 'docker', 'exec', 'runtime-runc', 'moby'));
+    const attached = (await runCommand('ip', ['-o', 'link', 'show', 'master', bridge])).stdout.trim();
+    assert.equal(attached, '', "no container's veth is left on the bridge");
+  });
+});
