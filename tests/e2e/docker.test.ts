@@ -1,59 +1,31 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SERVER_IMAGE, serverImageArchive } from '../fixtures/debian-image.js';
+import { Dockerd } from '../fixtures/dockerd.js';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
 import { ACCESS_LOG_LINE, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
-import { assertNothingLeft, HULL_COMMAND, privateDirs, processExit, runCommand } from './harness.js';
+import { assertNothingLeft, privateDirs } from './harness.js';
 
 /** Docker 20.10 with hull added as a runtime: dockerd → containerd-shim-runc-v2 → hull. */
 describe('docker --runtime hull', { timeout: 600_000 }, () => {
   let dirs: Awaited<ReturnType<typeof privateDirs>>;
-  let dockerd: ChildProcess;
-  let socket: string;
+  let dockerd: Dockerd;
   let runtimeRoot: string;
 
-  const docker = (...args: string[]) => runCommand('docker', ['-H', `unix://${socket}`, ...args]);
+  const docker = (...args: string[]) => dockerd.docker(...args);
 
   before(async () => {
     dirs = await privateDirs('docker');
-    const d = join(dirs.scratch, 'docker');
-    await mkdir(d, { recursive: true });
-    socket = join(d, 'docker.sock');
-    // The runc shim gives a runtime <exec-root>/runtime-<name>/<namespace> as its --root.
-    runtimeRoot = join(d, 'exec', 'runtime-runc', 'moby');
-    await writeFile(
-      join(d, 'daemon.json'),
-      JSON.stringify({
-        'data-root': join(d, 'root'),
-        'exec-root': join(d, 'exec'),
-        pidfile: join(d, 'dockerd.pid'),
-        hosts: [`unix://${socket}`],
-        iptables: false,
-        'ip-forward': false,
-        'ip-masq': false,
-        bridge: 'none',
-        'userland-proxy': false,
-        'storage-driver': 'overlay2',
-        runtimes: { hull: { path: HULL_COMMAND } },
-      }),
-    );
-    dockerd = spawn('dockerd', ['--config-file', join(d, 'daemon.json')], {
-      stdio: 'ignore',
-      detached: true,
-    });
-    for (let i = 0; i < 300 && (await docker('version')).code !== 0; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    dockerd = await Dockerd.start(join(dirs.scratch, 'docker'));
+    runtimeRoot = dockerd.runtimeRoot;
     const load = await docker('load', '-i', await busyboxImageArchive(join(dirs.scratch, 'image')));
     assert.equal(load.code, 0, load.stderr);
   });
   after(async () => {
-    if (dockerd?.pid) {
+    if (dockerd) {
       await docker('rm', '-f', 'svc');
-      process.kill(dockerd.pid, 'SIGTERM');
-      await processExit(dockerd.pid, 60_000);
+      await dockerd.stop();
     }
     await dirs.cleanup();
   });

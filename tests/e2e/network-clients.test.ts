@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Dockerd } from '../fixtures/dockerd.js';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
 import { fetchFromHost } from '../fixtures/web-server.js';
-import { assertNothingLeft, HULL_COMMAND, privateDirs, processExit, runCommand } from './harness.js';
+import { assertNothingLeft, HULL_COMMAND, privateDirs, runCommand } from './harness.js';
 
 /** A busybox httpd answering with the container's hostname. */
 const SERVE = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
@@ -90,18 +90,13 @@ hull = ["${HULL_COMMAND}"]
 
 describe('docker --runtime hull on its default bridge', { timeout: 600_000 }, () => {
   let dirs: Awaited<ReturnType<typeof privateDirs>>;
-  let dockerd: ChildProcess;
-  let socket: string;
+  let dockerd: Dockerd;
   const bridge = `hulldk${process.pid % 10000}`;
-  const docker = (...args: string[]) => runCommand('docker', ['-H', `unix://${socket}`, ...args]);
+  const docker = (...args: string[]) => dockerd.docker(...args);
 
   before(async () => {
     dirs = await privateDirs('docker-net');
-    const d = join(dirs.scratch, 'docker');
-    await mkdir(d, { recursive: true });
-    socket = join(d, 'docker.sock');
-    // The default bridge network on a bridge of the test's own; no iptables, so published
-    // ports go through docker-proxy (the userland proxy).
+    // The default bridge network on a bridge of the test's own.
     for (const step of [
       ['link', 'add', bridge, 'type', 'bridge'],
       ['addr', 'add', '10.231.31.1/24', 'dev', bridge],
@@ -110,36 +105,14 @@ describe('docker --runtime hull on its default bridge', { timeout: 600_000 }, ()
       const r = await runCommand('ip', step);
       assert.equal(r.code, 0, r.stderr);
     }
-    await writeFile(
-      join(d, 'daemon.json'),
-      JSON.stringify({
-        'data-root': join(d, 'root'),
-        'exec-root': join(d, 'exec'),
-        pidfile: join(d, 'dockerd.pid'),
-        hosts: [`unix://${socket}`],
-        iptables: false,
-        'ip-forward': false,
-        'ip-masq': false,
-        bridge,
-        'userland-proxy': true,
-        'storage-driver': 'overlay2',
-        runtimes: { hull: { path: HULL_COMMAND } },
-      }),
-    );
-    dockerd = spawn('dockerd', ['--config-file', join(d, 'daemon.json')], {
-      stdio: 'ignore',
-      detached: true,
-    });
-    for (let i = 0; i < 300 && (await docker('version')).code !== 0; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    dockerd = await Dockerd.start(join(dirs.scratch, 'docker'), { bridge });
     const load = await docker('load', '-i', await busyboxImageArchive(join(dirs.scratch, 'image')));
     assert.equal(load.code, 0, load.stderr);
   });
   after(async () => {
-    if (dockerd?.pid) {
+    if (dockerd) {
       await docker('rm', '-f', 'web');
-      process.kill(dockerd.pid, 'SIGTERM');
-      await processExit(dockerd.pid, 60_000);
+      await dockerd.stop();
     }
     await removeLink(bridge);
     await dirs.cleanup();
@@ -180,7 +153,7 @@ describe('docker --runtime hull on its default bridge', { timeout: 600_000 }, ()
     } finally {
       assert.equal((await docker('rm', '-f', 'web')).code, 0);
     }
-    await assertNothingLeft(join(dirs.scratch, 'docker', 'exec', 'runtime-runc', 'moby'));
+    await assertNothingLeft(dockerd.runtimeRoot);
     const attached = (await runCommand('ip', ['-o', 'link', 'show', 'master', bridge])).stdout.trim();
     assert.equal(attached, '', "no container's veth is left on the bridge");
   });
