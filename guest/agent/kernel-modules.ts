@@ -1,5 +1,5 @@
-import { childProcess } from './builtins.js';
 import { guestLogger } from './log.js';
+import { runTool } from './tool.js';
 
 const log = guestLogger('modules');
 
@@ -15,19 +15,19 @@ let loading: Promise<void> | undefined;
 
 /** Loads FOR_NET_ADMIN once per guest, before the first container that may use iptables. */
 export function prepareForNetAdmin(): Promise<void> {
-  loading ??= new Promise<void>((resolve) => {
-    childProcess().execFile(
-      '/sbin/modprobe',
-      ['-a', ...FOR_NET_ADMIN],
-      { timeout: 30_000 },
-      (err, _out, stderr) => {
-        // A kernel with these built in, or without them: iptables then says what it lacks.
-        if (err) log.warn('cannot load iptables modules', { error: String(stderr || err.message).trim() });
-        resolve();
-      },
-    );
-  });
+  // A kernel with these built in, or without them: iptables then says what it lacks.
+  loading ??= loadModules(FOR_NET_ADMIN);
   return loading;
+}
+
+/**
+ * Loads modules with the guest's modprobe. One that cannot be loaded (built in, or missing) is
+ * logged, not thrown: what needed it says what it lacks.
+ */
+export async function loadModules(names: string[]): Promise<void> {
+  await runTool('/sbin/modprobe', ['-a', ...names]).catch((err: unknown) =>
+    log.warn('cannot load kernel modules', { modules: names.join(' '), error: (err as Error).message }),
+  );
 }
 
 /** Whether a process spec may administer networking (CAP_NET_ADMIN in any set). */

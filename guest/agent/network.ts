@@ -1,10 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { SetupNetworkRequest } from '../../src/gen/hull/agent/v1/agent_pb.js';
-import { childProcess } from './builtins.js';
 import { AgentError } from './errors.js';
-import { guestLogger } from './log.js';
+import { loadModules } from './kernel-modules.js';
+import { runTool } from './tool.js';
 
-const log = guestLogger('network');
 const IP = '/usr/sbin/ip';
 /** How long the guest kernel may take to show a network card after its driver is loaded. */
 const CARD_TIMEOUT_MS = 10_000;
@@ -17,15 +16,13 @@ const CARD_TIMEOUT_MS = 10_000;
  */
 export async function setupNetwork(req: SetupNetworkRequest): Promise<void> {
   if (!req.interfaces.length) return;
-  await run('/sbin/modprobe', ['virtio_net']).catch((err: unknown) =>
-    // Built into some kernels; the cards showing up below is what counts.
-    log.debug('modprobe virtio_net', { error: String(err) }),
-  );
+  // Built into some kernels: the cards showing up below is what counts.
+  await loadModules(['virtio_net']);
   const cards = await cardsByMac(
     req.interfaces.map((i) => i.mac.toLowerCase()),
     Date.now() + CARD_TIMEOUT_MS,
   );
-  await run(IP, ['-batch', '-'], networkScript(req, cards));
+  await runTool(IP, ['-batch', '-'], { input: networkScript(req, cards) });
 }
 
 /**
@@ -95,18 +92,4 @@ async function cardsByMac(macs: string[], deadline: number): Promise<Map<string,
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-}
-
-function run(file: string, args: string[], input?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = childProcess().execFile(file, args, { timeout: 30_000 }, (err, _out, stderr) => {
-      if (!err) return resolve();
-      const detail = String(stderr || err.message)
-        .trim()
-        .split('\n')
-        .pop();
-      reject(new AgentError('runtime-failed', `${file} ${args.join(' ')}: ${detail}`));
-    });
-    if (input !== undefined) child.stdin?.end(input);
-  });
 }

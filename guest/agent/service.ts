@@ -3,11 +3,11 @@ import { AGENT_PROTOCOL_VERSION } from '../../src/agent/version.js';
 import type { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import type { Process, Spec } from '../../src/oci/spec.js';
 import type { CallContext, ImplOf } from '../../src/ttrpc/server.js';
-import { childProcess } from './builtins.js';
 import type { Containers } from './containers.js';
 import { AgentError } from './errors.js';
 import { guestLogger } from './log.js';
 import { setupNetwork } from './network.js';
+import { runTool } from './tool.js';
 
 const log = guestLogger('service');
 
@@ -131,10 +131,7 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
 async function syncClock(hostTimeMs: number): Promise<void> {
   if (!hostTimeMs || Math.abs(Date.now() - hostTimeMs) < 1000) return;
   const seconds = Math.round(hostTimeMs / 1000);
-  await new Promise<void>((resolve) => {
-    childProcess().execFile('/bin/date', ['-u', '-s', `@${seconds}`], (err) => {
-      if (err) log.warn('cannot set the guest clock', { error: err.message });
-      resolve();
-    });
-  });
+  await runTool('/bin/date', ['-u', '-s', `@${seconds}`]).catch((err: unknown) =>
+    log.warn('cannot set the guest clock', { error: (err as Error).message }),
+  );
 }

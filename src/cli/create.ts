@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { HullError, isHullError, messageOf } from '../errors.js';
-import { configuredNetns, NEW_NETNS_WRAPPER, networkSource, ownNetns } from '../network/namespace.js';
+import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.js';
@@ -19,7 +19,6 @@ import { reportToParent, spawnHelper } from './spawn-helper.js';
 interface MonitorOptions {
   bundle: string;
   consoleSocket?: string;
-  ownNetns?: boolean;
 }
 
 const HOOKS_QUESTION = 'createRuntime-hooks ';
@@ -61,22 +60,17 @@ export function registerCreate(program: Command): void {
       const dir = await claimContainerDir(settingsFrom(globals), id);
       try {
         const consoleArgs = options.consoleSocket ? ['--console-socket', resolve(options.consoleSocket)] : [];
-        // A network namespace the runtime makes is the monitor's own: hooks get its pid.
-        const ownNetns = networkSource(bundle.spec).kind === 'new';
-        const { pid } = await spawnHelper(
-          globals,
-          ['_monitor', '--bundle', bundle.dir, ...consoleArgs, ...(ownNetns ? ['--own-netns'] : []), id],
-          {
-            keepStdio: !bundle.spec.process?.terminal,
-            wrapper: ownNetns ? NEW_NETNS_WRAPPER : undefined,
-            // The monitor asks for its createRuntime hooks to be run here, in the caller's
-            // namespaces, as runc runs them; the monitor may be in a network namespace of its own.
-            onAsk: async (question) => {
-              await runHostHooks(bundle.spec, 'createRuntime', parseHookQuestion(question));
-              return 'done';
-            },
+        const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, ...consoleArgs, id], {
+          keepStdio: !bundle.spec.process?.terminal,
+          // A network namespace the runtime makes is the monitor's own: hooks get its pid.
+          wrapper: networkSource(bundle.spec).kind === 'new' ? NEW_NETNS_WRAPPER : undefined,
+          // The monitor asks for its createRuntime hooks to be run here, in the caller's
+          // namespaces, as runc runs them; the monitor may be in a network namespace of its own.
+          onAsk: async (question) => {
+            await runHostHooks(bundle.spec, 'createRuntime', parseHookQuestion(question));
+            return 'done';
           },
-        );
+        });
         if (options.pidFile) await writePidFile(options.pidFile, pid);
       } catch (err) {
         await removeContainerDir(dir);
@@ -90,7 +84,6 @@ export function registerCreate(program: Command): void {
     .argument('<container-id>')
     .requiredOption('--bundle <dir>')
     .option('--console-socket <path>')
-    .option('--own-netns', 'the monitor was started in a network namespace of its own')
     .action(async (id: string, options: MonitorOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const settings = settingsFrom(globals);
@@ -106,7 +99,7 @@ export function registerCreate(program: Command): void {
             settings,
             stdio: ownStdio(),
             consoleSocket: options.consoleSocket,
-            netns: options.ownNetns ? ownNetns() : configuredNetns(bundle.spec),
+            netns: monitorNetns(bundle.spec),
             createRuntimeHooks: (state) =>
               askParent(`${HOOKS_QUESTION}${JSON.stringify(state)}`).then(() => {}),
           },

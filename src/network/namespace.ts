@@ -18,9 +18,15 @@ export function networkSource(spec: Spec): NetworkSource {
 /** The program that starts a monitor in a new network namespace of its own (it execs the monitor). */
 export const NEW_NETNS_WRAPPER = ['unshare', '--net', '--'];
 
-/** The network namespace of this very process, by a path that other processes can enter. */
-export function ownNetns(): string {
-  return `/proc/${process.pid}/ns/net`;
+/**
+ * The network namespace a container's monitor gives its VM: the one named by path, or, for a
+ * namespace the runtime makes, the monitor's own (it was started under NEW_NETNS_WRAPPER), by
+ * a path other processes can enter.
+ */
+export function monitorNetns(spec: Spec): string | undefined {
+  const source = networkSource(spec);
+  if (source.kind === 'path') return source.path;
+  return source.kind === 'new' ? `/proc/${process.pid}/ns/net` : undefined;
 }
 
 /** The path of the network namespace config.json names, if it names one. */

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { Socket } from 'node:net';
+import { createInterface } from 'node:readline';
 import { HullError } from '../errors.js';
 import { onLines } from '../util/lines.js';
 
@@ -82,28 +83,12 @@ export async function spawnDetachedHelper(
 let parentChannel: Socket | undefined;
 let parentLines: AsyncIterator<string> | undefined;
 
+/** fd 3, both ways: lines to the parent, and its answers read line by line. */
 function channelToParent(): Socket {
   if (!parentChannel) {
     parentChannel = new Socket({ fd: 3, readable: true, writable: true });
     parentChannel.on('error', () => {});
-    const queue: string[] = [];
-    const waiting: ((line: IteratorResult<string>) => void)[] = [];
-    onLines(parentChannel, (line) => {
-      const next = waiting.shift();
-      if (next) next({ value: line, done: false });
-      else queue.push(line);
-    });
-    parentChannel.on('close', () => {
-      for (const next of waiting.splice(0)) next({ value: undefined, done: true });
-    });
-    parentLines = {
-      next: () =>
-        queue.length
-          ? Promise.resolve({ value: queue.shift()!, done: false })
-          : parentChannel!.destroyed
-            ? Promise.resolve({ value: undefined, done: true })
-            : new Promise((resolve) => waiting.push(resolve)),
-    };
+    parentLines = createInterface({ input: parentChannel })[Symbol.asyncIterator]();
   }
   return parentChannel;
 }

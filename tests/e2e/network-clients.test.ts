@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Dockerd } from '../fixtures/dockerd.js';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { type PrivatePodman, privatePodman } from '../fixtures/podman.js';
 import { fetchFromHost } from '../fixtures/web-server.js';
-import { assertNothingLeft, HULL_COMMAND, privateDirs, runCommand } from './harness.js';
+import { assertNothingLeft, privateDirs, runCommand } from './harness.js';
 
 /** A busybox httpd answering with the container's hostname. */
 const SERVE = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
@@ -17,41 +17,15 @@ const removeLink = (name: string) => runCommand('ip', ['link', 'del', name]);
 
 describe('podman --runtime hull on its default bridge network', { timeout: 600_000 }, () => {
   let dirs: Awaited<ReturnType<typeof privateDirs>>;
-  let env: NodeJS.ProcessEnv;
-  let base: string[];
   let bridgeExisted = false;
-  const podman = (...args: string[]) => runCommand('podman', [...base, ...args], env);
+  let podman: PrivatePodman['podman'];
 
   before(async () => {
     dirs = await privateDirs('podman-net');
     const d = dirs.scratch;
-    await mkdir(join(d, 'podtmp'), { recursive: true });
     bridgeExisted = (await runCommand('ip', ['link', 'show', 'cni-podman0'])).code === 0;
     // podman's own default network (CNI bridge cni-podman0), on a subnet of the test's.
-    await writeFile(
-      join(d, 'containers.conf'),
-      `[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "bridge"
-
-[network]
-network_backend = "cni"
-network_config_dir = "${d}/cni"
-cni_plugin_dirs = ["/usr/lib/cni"]
-default_subnet = "10.231.30.0/24"
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "${d}/events.log"
-tmp_dir = "${d}/podtmp"
-
-[engine.runtimes]
-hull = ["${HULL_COMMAND}"]
-`,
-    );
-    env = { ...process.env, CONTAINERS_CONF: join(d, 'containers.conf'), HULL_ROOT: join(d, 'hull') };
-    base = ['--root', join(d, 'storage'), '--runroot', join(d, 'run'), '--runtime', 'hull'];
+    ({ podman } = await privatePodman(d, { bridgeSubnet: '10.231.30.0/24' }));
     const load = await podman('load', '-i', await busyboxImageArchive(join(d, 'image')));
     assert.equal(load.code, 0, load.stderr);
   });

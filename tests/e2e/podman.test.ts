@@ -1,45 +1,23 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SERVER_IMAGE, serverImageArchive } from '../fixtures/debian-image.js';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { type PrivatePodman, privatePodman } from '../fixtures/podman.js';
 import { ACCESS_LOG_LINE, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
-import { assertNothingLeft, HULL_COMMAND, privateDirs, runCommand } from './harness.js';
+import { assertNothingLeft, privateDirs, runCommand } from './harness.js';
 
 /** podman 4.3 with hull as a runtime, through conmon, as a user would set it up. */
 describe('podman --runtime hull', { timeout: 600_000 }, () => {
   let dirs: Awaited<ReturnType<typeof privateDirs>>;
   let env: NodeJS.ProcessEnv;
   let base: string[];
-
-  const podman = (...args: string[]) => runCommand('podman', [...base, ...args], env);
+  let podman: PrivatePodman['podman'];
 
   before(async () => {
     dirs = await privateDirs('podman');
     const d = dirs.scratch;
-    await mkdir(join(d, 'podtmp'), { recursive: true });
-    // The settings this machine needs (see README): rlimits root may set, no networking yet,
-    // cgroupfs, file events; and hull as a runtime.
-    await writeFile(
-      join(d, 'containers.conf'),
-      `[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "${d}/events.log"
-tmp_dir = "${d}/podtmp"
-
-[engine.runtimes]
-hull = ["${HULL_COMMAND}"]
-`,
-    );
-    // podman passes hull no --root; HULL_ROOT keeps this test's containers private.
-    env = { ...process.env, CONTAINERS_CONF: join(d, 'containers.conf'), HULL_ROOT: join(d, 'hull') };
-    base = ['--root', join(d, 'storage'), '--runroot', join(d, 'run'), '--runtime', 'hull'];
+    ({ env, base, podman } = await privatePodman(d));
     const load = await podman('load', '-i', await busyboxImageArchive(join(d, 'image')));
     assert.equal(load.code, 0, load.stderr);
   });
