@@ -22,6 +22,7 @@ packages=(
   runc                  # the benchmark compares with containers on the host
   podman conmon docker.io containerd umoci skopeo   # end-to-end tests with real clients
   containernetworking-plugins   # CNI plugins: pod networks in the CRI tests
+  curl                  # tests and the benchmark fetch from servers in containers
   python3 bsdutils      # test peers: a console-socket receiver; `script` for `podman run -t`
   mmdebstrap            # test images made from Debian packages (nginx, iptables, iproute2)
   ca-certificates git

@@ -5,10 +5,12 @@
  *       starting from its V8 startup snapshot made for the guest's CPU;
  *   (b') the same with HULL_AGENT_SNAPSHOT=off, the agent starting from its script;
  *   (c) runc running `true` on the host, where runc is installed.
- * It prints medians and the ratios b/a, b/b' and b/c and writes them as JSON. Machines here are
- * shared and noisy: only ratios taken in the same run mean anything.
+ * It prints medians and the ratios b/a, b/b' and b/c, then the network figure (throughput and
+ * round-trip time through a published port, hull vs runc: tests/perf/network.ts), and writes
+ * them as JSON. Machines here are shared and noisy: only ratios taken in the same run mean
+ * anything.
  *
- *   npm run bench [-- --runs N --out FILE]
+ *   npm run bench [-- --runs N --out FILE --part all|start|network]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,11 +24,19 @@ import { agentSnapshotFor, DEFAULT_MEMORY_MIB, vmTargetFor } from '../../src/san
 import { which } from '../../src/sys/exec.js';
 import { HULL } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
+import { measureNetwork, median, type NetworkFigures } from './network.js';
 
 const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '7' }, out: { type: 'string', default: 'bench-results.json' } },
+  options: {
+    runs: { type: 'string', default: '7' },
+    out: { type: 'string', default: 'bench-results.json' },
+    part: { type: 'string', default: 'all' },
+  },
 });
 const runs = Number(values.runs);
+if (!['all', 'start', 'network'].includes(values.part!)) {
+  throw new Error(`--part ${values.part}: use all, start or network`);
+}
 
 function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
   const started = process.hrtime.bigint();
@@ -39,14 +49,8 @@ function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number
   return ms;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-
-const scratch = await mkdtemp(join(tmpdir(), 'hull-bench-'));
-try {
+/** (a), (b), (b') and (c) above, interleaved. */
+async function measureStart(scratch: string) {
   const image = await currentImage();
   const hypervisor = new QemuHypervisor();
   const target = await vmTargetFor(image, hypervisor);
@@ -128,6 +132,24 @@ try {
   console.log(`hull run / floor = ${result.ratios.hullOverFloor} (target <= 1.25)`);
   console.log(`hull run with the agent snapshot / without = ${result.ratios.snapshotOverNoSnapshot}`);
   if (runcMs) console.log(`hull run / runc  = ${result.ratios.hullOverRunc}`);
+  return result;
+}
+
+function printNetwork(figures: NetworkFigures): void {
+  const { throughputMiBps: t, rttMs: r, ratios } = figures;
+  console.log(
+    `network, host -> container through podman -p (median of ${figures.rounds}): throughput hull ${t.hull} MiB/s, runc ${t.runc} MiB/s; round trip hull ${r.hull} ms, runc ${r.runc} ms`,
+  );
+  console.log(`network throughput hull / runc = ${ratios.throughputHullOverRunc}`);
+  console.log(`network round trip hull / runc = ${ratios.rttHullOverRunc}`);
+}
+
+const scratch = await mkdtemp(join(tmpdir(), 'hull-bench-'));
+try {
+  const start = values.part === 'network' ? undefined : await measureStart(scratch);
+  const network = values.part === 'start' ? undefined : await measureNetwork(scratch, runs);
+  if (network) printNetwork(network);
+  const result = { ...start, network };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);
 } finally {
