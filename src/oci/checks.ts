@@ -1,6 +1,7 @@
 import { HullError } from '../errors.js';
 import { CAPABILITY_NAMES } from './capabilities.js';
 import type { Spec } from './spec.js';
+import { checkDevices, checkHooks, checkRlimits, checkSysctls } from './value-checks.js';
 
 /**
  * Checks of a config.json that runc makes and hull must make too (the runtime-spec: a value
@@ -32,6 +33,20 @@ export function checkSpec(spec: Spec, configPath: string): void {
   checkNamespaces(spec, configPath);
   checkCapabilities(spec, configPath);
   checkPropagation(spec, configPath);
+  checkRlimits(spec, configPath);
+  checkSysctls(spec, configPath, vmNamespacesOf(spec));
+  checkDevices(spec, configPath);
+  checkHooks(spec, configPath);
+}
+
+/** The namespace types the annotation below accepts from the VM. */
+function vmNamespacesOf(spec: Spec): Set<string> {
+  return new Set(
+    (spec.annotations?.[VM_NAMESPACES_ANNOTATION] ?? '')
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+  );
 }
 
 function checkNamespaces(spec: Spec, configPath: string): void {
@@ -53,12 +68,7 @@ function checkNamespaces(spec: Spec, configPath: string): void {
     seen.add(ns.type);
   }
   if (!spec.linux) return;
-  const acceptVm = new Set(
-    (spec.annotations?.[VM_NAMESPACES_ANNOTATION] ?? '')
-      .split(',')
-      .map((t) => t.trim())
-      .filter(Boolean),
-  );
+  const acceptVm = vmNamespacesOf(spec);
   for (const [type, how] of Object.entries(HOST_NAMESPACE_REQUESTS)) {
     if (seen.has(type) || acceptVm.has(type)) continue;
     throw new HullError(

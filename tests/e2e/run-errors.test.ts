@@ -128,39 +128,62 @@ describe('hull run: bad input', { timeout: 600_000 }, () => {
   });
 
   // Issue 9: each was accepted, and the container misbehaved or crun failed later.
-  for (const [what, edit, pattern] of [
+  for (const [index, [what, edit, pattern]] of (
     [
-      'no network namespace (--network host)',
-      (spec: Spec) => {
-        spec.linux!.namespaces = spec.linux!.namespaces!.filter((ns) => ns.type !== 'network');
-      },
-      /no "network" entry.*hostNetwork.*a VM cannot share the host kernel's namespaces/,
-    ],
-    [
-      'an unknown capability',
-      (spec: Spec) => {
-        spec.process!.capabilities = { bounding: ['CAP_NET_ADMINN'] };
-      },
-      /process.capabilities.bounding names an unknown capability "CAP_NET_ADMINN"/,
-    ],
-    [
-      'rshared propagation on a bind mount',
-      (spec: Spec) => {
-        spec.mounts!.push({
-          destination: '/data',
-          type: 'bind',
-          source: '/tmp',
-          options: ['rbind', 'rshared'],
-        });
-      },
-      /"rshared" propagation .*cannot reach the host/,
-    ],
-  ] as const) {
+      [
+        'no network namespace (--network host)',
+        (spec: Spec) => {
+          spec.linux!.namespaces = spec.linux!.namespaces!.filter((ns) => ns.type !== 'network');
+        },
+        /no "network" entry.*hostNetwork.*a VM cannot share the host kernel's namespaces/,
+      ],
+      [
+        'an unknown capability',
+        (spec: Spec) => {
+          spec.process!.capabilities = { bounding: ['CAP_NET_ADMINN'] };
+        },
+        /process.capabilities.bounding names an unknown capability "CAP_NET_ADMINN"/,
+      ],
+      [
+        'rshared propagation on a bind mount',
+        (spec: Spec) => {
+          spec.mounts!.push({
+            destination: '/data',
+            type: 'bind',
+            source: '/tmp',
+            options: ['rbind', 'rshared'],
+          });
+        },
+        /"rshared" propagation .*cannot reach the host/,
+      ],
+      [
+        'an unknown resource limit',
+        (spec: Spec) => {
+          spec.process!.rlimits = [{ type: 'RLIMIT_FILES', soft: 10, hard: 10 }];
+        },
+        /process.rlimits\[0\].type "RLIMIT_FILES" is not a resource limit/,
+      ],
+      [
+        'a sysctl outside any namespace',
+        (spec: Spec) => {
+          spec.linux!.sysctl = { 'vm.overcommit_memory': '1' };
+        },
+        /linux.sysctl "vm.overcommit_memory" is not in a separate kernel namespace/,
+      ],
+      [
+        'a block device without its numbers',
+        (spec: Spec) => {
+          spec.linux!.devices = [{ path: '/dev/sdz', type: 'b' }];
+        },
+        /linux.devices\[0\] \(\/dev\/sdz\) needs major and minor numbers/,
+      ],
+    ] as const
+  ).entries()) {
     test(`a configuration with ${what} is refused, naming the field`, async () => {
       const dir = join(dirs.scratch, `bad-${what.replace(/\W+/g, '-')}`);
       await mkdir(dir);
       await makeBusyboxBundle(dir, ['true'], edit);
-      const r = await run(['--bundle', dir, `e-${what.length}`]);
+      const r = await run(['--bundle', dir, `e-config-${index}`]);
       await assertCleanFailure(r, pattern, dirs.root);
     });
   }
