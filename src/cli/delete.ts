@@ -7,6 +7,8 @@ import { removeContainerDir } from '../sandbox/container-dir.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { MonitorClient } from '../sandbox/monitor-client.js';
 import { processAlive, requireAllowed } from '../sandbox/state.js';
+import { VmmCgroup } from '../sys/cgroup.js';
+import { killProcessesMentioning } from '../sys/processes.js';
 import { sleep } from '../util/deadline.js';
 import { type ContainerRef, withContainer } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
@@ -34,6 +36,7 @@ export function registerDelete(program: Command): void {
             logger('delete').warn({ err: String(err) }, 'poststop hook failed'),
           );
         }
+        await removeOrphanedVm(ref);
         await removeContainerDir(ref.dir);
       });
     });
@@ -52,4 +55,15 @@ async function stopMonitor(ref: ContainerRef): Promise<void> {
   while (processAlive(ref.state.pid) && Date.now() < deadline) await sleep(50);
   if (processAlive(ref.state.pid)) process.kill(ref.state.pid, 'SIGKILL');
   while (processAlive(ref.state.pid)) await sleep(20);
+}
+
+/**
+ * A monitor that was SIGKILLed could not stop its VM: QEMU, jailed in its own mount namespace
+ * and cgroup, outlives it and holds the container's files. It is found by the container's
+ * directory in its command line (with the trailing slash, so container "a" never matches
+ * container "ab"), then its cgroup, empty now, is removed.
+ */
+async function removeOrphanedVm(ref: ContainerRef): Promise<void> {
+  await killProcessesMentioning(`${ref.dir}/`);
+  await (await VmmCgroup.of(ref.id)).remove().catch(() => {});
 }

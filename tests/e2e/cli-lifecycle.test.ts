@@ -130,6 +130,32 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
     assert.equal((await h('delete', b.id)).code, 0);
   });
 
+  test('delete after the monitor was SIGKILLed removes the VM it left and its cgroup', async () => {
+    const b = await serviceBundle();
+    const c = await create(b);
+    await h('start', b.id);
+    const [qemu] = await qemuProcessesUsing(dirs.root);
+    assert.ok(qemu, 'the container has a QEMU process');
+    const cgroupOf = async () =>
+      (await readFile(`/proc/${qemu}/cgroup`, 'utf8'))
+        .split('\n')
+        .find((l) => /:memory:|^0::/.test(l))!
+        .split(':')[2]!;
+    const cgroup = await cgroupOf();
+    assert.match(cgroup, new RegExp(`/hull/${b.id}$`));
+    process.kill(c.pid, 'SIGKILL');
+    await c.exited;
+    assert.equal((await state(b.id)).status, 'stopped');
+    assert.equal((await h('delete', b.id)).code, 0);
+    await processExit(qemu, 10_000);
+    const v2 = await readFile('/sys/fs/cgroup/cgroup.controllers').then(
+      () => true,
+      () => false,
+    );
+    const dir = v2 ? `/sys/fs/cgroup${cgroup}` : `/sys/fs/cgroup/memory${cgroup}`;
+    await assert.rejects(readFile(join(dir, 'cgroup.procs')), 'the VM cgroup is gone');
+  });
+
   test('illegal transitions fail with a clear error and leave the state unchanged', async () => {
     const b = await serviceBundle();
     const c = await create(b);
