@@ -8,6 +8,7 @@ import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.
 import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
+import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
 import { containerDir } from '../sandbox/runtime.js';
 import type { ContainerState } from '../sandbox/state.js';
 import { askParent } from '../sys/detached-helper.js';
@@ -30,10 +31,48 @@ function parseHookQuestion(question: string): ContainerState {
   return JSON.parse(question.slice(HOOKS_QUESTION.length)) as ContainerState;
 }
 
-interface CreateOptions {
+export interface CreateOptions {
   bundle: string;
   pidFile?: string;
   consoleSocket?: string;
+}
+
+/**
+ * `create`: checks the bundle, claims the ID, and starts the container's monitor, which boots
+ * the VM and creates the container; returns once it is created (or has failed and left
+ * nothing). `run --detach` is this and `start`.
+ */
+export async function createContainer(
+  rawId: string,
+  options: CreateOptions,
+  globals: GlobalOptions,
+): Promise<{ id: string; pid: number }> {
+  const id = validateContainerId(rawId);
+  const bundle = await loadBundle(options.bundle);
+  await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES);
+  if (bundle.spec.process?.terminal && !options.consoleSocket) {
+    throw new HullError('ERR_CONFIG', 'process.terminal is true but no --console-socket was given: pass one');
+  }
+  const dir = await claimContainerDir(settingsFrom(globals), id);
+  try {
+    const consoleArgs = options.consoleSocket ? ['--console-socket', resolve(options.consoleSocket)] : [];
+    const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, ...consoleArgs, id], {
+      keepStdio: !bundle.spec.process?.terminal,
+      // A network namespace the runtime makes is the monitor's own: hooks get its pid.
+      wrapper: networkSource(bundle.spec).kind === 'new' ? NEW_NETNS_WRAPPER : undefined,
+      // The monitor asks for its createRuntime hooks to be run here, in the caller's
+      // namespaces, as runc runs them; the monitor may be in a network namespace of its own.
+      onAsk: async (question) => {
+        await runHostHooks(bundle.spec, 'createRuntime', parseHookQuestion(question));
+        return 'done';
+      },
+    });
+    if (options.pidFile) await writePidFile(options.pidFile, pid);
+    return { id, pid };
+  } catch (err) {
+    await removeContainerDir(dir);
+    throw err;
+  }
 }
 
 export function registerCreate(program: Command): void {
@@ -48,34 +87,7 @@ export function registerCreate(program: Command): void {
     .option('--no-new-keyring', 'accepted for runc compatibility')
     .option('--preserve-fds <n>', 'accepted for runc compatibility')
     .action(async (rawId: string, options: CreateOptions, command: Command) => {
-      const globals = command.optsWithGlobals<GlobalOptions>();
-      const id = validateContainerId(rawId);
-      const bundle = await loadBundle(options.bundle);
-      if (bundle.spec.process?.terminal && !options.consoleSocket) {
-        throw new HullError(
-          'ERR_CONFIG',
-          'process.terminal is true but no --console-socket was given: pass one',
-        );
-      }
-      const dir = await claimContainerDir(settingsFrom(globals), id);
-      try {
-        const consoleArgs = options.consoleSocket ? ['--console-socket', resolve(options.consoleSocket)] : [];
-        const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, ...consoleArgs, id], {
-          keepStdio: !bundle.spec.process?.terminal,
-          // A network namespace the runtime makes is the monitor's own: hooks get its pid.
-          wrapper: networkSource(bundle.spec).kind === 'new' ? NEW_NETNS_WRAPPER : undefined,
-          // The monitor asks for its createRuntime hooks to be run here, in the caller's
-          // namespaces, as runc runs them; the monitor may be in a network namespace of its own.
-          onAsk: async (question) => {
-            await runHostHooks(bundle.spec, 'createRuntime', parseHookQuestion(question));
-            return 'done';
-          },
-        });
-        if (options.pidFile) await writePidFile(options.pidFile, pid);
-      } catch (err) {
-        await removeContainerDir(dir);
-        throw err;
-      }
+      await createContainer(rawId, options, command.optsWithGlobals<GlobalOptions>());
     });
 
   // The monitor `create` starts; not for users. It holds the caller's stdio.

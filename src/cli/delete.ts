@@ -5,6 +5,7 @@ import { logger } from '../log.js';
 import type { Spec } from '../oci/spec.js';
 import { removeContainerDir } from '../sandbox/container-dir.js';
 import { runHostHooks } from '../sandbox/hooks.js';
+import { hostCgroupPath } from '../sandbox/host-cgroup.js';
 import { MonitorClient } from '../sandbox/monitor-client.js';
 import { processAlive, requireAllowed } from '../sandbox/state.js';
 import { VmmCgroup } from '../sys/cgroup.js';
@@ -36,14 +37,14 @@ export function registerDelete(program: Command): void {
             logger('delete').warn({ err: String(err) }, 'poststop hook failed'),
           );
         }
-        await removeOrphanedVm(ref);
+        await removeOrphanedVm(ref, spec);
         await removeContainerDir(ref.dir);
       });
     });
 }
 
 /** Ends the VM through the monitor, and the monitor itself if it does not go in time. */
-async function stopMonitor(ref: ContainerRef): Promise<void> {
+export async function stopMonitor(ref: ContainerRef): Promise<void> {
   const monitor = await MonitorClient.connect(ref.dir, ref.id, AbortSignal.timeout(5000)).catch(
     () => undefined,
   );
@@ -63,7 +64,7 @@ async function stopMonitor(ref: ContainerRef): Promise<void> {
  * directory in its command line (with the trailing slash, so container "a" never matches
  * container "ab"), then its cgroup, empty now, is removed.
  */
-async function removeOrphanedVm(ref: ContainerRef): Promise<void> {
+async function removeOrphanedVm(ref: ContainerRef, spec: Spec | undefined): Promise<void> {
   await killProcessesMentioning(`${ref.dir}/`);
-  await (await VmmCgroup.of(ref.id)).remove().catch(() => {});
+  await (await VmmCgroup.of(hostCgroupPath(spec ?? {}, ref.id))).remove().catch(() => {});
 }

@@ -8,6 +8,10 @@ import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.
 import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
+import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
+import { withContainer, withMonitor } from './container-ref.js';
+import { createContainer } from './create.js';
+import { stopMonitor } from './delete.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
 import { forwardSignals } from './signals.js';
@@ -26,7 +30,7 @@ export function registerRun(program: Command): void {
     .argument('<container-id>')
     .option('-b, --bundle <dir>', 'the OCI bundle directory', '.')
     .option('--pid-file <file>', 'write the pid of the process that waits for the container')
-    .option('-d, --detach', 'detach from the container (use create and start)')
+    .option('-d, --detach', 'create and start the container, then return while it runs')
     .option('--console-socket <path>', 'console socket for a terminal')
     .option('--no-pivot', 'accepted for runc compatibility; the guest always pivots')
     .option('--no-new-keyring', 'accepted for runc compatibility')
@@ -40,16 +44,33 @@ function stderrNotice(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/**
+ * `run --detach`, as `runc run -d`: create (the monitor keeps this command's stdio, as it
+ * keeps conmon's), then start, and return 0 while the container runs on. A start that fails
+ * leaves no container behind.
+ */
+async function runDetached(rawId: string, options: RunOptions, globals: GlobalOptions): Promise<number> {
+  const { id } = await createContainer(rawId, options, globals);
+  try {
+    await withContainer(globals, id, (ref) =>
+      withMonitor(ref, (monitor) => monitor.start(AbortSignal.timeout(60_000))),
+    );
+  } catch (err) {
+    await withContainer(globals, id, async (ref) => {
+      await stopMonitor(ref);
+      await removeContainerDir(ref.dir);
+    }).catch(() => {});
+    throw err;
+  }
+  return 0;
+}
+
 /** create + start + wait in one process, which is also the container's monitor. */
 async function run(rawId: string, options: RunOptions, globals: GlobalOptions): Promise<number> {
+  if (options.detach) return runDetached(rawId, options, globals);
   const id = validateContainerId(rawId);
-  if (options.detach) {
-    throw new HullError(
-      'ERR_UNSUPPORTED',
-      '`hull run` cannot detach yet: use `hull create` and `hull start`',
-    );
-  }
   const bundle = await loadBundle(options.bundle);
+  await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES);
   // `hull run` holds the user's terminal: its notices (TCG, the agent snapshot) show there.
   const settings = { ...settingsFrom(globals), notice: stderrNotice };
   const dir = await claimContainerDir(settings, id);

@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import type { CgroupLimits } from '../sys/cgroup.js';
 
 /** What the sandbox asks of a VM. Nothing QEMU-specific: another VMM can take the same. */
 export interface VmConfig {
@@ -40,6 +41,12 @@ export interface VmConfig {
   network?: VmNetwork;
   /** Verbose guest logs (the agent logs at debug level on the console). */
   debug?: boolean;
+  /**
+   * The sandbox's host cgroup (see sandbox/host-cgroup.ts): its path, its limits, and the
+   * process that owns the VM (monitor or shim), which is in it while the VM runs. None: a
+   * cgroup of the VMM's own, `/hull/<id>`, sized to the VM.
+   */
+  hostCgroup?: { path: string; limits: CgroupLimits; owner?: number };
 }
 
 /**

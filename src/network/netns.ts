@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { HullError } from '../errors.js';
 import { run } from '../sys/exec.js';
+import { checkNamespacePath } from '../sys/namespaces.js';
 
 /**
  * Runs a host tool (ip, tc) inside a network namespace named by path, as a client made it
@@ -28,19 +29,17 @@ export async function netnsExists(netns: string): Promise<boolean> {
 
 /** A one-line error for a network namespace path the configuration names but cannot be used. */
 export async function requireNetns(netns: string, signal?: AbortSignal): Promise<void> {
-  if (!(await netnsExists(netns))) {
+  const found = await checkNamespacePath(netns, 'network', signal);
+  if (found === 'missing') {
     throw new HullError(
       'ERR_NETWORK',
       `the network namespace ${netns} named in linux.namespaces does not exist: create it first (ip netns add, or let the client make it), or drop its path`,
     );
   }
-  try {
-    await runInNetns(netns, 'true', [], { signal, purpose: 'entering the network namespace' });
-  } catch (err) {
+  if (found !== 'ok') {
     throw new HullError(
       'ERR_NETWORK',
       `${netns} named in linux.namespaces as the network namespace is not one: give the path of a network namespace (e.g. /run/netns/NAME)`,
-      { cause: err },
     );
   }
 }

@@ -83,6 +83,7 @@ export class ContainerMonitor {
           dir: join(options.dir, 'vm'),
           hostname: bundle.spec.hostname,
           netns: options.netns,
+          spec: bundle.spec,
           signal,
         },
       );

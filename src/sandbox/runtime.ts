@@ -19,9 +19,11 @@ import {
   snapshotsDir,
 } from '../image/snapshot.js';
 import { logger } from '../log.js';
+import type { Spec } from '../oci/spec.js';
 import { stateDir } from '../paths.js';
 import { HostMounter } from '../sys/mount.js';
 import { idDirectoryName } from './container-id.js';
+import { hostCgroupLimits, hostCgroupPath } from './host-cgroup.js';
 import { withLock } from './lock.js';
 import { Sandbox } from './sandbox.js';
 
@@ -168,13 +170,21 @@ export function containerDir(settings: RuntimeSettings, id: string): string {
 export async function startSandbox(
   id: string,
   settings: RuntimeSettings,
-  options: { dir: string; hostname?: string; netns?: string; signal: AbortSignal },
+  options: {
+    dir: string;
+    hostname?: string;
+    netns?: string;
+    /** The container's (a pod's sandbox container's) configuration: its cgroup and resources. */
+    spec?: Pick<Spec, 'linux'>;
+    signal: AbortSignal;
+  },
 ): Promise<Sandbox> {
   const notice = settings.notice ?? logNotice;
   const image = await currentImage();
   const hypervisor = new QemuHypervisor();
   const target = await vmTargetFor(image, hypervisor, notice);
   const snapshot = await agentSnapshotFor(image, target, { hypervisor, signal: options.signal });
+  const memoryMiB = settings.memoryMiB ?? DEFAULT_MEMORY_MIB;
   const sandbox = await Sandbox.create(
     {
       id,
@@ -187,7 +197,13 @@ export async function startSandbox(
       agentSnapshot: snapshot?.disk,
       tscKhz: target.tscKhz,
       vcpus: settings.vcpus ?? DEFAULT_VCPUS,
-      memoryMiB: settings.memoryMiB ?? DEFAULT_MEMORY_MIB,
+      memoryMiB,
+      hostCgroup: {
+        path: hostCgroupPath(options.spec ?? {}, id),
+        limits: hostCgroupLimits(options.spec?.linux?.resources, { memoryMiB, accel: target.accel }),
+        // The process creating the sandbox owns its VM: the monitor, `hull run`, or the shim.
+        owner: process.pid,
+      },
       hostname: options.hostname,
       netns: options.netns,
       bootTimeoutMs: bootTimeoutMs(target.accel),

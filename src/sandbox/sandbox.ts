@@ -39,6 +39,8 @@ export interface SandboxOptions {
    */
   netns?: string;
   tscKhz?: number;
+  /** The sandbox's host cgroup (see host-cgroup.ts). */
+  hostCgroup?: VmConfig['hostCgroup'];
   /** How long the VM may take from start to an answering agent. */
   bootTimeoutMs: number;
   debug?: boolean;
@@ -146,6 +148,7 @@ export class Sandbox {
                 }
               : undefined,
             debug: options.debug,
+            hostCgroup: options.hostCgroup,
           },
           boot.signal,
         );

@@ -2,6 +2,8 @@ import { constants } from 'node:os';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { DeleteResponseSchema } from '../gen/containerd/task/v2/shim_pb.js';
+import type { Spec } from '../oci/spec.js';
+import { hostCgroupPath } from '../sandbox/host-cgroup.js';
 import { VmmCgroup } from '../sys/cgroup.js';
 import { HostMounter, removeUnmounted } from '../sys/mount.js';
 import { killProcessesMentioning } from '../sys/processes.js';
@@ -18,13 +20,15 @@ import { readBundleSpec } from './start.js';
 export async function deleteShim(flags: ShimFlags): Promise<Uint8Array> {
   const mounter = new HostMounter();
   await unmountRootfs(mounter, flags.bundle).catch(() => {});
-  const spec = await readBundleSpec(flags.bundle).catch(() => ({ annotations: {} }));
+  const spec: Pick<Spec, 'annotations' | 'linux'> = await readBundleSpec(flags.bundle).catch(() => ({
+    annotations: {},
+  }));
   const role = taskRole(flags.id, spec);
   if (role.kind !== 'container') {
     const dir = podDir(flags, role.podId);
     await killProcessesMentioning(dir);
     // The shim that would have removed the VM's cgroup when QEMU exited is gone.
-    await (await VmmCgroup.of(flags.id)).remove().catch(() => {});
+    await (await VmmCgroup.of(hostCgroupPath(spec, flags.id))).remove().catch(() => {});
     await removeUnmounted(mounter, dir).catch(() => {});
     await removeShimsDirIfEmpty(dir);
   }

@@ -17,6 +17,11 @@ import { configuredNetns } from '../network/namespace.js';
 import type { Process } from '../oci/spec.js';
 import { inputOf, type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
+import {
+  checkNamespacePaths,
+  NO_JOINABLE_NAMESPACES,
+  POD_SHARED_NAMESPACES,
+} from '../sandbox/namespace-paths.js';
 import { startSandbox } from '../sandbox/runtime.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { FilesystemMount, Mounter } from '../sys/mount.js';
@@ -86,6 +91,11 @@ export class ShimPod {
     try {
       const bundle = await loadBundle(request.bundle);
       const role = taskRole(request.id, bundle.spec);
+      await checkNamespacePaths(
+        bundle,
+        role.kind === 'container' ? POD_SHARED_NAMESPACES : NO_JOINABLE_NAMESPACES,
+        signal,
+      );
       if (role.kind !== 'container') {
         if (this.sandbox) throw new HullError('ERR_EXISTS', `pod ${role.podId} already has its sandbox`);
         this.sandbox = await startSandbox(
@@ -96,6 +106,7 @@ export class ShimPod {
             hostname: bundle.spec.hostname,
             // A pod's network namespace (CNI's) is named by path; a lone task's new one has only lo.
             netns: configuredNetns(bundle.spec),
+            spec: bundle.spec,
             signal,
           },
         );

@@ -10,7 +10,7 @@ import { podDir, SHIM_SOCKET, shimAddress, taskRole } from './pod-identity.js';
 const START_TIMEOUT_MS = 10_000;
 
 /** The annotations of the bundle in the current directory (containerd runs start there). */
-export async function readBundleSpec(bundle: string): Promise<Pick<Spec, 'annotations'>> {
+export async function readBundleSpec(bundle: string): Promise<Pick<Spec, 'annotations' | 'linux'>> {
   try {
     return JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as Spec;
   } catch (err) {

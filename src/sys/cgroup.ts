@@ -1,72 +1,128 @@
 import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
-/** Every VMM cgroup hull makes lives under this name, in each hierarchy it uses. */
+/** Where a VMM's cgroup goes when the container names none: `/hull/<sandbox>`. */
 export const VMM_CGROUP_PARENT = 'hull';
 
 export interface CgroupLimits {
   memoryBytes: number;
   pids: number;
+  /** A CFS bandwidth limit, when the container has one. */
+  cpu?: { quotaUs: number; periodUs: number };
+  /** The container's CPU shares (v1 cpu.shares; converted to cpu.weight on v2). */
+  cpuShares?: number;
 }
 
+/** The v1 hierarchies a sandbox's cgroup spans; the first holds the memory files. */
+const V1_HIERARCHIES = ['memory', 'pids', 'cpu'] as const;
+
 /**
- * One VMM's own cgroup, sized to its VM: the memory a guest can make QEMU use, and the
- * threads it can make it start, stop there instead of at the host's limits. On a cgroup v2
- * host it is one directory; on a v1 (or hybrid) host, one in the memory and one in the pids
- * hierarchy. The VMM joins it before it runs (hull-jail writes its pid to `procsFiles`).
+ * One sandbox's cgroup on the host, holding its VMM and the process that owns it (monitor or
+ * shim), sized to the sandbox: the memory a guest can make them use and the tasks it can make
+ * them start stop there instead of at the host's limits, and the host sees what the sandbox
+ * costs at the path it asked for. On a cgroup v2 host it is one directory; on a v1 (or hybrid)
+ * host, one in each of the memory, pids and cpu hierarchies. The VMM joins it before it runs
+ * (hull-jail writes its pid to `procsFiles`).
  */
 export class VmmCgroup {
   private constructor(
     readonly layout: 'v1' | 'v2',
-    /** The cgroup directories, one per hierarchy. */
-    readonly dirs: string[],
+    /** The path as /proc/<pid>/cgroup shows it, e.g. `/hull/<sandbox>`. */
+    readonly path: string,
+    /** The root of each hierarchy it spans (v2: the one), by controller name on v1. */
+    private readonly roots: Map<string, string>,
   ) {}
+
+  /** The cgroup directories, one per hierarchy. */
+  get dirs(): string[] {
+    return [...this.roots.values()].map((root) => join(root, this.path));
+  }
 
   get procsFiles(): string[] {
     return this.dirs.map((dir) => join(dir, 'cgroup.procs'));
   }
 
-  /** The path as /proc/<pid>/cgroup shows it: `/hull/<name>`. */
-  static pathOf(name: string): string {
+  /** `/hull/<name>`: the cgroup of a VMM whose container named none. */
+  static defaultPath(name: string): string {
     return `/${VMM_CGROUP_PARENT}/${name}`;
   }
 
-  /** The cgroup a VMM named `name` has or would have on this host; nothing is made. */
-  static async of(name: string): Promise<VmmCgroup> {
-    return (await exists(join(CGROUP_ROOT, 'cgroup.controllers')))
-      ? new VmmCgroup('v2', [join(CGROUP_ROOT, VMM_CGROUP_PARENT, name)])
-      : new VmmCgroup('v1', [
-          join(CGROUP_ROOT, 'memory', VMM_CGROUP_PARENT, name),
-          join(CGROUP_ROOT, 'pids', VMM_CGROUP_PARENT, name),
-        ]);
+  /** The cgroup at `path` (relative to each hierarchy's root) on this host; nothing is made. */
+  static async of(path: string): Promise<VmmCgroup> {
+    // Lexically inside the hierarchy: "/../x" is "/x", as runc cleans cgroup paths.
+    const clean = posix.normalize(`/${path}`);
+    if (await exists(join(CGROUP_ROOT, 'cgroup.controllers'))) {
+      return new VmmCgroup('v2', clean, new Map([['unified', CGROUP_ROOT]]));
+    }
+    const roots = new Map<string, string>();
+    for (const h of V1_HIERARCHIES) {
+      if (await exists(join(CGROUP_ROOT, h, 'cgroup.procs'))) roots.set(h, join(CGROUP_ROOT, h));
+    }
+    return new VmmCgroup('v1', clean, roots);
   }
 
-  static async create(name: string, limits: CgroupLimits): Promise<VmmCgroup> {
-    const cgroup = await VmmCgroup.of(name);
+  static async create(path: string, limits: CgroupLimits): Promise<VmmCgroup> {
+    const cgroup = await VmmCgroup.of(path);
     const v2 = cgroup.layout === 'v2';
     try {
-      if (v2) await enableControllers(join(CGROUP_ROOT, VMM_CGROUP_PARENT));
+      if (v2) await enableControllers(cgroup.path);
       // One left by a VMM that was killed with its monitor: empty, so it can go.
       await cgroup.remove();
       for (const dir of cgroup.dirs) await mkdir(dir, { recursive: true });
-      const [memoryDir, pidsDir] = v2 ? [cgroup.dirs[0]!, cgroup.dirs[0]!] : cgroup.dirs;
-      await writeFile(
-        join(memoryDir!, v2 ? 'memory.max' : 'memory.limit_in_bytes'),
-        String(limits.memoryBytes),
-      );
-      if (v2) await writeFile(join(memoryDir!, 'memory.swap.max'), '0').catch(() => {});
-      await writeFile(join(pidsDir!, 'pids.max'), String(limits.pids));
+      await cgroup.apply(limits);
     } catch (err) {
       await cgroup.remove().catch(() => {});
       throw new HullError(
         'ERR_VM_START',
-        `cannot make the VM's cgroup ${VmmCgroup.pathOf(name)}: ${messageOf(err)} (is ${CGROUP_ROOT} mounted writable?)`,
+        `cannot make the sandbox's cgroup ${cgroup.path}: ${messageOf(err)} (is ${CGROUP_ROOT} mounted writable?)`,
         { cause: err },
       );
     }
     return cgroup;
+  }
+
+  private async apply(limits: CgroupLimits): Promise<void> {
+    if (this.layout === 'v2') {
+      const dir = this.dirs[0]!;
+      await writeFile(join(dir, 'memory.max'), String(limits.memoryBytes));
+      await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => {});
+      await writeFile(join(dir, 'pids.max'), String(limits.pids));
+      if (limits.cpu) await writeFile(join(dir, 'cpu.max'), `${limits.cpu.quotaUs} ${limits.cpu.periodUs}`);
+      if (limits.cpuShares)
+        await writeFile(join(dir, 'cpu.weight'), String(weightOfShares(limits.cpuShares)));
+      return;
+    }
+    const dirOf = (h: string) => {
+      const root = this.roots.get(h);
+      return root && join(root, this.path);
+    };
+    const memory = dirOf('memory');
+    if (memory) await writeFile(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+    const pids = dirOf('pids');
+    if (pids) await writeFile(join(pids, 'pids.max'), String(limits.pids));
+    const cpu = dirOf('cpu');
+    if (cpu && limits.cpu) {
+      await writeFile(join(cpu, 'cpu.cfs_period_us'), String(limits.cpu.periodUs));
+      await writeFile(join(cpu, 'cpu.cfs_quota_us'), String(limits.cpu.quotaUs));
+    }
+    if (cpu && limits.cpuShares) await writeFile(join(cpu, 'cpu.shares'), String(limits.cpuShares));
+  }
+
+  /** Moves a process (the sandbox's monitor or shim) into this cgroup. */
+  async join(pid: number): Promise<void> {
+    for (const procs of this.procsFiles) await writeFile(procs, String(pid));
+  }
+
+  /**
+   * Moves a process back to the root of each hierarchy, so the cgroup can be removed while
+   * the process (a monitor finishing its exit, a shim serving on) still runs.
+   */
+  async leave(pid: number): Promise<void> {
+    for (const root of this.roots.values()) {
+      await writeFile(join(root, 'cgroup.procs'), String(pid)).catch(() => {});
+    }
   }
 
   /** Whether the kernel killed a process here for want of memory. */
@@ -78,7 +134,8 @@ export class VmmCgroup {
 
   /**
    * Removes the cgroup once its processes have exited (an absent one is fine). A VMM killed
-   * a moment ago may still be leaving it, so a busy cgroup is tried again for a while.
+   * a moment ago may still be leaving it, so a busy cgroup is tried again for a while. Only
+   * the sandbox's own directory goes: its parents (a pod's, a client's slice) are the client's.
    */
   async remove(): Promise<void> {
     const deadline = Date.now() + 2000;
@@ -96,6 +153,12 @@ export class VmmCgroup {
   }
 }
 
+/** The conversion runc and crun use from v1 cpu.shares (2–262144) to v2 cpu.weight (1–10000). */
+export function weightOfShares(shares: number): number {
+  const clamped = Math.min(Math.max(shares, 2), 262_144);
+  return 1 + Math.floor(((clamped - 2) * 9999) / 262_142);
+}
+
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
@@ -103,10 +166,16 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-/** On v2, a child gets the memory and pids files only once its parent delegates them. */
-async function enableControllers(parent: string): Promise<void> {
-  await mkdir(parent, { recursive: true });
-  for (const dir of [CGROUP_ROOT, parent]) {
-    await writeFile(join(dir, 'cgroup.subtree_control'), '+memory +pids').catch(() => {});
+/**
+ * On v2, a child gets the memory, pids and cpu files only once every ancestor delegates them,
+ * from the root down to the cgroup's parent.
+ */
+async function enableControllers(path: string): Promise<void> {
+  const parts = path.split('/').filter(Boolean);
+  let dir = CGROUP_ROOT;
+  for (const part of parts) {
+    await writeFile(join(dir, 'cgroup.subtree_control'), '+memory +pids +cpu').catch(() => {});
+    dir = join(dir, part);
+    await mkdir(dir, { recursive: true });
   }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NamespaceMode, RuntimeService } from '../../src/gen/runtime/v1/cri_pb.js';
@@ -11,6 +11,13 @@ import { SERVER_IMAGE, serverImageArchive } from '../fixtures/debian-image.js';
 import { busyboxImageArchive, IMAGE, pauseImageArchive } from '../fixtures/oci-image.js';
 import { ACCESS_LOG_LINE, fetchFromHost, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
 import { assertNothingLeft, privateDirs, qemuProcessesUsing, runCommand } from './harness.js';
+
+/** The cgroup parent kubelet would give the pod (a cgroupfs path), private to this test. */
+const POD_CGROUP_PARENT = `/hull-cri-${process.pid}/pod-1`;
+const v1 = !(await readFile('/sys/fs/cgroup/cgroup.controllers').then(
+  () => true,
+  () => false,
+));
 
 /** The CNI bridge of this test's pods, on the host. */
 const BRIDGE = `hullcri${process.pid % 10000}`;
@@ -40,6 +47,12 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
     cri?.close();
     await containerd?.stop();
     await runCommand('ip', ['link', 'del', BRIDGE]);
+    // The pod's cgroup parents are kubelet's to remove; here, the test's.
+    for (const hierarchy of v1 ? ['memory', 'pids', 'cpu'] : ['']) {
+      const top = join('/sys/fs/cgroup', hierarchy, POD_CGROUP_PARENT.split('/')[1]!);
+      await rmdir(join(top, 'pod-1')).catch(() => {});
+      await rmdir(top).catch(() => {});
+    }
     await dirs.cleanup();
   });
 
@@ -51,6 +64,7 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
       hostname: 'web',
       logDirectory,
       linux: {
+        cgroupParent: POD_CGROUP_PARENT,
         securityContext: {
           namespaceOptions: {
             network: NamespaceMode.POD,
@@ -79,7 +93,18 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
       await cri.call(RuntimeService.method.startContainer, { containerId });
       containers.push(containerId);
     }
-    assert.equal((await qemuProcessesUsing(containerd.hullRoot)).length, 1, 'one VM for the whole pod');
+    const [qemu, ...more] = await qemuProcessesUsing(containerd.hullRoot);
+    assert.deepEqual(more, [], 'one VM for the whole pod');
+    // Issue 14: the pod's cgroup parent holds the VM and the pod's shim, as kubelet expects.
+    const podCgroup = `${POD_CGROUP_PARENT}/${podSandboxId}`;
+    const memoryCgroup = join(v1 ? '/sys/fs/cgroup/memory' : '/sys/fs/cgroup', podCgroup);
+    const procs = (await readFile(join(memoryCgroup, 'cgroup.procs'), 'utf8')).split('\n').map(Number);
+    const shims = await processesMentioning(containerd.socket);
+    assert.ok(procs.includes(qemu!), `QEMU is in ${podCgroup}`);
+    assert.ok(
+      shims.some((pid) => procs.includes(pid)),
+      `the pod's shim is in ${podCgroup} too`,
+    );
 
     const bootIds = [];
     for (const containerId of containers) {
@@ -120,6 +145,7 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
     await cri.call(RuntimeService.method.stopPodSandbox, { podSandboxId });
     await cri.call(RuntimeService.method.removePodSandbox, { podSandboxId });
     assert.deepEqual(await processesMentioning(containerd.socket), [], 'no shim server is left');
+    await assert.rejects(readFile(join(memoryCgroup, 'cgroup.procs')), "the pod VM's cgroup is removed");
     await assertNothingLeft(containerd.hullRoot);
     const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
     assert.ok(!mountinfo.includes(containerd.dir), 'nothing of the pod stays mounted');

@@ -127,7 +127,14 @@ describe('hull run: bad input', { timeout: 600_000 }, () => {
     await assertCleanFailure(r, /mount source \/no\/such\/dir .*does not exist/, dirs.root);
   });
 
-  // Issue 9: each was accepted, and the container misbehaved or crun failed later.
+  /** The configuration's IPC entry, made to name `path`. */
+  const joinIpc = (spec: Spec, path: string) => {
+    spec.linux!.namespaces = spec.linux!.namespaces!.map((ns) =>
+      ns.type === 'ipc' ? { type: 'ipc', path } : ns,
+    );
+  };
+
+  // Issues 9 and 14: each was accepted, and the container misbehaved or crun failed later.
   for (const [index, [what, edit, pattern]] of (
     [
       [
@@ -169,6 +176,21 @@ describe('hull run: bad input', { timeout: 600_000 }, () => {
           spec.linux!.sysctl = { 'vm.overcommit_memory': '1' };
         },
         /linux.sysctl "vm.overcommit_memory" is not in a separate kernel namespace/,
+      ],
+      [
+        "a host process's IPC namespace",
+        (spec: Spec) => joinIpc(spec, `/proc/${process.pid}/ns/ipc`),
+        /\(ipc\) asks to join \/proc\/\d+\/ns\/ipc, a namespace of the host kernel, which a container in a VM cannot join/,
+      ],
+      [
+        'a network namespace path in the IPC entry',
+        (spec: Spec) => joinIpc(spec, `/proc/${process.pid}/ns/net`),
+        /\(ipc\) names \/proc\/\d+\/ns\/net, which is not a namespace of type ipc/,
+      ],
+      [
+        'a namespace path that does not exist',
+        (spec: Spec) => joinIpc(spec, '/proc/999999999/ns/ipc'),
+        /\(ipc\) names \/proc\/999999999\/ns\/ipc, which does not exist/,
       ],
       [
         'a block device without its numbers',

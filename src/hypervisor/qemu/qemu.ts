@@ -19,8 +19,11 @@ export const QEMU_BINARY = 'qemu-system-x86_64';
 /** Unix socket paths are limited to 107 bytes. */
 const MAX_SOCKET_PATH = 107;
 
-/** What QEMU needs besides its own files: memory it maps and threads it starts, beyond guest RAM. */
-const VMM_OVERHEAD_MIB = 256;
+/**
+ * What QEMU and the process that owns it (monitor or shim) need besides guest RAM: memory they
+ * map, and threads they start.
+ */
+export const VMM_OVERHEAD_MIB = 256;
 const VMM_MAX_PIDS = 1024;
 
 export function qemuPaths(runDir: string): QemuPaths & { jailRoot: string } {
@@ -166,18 +169,25 @@ export class QemuHypervisor implements Hypervisor {
     const binary = await this.resolveBinary();
     const paths = qemuPaths(config.runDir);
     const args = qemuCommandLine(config, paths);
-    const cgroup = await VmmCgroup.create(config.id, {
-      memoryBytes:
-        (config.memoryMiB + (config.accel === 'tcg' ? TCG_TB_SIZE_MIB : 0) + VMM_OVERHEAD_MIB) * 2 ** 20,
-      pids: VMM_MAX_PIDS,
-    });
+    const place = config.hostCgroup ?? {
+      path: VmmCgroup.defaultPath(config.id),
+      limits: {
+        memoryBytes:
+          (config.memoryMiB + (config.accel === 'tcg' ? TCG_TB_SIZE_MIB : 0) + VMM_OVERHEAD_MIB) * 2 ** 20,
+        pids: VMM_MAX_PIDS,
+      },
+    };
+    const cgroup = await VmmCgroup.create(place.path, place.limits);
+    const owner = config.hostCgroup?.owner;
     let listeners: [Server, Server] | undefined;
     let plan: JailPlan;
     try {
+      if (owner) await cgroup.join(owner);
       listeners = await Promise.all([listen(paths.agentSocket), listen(paths.qmpSocket)]);
       plan = await jailPlan(config, paths, binary, cgroup);
     } catch (err) {
       listeners?.forEach(stopListening);
+      if (owner) await cgroup.leave(owner);
       await cgroup.remove();
       throw err;
     }
@@ -191,6 +201,7 @@ export class QemuHypervisor implements Hypervisor {
     const exited = new Promise<VmExit>((resolve) => {
       const ended = async (exit: VmExit) => {
         const oomKilled = await cgroup.oomKilled();
+        if (owner) await cgroup.leave(owner);
         await cgroup
           .remove()
           .catch((err: unknown) => log.warn({ err: String(err) }, 'removing the VM cgroup'));

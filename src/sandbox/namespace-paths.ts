@@ -1,0 +1,57 @@
+import { HullError } from '../errors.js';
+import { checkNamespacePath } from '../sys/namespaces.js';
+import type { Bundle } from './bundle.js';
+
+/**
+ * Namespace types a pod's containers name by path to share the pod sandbox's: the shim maps
+ * them to the sandbox container's namespaces in the guest, which hull made.
+ */
+export const POD_SHARED_NAMESPACES: ReadonlySet<string> = new Set(['ipc', 'uts', 'pid']);
+
+/** A lone container (the OCI command line, a task outside a pod) can join none. */
+export const NO_JOINABLE_NAMESPACES: ReadonlySet<string> = new Set();
+
+/**
+ * Checks the namespace entries that name a path, as runc does before it joins them: the path
+ * must exist and be a namespace of the entry's type. Then, unlike runc, hull can join only
+ * namespaces it made itself (`joinable`: a pod's, in the shim); any other path names a host
+ * namespace, which a container in a VM cannot be in, so it is refused rather than silently
+ * replaced by a fresh one. The network entry is the exception: its path names the namespace
+ * whose interfaces the VM takes over (network/), checked when the VM starts.
+ */
+export async function checkNamespacePaths(
+  bundle: Bundle,
+  joinable: ReadonlySet<string>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const configPath = `${bundle.dir}/config.json`;
+  for (const [index, ns] of (bundle.spec.linux?.namespaces ?? []).entries()) {
+    if (!ns.path || ns.type === 'network') continue;
+    const entry = `linux.namespaces[${index}] (${ns.type})`;
+    const found = await checkNamespacePath(ns.path, ns.type, signal);
+    if (found === 'missing') {
+      throw new HullError(
+        'ERR_CONFIG',
+        `${configPath}: ${entry} names ${ns.path}, which does not exist: fix the path, or drop it to give the container its own ${ns.type} namespace`,
+      );
+    }
+    if (found === 'unreadable') {
+      throw new HullError(
+        'ERR_CONFIG',
+        `${configPath}: ${entry} names ${ns.path}, which hull may not open: give the path of a namespace hull can enter`,
+      );
+    }
+    if (found === 'other-type') {
+      throw new HullError(
+        'ERR_CONFIG',
+        `${configPath}: ${entry} names ${ns.path}, which is not a namespace of type ${ns.type}: give the path of one of that type`,
+      );
+    }
+    if (!joinable.has(ns.type)) {
+      throw new HullError(
+        'ERR_UNSUPPORTED',
+        `${configPath}: ${entry} asks to join ${ns.path}, a namespace of the host kernel, which a container in a VM cannot join: drop the path to give the container its own ${ns.type} namespace`,
+      );
+    }
+  }
+}
