@@ -139,4 +139,46 @@ nsenter --net=/proc/$pid/ns/net sh -c 'ip addr add 10.231.21.2/24 dev eth0 && ip
     }
     assert.equal(await hullTraces(netns), '');
   });
+
+  test('every interface of the namespace becomes a card of the VM, each reached from the host', async () => {
+    // A second interface, as a pod with two networks (Multus) or podman --network a,b has.
+    const hostEnd = `hv2${process.pid % 10000}`;
+    await runCommand('sh', [
+      '-c',
+      [
+        `ip link add ${hostEnd} type veth peer name eth1 netns ${netns.name}`,
+        `ip addr add 10.231.22.1/24 dev ${hostEnd}`,
+        `ip link set ${hostEnd} up`,
+      ].join(' && '),
+    ]);
+    try {
+      await netns.exec('ip addr add 10.231.22.2/24 dev eth1 && ip link set eth1 up');
+      const macs = (await netns.exec('cat /sys/class/net/eth0/address /sys/class/net/eth1/address')).trim();
+      const server = await t.bundle(
+        [
+          'sh',
+          '-c',
+          'cat /sys/class/net/eth0/address /sys/class/net/eth1/address; mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www',
+        ],
+        (spec) => {
+          joining(netns.path)(spec);
+          spec.hostname = 'two-cards';
+          spec.root!.readonly = false;
+        },
+      );
+      const run = startHull(['--root', t.root, 'run', '--bundle', server.dir, server.id], { input: null });
+      try {
+        assert.equal(await fetchFromHost(`http://${netns.ip}/`), 'two-cards\n', 'through eth0');
+        assert.equal(await fetchFromHost('http://10.231.22.2/'), 'two-cards\n', 'through eth1');
+        await run.waitForOutput(macs);
+        assert.match(await hullTraces(netns), /tap1_hull/);
+      } finally {
+        await hull(['--root', t.root, 'kill', server.id, 'KILL']);
+        await run.result;
+      }
+      assert.equal(await hullTraces(netns), '', 'both taps and their filters are gone');
+    } finally {
+      await runCommand('ip', ['link', 'del', hostEnd]);
+    }
+  });
 });
