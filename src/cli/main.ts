@@ -7,6 +7,7 @@ import { registerCheck } from './check.js';
 import { registerCreate } from './create.js';
 import { registerDelete } from './delete.js';
 import { registerEnv } from './env.js';
+import { registerEvents } from './events.js';
 import { registerExec } from './exec.js';
 import { registerFeatures } from './features.js';
 import type { GlobalOptions } from './global-options.js';
@@ -65,6 +66,7 @@ function program(): Command {
     registerPause,
     registerResume,
     registerUpdate,
+    registerEvents,
     registerFeatures,
     registerSpec,
     registerImage,

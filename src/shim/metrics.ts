@@ -4,49 +4,21 @@ import {
   type MetricsSchema,
   MetricsSchema as Schema,
 } from '../gen/io/containerd/cgroups/v2/metrics_pb.js';
+import { flatKeyed, ioStat, limit, single } from '../sandbox/cgroup-files.js';
 
-/** `key value` lines (cpu.stat, memory.stat, memory.events) as a map of numbers. */
-function flatKeyed(text: string | undefined): Map<string, bigint> {
-  const values = new Map<string, bigint>();
-  for (const line of (text ?? '').split('\n')) {
-    const [key, value] = line.trim().split(/\s+/);
-    if (key && value && /^\d+$/.test(value)) values.set(key, BigInt(value));
-  }
-  return values;
-}
-
-/** A single-value file (memory.current) or a limit (memory.max: a number or "max"). */
-function single(text: string | undefined): bigint {
-  const value = (text ?? '').trim();
-  return /^\d+$/.test(value) ? BigInt(value) : 0n;
-}
-
-/** "max" means no limit; containerd reports that as the largest value. */
-function limit(text: string | undefined): bigint {
-  const value = (text ?? '').trim();
-  if (value === 'max') return 0xffff_ffff_ffff_ffffn;
-  return single(value);
-}
-
-/** io.stat lines: `MAJ:MIN rbytes=… wbytes=… rios=… wios=… …`. */
+/** io.stat as containerd's IO usage entries. */
 function ioEntries(text: string | undefined): MessageInitShape<typeof MetricsSchema>['io'] {
-  const usage = [];
-  for (const line of (text ?? '').split('\n')) {
-    const [device, ...fields] = line.trim().split(/\s+/);
-    const numbers = device?.match(/^(\d+):(\d+)$/);
-    if (!numbers) continue;
-    const stat = new Map(fields.map((f) => f.split('=') as [string, string]));
-    const get = (k: string) => (/^\d+$/.test(stat.get(k) ?? '') ? BigInt(stat.get(k)!) : 0n);
-    usage.push({
-      major: BigInt(numbers[1]!),
-      minor: BigInt(numbers[2]!),
-      rbytes: get('rbytes'),
-      wbytes: get('wbytes'),
-      rios: get('rios'),
-      wios: get('wios'),
-    });
-  }
-  return { usage };
+  const get = (fields: Map<string, bigint>, key: string) => fields.get(key) ?? 0n;
+  return {
+    usage: ioStat(text).map(({ major, minor, fields }) => ({
+      major,
+      minor,
+      rbytes: get(fields, 'rbytes'),
+      wbytes: get(fields, 'wbytes'),
+      rios: get(fields, 'rios'),
+      wios: get(fields, 'wios'),
+    })),
+  };
 }
 
 /**

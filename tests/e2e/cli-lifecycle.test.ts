@@ -8,7 +8,15 @@ import { makeBusyboxBundle } from '../fixtures/bundle.js';
 
 const RECEIVER = resolve(fileURLToPath(import.meta.url), '../../../../tests/fixtures/console-receiver.py');
 
-import { assertNothingLeft, HULL, hull, privateDirs, processExit, qemuProcessesUsing } from './harness.js';
+import {
+  assertNothingLeft,
+  HULL,
+  hull,
+  privateDirs,
+  processExit,
+  qemuProcessesUsing,
+  startHull,
+} from './harness.js';
 
 /** The OCI command line as podman's conmon and containerd's runc shim drive it. */
 describe('the OCI command line', { timeout: 600_000 }, () => {
@@ -21,6 +29,7 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
   afterEach(() => assertNothingLeft(dirs.root));
 
   const h = (...args: string[]) => hull(['--root', dirs.root, ...args]);
+  const startHullWithRoot = (args: string[]) => startHull(['--root', dirs.root, ...args], { input: null });
   const state = async (id: string) =>
     JSON.parse((await h('state', id)).stdout) as { status: string; pid: number };
 
@@ -154,6 +163,55 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
     );
     const dir = v2 ? `/sys/fs/cgroup${cgroup}` : `/sys/fs/cgroup/memory${cgroup}`;
     await assert.rejects(readFile(join(dir, 'cgroup.procs')), 'the VM cgroup is gone');
+  });
+
+  // Issue 13: runc's events verb, which stats tools call.
+  test("events --stats prints runc's stats of the container; events ends when it stops", async () => {
+    n += 1;
+    const dir = join(dirs.scratch, `bundle-${n}`);
+    await mkdir(dir);
+    await makeBusyboxBundle(
+      dir,
+      ['sh', '-c', 'head -c 16000000 /dev/zero > /dev/shm/fill; sleep 1000'],
+      (spec) => {
+        spec.linux!.resources = { ...spec.linux!.resources, memory: { limit: 100 * 2 ** 20 } };
+      },
+    );
+    const b = { dir, id: `events-${n}` };
+    const c = await create(b);
+    assert.equal((await h('start', b.id)).code, 0);
+    // What runc's stats event holds that a stats tool reads (numbers, as JSON gives them).
+    let event:
+      | {
+          type: string;
+          id: string;
+          data: {
+            memory: { usage: { limit: number; usage: number } };
+            cpu: { usage: { total: number } };
+            pids: { current: number };
+          };
+        }
+      | undefined;
+    for (let i = 0; i < 50; i++) {
+      const r = await h('events', '--stats', b.id);
+      assert.equal(r.code, 0, r.stderr);
+      event = JSON.parse(r.stdout);
+      if (event!.data.memory.usage.usage > 16_000_000) break;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    assert.equal(event?.type, 'stats');
+    assert.equal(event?.id, b.id);
+    assert.equal(event?.data.memory.usage.limit, 100 * 2 ** 20, "the container's own limit, in the guest");
+    assert.ok(event!.data.memory.usage.usage > 16_000_000, 'its 16 MB in /dev/shm are counted');
+    assert.ok(event!.data.cpu.usage.total > 0);
+    assert.ok(event!.data.pids.current >= 1, "the container's process");
+    const following = startHullWithRoot(['events', '--interval', '200ms', b.id]);
+    await following.waitForOutput('"type":"stats"');
+    assert.equal((await h('kill', b.id, 'KILL')).code, 0);
+    const ended = await following.result;
+    assert.equal(ended.code, 0, ended.stderr);
+    await c.exited;
+    assert.equal((await h('delete', b.id)).code, 0);
   });
 
   test('illegal transitions fail with a clear error and leave the state unchanged', async () => {

@@ -7,6 +7,15 @@ import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
 import { ACCESS_LOG_LINE, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
 import { assertNothingLeft, privateDirs } from './harness.js';
 
+/** Docker's sizes ("350.2MiB", "1.1GiB", "512KiB") in MiB. */
+export function mebibytes(text: string): number {
+  const m = /^([\d.]+)\s*([KMG]i?B|B)$/.exec(text.trim());
+  if (!m) throw new Error(`not a size: ${text}`);
+  const unit =
+    { B: 1 / 2 ** 20, KiB: 1 / 1024, KB: 1 / 1024, MiB: 1, MB: 1, GiB: 1024, GB: 1024 }[m[2]!] ?? NaN;
+  return Number(m[1]) * unit;
+}
+
 /** Docker 20.10 with hull added as a runtime: dockerd → containerd-shim-runc-v2 → hull. */
 describe('docker --runtime hull', { timeout: 600_000 }, () => {
   let dirs: Awaited<ReturnType<typeof privateDirs>>;
@@ -68,6 +77,35 @@ describe('docker --runtime hull', { timeout: 600_000 }, () => {
     assert.match((await docker('logs', 'svc')).stdout, /up\n(.|\n)*got TERM/);
     assert.equal((await docker('rm', 'svc')).code, 0);
     await assertNothingLeft(runtimeRoot);
+  });
+
+  // Issue 13: `docker stats` failed; it reads the cgroup hull puts the sandbox in (issue 14).
+  test('docker stats --no-stream shows the sandbox memory against its limit', async () => {
+    const started = await docker(
+      'run',
+      '-d',
+      '--name',
+      'stats',
+      '--runtime',
+      'hull',
+      '--memory',
+      '256m',
+      IMAGE,
+      'sleep',
+      '1000',
+    );
+    assert.equal(started.code, 0, started.stderr);
+    try {
+      const stats = await docker('stats', '--no-stream', '--format', '{{.MemUsage}}|{{.PIDs}}', 'stats');
+      assert.equal(stats.code, 0, stats.stderr);
+      const [memory, pids] = stats.stdout.trim().split('|');
+      const [usage, limit] = memory!.split(' / ').map(mebibytes);
+      assert.ok(usage! > 16, `the VM's memory shows: ${memory}`);
+      assert.ok(limit! > 256 && limit! < 2048, `the limit is the container's plus the VM's: ${memory}`);
+      assert.ok(Number(pids) >= 2, `QEMU and the monitor count: ${pids}`);
+    } finally {
+      await docker('rm', '-f', 'stats');
+    }
   });
 
   // Issue 9: servers that log to /dev/stdout (nginx) or stderr (busybox httpd) under docker.

@@ -8,6 +8,14 @@ import { ACCESS_LOG_LINE, fetchFromInside, SERVER_PAGE } from '../fixtures/web-s
 import { assertNothingLeft, privateDirs, runCommand } from './harness.js';
 
 /** podman 4.3 with hull as a runtime, through conmon, as a user would set it up. */
+/** podman's sizes ("350.2MB", "1.074GB", "512kB", decimal units) in MiB. */
+function podmanMebibytes(text: string): number {
+  const m = /^([\d.]+)\s*(kB|MB|GB|B)$/.exec(text.trim());
+  if (!m) throw new Error(`not a size: ${text}`);
+  const bytes = { B: 1, kB: 1e3, MB: 1e6, GB: 1e9 }[m[2]!] ?? NaN;
+  return (Number(m[1]) * bytes) / 2 ** 20;
+}
+
 describe('podman --runtime hull', { timeout: 600_000 }, () => {
   let dirs: Awaited<ReturnType<typeof privateDirs>>;
   let env: NodeJS.ProcessEnv;
@@ -76,6 +84,24 @@ describe('podman --runtime hull', { timeout: 600_000 }, () => {
     assert.equal((await podman('run', '-d', '--name', 'busy', IMAGE, 'sleep', '1000')).code, 0);
     assert.equal((await podman('rm', '-f', '-t', '1', 'busy')).code, 0);
     await assertNothingLeft(join(dirs.scratch, 'hull'));
+  });
+
+  // Issue 13: podman stats reads the cgroup hull puts the sandbox in (issue 14).
+  test('podman stats --no-stream shows the sandbox memory against its limit', async () => {
+    const started = await podman('run', '-d', '--name', 'stats', '--memory', '256m', IMAGE, 'sleep', '1000');
+    assert.equal(started.code, 0, started.stderr);
+    try {
+      const stats = await podman('stats', '--no-stream', '--format', '{{.MemUsage}}|{{.PIDs}}', 'stats');
+      assert.equal(stats.code, 0, stats.stderr);
+      const [memory, pids] = stats.stdout.trim().split('|');
+      const [usage, limit] = memory!.split(' / ').map(podmanMebibytes);
+      assert.ok(usage! > 16, `the VM's memory shows: ${memory}`);
+      // podman shows the limit it was given; the usage is the sandbox's, the VM's included.
+      assert.ok(Math.abs(limit! - 256) < 1, `the limit is the container's: ${memory}`);
+      assert.ok(Number(pids) >= 2, `QEMU and the monitor count: ${pids}`);
+    } finally {
+      await podman('rm', '-f', '-t', '1', 'stats');
+    }
   });
 
   // Issue 9: nginx exited at start (it opens /dev/stdout, which was a socket in the guest).
