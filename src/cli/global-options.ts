@@ -5,7 +5,8 @@ import type { RuntimeSettings } from '../sandbox/runtime.js';
 export interface GlobalOptions {
   root: string;
   log?: string;
-  logFormat: 'text' | 'json';
+  logFormat?: 'text' | 'json';
+  config?: string;
   debug?: boolean;
   systemdCgroup?: boolean;
 }

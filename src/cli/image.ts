@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { setting } from '../config/settings.js';
 import { HullError } from '../errors.js';
 import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
 import { buildImage, type KernelKind } from '../image/build.js';
@@ -11,9 +12,13 @@ export function registerImage(program: Command): void {
     .description(
       "build the guest kernel, initramfs and root filesystem (cached by their inputs), and the agent's startup snapshot for this host's guest CPU",
     )
-    .option('--kernel <kind>', 'debian (the packaged kernel) or minimal (built from linux-source)', 'debian')
+    .option(
+      '--kernel <kind>',
+      'debian (the packaged kernel) or minimal (built from linux-source); default: image.kernel of the configuration, or debian',
+    )
     .option('--force', 'rebuild even if an image with the same inputs exists')
-    .action(async (options: { kernel: string; force?: boolean }) => {
+    .action(async (given: { kernel?: string; force?: boolean }) => {
+      const options = { ...given, kernel: given.kernel ?? setting('kernel') };
       if (options.kernel !== 'debian' && options.kernel !== 'minimal') {
         throw new HullError('ERR_USAGE', `unknown kernel kind ${options.kernel}: use debian or minimal`);
       }

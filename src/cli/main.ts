@@ -1,4 +1,7 @@
+import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { CONFIG_ENV, loadConfigFile } from '../config/config-file.js';
+import { setting } from '../config/settings.js';
 import { HullError, messageOf } from '../errors.js';
 import { configureLogging, logger } from '../log.js';
 import { defaultRuntimeRoot } from '../paths.js';
@@ -32,8 +35,9 @@ function program(): Command {
       'directory for the state of containers (default: $HULL_ROOT or /run/hull)',
       defaultRuntimeRoot(),
     )
+    .option('--config <file>', 'configuration file (default: $HULL_CONFIG or /etc/hull/config.toml)')
     .option('--log <file>', 'write log lines to this file')
-    .option('--log-format <format>', 'text or json', 'text')
+    .option('--log-format <format>', 'text or json (default: log.format of the configuration, or text)')
     .option('--debug', 'log debug messages and boot guests verbosely')
     .option('--systemd-cgroup', 'accepted for runc compatibility: guests manage their own cgroups')
     .showHelpAfterError(false)
@@ -48,8 +52,8 @@ function program(): Command {
     if (globals.log || (globals.debug && !helper)) {
       configureLogging({
         destination: globals.log ?? 2,
-        level: globals.debug ? 'debug' : 'info',
-        format: globals.logFormat === 'json' ? 'json' : 'text',
+        level: globals.debug ? 'debug' : (setting('logLevel') as 'debug' | 'info' | 'warn' | 'error'),
+        format: (globals.logFormat ?? setting('logFormat')) === 'json' ? 'json' : 'text',
       });
     }
   });
@@ -78,9 +82,30 @@ function program(): Command {
   return cmd;
 }
 
+/**
+ * The --config value among the global options (before the verb), found before commander
+ * parses: the file's settings are the defaults commander shows. Helpers and monitors started
+ * later inherit it through HULL_CONFIG.
+ */
+function configFlag(argv: string[]): string | undefined {
+  let found: string | undefined;
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--config') found = argv[++i];
+    else if (arg.startsWith('--config=')) found = arg.slice('--config='.length);
+    else if (!arg.startsWith('-')) break;
+    else if (['--root', '--log', '--log-format'].includes(arg)) i++;
+  }
+  return found;
+}
+
 /** Every failure ends as one line on stderr (and in the log), and a non-zero exit. */
 async function main(argv: string[]): Promise<void> {
   try {
+    // Before the program is built: its defaults (--root) come from the settings.
+    const named = configFlag(argv);
+    if (named) process.env[CONFIG_ENV] = resolve(named);
+    loadConfigFile();
     await program().parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {

@@ -16,7 +16,9 @@ export function spawnHelper(
   const globalArgs = [
     '--root',
     globals.root,
-    ...(globals.log ? ['--log', globals.log, '--log-format', globals.logFormat] : []),
+    ...(globals.log
+      ? ['--log', globals.log, ...(globals.logFormat ? ['--log-format', globals.logFormat] : [])]
+      : []),
     ...(globals.debug ? ['--debug'] : []),
   ];
   // With a terminal the process's stdio is the pty: like runc, keep none of the caller's fds.

@@ -1,107 +1,220 @@
 import { HullError } from '../errors.js';
 
 /**
- * hull's settings: one table of every knob, each with its environment variable, its default
- * and its check, so that `hull env` can print the effective value and where it came from, and
- * a bad value is one line naming the variable. (Flags override these where a verb has one.)
+ * hull's settings: one table of every knob, each with its key in the configuration file
+ * (config-file.ts), its environment variable, its default and its check, so that `hull env`
+ * can print the effective value and where it came from, and a bad value is one line naming
+ * the key or variable. Precedence: a verb's flag, then the environment, then the file, then
+ * the default.
  */
-export type SettingName = 'root' | 'stateDir' | 'accel' | 'cpuModel' | 'bootTimeoutSeconds' | 'agentSnapshot';
+export type SettingName =
+  | 'root'
+  | 'stateDir'
+  | 'accel'
+  | 'cpuModel'
+  | 'vcpus'
+  | 'memoryMiB'
+  | 'bootTimeoutSeconds'
+  | 'agentSnapshot'
+  | 'kernel'
+  | 'logLevel'
+  | 'logFormat';
+
+/** How a value is written in the TOML file; the table keeps every value as a string. */
+export type FileType = 'string' | 'integer' | 'number-or-auto' | 'switch';
 
 interface SettingSpec {
   env: string;
+  /** Dotted key in the configuration file: `vm.accelerator` is `[vm] accelerator = …`. */
+  fileKey: string;
+  fileType: FileType;
   description: string;
-  /** The default as shown; `undefined` values mean "decided at run time" (described). */
   defaultValue: string;
-  /** Returns the value as hull uses it, or throws a one-line HullError. */
-  check(raw: string, env: string): string;
+  /** Returns the value as hull uses it, or throws a one-line HullError naming `where`. */
+  check(raw: string, where: string): string;
 }
 
 const oneOf =
   (...allowed: string[]) =>
-  (raw: string, env: string) => {
+  (raw: string, where: string) => {
     if (!allowed.includes(raw))
-      throw new HullError('ERR_CONFIG', `${env}=${raw} is not valid: use one of ${allowed.join(', ')}`);
+      throw new HullError('ERR_CONFIG', `${where}=${raw} is not valid: use one of ${allowed.join(', ')}`);
     return raw;
   };
+
+const wholeNumber = (min: number, max: number, unit: string) => (raw: string, where: string) => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new HullError('ERR_CONFIG', `${where}=${raw} is not valid: give ${unit} from ${min} to ${max}`);
+  }
+  return String(n);
+};
 
 const SETTINGS: Record<SettingName, SettingSpec> = {
   root: {
     env: 'HULL_ROOT',
+    fileKey: 'root',
+    fileType: 'string',
     description: 'runtime root: one directory per sandbox (when --root is not given)',
     defaultValue: '/run/hull',
     check: (raw) => raw,
   },
   stateDir: {
     env: 'HULL_STATE_DIR',
+    fileKey: 'state_dir',
+    fileType: 'string',
     description: 'where guest images, snapshots and probes are cached',
     defaultValue: '/var/lib/hull',
     check: (raw) => raw,
   },
   accel: {
     env: 'HULL_ACCEL',
+    fileKey: 'vm.accelerator',
+    fileType: 'string',
     description: 'accelerator: auto (KVM where it really works, else TCG), kvm or tcg',
     defaultValue: 'auto',
     check: oneOf('auto', 'kvm', 'tcg'),
   },
   cpuModel: {
     env: 'HULL_CPU_MODEL',
+    fileKey: 'vm.cpu_model',
+    fileType: 'string',
     description: 'guest CPU model (qemu-system-x86_64 -cpu help); auto: max under TCG, host under KVM',
     defaultValue: 'auto',
-    check: (raw, env) => {
+    check: (raw, where) => {
       if (raw !== 'auto' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(raw)) {
         throw new HullError(
           'ERR_CONFIG',
-          `${env}=${JSON.stringify(raw)} is not a CPU model name: \`qemu-system-x86_64 -cpu help\` lists them`,
+          `${where}=${JSON.stringify(raw)} is not a CPU model name: \`qemu-system-x86_64 -cpu help\` lists them`,
         );
       }
       return raw;
     },
   },
+  vcpus: {
+    env: 'HULL_VCPUS',
+    fileKey: 'vm.vcpus',
+    fileType: 'integer',
+    description: "a sandbox VM's vCPUs (a pod's sizing hints and a container's CPU set add to it)",
+    defaultValue: '1',
+    check: wholeNumber(1, 64, 'vCPUs'),
+  },
+  memoryMiB: {
+    env: 'HULL_MEMORY_MIB',
+    fileKey: 'vm.memory_mib',
+    fileType: 'integer',
+    description: "a sandbox VM's memory in MiB (a pod's sizing hints add to it)",
+    defaultValue: '512',
+    check: wholeNumber(128, 262_144, 'MiB'),
+  },
   bootTimeoutSeconds: {
     env: 'HULL_BOOT_TIMEOUT',
+    fileKey: 'vm.boot_timeout',
+    fileType: 'number-or-auto',
     description: 'seconds a VM may take until its agent answers; auto: 60 under TCG, 20 under KVM',
     defaultValue: 'auto',
-    check: (raw, env) => {
+    check: (raw, where) => {
       if (raw !== 'auto' && !(Number(raw) > 0 && Number(raw) <= 3600)) {
-        throw new HullError('ERR_CONFIG', `${env}=${raw} is not valid: give seconds, from 0.1 to 3600`);
+        throw new HullError('ERR_CONFIG', `${where}=${raw} is not valid: give seconds, from 0.1 to 3600`);
       }
       return raw;
     },
   },
   agentSnapshot: {
     env: 'HULL_AGENT_SNAPSHOT',
+    fileKey: 'vm.agent_snapshot',
+    fileType: 'switch',
     description: "start the guest agent from a V8 startup snapshot made for the guest's CPU (on or off)",
     defaultValue: 'on',
     check: oneOf('on', 'off'),
   },
+  kernel: {
+    env: 'HULL_KERNEL',
+    fileKey: 'image.kernel',
+    fileType: 'string',
+    description: 'the guest kernel `hull image build` makes when --kernel is not given: debian or minimal',
+    defaultValue: 'debian',
+    check: oneOf('debian', 'minimal'),
+  },
+  logLevel: {
+    env: 'HULL_LOG_LEVEL',
+    fileKey: 'log.level',
+    fileType: 'string',
+    description: 'the least severe lines written with --log (--debug makes it debug)',
+    defaultValue: 'info',
+    check: oneOf('debug', 'info', 'warn', 'error'),
+  },
+  logFormat: {
+    env: 'HULL_LOG_FORMAT',
+    fileKey: 'log.format',
+    fileType: 'string',
+    description: 'the form of log lines when --log-format is not given: text or json',
+    defaultValue: 'text',
+    check: oneOf('text', 'json'),
+  },
 };
+
+/** Every setting's file key and type, for reading the configuration file. */
+export function fileKeys(): { name: SettingName; key: string; type: FileType }[] {
+  return (Object.keys(SETTINGS) as SettingName[]).map((name) => ({
+    name,
+    key: SETTINGS[name].fileKey,
+    type: SETTINGS[name].fileType,
+  }));
+}
+
+/** Checks a value read from the file; `where` is "FILE: KEY" for the error. */
+export function checkFileValue(name: SettingName, raw: string, where: string): string {
+  return SETTINGS[name].check(raw, where);
+}
+
+/** The values of the configuration file in force (see config-file.ts), already checked. */
+let fileLayer: { path: string; values: Map<SettingName, string> } | undefined;
+
+export function useConfigFile(layer: { path: string; values: Map<SettingName, string> } | undefined): void {
+  fileLayer = layer;
+}
+
+export function configFileInUse(): string | undefined {
+  return fileLayer?.path;
+}
 
 export interface EffectiveSetting {
   name: SettingName;
   env: string;
+  fileKey: string;
   value: string;
-  source: 'default' | 'environment';
+  source: 'default' | 'file' | 'environment';
   description: string;
+}
+
+function sourceOf(name: SettingName, env: NodeJS.ProcessEnv): EffectiveSetting['source'] {
+  const raw = env[SETTINGS[name].env];
+  if (raw !== undefined && raw !== '') return 'environment';
+  return fileLayer?.values.has(name) ? 'file' : 'default';
 }
 
 /** One setting's effective value; a bad value throws a one-line error naming the variable. */
 export function setting(name: SettingName, env: NodeJS.ProcessEnv = process.env): string {
   const spec = SETTINGS[name];
-  const raw = env[spec.env];
-  return raw === undefined || raw === '' ? spec.defaultValue : spec.check(raw, spec.env);
+  switch (sourceOf(name, env)) {
+    case 'environment':
+      return spec.check(env[spec.env]!, spec.env);
+    case 'file':
+      return fileLayer!.values.get(name)!;
+    default:
+      return spec.defaultValue;
+  }
 }
 
 /** Every setting with its value and where the value came from, for `hull env`. */
 export function effectiveSettings(env: NodeJS.ProcessEnv = process.env): EffectiveSetting[] {
-  return (Object.keys(SETTINGS) as SettingName[]).map((name) => {
-    const spec = SETTINGS[name];
-    const fromEnv = env[spec.env] !== undefined && env[spec.env] !== '';
-    return {
-      name,
-      env: spec.env,
-      value: setting(name, env),
-      source: fromEnv ? 'environment' : 'default',
-      description: spec.description,
-    };
-  });
+  return (Object.keys(SETTINGS) as SettingName[]).map((name) => ({
+    name,
+    env: SETTINGS[name].env,
+    fileKey: SETTINGS[name].fileKey,
+    value: setting(name, env),
+    source: sourceOf(name, env),
+    description: SETTINGS[name].description,
+  }));
 }

@@ -10,7 +10,7 @@ import { failedBuild, snapshotDisk } from '../image/snapshot.js';
 import {
   agentSnapshotFor,
   agentSnapshotKey,
-  DEFAULT_MEMORY_MIB,
+  defaultMemoryMiB,
   startSandbox,
   type VmTarget,
   vmTargetFor,
@@ -202,9 +202,10 @@ async function checkCgroups(): Promise<CheckResult> {
 async function checkMemory(): Promise<CheckResult> {
   const available = await availableMemoryMiB();
   if (available === undefined) return warn('memory', 'cannot read MemAvailable from /proc/meminfo');
-  const line = `${available} MiB available; a default sandbox is given ${DEFAULT_MEMORY_MIB} MiB`;
-  if (available < DEFAULT_MEMORY_MIB) return fail('memory', `${line}: free memory before starting sandboxes`);
-  if (available < 4 * DEFAULT_MEMORY_MIB) return warn('memory', `${line}: room for few sandboxes`);
+  const vmMiB = defaultMemoryMiB();
+  const line = `${available} MiB available; a default sandbox is given ${vmMiB} MiB`;
+  if (available < vmMiB) return fail('memory', `${line}: free memory before starting sandboxes`);
+  if (available < 4 * vmMiB) return warn('memory', `${line}: room for few sandboxes`);
   return ok('memory', line);
 }
 

@@ -1,10 +1,10 @@
-import { type EffectiveSetting, effectiveSettings } from '../config/settings.js';
+import { configFileInUse, type EffectiveSetting, effectiveSettings } from '../config/settings.js';
 import { messageOf } from '../errors.js';
 import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
 import { currentImage } from '../image/manifest.js';
 import { snapshotDisk } from '../image/snapshot.js';
 import { agentBundlePath, imagesDir, installRoot } from '../paths.js';
-import { agentSnapshotKey, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS, vmTargetFor } from '../sandbox/runtime.js';
+import { agentSnapshotKey, defaultMemoryMiB, defaultVcpus, vmTargetFor } from '../sandbox/runtime.js';
 import { VERSION } from '../version.js';
 import { cgroupLayout } from './host-facts.js';
 
@@ -33,6 +33,8 @@ export interface Environment {
     memoryMiB: number;
   };
   host: { kernel: string; cgroups: string };
+  /** The configuration file whose values are in force, if one is. */
+  configFile?: string;
   settings: EffectiveSetting[];
 }
 
@@ -43,8 +45,9 @@ export async function describeEnvironment(): Promise<Environment> {
     node: process.version,
     qemu: await hypervisor.version(AbortSignal.timeout(10_000)).catch((err: unknown) => messageOf(err)),
     image: { dir: imagesDir() },
-    vm: { vcpus: DEFAULT_VCPUS, memoryMiB: DEFAULT_MEMORY_MIB },
+    vm: { vcpus: defaultVcpus(), memoryMiB: defaultMemoryMiB() },
     host: { kernel: (await import('node:os')).release(), cgroups: cgroupLayout() },
+    configFile: configFileInUse(),
     settings: effectiveSettings(),
   };
   try {
@@ -89,7 +92,9 @@ export function formatEnvironment(env: Environment): string {
   ];
   const width = Math.max(...rows.map(([k]) => k.length)) + 1;
   const lines = rows.filter(([, v]) => v !== undefined).map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}`);
-  lines.push('settings:');
-  for (const s of env.settings) lines.push(`  ${s.env}=${s.value} (${s.source}): ${s.description}`);
+  lines.push(`settings (configuration file: ${env.configFile ?? 'none'}):`);
+  for (const s of env.settings) {
+    lines.push(`  ${s.env}=${s.value} (${s.source}; ${s.fileKey} in the file): ${s.description}`);
+  }
   return `${lines.join('\n')}\n`;
 }

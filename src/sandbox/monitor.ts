@@ -13,7 +13,7 @@ import { TtrpcServer } from '../ttrpc/server.js';
 import { AttachedProcess, type HostStdio, inputOf } from './attached-process.js';
 import type { Bundle } from './bundle.js';
 import { hasCreateRuntimeHooks, runHostHooks } from './hooks.js';
-import { DEFAULT_VCPUS, type RuntimeSettings, startSandbox } from './runtime.js';
+import { defaultVcpus, type RuntimeSettings, startSandbox } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
 import { type ContainerState, type Operation, requireAllowed, type Status, writeState } from './state.js';
 import { toWireStatus } from './wire-status.js';
@@ -75,7 +75,7 @@ export class ContainerMonitor {
     const terminal = await openTerminalFor(bundle.spec.process, options.consoleSocket, signal);
     let sandbox: Sandbox | undefined;
     try {
-      const vcpus = vcpusCovering(bundle.spec.linux?.resources, options.settings.vcpus ?? DEFAULT_VCPUS);
+      const vcpus = vcpusCovering(bundle.spec.linux?.resources, options.settings.vcpus ?? defaultVcpus());
       sandbox = await startSandbox(
         id,
         { ...options.settings, vcpus },

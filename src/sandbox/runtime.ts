@@ -41,8 +41,14 @@ export interface RuntimeSettings {
   notice?: (line: string) => void;
 }
 
-export const DEFAULT_VCPUS = 1;
-export const DEFAULT_MEMORY_MIB = 512;
+/** A sandbox VM's size before a container's or pod's own needs are added (settings). */
+export function defaultVcpus(): number {
+  return Number(setting('vcpus'));
+}
+
+export function defaultMemoryMiB(): number {
+  return Number(setting('memoryMiB'));
+}
 
 const logNotice = (line: string) => logger('runtime').warn(line);
 
@@ -184,7 +190,7 @@ export async function startSandbox(
   const hypervisor = new QemuHypervisor();
   const target = await vmTargetFor(image, hypervisor, notice);
   const snapshot = await agentSnapshotFor(image, target, { hypervisor, signal: options.signal });
-  const memoryMiB = settings.memoryMiB ?? DEFAULT_MEMORY_MIB;
+  const memoryMiB = settings.memoryMiB ?? defaultMemoryMiB();
   const sandbox = await Sandbox.create(
     {
       id,
@@ -196,7 +202,7 @@ export async function startSandbox(
       cpuModel: target.cpuModel,
       agentSnapshot: snapshot?.disk,
       tscKhz: target.tscKhz,
-      vcpus: settings.vcpus ?? DEFAULT_VCPUS,
+      vcpus: settings.vcpus ?? defaultVcpus(),
       memoryMiB,
       hostCgroup: {
         path: hostCgroupPath(options.spec ?? {}, id),

@@ -1,3 +1,4 @@
+import { loadConfigFile } from '../config/config-file.js';
 import { isHullError, messageOf } from '../errors.js';
 import { VERSION } from '../version.js';
 import { deleteShim } from './delete.js';
@@ -13,6 +14,7 @@ import { readBundleSpec, startShim } from './start.js';
  */
 async function main(argv: string[]): Promise<number> {
   const flags = parseShimFlags(argv);
+  loadConfigFile();
   switch (flags.action) {
     case 'version':
       process.stdout.write(`containerd-shim-hull-v2:\n  Version: ${VERSION}\n`);

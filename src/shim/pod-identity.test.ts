@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_MEMORY_MIB, DEFAULT_VCPUS } from '../sandbox/runtime.js';
+import { defaultMemoryMiB, defaultVcpus } from '../sandbox/runtime.js';
+
+const DEFAULT_VCPUS = defaultVcpus();
+const DEFAULT_MEMORY_MIB = defaultMemoryMiB();
+
 import { CRI, podDir, taskRole, vmSize } from './pod-identity.js';
 
 test("a pod's containers belong to their sandbox; other tasks to themselves", () => {

@@ -3,7 +3,7 @@ import { rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Spec } from '../oci/spec.js';
 import { defaultRuntimeRoot } from '../paths.js';
-import { DEFAULT_MEMORY_MIB, DEFAULT_VCPUS } from '../sandbox/runtime.js';
+import { defaultMemoryMiB, defaultVcpus } from '../sandbox/runtime.js';
 import type { ShimFlags } from './flags.js';
 
 /** Annotations containerd's CRI plugin puts on every task of a pod. */
@@ -68,5 +68,5 @@ export function vmSize(spec: Pick<Spec, 'annotations'>): { vcpus: number; memory
   const quota = number(CRI.cpuQuota);
   const extraCpus = period > 0 && quota > 0 ? Math.ceil(quota / period) : 0;
   const extraMiB = Math.ceil(number(CRI.memory) / (1024 * 1024));
-  return { vcpus: DEFAULT_VCPUS + extraCpus, memoryMiB: DEFAULT_MEMORY_MIB + extraMiB };
+  return { vcpus: defaultVcpus() + extraCpus, memoryMiB: defaultMemoryMiB() + extraMiB };
 }

@@ -218,3 +218,27 @@ export function runCommand(file: string, args: string[], env?: NodeJS.ProcessEnv
     );
   });
 }
+
+/**
+ * `hull --root ROOT run --detach ARGS…`, its output to a file: the monitor keeps the command's
+ * stdout and stderr for the container's life, as a detached runc container keeps runc's, so
+ * pipes would stay open. Fails with the command's output on stderr.
+ */
+export function hullDetached(root: string, args: string[], env?: NodeJS.ProcessEnv): Promise<CommandResult> {
+  const out = `${root}.detached.out`;
+  return runCommand(
+    'sh',
+    [
+      '-c',
+      `"$0" "$@" > ${out} 2>&1 < /dev/null || { cat ${out} >&2; exit 1; }`,
+      process.execPath,
+      HULL,
+      '--root',
+      root,
+      'run',
+      '--detach',
+      ...args,
+    ],
+    env && { ...process.env, ...env },
+  );
+}

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { TCG_TB_SIZE_MIB } from '../../src/hypervisor/qemu/command-line.js';
 import { VMM_OVERHEAD_MIB } from '../../src/hypervisor/qemu/qemu.js';
 import { CPU_OVERHEAD, GUEST_BASE_MIB } from '../../src/sandbox/host-cgroup.js';
-import { bundleTests, HULL, hull, processExit, qemuProcessesUsing, runCommand } from './harness.js';
+import { bundleTests, hull, hullDetached, processExit, qemuProcessesUsing } from './harness.js';
 
 const MiB = 2 ** 20;
 /** This host's layout: one v2 hierarchy, or v1 (hybrid) ones by controller. */
@@ -22,25 +22,6 @@ const gone = async (path: string) => {
     await assert.rejects(readFile(join(dirOf(c, path), 'cgroup.procs')), `${c} cgroup ${path} is removed`);
   }
 };
-
-/**
- * `hull run --detach`, its output to a file: the monitor keeps the command's stdout and
- * stderr for the container's life, as a detached runc container keeps runc's.
- */
-async function runDetached(root: string, args: string[]) {
-  const out = `${root}.detached.out`;
-  return runCommand('sh', [
-    '-c',
-    `"$0" "$@" > ${out} 2>&1 < /dev/null || { cat ${out} >&2; exit 1; }`,
-    process.execPath,
-    HULL,
-    '--root',
-    root,
-    'run',
-    '--detach',
-    ...args,
-  ]);
-}
 
 /** Issue 14: the host sees what a sandbox costs where the container said it lives. */
 describe("the sandbox's host cgroup and `run --detach`", { timeout: 600_000 }, () => {
@@ -59,7 +40,7 @@ describe("the sandbox's host cgroup and `run --detach`", { timeout: 600_000 }, (
       };
     });
     const h = (...args: string[]) => hull(['--root', t.root, ...args], { input: null });
-    const run = await runDetached(t.root, ['--pid-file', join(b.dir, 'pid'), '--bundle', b.dir, b.id]);
+    const run = await hullDetached(t.root, ['--pid-file', join(b.dir, 'pid'), '--bundle', b.dir, b.id]);
     assert.equal(run.code, 0, run.stderr);
     try {
       const monitor = Number(await readFile(join(b.dir, 'pid'), 'utf8'));
@@ -111,7 +92,7 @@ describe("the sandbox's host cgroup and `run --detach`", { timeout: 600_000 }, (
       spec.linux!.cgroupsPath = `${slice}:hull:${process.pid}`;
     });
     const h = (...args: string[]) => hull(['--root', t.root, ...args], { input: null });
-    const run = await runDetached(t.root, ['--bundle', b.dir, b.id]);
+    const run = await hullDetached(t.root, ['--bundle', b.dir, b.id]);
     assert.equal(run.code, 0, run.stderr);
     const scope = `/${slice}/hull-${process.pid}.scope`;
     try {

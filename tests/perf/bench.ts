@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { trivialBootCommandLine } from '../../src/hypervisor/qemu/command-line.js';
 import { QemuHypervisor } from '../../src/hypervisor/qemu/qemu.js';
 import { currentImage } from '../../src/image/manifest.js';
-import { agentSnapshotFor, DEFAULT_MEMORY_MIB, vmTargetFor } from '../../src/sandbox/runtime.js';
+import { agentSnapshotFor, defaultMemoryMiB, vmTargetFor } from '../../src/sandbox/runtime.js';
 import { which } from '../../src/sys/exec.js';
 import { HULL } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
@@ -72,7 +72,7 @@ async function measureStart(scratch: string) {
     deviceDiscovery: image.manifest.kernel.deviceDiscovery,
     tscKhz: target.tscKhz,
     cpuModel: target.cpuModel,
-    memoryMiB: DEFAULT_MEMORY_MIB,
+    memoryMiB: defaultMemoryMiB(),
   });
   const runc = await which('runc');
   const root = join(scratch, 'root');
