@@ -20,10 +20,15 @@
  * With `hull.build_snapshot` on the kernel command line, hull-init instead builds that
  * snapshot into the 9p share and powers off: that is how `hull image build` makes it.
  *
+ * With `hull.debug_console`, it also keeps a root shell on the virtio-serial port named
+ * "debug.0" for `hull debug-console` (off unless the host's configuration asks for it): a
+ * shell that ends, when the user leaves, is started again for the next one.
+ *
  * Records on the reaper pipe are text lines "PID STATUS\n" (STATUS is the raw waitpid status).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -172,6 +177,56 @@ static int mount_snapshot_disk(void) {
   return mounted && access(SNAPSHOT_BLOB, R_OK) == 0;
 }
 
+/* Finds /dev/vportNpM whose sysfs name is `name`; 0 when there is none. */
+static int find_port(const char *name, char *out, size_t size) {
+  DIR *dir = opendir("/sys/class/virtio-ports");
+  if (!dir) return 0;
+  struct dirent *entry;
+  int found = 0;
+  while (!found && (entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] == '.') continue;
+    char path[300], port_name[64] = {0};
+    snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", entry->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, port_name, sizeof port_name - 1);
+    close(fd);
+    if (n > 0 && port_name[n - 1] == '\n') port_name[n - 1] = 0;
+    if (n > 0 && strcmp(port_name, name) == 0) {
+      snprintf(out, size, "/dev/%s", entry->d_name);
+      found = 1;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+/*
+ * The debug console: waits until someone on the host connects to the port (until then the
+ * port reads as hung up), then runs an interactive shell on it as root in the guest's own
+ * namespaces. Returns the shell's pid, or -1.
+ */
+static pid_t start_debug_shell(const sigset_t *mask) {
+  char port[300];
+  if (!find_port("debug.0", port, sizeof port)) return -1;
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  sigprocmask(SIG_SETMASK, mask, NULL);
+  setsid();
+  int fd = open(port, O_RDWR | O_CLOEXEC);
+  if (fd < 0) _exit(126);
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP)) break;
+    usleep(200 * 1000);
+  }
+  if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(126);
+  char *const argv[] = {"/bin/sh", "-i", NULL};
+  char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "PS1=hull-guest# ", "TERM=dumb", NULL};
+  execve(argv[0], argv, env);
+  _exit(127);
+}
+
 /* `hull.build_snapshot`: make the agent's startup snapshot in the share, then power off. */
 static void build_snapshot(void) {
   pid_t pid = fork();
@@ -236,6 +291,7 @@ int main(void) {
   pid_t agent = start_agent(fds[0], ready[1], from_snapshot ? agent_snapshot_argv : agent_script_argv,
                             from_snapshot ? env_snapshot_used : env_snapshot_none, &old);
   int report = fds[1];
+  pid_t debug_shell = cmdline_has("hull.debug_console") ? start_debug_shell(&old) : -1;
 
   for (;;) {
     int status;
@@ -257,6 +313,10 @@ int main(void) {
       describe_status(how, sizeof how, status);
       snprintf(why, sizeof why, "agent %s with %s", WIFEXITED(status) ? "exited" : "killed", how);
       power_off(why);
+    }
+    if (pid == debug_shell) {
+      debug_shell = start_debug_shell(&old);
+      continue;
     }
     if (report >= 0) {
       char line[32];

@@ -8,6 +8,7 @@ import { defaultRuntimeRoot } from '../paths.js';
 import { VERSION } from '../version.js';
 import { registerCheck } from './check.js';
 import { registerCreate } from './create.js';
+import { registerDebugConsole } from './debug-console.js';
 import { registerDelete } from './delete.js';
 import { registerEnv } from './env.js';
 import { registerEvents } from './events.js';
@@ -71,6 +72,7 @@ function program(): Command {
     registerResume,
     registerUpdate,
     registerEvents,
+    registerDebugConsole,
     registerFeatures,
     registerSpec,
     registerImage,

@@ -16,6 +16,7 @@ export type SettingName =
   | 'memoryMiB'
   | 'bootTimeoutSeconds'
   | 'agentSnapshot'
+  | 'debugConsole'
   | 'kernel'
   | 'logLevel'
   | 'logFormat';
@@ -126,6 +127,14 @@ const SETTINGS: Record<SettingName, SettingSpec> = {
     fileType: 'switch',
     description: "start the guest agent from a V8 startup snapshot made for the guest's CPU (on or off)",
     defaultValue: 'on',
+    check: oneOf('on', 'off'),
+  },
+  debugConsole: {
+    env: 'HULL_DEBUG_CONSOLE',
+    fileKey: 'vm.debug_console',
+    fileType: 'switch',
+    description: 'give VMs a root shell port for `hull debug-console` (on or off; for debugging only)',
+    defaultValue: 'off',
     check: oneOf('on', 'off'),
   },
   kernel: {

@@ -42,6 +42,11 @@ export interface VmConfig {
   /** Verbose guest logs (the agent logs at debug level on the console). */
   debug?: boolean;
   /**
+   * A unix socket the VMM listens on for `hull debug-console`: a root shell in the guest, on a
+   * virtio-serial port of its own. Its directory is the VMM's to write in. None: no such port.
+   */
+  debugConsole?: string;
+  /**
    * The sandbox's host cgroup (see sandbox/host-cgroup.ts): its path, its limits, and the
    * process that owns the VM (monitor or shim), which is in it while the VM runs. None: a
    * cgroup of the VMM's own, `/hull/<id>`, sized to the VM.

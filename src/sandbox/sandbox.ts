@@ -1,6 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentClient, type GuestInfo, type ProcessInput } from '../agent/client.js';
+import { setting } from '../config/settings.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
 import { consoleCause, consoleCauseOrLastLine } from '../image/console-cause.js';
@@ -16,6 +17,11 @@ import { SandboxShare } from '../storage/share.js';
 import type { Mounter } from '../sys/mount.js';
 import { deadlineSignal, raceSignal } from '../util/deadline.js';
 import type { Bundle } from './bundle.js';
+
+/** Where a sandbox's VMM listens for `hull debug-console`, when the setting is on. */
+export function debugConsoleSocket(sandboxDir: string): string {
+  return join(sandboxDir, 'debug', 'console.sock');
+}
 
 export interface SandboxOptions {
   id: string;
@@ -149,6 +155,7 @@ export class Sandbox {
               : undefined,
             debug: options.debug,
             hostCgroup: options.hostCgroup,
+            debugConsole: setting('debugConsole') === 'on' ? debugConsoleSocket(options.dir) : undefined,
           },
           boot.signal,
         );

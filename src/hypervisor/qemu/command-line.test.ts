@@ -146,3 +146,14 @@ test('a network card per tap, on the fd hull-jail opened it on, with the MAC of 
   assert.ok(values(args, '-device').includes('virtio-net-device,netdev=net1,mac=0a:58:0a:f4:00:06'));
   assert.deepEqual(values(qemuCommandLine(config, paths), '-netdev'), [], 'no network, no card');
 });
+
+test('the debug console: a port of its own on a socket QEMU listens on, and the guest told of it', () => {
+  const without = qemuCommandLine(config, paths);
+  assert.ok(!values(without, '-device').some((d) => d.includes('debug.0')));
+  assert.doesNotMatch(values(without, '-append')[0]!, /hull.debug_console/);
+  const args = qemuCommandLine({ ...config, debugConsole: '/s/debug/console.sock' }, paths);
+  assert.ok(values(args, '-chardev').includes('socket,id=debug,path=/s/debug/console.sock,server=on,wait=off'));
+  assert.ok(values(args, '-device').includes('virtserialport,chardev=debug,name=debug.0'));
+  assert.ok(values(args, '-device').includes('virtio-serial-device,max_ports=3'));
+  assert.match(values(args, '-append')[0]!, /hull.debug_console/);
+});

@@ -5,6 +5,8 @@ import * as q from './switches.js';
 export const SHARE_TAG = 'hullshare';
 /** The virtio-serial port name of the agent channel; the agent looks for it by this name. */
 export const AGENT_PORT = 'agent.0';
+/** The virtio-serial port of the debug console; hull-init starts a shell on it. */
+export const DEBUG_CONSOLE_PORT = 'debug.0';
 
 export interface QemuPaths {
   agentSocket: string;
@@ -36,7 +38,7 @@ function networkSwitches(config: VmConfig): string[] {
 export const TCG_TB_SIZE_MIB = 256;
 
 export function kernelCommandLine(
-  config: Pick<VmConfig, 'debug' | 'accel' | 'tscKhz' | 'guestArgs'>,
+  config: Pick<VmConfig, 'debug' | 'accel' | 'tscKhz' | 'guestArgs' | 'debugConsole'>,
 ): string {
   return [
     'console=ttyS0',
@@ -49,6 +51,7 @@ export function kernelCommandLine(
     'noreplace-smp',
     config.accel === 'tcg' && config.tscKhz ? `tsc_early_khz=${config.tscKhz}` : '',
     config.debug ? 'hull.debug' : '',
+    config.debugConsole ? 'hull.debug_console' : '',
     ...(config.guestArgs ?? []),
   ]
     .filter(Boolean)
@@ -136,8 +139,14 @@ export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
     ...q.device('virtio-9p-device', { fsdev: 'share', mount_tag: SHARE_TAG }),
     ...networkSwitches(config),
     ...q.chardev('socket', { id: 'agent', path: paths.agentSocket, server: false }),
-    ...q.device('virtio-serial-device', { max_ports: 2 }),
+    ...q.device('virtio-serial-device', { max_ports: config.debugConsole ? 3 : 2 }),
     ...q.device('virtserialport', { chardev: 'agent', name: AGENT_PORT }),
+    ...(config.debugConsole
+      ? [
+          ...q.chardev('socket', { id: 'debug', path: config.debugConsole, server: true, wait: false }),
+          ...q.device('virtserialport', { chardev: 'debug', name: DEBUG_CONSOLE_PORT }),
+        ]
+      : []),
     ...q.chardev('socket', { id: 'qmp', path: paths.qmpSocket, server: false }),
     ...q.mon('qmp', 'control'),
     ...q.chardev('file', { id: 'console', path: paths.consoleLog }),

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { lstat, mkdir, realpath, stat, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { HullError } from '../../errors.js';
@@ -90,15 +90,23 @@ async function jailPlan(
     (p): p is string => p !== undefined,
   );
   const system = await systemPaths(binary);
+  const uid = await vmmUserFor(config.id);
+  // QEMU makes the debug console's socket in a directory of its own, which it alone may write.
+  const debugDir = config.debugConsole && dirname(config.debugConsole);
+  if (debugDir) {
+    await mkdir(debugDir, { mode: 0o700 });
+    await chown(debugDir, uid, uid);
+  }
   return {
     root: paths.jailRoot,
-    uid: await vmmUserFor(config.id),
+    uid,
     readOnly: [...system.files, ...images],
     symlinks: system.symlinks,
     readWrite: [
       paths.agentSocket,
       paths.qmpSocket,
       paths.consoleLog,
+      ...(debugDir ? [debugDir] : []),
       ...(config.shareRootWritable ? [config.shareDir] : []),
     ],
     share: config.shareRootWritable ? undefined : config.shareDir,
