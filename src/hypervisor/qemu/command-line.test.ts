@@ -152,7 +152,9 @@ test('the debug console: a port of its own on a socket QEMU listens on, and the 
   assert.ok(!values(without, '-device').some((d) => d.includes('debug.0')));
   assert.doesNotMatch(values(without, '-append')[0]!, /hull.debug_console/);
   const args = qemuCommandLine({ ...config, debugConsole: '/s/debug/console.sock' }, paths);
-  assert.ok(values(args, '-chardev').includes('socket,id=debug,path=/s/debug/console.sock,server=on,wait=off'));
+  assert.ok(
+    values(args, '-chardev').includes('socket,id=debug,path=/s/debug/console.sock,server=on,wait=off'),
+  );
   assert.ok(values(args, '-device').includes('virtserialport,chardev=debug,name=debug.0'));
   assert.ok(values(args, '-device').includes('virtio-serial-device,max_ports=3'));
   assert.match(values(args, '-append')[0]!, /hull.debug_console/);
