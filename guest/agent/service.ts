@@ -27,9 +27,37 @@ function untilCancelled<T>(promise: Promise<T>, ctx: CallContext): Promise<T> {
   });
 }
 
+/** Seconds since the guest kernel started (CLOCK_BOOTTIME), as /proc/uptime says. */
+function uptime(): number {
+  return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+}
+
+/**
+ * When each boot phase began, in guest uptime: the initramfs's and hull-init's from the
+ * environment hull-init gave, the agent's own start (its process's age taken from now), and
+ * its first answer, which is when the host can first reach it.
+ */
+let bootPhases: Record<string, number> | undefined;
+function phases(now: number): Record<string, number> {
+  if (!bootPhases) {
+    const fromEnv = (name: string) => Number(process.env[name]);
+    bootPhases = {
+      initramfs: fromEnv('HULL_T_INITRAMFS'),
+      'root-mounted': fromEnv('HULL_T_ROOT'),
+      'hull-init': fromEnv('HULL_T_INIT'),
+      'agent-start': now - process.uptime(),
+      'agent-ready': now,
+    };
+    for (const [k, v] of Object.entries(bootPhases)) if (!(v >= 0)) delete bootPhases[k];
+  }
+  return bootPhases;
+}
+
 export function healthService(): ImplOf<typeof Health> {
   return {
     check: async () => ({
+      bootPhases: phases(uptime()),
+      uptimeSeconds: uptime(),
       version: AGENT_PROTOCOL_VERSION,
       // Not os.release(): node reads uname once at start-up, and the agent starts from a V8
       // snapshot taken on the host that built the image.

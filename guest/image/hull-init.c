@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -249,8 +250,41 @@ static void build_snapshot(void) {
  * Starts the agent with the reaper pipe's read end on fd 3 and the ready pipe's write end on
  * fd 4 (see start of file).
  */
-static pid_t start_agent(int reaper_read, int ready_write, char *const *argv, char *const *env,
+/*
+ * The boot phase times the agent reports (guest uptime, seconds): the initramfs's, passed
+ * in the environment, and hull-init's own, read once its mounts are made.
+ */
+static char boot_times[3][48];
+
+static void note_boot_times(void) {
+  const char *initramfs = getenv("HULL_T_INITRAMFS"), *root = getenv("HULL_T_ROOT");
+  char uptime[32] = "";
+  int fd = open("/proc/uptime", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = read(fd, uptime, sizeof uptime - 1);
+    close(fd);
+    uptime[n > 0 ? n : 0] = 0;
+    char *space = strchr(uptime, ' ');
+    if (space) *space = 0;
+  }
+  snprintf(boot_times[0], sizeof boot_times[0], "HULL_T_INITRAMFS=%.20s", initramfs ? initramfs : "");
+  snprintf(boot_times[1], sizeof boot_times[1], "HULL_T_ROOT=%.20s", root ? root : "");
+  snprintf(boot_times[2], sizeof boot_times[2], "HULL_T_INIT=%.20s", uptime);
+}
+
+/* The agent's environment: `base` (NULL-terminated) and the boot phase times. */
+static char *const *agent_env(char *const *base) {
+  static char *env[16];
+  size_t n = 0;
+  for (; base[n] && n < 12; n++) env[n] = base[n];
+  for (size_t i = 0; i < 3; i++) env[n++] = boot_times[i];
+  env[n] = NULL;
+  return env;
+}
+
+static pid_t start_agent(int reaper_read, int ready_write, char *const *argv, char *const *base_env,
                          const sigset_t *mask) {
+  char *const *env = agent_env(base_env);
   pid_t agent = fork();
   if (agent < 0) power_off("cannot fork the agent");
   if (agent != 0) return agent;
@@ -278,6 +312,7 @@ int main(void) {
     return 1;
   }
   mount_all();
+  note_boot_times();
   loopback_up();
   if (cmdline_has("hull.build_snapshot")) build_snapshot();
   int from_snapshot = mount_snapshot_disk();

@@ -9,6 +9,9 @@ fail() {
 }
 
 mount -t proc proc /proc
+# Boot phase times (guest uptime) for the host's boot trace; hull-init passes them on.
+read -r HULL_T_INITRAMFS _ </proc/uptime
+export HULL_T_INITRAMFS
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
@@ -42,6 +45,8 @@ while [ -z "$root" ]; do
 done
 
 mount -t erofs -o ro "$root" /root || fail "cannot mount the root filesystem"
+read -r HULL_T_ROOT _ </proc/uptime
+export HULL_T_ROOT
 mount --move /dev /root/dev
 umount /sys
 umount /proc

@@ -16,6 +16,10 @@ export interface GuestInfo {
   bootId: string;
   /** How the agent started: from its startup snapshot, without one, or without a rejected one. */
   agentSnapshot: AgentSnapshotUse;
+  /** When each guest boot phase began, in seconds of guest uptime (see proto CheckResponse). */
+  bootPhases: Record<string, number>;
+  /** The guest's uptime in its answer. */
+  uptimeSeconds: number;
 }
 
 export type AgentSnapshotUse = 'used' | 'none' | 'rejected';
@@ -73,6 +77,8 @@ export class AgentClient {
           kernelRelease: info.kernelRelease,
           bootId: info.bootId,
           agentSnapshot: snapshotUse(info.agentSnapshot),
+          bootPhases: info.bootPhases,
+          uptimeSeconds: info.uptimeSeconds,
         };
       } catch (err) {
         if (signal.aborted) throw signal.reason;

@@ -25,6 +25,7 @@ import { registerRun } from './run.js';
 import { registerSpec } from './spec.js';
 import { registerStart } from './start.js';
 import { registerState } from './state.js';
+import { registerTrace } from './trace.js';
 import { registerUpdate } from './update.js';
 
 function program(): Command {
@@ -73,6 +74,7 @@ function program(): Command {
     registerUpdate,
     registerEvents,
     registerDebugConsole,
+    registerTrace,
     registerFeatures,
     registerSpec,
     registerImage,

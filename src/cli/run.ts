@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { HullError } from '../errors.js';
@@ -9,6 +10,8 @@ import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
 import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
+import { hostNowMs, markHost } from '../trace/boot-marks.js';
+import { BootTraceRecorder, traceFile } from '../trace/boot-trace.js';
 import { withContainer, withMonitor } from './container-ref.js';
 import { createContainer } from './create.js';
 import { stopMonitor } from './delete.js';
@@ -18,6 +21,7 @@ import { forwardSignals } from './signals.js';
 
 interface RunOptions {
   bundle: string;
+  trace?: string;
   pidFile?: string;
   detach?: boolean;
   consoleSocket?: string;
@@ -32,6 +36,7 @@ export function registerRun(program: Command): void {
     .option('--pid-file <file>', 'write the pid of the process that waits for the container')
     .option('-d, --detach', 'create and start the container, then return while it runs')
     .option('--console-socket <path>', 'console socket for a terminal')
+    .option('--trace <file>', "write the run's phases, host and guest, as Chrome trace-event JSON")
     .option('--no-pivot', 'accepted for runc compatibility; the guest always pivots')
     .option('--no-new-keyring', 'accepted for runc compatibility')
     .option('--no-subreaper', 'accepted for runc compatibility')
@@ -68,6 +73,18 @@ async function runDetached(rawId: string, options: RunOptions, globals: GlobalOp
 /** create + start + wait in one process, which is also the container's monitor. */
 async function run(rawId: string, options: RunOptions, globals: GlobalOptions): Promise<number> {
   if (options.detach) return runDetached(rawId, options, globals);
+  if (!options.trace) return runAttached(rawId, options, globals);
+  const recorder = new BootTraceRecorder(performance.timeOrigin);
+  try {
+    return await runAttached(rawId, options, globals);
+  } finally {
+    recorder.stop();
+    const trace = traceFile(recorder.phases(hostNowMs()));
+    await writeFile(options.trace, `${JSON.stringify(trace, null, 1)}\n`);
+  }
+}
+
+async function runAttached(rawId: string, options: RunOptions, globals: GlobalOptions): Promise<number> {
   const id = validateContainerId(rawId);
   const bundle = await loadBundle(options.bundle);
   await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES);
@@ -108,7 +125,9 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
       await created.kill(constants.signals.SIGKILL, true).catch(() => {});
       throw err;
     });
+    markHost('container-started');
     const exitStatus = await created.waitExit();
+    markHost('container-exited');
     await runHostHooks(bundle.spec, 'poststop', { ...created.state(), status: 'stopped' });
     return exitStatus;
   } catch (err) {

@@ -9,6 +9,7 @@ import { vcpusCovering } from '../oci/guest-resources.js';
 import type { Process } from '../oci/spec.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { listenPrivately } from '../sys/unix-socket.js';
+import { markHost } from '../trace/boot-marks.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { AttachedProcess, type HostStdio, inputOf } from './attached-process.js';
 import type { Bundle } from './bundle.js';
@@ -92,6 +93,7 @@ export class ContainerMonitor {
         ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
         : options.stdio;
       await sandbox.createContainer(id, bundle, signal, inputOf(stdio));
+      markHost('container-created');
       const monitor = new ContainerMonitor(
         id,
         options.dir,

@@ -15,6 +15,7 @@ import { hostHasVhostNet } from '../network/vhost.js';
 import { guestResources } from '../oci/guest-resources.js';
 import { SandboxShare } from '../storage/share.js';
 import type { Mounter } from '../sys/mount.js';
+import { hostNowMs, markGuest, markHost } from '../trace/boot-marks.js';
 import { deadlineSignal, raceSignal } from '../util/deadline.js';
 import type { Bundle } from './bundle.js';
 
@@ -131,6 +132,7 @@ export class Sandbox {
       );
       try {
         const started = Date.now();
+        markHost('vmm-spawn');
         vm = await options.hypervisor.start(
           {
             id: options.id,
@@ -180,6 +182,8 @@ export class Sandbox {
           ]),
           boot.signal,
         );
+        markGuest(guest.bootPhases, guest.uptimeSeconds, hostNowMs());
+        markHost('agent-answered');
         log.debug(
           {
             id: options.id,
@@ -192,6 +196,7 @@ export class Sandbox {
         if (guest.agentSnapshot === 'rejected') await options.onAgentSnapshotRejected?.();
         await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
         if (network?.interfaces.length) await agent.setupNetwork(network, boot.signal);
+        markHost('sandbox-ready');
         return new Sandbox(options.id, options.dir, vm, agent, share, guest, options.vcpus, network);
       } finally {
         boot.dispose();

@@ -187,7 +187,7 @@ describe('hull check and hull env', { timeout: 600_000 }, () => {
     assert.match(r.stdout, /^qemu: +QEMU emulator version/m);
     assert.match(r.stdout, /^guest kernel: +\S+/m);
     assert.match(r.stdout, /^guest CPU model: +qemu64$/m);
-    assert.match(r.stdout, /^ {2}HULL_CPU_MODEL=qemu64 \(environment\)/m);
-    assert.match(r.stdout, /^ {2}HULL_ACCEL=\S+ \((default|environment)\)/m);
+    assert.match(r.stdout, /^ {2}HULL_CPU_MODEL=qemu64 \(environment; vm.cpu_model in the file\)/m);
+    assert.match(r.stdout, /^ {2}HULL_ACCEL=\S+ \((default|environment); vm.accelerator in the file\)/m);
   });
 });

@@ -1,0 +1,44 @@
+import { channel } from 'node:diagnostics_channel';
+
+/**
+ * The moments a sandbox's start-up and end pass through, published on a diagnostics channel
+ * by the code that reaches them (sandbox/, cli/), so a trace can be recorded without that
+ * code knowing of it: `hull run --trace` subscribes. Times are host wall-clock milliseconds
+ * (performance.timeOrigin + performance.now(), sub-millisecond).
+ */
+export type BootMark =
+  | { kind: 'host'; name: HostMarkName; atMs: number }
+  | {
+      kind: 'guest';
+      /** When each guest phase began, in seconds of guest uptime (from the agent). */
+      phases: Record<string, number>;
+      /** The guest's uptime in its answer, and the host time the answer arrived. */
+      uptimeSeconds: number;
+      answeredAtMs: number;
+    };
+
+export type HostMarkName =
+  | 'vmm-spawn'
+  | 'agent-answered'
+  | 'sandbox-ready'
+  | 'container-created'
+  | 'container-started'
+  | 'container-exited'
+  | 'torn-down';
+
+export const bootMarks = channel('hull:boot');
+
+export function hostNowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export function markHost(name: HostMarkName): void {
+  if (bootMarks.hasSubscribers)
+    bootMarks.publish({ kind: 'host', name, atMs: hostNowMs() } satisfies BootMark);
+}
+
+export function markGuest(phases: Record<string, number>, uptimeSeconds: number, answeredAtMs: number): void {
+  if (bootMarks.hasSubscribers) {
+    bootMarks.publish({ kind: 'guest', phases, uptimeSeconds, answeredAtMs } satisfies BootMark);
+  }
+}

@@ -1,0 +1,111 @@
+import { type BootMark, bootMarks, type HostMarkName } from './boot-marks.js';
+
+/** One phase of a sandbox's life: where it ran, and when (host milliseconds). */
+export interface TracePhase {
+  name: string;
+  where: 'host' | 'guest';
+  startMs: number;
+  endMs: number;
+}
+
+/** Chrome/Perfetto trace-event JSON: complete events ("X") in microseconds. */
+export interface TraceFile {
+  traceEvents: {
+    name: string;
+    cat: 'host' | 'guest';
+    ph: 'X';
+    ts: number;
+    dur: number;
+    pid: number;
+    tid: number;
+  }[];
+  displayTimeUnit: 'ms';
+  otherData: { tool: string; startedAt: string };
+}
+
+/**
+ * Records the marks published on the boot channel from `startMs` (the process's start) and
+ * turns them into consecutive phases: what the host did, then the guest's own phases mapped
+ * to the host clock (its boot at the moment the agent answered minus its uptime then), then
+ * the host again. Phases whose marks are missing (a run without a guest report) are left out.
+ */
+export class BootTraceRecorder {
+  private readonly host = new Map<HostMarkName, number>();
+  private guest: Extract<BootMark, { kind: 'guest' }> | undefined;
+  private readonly listener = (message: unknown) => {
+    const mark = message as BootMark;
+    if (mark.kind === 'host') this.host.set(mark.name, mark.atMs);
+    else this.guest = mark;
+  };
+
+  constructor(private readonly startMs: number) {
+    bootMarks.subscribe(this.listener);
+  }
+
+  stop(): void {
+    bootMarks.unsubscribe(this.listener);
+  }
+
+  phases(endMs: number): TracePhase[] {
+    const at = (name: HostMarkName) => this.host.get(name);
+    const points: [string, 'host' | 'guest', number | undefined][] = [
+      ['hull start-up', 'host', this.startMs],
+      ['QEMU start', 'host', at('vmm-spawn')],
+    ];
+    if (this.guest) {
+      const bootMs = this.guest.answeredAtMs - this.guest.uptimeSeconds * 1000;
+      const g = (phase: string) => {
+        const s = this.guest!.phases[phase];
+        return s === undefined ? undefined : bootMs + s * 1000;
+      };
+      points.push(
+        ['guest kernel', 'guest', bootMs],
+        ['initramfs', 'guest', g('initramfs')],
+        ['root switch', 'guest', g('root-mounted')],
+        ['hull-init', 'guest', g('hull-init')],
+        ['agent start (Node)', 'guest', g('agent-start')],
+        ['agent reached', 'host', g('agent-ready')],
+      );
+    }
+    points.push(
+      ['sandbox set-up', 'host', at('agent-answered')],
+      ['container create', 'host', at('sandbox-ready')],
+      ['container start', 'host', at('container-created')],
+      ['container run', 'host', at('container-started')],
+      ['teardown', 'host', at('container-exited')],
+      ['end', 'host', endMs],
+    );
+    const known = points.filter((p): p is [string, 'host' | 'guest', number] => p[2] !== undefined);
+    const phases: TracePhase[] = [];
+    for (let i = 0; i + 1 < known.length; i++) {
+      const [name, where, startMs] = known[i]!;
+      // A guest time read a moment early (its clock against the host's) never runs backwards.
+      const endMsOfPhase = Math.max(known[i + 1]![2], startMs);
+      phases.push({ name, where, startMs, endMs: endMsOfPhase });
+      known[i + 1]![2] = endMsOfPhase;
+    }
+    return phases;
+  }
+}
+
+export function traceFile(phases: TracePhase[]): TraceFile {
+  const origin = phases[0]?.startMs ?? 0;
+  return {
+    traceEvents: phases.map((p) => {
+      // Both ends rounded the same way, so one phase ends exactly where the next begins.
+      const ts = Math.round((p.startMs - origin) * 1000);
+      const end = Math.round((p.endMs - origin) * 1000);
+      return {
+        name: p.name,
+        cat: p.where,
+        ph: 'X',
+        ts,
+        dur: end - ts,
+        pid: 1,
+        tid: p.where === 'host' ? 1 : 2,
+      };
+    }),
+    displayTimeUnit: 'ms',
+    otherData: { tool: 'hull run --trace', startedAt: new Date(origin).toISOString() },
+  };
+}

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { TraceFile } from '../../src/trace/boot-trace.js';
+import { bundleTests, hull } from './harness.js';
+
+/** Issue 13: where a start's time goes, on the host and in the guest. */
+describe('hull run --trace and hull trace --svg', { timeout: 600_000 }, () => {
+  const t = bundleTests('trace');
+
+  test("the trace's phases follow each other and cover the whole run; the picture has a bar for each", async () => {
+    const b = await t.bundle(['true']);
+    const file = join(t.scratch, 'trace.json');
+    const started = performance.now();
+    const r = await hull(['--root', t.root, 'run', '--trace', file, '--bundle', b.dir, b.id], {
+      input: null,
+    });
+    const wallMs = performance.now() - started;
+    assert.equal(r.code, 0, r.stderr);
+    const trace = JSON.parse(await readFile(file, 'utf8')) as TraceFile;
+    const events = trace.traceEvents;
+    const names = events.map((e) => e.name);
+    for (const phase of [
+      'QEMU start',
+      'guest kernel',
+      'initramfs',
+      'agent start (Node)',
+      'container run',
+      'teardown',
+    ]) {
+      assert.ok(names.includes(phase), `${phase} is in ${names.join(', ')}`);
+    }
+    assert.deepEqual([...new Set(events.map((e) => e.cat))].sort(), ['guest', 'host']);
+    for (let i = 1; i < events.length; i++) {
+      assert.equal(
+        events[i]!.ts,
+        events[i - 1]!.ts + events[i - 1]!.dur,
+        `${names[i]} starts where ${names[i - 1]} ends`,
+      );
+    }
+    const extentMs = (events.at(-1)!.ts + events.at(-1)!.dur) / 1000;
+    assert.ok(
+      Math.abs(wallMs - extentMs) / wallMs <= 0.05,
+      `the phases cover ${extentMs.toFixed(0)} ms of a ${wallMs.toFixed(0)} ms run`,
+    );
+
+    const svg = join(t.scratch, 'trace.svg');
+    const drawn = await hull(['trace', file, '--svg', svg]);
+    assert.equal(drawn.code, 0, drawn.stderr);
+    const picture = await readFile(svg, 'utf8');
+    assert.match(picture, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    assert.equal((picture.match(/<rect [^>]*rx="2"/g) ?? []).length, events.length);
+    const slowest = events.reduce((a, e) => (e.dur > a.dur ? e : a));
+    const ms = (slowest.dur / 1000).toFixed(slowest.dur < 10_000 ? 1 : 0);
+    assert.match(picture, new RegExp(`>${ms} ms {2}◀ slowest<`), 'the slowest phase is marked');
+  });
+
+  test('a file that is not a trace: one line', async () => {
+    const bad = join(t.scratch, 'not-a-trace.json');
+    await writeFile(bad, '{"hello": 1}');
+    const r = await hull(['trace', bad, '--svg', join(t.scratch, 'x.svg')]);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /^hull: .*not-a-trace.json has no trace events: write one with `hull run --trace FILE`\n$/,
+    );
+  });
+});
