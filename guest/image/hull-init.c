@@ -71,6 +71,21 @@ static void power_off(const char *why) {
   for (;;) pause();
 }
 
+/*
+ * Reads a small text file (sysfs, procfs) into buf, NUL-terminated, without its trailing
+ * newline; returns its length, or -1.
+ */
+static ssize_t read_text(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  if (n < 0) return -1;
+  if (n > 0 && buf[n - 1] == '\n') n--;
+  buf[n] = 0;
+  return n;
+}
+
 struct guest_mount {
   const char *source, *target, *type;
   unsigned long flags;
@@ -137,12 +152,7 @@ static void describe_status(char *out, size_t size, int status) {
 /* True when the kernel command line holds `word` as a whole word. */
 static int cmdline_has(const char *word) {
   char buf[4096];
-  int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
+  if (read_text("/proc/cmdline", buf, sizeof buf) <= 0) return 0;
   size_t len = strlen(word);
   for (char *p = buf; (p = strstr(p, word)) != NULL; p += len) {
     int starts = p == buf || p[-1] == ' ';
@@ -160,13 +170,9 @@ static int mount_snapshot_disk(void) {
   int mounted = 0;
   while (!mounted && (entry = readdir(dir)) != NULL) {
     if (strncmp(entry->d_name, "vd", 2) != 0) continue;
-    char path[300], serial[32] = {0};
+    char path[300], serial[32];
     snprintf(path, sizeof path, "/sys/block/%s/serial", entry->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t n = read(fd, serial, sizeof serial - 1);
-    close(fd);
-    if (n <= 0 || strncmp(serial, "hull-snapshot", 13) != 0) continue;
+    if (read_text(path, serial, sizeof serial) <= 0 || strcmp(serial, "hull-snapshot") != 0) continue;
     snprintf(path, sizeof path, "/dev/%s", entry->d_name);
     mkdir(SNAPSHOT_DIR, 0755);
     if (mount(path, SNAPSHOT_DIR, "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) == 0)
@@ -186,14 +192,9 @@ static int find_port(const char *name, char *out, size_t size) {
   int found = 0;
   while (!found && (entry = readdir(dir)) != NULL) {
     if (entry->d_name[0] == '.') continue;
-    char path[300], port_name[64] = {0};
+    char path[300], port_name[64];
     snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", entry->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t n = read(fd, port_name, sizeof port_name - 1);
-    close(fd);
-    if (n > 0 && port_name[n - 1] == '\n') port_name[n - 1] = 0;
-    if (n > 0 && strcmp(port_name, name) == 0) {
+    if (read_text(path, port_name, sizeof port_name) > 0 && strcmp(port_name, name) == 0) {
       snprintf(out, size, "/dev/%s", entry->d_name);
       found = 1;
     }
@@ -258,15 +259,10 @@ static char boot_times[3][48];
 
 static void note_boot_times(void) {
   const char *initramfs = getenv("HULL_T_INITRAMFS"), *root = getenv("HULL_T_ROOT");
-  char uptime[32] = "";
-  int fd = open("/proc/uptime", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n = read(fd, uptime, sizeof uptime - 1);
-    close(fd);
-    uptime[n > 0 ? n : 0] = 0;
-    char *space = strchr(uptime, ' ');
-    if (space) *space = 0;
-  }
+  char uptime[64] = "";
+  if (read_text("/proc/uptime", uptime, sizeof uptime) < 0) uptime[0] = 0;
+  char *space = strchr(uptime, ' ');
+  if (space) *space = 0;
   snprintf(boot_times[0], sizeof boot_times[0], "HULL_T_INITRAMFS=%.20s", initramfs ? initramfs : "");
   snprintf(boot_times[1], sizeof boot_times[1], "HULL_T_ROOT=%.20s", root ? root : "");
   snprintf(boot_times[2], sizeof boot_times[2], "HULL_T_INIT=%.20s", uptime);
