@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
@@ -63,6 +63,7 @@ test('the environment wins over the file, the file over the default; hull env sa
   assert.equal(setting('accel', env), 'auto');
   const sources = Object.fromEntries(effectiveSettings(env).map((s) => [s.name, s.source]));
   assert.deepEqual([sources.vcpus, sources.cpuModel, sources.accel], ['file', 'environment', 'default']);
+  rmSync(dir, { recursive: true });
 });
 
 test('no file at the default path is fine; a named file that is missing is an error', () => {
