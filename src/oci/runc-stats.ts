@@ -1,4 +1,4 @@
-import { flatKeyed, ioStat, limit, single } from '../sandbox/cgroup-files.js';
+import { flatKeyed, ioStat, limit, single } from './cgroup-files.js';
 
 /**
  * A container's cgroup v2 files (read in the guest) as the `data` of runc's stats event, the

@@ -4,7 +4,7 @@ import {
   type MetricsSchema,
   MetricsSchema as Schema,
 } from '../gen/io/containerd/cgroups/v2/metrics_pb.js';
-import { flatKeyed, ioStat, limit, single } from '../sandbox/cgroup-files.js';
+import { flatKeyed, ioStat, limit, single } from '../oci/cgroup-files.js';
 
 /** io.stat as containerd's IO usage entries. */
 function ioEntries(text: string | undefined): MessageInitShape<typeof MetricsSchema>['io'] {
