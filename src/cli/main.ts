@@ -41,7 +41,10 @@ function program(): Command {
     .option('--log <file>', 'write log lines to this file')
     .option('--log-format <format>', 'text or json (default: log.format of the configuration, or text)')
     .option('--debug', 'log debug messages and boot guests verbosely')
-    .option('--systemd-cgroup', 'accepted for runc compatibility: guests manage their own cgroups')
+    .option(
+      '--systemd-cgroup',
+      'accepted for runc compatibility: a slice:prefix:name cgroupsPath is placed where systemd puts the scope',
+    )
     .showHelpAfterError(false)
     // Options after a verb's arguments belong to the container's command (exec ID sh -c …).
     .enablePositionalOptions()
