@@ -18,6 +18,7 @@ import type { GlobalOptions } from './global-options.js';
 import { registerImage } from './image.js';
 import { registerKill } from './kill.js';
 import { registerList } from './list.js';
+import { registerMetrics } from './metrics.js';
 import { registerPause } from './pause.js';
 import { registerPs } from './ps.js';
 import { registerResume } from './resume.js';
@@ -78,6 +79,7 @@ function program(): Command {
     registerEvents,
     registerDebugConsole,
     registerTrace,
+    registerMetrics,
     registerFeatures,
     registerSpec,
     registerImage,

@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { AgentClient, ProcessRef } from '../agent/client.js';
@@ -9,7 +10,8 @@ import { vcpusCovering } from '../oci/guest-resources.js';
 import type { Process } from '../oci/spec.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { listenPrivately } from '../sys/unix-socket.js';
-import { markHost } from '../trace/boot-marks.js';
+import { hostNowMs, markHost } from '../trace/boot-marks.js';
+import { BOOT_RECORD_FILE, BootTraceRecorder, bootRecord } from '../trace/boot-trace.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { AttachedProcess, type HostStdio, inputOf } from './attached-process.js';
 import type { Bundle } from './bundle.js';
@@ -69,6 +71,8 @@ export class ContainerMonitor {
     signal: AbortSignal,
   ): Promise<ContainerMonitor> {
     const { id, bundle } = options;
+    // The boot's phases, kept beside the state for `hull metrics`.
+    const boot = new BootTraceRecorder(performance.timeOrigin);
     const created = new Date().toISOString();
     const creating = stateOf({ id, bundle, created, status: 'creating' });
     await writeState(options.dir, creating);
@@ -94,6 +98,7 @@ export class ContainerMonitor {
         : options.stdio;
       await sandbox.createContainer(id, bundle, signal, inputOf(stdio));
       markHost('container-created');
+      await keepBootRecord(options.dir, boot);
       const monitor = new ContainerMonitor(
         id,
         options.dir,
@@ -114,6 +119,8 @@ export class ContainerMonitor {
       terminal?.close();
       await sandbox?.destroy();
       throw err;
+    } finally {
+      boot.stop();
     }
   }
 
@@ -276,4 +283,14 @@ export function forwardResizes(terminal: HostTerminal, agent: AgentClient, ref: 
     const send = () => agent.resizeTerminal(ref, rows, columns, AbortSignal.timeout(10_000));
     send().catch(() => setTimeout(() => void send().catch(() => {}), 500).unref());
   });
+}
+
+/** Writes the boot's phases (up to the sandbox being ready) as `boot.json` in `dir`. */
+async function keepBootRecord(dir: string, recorder: BootTraceRecorder): Promise<void> {
+  const ready = recorder.markedAt('sandbox-ready');
+  if (ready === undefined) return;
+  const record = bootRecord(recorder.phases(hostNowMs()), ready);
+  await writeFile(join(dir, BOOT_RECORD_FILE), `${JSON.stringify(record)}\n`, { mode: 0o600 }).catch(
+    () => {},
+  );
 }

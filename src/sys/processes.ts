@@ -51,3 +51,29 @@ export async function killProcessesMentioning(marker: string): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** What a process costs the host: its proportional memory (PSS) and its CPU time so far. */
+export interface ProcessCost {
+  pssBytes: number;
+  cpuSeconds: number;
+}
+
+/** A process's cost from /proc (smaps_rollup, stat); undefined once it is gone. */
+export async function processCost(pid: number): Promise<ProcessCost | undefined> {
+  try {
+    const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may hold spaces: utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return {
+      pssBytes: Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0) * 1024,
+      cpuSeconds: ticks / CLOCK_TICKS_PER_SECOND,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat times, 100 on every Linux architecture hull runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;

@@ -46,6 +46,11 @@ export class BootTraceRecorder {
     bootMarks.unsubscribe(this.listener);
   }
 
+  /** When a host mark was reached, if it was. */
+  markedAt(name: HostMarkName): number | undefined {
+    return this.host.get(name);
+  }
+
   phases(endMs: number): TracePhase[] {
     const at = (name: HostMarkName) => this.host.get(name);
     const points: [string, 'host' | 'guest', number | undefined][] = [
@@ -86,6 +91,22 @@ export class BootTraceRecorder {
     }
     return phases;
   }
+}
+
+/** A sandbox's boot phases as kept beside its state (`boot.json`), for metrics. */
+export interface BootRecord {
+  phases: { name: string; where: 'host' | 'guest'; seconds: number }[];
+}
+
+export const BOOT_RECORD_FILE = 'boot.json';
+
+/** The phases up to `sandboxReadyMs` (the boot, without the container's own life). */
+export function bootRecord(phases: TracePhase[], sandboxReadyMs: number): BootRecord {
+  return {
+    phases: phases
+      .filter((p) => p.endMs <= sandboxReadyMs && p.endMs > p.startMs)
+      .map((p) => ({ name: p.name, where: p.where, seconds: (p.endMs - p.startMs) / 1000 })),
+  };
 }
 
 export function traceFile(phases: TracePhase[]): TraceFile {

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { fetchFromHost } from '../fixtures/web-server.js';
+import { bundleTests, hull, hullDetached, startHull } from './harness.js';
+
+/** The value of one sample line (`name{labels} value`) in Prometheus text, if present. */
+function value(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const MiB = 2 ** 20;
+
+/** Issue 13: what kata-monitor gives Kata's operators, for every sandbox under the root. */
+describe('hull metrics', { timeout: 600_000 }, () => {
+  const t = bundleTests('metrics');
+
+  test('counts, guest and host figures and boot phases, printed once and served over HTTP', async () => {
+    const limited = await t.bundle(['sleep', '1000'], (spec) => {
+      spec.linux!.resources = { ...spec.linux!.resources, memory: { limit: 96 * MiB } };
+    });
+    const open = await t.bundle(['sleep', '1000']);
+    for (const b of [limited, open]) {
+      const r = await hullDetached(t.root, ['--bundle', b.dir, b.id]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    try {
+      const once = await hull(['--root', t.root, 'metrics']);
+      assert.equal(once.code, 0, once.stderr);
+      const text = once.stdout;
+      assert.equal(value(text, 'hull_sandboxes{status="running"}'), 2);
+      assert.equal(value(text, 'hull_sandboxes{status="stopped"}'), 0);
+      assert.equal(value(text, `hull_container_memory_limit_bytes{id="${limited.id}"}`), 96 * MiB);
+      assert.equal(
+        value(text, `hull_container_memory_limit_bytes{id="${open.id}"}`),
+        undefined,
+        'no limit, no line',
+      );
+      for (const b of [limited, open]) {
+        assert.ok(value(text, `hull_container_pids{id="${b.id}"}`)! >= 1);
+        assert.ok(value(text, `hull_sandbox_host_pss_bytes{id="${b.id}",process="qemu"}`)! > 50 * MiB);
+        assert.ok(value(text, `hull_sandbox_host_pss_bytes{id="${b.id}",process="monitor"}`)! > 5 * MiB);
+        assert.ok(value(text, `hull_sandbox_host_cpu_seconds_total{id="${b.id}",process="qemu"}`)! > 0);
+      }
+      assert.equal(value(text, 'hull_boot_phase_seconds_count{phase="guest kernel",where="guest"}'), 2);
+      assert.equal(value(text, 'hull_boot_phase_seconds_count{phase="agent start (Node)",where="guest"}'), 2);
+
+      const port = 19_500 + (process.pid % 400);
+      const server = startHull(['--root', t.root, 'metrics', '--listen', `127.0.0.1:${port}`], {
+        input: null,
+      });
+      try {
+        const served = await fetchFromHost(`http://127.0.0.1:${port}/metrics`);
+        assert.equal(value(served, 'hull_sandboxes{status="running"}'), 2);
+        assert.equal(value(served, `hull_container_memory_limit_bytes{id="${limited.id}"}`), 96 * MiB);
+      } finally {
+        server.child.kill('SIGTERM');
+        assert.equal((await server.result).code, 0, 'the server stops on SIGTERM');
+      }
+    } finally {
+      for (const b of [limited, open]) await hull(['--root', t.root, 'delete', '--force', b.id]);
+    }
+    const after = await hull(['--root', t.root, 'metrics']);
+    assert.equal(value(after.stdout, 'hull_sandboxes{status="running"}'), 0);
+  });
+
+  test('a bad --listen address: one line', async () => {
+    const r = await hull(['--root', t.root, 'metrics', '--listen', '127.0.0.1']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^hull: --listen 127.0.0.1: give HOST:PORT, such as 127.0.0.1:9464\n$/);
+  });
+});
