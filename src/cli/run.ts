@@ -121,10 +121,17 @@ async function runAttached(rawId: string, options: RunOptions, globals: GlobalOp
     monitor = created;
     await created.serve();
     if (options.pidFile) await writePidFile(options.pidFile, process.pid);
-    await created.start().catch(async (err: unknown) => {
+    const startFailure = await created.start().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    if (startFailure) {
+      // A guest that died while the start was being answered (a container crashing its
+      // kernel at once) ends as any lost VM does: its own one line, and 137.
+      if (await created.vmEndedByItself(AbortSignal.timeout(3000))) return await created.waitExit();
       await created.kill(constants.signals.SIGKILL, true).catch(() => {});
-      throw err;
-    });
+      throw startFailure;
+    }
     markHost('container-started');
     const exitStatus = await created.waitExit();
     markHost('container-exited');

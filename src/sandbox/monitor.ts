@@ -189,6 +189,11 @@ export class ContainerMonitor {
     });
   }
 
+  /** Whether the VM has ended by itself (killed, or its kernel panicked), waiting up to `signal`. */
+  async vmEndedByItself(signal: AbortSignal): Promise<boolean> {
+    return (await this.sandbox.lossReason(signal)) !== undefined;
+  }
+
   /** Resolves with the container process's exit status, once the VM is gone. */
   waitExit(): Promise<number> {
     if (!this.exit) throw new HullError('ERR_INTERNAL', 'the monitor was not attached to its container');
