@@ -1,19 +1,10 @@
 import { readlink, stat } from 'node:fs/promises';
 import { run } from './exec.js';
 
-/** nsenter's option for each runtime-spec namespace type. */
-const NSENTER_OPTION: Record<string, string> = {
-  network: '--net',
-  mount: '--mount',
-  ipc: '--ipc',
-  uts: '--uts',
-  pid: '--pid',
-  user: '--user',
-  cgroup: '--cgroup',
-  time: '--time',
-};
-
-/** The kernel's name in /proc/<pid>/ns links ("net:[4026531840]") for each type. */
+/**
+ * Each runtime-spec namespace type: the kernel's name for it in /proc/<pid>/ns links
+ * ("net:[4026531840]"), which is also nsenter's option for it, but for mount (`--mount`).
+ */
 const KERNEL_NAME: Record<string, string> = {
   network: 'net',
   mount: 'mnt',
@@ -31,28 +22,33 @@ export type NamespacePathCheck = 'ok' | 'missing' | 'unreadable' | 'other-type';
  * Whether `path` names a namespace of `type`, as setns(2) would find when runc joins it: a
  * /proc/<pid>/ns link says its type in its target; a bind-mounted namespace file (ip netns)
  * does not, so nsenter tries to enter it as that type, which the kernel refuses for another.
+ * Never for a mount namespace: the program nsenter runs would come from that namespace's
+ * files, which whoever made it chose; such a file is only checked to be a namespace file.
  */
 export async function checkNamespacePath(
   path: string,
   type: string,
   signal?: AbortSignal,
 ): Promise<NamespacePathCheck> {
+  let device: number;
   try {
-    await stat(path);
+    device = (await stat(path)).dev;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'unreadable';
   }
-  const target = await readlink(path).catch(() => undefined);
   const kernelName = KERNEL_NAME[type];
-  if (target !== undefined && kernelName) {
-    const linked = /^(\w+):\[\d+\]$/.exec(target)?.[1];
-    if (linked) return linked === kernelName || linked === `${kernelName}_for_children` ? 'ok' : 'other-type';
+  if (!kernelName) return 'other-type';
+  const target = await readlink(path).catch(() => undefined);
+  const linked = target && /^(\w+):\[\d+\]$/.exec(target)?.[1];
+  if (linked) return linked === kernelName || linked === `${kernelName}_for_children` ? 'ok' : 'other-type';
+  if (type === 'mount') {
+    // Every namespace file lives on the one nsfs: this one's device says it is one.
+    const nsfs = (await stat('/proc/self/ns/mnt')).dev;
+    return device === nsfs ? 'ok' : 'other-type';
   }
-  const option = NSENTER_OPTION[type];
-  if (!option) return 'other-type';
   try {
-    await run('nsenter', [`${option}=${path}`, '--', 'true'], {
+    await run('nsenter', [`--${kernelName}=${path}`, '--', 'true'], {
       signal,
       errorCode: 'ERR_CONFIG',
       purpose: `entering ${path}`,
