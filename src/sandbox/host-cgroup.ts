@@ -1,6 +1,5 @@
 import type { Accel } from '../hypervisor/hypervisor.js';
-import { TCG_TB_SIZE_MIB } from '../hypervisor/qemu/command-line.js';
-import { VMM_OVERHEAD_MIB } from '../hypervisor/qemu/qemu.js';
+import { vmmCgroupLimits } from '../hypervisor/qemu/qemu.js';
 import type { Spec } from '../oci/spec.js';
 import { type CgroupLimits, VmmCgroup } from '../sys/cgroup.js';
 
@@ -15,7 +14,6 @@ import { type CgroupLimits, VmmCgroup } from '../sys/cgroup.js';
 export const GUEST_BASE_MIB = 192;
 /** CPU time the VMM and the monitor use besides the guest's vCPUs, as a fraction of one CPU. */
 export const CPU_OVERHEAD = 0.25;
-const VMM_MAX_PIDS = 1024;
 
 /**
  * The cgroup path a config.json asks for, as runc reads it: an absolute path as is; a
@@ -50,9 +48,9 @@ interface LinuxResources {
 /**
  * The host's limits for a sandbox whose container has `resources`, in a VM of `memoryMiB`:
  *  - memory: the container's limit plus the guest's base, at most the VM's memory (or the VM's
- *    memory without a limit), plus the VMM's and monitor's own, plus TCG's translation cache;
+ *    memory without a limit), plus what the VMM adds (vmmCgroupLimits);
  *  - CPU: the container's quota plus CPU_OVERHEAD of a period; its shares as they are;
- *  - tasks: enough for QEMU's and the monitor's threads.
+ *  - tasks: the VMM's.
  */
 export function hostCgroupLimits(resources: unknown, vm: { memoryMiB: number; accel: Accel }): CgroupLimits {
   const r = (resources ?? {}) as LinuxResources;
@@ -60,8 +58,7 @@ export function hostCgroupLimits(resources: unknown, vm: { memoryMiB: number; ac
   const limit = r.memory?.limit;
   const guestBytes =
     limit && limit > 0 ? Math.min(limit + GUEST_BASE_MIB * MiB, vm.memoryMiB * MiB) : vm.memoryMiB * MiB;
-  const overheadMiB = VMM_OVERHEAD_MIB + (vm.accel === 'tcg' ? TCG_TB_SIZE_MIB : 0);
-  const limits: CgroupLimits = { memoryBytes: guestBytes + overheadMiB * MiB, pids: VMM_MAX_PIDS };
+  const limits = vmmCgroupLimits(guestBytes, vm.accel);
   const { quota, period, shares } = r.cpu ?? {};
   if (quota && quota > 0) {
     const periodUs = period && period > 0 ? period : 100_000;

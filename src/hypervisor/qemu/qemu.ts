@@ -4,12 +4,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { HullError } from '../../errors.js';
 import { logger } from '../../log.js';
-import { VmmCgroup } from '../../sys/cgroup.js';
+import { type CgroupLimits, VmmCgroup } from '../../sys/cgroup.js';
 import { run, which } from '../../sys/exec.js';
 import { listenPrivately } from '../../sys/unix-socket.js';
 import { deadlineSignal, raceSignal } from '../../util/deadline.js';
 import { parseCpuHelp } from '../cpu-model.js';
-import type { Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
+import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
 import { type QemuPaths, qemuCommandLine, TCG_TB_SIZE_MIB, tapFd } from './command-line.js';
 import { QmpClient } from './qmp.js';
@@ -25,6 +25,16 @@ const MAX_SOCKET_PATH = 107;
  */
 export const VMM_OVERHEAD_MIB = 256;
 const VMM_MAX_PIDS = 1024;
+
+/**
+ * A VMM cgroup's limits for `guestBytes` of guest memory: that, plus the VMM's and its
+ * owner's own (VMM_OVERHEAD_MIB), plus TCG's translation cache; and tasks enough for QEMU's
+ * and the owner's threads.
+ */
+export function vmmCgroupLimits(guestBytes: number, accel: Accel): CgroupLimits {
+  const overheadMiB = VMM_OVERHEAD_MIB + (accel === 'tcg' ? TCG_TB_SIZE_MIB : 0);
+  return { memoryBytes: guestBytes + overheadMiB * 2 ** 20, pids: VMM_MAX_PIDS };
+}
 
 export function qemuPaths(runDir: string): QemuPaths & { jailRoot: string } {
   const paths = {
@@ -179,11 +189,7 @@ export class QemuHypervisor implements Hypervisor {
     const args = qemuCommandLine(config, paths);
     const place = config.hostCgroup ?? {
       path: VmmCgroup.defaultPath(config.id),
-      limits: {
-        memoryBytes:
-          (config.memoryMiB + (config.accel === 'tcg' ? TCG_TB_SIZE_MIB : 0) + VMM_OVERHEAD_MIB) * 2 ** 20,
-        pids: VMM_MAX_PIDS,
-      },
+      limits: vmmCgroupLimits(config.memoryMiB * 2 ** 20, config.accel),
     };
     const cgroup = await VmmCgroup.create(place.path, place.limits);
     const owner = config.hostCgroup?.owner;
