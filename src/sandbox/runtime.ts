@@ -213,6 +213,7 @@ export async function startSandbox(
       hostname: options.hostname,
       netns: options.netns,
       bootTimeoutMs: bootTimeoutMs(target.accel),
+      debugConsole: setting('debugConsole') === 'on',
       debug: settings.debug,
       onAgentSnapshotRejected: async () => {
         if (snapshot) await discardSnapshot(image, snapshot.key);

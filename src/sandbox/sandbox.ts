@@ -1,7 +1,6 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentClient, type GuestInfo, type ProcessInput } from '../agent/client.js';
-import { setting } from '../config/settings.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
 import { consoleCause, consoleCauseOrLastLine } from '../image/console-cause.js';
@@ -48,6 +47,8 @@ export interface SandboxOptions {
   tscKhz?: number;
   /** The sandbox's host cgroup (see host-cgroup.ts). */
   hostCgroup?: VmConfig['hostCgroup'];
+  /** A root shell port in the guest for `hull debug-console` (the vm.debug_console setting). */
+  debugConsole?: boolean;
   /** How long the VM may take from start to an answering agent. */
   bootTimeoutMs: number;
   debug?: boolean;
@@ -157,7 +158,7 @@ export class Sandbox {
               : undefined,
             debug: options.debug,
             hostCgroup: options.hostCgroup,
-            debugConsole: setting('debugConsole') === 'on' ? debugConsoleSocket(options.dir) : undefined,
+            debugConsole: options.debugConsole ? debugConsoleSocket(options.dir) : undefined,
           },
           boot.signal,
         );
