@@ -60,11 +60,14 @@ export async function stopMonitor(ref: ContainerRef): Promise<void> {
 
 /**
  * A monitor that was SIGKILLed could not stop its VM: QEMU, jailed in its own mount namespace
- * and cgroup, outlives it and holds the container's files. It is found by the container's
- * directory in its command line (with the trailing slash, so container "a" never matches
- * container "ab"), then its cgroup, empty now, is removed.
+ * and cgroup, outlives it and holds the container's files. Only then is the sandbox's cgroup
+ * still occupied, so only then (or when the configuration, and so the cgroup's path, is gone)
+ * are the host's processes searched: QEMU is found by the container's directory in its
+ * command line (with the trailing slash, so container "a" never matches container "ab").
+ * Then the cgroup, empty now, is removed.
  */
 async function removeOrphanedVm(ref: ContainerRef, spec: Spec | undefined): Promise<void> {
-  await killProcessesMentioning(`${ref.dir}/`);
-  await (await VmmCgroup.of(hostCgroupPath(spec ?? {}, ref.id))).remove().catch(() => {});
+  const cgroup = await VmmCgroup.of(hostCgroupPath(spec ?? {}, ref.id));
+  if (!spec || (await cgroup.hasProcesses())) await killProcessesMentioning(`${ref.dir}/`);
+  await cgroup.remove().catch(() => {});
 }

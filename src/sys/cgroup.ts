@@ -110,6 +110,12 @@ export class VmmCgroup {
     if (cpu && limits.cpuShares) await writeFile(join(cpu, 'cpu.shares'), String(limits.cpuShares));
   }
 
+  /** Whether any process is in the cgroup (false once it is gone). */
+  async hasProcesses(): Promise<boolean> {
+    const procs = await readFile(this.procsFiles[0] ?? '', 'utf8').catch(() => '');
+    return procs.trim() !== '';
+  }
+
   /** Moves a process (the sandbox's monitor or shim) into this cgroup. */
   async join(pid: number): Promise<void> {
     for (const procs of this.procsFiles) await writeFile(procs, String(pid));
