@@ -4,36 +4,42 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { HullError } from '../errors.js';
 import { type SandboxSample, sandboxRegistry } from '../metrics/sandbox-metrics.js';
-import { flatKeyed, limit, single, UNLIMITED } from '../oci/cgroup-files.js';
-import { processCost, processesMentioning } from '../sys/processes.js';
+import { UNLIMITED } from '../oci/cgroup-files.js';
+import { runcStats } from '../oci/runc-stats.js';
+import { containerDir } from '../sandbox/runtime.js';
+import { commandLines, processCost } from '../sys/processes.js';
 import { BOOT_RECORD_FILE, type BootRecord } from '../trace/boot-trace.js';
-import { listContainers, openContainer, withMonitor } from './container-ref.js';
-import type { GlobalOptions } from './global-options.js';
+import { type ContainerRef, listContainers, withMonitor } from './container-ref.js';
+import { type GlobalOptions, settingsFrom } from './global-options.js';
 
-/** One container's sample: its guest cgroup through its monitor, its host processes from /proc. */
-async function sample(globals: GlobalOptions, id: string, status: string): Promise<SandboxSample> {
-  const result: SandboxSample = { id, status, host: [] };
-  const ref = await openContainer(globals, id);
+/**
+ * One container's sample: its boot record, its guest cgroup through its monitor (as runc's
+ * stats read it), and its host processes' cost; `qemus` are the command lines of the VMMs
+ * running on the host, found once per scrape.
+ */
+async function sample(ref: ContainerRef, qemus: Map<number, string>): Promise<SandboxSample> {
+  const { id, state } = ref;
+  const result: SandboxSample = { id, status: state.status, host: [] };
   result.boot = await readFile(join(ref.dir, BOOT_RECORD_FILE), 'utf8')
     .then((text) => JSON.parse(text) as BootRecord)
     .catch(() => undefined);
-  if (status === 'stopped') return result;
+  if (state.status === 'stopped') return result;
   const files = await withMonitor(ref, (monitor) =>
     monitor.agent.statsContainer(id, AbortSignal.timeout(10_000)),
   ).catch(() => undefined);
   if (files) {
-    const max = limit(files['memory.max']);
+    const { memory, cpu, pids } = runcStats(files);
     result.guest = {
-      memoryBytes: Number(single(files['memory.current'])),
-      memoryLimitBytes: max === UNLIMITED ? undefined : Number(max),
-      cpuSeconds: Number(flatKeyed(files['cpu.stat']).get('usage_usec') ?? 0n) / 1e6,
-      pids: Number(single(files['pids.current'])),
+      memoryBytes: Number(memory.usage.usage),
+      memoryLimitBytes: memory.usage.limit === UNLIMITED ? undefined : Number(memory.usage.limit),
+      cpuSeconds: Number(cpu.usage.total) / 1e9,
+      pids: Number(pids.current),
     };
   }
-  const qemu = await processesMentioning(`${ref.dir}/`, (cmdline) => cmdline.includes('qemu-system'));
+  const qemu = [...qemus].find(([, cmdline]) => cmdline.includes(`${ref.dir}/`))?.[0];
   const processes: [SandboxSample['host'][number]['process'], number | undefined][] = [
-    ['qemu', qemu[0]],
-    ['monitor', ref.state.pid || undefined],
+    ['qemu', qemu],
+    ['monitor', state.pid || undefined],
   ];
   for (const [name, pid] of processes) {
     const cost = pid ? await processCost(pid) : undefined;
@@ -43,8 +49,14 @@ async function sample(globals: GlobalOptions, id: string, status: string): Promi
 }
 
 async function scrape(globals: GlobalOptions): Promise<{ text: string; contentType: string }> {
+  const settings = settingsFrom(globals);
   const states = await listContainers(globals);
-  const samples = await Promise.all(states.map((s) => sample(globals, s.id, s.status)));
+  const qemus = await commandLines((cmdline) => cmdline.includes('qemu-system'));
+  const samples = await Promise.all(
+    states.map((state) =>
+      sample({ id: state.id, dir: containerDir(settings, state.id), settings, state }, qemus),
+    ),
+  );
   const registry = sandboxRegistry(samples);
   return { text: await registry.metrics(), contentType: registry.contentType };
 }

@@ -29,13 +29,22 @@ export async function processesMentioning(
   marker: string,
   match: (cmdline: string) => boolean = () => true,
 ): Promise<number[]> {
-  const pids: number[] = [];
+  const found = await commandLines((cmdline) => cmdline.includes(marker) && match(cmdline));
+  return [...found.keys()];
+}
+
+/**
+ * The command lines (NUL-separated, as /proc has them) of the processes other than this one
+ * that `match` accepts, by pid: one pass over /proc for callers that look for many.
+ */
+export async function commandLines(match: (cmdline: string) => boolean): Promise<Map<number, string>> {
+  const found = new Map<number, string>();
   for (const pid of await runningPids()) {
     if (pid === process.pid) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(marker) && match(cmdline)) pids.push(pid);
+    if (match(cmdline)) found.set(pid, cmdline);
   }
-  return pids;
+  return found;
 }
 
 /** SIGKILLs every process that mentions `marker`, and waits (up to 5 s) until they are gone. */
