@@ -1,3 +1,4 @@
+import { POD_SHARED_NAMESPACES } from '../../src/oci/pod-namespaces.js';
 import type { Spec } from '../../src/oci/spec.js';
 
 export interface GuestPlacement {
@@ -9,9 +10,6 @@ export interface GuestPlacement {
   /** In a pod: the guest pid of the sandbox container, whose namespaces this one joins. */
   sandboxPid?: number;
 }
-
-/** The /proc/<pid>/ns entry of each namespace type a pod's containers may share. */
-const POD_NAMESPACE_FILES: Record<string, string> = { ipc: 'ipc', uts: 'uts', pid: 'pid' };
 
 /**
  * Turns a bundle's config.json, written for the host, into the configuration crun runs in the
@@ -52,9 +50,8 @@ export function toGuestSpec(host: Spec, placement: GuestPlacement): Spec {
     linux.namespaces = (linux.namespaces ?? [])
       .filter((ns) => ns.type !== 'network')
       .map((ns) => {
-        const shared = POD_NAMESPACE_FILES[ns.type];
-        if (ns.path && shared && placement.sandboxPid)
-          return { type: ns.type, path: `/proc/${placement.sandboxPid}/ns/${shared}` };
+        if (ns.path && POD_SHARED_NAMESPACES.has(ns.type) && placement.sandboxPid)
+          return { type: ns.type, path: `/proc/${placement.sandboxPid}/ns/${ns.type}` };
         return { type: ns.type };
       });
     // The network namespace is the guest's own, which crun will not set net.* sysctls in:

@@ -2,12 +2,6 @@ import { HullError } from '../errors.js';
 import { checkNamespacePath } from '../sys/namespaces.js';
 import type { Bundle } from './bundle.js';
 
-/**
- * Namespace types a pod's containers name by path to share the pod sandbox's: the shim maps
- * them to the sandbox container's namespaces in the guest, which hull made.
- */
-export const POD_SHARED_NAMESPACES: ReadonlySet<string> = new Set(['ipc', 'uts', 'pid']);
-
 /** A lone container (the OCI command line, a task outside a pod) can join none. */
 export const NO_JOINABLE_NAMESPACES: ReadonlySet<string> = new Set();
 

@@ -14,14 +14,11 @@ import {
 } from '../gen/containerd/events/task_pb.js';
 import { logger } from '../log.js';
 import { configuredNetns } from '../network/namespace.js';
+import { POD_SHARED_NAMESPACES } from '../oci/pod-namespaces.js';
 import type { Process } from '../oci/spec.js';
 import { inputOf, type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
-import {
-  checkNamespacePaths,
-  NO_JOINABLE_NAMESPACES,
-  POD_SHARED_NAMESPACES,
-} from '../sandbox/namespace-paths.js';
+import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
 import { startSandbox } from '../sandbox/runtime.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { FilesystemMount, Mounter } from '../sys/mount.js';

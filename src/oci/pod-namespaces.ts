@@ -1,0 +1,8 @@
+/**
+ * Namespace types a Kubernetes pod's containers name by path to share the pod sandbox's (the
+ * CRI gives the sandbox container's /proc/<pid>/ns/<type>). The shim accepts such paths for
+ * these types only, and the guest agent joins the sandbox container's namespaces of these
+ * types in the guest; both read this one list, so they cannot disagree. For each, the
+ * /proc/<pid>/ns entry has the type's name.
+ */
+export const POD_SHARED_NAMESPACES: ReadonlySet<string> = new Set(['ipc', 'uts', 'pid']);
