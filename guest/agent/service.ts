@@ -55,17 +55,20 @@ function phases(now: number): Record<string, number> {
 
 export function healthService(): ImplOf<typeof Health> {
   return {
-    check: async () => ({
-      bootPhases: phases(uptime()),
-      uptimeSeconds: uptime(),
-      version: AGENT_PROTOCOL_VERSION,
-      // Not os.release(): node reads uname once at start-up, and the agent starts from a V8
-      // snapshot taken on the host that built the image.
-      kernelRelease: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
-      bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
-      // Set by hull-init, which knows whether it had to start the agent a second time.
-      agentSnapshot: process.env.HULL_AGENT_SNAPSHOT ?? 'none',
-    }),
+    check: async () => {
+      const now = uptime();
+      return {
+        bootPhases: phases(now),
+        uptimeSeconds: now,
+        version: AGENT_PROTOCOL_VERSION,
+        // Not os.release(): node reads uname once at start-up, and the agent starts from a V8
+        // snapshot taken on the host that built the image.
+        kernelRelease: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+        bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+        // Set by hull-init, which knows whether it had to start the agent a second time.
+        agentSnapshot: process.env.HULL_AGENT_SNAPSHOT ?? 'none',
+      };
+    },
   };
 }
 
