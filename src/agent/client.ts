@@ -3,6 +3,7 @@ import type { DescMethodUnary } from '@bufbuild/protobuf';
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { HullError, isHullError } from '../errors.js';
 import { AgentService, Health } from '../gen/hull/agent/v1/agent_pb.js';
+import { timedAgentRequest } from '../metrics/agent-requests.js';
 import type { GuestNetwork } from '../network/guest-network.js';
 import type { Process, Spec } from '../oci/spec.js';
 import { TtrpcClient } from '../ttrpc/client.js';
@@ -65,7 +66,8 @@ export class AgentClient {
     for (;;) {
       const attempt = AbortSignal.any([signal, AbortSignal.timeout(1000)]);
       try {
-        const info = await this.call(Health.method.check, {}, attempt);
+        // Not timed as a request: it is retried until the guest has booted (see boot phases).
+        const info = await callMapped(this.rpc, Health.method.check, {}, attempt);
         if (info.version.split('.')[0] !== AGENT_PROTOCOL_VERSION.split('.')[0]) {
           throw new HullError(
             'ERR_AGENT',
@@ -259,7 +261,11 @@ export class AgentClient {
 
   /** Passes an encoded AgentService call through unchanged (the monitor proxies the agent). */
   forwardRaw(method: string, payload: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
-    return this.rpc.callRaw(AgentService.typeName, method, payload, { signal });
+    return timedAgentRequest(
+      method,
+      () => this.rpc.callRaw(AgentService.typeName, method, payload, { signal }),
+      (err) => toHullError(method, err),
+    );
   }
 
   close(): void {
@@ -271,7 +277,11 @@ export class AgentClient {
     input: MessageInitShape<I>,
     signal: AbortSignal,
   ): Promise<MessageShape<O>> {
-    return callMapped(this.rpc, method, input, signal);
+    return timedAgentRequest(
+      method.name,
+      () => callMapped(this.rpc, method, input, signal),
+      (err) => err,
+    );
   }
 }
 

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { HullError, isHullError, messageOf } from '../errors.js';
+import { HullError, isHullError } from '../errors.js';
 import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
@@ -15,7 +15,7 @@ import { askParent } from '../sys/detached-helper.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
 import { forwardSignals } from './signals.js';
-import { reportToParent, spawnHelper } from './spawn-helper.js';
+import { reportFailure, reportToParent, spawnHelper } from './spawn-helper.js';
 
 interface MonitorOptions {
   bundle: string;
@@ -119,7 +119,7 @@ export function registerCreate(program: Command): void {
         );
         await monitor.serve();
       } catch (err) {
-        await reportToParent(`error ${messageOf(err)}`);
+        await reportFailure(err);
         process.exitCode = isHullError(err) ? 1 : 2;
         return;
       }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { ProcessRef } from '../agent/client.js';
-import { HullError, messageOf } from '../errors.js';
+import { HullError } from '../errors.js';
 import type { Process, Spec } from '../oci/spec.js';
 import { AttachedProcess, inputOf, ownStdio } from '../sandbox/attached-process.js';
 import { forwardResizes, openTerminalFor } from '../sandbox/monitor.js';
@@ -13,7 +13,7 @@ import { openContainer, withContainer, withMonitor } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
 import { writePidFile } from './pid-file.js';
 import { forwardSignals } from './signals.js';
-import { reportToParent, spawnHelper } from './spawn-helper.js';
+import { reportFailure, reportToParent, spawnHelper } from './spawn-helper.js';
 
 interface ExecOptions {
   process?: string;
@@ -90,7 +90,7 @@ export function registerExec(program: Command): void {
       ) => {
         const ref = await openContainer(command.optsWithGlobals<GlobalOptions>(), id).catch(
           async (err: unknown) => {
-            await reportToParent(`error ${messageOf(err)}`);
+            await reportFailure(err);
             throw err;
           },
         );
@@ -103,7 +103,7 @@ export function registerExec(program: Command): void {
             () => reportToParent(`ready ${process.pid}`),
           ),
         ).catch(async (err: unknown) => {
-          await reportToParent(`error ${messageOf(err)}`);
+          await reportFailure(err);
           throw err;
         });
       },

@@ -4,6 +4,7 @@ import { CONFIG_ENV, loadConfigFile } from '../config/config-file.js';
 import { setting } from '../config/settings.js';
 import { HullError, messageOf } from '../errors.js';
 import { configureLogging, logger } from '../log.js';
+import { countFailure } from '../metrics/failure-counts.js';
 import { defaultRuntimeRoot } from '../paths.js';
 import { VERSION } from '../version.js';
 import { registerCheck } from './check.js';
@@ -92,27 +93,38 @@ function program(): Command {
 }
 
 /**
- * The --config value among the global options (before the verb), found before commander
- * parses: the file's settings are the defaults commander shows. Helpers and monitors started
- * later inherit it through HULL_CONFIG.
+ * The value of a global option (before the verb), found without commander: --config before
+ * parsing (the file's settings are the defaults commander shows; helpers and monitors started
+ * later inherit it through HULL_CONFIG), --root after a failure, to count it.
  */
-function configFlag(argv: string[]): string | undefined {
+function globalFlag(argv: string[], name: '--config' | '--root'): string | undefined {
   let found: string | undefined;
   for (let i = 2; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === '--config') found = argv[++i];
-    else if (arg.startsWith('--config=')) found = arg.slice('--config='.length);
+    if (arg === name) found = argv[++i];
+    else if (arg.startsWith(`${name}=`)) found = arg.slice(name.length + 1);
     else if (!arg.startsWith('-')) break;
-    else if (['--root', '--log', '--log-format'].includes(arg)) i++;
+    else if (['--config', '--root', '--log', '--log-format'].includes(arg)) i++;
   }
   return found;
+}
+
+/** Counts a failed verb for `hull metrics` (see metrics/failure-counts.ts), briefly. */
+async function count(argv: string[], code: string): Promise<void> {
+  let root: string;
+  try {
+    root = globalFlag(argv, '--root') ?? defaultRuntimeRoot();
+  } catch {
+    return;
+  }
+  await countFailure(root, code, AbortSignal.timeout(2000));
 }
 
 /** Every failure ends as one line on stderr (and in the log), and a non-zero exit. */
 async function main(argv: string[]): Promise<void> {
   try {
     // Before the program is built: its defaults (--root) come from the settings.
-    const named = configFlag(argv);
+    const named = globalFlag(argv, '--config');
     if (named) process.env[CONFIG_ENV] = resolve(named);
     loadConfigFile();
     await program().parseAsync(argv);
@@ -121,13 +133,16 @@ async function main(argv: string[]): Promise<void> {
       if (err.exitCode === 0) return;
       process.stderr.write(`hull: ${err.message.replace(/^error: /, '')}\n`);
       process.exitCode = 2;
+      await count(argv, 'ERR_USAGE');
       return;
     }
     const message = messageOf(err);
-    logger('cli').error({ code: err instanceof HullError ? err.code : 'ERR_INTERNAL' }, message);
+    const code = err instanceof HullError ? err.code : 'ERR_INTERNAL';
+    logger('cli').error({ code }, message);
     process.stderr.write(`hull: ${message}\n`);
     if (!(err instanceof HullError)) logger('cli').debug({ stack: (err as Error)?.stack }, 'stack');
     process.exitCode = 1;
+    await count(argv, code);
   }
 }
 

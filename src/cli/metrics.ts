@@ -1,63 +1,67 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { AggregatorRegistry } from 'prom-client';
 import { HullError } from '../errors.js';
+import { collectFrom } from '../metrics/collect-service.js';
+import { failureCounts } from '../metrics/failure-counts.js';
+import { failuresCounter, type RegistryJson } from '../metrics/owner-metrics.js';
 import { type SandboxSample, sandboxRegistry } from '../metrics/sandbox-metrics.js';
-import { UNLIMITED } from '../oci/cgroup-files.js';
-import { runcStats } from '../oci/runc-stats.js';
+import { MONITOR_SOCKET } from '../sandbox/monitor.js';
 import { containerDir } from '../sandbox/runtime.js';
-import { commandLines, processCost } from '../sys/processes.js';
+import { SHIM_SOCKET } from '../shim/pod-identity.js';
 import { BOOT_RECORD_FILE, type BootRecord } from '../trace/boot-trace.js';
-import { type ContainerRef, listContainers, withMonitor } from './container-ref.js';
+import { type ContainerRef, listContainers } from './container-ref.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 
 /**
- * One container's sample: its boot record, its guest cgroup through its monitor (as runc's
- * stats read it), and its host processes' cost; `qemus` are the command lines of the VMMs
- * running on the host, found once per scrape.
+ * A sandbox whose owner does not answer (stopped, or its monitor gone): what its directory
+ * still tells, its state and boot record.
  */
-async function sample(ref: ContainerRef, qemus: Map<number, string>): Promise<SandboxSample> {
-  const { id, state } = ref;
-  const result: SandboxSample = { id, status: state.status, host: [] };
-  result.boot = await readFile(join(ref.dir, BOOT_RECORD_FILE), 'utf8')
+async function quietSample(ref: ContainerRef): Promise<SandboxSample> {
+  const boot = await readFile(join(ref.dir, BOOT_RECORD_FILE), 'utf8')
     .then((text) => JSON.parse(text) as BootRecord)
     .catch(() => undefined);
-  if (state.status === 'stopped') return result;
-  const files = await withMonitor(ref, (monitor) =>
-    monitor.agent.statsContainer(id, AbortSignal.timeout(10_000)),
-  ).catch(() => undefined);
-  if (files) {
-    const { memory, cpu, pids } = runcStats(files);
-    result.guest = {
-      memoryBytes: Number(memory.usage.usage),
-      memoryLimitBytes: memory.usage.limit === UNLIMITED ? undefined : Number(memory.usage.limit),
-      cpuSeconds: Number(cpu.usage.total) / 1e9,
-      pids: Number(pids.current),
-    };
-  }
-  const qemu = [...qemus].find(([, cmdline]) => cmdline.includes(`${ref.dir}/`))?.[0];
-  const processes: [SandboxSample['host'][number]['process'], number | undefined][] = [
-    ['qemu', qemu],
-    ['monitor', state.pid || undefined],
-  ];
-  for (const [name, pid] of processes) {
-    const cost = pid ? await processCost(pid) : undefined;
-    if (cost) result.host.push({ process: name, ...cost });
-  }
-  return result;
+  return { id: ref.id, status: ref.state.status, containers: [], host: [], boot };
 }
 
+/** The owners' sockets: each container's monitor and each pod's shim under the root. */
+async function podShimSockets(root: string): Promise<string[]> {
+  const shims = join(root, 'shim');
+  const dirs = await readdir(shims).catch(() => [] as string[]);
+  return dirs.map((d) => join(shims, d, SHIM_SOCKET));
+}
+
+/**
+ * One scrape of the root, as kata-monitor gathers every shim's: each sandbox's owner (a
+ * container's monitor, a pod's shim) reports its own registry; sandboxes without an answering
+ * owner are counted from their state; failed commands come from the failure counts.
+ */
 async function scrape(globals: GlobalOptions): Promise<{ text: string; contentType: string }> {
   const settings = settingsFrom(globals);
+  const signal = AbortSignal.timeout(30_000);
   const states = await listContainers(globals);
-  const qemus = await commandLines((cmdline) => cmdline.includes('qemu-system'));
-  const samples = await Promise.all(
-    states.map((state) =>
-      sample({ id: state.id, dir: containerDir(settings, state.id), settings, state }, qemus),
-    ),
+  const quiet: SandboxSample[] = [];
+  const owners = await Promise.all(
+    states.map(async (state) => {
+      const ref = { id: state.id, dir: containerDir(settings, state.id), settings, state };
+      const answer =
+        state.status === 'stopped' ? undefined : await collectFrom(join(ref.dir, MONITOR_SOCKET), signal);
+      if (!answer) quiet.push(await quietSample(ref));
+      return answer;
+    }),
   );
-  const registry = sandboxRegistry(samples);
+  const pods = await Promise.all((await podShimSockets(settings.root)).map((s) => collectFrom(s, signal)));
+  const own = sandboxRegistry(quiet);
+  const failures = failuresCounter(own);
+  for (const [code, count] of Object.entries(await failureCounts(settings.root))) {
+    failures.inc({ code, source: 'cli' }, count);
+  }
+  const registry = AggregatorRegistry.aggregate([
+    (await own.getMetricsAsJSON()) as RegistryJson,
+    ...[...owners, ...pods].filter((r): r is RegistryJson => r !== undefined),
+  ]);
   return { text: await registry.metrics(), contentType: registry.contentType };
 }
 

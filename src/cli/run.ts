@@ -10,7 +10,7 @@ import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
 import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
-import { hostNowMs, markHost } from '../trace/boot-marks.js';
+import { hostNowMs } from '../trace/boot-marks.js';
 import { BootTraceRecorder, traceFile } from '../trace/boot-trace.js';
 import { withContainer, withMonitor } from './container-ref.js';
 import { createContainer } from './create.js';
@@ -132,9 +132,7 @@ async function runAttached(rawId: string, options: RunOptions, globals: GlobalOp
       await created.kill(constants.signals.SIGKILL, true).catch(() => {});
       throw startFailure;
     }
-    markHost('container-started');
     const exitStatus = await created.waitExit();
-    markHost('container-exited');
     await runHostHooks(bundle.spec, 'poststop', { ...created.state(), status: 'stopped' });
     return exitStatus;
   } catch (err) {

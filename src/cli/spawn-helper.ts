@@ -1,7 +1,7 @@
 import { type HelperOptions, spawnDetachedHelper } from '../sys/detached-helper.js';
 import type { GlobalOptions } from './global-options.js';
 
-export { reportToParent } from '../sys/detached-helper.js';
+export { reportFailure, reportToParent } from '../sys/detached-helper.js';
 
 /**
  * Starts a hull helper (the container monitor, or an exec's waiter) with this invocation's

@@ -19,7 +19,8 @@ export type SettingName =
   | 'debugConsole'
   | 'kernel'
   | 'logLevel'
-  | 'logFormat';
+  | 'logFormat'
+  | 'traceDir';
 
 /** How a value is written in the TOML file; the table keeps every value as a string. */
 export type FileType = 'string' | 'integer' | 'number-or-auto' | 'switch';
@@ -160,6 +161,22 @@ const SETTINGS: Record<SettingName, SettingSpec> = {
     description: 'the form of log lines when --log-format is not given: text or json',
     defaultValue: 'text',
     check: oneOf('text', 'json'),
+  },
+  traceDir: {
+    env: 'HULL_TRACE_DIR',
+    fileKey: 'trace.dir',
+    fileType: 'string',
+    description:
+      'a directory where every sandbox (monitor, `hull run`, shim) writes its boot trace when it ends; empty: none',
+    defaultValue: '',
+    check: (raw, where) => {
+      if (raw !== '' && !raw.startsWith('/'))
+        throw new HullError(
+          'ERR_CONFIG',
+          `${where}=${raw} is not valid: give an absolute directory, or nothing`,
+        );
+      return raw;
+    },
   },
 };
 

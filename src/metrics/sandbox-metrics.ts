@@ -4,25 +4,40 @@ import type { BootRecord } from '../trace/boot-trace.js';
 /** Boot phases last from milliseconds (a host step) to seconds (a kernel under emulation). */
 const PHASE_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10];
 
-/** What is known of one container and its sandbox at a scrape. */
+/** A container's use of its guest, read from its cgroup there (where its own limits apply). */
+export interface GuestUse {
+  memoryBytes: number;
+  memoryLimitBytes?: number;
+  cpuSeconds: number;
+  pids: number;
+}
+
+/** The host process that owns a sandbox's VM: a container's monitor or a pod's shim. */
+export type HostProcess = 'qemu' | 'monitor' | 'shim';
+
+/** What is known of one sandbox (a container's VM, or a pod's) at a scrape. */
 export interface SandboxSample {
   id: string;
   status: string;
-  /** The container's cgroup in the guest (where its own limits apply), when it answered. */
-  guest?: { memoryBytes: number; memoryLimitBytes?: number; cpuSeconds: number; pids: number };
-  /** The host processes of its sandbox. */
-  host: { process: 'qemu' | 'monitor'; pssBytes: number; cpuSeconds: number }[];
+  /** Its containers: one for the OCI command line and `hull run`, a pod's for the shim. */
+  containers: { id: string; guest?: GuestUse }[];
+  /** The host processes of the sandbox. */
+  host: { process: HostProcess; pssBytes: number; cpuSeconds: number }[];
   /** How its boot went, phase by phase (see trace/), when it was recorded. */
   boot?: BootRecord;
 }
 
+export const SANDBOX_STATUSES = ['created', 'running', 'paused', 'stopped'] as const;
+
 /**
- * The Prometheus registry of one scrape, in the text format that kata-monitor serves for
+ * The Prometheus registry of sandboxes, in the text format that kata-monitor serves for
  * Kata: how many sandboxes there are by state, each container's use in its guest, and each
- * sandbox's cost on the host (QEMU's and its monitor's memory and CPU).
+ * sandbox's cost on the host (QEMU's and its monitor's or shim's memory and CPU). Every status
+ * is listed for a scrape of the whole root (`allStatuses`), so a count of 0 shows as 0.
  */
-export function sandboxRegistry(samples: SandboxSample[]): Registry {
+export function sandboxRegistry(samples: SandboxSample[], allStatuses = true): Registry {
   const registry = new Registry();
+  const labels = ['id', 'sandbox'];
   const sandboxes = new Gauge({
     name: 'hull_sandboxes',
     help: 'Sandboxes under the runtime root, by state',
@@ -32,36 +47,36 @@ export function sandboxRegistry(samples: SandboxSample[]): Registry {
   const memory = new Gauge({
     name: 'hull_container_memory_usage_bytes',
     help: "Memory the container's cgroup uses in its guest",
-    labelNames: ['id'],
+    labelNames: labels,
     registers: [registry],
   });
   const limit = new Gauge({
     name: 'hull_container_memory_limit_bytes',
     help: "The container's memory limit in its guest (absent without one)",
-    labelNames: ['id'],
+    labelNames: labels,
     registers: [registry],
   });
   const cpu = new Counter({
     name: 'hull_container_cpu_seconds_total',
     help: "CPU time of the container's cgroup in its guest",
-    labelNames: ['id'],
+    labelNames: labels,
     registers: [registry],
   });
   const pids = new Gauge({
     name: 'hull_container_pids',
     help: "Tasks in the container's cgroup in its guest",
-    labelNames: ['id'],
+    labelNames: labels,
     registers: [registry],
   });
   const hostMemory = new Gauge({
     name: 'hull_sandbox_host_pss_bytes',
-    help: 'Proportional set size of the sandbox on the host, by process (qemu, monitor)',
+    help: 'Proportional set size of the sandbox on the host, by process (qemu, monitor or shim)',
     labelNames: ['id', 'process'],
     registers: [registry],
   });
   const hostCpu = new Counter({
     name: 'hull_sandbox_host_cpu_seconds_total',
-    help: 'CPU time of the sandbox on the host, by process (qemu, monitor)',
+    help: 'CPU time of the sandbox on the host, by process (qemu, monitor or shim)',
     labelNames: ['id', 'process'],
     registers: [registry],
   });
@@ -73,15 +88,16 @@ export function sandboxRegistry(samples: SandboxSample[]): Registry {
     registers: [registry],
   });
   const byStatus = new Map<string, number>();
-  for (const s of ['created', 'running', 'paused', 'stopped']) byStatus.set(s, 0);
+  if (allStatuses) for (const s of SANDBOX_STATUSES) byStatus.set(s, 0);
   for (const sample of samples) {
     byStatus.set(sample.status, (byStatus.get(sample.status) ?? 0) + 1);
-    if (sample.guest) {
-      memory.set({ id: sample.id }, sample.guest.memoryBytes);
-      if (sample.guest.memoryLimitBytes !== undefined)
-        limit.set({ id: sample.id }, sample.guest.memoryLimitBytes);
-      cpu.inc({ id: sample.id }, sample.guest.cpuSeconds);
-      pids.set({ id: sample.id }, sample.guest.pids);
+    for (const { id, guest } of sample.containers) {
+      if (!guest) continue;
+      const key = { id, sandbox: sample.id };
+      memory.set(key, guest.memoryBytes);
+      if (guest.memoryLimitBytes !== undefined) limit.set(key, guest.memoryLimitBytes);
+      cpu.inc(key, guest.cpuSeconds);
+      pids.set(key, guest.pids);
     }
     for (const p of sample.boot?.phases ?? []) phases.observe({ phase: p.name, where: p.where }, p.seconds);
     for (const p of sample.host) {

@@ -4,14 +4,18 @@ import { join } from 'node:path';
 import type { AgentClient, ProcessRef } from '../agent/client.js';
 import { HullError, messageOf } from '../errors.js';
 import { AgentService } from '../gen/hull/agent/v1/agent_pb.js';
+import { Metrics } from '../gen/hull/metrics/v1/metrics_pb.js';
 import { Monitor as MonitorService } from '../gen/hull/monitor/v1/monitor_pb.js';
 import { logger } from '../log.js';
+import { metricsService } from '../metrics/collect-service.js';
+import { OwnerMetrics } from '../metrics/owner-metrics.js';
 import { vcpusCovering } from '../oci/guest-resources.js';
 import type { Process } from '../oci/spec.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { listenPrivately } from '../sys/unix-socket.js';
-import { hostNowMs, markHost } from '../trace/boot-marks.js';
-import { BOOT_RECORD_FILE, BootTraceRecorder, bootRecord } from '../trace/boot-trace.js';
+import { markHost } from '../trace/boot-marks.js';
+import { BOOT_RECORD_FILE } from '../trace/boot-trace.js';
+import { SandboxTrace } from '../trace/sandbox-trace.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { AttachedProcess, type HostStdio, inputOf } from './attached-process.js';
 import type { Bundle } from './bundle.js';
@@ -46,6 +50,8 @@ export class ContainerMonitor {
     private readonly stdio: HostStdio,
     private readonly created: string,
     private readonly notice: (line: string) => void,
+    private readonly trace: SandboxTrace,
+    private readonly metrics: OwnerMetrics,
   ) {}
 
   /**
@@ -71,14 +77,15 @@ export class ContainerMonitor {
     signal: AbortSignal,
   ): Promise<ContainerMonitor> {
     const { id, bundle } = options;
-    // The boot's phases, kept beside the state for `hull metrics`.
-    const boot = new BootTraceRecorder(performance.timeOrigin);
+    // The sandbox's phases (its boot kept beside the state for `hull metrics`) and figures.
+    const trace = new SandboxTrace();
     const created = new Date().toISOString();
     const creating = stateOf({ id, bundle, created, status: 'creating' });
     await writeState(options.dir, creating);
     if (hasCreateRuntimeHooks(bundle.spec)) await options.createRuntimeHooks(creating);
     const terminal = await openTerminalFor(bundle.spec.process, options.consoleSocket, signal);
     let sandbox: Sandbox | undefined;
+    const metrics = new OwnerMetrics(id, 'monitor');
     try {
       const vcpus = vcpusCovering(bundle.spec.linux?.resources, options.settings.vcpus ?? defaultVcpus());
       sandbox = await startSandbox(
@@ -98,7 +105,7 @@ export class ContainerMonitor {
         : options.stdio;
       await sandbox.createContainer(id, bundle, signal, inputOf(stdio));
       markHost('container-created');
-      await keepBootRecord(options.dir, boot);
+      await keepBootRecord(options.dir, trace);
       const monitor = new ContainerMonitor(
         id,
         options.dir,
@@ -107,6 +114,8 @@ export class ContainerMonitor {
         stdio,
         created,
         options.settings.notice ?? (() => {}),
+        trace,
+        metrics,
       );
       if (terminal) {
         forwardResizes(terminal, sandbox.agent, { containerId: id });
@@ -118,9 +127,9 @@ export class ContainerMonitor {
     } catch (err) {
       terminal?.close();
       await sandbox?.destroy();
+      metrics.stop();
+      await trace.finish(id, 'hull monitor');
       throw err;
-    } finally {
-      boot.stop();
     }
   }
 
@@ -162,6 +171,17 @@ export class ContainerMonitor {
           return {};
         },
       })
+      .register(
+        Metrics,
+        metricsService(() =>
+          this.metrics.collect(this.sandbox, {
+            id: this.id,
+            status: this.status,
+            boot: this.trace.bootRecord(),
+            containerIds: [this.id],
+          }),
+        ),
+      )
       .forward(AgentService.typeName, (method, payload, signal) =>
         this.sandbox.agent.forwardRaw(method, payload, signal),
       );
@@ -175,6 +195,7 @@ export class ContainerMonitor {
   async start(): Promise<void> {
     this.starting = this.transition('start', 'running', (s) => this.sandbox.agent.startContainer(this.id, s));
     await this.starting;
+    markHost('container-started');
     await runHostHooks(this.bundle.spec, 'poststart', this.state()).catch((err: unknown) => {
       // The spec: a failing poststart hook is logged, and the container keeps running.
       this.log.warn({ err: messageOf(err) }, 'poststart hook failed');
@@ -225,6 +246,7 @@ export class ContainerMonitor {
   /** Waits for the container's process (or the VM) to end, then stops everything. */
   private async watch(init: AttachedProcess): Promise<number> {
     const { status: exitStatus, vmLost } = await init.exit;
+    markHost('container-exited');
     // A process that exits at once (`true`) is reaped in the guest before crun start returns,
     // so its exit can arrive before the start's answer; tearing down then fails the start.
     await this.starting?.catch(() => {});
@@ -237,6 +259,9 @@ export class ContainerMonitor {
     this.terminal?.close();
     this.server?.close();
     await this.sandbox.destroy().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'teardown'));
+    markHost('torn-down');
+    this.metrics.stop();
+    await this.trace.finish(this.id, 'hull monitor');
     await writeState(this.dir, { ...this.state(), exitStatus, ...(lost ? { vmLost: lost } : {}) }).catch(
       () => {},
     );
@@ -291,10 +316,9 @@ export function forwardResizes(terminal: HostTerminal, agent: AgentClient, ref: 
 }
 
 /** Writes the boot's phases (up to the sandbox being ready) as `boot.json` in `dir`. */
-async function keepBootRecord(dir: string, recorder: BootTraceRecorder): Promise<void> {
-  const ready = recorder.markedAt('sandbox-ready');
-  if (ready === undefined) return;
-  const record = bootRecord(recorder.phases(hostNowMs()), ready);
+async function keepBootRecord(dir: string, trace: SandboxTrace): Promise<void> {
+  const record = trace.bootRecord();
+  if (!record) return;
   await writeFile(join(dir, BOOT_RECORD_FILE), `${JSON.stringify(record)}\n`, { mode: 0o600 }).catch(
     () => {},
   );

@@ -22,6 +22,7 @@ import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespac
 import { startSandbox } from '../sandbox/runtime.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { FilesystemMount, Mounter } from '../sys/mount.js';
+import { markHost } from '../trace/boot-marks.js';
 import { settledWithin } from '../util/deadline.js';
 import type { EventPublisher } from './events.js';
 import { cgroupMetrics } from './metrics.js';
@@ -69,6 +70,11 @@ export class ShimPod {
       debug: boolean;
     },
   ) {}
+
+  /** The pod's VM and its containers, for `hull metrics`; undefined before the sandbox boots. */
+  get running(): { sandbox: Sandbox; containerIds: string[] } | undefined {
+    return this.sandbox ? { sandbox: this.sandbox, containerIds: [...this.containers.keys()] } : undefined;
+  }
 
   get isEmpty(): boolean {
     return this.containers.size === 0;
@@ -125,6 +131,7 @@ export class ShimPod {
         io.close();
         throw err;
       }
+      markHost('container-created');
       const init = new TaskProcess(request.id, '', request);
       const container: TaskContainer = {
         id: request.id,
@@ -169,6 +176,7 @@ export class ShimPod {
     proc.starting = (async () => {
       if (!execId) {
         await sandbox.agent.startContainer(id, signal);
+        markHost('container-started');
         proc.status = 'running';
         this.options.events.publish('/tasks/start', TaskStartSchema, { containerId: id, pid: this.pid });
         return;
@@ -319,6 +327,7 @@ export class ShimPod {
       for (const exec of container.execs.values()) exec.release();
     }
     await this.sandbox?.destroy();
+    markHost('torn-down');
     for (const container of this.containers.values()) {
       if (container.rootfsMounted)
         await unmountRootfs(this.options.mounter, container.bundle.dir).catch(() => {});
@@ -351,7 +360,10 @@ export class ShimPod {
   }
 
   private async onExit(container: TaskContainer, proc: TaskProcess, exit: ProcessExit): Promise<void> {
-    if (!proc.execId) await this.reportOom(container.id);
+    if (!proc.execId) {
+      markHost('container-exited');
+      await this.reportOom(container.id);
+    }
     this.options.events.publish('/tasks/exit', TaskExitSchema, {
       containerId: container.id,
       id: proc.eventId,

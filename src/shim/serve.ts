@@ -3,11 +3,16 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { messageOf } from '../errors.js';
 import { Task } from '../gen/containerd/task/v2/shim_pb.js';
+import { Metrics } from '../gen/hull/metrics/v1/metrics_pb.js';
 import { configureLogging, logger } from '../log.js';
+import { failureCode } from '../metrics/agent-requests.js';
+import { metricsService } from '../metrics/collect-service.js';
+import { OwnerMetrics } from '../metrics/owner-metrics.js';
 import { toWireStatus } from '../sandbox/wire-status.js';
 import { reportToParent } from '../sys/detached-helper.js';
 import { HostMounter, removeUnmounted } from '../sys/mount.js';
 import { listenPrivately } from '../sys/unix-socket.js';
+import { SandboxTrace } from '../trace/sandbox-trace.js';
 import { type ImplOf, TtrpcServer } from '../ttrpc/server.js';
 import { EventPublisher } from './events.js';
 import type { ShimFlags } from './flags.js';
@@ -30,6 +35,15 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
   const events = new EventPublisher(process.env.TTRPC_ADDRESS ?? '', flags.namespace);
   const mounter = new HostMounter();
   const pod = new ShimPod({ dir, namespace: flags.namespace, events, mounter, debug: flags.debug });
+  // The pod's phases (its boot for `hull metrics`, the whole trace if configured) and figures.
+  let trace: SandboxTrace;
+  try {
+    trace = new SandboxTrace();
+  } catch (err) {
+    await reportToParent(`error ${messageOf(err)}`);
+    process.exit(1);
+  }
+  const metrics = new OwnerMetrics(podId, 'shim');
 
   let stopping = false;
   const stop = (reason: string) => {
@@ -39,6 +53,8 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
       log.info({ reason }, 'shim stopping');
       server.close();
       await pod.destroy().catch((err: unknown) => log.error({ err: messageOf(err) }, 'stopping the VM'));
+      metrics.stop();
+      await trace.finish(podId, 'hull shim');
       await events.flush(10_000);
       events.close();
       await removeUnmounted(mounter, dir).catch((err: unknown) =>
@@ -55,7 +71,24 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
     if (now || pod.isEmpty) setImmediate(() => stop(now ? 'shutdown now' : 'no task left'));
   });
   // Checkpoint has no handler: the server answers UNIMPLEMENTED for it.
-  const rpc = new TtrpcServer(toWireStatus).register(Task, service as ImplOf<typeof Task>);
+  const rpc = new TtrpcServer((err) => {
+    metrics.failed(failureCode(err));
+    return toWireStatus(err);
+  })
+    .register(Task, service as ImplOf<typeof Task>)
+    .register(
+      Metrics,
+      metricsService(async () => {
+        const running = pod.running;
+        if (!running) return [];
+        return metrics.collect(running.sandbox, {
+          id: podId,
+          status: 'running',
+          boot: trace.bootRecord(),
+          containerIds: running.containerIds,
+        });
+      }),
+    );
   const server = createServer((socket) => {
     socket.on('error', () => {});
     rpc.serve(socket);

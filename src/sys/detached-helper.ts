@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { HullError } from '../errors.js';
+import { type ErrorCode, HullError, messageOf } from '../errors.js';
 import { onLines } from '../util/lines.js';
 
 export interface HelperOptions {
@@ -74,10 +74,13 @@ export async function spawnDetachedHelper(
   }
   const code = await exited;
   if (askFailure) throw askFailure;
-  throw new HullError(
-    'ERR_INTERNAL',
-    final.startsWith('error ') ? final.slice(6) : `the helper exited (${code}) before it was ready`,
-  );
+  if (!final.startsWith('error ')) {
+    throw new HullError('ERR_INTERNAL', `the helper exited (${code}) before it was ready`);
+  }
+  // "error CODE message" keeps the helper's error code (see reportFailure).
+  const coded = /^error (ERR_[A-Z_]+) (.*)$/s.exec(final);
+  if (coded) throw new HullError(coded[1] as ErrorCode, coded[2]!);
+  throw new HullError('ERR_INTERNAL', final.slice('error '.length));
 }
 
 let parentChannel: Socket | undefined;
@@ -103,6 +106,12 @@ export async function askParent(question: string): Promise<string> {
   const reply = await parentLines!.next();
   if (!reply.done && reply.value.startsWith('answer ')) return reply.value.slice(7);
   throw new HullError('ERR_ABORTED', reply.done ? 'the parent went away' : reply.value.replace(/^stop /, ''));
+}
+
+/** The helper's side of a failure: its message, and its code for the parent to keep. */
+export function reportFailure(err: unknown): Promise<void> {
+  const code = err instanceof HullError ? err.code : 'ERR_INTERNAL';
+  return reportToParent(`error ${code} ${messageOf(err)}`);
 }
 
 /** The helper's side: say "ready …" or "error …" once on fd 3, then close it. */

@@ -34,8 +34,10 @@ export class BootTraceRecorder {
   private guest: Extract<BootMark, { kind: 'guest' }> | undefined;
   private readonly listener = (message: unknown) => {
     const mark = message as BootMark;
-    if (mark.kind === 'host') this.host.set(mark.name, mark.atMs);
-    else this.guest = mark;
+    // The first time counts: in a pod, the sandbox's container is created and started first.
+    if (mark.kind === 'host') {
+      if (!this.host.has(mark.name)) this.host.set(mark.name, mark.atMs);
+    } else this.guest = mark;
   };
 
   constructor(private readonly startMs: number) {
@@ -109,7 +111,7 @@ export function bootRecord(phases: TracePhase[], sandboxReadyMs: number): BootRe
   };
 }
 
-export function traceFile(phases: TracePhase[]): TraceFile {
+export function traceFile(phases: TracePhase[], tool = 'hull run --trace'): TraceFile {
   const origin = phases[0]?.startMs ?? 0;
   return {
     traceEvents: phases.map((p) => {
@@ -127,6 +129,6 @@ export function traceFile(phases: TracePhase[]): TraceFile {
       };
     }),
     displayTimeUnit: 'ms',
-    otherData: { tool: 'hull run --trace', startedAt: new Date(origin).toISOString() },
+    otherData: { tool, startedAt: new Date(origin).toISOString() },
   };
 }

@@ -1,16 +1,24 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NamespaceMode, RuntimeService } from '../../src/gen/runtime/v1/cri_pb.js';
 import { processesMentioning } from '../../src/sys/processes.js';
+import type { TraceFile } from '../../src/trace/boot-trace.js';
 import { writeBridgeNetwork } from '../fixtures/cni.js';
 import { Containerd } from '../fixtures/containerd.js';
 import { CriClient } from '../fixtures/cri-client.js';
 import { SERVER_IMAGE, serverImageArchive } from '../fixtures/debian-image.js';
 import { busyboxImageArchive, IMAGE, pauseImageArchive } from '../fixtures/oci-image.js';
 import { ACCESS_LOG_LINE, fetchFromHost, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
-import { assertNothingLeft, privateDirs, qemuProcessesUsing, runCommand } from './harness.js';
+import {
+  assertNothingLeft,
+  HULL,
+  metricValue,
+  privateDirs,
+  qemuProcessesUsing,
+  runCommand,
+} from './harness.js';
 
 /** The cgroup parent kubelet would give the pod (a cgroupfs path), private to this test. */
 const POD_CGROUP_PARENT = `/hull-cri-${process.pid}/pod-1`;
@@ -142,9 +150,39 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
       'the update reached the cgroup',
     );
 
+    // Issue 13: the pod in `hull metrics`, from its shim: its containers, its cost, its agent's latency.
+    const scraped = await runCommand(process.execPath, [HULL, '--root', containerd.hullRoot, 'metrics']);
+    assert.equal(scraped.code, 0, scraped.stderr);
+    const metric = (series: string) => metricValue(scraped.stdout, series);
+    assert.equal(metric('hull_sandboxes{status="running"}'), 1, 'the pod is one sandbox');
+    assert.equal(
+      metric(`hull_container_memory_limit_bytes{id="${containers[1]}",sandbox="${podSandboxId}"}`),
+      Number(limit),
+    );
+    assert.ok(metric(`hull_container_pids{id="${containers[0]}",sandbox="${podSandboxId}"}`)! >= 1);
+    assert.ok(metric(`hull_sandbox_host_pss_bytes{id="${podSandboxId}",process="qemu"}`)! > 50 * 2 ** 20);
+    assert.ok(metric(`hull_sandbox_host_pss_bytes{id="${podSandboxId}",process="shim"}`)! > 5 * 2 ** 20);
+    assert.ok(
+      metric(`hull_agent_request_duration_seconds_count{sandbox="${podSandboxId}",method="ExecProcess"}`)! >=
+        3,
+      'the three execs were timed',
+    );
+    assert.equal(metric('hull_boot_phase_seconds_count{phase="guest kernel",where="guest"}'), 1);
+
     await cri.call(RuntimeService.method.stopPodSandbox, { podSandboxId });
     await cri.call(RuntimeService.method.removePodSandbox, { podSandboxId });
     assert.deepEqual(await processesMentioning(containerd.socket), [], 'no shim server is left');
+    // The trace setting (HULL_TRACE_DIR, given to every shim of this containerd): the pod's trace.
+    const [traced] = (await readdir(containerd.traceDir)).filter((f) => f.startsWith(`${podSandboxId}-`));
+    assert.ok(traced, `the pod's trace is in ${containerd.traceDir}`);
+    const phases = (JSON.parse(await readFile(join(containerd.traceDir, traced), 'utf8')) as TraceFile)
+      .traceEvents;
+    for (const phase of ['QEMU start', 'guest kernel', 'agent start (Node)', 'container run', 'teardown']) {
+      assert.ok(
+        phases.some((p) => p.name === phase),
+        `${phase} in the pod's trace`,
+      );
+    }
     await assert.rejects(readFile(join(memoryCgroup, 'cgroup.procs')), "the pod VM's cgroup is removed");
     await assertNothingLeft(containerd.hullRoot);
     const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');

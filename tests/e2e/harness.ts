@@ -154,6 +154,12 @@ export function qemuProcessesUsing(marker: string): Promise<number[]> {
   return processesMentioning(marker, (cmdline) => cmdline.includes('qemu-system'));
 }
 
+/** The value of one sample line (`name{labels} value`) in Prometheus text, if present. */
+export function metricValue(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 /** What a user would check after hull returns: no VM, no socket, no mount, no state left. */
 export async function assertNothingLeft(root: string): Promise<void> {
   try {

@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fetchFromHost } from '../fixtures/web-server.js';
-import { bundleTests, hull, hullDetached, startHull } from './harness.js';
+import { bundleTests, hull, hullDetached, metricValue, startHull } from './harness.js';
 
-/** The value of one sample line (`name{labels} value`) in Prometheus text, if present. */
-function value(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
+const value = metricValue;
 
 const MiB = 2 ** 20;
 
@@ -30,17 +26,25 @@ describe('hull metrics', { timeout: 600_000 }, () => {
       const text = once.stdout;
       assert.equal(value(text, 'hull_sandboxes{status="running"}'), 2);
       assert.equal(value(text, 'hull_sandboxes{status="stopped"}'), 0);
-      assert.equal(value(text, `hull_container_memory_limit_bytes{id="${limited.id}"}`), 96 * MiB);
       assert.equal(
-        value(text, `hull_container_memory_limit_bytes{id="${open.id}"}`),
+        value(text, `hull_container_memory_limit_bytes{id="${limited.id}",sandbox="${limited.id}"}`),
+        96 * MiB,
+      );
+      assert.equal(
+        value(text, `hull_container_memory_limit_bytes{id="${open.id}",sandbox="${open.id}"}`),
         undefined,
         'no limit, no line',
       );
       for (const b of [limited, open]) {
-        assert.ok(value(text, `hull_container_pids{id="${b.id}"}`)! >= 1);
+        assert.ok(value(text, `hull_container_pids{id="${b.id}",sandbox="${b.id}"}`)! >= 1);
         assert.ok(value(text, `hull_sandbox_host_pss_bytes{id="${b.id}",process="qemu"}`)! > 50 * MiB);
         assert.ok(value(text, `hull_sandbox_host_pss_bytes{id="${b.id}",process="monitor"}`)! > 5 * MiB);
         assert.ok(value(text, `hull_sandbox_host_cpu_seconds_total{id="${b.id}",process="qemu"}`)! > 0);
+        // Each monitor times its agent's requests: the container's creation and start, once each.
+        for (const method of ['CreateContainer', 'StartContainer']) {
+          const series = `hull_agent_request_duration_seconds_count{sandbox="${b.id}",method="${method}"}`;
+          assert.equal(value(text, series), 1, series);
+        }
       }
       assert.equal(value(text, 'hull_boot_phase_seconds_count{phase="guest kernel",where="guest"}'), 2);
       assert.equal(value(text, 'hull_boot_phase_seconds_count{phase="agent start (Node)",where="guest"}'), 2);
@@ -52,7 +56,10 @@ describe('hull metrics', { timeout: 600_000 }, () => {
       try {
         const served = await fetchFromHost(`http://127.0.0.1:${port}/metrics`);
         assert.equal(value(served, 'hull_sandboxes{status="running"}'), 2);
-        assert.equal(value(served, `hull_container_memory_limit_bytes{id="${limited.id}"}`), 96 * MiB);
+        assert.equal(
+          value(served, `hull_container_memory_limit_bytes{id="${limited.id}",sandbox="${limited.id}"}`),
+          96 * MiB,
+        );
       } finally {
         server.child.kill('SIGTERM');
         assert.equal((await server.result).code, 0, 'the server stops on SIGTERM');
@@ -62,6 +69,23 @@ describe('hull metrics', { timeout: 600_000 }, () => {
     }
     const after = await hull(['--root', t.root, 'metrics']);
     assert.equal(value(after.stdout, 'hull_sandboxes{status="running"}'), 0);
+  });
+
+  test('failed commands are counted by error code, and leave nothing in the root', async () => {
+    const series = (code: string) => `hull_failures_total{code="${code}",source="cli"}`;
+    const before = await hull(['--root', t.root, 'metrics']);
+    const missing = await hull(['--root', t.root, 'start', 'no-such-container']);
+    assert.equal(missing.code, 1);
+    const usage = await hull(['--root', t.root, 'start']);
+    assert.equal(usage.code, 2);
+    const after = await hull(['--root', t.root, 'metrics']);
+    for (const code of ['ERR_NOT_FOUND', 'ERR_USAGE']) {
+      assert.equal(
+        (value(after.stdout, series(code)) ?? 0) - (value(before.stdout, series(code)) ?? 0),
+        1,
+        `one more ${code}`,
+      );
+    }
   });
 
   test('a bad --listen address: one line', async () => {

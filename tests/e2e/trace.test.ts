@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { TraceFile } from '../../src/trace/boot-trace.js';
-import { bundleTests, hull } from './harness.js';
+import { bundleTests, hull, hullDetached } from './harness.js';
 
 /** Issue 13: where a start's time goes, on the host and in the guest. */
 describe('hull run --trace and hull trace --svg', { timeout: 600_000 }, () => {
@@ -54,6 +54,41 @@ describe('hull run --trace and hull trace --svg', { timeout: 600_000 }, () => {
     const slowest = events.reduce((a, e) => (e.dur > a.dur ? e : a));
     const ms = (slowest.dur / 1000).toFixed(slowest.dur < 10_000 ? 1 : 0);
     assert.match(picture, new RegExp(`>${ms} ms {2}◀ slowest<`), 'the slowest phase is marked');
+  });
+
+  test("with the trace setting, a detached container's monitor writes its trace when the container ends", async () => {
+    const b = await t.bundle(['true']);
+    const traces = join(t.scratch, 'traces');
+    const r = await hullDetached(t.root, ['--bundle', b.dir, b.id], { HULL_TRACE_DIR: traces });
+    assert.equal(r.code, 0, r.stderr);
+    let written: string[] = [];
+    for (let i = 0; i < 300 && written.length === 0; i++) {
+      written = (await readdir(traces).catch(() => [])).filter((f) => f.startsWith(`${b.id}-`));
+      if (written.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await hull(['--root', t.root, 'delete', '--force', b.id]);
+    assert.equal(written.length, 1, `one trace for ${b.id} in ${traces}`);
+    const trace = JSON.parse(await readFile(join(traces, written[0]!), 'utf8')) as TraceFile;
+    assert.equal(trace.otherData.tool, 'hull monitor');
+    const names = trace.traceEvents.map((e) => e.name);
+    for (const phase of ['QEMU start', 'guest kernel', 'container start', 'container run', 'teardown']) {
+      assert.ok(names.includes(phase), `${phase} is in ${names.join(', ')}`);
+    }
+    const drawn = await hull(['trace', join(traces, written[0]!), '--svg', join(t.scratch, 'monitor.svg')]);
+    assert.equal(drawn.code, 0, drawn.stderr);
+  });
+
+  test('a relative trace directory: one line naming the setting', async () => {
+    const b = await t.bundle(['true']);
+    const r = await hull(['--root', t.root, 'run', '--bundle', b.dir, b.id], {
+      input: null,
+      env: { HULL_TRACE_DIR: 'traces' },
+    });
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /^hull: HULL_TRACE_DIR=traces is not valid: give an absolute directory, or nothing\n$/,
+    );
   });
 
   test('a file that is not a trace: one line', async () => {
