@@ -11,7 +11,7 @@ import { connectUnix } from '../../src/sys/unix-socket.js';
 import { TtrpcClient } from '../../src/ttrpc/client.js';
 import { TtrpcError } from '../../src/ttrpc/status.js';
 import { privileged } from '../fixtures/bundle.js';
-import { bundleTests, hull, qemuProcessesUsing, startHull } from './harness.js';
+import { bundleTests, hull, hullDetached, qemuProcessesUsing, startHull } from './harness.js';
 
 /** A shell that ends at SIGTERM (as PID 1 it would ignore it without a trap). */
 const UNTIL_TERM_PRELUDE = 'trap "exit 0" TERM';
@@ -188,5 +188,53 @@ describe('the hypervisor wall', { timeout: 600_000 }, () => {
     }
     const r = await running.result;
     assert.equal(r.code, 0, `the container ran on to its end: ${r.stderr}`);
+  });
+
+  test('60 connections each holding an unfinished 4 MiB frame: the monitor stays small and keeps serving (finding 5)', async () => {
+    const b = await t.bundle(['sleep', '1000']);
+    const started = await hullDetached(t.root, ['--bundle', b.dir, b.id]);
+    assert.equal(started.code, 0, started.stderr);
+    try {
+      const state = JSON.parse((await hull(['--root', t.root, 'state', b.id])).stdout) as { pid: number };
+      const rssMiB = async () =>
+        Number(statusField(await readFile(`/proc/${state.pid}/status`, 'utf8'), 'VmRSS').split(/\s+/)[0]) /
+        1024;
+      const socket = join(t.root, b.id, MONITOR_SOCKET);
+      // A frame header announcing 4 MiB (the most a frame may carry), then all of it but one byte.
+      const header = Buffer.alloc(10);
+      header.writeUInt32BE(4 << 20, 0);
+      header.writeUInt32BE(1, 4);
+      header.writeUInt8(1, 8);
+      const unfinished = Buffer.concat([header, Buffer.alloc((4 << 20) - 1)]);
+      const flood = async () => {
+        const sockets = await Promise.all(
+          Array.from({ length: 60 }, () => connectUnix(socket, AbortSignal.timeout(10_000))),
+        );
+        for (const s of sockets) {
+          s.on('error', () => {});
+          s.write(unfinished);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        const peak = await rssMiB();
+        // The monitor serves its own verbs meanwhile.
+        const exec = await hull(['--root', t.root, 'exec', b.id, 'true']);
+        for (const s of sockets) s.destroy();
+        return { peak, exec };
+      };
+      const before = await rssMiB();
+      const first = await flood();
+      assert.equal(first.exec.code, 0, `exec during the flood: ${first.exec.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const second = await flood();
+      assert.equal(second.exec.code, 0, `exec during the second flood: ${second.exec.stderr}`);
+      const grown = first.peak - before;
+      assert.ok(grown < 96, `the monitor grew by ${grown.toFixed(0)} MiB under 240 MiB of unfinished frames`);
+      assert.ok(
+        second.peak - first.peak < 32,
+        `what the first flood held was given back: ${first.peak.toFixed(0)} then ${second.peak.toFixed(0)} MiB`,
+      );
+    } finally {
+      await hull(['--root', t.root, 'delete', '--force', b.id]);
+    }
   });
 });
