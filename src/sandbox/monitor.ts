@@ -193,7 +193,13 @@ export class ContainerMonitor {
   }
 
   async start(): Promise<void> {
-    this.starting = this.transition('start', 'running', (s) => this.sandbox.agent.startContainer(this.id, s));
+    this.starting = this.transition('start', 'running', (s) =>
+      this.sandbox.agent
+        .startContainer(this.id, s)
+        .catch(async (err: unknown) =>
+          Promise.reject(await this.sandbox.explainFailure(err, `container ${this.id}`)),
+        ),
+    );
     await this.starting;
     markHost('container-started');
     await runHostHooks(this.bundle.spec, 'poststart', this.state()).catch((err: unknown) => {

@@ -98,6 +98,19 @@ export class Sandbox {
     return said ? `${how}; ${said}` : how;
   }
 
+  /**
+   * A request to the guest failed: if that was because the VM ended by itself (a container
+   * crashing its guest kernel at once), the failure says so in one line; otherwise it is `err`.
+   * Only a failure the agent did not answer can be the VM's, so only then is its end awaited.
+   */
+  async explainFailure(err: unknown, what: string): Promise<unknown> {
+    if (isHullError(err) && err.code !== 'ERR_VM_EXITED') return err;
+    const lost = await this.lossReason(AbortSignal.timeout(3000)).catch(() => undefined);
+    return lost
+      ? new HullError('ERR_VM_EXITED', `the VM of ${what} ended under it: ${lost}`, { cause: err })
+      : err;
+  }
+
   static async create(options: SandboxOptions, signal: AbortSignal): Promise<Sandbox> {
     const log = logger('sandbox');
     try {

@@ -88,7 +88,7 @@ export function effectiveState(state: ContainerState): ContainerState {
 
 /** The state as `hull state` and `hull list` show it: runtime-spec fields, pid 0 once stopped. */
 export function ociState(state: ContainerState) {
-  const { ociVersion, id, pid, status, bundle, rootfs, created, owner, annotations } = state;
+  const { ociVersion, id, pid, status, bundle, rootfs, created, owner, annotations, vmLost } = state;
   return {
     ociVersion,
     id,
@@ -99,5 +99,7 @@ export function ociState(state: ContainerState) {
     created,
     owner,
     annotations,
+    // Beside runc's fields (clients ignore what they do not know): why the VM ended, if it did.
+    ...(vmLost ? { vmLost } : {}),
   };
 }

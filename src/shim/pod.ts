@@ -175,7 +175,9 @@ export class ShimPod {
     const signal = AbortSignal.timeout(RPC_TIMEOUT_MS);
     proc.starting = (async () => {
       if (!execId) {
-        await sandbox.agent.startContainer(id, signal);
+        await sandbox.agent
+          .startContainer(id, signal)
+          .catch(async (err: unknown) => Promise.reject(await sandbox.explainFailure(err, `task ${id}`)));
         markHost('container-started');
         proc.status = 'running';
         this.options.events.publish('/tasks/start', TaskStartSchema, { containerId: id, pid: this.pid });

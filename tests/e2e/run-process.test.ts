@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { availableParallelism, release } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { VM_NAMESPACES_ANNOTATION } from '../../src/oci/checks.js';
-import { bundleTests, hull, qemuProcessesUsing, startHull } from './harness.js';
+import { bundleTests, HULL, hull, qemuProcessesUsing, runCommand, startHull } from './harness.js';
 
 /** `hull run` as a user of runc sees it: output, exit codes, stdin, the process's settings. */
 describe('hull run: the container process', { timeout: 600_000 }, () => {
@@ -164,5 +165,45 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
       r.stderr.trim(),
       /^hull: the VM of container \S+ ended under it: .*the guest kernel panicked: sysrq triggered crash/,
     );
+  });
+
+  test('a guest kernel panic right after `hull start`: start or state names it (issue 12)', async () => {
+    const b = await bundle(['sh', '-c', 'echo c > /proc/sysrq-trigger; sleep 60'], (spec) => {
+      spec.linux!.readonlyPaths = [];
+      spec.linux!.maskedPaths = [];
+    });
+    // As conmon runs it: the monitor keeps create's stdout and stderr, here a file.
+    const output = join(t.scratch, `${b.id}.out`);
+    const created = await runCommand('sh', [
+      '-c',
+      `"$0" "$@" > ${output} 2>&1 < /dev/null || { cat ${output} >&2; exit 1; }`,
+      process.execPath,
+      HULL,
+      ...['--root', t.root, 'create', '--bundle', b.dir, b.id],
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    try {
+      const started = await hull(['--root', t.root, 'start', b.id]);
+      // The guest may die before or after the start is answered; either way no bare channel error.
+      if (started.code !== 0) {
+        assert.match(
+          started.stderr,
+          /^hull: the VM of container \S+ ended under it: .*the guest kernel panicked: sysrq triggered crash\n$/,
+        );
+      }
+      let state: { status: string; vmLost?: string } = { status: '' };
+      for (let i = 0; i < 300 && state.status !== 'stopped'; i++) {
+        state = JSON.parse((await hull(['--root', t.root, 'state', b.id])).stdout);
+        if (state.status !== 'stopped') await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(state.status, 'stopped');
+      assert.match(
+        state.vmLost ?? '',
+        /the guest kernel panicked: sysrq triggered crash/,
+        '`hull state` says why',
+      );
+    } finally {
+      await hull(['--root', t.root, 'delete', '--force', b.id]);
+    }
   });
 });
