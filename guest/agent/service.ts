@@ -5,6 +5,7 @@ import type { Process, Spec } from '../../src/oci/spec.js';
 import type { CallContext, ImplOf } from '../../src/ttrpc/server.js';
 import type { Containers } from './containers.js';
 import { AgentError } from './errors.js';
+import { startFreePageReporting } from './kernel-modules.js';
 import { guestLogger } from './log.js';
 import { setupNetwork } from './network.js';
 import { runTool } from './tool.js';
@@ -105,6 +106,7 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
     },
     startContainer: async (req) => {
       await containers.start(req.containerId);
+      startFreePageReporting();
       return {};
     },
     removeContainer: async (req) => {

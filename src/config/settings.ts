@@ -1,4 +1,5 @@
 import { HullError } from '../errors.js';
+import { DEFAULT_TCG_CACHE_MIB } from '../hypervisor/qemu/command-line.js';
 
 /**
  * hull's settings: one table of every knob, each with its key in the configuration file
@@ -14,6 +15,7 @@ export type SettingName =
   | 'cpuModel'
   | 'vcpus'
   | 'memoryMiB'
+  | 'tcgCacheMiB'
   | 'bootTimeoutSeconds'
   | 'agentSnapshot'
   | 'debugConsole'
@@ -108,6 +110,15 @@ const SETTINGS: Record<SettingName, SettingSpec> = {
     description: "a sandbox VM's memory in MiB (a pod's sizing hints add to it)",
     defaultValue: '512',
     check: wholeNumber(128, 262_144, 'MiB'),
+  },
+  tcgCacheMiB: {
+    env: 'HULL_TCG_CACHE_MIB',
+    fileKey: 'vm.tcg_cache_mib',
+    fileType: 'integer',
+    description:
+      "TCG's translation cache per VM in MiB: more can speed guests running much different code, and costs host memory",
+    defaultValue: String(DEFAULT_TCG_CACHE_MIB),
+    check: wholeNumber(16, 2048, 'MiB'),
   },
   bootTimeoutSeconds: {
     env: 'HULL_BOOT_TIMEOUT',

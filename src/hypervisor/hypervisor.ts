@@ -37,6 +37,8 @@ export interface VmConfig {
   deviceDiscovery: DeviceDiscovery;
   /** The host's TSC rate, told to TCG guests so they need not measure it (see tsc.ts). */
   tscKhz?: number;
+  /** TCG's translation cache in MiB (the vm.tcg_cache_mib setting); a default without. */
+  tcgCacheMiB?: number;
   /** Network cards on taps made in a host network namespace (see network/), if any. */
   network?: VmNetwork;
   /** Verbose guest logs (the agent logs at debug level on the console). */

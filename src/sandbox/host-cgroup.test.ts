@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TCG_TB_SIZE_MIB } from '../hypervisor/qemu/command-line.js';
+import { DEFAULT_TCG_CACHE_MIB } from '../hypervisor/qemu/command-line.js';
 import { VMM_OVERHEAD_MIB } from '../hypervisor/qemu/qemu.js';
 import { weightOfShares } from '../sys/cgroup.js';
 import { GUEST_BASE_MIB, hostCgroupLimits, hostCgroupPath } from './host-cgroup.js';
@@ -23,7 +23,12 @@ test('the cgroup path: cgroupfs as written, systemd slices expanded, none under 
 
 test('memory: the container limit plus the guest base, at most the VM, plus the VMM and TCG cache', () => {
   const vm = { memoryMiB: 512, accel: 'tcg' as const };
-  const overhead = (VMM_OVERHEAD_MIB + TCG_TB_SIZE_MIB) * MiB;
+  const overhead = (VMM_OVERHEAD_MIB + DEFAULT_TCG_CACHE_MIB) * MiB;
+  assert.equal(
+    hostCgroupLimits(undefined, { ...vm, tcgCacheMiB: 256 }).memoryBytes,
+    (512 + VMM_OVERHEAD_MIB + 256) * MiB,
+    'a configured translation cache counts as configured',
+  );
   assert.equal(
     hostCgroupLimits({ memory: { limit: 64 * MiB } }, vm).memoryBytes,
     (64 + GUEST_BASE_MIB) * MiB + overhead,

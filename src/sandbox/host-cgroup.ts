@@ -52,13 +52,16 @@ interface LinuxResources {
  *  - CPU: the container's quota plus CPU_OVERHEAD of a period; its shares as they are;
  *  - tasks: the VMM's.
  */
-export function hostCgroupLimits(resources: unknown, vm: { memoryMiB: number; accel: Accel }): CgroupLimits {
+export function hostCgroupLimits(
+  resources: unknown,
+  vm: { memoryMiB: number; accel: Accel; tcgCacheMiB?: number },
+): CgroupLimits {
   const r = (resources ?? {}) as LinuxResources;
   const MiB = 2 ** 20;
   const limit = r.memory?.limit;
   const guestBytes =
     limit && limit > 0 ? Math.min(limit + GUEST_BASE_MIB * MiB, vm.memoryMiB * MiB) : vm.memoryMiB * MiB;
-  const limits = vmmCgroupLimits(guestBytes, vm.accel);
+  const limits = vmmCgroupLimits(guestBytes, vm.accel, vm.tcgCacheMiB);
   const { quota, period, shares } = r.cpu ?? {};
   if (quota && quota > 0) {
     const periodUs = period && period > 0 ? period : 100_000;

@@ -191,6 +191,7 @@ export async function startSandbox(
   const target = await vmTargetFor(image, hypervisor, notice);
   const snapshot = await agentSnapshotFor(image, target, { hypervisor, signal: options.signal });
   const memoryMiB = settings.memoryMiB ?? defaultMemoryMiB();
+  const tcgCacheMiB = Number(setting('tcgCacheMiB'));
   const sandbox = await Sandbox.create(
     {
       id,
@@ -202,11 +203,16 @@ export async function startSandbox(
       cpuModel: target.cpuModel,
       agentSnapshot: snapshot?.disk,
       tscKhz: target.tscKhz,
+      tcgCacheMiB,
       vcpus: settings.vcpus ?? defaultVcpus(),
       memoryMiB,
       hostCgroup: {
         path: hostCgroupPath(options.spec ?? {}, id),
-        limits: hostCgroupLimits(options.spec?.linux?.resources, { memoryMiB, accel: target.accel }),
+        limits: hostCgroupLimits(options.spec?.linux?.resources, {
+          memoryMiB,
+          accel: target.accel,
+          tcgCacheMiB,
+        }),
         // The process creating the sandbox owns its VM: the monitor, `hull run`, or the shim.
         owner: process.pid,
       },

@@ -45,6 +45,8 @@ export interface SandboxOptions {
    */
   netns?: string;
   tscKhz?: number;
+  /** TCG's translation cache in MiB (see VmConfig). */
+  tcgCacheMiB?: number;
   /** The sandbox's host cgroup (see host-cgroup.ts). */
   hostCgroup?: VmConfig['hostCgroup'];
   /** A root shell port in the guest for `hull debug-console` (the vm.debug_console setting). */
@@ -162,6 +164,7 @@ export class Sandbox {
             agentSnapshot: options.agentSnapshot,
             deviceDiscovery: options.image.manifest.kernel.deviceDiscovery,
             tscKhz: options.tscKhz,
+            tcgCacheMiB: options.tcgCacheMiB,
             network: network?.interfaces.length
               ? {
                   netns: network.netns,

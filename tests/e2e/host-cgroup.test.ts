@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { TCG_TB_SIZE_MIB } from '../../src/hypervisor/qemu/command-line.js';
+import { DEFAULT_TCG_CACHE_MIB } from '../../src/hypervisor/qemu/command-line.js';
 import { VMM_OVERHEAD_MIB } from '../../src/hypervisor/qemu/qemu.js';
 import { CPU_OVERHEAD, GUEST_BASE_MIB } from '../../src/sandbox/host-cgroup.js';
 import { bundleTests, hull, hullDetached, processExit, qemuProcessesUsing } from './harness.js';
@@ -56,7 +56,7 @@ describe("the sandbox's host cgroup and `run --detach`", { timeout: 600_000 }, (
           `${c}: QEMU and the monitor are in ${path}`,
         );
       }
-      const overheadMiB = GUEST_BASE_MIB + VMM_OVERHEAD_MIB + (tcg ? TCG_TB_SIZE_MIB : 0);
+      const overheadMiB = GUEST_BASE_MIB + VMM_OVERHEAD_MIB + (tcg ? DEFAULT_TCG_CACHE_MIB : 0);
       const memoryLimit = Number(await read('memory', path, v2 ? 'memory.max' : 'memory.limit_in_bytes'));
       assert.equal(
         memoryLimit,

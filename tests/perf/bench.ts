@@ -6,11 +6,12 @@
  *   (b') the same with HULL_AGENT_SNAPSHOT=off, the agent starting from its script;
  *   (c) runc running `true` on the host, where runc is installed.
  * It prints medians and the ratios b/a, b/b' and b/c, then the network figure (throughput and
- * round-trip time through a published port, hull vs runc: tests/perf/network.ts), and writes
- * them as JSON. Machines here are shared and noisy: only ratios taken in the same run mean
+ * round-trip time through a published port, hull vs runc: tests/perf/network.ts), then what an
+ * idle sandbox costs the host (PSS of ten idle sandboxes: tests/perf/idle-memory.ts), and
+ * writes them as JSON. Machines here are shared and noisy: only ratios taken in the same run mean
  * anything.
  *
- *   npm run bench [-- --runs N --out FILE --part all|start|network]
+ *   npm run bench [-- --runs N --out FILE --part all|start|network|memory]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -24,6 +25,7 @@ import { agentSnapshotFor, defaultMemoryMiB, vmTargetFor } from '../../src/sandb
 import { which } from '../../src/sys/exec.js';
 import { HULL } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
+import { measureIdleMemory } from './idle-memory.js';
 import { measureNetwork, median, type NetworkFigures } from './network.js';
 
 const { values } = parseArgs({
@@ -34,8 +36,8 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-if (!['all', 'start', 'network'].includes(values.part!)) {
-  throw new Error(`--part ${values.part}: use all, start or network`);
+if (!['all', 'start', 'network', 'memory'].includes(values.part!)) {
+  throw new Error(`--part ${values.part}: use all, start, network or memory`);
 }
 
 function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
@@ -146,10 +148,18 @@ function printNetwork(figures: NetworkFigures): void {
 
 const scratch = await mkdtemp(join(tmpdir(), 'hull-bench-'));
 try {
-  const start = values.part === 'network' ? undefined : await measureStart(scratch);
-  const network = values.part === 'start' ? undefined : await measureNetwork(scratch, runs);
+  const part = (name: string) => values.part === 'all' || values.part === name;
+  const start = part('start') ? await measureStart(scratch) : undefined;
+  const network = part('network') ? await measureNetwork(scratch, runs) : undefined;
   if (network) printNetwork(network);
-  const result = { ...start, network };
+  const idleMemory = part('memory') ? await measureIdleMemory(scratch) : undefined;
+  if (idleMemory) {
+    const { qemu, monitor, sandbox } = idleMemory.pssMiB;
+    console.log(
+      `idle sandbox, median of ${idleMemory.sandboxes} side by side: QEMU ${qemu} MiB + monitor ${monitor} MiB = ${sandbox} MiB PSS`,
+    );
+  }
+  const result = { ...start, network, idleMemory };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);
 } finally {

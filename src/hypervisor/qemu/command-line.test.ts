@@ -27,7 +27,9 @@ function values(args: string[], flag: string): string[] {
 test('a TCG microvm with a bounded translation cache, the max CPU model and no defaults', () => {
   const args = qemuCommandLine(config, paths);
   assert.deepEqual(values(args, '-machine'), ['microvm,acpi=on,rtc=on,pcie=off,isa-serial=on']);
-  assert.deepEqual(values(args, '-accel'), ['tcg,tb-size=256']);
+  assert.deepEqual(values(args, '-accel'), ['tcg,tb-size=64'], 'the measured default');
+  const configured = qemuCommandLine({ ...config, tcgCacheMiB: 256 }, paths);
+  assert.deepEqual(values(configured, '-accel'), ['tcg,tb-size=256'], 'the vm.tcg_cache_mib setting');
   assert.deepEqual(values(args, '-cpu'), ['max']);
   assert.deepEqual(values(args, '-smp'), ['2']);
   assert.deepEqual(values(args, '-m'), ['512M']);
@@ -56,6 +58,7 @@ test('rootfs read-only on virtio-blk, the share on virtio-9p, agent and QMP as c
   assert.deepEqual(values(args, '-device'), [
     'virtio-blk-device,drive=rootfs,serial=hull-root',
     'virtio-9p-device,fsdev=share,mount_tag=hullshare',
+    'virtio-balloon-device,free-page-reporting=on',
     'virtio-serial-device,max_ports=2',
     'virtserialport,chardev=agent,name=agent.0',
   ]);
@@ -158,4 +161,25 @@ test('the debug console: a port of its own on a socket QEMU listens on, and the 
   assert.ok(values(args, '-device').includes('virtserialport,chardev=debug,name=debug.0'));
   assert.ok(values(args, '-device').includes('virtio-serial-device,max_ports=3'));
   assert.match(values(args, '-append')[0]!, /hull.debug_console/);
+});
+
+test('free page reporting takes a virtio-mmio slot only while one is left after the network cards', () => {
+  const balloon = (c: VmConfig) =>
+    values(qemuCommandLine(c, paths), '-device').filter((d) => d.startsWith('virtio-balloon-device'));
+  const withCards = (n: number): VmConfig => ({
+    ...config,
+    agentSnapshot: '/img/snapshot.erofs',
+    network: {
+      netns: '/run/netns/n',
+      nics: Array.from({ length: n }, (_, i) => ({ tap: `tap${i}`, mac: `0a:58:0a:f4:00:0${i}` })),
+      vhost: false,
+    },
+  });
+  assert.deepEqual(balloon(config), ['virtio-balloon-device,free-page-reporting=on']);
+  assert.equal(
+    balloon(withCards(3)).length,
+    1,
+    'two disks, the share, the port and three cards: seven of eight',
+  );
+  assert.equal(balloon(withCards(4)).length, 0, 'a fourth card takes the last slot');
 });

@@ -11,7 +11,7 @@ import { deadlineSignal, raceSignal } from '../../util/deadline.js';
 import { parseCpuHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
-import { type QemuPaths, qemuCommandLine, TCG_TB_SIZE_MIB, tapFd } from './command-line.js';
+import { DEFAULT_TCG_CACHE_MIB, type QemuPaths, qemuCommandLine, tapFd } from './command-line.js';
 import { QmpClient } from './qmp.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -31,8 +31,12 @@ const VMM_MAX_PIDS = 1024;
  * owner's own (VMM_OVERHEAD_MIB), plus TCG's translation cache; and tasks enough for QEMU's
  * and the owner's threads.
  */
-export function vmmCgroupLimits(guestBytes: number, accel: Accel): CgroupLimits {
-  const overheadMiB = VMM_OVERHEAD_MIB + (accel === 'tcg' ? TCG_TB_SIZE_MIB : 0);
+export function vmmCgroupLimits(
+  guestBytes: number,
+  accel: Accel,
+  tcgCacheMiB = DEFAULT_TCG_CACHE_MIB,
+): CgroupLimits {
+  const overheadMiB = VMM_OVERHEAD_MIB + (accel === 'tcg' ? tcgCacheMiB : 0);
   return { memoryBytes: guestBytes + overheadMiB * 2 ** 20, pids: VMM_MAX_PIDS };
 }
 

@@ -1,0 +1,60 @@
+/**
+ * The memory figure of `npm run bench`: what an idle sandbox costs the host. Ten busybox
+ * `sleep` containers are started with `hull run -d`, left to settle, and each sandbox's
+ * processes (QEMU and its monitor) are counted by proportional set size, so pages shared
+ * between sandboxes (QEMU's code, the guest kernel file) count once in all. The figure is the
+ * median sandbox; every sandbox is deleted after.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { processCost, processesMentioning } from '../../src/sys/processes.js';
+import { hull, hullDetached } from '../e2e/harness.js';
+import { makeBusyboxBundle } from '../fixtures/bundle.js';
+import { median } from './network.js';
+
+export interface IdleMemoryFigures {
+  sandboxes: number;
+  /** The median sandbox, in MiB: QEMU, its monitor, and both. */
+  pssMiB: { qemu: number; monitor: number; sandbox: number };
+}
+
+const MiB = 2 ** 20;
+/** Long enough for each guest's start-up buffers to be freed and reported back. */
+const SETTLE_MS = 15_000;
+
+export async function measureIdleMemory(scratch: string, count = 10): Promise<IdleMemoryFigures> {
+  const root = join(scratch, 'idle-root');
+  const bundle = join(scratch, 'idle-bundle');
+  await mkdir(bundle, { recursive: true });
+  await makeBusyboxBundle(bundle, ['sleep', '100000']);
+  const ids = Array.from({ length: count }, (_, i) => `idle-${i}`);
+  try {
+    for (const id of ids) {
+      const r = await hullDetached(root, ['--bundle', bundle, id]);
+      if (r.code !== 0) throw new Error(`hull run -d ${id}: ${r.stderr}`);
+      process.stderr.write('.');
+    }
+    process.stderr.write('\n');
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    const qemu: number[] = [];
+    const monitor: number[] = [];
+    for (const id of ids) {
+      const state = JSON.parse((await hull(['--root', root, 'state', id])).stdout) as { pid: number };
+      const [vmm] = await processesMentioning(`${join(root, id)}/`, (cmdline) =>
+        cmdline.includes('qemu-system'),
+      );
+      const costs = await Promise.all([vmm, state.pid].map((pid) => (pid ? processCost(pid) : undefined)));
+      if (!costs[0] || !costs[1]) throw new Error(`${id}: its QEMU or monitor is not running`);
+      qemu.push(costs[0].pssBytes / MiB);
+      monitor.push(costs[1].pssBytes / MiB);
+    }
+    const sandbox = qemu.map((q, i) => q + monitor[i]!);
+    const round = (x: number) => Math.round(x);
+    return {
+      sandboxes: count,
+      pssMiB: { qemu: round(median(qemu)), monitor: round(median(monitor)), sandbox: round(median(sandbox)) },
+    };
+  } finally {
+    for (const id of ids) await hull(['--root', root, 'delete', '--force', id]);
+  }
+}
