@@ -285,22 +285,29 @@ export class AgentClient {
   }
 }
 
+/** Who answers a call: the guest agent, or a hull process on the host (monitor, shim). */
+export type Peer = 'agent' | 'host';
+
 /** A unary call whose failure comes back as a hull error (toHullError). */
 export async function callMapped<I extends DescMessage, O extends DescMessage>(
   rpc: TtrpcClient,
   method: DescMethodUnary<I, O>,
   input: MessageInitShape<I>,
   signal: AbortSignal,
+  peer: Peer = 'agent',
 ): Promise<MessageShape<O>> {
   try {
     return await rpc.call(method, create(method.input, input), { signal });
   } catch (err) {
-    throw toHullError(method.name, err);
+    throw toHullError(method.name, err, peer);
   }
 }
 
-/** The one place wire statuses become hull errors, for the agent and the monitor alike. */
-export function toHullError(method: string, err: unknown): unknown {
+/**
+ * The one place wire statuses become hull errors, for the agent and the monitor alike. A hull
+ * process's UNAVAILABLE already says which VM ended and how; the agent's is its channel gone.
+ */
+export function toHullError(method: string, err: unknown, peer: Peer = 'agent'): unknown {
   if (!(err instanceof TtrpcError)) return err;
   switch (err.code) {
     case Code.NOT_FOUND:
@@ -314,6 +321,7 @@ export function toHullError(method: string, err: unknown): unknown {
     case Code.INVALID_ARGUMENT:
       return new HullError('ERR_CONFIG', err.message, { cause: err });
     case Code.UNAVAILABLE:
+      if (peer === 'host') return new HullError('ERR_VM_EXITED', err.message, { cause: err });
       return new HullError('ERR_VM_EXITED', `the guest agent is gone (${method}): ${err.message}`, {
         cause: err,
       });

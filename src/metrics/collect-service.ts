@@ -26,7 +26,7 @@ export async function collectFrom(
   if (!socket) return undefined;
   const rpc = new TtrpcClient(socket);
   try {
-    const res = await callMapped(rpc, Metrics.method.collect, {}, signal);
+    const res = await callMapped(rpc, Metrics.method.collect, {}, signal, 'host');
     const parsed: unknown = JSON.parse(Buffer.from(res.registryJson).toString('utf8'));
     return isRegistryJson(parsed) ? parsed : undefined;
   } catch {

@@ -48,6 +48,6 @@ export class MonitorClient {
     input: MessageInitShape<I>,
     signal: AbortSignal,
   ): Promise<MessageShape<O>> {
-    return callMapped(this.rpc, method, input, signal);
+    return callMapped(this.rpc, method, input, signal, 'host');
   }
 }

@@ -226,11 +226,15 @@ export function runCommand(file: string, args: string[], env?: NodeJS.ProcessEnv
 }
 
 /**
- * `hull --root ROOT run --detach ARGS…`, its output to a file: the monitor keeps the command's
- * stdout and stderr for the container's life, as a detached runc container keeps runc's, so
- * pipes would stay open. Fails with the command's output on stderr.
+ * `hull --root ROOT VERB ARGS…` as conmon runs create, its output to a file: the monitor keeps
+ * the command's stdout and stderr for the container's life, as a detached runc container keeps
+ * runc's, so pipes would stay open. Fails with the command's output on stderr.
  */
-export function hullDetached(root: string, args: string[], env?: NodeJS.ProcessEnv): Promise<CommandResult> {
+export function hullKeepingOutput(
+  root: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<CommandResult> {
   const out = `${root}.detached.out`;
   return runCommand(
     'sh',
@@ -241,10 +245,13 @@ export function hullDetached(root: string, args: string[], env?: NodeJS.ProcessE
       HULL,
       '--root',
       root,
-      'run',
-      '--detach',
       ...args,
     ],
     env && { ...process.env, ...env },
   );
+}
+
+/** `hull --root ROOT run --detach ARGS…` (see hullKeepingOutput). */
+export function hullDetached(root: string, args: string[], env?: NodeJS.ProcessEnv): Promise<CommandResult> {
+  return hullKeepingOutput(root, ['run', '--detach', ...args], env);
 }

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Spec } from '../../src/oci/spec.js';
 import { TestNetns } from '../fixtures/netns.js';
 import { fetchFromHost } from '../fixtures/web-server.js';
-import { bundleTests, HULL, hull, runCommand, startHull } from './harness.js';
+import { bundleTests, hull, hullKeepingOutput, runCommand, startHull } from './harness.js';
 
 /** The container's network namespace, named by path, as podman and CNI give it. */
 const joining = (netns: string) => (spec: Spec) => {
@@ -93,15 +93,7 @@ nsenter --net=/proc/$pid/ns/net sh -c 'ip addr add 10.231.21.2/24 dev eth0 && ip
       spec.root!.readonly = false;
       spec.hooks = { prestart: [{ path: hook }] };
     });
-    // As conmon runs it: the monitor keeps create's stdout and stderr, here a file.
-    const output = join(t.scratch, 'create.out');
-    const created = await runCommand('sh', [
-      '-c',
-      `"$0" "$@" > ${output} 2>&1 < /dev/null || { cat ${output} >&2; exit 1; }`,
-      process.execPath,
-      HULL,
-      ...['--root', t.root, 'create', '--bundle', server.dir, server.id],
-    ]);
+    const created = await hullKeepingOutput(t.root, ['create', '--bundle', server.dir, server.id]);
     assert.equal(created.code, 0, created.stderr);
     try {
       assert.equal((await hull(['--root', t.root, 'start', server.id])).code, 0);

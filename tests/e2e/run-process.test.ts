@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { availableParallelism, release } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { VM_NAMESPACES_ANNOTATION } from '../../src/oci/checks.js';
-import { bundleTests, HULL, hull, qemuProcessesUsing, runCommand, startHull } from './harness.js';
+import { bundleTests, hull, hullKeepingOutput, qemuProcessesUsing, startHull } from './harness.js';
 
 /** `hull run` as a user of runc sees it: output, exit codes, stdin, the process's settings. */
 describe('hull run: the container process', { timeout: 600_000 }, () => {
@@ -172,15 +171,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
       spec.linux!.readonlyPaths = [];
       spec.linux!.maskedPaths = [];
     });
-    // As conmon runs it: the monitor keeps create's stdout and stderr, here a file.
-    const output = join(t.scratch, `${b.id}.out`);
-    const created = await runCommand('sh', [
-      '-c',
-      `"$0" "$@" > ${output} 2>&1 < /dev/null || { cat ${output} >&2; exit 1; }`,
-      process.execPath,
-      HULL,
-      ...['--root', t.root, 'create', '--bundle', b.dir, b.id],
-    ]);
+    const created = await hullKeepingOutput(t.root, ['create', '--bundle', b.dir, b.id]);
     assert.equal(created.code, 0, created.stderr);
     try {
       const started = await hull(['--root', t.root, 'start', b.id]);
