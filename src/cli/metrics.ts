@@ -26,7 +26,7 @@ async function quietSample(ref: ContainerRef): Promise<SandboxSample> {
   return { id: ref.id, status: ref.state.status, containers: [], host: [], boot };
 }
 
-/** The owners' sockets: each container's monitor and each pod's shim under the root. */
+/** The sockets of the pods' shims under the root (`<root>/shim/<hash>/shim.sock`). */
 async function podShimSockets(root: string): Promise<string[]> {
   const shims = join(root, 'shim');
   const dirs = await readdir(shims).catch(() => [] as string[]);

@@ -9,7 +9,7 @@ import { failureCode } from '../metrics/agent-requests.js';
 import { metricsService } from '../metrics/collect-service.js';
 import { OwnerMetrics } from '../metrics/owner-metrics.js';
 import { toWireStatus } from '../sandbox/wire-status.js';
-import { reportToParent } from '../sys/detached-helper.js';
+import { reportFailure, reportToParent } from '../sys/detached-helper.js';
 import { HostMounter, removeUnmounted } from '../sys/mount.js';
 import { listenPrivately } from '../sys/unix-socket.js';
 import { SandboxTrace } from '../trace/sandbox-trace.js';
@@ -40,7 +40,7 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
   try {
     trace = new SandboxTrace();
   } catch (err) {
-    await reportToParent(`error ${messageOf(err)}`);
+    await reportFailure(err);
     process.exit(1);
   }
   const metrics = new OwnerMetrics(podId, 'shim');
