@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { AGENT_PROTOCOL_VERSION } from '../../src/agent/version.js';
 import type { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import type { Process, Spec } from '../../src/oci/spec.js';
@@ -153,6 +154,12 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
     },
     listProcesses: async (req) => ({ pids: await containers.processes(req.containerId) }),
     statsContainer: async (req) => ({ cgroupFiles: await containers.cgroupFiles(req.containerId) }),
+    statsSandbox: async () => ({
+      procFiles: {
+        meminfo: await readFile('/proc/meminfo', 'utf8'),
+        stat: await readFile('/proc/stat', 'utf8'),
+      },
+    }),
     ttyWinResize: async (req) => {
       containers.process(req.containerId, req.execId).resize(req.rows, req.columns);
       return {};

@@ -224,6 +224,11 @@ export class AgentClient {
     return (await this.call(AgentService.method.statsContainer, { containerId: id }, signal)).cgroupFiles;
   }
 
+  /** The whole guest's /proc/meminfo and /proc/stat, by name (see proto StatsSandboxResponse). */
+  async statsSandbox(signal: AbortSignal): Promise<Record<string, string>> {
+    return (await this.call(AgentService.method.statsSandbox, {}, signal)).procFiles;
+  }
+
   async resizeTerminal(ref: ProcessRef, rows: number, columns: number, signal: AbortSignal): Promise<void> {
     await this.call(
       AgentService.method.ttyWinResize,

@@ -2,7 +2,7 @@ import { Counter, Histogram, type MetricObjectWithValues, type MetricValue, Regi
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { processCost } from '../sys/processes.js';
 import { type AgentRequestEnd, agentRequests } from './agent-requests.js';
-import { guestUse } from './guest-use.js';
+import { guestUse, sandboxGuestUse } from './guest-use.js';
 import { type HostProcess, type SandboxSample, sandboxRegistry } from './sandbox-metrics.js';
 
 /** Agent requests take from a millisecond (a signal) to a minute (a process's exit, waited on). */
@@ -74,6 +74,7 @@ export class OwnerMetrics {
       containers: [],
       host: [],
     };
+    sample.guest = await sandboxGuestUse(sandbox.agent, AbortSignal.timeout(5000));
     for (const id of parts.containerIds) {
       sample.containers.push({ id, guest: await guestUse(sandbox.agent, id, AbortSignal.timeout(5000)) });
     }

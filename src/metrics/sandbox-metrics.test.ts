@@ -15,6 +15,7 @@ const running = {
     { process: 'qemu' as const, pssBytes: 300, cpuSeconds: 4 },
     { process: 'shim' as const, pssBytes: 20, cpuSeconds: 0.5 },
   ],
+  guest: { memoryTotalBytes: 4000, memoryUsedBytes: 1500, cpuSeconds: 2.5 },
   boot: { phases: [{ name: 'guest kernel', where: 'guest' as const, seconds: 0.9 }] },
 };
 
@@ -36,6 +37,9 @@ test("samples become Prometheus text: counts by state, a container's guest and h
     'hull_container_cpu_seconds_total{id="a",sandbox="pod"} 1.5',
     'hull_container_pids{id="b",sandbox="pod"} 1',
     'hull_sandbox_host_pss_bytes{id="pod",process="qemu"} 300',
+    'hull_sandbox_guest_memory_total_bytes{id="pod"} 4000',
+    'hull_sandbox_guest_memory_used_bytes{id="pod"} 1500',
+    'hull_sandbox_guest_cpu_seconds_total{id="pod"} 2.5',
     'hull_sandbox_host_cpu_seconds_total{id="pod",process="shim"} 0.5',
     'hull_boot_phase_seconds_bucket{le="1",phase="guest kernel",where="guest"} 1',
     'hull_boot_phase_seconds_bucket{le="0.5",phase="guest kernel",where="guest"} 0',

@@ -12,6 +12,13 @@ export interface GuestUse {
   pids: number;
 }
 
+/** The whole guest's memory and CPU (its /proc), what the VM's kernel and containers use. */
+export interface SandboxGuestUse {
+  memoryTotalBytes: number;
+  memoryUsedBytes: number;
+  cpuSeconds: number;
+}
+
 /** The host process that owns a sandbox's VM: a container's monitor or a pod's shim. */
 export type HostProcess = 'qemu' | 'monitor' | 'shim';
 
@@ -21,6 +28,8 @@ export interface SandboxSample {
   status: string;
   /** Its containers: one for the OCI command line and `hull run`, a pod's for the shim. */
   containers: { id: string; guest?: GuestUse }[];
+  /** The whole guest, when its agent answered. */
+  guest?: SandboxGuestUse;
   /** The host processes of the sandbox. */
   host: { process: HostProcess; pssBytes: number; cpuSeconds: number }[];
   /** How its boot went, phase by phase (see trace/), when it was recorded. */
@@ -68,6 +77,24 @@ export function sandboxRegistry(samples: SandboxSample[], allStatuses = true): R
     labelNames: labels,
     registers: [registry],
   });
+  const guestTotal = new Gauge({
+    name: 'hull_sandbox_guest_memory_total_bytes',
+    help: "Memory the sandbox's guest kernel has (MemTotal)",
+    labelNames: ['id'],
+    registers: [registry],
+  });
+  const guestUsed = new Gauge({
+    name: 'hull_sandbox_guest_memory_used_bytes',
+    help: "Memory in use in the sandbox's guest (MemTotal - MemAvailable): its kernel, agent and containers",
+    labelNames: ['id'],
+    registers: [registry],
+  });
+  const guestCpu = new Counter({
+    name: 'hull_sandbox_guest_cpu_seconds_total',
+    help: "CPU time of the sandbox's guest, every state but idle and iowait",
+    labelNames: ['id'],
+    registers: [registry],
+  });
   const hostMemory = new Gauge({
     name: 'hull_sandbox_host_pss_bytes',
     help: 'Proportional set size of the sandbox on the host, by process (qemu, monitor or shim)',
@@ -98,6 +125,11 @@ export function sandboxRegistry(samples: SandboxSample[], allStatuses = true): R
       if (guest.memoryLimitBytes !== undefined) limit.set(key, guest.memoryLimitBytes);
       cpu.inc(key, guest.cpuSeconds);
       pids.set(key, guest.pids);
+    }
+    if (sample.guest) {
+      guestTotal.set({ id: sample.id }, sample.guest.memoryTotalBytes);
+      guestUsed.set({ id: sample.id }, sample.guest.memoryUsedBytes);
+      guestCpu.inc({ id: sample.id }, sample.guest.cpuSeconds);
     }
     for (const p of sample.boot?.phases ?? []) phases.observe({ phase: p.name, where: p.where }, p.seconds);
     for (const p of sample.host) {

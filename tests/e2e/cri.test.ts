@@ -168,6 +168,8 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
       'the three execs were timed',
     );
     assert.equal(metric('hull_boot_phase_seconds_count{phase="guest kernel",where="guest"}'), 1);
+    assert.ok(metric(`hull_sandbox_guest_memory_used_bytes{id="${podSandboxId}"}`)! > 20 * 2 ** 20);
+    assert.ok(metric(`hull_sandbox_guest_memory_total_bytes{id="${podSandboxId}"}`)! > 400 * 2 ** 20);
 
     await cri.call(RuntimeService.method.stopPodSandbox, { podSandboxId });
     await cri.call(RuntimeService.method.removePodSandbox, { podSandboxId });

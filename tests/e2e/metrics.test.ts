@@ -40,6 +40,12 @@ describe('hull metrics', { timeout: 600_000 }, () => {
         assert.ok(value(text, `hull_sandbox_host_pss_bytes{id="${b.id}",process="qemu"}`)! > 50 * MiB);
         assert.ok(value(text, `hull_sandbox_host_pss_bytes{id="${b.id}",process="monitor"}`)! > 5 * MiB);
         assert.ok(value(text, `hull_sandbox_host_cpu_seconds_total{id="${b.id}",process="qemu"}`)! > 0);
+        // The whole guest: a kernel given the VM's 512 MiB, less what it reserves for itself.
+        const total = value(text, `hull_sandbox_guest_memory_total_bytes{id="${b.id}"}`)!;
+        assert.ok(total > 400 * MiB && total <= 512 * MiB, `guest MemTotal ${total}`);
+        const used = value(text, `hull_sandbox_guest_memory_used_bytes{id="${b.id}"}`)!;
+        assert.ok(used > 20 * MiB && used < total, `guest memory in use ${used}`);
+        assert.ok(value(text, `hull_sandbox_guest_cpu_seconds_total{id="${b.id}"}`)! > 0);
         // Each monitor times its agent's requests: the container's creation and start, once each.
         for (const method of ['CreateContainer', 'StartContainer']) {
           const series = `hull_agent_request_duration_seconds_count{sandbox="${b.id}",method="${method}"}`;
