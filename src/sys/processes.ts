@@ -29,20 +29,11 @@ export async function processesMentioning(
   marker: string,
   match: (cmdline: string) => boolean = () => true,
 ): Promise<number[]> {
-  const found = await commandLines((cmdline) => cmdline.includes(marker) && match(cmdline));
-  return [...found.keys()];
-}
-
-/**
- * The command lines (NUL-separated, as /proc has them) of the processes other than this one
- * that `match` accepts, by pid: one pass over /proc for callers that look for many.
- */
-export async function commandLines(match: (cmdline: string) => boolean): Promise<Map<number, string>> {
-  const found = new Map<number, string>();
+  const found: number[] = [];
   for (const pid of await runningPids()) {
     if (pid === process.pid) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (match(cmdline)) found.set(pid, cmdline);
+    if (cmdline.includes(marker) && match(cmdline)) found.push(pid);
   }
   return found;
 }

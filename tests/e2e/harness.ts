@@ -7,7 +7,7 @@ import { after, afterEach, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Spec } from '../../src/oci/spec.js';
 import { HostMounter } from '../../src/sys/mount.js';
-import { processesMentioning } from '../../src/sys/processes.js';
+import { processesMentioning, statusField } from '../../src/sys/processes.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 
 /** The bundled CLI, run with this very node so tests can narrow PATH without losing node. */
@@ -158,6 +158,12 @@ export function qemuProcessesUsing(marker: string): Promise<number[]> {
 export function metricValue(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/** A process's resident memory in bytes (VmRSS), as `ps` shows it. */
+export async function residentBytes(pid: number): Promise<number> {
+  const kib = statusField(await readFile(`/proc/${pid}/status`, 'utf8'), 'VmRSS').split(/\s+/)[0];
+  return Number(kib) * 1024;
 }
 
 /** What a user would check after hull returns: no VM, no socket, no mount, no state left. */

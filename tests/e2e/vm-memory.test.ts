@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
-import { statusField } from '../../src/sys/processes.js';
-import { bundleTests, hull, hullDetached, qemuProcessesUsing } from './harness.js';
+import { bundleTests, hull, hullDetached, qemuProcessesUsing, residentBytes } from './harness.js';
 
 const MiB = 2 ** 20;
-
-async function residentBytes(pid: number): Promise<number> {
-  const kib = statusField(await readFile(`/proc/${pid}/status`, 'utf8'), 'VmRSS').split(/\s+/)[0];
-  return Number(kib) * 1024;
-}
 
 /** Issue 11: what a sandbox costs the host, beyond what it is using. */
 describe('VM memory', { timeout: 300_000 }, () => {

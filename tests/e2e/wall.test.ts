@@ -11,7 +11,7 @@ import { connectUnix } from '../../src/sys/unix-socket.js';
 import { TtrpcClient } from '../../src/ttrpc/client.js';
 import { TtrpcError } from '../../src/ttrpc/status.js';
 import { privileged } from '../fixtures/bundle.js';
-import { bundleTests, hull, hullDetached, qemuProcessesUsing, startHull } from './harness.js';
+import { bundleTests, hull, hullDetached, qemuProcessesUsing, residentBytes, startHull } from './harness.js';
 
 /** A shell that ends at SIGTERM (as PID 1 it would ignore it without a trap). */
 const UNTIL_TERM_PRELUDE = 'trap "exit 0" TERM';
@@ -196,9 +196,7 @@ describe('the hypervisor wall', { timeout: 600_000 }, () => {
     assert.equal(started.code, 0, started.stderr);
     try {
       const state = JSON.parse((await hull(['--root', t.root, 'state', b.id])).stdout) as { pid: number };
-      const rssMiB = async () =>
-        Number(statusField(await readFile(`/proc/${state.pid}/status`, 'utf8'), 'VmRSS').split(/\s+/)[0]) /
-        1024;
+      const rssMiB = async () => (await residentBytes(state.pid)) / 2 ** 20;
       const socket = join(t.root, b.id, MONITOR_SOCKET);
       // A frame header announcing 4 MiB (the most a frame may carry), then all of it but one byte.
       const header = Buffer.alloc(10);
