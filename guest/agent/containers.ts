@@ -248,6 +248,9 @@ export class Containers {
     await mkdir(TERMINAL_SOCKETS, { recursive: true });
     const socket = join(TERMINAL_SOCKETS, `${++this.terminals}.sock`);
     const terminal = await openGuestTerminal(socket);
+    // Read the helper's output from now on: a process that exits before crun returns ends the
+    // helper too, and Node discards what an exited child's unread stdout held, end included.
+    const output = new OutputPipe(terminal.output);
     if (size) terminal.resize(size.height, size.width);
     const [verb, ...rest] = args;
     await crun([verb!, '--console-socket', socket, ...rest], join(bundle, 'crun.log')).done.catch(
@@ -259,7 +262,7 @@ export class Containers {
     return new GuestProcess(
       await readPid(pidFile),
       terminal.input,
-      new OutputPipe(terminal.output),
+      output,
       new OutputPipe(null),
       this.reaper,
       terminal.resize,

@@ -14,7 +14,7 @@ export class OutputPipe {
   private wake: (() => void) | undefined;
 
   constructor(private readonly source: Readable | null) {
-    if (!source) {
+    if (!source || source.readableEnded || source.destroyed) {
       this.ended = true;
       return;
     }

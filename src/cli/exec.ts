@@ -125,7 +125,7 @@ async function runExec(
   try {
     await monitor.agent.execProcess(ref, spec, inputOf(stdio), AbortSignal.timeout(60_000));
   } catch (err) {
-    terminal?.close();
+    await terminal?.close();
     throw err;
   }
   if (terminal) forwardResizes(terminal, monitor.agent, ref);
@@ -140,7 +140,7 @@ async function runExec(
   try {
     return (await exec.exit).status;
   } finally {
-    terminal?.close();
+    await terminal?.close();
     stopForwarding();
     process.stdin.destroy();
   }

@@ -125,7 +125,7 @@ export class ContainerMonitor {
       monitor.attach();
       return monitor;
     } catch (err) {
-      terminal?.close();
+      await terminal?.close();
       await sandbox?.destroy();
       metrics.stop();
       await trace.finish(id, 'hull monitor');
@@ -262,7 +262,7 @@ export class ContainerMonitor {
       this.notice(`hull: the VM of container ${this.id} ended under it: ${lost}`);
     }
     this.status = 'stopped';
-    this.terminal?.close();
+    await this.terminal?.close();
     this.server?.close();
     await this.sandbox.destroy().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'teardown'));
     markHost('torn-down');

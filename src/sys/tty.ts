@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { HullError } from '../errors.js';
 import { installRoot } from '../paths.js';
+import { settledWithin } from '../util/deadline.js';
 import { onLines } from '../util/lines.js';
 
 /**
@@ -17,8 +19,14 @@ export interface HostTerminal {
   output: Writable;
   /** Calls `listener` with each new size, and at once with the current one if known. */
   onResize(listener: (rows: number, columns: number) => void): void;
-  close(): void;
+  /**
+   * Ends the output and waits (at most CLOSE_MS) for the helper to have written it all to the
+   * terminal: killed at once, it would drop a short-lived process's last lines.
+   */
+  close(): Promise<void>;
 }
+
+const CLOSE_MS = 2000;
 
 export function hullTtyPath(): string {
   return join(installRoot(), 'dist', 'native', 'hull-tty');
@@ -57,6 +65,13 @@ export async function openHostTerminal(consoleSocket: string, signal: AbortSigna
       listeners.push(listener);
       if (last) listener(...last);
     },
-    close: () => child.kill('SIGTERM'),
+    close: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = once(child, 'exit');
+        child.stdin.end();
+        await settledWithin(exited, CLOSE_MS);
+      }
+      child.kill('SIGTERM');
+    },
   };
 }

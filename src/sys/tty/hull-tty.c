@@ -11,8 +11,9 @@
  *                          container's pty master, and relay it: master -> stdout,
  *                          stdin -> master. "ROWS COLS\n" lines read on fd 3 resize it.
  *
- * Either mode prints "ready\n" on stderr once the relay runs, and exits when the terminal
- * closes (the process on it has exited).
+ * Either mode prints "ready\n" on stderr once the relay runs. send exits at the end of its
+ * stdin (all the container printed is then in the terminal, for the caller to read); recv when
+ * the terminal closes (the process on it has exited).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -106,7 +107,10 @@ static int relay(int term, int control, int sending_sizes) {
     }
     if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
       ssize_t n = read(0, buf, sizeof buf);
-      if (n <= 0) in_open = 0;  /* the terminal stays: a terminal has no end of input */
+      /* In the guest (recv) stdin is what the user types: the terminal stays, as a terminal
+       * has no end of input. On the host (send) it is the container's output, and its end
+       * means everything has been written to the terminal: the relay is done. */
+      if (n <= 0) { if (sending_sizes) return 0; in_open = 0; }
       else if (write_all(term, buf, n) < 0) return 0;
     }
     if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) {
