@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { guestLogger } from './log.js';
 import { runTool } from './tool.js';
 
@@ -42,7 +43,23 @@ let reporting = false;
 export function startFreePageReporting(): void {
   if (reporting) return;
   reporting = true;
-  setTimeout(() => void loadModules(['virtio_balloon']), 0);
+  setTimeout(() => void loadModules(['virtio_balloon']).then(reportSmallerBlocks), 0);
+}
+
+/**
+ * Free pages are reported in blocks of 2^order pages. The driver sets the order to the
+ * pageblock (2 MiB) when it registers, overwriting any setting from the command line, so it is
+ * lowered here, after the driver is loaded. What a container frees is scattered in smaller
+ * blocks: 60 MiB written to a tmpfs and removed came back 38 MiB at order 9, 57 at order 5
+ * (128 KiB) and 63 at order 3, so order 5 gives back most of it in few reports.
+ */
+const PAGE_REPORTING_ORDER = 5;
+
+async function reportSmallerBlocks(): Promise<void> {
+  const file = '/sys/module/page_reporting/parameters/page_reporting_order';
+  await writeFile(file, `${PAGE_REPORTING_ORDER}\n`).catch((err: unknown) =>
+    log.warn('cannot set the page reporting order', { error: (err as Error).message }),
+  );
 }
 
 /** Whether a process spec may administer networking (CAP_NET_ADMIN in any set). */
