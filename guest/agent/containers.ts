@@ -10,6 +10,7 @@ import { OutputPipe } from './output-pipe.js';
 import { processPipes } from './pipes.js';
 import { GuestProcess } from './process.js';
 import type { Reaper } from './reaper.js';
+import { mountShare, SHARE_ROOT } from './share.js';
 import { networkSysctls, toGuestSpec } from './spec.js';
 import { applySysctls } from './sysctls.js';
 import { openGuestTerminal } from './terminal.js';
@@ -30,8 +31,6 @@ const CGROUP_STAT_FILES = [
   'io.stat',
 ];
 
-/** Where the host's shared directory appears in the guest (mounted by hull-init). */
-export const SHARE_ROOT = '/run/hull/shared';
 const BUNDLES = '/run/hull/containers';
 const TERMINAL_SOCKETS = '/run/hull/tty';
 
@@ -79,6 +78,7 @@ export class Containers {
     if (sandbox?.init.exited) {
       throw new AgentError('wrong-state', `the pod's sandbox container ${sandbox.id} has exited`);
     }
+    await mountShare();
     const bundle = join(BUNDLES, id);
     await mkdir(bundle, { recursive: true });
     const spec = toGuestSpec(request.spec, {

@@ -1,21 +1,11 @@
 import { closeSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-
-/** Where the image puts the agent's addon (guest/agent/native/guest-pipes.c). */
-const ADDON = '/opt/hull/guest-pipes.node';
-
-let addon: { pipe(): [number, number] } | undefined;
+import { syscalls } from './syscalls.js';
 
 /** A pipe's two descriptors, close-on-exec, made by the addon (Node makes only socketpairs). */
 function pipe(): [read: number, write: number] {
-  if (!addon) {
-    // Loaded at first use, after the startup snapshot is restored: a snapshot holds no addon.
-    const module = { exports: {} as { pipe(): [number, number] } };
-    process.dlopen(module, ADDON);
-    addon = module.exports;
-  }
-  return addon.pipe();
+  return syscalls().pipe();
 }
 
 /**

@@ -8,9 +8,9 @@
  *  - never die silently: when the agent exits, say so on the console and power the VM off
  *    (QEMU runs with -no-reboot, so a reboot ends the VM and the host sees it exit).
  *
- * Before that it mounts what every container host needs (proc, sys, cgroup2, tmpfs, devpts)
- * and the sandbox's 9p share: mount(2) here costs nothing, where each `mount` command the
- * agent spawned would cost tens of milliseconds under software emulation.
+ * Before that it mounts what every container host needs (proc, sys, cgroup2, tmpfs, devpts):
+ * mount(2) here costs nothing, where each `mount` command the agent spawned would cost tens
+ * of milliseconds under software emulation. The sandbox's 9p share is the agent's to mount.
  *
  * The agent's V8 startup snapshot comes on its own read-only disk (serial "hull-snapshot"),
  * built by a guest of the same CPU model, because V8 refuses a snapshot made for other CPU
@@ -102,27 +102,35 @@ static const struct guest_mount mounts[] = {
     {"tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 1},
     {"devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620", 1},
     {"shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 1},
-    {"hullshare", "/run/hull/shared", "9p", 0, "trans=virtio,version=9p2000.L,msize=262144,cache=mmap", 0},
 };
 
-static void mount_all(void) {
-  for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++) {
-    const struct guest_mount *m = &mounts[i];
-    /* mkdir -p for the few nested targets (/run/hull/shared). */
-    char path[64];
-    snprintf(path, sizeof path, "%s", m->target);
-    for (char *p = path + 1; *p; p++) {
-      if (*p != '/') continue;
-      *p = 0;
-      mkdir(path, 0755);
-      *p = '/';
-    }
+/*
+ * The sandbox share, mounted here only to build the snapshot into it: otherwise the agent
+ * mounts it when the first container needs it (guest/agent/share.ts), so a VM not yet running
+ * a container holds no 9p attachment and can be saved.
+ */
+static const struct guest_mount share_mount = {
+    "hullshare", SHARE_DIR, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144,cache=mmap", 1};
+
+static void mount_one(const struct guest_mount *m) {
+  /* mkdir -p for the few nested targets (/run/hull/shared). */
+  char path[64];
+  snprintf(path, sizeof path, "%s", m->target);
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
     mkdir(path, 0755);
-    if (mount(m->source, m->target, m->type, m->flags, m->data) != 0) {
-      fprintf(stderr, "hull-init: cannot mount %s on %s: %s\n", m->type, m->target, strerror(errno));
-      if (m->required) power_off("a required mount failed");
-    }
+    *p = '/';
   }
+  mkdir(path, 0755);
+  if (mount(m->source, m->target, m->type, m->flags, m->data) != 0) {
+    fprintf(stderr, "hull-init: cannot mount %s on %s: %s\n", m->type, m->target, strerror(errno));
+    if (m->required) power_off("a required mount failed");
+  }
+}
+
+static void mount_all(void) {
+  for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++) mount_one(&mounts[i]);
 }
 
 /*
@@ -231,6 +239,7 @@ static pid_t start_debug_shell(const sigset_t *mask) {
 
 /* `hull.build_snapshot`: make the agent's startup snapshot in the share, then power off. */
 static void build_snapshot(void) {
+  mount_one(&share_mount);
   pid_t pid = fork();
   if (pid < 0) power_off("cannot fork to build the agent snapshot");
   if (pid == 0) {

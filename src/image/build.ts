@@ -95,7 +95,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     init: join(sources, 'initramfs-init.sh'),
     hullInit: join(sources, 'hull-init.c'),
     hullTty: join(installRoot(), 'src', 'sys', 'tty', 'hull-tty.c'),
-    guestPipes: join(installRoot(), 'guest', 'agent', 'native', 'guest-pipes.c'),
+    guestSyscalls: join(installRoot(), 'guest', 'agent', 'native', 'guest-syscalls.c'),
     modules: join(sources, 'guest-modules.txt'),
     containerModules: join(sources, 'container-modules.txt'),
     fragment: join(sources, 'kernel', 'minimal.config'),
@@ -128,7 +128,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     files.init,
     files.hullInit,
     files.hullTty,
-    files.guestPipes,
+    files.guestSyscalls,
     files.modules,
     files.containerModules,
     tools.kmod,
@@ -175,14 +175,14 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     progress.begin('guest programs: compiling hull-init, hull-tty and the agent addon');
     const hullInit = join(work, 'hull-init');
     const hullTty = join(work, 'hull-tty');
-    const guestPipes = join(work, 'guest-pipes.node');
+    const guestSyscalls = join(work, 'guest-syscalls.node');
     const compile = [
       [files.hullInit, hullInit, ['-static']],
       [files.hullTty, hullTty, ['-static']],
       [
-        files.guestPipes,
-        guestPipes,
-        ['-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=guest_pipes', `-I${nodeApiHeaders()}`],
+        files.guestSyscalls,
+        guestSyscalls,
+        ['-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=guest_syscalls', `-I${nodeApiHeaders()}`],
       ],
     ] as const;
     for (const [source, output, flags] of compile) {
@@ -219,7 +219,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       ip: tools.ip,
       hullInit,
       hullTty,
-      guestPipes,
+      guestSyscalls,
       agentBundle: files.agent,
       moduleTree: modulesDir
         ? {
@@ -258,7 +258,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     await rm(join(work, 'rootfs'), { recursive: true, force: true });
     await rm(hullInit, { force: true });
     await rm(hullTty, { force: true });
-    await rm(guestPipes, { force: true });
+    await rm(guestSyscalls, { force: true });
     await rm(dir, { recursive: true, force: true });
     await rename(work, dir);
     await markCurrent(id);

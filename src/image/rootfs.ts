@@ -13,8 +13,8 @@ export interface RootfsInputs {
   ip: string;
   hullInit: string;
   hullTty: string;
-  /** The agent's Node-API addon (guest/agent/native/guest-pipes.c). */
-  guestPipes: string;
+  /** The agent's Node-API addon (guest/agent/native/guest-syscalls.c). */
+  guestSyscalls: string;
   agentBundle: string;
   /** Modules containers load on demand, with kmod to load them; none for a kernel without modules. */
   moduleTree?: ModuleTree;
@@ -49,7 +49,7 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
   await stageBinary(stage, inputs.ip, '/usr/sbin/ip', signal);
   await stageFile(stage, inputs.hullInit, '/sbin/hull-init', 0o755);
   await stageFile(stage, inputs.hullTty, '/usr/bin/hull-tty', 0o755);
-  await stageFile(stage, inputs.guestPipes, '/opt/hull/guest-pipes.node', 0o644);
+  await stageFile(stage, inputs.guestSyscalls, '/opt/hull/guest-syscalls.node', 0o644);
   await stageFile(stage, inputs.agentBundle, '/opt/hull/agent.cjs', 0o644);
   if (inputs.moduleTree) await stageModuleTree(stage, inputs.moduleTree, signal);
   await writeFile(join(stage, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');

@@ -1,0 +1,91 @@
+/*
+ * guest-syscalls: the system calls the guest agent needs that Node does not offer.
+ *
+ *  - pipe(): Node gives a child process socketpairs for 'pipe' stdio. A container process
+ *    whose stdout is a socket cannot reopen it: open("/dev/stdout") (/proc/self/fd/1) fails
+ *    with ENXIO, and programs that log to /dev/stdout (nginx, httpd) exit. runc gives pipes;
+ *    so does hull, made here with pipe2() and handed to crun as plain file descriptors.
+ *  - mount(): the agent mounts the sandbox share itself when the first container needs it
+ *    (a VM that has not mounted it yet can be saved and cloned); a mount(2) here costs nothing
+ *    where spawning mount(8) costs a process start under software emulation.
+ *
+ * A Node-API addon (ABI-stable, loaded by the agent with process.dlopen) rather than a helper
+ * process: a pipe must be made in the process that keeps its other end.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <node_api.h>
+
+static void throw_errno(napi_env env, const char *code, const char *what) {
+  char message[256];
+  snprintf(message, sizeof message, "%s: %s", what, strerror(errno));
+  napi_throw_error(env, code, message);
+}
+
+/* pipe() -> [readFd, writeFd], both close-on-exec; throws an Error naming errno otherwise. */
+static napi_value make_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    throw_errno(env, "ERR_GUEST_PIPE", "pipe2");
+    return NULL;
+  }
+  napi_value pair, end;
+  if (napi_create_array_with_length(env, 2, &pair) != napi_ok) goto fail;
+  for (uint32_t i = 0; i < 2; i++) {
+    if (napi_create_int32(env, fds[i], &end) != napi_ok) goto fail;
+    if (napi_set_element(env, pair, i, end) != napi_ok) goto fail;
+  }
+  return pair;
+fail:
+  close(fds[0]);
+  close(fds[1]);
+  napi_throw_error(env, "ERR_GUEST_PIPE", "cannot return the pipe's descriptors");
+  return NULL;
+}
+
+/* Copies string argument `index` into `out`; 0 when it is not a string that fits. */
+static int string_arg(napi_env env, napi_value *args, size_t index, char *out, size_t size) {
+  size_t length;
+  if (napi_get_value_string_utf8(env, args[index], out, size, &length) != napi_ok) return 0;
+  return length < size - 1;
+}
+
+/* mount(source, target, type, flags, data): mount(2) with flags as a number; throws on errno. */
+static napi_value do_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value args[5];
+  char source[256], target[256], type[32], data[512];
+  uint32_t flags;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 5 ||
+      !string_arg(env, args, 0, source, sizeof source) || !string_arg(env, args, 1, target, sizeof target) ||
+      !string_arg(env, args, 2, type, sizeof type) || napi_get_value_uint32(env, args[3], &flags) != napi_ok ||
+      !string_arg(env, args, 4, data, sizeof data)) {
+    napi_throw_type_error(env, "ERR_GUEST_MOUNT", "mount(source, target, type, flags, data) takes four short strings and a number");
+    return NULL;
+  }
+  if (mount(source, target, type, flags, data[0] ? data : NULL) != 0) {
+    char what[300];
+    snprintf(what, sizeof what, "mount %s on %s", type, target);
+    throw_errno(env, "ERR_GUEST_MOUNT", what);
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  const napi_property_descriptor functions[] = {
+      {"pipe", NULL, make_pipe, NULL, NULL, NULL, napi_default, NULL},
+      {"mount", NULL, do_mount, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,19 @@
+/** Where the image puts the agent's addon (guest/agent/native/guest-syscalls.c). */
+const ADDON = '/opt/hull/guest-syscalls.node';
+
+interface GuestSyscalls {
+  pipe(): [number, number];
+  mount(source: string, target: string, type: string, flags: number, data: string): void;
+}
+
+let addon: GuestSyscalls | undefined;
+
+/** The addon, loaded at first use, after the startup snapshot is restored: a snapshot holds no addon. */
+export function syscalls(): GuestSyscalls {
+  if (!addon) {
+    const module = { exports: {} as GuestSyscalls };
+    process.dlopen(module, ADDON);
+    addon = module.exports;
+  }
+  return addon;
+}
