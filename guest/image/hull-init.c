@@ -112,10 +112,10 @@ static const struct guest_mount mounts[] = {
 static const struct guest_mount share_mount = {
     "hullshare", SHARE_DIR, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144,cache=mmap", 1};
 
-static void mount_one(const struct guest_mount *m) {
-  /* mkdir -p for the few nested targets (/run/hull/shared). */
+/* mkdir -p, for the few nested mount points (/run/hull/snapshot, /run/hull/shared). */
+static void make_dirs(const char *target) {
   char path[64];
-  snprintf(path, sizeof path, "%s", m->target);
+  snprintf(path, sizeof path, "%s", target);
   for (char *p = path + 1; *p; p++) {
     if (*p != '/') continue;
     *p = 0;
@@ -123,6 +123,10 @@ static void mount_one(const struct guest_mount *m) {
     *p = '/';
   }
   mkdir(path, 0755);
+}
+
+static void mount_one(const struct guest_mount *m) {
+  make_dirs(m->target);
   if (mount(m->source, m->target, m->type, m->flags, m->data) != 0) {
     fprintf(stderr, "hull-init: cannot mount %s on %s: %s\n", m->type, m->target, strerror(errno));
     if (m->required) power_off("a required mount failed");
@@ -182,7 +186,7 @@ static int mount_snapshot_disk(void) {
     snprintf(path, sizeof path, "/sys/block/%s/serial", entry->d_name);
     if (read_text(path, serial, sizeof serial) <= 0 || strcmp(serial, "hull-snapshot") != 0) continue;
     snprintf(path, sizeof path, "/dev/%s", entry->d_name);
-    mkdir(SNAPSHOT_DIR, 0755);
+    make_dirs(SNAPSHOT_DIR);
     if (mount(path, SNAPSHOT_DIR, "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) == 0)
       mounted = 1;
     else
