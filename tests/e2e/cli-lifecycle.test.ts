@@ -280,7 +280,7 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
     );
     const id = `tty-${n}`;
     const socket = join(dirs.scratch, `console-${n}.sock`);
-    const receiver = spawn('python3', [RECEIVER, socket, '24', '80', '40', '120'], {
+    const receiver = spawn('python3', [RECEIVER, socket, '24x80', '--on-ready', '40x120'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let shown = '';
@@ -291,6 +291,8 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
     assert.match(shown, /listening/, 'the console receiver is listening');
     const created = await h('create', '--bundle', dir, '--console-socket', socket, id);
     assert.equal(created.code, 0, created.stderr);
+    // As conmon does, the caller has sized the terminal before the container starts.
+    for (let i = 0; i < 250 && !shown.includes('sized'); i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal((await h('start', id)).code, 0);
     await new Promise((resolve, reject) => {
       const timer = setTimeout(
@@ -300,7 +302,7 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
       receiver.on('exit', () => resolve(clearTimeout(timer)));
     });
     const lines = shown.replace(/\r/g, '').split('\n');
-    assert.deepEqual(lines.slice(1, 7), ['24 80', '/dev/pts/0', 'ready', 'go', 'got go', '40 120']);
+    assert.deepEqual(lines.slice(2, 8), ['24 80', '/dev/pts/0', 'ready', 'go', 'got go', '40 120']);
     await h('delete', '--force', id);
   });
 

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,21 +86,40 @@ static int write_all(int fd, const char *buf, ssize_t n) {
   return 0;
 }
 
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Copies term <-> stdin/stdout until the terminal closes; `control` carries sizes. */
 static int relay(int term, int control, int sending_sizes) {
   char buf[65536];
   int in_open = 1, ctl_open = control >= 0;
   char line[64];
   size_t line_len = 0;
+  struct winsize sent = {0};
+  long long recheck_until = 0; /* ms on the monotonic clock; 0: no size to look at again */
   for (;;) {
-    if (sending_sizes && resized) {
+    int timeout = -1;
+    if (sending_sizes && (resized || recheck_until)) {
+      /* The kernel signals SIGWINCH before it stores the new size, so a size read at once may
+       * still be the old one: after each signal the size is read again for 100 ms. */
+      long long now = now_ms();
+      if (resized) recheck_until = now + 100;
       resized = 0;
       struct winsize ws;
-      if (ioctl(term, TIOCGWINSZ, &ws) == 0 && control >= 0) dprintf(control, "%u %u\n", ws.ws_row, ws.ws_col);
+      if (ioctl(term, TIOCGWINSZ, &ws) == 0 && control >= 0 &&
+          (ws.ws_row != sent.ws_row || ws.ws_col != sent.ws_col)) {
+        sent = ws;
+        dprintf(control, "%u %u\n", ws.ws_row, ws.ws_col);
+      }
+      if (now >= recheck_until) recheck_until = 0;
+      else timeout = 20;
     }
     struct pollfd fds[3] = {{.fd = term, .events = POLLIN}, {.fd = in_open ? 0 : -1, .events = POLLIN},
                             {.fd = (!sending_sizes && ctl_open) ? control : -1, .events = POLLIN}};
-    if (poll(fds, 3, -1) < 0) { if (errno == EINTR) continue; return die("poll"); }
+    if (poll(fds, 3, timeout) < 0) { if (errno == EINTR) continue; return die("poll"); }
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       ssize_t n = read(term, buf, sizeof buf);
       if (n <= 0) { if (n < 0 && errno == EINTR) continue; return 0; }
