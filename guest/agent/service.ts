@@ -66,7 +66,9 @@ export function healthService(): ImplOf<typeof Health> {
         // Not os.release(): node reads uname once at start-up, and the agent starts from a V8
         // snapshot taken on the host that built the image.
         kernelRelease: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
-        bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+        // Never read here: the kernel makes the boot id at its first read, and a VM saved
+        // before any read gives each clone of it its own.
+        bootId: '',
         // Set by hull-init, which knows whether it had to start the agent a second time.
         agentSnapshot: process.env.HULL_AGENT_SNAPSHOT ?? 'none',
       };

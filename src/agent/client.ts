@@ -14,7 +14,6 @@ import { AGENT_PROTOCOL_VERSION } from './version.js';
 export interface GuestInfo {
   version: string;
   kernelRelease: string;
-  bootId: string;
   /** How the agent started: from its startup snapshot, without one, or without a rejected one. */
   agentSnapshot: AgentSnapshotUse;
   /** When each guest boot phase began, in seconds of guest uptime (see proto CheckResponse). */
@@ -77,7 +76,6 @@ export class AgentClient {
         return {
           version: info.version,
           kernelRelease: info.kernelRelease,
-          bootId: info.bootId,
           agentSnapshot: snapshotUse(info.agentSnapshot),
           bootPhases: info.bootPhases,
           uptimeSeconds: info.uptimeSeconds,

@@ -56,13 +56,16 @@ export type CheckResponse = Message<"hull.agent.v1.CheckResponse"> & {
   version: string;
 
   /**
-   * Guest kernel release (uname -r) and boot id, for diagnostics and tests.
+   * Guest kernel release (uname -r), for diagnostics and tests.
    *
    * @generated from field: string kernel_release = 2;
    */
   kernelRelease: string;
 
   /**
+   * Left empty: the kernel makes its boot id at the first read, so an agent that never reads
+   * it lets each VM cloned from a saved one make its own.
+   *
    * @generated from field: string boot_id = 3;
    */
   bootId: string;
