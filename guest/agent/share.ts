@@ -5,7 +5,11 @@ import { syscalls } from './syscalls.js';
 /** Where the host's shared directory appears in the guest. */
 export const SHARE_ROOT = '/run/hull/shared';
 
-/** The 9p tag and options; the tag is fixed by hull's QEMU driver (storage/share.ts on the host). */
+/**
+ * The 9p tag and options; the tag is fixed by hull's QEMU driver (storage/share.ts on the host).
+ * hull-init mounts the same share with the same options to build the startup snapshot
+ * (share_mount in guest/image/hull-init.c): a change here belongs there too.
+ */
 const SHARE_TAG = 'hullshare';
 const SHARE_OPTIONS = 'trans=virtio,version=9p2000.L,msize=262144,cache=mmap';
 

@@ -106,8 +106,8 @@ static const struct guest_mount mounts[] = {
 
 /*
  * The sandbox share, mounted here only to build the snapshot into it: otherwise the agent
- * mounts it when the first container needs it (guest/agent/share.ts), so a VM not yet running
- * a container holds no 9p attachment and can be saved.
+ * mounts it when the first container needs it (guest/agent/share.ts, whose tag and options
+ * these must stay), so a VM not yet running a container holds no 9p attachment and can be saved.
  */
 static const struct guest_mount share_mount = {
     "hullshare", SHARE_DIR, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144,cache=mmap", 1};
