@@ -45,3 +45,10 @@ execFileSync('cc', ['-Os', '-Wall', '-o', 'dist/native/hull-tty', 'src/sys/tty/h
 execFileSync('cc', ['-Os', '-Wall', '-o', 'dist/native/hull-jail', 'src/hypervisor/jail/hull-jail.c'], {
   stdio: 'inherit',
 });
+// hull-template-memory holds a VM template's memory in a sealed memfd, which Node cannot make
+// (src/template/memory/hull-template-memory.c).
+execFileSync(
+  'cc',
+  ['-Os', '-Wall', '-o', 'dist/native/hull-template-memory', 'src/template/memory/hull-template-memory.c'],
+  { stdio: 'inherit' },
+);

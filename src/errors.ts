@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'ERR_VM_BOOT_TIMEOUT'
   | 'ERR_VM_EXITED'
   | 'ERR_AGENT_TIMEOUT'
+  | 'ERR_TEMPLATE'
   | 'ERR_AGENT'
   | 'ERR_MOUNT'
   | 'ERR_NETWORK'

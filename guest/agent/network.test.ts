@@ -54,3 +54,21 @@ test('a value that would break the script is refused', () => {
   });
   assert.throws(() => networkScript(request, new Map([['02:00:00:00:00:0a', 'eth0']])), /unusable value/);
 });
+
+test("a clone's card, found by its template's MAC, is given the interface's own", () => {
+  const request = create(SetupNetworkRequestSchema, {
+    interfaces: [
+      { name: 'eth0', mac: '0a:58:0a:58:00:07', cardMac: '02:68:75:6c:6c:00', mtu: 0, addresses: [] },
+    ],
+  });
+  assert.equal(
+    networkScript(request, new Map([['02:68:75:6c:6c:00', 'eth0']])),
+    [
+      'link set dev eth0 name hullnic0',
+      'link set dev hullnic0 address 0a:58:0a:58:00:07',
+      'link set dev hullnic0 name eth0',
+      'link set dev eth0 up',
+      '',
+    ].join('\n'),
+  );
+});

@@ -18,23 +18,24 @@ export async function setupNetwork(req: SetupNetworkRequest): Promise<void> {
   if (!req.interfaces.length) return;
   // Built into some kernels: the cards showing up below is what counts.
   await loadModules(['virtio_net']);
-  const cards = await cardsByMac(
-    req.interfaces.map((i) => i.mac.toLowerCase()),
-    Date.now() + CARD_TIMEOUT_MS,
-  );
+  const cards = await cardsByMac(req.interfaces.map(cardMac), Date.now() + CARD_TIMEOUT_MS);
   await runTool(IP, ['-batch', '-'], { input: networkScript(req, cards) });
 }
 
 /**
  * The `ip -batch` script. Cards are first renamed out of the way, since a card's kernel name
- * (eth1) may be another interface's wanted name; routes through a gateway come after the
- * routes that make the gateway reachable.
+ * (eth1) may be another interface's wanted name, and given their interface's MAC address when
+ * they have another (a clone's cards are its template's); routes through a gateway come after
+ * the routes that make the gateway reachable.
  */
 export function networkScript(req: SetupNetworkRequest, cards: Map<string, string>): string {
   const lines: string[] = [];
   const temporary = (index: number) => `hullnic${index}`;
   req.interfaces.forEach((nic, index) => {
-    lines.push(`link set dev ${word(cards.get(nic.mac.toLowerCase()) ?? '')} name ${temporary(index)}`);
+    lines.push(`link set dev ${word(cards.get(cardMac(nic)) ?? '')} name ${temporary(index)}`);
+    if (cardMac(nic) !== nic.mac.toLowerCase()) {
+      lines.push(`link set dev ${temporary(index)} address ${word(nic.mac)}`);
+    }
   });
   req.interfaces.forEach((nic, index) => {
     const name = word(nic.name);
@@ -64,6 +65,11 @@ export function networkScript(req: SetupNetworkRequest, cards: Map<string, strin
     lines.push(`neigh replace ${word(n.address)} lladdr ${word(n.mac)} dev ${word(n.device)} nud permanent`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The MAC address the interface's card has now. */
+function cardMac(nic: SetupNetworkRequest['interfaces'][number]): string {
+  return (nic.cardMac || nic.mac).toLowerCase();
 }
 
 /** One word of the script: nothing that would end it or start another. */

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { AGENT_PROTOCOL_VERSION } from '../../src/agent/version.js';
 import type { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
@@ -7,11 +7,8 @@ import type { CallContext, ImplOf } from '../../src/ttrpc/server.js';
 import type { Containers } from './containers.js';
 import { AgentError } from './errors.js';
 import { startFreePageReporting } from './kernel-modules.js';
-import { guestLogger } from './log.js';
 import { setupNetwork } from './network.js';
-import { runTool } from './tool.js';
-
-const log = guestLogger('service');
+import { takeSandboxIdentity } from './sandbox-identity.js';
 
 function parseJson<T>(bytes: Uint8Array, what: string): T {
   try {
@@ -83,8 +80,7 @@ export function healthService(): ImplOf<typeof Health> {
 export function agentService(containers: Containers, shutdown: () => void): ImplOf<typeof AgentService> {
   return {
     createSandbox: async (req) => {
-      if (req.hostname) writeFileSync('/proc/sys/kernel/hostname', req.hostname);
-      await syncClock(Number(req.hostTimeMs));
+      takeSandboxIdentity(req);
       return {};
     },
     setupNetwork: async (req) => {
@@ -167,13 +163,4 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
       return {};
     },
   };
-}
-
-/** Sets the guest clock from the host's when they differ by more than a second. */
-async function syncClock(hostTimeMs: number): Promise<void> {
-  if (!hostTimeMs || Math.abs(Date.now() - hostTimeMs) < 1000) return;
-  const seconds = Math.round(hostTimeMs / 1000);
-  await runTool('/bin/date', ['-u', '-s', `@${seconds}`]).catch((err: unknown) =>
-    log.warn('cannot set the guest clock', { error: (err as Error).message }),
-  );
 }

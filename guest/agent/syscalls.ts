@@ -4,6 +4,10 @@ const ADDON = '/opt/hull/guest-syscalls.node';
 interface GuestSyscalls {
   pipe(): [number, number];
   mount(source: string, target: string, type: string, flags: number, data: string): void;
+  /** Credits host randomness to the kernel's pool and reseeds its generator. */
+  addEntropy(bytes: Buffer): void;
+  /** Sets the wall clock to `ms` since the epoch. */
+  setRealtime(ms: number): void;
 }
 
 let addon: GuestSyscalls | undefined;

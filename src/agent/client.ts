@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { DescMethodUnary } from '@bufbuild/protobuf';
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
@@ -10,6 +11,9 @@ import { TtrpcClient } from '../ttrpc/client.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
 import { sleep } from '../util/deadline.js';
 import { AGENT_PROTOCOL_VERSION } from './version.js';
+
+/** Host randomness given to each sandbox's kernel at start: twice its 256-bit pool. */
+const ENTROPY_BYTES = 64;
 
 export interface GuestInfo {
   version: string;
@@ -46,6 +50,9 @@ export interface ProcessRef {
   execId?: string;
 }
 
+/** Above any id a template's host sends while its VM boots (one health check a second). */
+const CLONE_FIRST_STREAM_ID = 2 ** 24 + 1;
+
 /**
  * The host's client of the guest agent. Callers use hull's own types; generated protobuf types
  * stop here. Wire errors become HullErrors in one place (toHullError).
@@ -53,8 +60,12 @@ export interface ProcessRef {
 export class AgentClient {
   private readonly rpc: TtrpcClient;
 
-  constructor(channel: Duplex) {
-    this.rpc = new TtrpcClient(channel);
+  /**
+   * `taken`: the channel is a clone's, whose agent already served its template's host (see
+   * TtrpcClient): this client's stream ids start where that one's never reach.
+   */
+  constructor(channel: Duplex, options: { taken?: boolean } = {}) {
+    this.rpc = new TtrpcClient(channel, options.taken ? CLONE_FIRST_STREAM_ID : 1);
   }
 
   /**
@@ -92,21 +103,32 @@ export class AgentClient {
   async createSandbox(options: { sandboxId: string; hostname: string }, signal: AbortSignal): Promise<void> {
     await this.call(
       AgentService.method.createSandbox,
-      { sandboxId: options.sandboxId, hostname: options.hostname, hostTimeMs: BigInt(Date.now()) },
+      {
+        sandboxId: options.sandboxId,
+        hostname: options.hostname,
+        hostTimeMs: BigInt(Date.now()),
+        entropy: randomBytes(ENTROPY_BYTES),
+      },
       signal,
     );
   }
 
   /** Gives the guest the network the host namespace had (see network/guest-network.ts). */
-  async setupNetwork(network: GuestNetwork, signal: AbortSignal): Promise<void> {
+  async setupNetwork(
+    network: GuestNetwork,
+    signal: AbortSignal,
+    /** The MAC address each card has now, where it is not its interface's (a clone's). */
+    options: { cardMacs?: string[] } = {},
+  ): Promise<void> {
     await this.call(
       AgentService.method.setupNetwork,
       {
-        interfaces: network.interfaces.map(({ name, mac, mtu, addresses }) => ({
+        interfaces: network.interfaces.map(({ name, mac, mtu, addresses }, index) => ({
           name,
           mac,
           mtu,
           addresses,
+          cardMac: options.cardMacs?.[index] ?? '',
         })),
         routes: network.routes.map((route) => ({
           ...route,

@@ -3,6 +3,7 @@ import { HullError } from '../errors.js';
 import { ociState } from '../sandbox/state.js';
 import { listContainers } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
+import { formatTable } from './output-format.js';
 
 export function registerList(program: Command): void {
   program
@@ -29,17 +30,7 @@ export function registerList(program: Command): void {
             s.created,
             s.owner || 'root',
           ]);
-        const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-        process.stdout.write(
-          `${rows
-            .map((r) =>
-              r
-                .map((c, i) => c.padEnd(widths[i]!))
-                .join('   ')
-                .trimEnd(),
-            )
-            .join('\n')}\n`,
-        );
+        process.stdout.write(formatTable(rows));
       } else {
         throw new HullError('ERR_USAGE', `unknown format ${options.format}: use table or json`);
       }

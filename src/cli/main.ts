@@ -27,6 +27,7 @@ import { registerRun } from './run.js';
 import { registerSpec } from './spec.js';
 import { registerStart } from './start.js';
 import { registerState } from './state.js';
+import { registerTemplate } from './template.js';
 import { registerTrace } from './trace.js';
 import { registerUpdate } from './update.js';
 
@@ -84,6 +85,7 @@ function program(): Command {
     registerFeatures,
     registerSpec,
     registerImage,
+    registerTemplate,
     registerCheck,
     registerEnv,
   ]) {

@@ -9,3 +9,16 @@ export function outputFormat(value: string): OutputFormat {
   }
   return value;
 }
+
+/** Rows as aligned columns, three spaces apart, one line each. */
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return `${rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('   ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`;
+}

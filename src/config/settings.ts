@@ -18,6 +18,7 @@ export type SettingName =
   | 'tcgCacheMiB'
   | 'bootTimeoutSeconds'
   | 'agentSnapshot'
+  | 'template'
   | 'debugConsole'
   | 'kernel'
   | 'logLevel'
@@ -138,6 +139,15 @@ const SETTINGS: Record<SettingName, SettingSpec> = {
     fileKey: 'vm.agent_snapshot',
     fileType: 'switch',
     description: "start the guest agent from a V8 startup snapshot made for the guest's CPU (on or off)",
+    defaultValue: 'on',
+    check: oneOf('on', 'off'),
+  },
+  template: {
+    env: 'HULL_TEMPLATE',
+    fileKey: 'vm.template',
+    fileType: 'switch',
+    description:
+      'clone each VM from a booted template of its size instead of booting it (on or off; off keeps guest memory pages unshared between sandboxes)',
     defaultValue: 'on',
     check: oneOf('on', 'off'),
   },

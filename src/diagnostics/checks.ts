@@ -11,11 +11,17 @@ import {
   agentSnapshotFor,
   agentSnapshotKey,
   defaultMemoryMiB,
+  defaultVcpus,
+  sandboxBase,
   startSandbox,
+  templateKeyFor,
+  templating,
   type VmTarget,
   vmTargetFor,
 } from '../sandbox/runtime.js';
 import { which } from '../sys/exec.js';
+import { failedTemplateBuild } from '../template/clone.js';
+import { listTemplates, liveTemplate } from '../template/store.js';
 import { vmmConfinement } from './confinement.js';
 import { availableMemoryMiB, cgroupLayout, clientSetups } from './host-facts.js';
 
@@ -144,9 +150,10 @@ async function checkAgentBoot(probe: HostProbe): Promise<CheckResult[]> {
     const signal = AbortSignal.timeout(300_000);
     await agentSnapshotFor(image, await probe.target(), { hypervisor: probe.hypervisor, signal });
     const started = Date.now();
+    // Booted even where sandboxes are cloned: this proves the image boots on this host.
     const sandbox = await startSandbox(
       'hull-check',
-      { root, debug: false, notice: (line) => probe.notices.push(line) },
+      { root, debug: false, boot: true, notice: (line) => probe.notices.push(line) },
       { dir: join(root, 'vm'), signal },
     );
     const ms = Date.now() - started;
@@ -170,6 +177,36 @@ async function checkAgentBoot(probe: HostProbe): Promise<CheckResult[]> {
     return [fail(name, messageOf(err)), unconfirmed('the boot failed')];
   } finally {
     await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** The template sandboxes of the default size are cloned from (see src/template/). */
+async function checkTemplate(): Promise<CheckResult> {
+  const name = 'VM template';
+  if (!templating()) {
+    return ok(name, 'off: sandboxes boot, and no guest memory page is shared between them');
+  }
+  try {
+    const base = await sandboxBase({ debug: false, notice: () => {} }, AbortSignal.timeout(300_000));
+    const size = { vcpus: defaultVcpus(), memoryMiB: defaultMemoryMiB(), nics: 0 };
+    const { key } = await templateKeyFor(base, size);
+    const live = await liveTemplate(key);
+    const held = live && (await listTemplates()).find((t) => t.key === key)?.residentBytes;
+    if (live) {
+      return ok(
+        name,
+        `${key} for ${size.vcpus} vCPU and ${size.memoryMiB} MiB, made ${live.builtAt} in ${(live.buildMs / 1000).toFixed(1)} s; it holds ${((held ?? 0) / 2 ** 20).toFixed(0)} MiB that its clones share`,
+      );
+    }
+    const failed = await failedTemplateBuild(key);
+    if (failed)
+      return warn(name, `could not be made: ${failed}; sandboxes boot, slower: run \`hull template build\``);
+    return warn(
+      name,
+      'none yet for the default size: the first start makes it, or run `hull template build`',
+    );
+  } catch (err) {
+    return fail(name, messageOf(err));
   }
 }
 
@@ -236,6 +273,7 @@ export async function runChecks(): Promise<{ results: CheckResult[]; notices: st
     await checkCpuModel(probe),
     ...(await checkAgentBoot(probe)),
     await checkSnapshot(probe),
+    await checkTemplate(),
     await checkBuildTools(),
     await checkCgroups(),
     await checkMemory(),

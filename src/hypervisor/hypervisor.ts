@@ -54,11 +54,30 @@ export interface VmConfig {
    * cgroup of the VMM's own, `/hull/<id>`, sized to the VM.
    */
   hostCgroup?: { path: string; limits: CgroupLimits; owner?: number };
+  /**
+   * The VM's part in templating (see src/template/): none, an ordinary VM with memory of its
+   * own; otherwise its RAM is the template's memory, held by the host and given as a file
+   * descriptor of this process, and so is the file of the template's device state.
+   */
+  template?: VmTemplateRole;
+}
+
+/**
+ * A template boots with its RAM mapped shared from `memoryFd` and, once its agent waits, is
+ * paused and its device state written to `stateFd` (Vm.saveTemplate). A clone maps that
+ * memory private (copy-on-write: it never changes the template's) and resumes from the state
+ * read from `stateFd`, without booting. Both must be given the same devices and sizes.
+ */
+export interface VmTemplateRole {
+  role: 'template' | 'clone';
+  memoryFd: number;
+  stateFd: number;
 }
 
 /**
  * The VM's network cards. Each is a tap device the VMM makes in the client's network
- * namespace, which it alone holds open: the tap disappears with the VMM.
+ * namespace, which it alone holds open: the tap disappears with the VMM. A card with no tap
+ * (a template's: each clone attaches its own) has no backend.
  */
 export interface VmNetwork {
   netns: string;
@@ -87,6 +106,11 @@ export interface Vm {
   readonly exited: Promise<VmExit>;
   /** Ends the VM: asks the VMM to quit, then kills it if it has not exited by the deadline. */
   stop(options?: { graceMs?: number }): Promise<void>;
+  /**
+   * A template only: pauses the VM and writes its device state (not its RAM, which is the
+   * template's memory already) to the state file it was given. The VM stays paused.
+   */
+  saveTemplate(signal: AbortSignal): Promise<void>;
 }
 
 export interface Hypervisor {
@@ -101,4 +125,9 @@ export interface Hypervisor {
   version(signal?: AbortSignal): Promise<string>;
   /** The guest CPU models this VMM offers. */
   cpuModels(signal?: AbortSignal): Promise<string[]>;
+  /**
+   * Everything about a VM that its clones must share with their template (devices, sizes,
+   * CPU, kernel command line, the VMM binary), as one string: templates are keyed by it.
+   */
+  templateShape(config: VmConfig): Promise<string>;
 }

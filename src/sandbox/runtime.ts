@@ -4,7 +4,7 @@ import { setting } from '../config/settings.js';
 import { HullError, messageOf } from '../errors.js';
 import { decideAccel } from '../hypervisor/accel.js';
 import { defaultCpuModel, guestCpuIdentity } from '../hypervisor/cpu-model.js';
-import type { Accel, Hypervisor } from '../hypervisor/hypervisor.js';
+import type { Accel, Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import { probeKvmBoot } from '../hypervisor/qemu/probe.js';
 import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
 import { hostTscKhz } from '../hypervisor/tsc.js';
@@ -22,10 +22,11 @@ import { logger } from '../log.js';
 import type { Spec } from '../oci/spec.js';
 import { stateDir } from '../paths.js';
 import { HostMounter } from '../sys/mount.js';
+import { type CloneSource, cloneSourceFor, templateConfigOf, templateKey } from '../template/clone.js';
 import { idDirectoryName } from './container-id.js';
 import { hostCgroupLimits, hostCgroupPath } from './host-cgroup.js';
 import { withLock } from './lock.js';
-import { Sandbox } from './sandbox.js';
+import { Sandbox, type SandboxOptions, vmConfigFor } from './sandbox.js';
 
 /** Settings that shape every sandbox; the front doors fill them from flags and annotations. */
 export interface RuntimeSettings {
@@ -39,6 +40,8 @@ export interface RuntimeSettings {
    * stderr; a monitor or shim, whose stderr is a container's or containerd's, logs them.
    */
   notice?: (line: string) => void;
+  /** Boot the VM even where templating is on (`hull check` proves the image boots). */
+  boot?: boolean;
 }
 
 /** A sandbox VM's size before a container's or pod's own needs are added (settings). */
@@ -112,7 +115,7 @@ export interface AgentSnapshot {
  * How long making a snapshot may take: a guest boot plus V8 serializing the agent's heap.
  * Not the boot timeout: a short one set for sandboxes must not fail (and so disable) this.
  */
-function snapshotBuildTimeoutMs(accel: Accel): number {
+export function snapshotBuildTimeoutMs(accel: Accel): number {
   return accel === 'kvm' ? 60_000 : 240_000;
 }
 
@@ -167,9 +170,107 @@ export async function agentSnapshotFor(
   }
 }
 
+/**
+ * Whether sandboxes are cloned from templates (see src/template/): the vm.template setting,
+ * except for VMs with a debug console, whose port is their own.
+ */
+export function templating(): boolean {
+  return setting('template') === 'on' && setting('debugConsole') !== 'on';
+}
+
 /** The directory of a container's state under the runtime root. */
 export function containerDir(settings: RuntimeSettings, id: string): string {
   return join(settings.root, idDirectoryName(id));
+}
+
+/**
+ * What every sandbox VM on this host shares, whatever its container: the image, the VMM, how
+ * guests run here (accelerator, CPU), the agent's snapshot, and the template to clone from.
+ */
+export async function sandboxBase(
+  settings: Pick<RuntimeSettings, 'debug' | 'notice' | 'boot'>,
+  signal: AbortSignal,
+): Promise<{
+  options: Pick<
+    SandboxOptions,
+    | 'image'
+    | 'hypervisor'
+    | 'accel'
+    | 'cpuModel'
+    | 'agentSnapshot'
+    | 'tscKhz'
+    | 'tcgCacheMiB'
+    | 'debug'
+    | 'debugConsole'
+    | 'bootTimeoutMs'
+    | 'onAgentSnapshotRejected'
+  >;
+  /** Clones VMs from their templates, when templating is on. */
+  cloneSource?: (
+    config: VmConfig,
+    signal: AbortSignal,
+    build?: boolean,
+  ) => Promise<{ source?: CloneSource; problem?: string }>;
+  /** Why there is no agent snapshot, to say once a sandbox is up. */
+  snapshotProblem?: string;
+}> {
+  const notice = settings.notice ?? logNotice;
+  const image = await currentImage();
+  const hypervisor = new QemuHypervisor();
+  const target = await vmTargetFor(image, hypervisor, notice);
+  const snapshot = await agentSnapshotFor(image, target, { hypervisor, signal });
+  return {
+    options: {
+      image,
+      hypervisor,
+      accel: target.accel,
+      cpuModel: target.cpuModel,
+      agentSnapshot: snapshot?.disk,
+      tscKhz: target.tscKhz,
+      tcgCacheMiB: Number(setting('tcgCacheMiB')),
+      debug: settings.debug,
+      debugConsole: setting('debugConsole') === 'on',
+      bootTimeoutMs: bootTimeoutMs(target.accel),
+      onAgentSnapshotRejected: async () => {
+        if (snapshot) await discardSnapshot(image, snapshot.key);
+        notice(
+          `hull: notice: the guest refused the agent's startup snapshot for CPU model ${target.cpuModel}; the agent started without it (slower), and the next start makes it again`,
+        );
+      },
+    },
+    cloneSource:
+      templating() && !settings.boot
+        ? (config, cloneSignal, build = true) =>
+            cloneSourceFor(config, {
+              hypervisor,
+              imageHash: image.manifest.hash,
+              describe: { accel: target.accel, cpuModel: target.cpuModel, imageHash: image.manifest.hash },
+              buildTimeoutMs: snapshotBuildTimeoutMs(target.accel),
+              build,
+              signal: cloneSignal,
+            })
+        : undefined,
+    snapshotProblem: snapshot?.problem,
+  };
+}
+
+/** The key of the template for sandboxes of a size, on this host (see src/template/). */
+export async function templateKeyFor(
+  base: Awaited<ReturnType<typeof sandboxBase>>,
+  size: { vcpus: number; memoryMiB: number; nics: number },
+): Promise<{ key: string; shape: ReturnType<typeof templateConfigOf> }> {
+  const config = vmConfigFor(
+    { ...base.options, id: 'template', dir: '', vcpus: size.vcpus, memoryMiB: size.memoryMiB },
+    {
+      shareDir: '',
+      network: size.nics
+        ? { netns: '', vhost: false, nics: Array.from({ length: size.nics }, () => ({ tap: '', mac: '' })) }
+        : undefined,
+    },
+  );
+  const shape = templateConfigOf(config);
+  const { hypervisor, image } = base.options;
+  return { key: await templateKey(shape, hypervisor, image.manifest.hash), shape };
 }
 
 /** Boots a sandbox VM for `id` with the current guest image, in `options.dir`. */
@@ -186,51 +287,34 @@ export async function startSandbox(
   },
 ): Promise<Sandbox> {
   const notice = settings.notice ?? logNotice;
-  const image = await currentImage();
-  const hypervisor = new QemuHypervisor();
-  const target = await vmTargetFor(image, hypervisor, notice);
-  const snapshot = await agentSnapshotFor(image, target, { hypervisor, signal: options.signal });
+  const base = await sandboxBase(settings, options.signal);
   const memoryMiB = settings.memoryMiB ?? defaultMemoryMiB();
-  const tcgCacheMiB = Number(setting('tcgCacheMiB'));
   const sandbox = await Sandbox.create(
     {
+      ...base.options,
       id,
       dir: options.dir,
-      image,
-      hypervisor,
       mounter: new HostMounter(),
-      accel: target.accel,
-      cpuModel: target.cpuModel,
-      agentSnapshot: snapshot?.disk,
-      tscKhz: target.tscKhz,
-      tcgCacheMiB,
       vcpus: settings.vcpus ?? defaultVcpus(),
       memoryMiB,
       hostCgroup: {
         path: hostCgroupPath(options.spec ?? {}, id),
         limits: hostCgroupLimits(options.spec?.linux?.resources, {
           memoryMiB,
-          accel: target.accel,
-          tcgCacheMiB,
+          accel: base.options.accel,
+          tcgCacheMiB: base.options.tcgCacheMiB,
         }),
         // The process creating the sandbox owns its VM: the monitor, `hull run`, or the shim.
         owner: process.pid,
       },
       hostname: options.hostname,
       netns: options.netns,
-      bootTimeoutMs: bootTimeoutMs(target.accel),
-      debugConsole: setting('debugConsole') === 'on',
-      debug: settings.debug,
-      onAgentSnapshotRejected: async () => {
-        if (snapshot) await discardSnapshot(image, snapshot.key);
-        notice(
-          `hull: notice: the guest refused the agent's startup snapshot for CPU model ${target.cpuModel}; the agent started without it (slower), and the next start makes it again`,
-        );
-      },
+      cloneSource: base.cloneSource,
+      notice,
     },
     options.signal,
   );
   // Said once the sandbox is up: a guest that cannot boot has a better error to give.
-  if (snapshot?.problem) notice(snapshot.problem);
+  if (base.snapshotProblem) notice(base.snapshotProblem);
   return sandbox;
 }

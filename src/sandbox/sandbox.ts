@@ -14,6 +14,7 @@ import { hostHasVhostNet } from '../network/vhost.js';
 import { guestResources } from '../oci/guest-resources.js';
 import { SandboxShare } from '../storage/share.js';
 import type { Mounter } from '../sys/mount.js';
+import { type CloneSource, restoreFailedNotice } from '../template/clone.js';
 import { hostNowMs, markGuest, markHost } from '../trace/boot-marks.js';
 import { deadlineSignal, raceSignal } from '../util/deadline.js';
 import type { Bundle } from './bundle.js';
@@ -53,6 +54,13 @@ export interface SandboxOptions {
   debugConsole?: boolean;
   /** How long the VM may take from start to an answering agent. */
   bootTimeoutMs: number;
+  /** The template to clone the VM from, if any (see src/template/clone.ts); none boots it. */
+  cloneSource?: (
+    config: VmConfig,
+    signal: AbortSignal,
+  ) => Promise<{ source?: CloneSource; problem?: string }>;
+  /** Where one-line notices go (a template that could not be used). */
+  notice?: (line: string) => void;
   debug?: boolean;
 }
 
@@ -76,6 +84,8 @@ export class Sandbox {
     readonly vcpus: number,
     /** The host network the VM took over, if it has one. */
     readonly network?: GuestNetwork,
+    /** The template the VM was cloned from, if it was (see src/template/). */
+    readonly template?: string,
   ) {
     void vm.exited.then(() => {
       this.endedByItself = this.destroying === undefined;
@@ -137,6 +147,19 @@ export class Sandbox {
         network = await discoverNetwork(options.netns, signal);
         log.debug({ network }, 'network to take over');
       }
+      const config = vmConfigFor(options, {
+        shareDir: share.dir,
+        network: network?.interfaces.length
+          ? {
+              netns: network.netns,
+              nics: network.interfaces.map(({ tap, mac }) => ({ tap, mac })),
+              vhost: await hostHasVhostNet(),
+            }
+          : undefined,
+      });
+      // Before the boot's deadline: a template made now takes a boot of its own.
+      const found = options.cloneSource ? await options.cloneSource(config, signal) : {};
+      if (found.problem) options.notice?.(found.problem);
       const boot = deadlineSignal(
         options.bootTimeoutMs,
         () =>
@@ -148,38 +171,10 @@ export class Sandbox {
       );
       try {
         const started = Date.now();
-        markHost('vmm-spawn');
-        vm = await options.hypervisor.start(
-          {
-            id: options.id,
-            runDir: options.dir,
-            kernel: options.image.kernel,
-            initrd: options.image.initrd,
-            rootfs: options.image.rootfs,
-            shareDir: share.dir,
-            vcpus: options.vcpus,
-            memoryMiB: options.memoryMiB,
-            accel: options.accel,
-            cpuModel: options.cpuModel,
-            agentSnapshot: options.agentSnapshot,
-            deviceDiscovery: options.image.manifest.kernel.deviceDiscovery,
-            tscKhz: options.tscKhz,
-            tcgCacheMiB: options.tcgCacheMiB,
-            network: network?.interfaces.length
-              ? {
-                  netns: network.netns,
-                  nics: network.interfaces.map(({ tap, mac }) => ({ tap, mac })),
-                  vhost: await hostHasVhostNet(),
-                }
-              : undefined,
-            debug: options.debug,
-            hostCgroup: options.hostCgroup,
-            debugConsole: options.debugConsole ? debugConsoleSocket(options.dir) : undefined,
-          },
-          boot.signal,
-        );
+        const { vm: running, clone } = await startVm(options, config, found.source, boot.signal);
+        vm = running;
         if (network) await connectTaps(network, boot.signal);
-        agent = new AgentClient(vm.agentChannel);
+        agent = new AgentClient(vm.agentChannel, { taken: Boolean(clone) });
         const exitedDuringBoot = vm.exited.then(async () => {
           throw new HullError(
             'ERR_VM_EXITED',
@@ -199,7 +194,8 @@ export class Sandbox {
           ]),
           boot.signal,
         );
-        markGuest(guest.bootPhases, guest.uptimeSeconds, hostNowMs());
+        // A clone's boot phases are its template's, long past.
+        if (!clone) markGuest(guest.bootPhases, guest.uptimeSeconds, hostNowMs());
         markHost('agent-answered');
         log.debug(
           {
@@ -207,14 +203,27 @@ export class Sandbox {
             ms: Date.now() - started,
             kernel: guest.kernelRelease,
             snapshot: guest.agentSnapshot,
+            template: clone?.key,
           },
           'agent ready',
         );
         if (guest.agentSnapshot === 'rejected') await options.onAgentSnapshotRejected?.();
         await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
-        if (network?.interfaces.length) await agent.setupNetwork(network, boot.signal);
+        if (network?.interfaces.length) {
+          await agent.setupNetwork(network, boot.signal, { cardMacs: clone?.cardMacs });
+        }
         markHost('sandbox-ready');
-        return new Sandbox(options.id, options.dir, vm, agent, share, guest, options.vcpus, network);
+        return new Sandbox(
+          options.id,
+          options.dir,
+          vm,
+          agent,
+          share,
+          guest,
+          options.vcpus,
+          network,
+          clone?.key,
+        );
       } finally {
         boot.dispose();
       }
@@ -308,6 +317,62 @@ async function teardown(parts: {
   }
   await parts.share.destroy();
   await rm(parts.dir, { recursive: true, force: true });
+}
+
+/** The VM of a sandbox: what its options say, with its share and the network it takes over. */
+export function vmConfigFor(
+  options: Omit<SandboxOptions, 'id' | 'dir' | 'hypervisor' | 'mounter' | 'bootTimeoutMs'> &
+    Pick<SandboxOptions, 'id' | 'dir'>,
+  parts: { shareDir: string; network?: VmConfig['network'] },
+): VmConfig {
+  return {
+    id: options.id,
+    runDir: options.dir,
+    kernel: options.image.kernel,
+    initrd: options.image.initrd,
+    rootfs: options.image.rootfs,
+    shareDir: parts.shareDir,
+    vcpus: options.vcpus,
+    memoryMiB: options.memoryMiB,
+    accel: options.accel,
+    cpuModel: options.cpuModel,
+    agentSnapshot: options.agentSnapshot,
+    deviceDiscovery: options.image.manifest.kernel.deviceDiscovery,
+    tscKhz: options.tscKhz,
+    tcgCacheMiB: options.tcgCacheMiB,
+    network: parts.network,
+    debug: options.debug,
+    hostCgroup: options.hostCgroup,
+    debugConsole: options.debugConsole ? debugConsoleSocket(options.dir) : undefined,
+  };
+}
+
+/**
+ * Starts the sandbox's VM: cloned from its template when there is one (see src/template/),
+ * booted otherwise. A clone that fails to start (its template made by another QEMU, its files
+ * damaged) is booted instead, with one notice, and its template goes.
+ */
+async function startVm(
+  options: SandboxOptions,
+  config: VmConfig,
+  clone: CloneSource | undefined,
+  signal: AbortSignal,
+): Promise<{ vm: Vm; clone?: CloneSource }> {
+  markHost('vmm-spawn');
+  if (clone) {
+    try {
+      const vm = await options.hypervisor.start({ ...config, template: clone.role }, signal);
+      markHost('vm-resumed');
+      return { vm, clone };
+    } catch (err) {
+      if (signal.aborted) throw err;
+      await clone.discard();
+      options.notice?.(restoreFailedNotice(clone.key, messageOf(err)));
+    } finally {
+      await clone.close();
+    }
+  }
+  return { vm: await options.hypervisor.start(config, signal) };
 }
 
 /** What the guest's console says about why it stopped (see image/console-cause.ts). */

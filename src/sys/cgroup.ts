@@ -83,6 +83,13 @@ export class VmmCgroup {
     return cgroup;
   }
 
+  /** The cgroup at `path`, made if absent (no limits, nothing removed): for long-lived helpers. */
+  static async ensure(path: string): Promise<VmmCgroup> {
+    const cgroup = await VmmCgroup.of(path);
+    for (const dir of cgroup.dirs) await mkdir(dir, { recursive: true });
+    return cgroup;
+  }
+
   private async apply(limits: CgroupLimits): Promise<void> {
     if (this.layout === 'v2') {
       const dir = this.dirs[0]!;

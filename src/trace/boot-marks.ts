@@ -19,6 +19,7 @@ export type BootMark =
 
 export type HostMarkName =
   | 'vmm-spawn'
+  | 'vm-resumed'
   | 'agent-answered'
   | 'sandbox-ready'
   | 'container-created'

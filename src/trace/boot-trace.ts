@@ -58,6 +58,8 @@ export class BootTraceRecorder {
     const points: [string, 'host' | 'guest', number | undefined][] = [
       ['hull start-up', 'host', this.startMs],
       ['QEMU start', 'host', at('vmm-spawn')],
+      // A clone does not boot: its agent answers once QEMU has loaded and resumed its template.
+      ['clone wakes', 'host', at('vm-resumed')],
     ];
     if (this.guest) {
       const bootMs = this.guest.answeredAtMs - this.guest.uptimeSeconds * 1000;

@@ -23,11 +23,22 @@ interface Pending {
  * increasing); a response for an id nobody waits for any more (the caller gave up) is dropped.
  */
 export class TtrpcClient {
-  private nextStreamId = 1;
+  private nextStreamId: number;
   private readonly pending = new Map<number, Pending>();
   private closedError: Error | undefined;
 
-  constructor(private readonly stream: Duplex) {
+  /**
+   * `firstStreamId` (odd): where this client's ids start. A server counts ids per connection,
+   * so a client taking over a connection another client used (a VM cloned from a template, whose
+   * agent saw the template host's requests) starts above every id that one sent.
+   */
+  constructor(
+    private readonly stream: Duplex,
+    firstStreamId = 1,
+  ) {
+    if (firstStreamId % 2 === 0 || firstStreamId < 1)
+      throw new RangeError('ttrpc: a client stream id is odd');
+    this.nextStreamId = firstStreamId;
     const decoder = new FrameDecoder(
       (frame) => {
         if (frame.type !== FrameType.RESPONSE) return;

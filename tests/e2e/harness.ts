@@ -116,6 +116,8 @@ async function sweep(dir: string): Promise<void> {
 export async function privateImageState(
   dir: string,
   replace: Partial<Record<'kernel.elf' | 'initrd.cpio' | 'rootfs.erofs', string>> = {},
+  /** Use the machine's agent snapshots too (a test of templates, not of snapshots). */
+  options: { sharedSnapshots?: boolean } = {},
 ): Promise<{ state: string; imageDir: string }> {
   const realImages = join(process.env.HULL_STATE_DIR || '/var/lib/hull', 'images');
   const hash = (await readFile(join(realImages, 'current'), 'utf8')).trim();
@@ -126,6 +128,8 @@ export async function privateImageState(
     if (content !== undefined) await writeFile(join(imageDir, f), content);
     else await symlink(join(realImages, hash, f), join(imageDir, f));
   }
+  if (options.sharedSnapshots)
+    await symlink(join(realImages, hash, 'snapshots'), join(imageDir, 'snapshots'));
   await writeFile(join(dir, 'images', 'current'), `${hash}\n`);
   return { state: dir, imageDir };
 }

@@ -10,7 +10,9 @@ describe('VM memory', { timeout: 300_000 }, () => {
 
   test('memory a container used and freed goes back to the host (free page reporting)', async () => {
     const b = await t.bundle(['sleep', '1000']);
-    const started = await hullDetached(t.root, ['--bundle', b.dir, b.id]);
+    // A booted VM: a clone's memory is its template's file mapped private, which QEMU 7.2
+    // cannot give back page by page (see README, VM templates).
+    const started = await hullDetached(t.root, ['--bundle', b.dir, b.id], { HULL_TEMPLATE: 'off' });
     assert.equal(started.code, 0, started.stderr);
     try {
       const [qemu] = await qemuProcessesUsing(t.root);

@@ -1,17 +1,21 @@
 /**
  * hull's start-up benchmark. Measures, interleaved in one run on this machine:
  *   (a) floor: the same QEMU and kernel booting straight to a trivial init that exits;
- *   (b) `hull run` of `true` (VM, agent, container set-up and teardown together), the agent
- *       starting from its V8 startup snapshot made for the guest's CPU;
+ *   (b) cold `hull run` of `true` (VM booted, agent, container set-up and teardown together,
+ *       HULL_TEMPLATE=off), the agent starting from its V8 startup snapshot made for the
+ *       guest's CPU;
  *   (b') the same with HULL_AGENT_SNAPSHOT=off, the agent starting from its script;
+ *   (t) `hull run` of `true` cloned from its VM template (made before the runs);
  *   (c) runc running `true` on the host, where runc is installed.
- * It prints medians and the ratios b/a, b/b' and b/c, then the network figure (throughput and
- * round-trip time through a published port, hull vs runc: tests/perf/network.ts), then what an
- * idle sandbox costs the host (PSS of ten idle sandboxes: tests/perf/idle-memory.ts), and
- * writes them as JSON. Machines here are shared and noisy: only ratios taken in the same run mean
- * anything.
+ * It prints medians and the ratios t/b (P2), b/a and t/a (P1), b/b' and b/c, then the network
+ * figure (throughput and round-trip time through a published port, hull vs runc:
+ * tests/perf/network.ts), then what an idle sandbox costs the host, cloned and booted (P3: PSS
+ * of ten idle sandboxes each: tests/perf/idle-memory.ts), then how many idle cloned sandboxes
+ * start and stay up on this machine (P4, `--part density`, up to 100: tests/perf/density.ts),
+ * and writes them as JSON. Machines here are shared and noisy: only ratios taken in the same run
+ * mean anything.
  *
- *   npm run bench [-- --runs N --out FILE --part all|start|network|memory]
+ *   npm run bench [-- --runs N --out FILE --part all|start|network|memory|density]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,7 +29,8 @@ import { agentSnapshotFor, defaultMemoryMiB, vmTargetFor } from '../../src/sandb
 import { which } from '../../src/sys/exec.js';
 import { HULL } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
-import { measureIdleMemory } from './idle-memory.js';
+import { measureDensity } from './density.js';
+import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js';
 import { measureNetwork, median, type NetworkFigures } from './network.js';
 
 const { values } = parseArgs({
@@ -36,8 +41,8 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-if (!['all', 'start', 'network', 'memory'].includes(values.part!)) {
-  throw new Error(`--part ${values.part}: use all, start, network or memory`);
+if (!['all', 'start', 'network', 'memory', 'density'].includes(values.part!)) {
+  throw new Error(`--part ${values.part}: use all, start, network, memory or density`);
 }
 
 function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
@@ -78,22 +83,32 @@ async function measureStart(scratch: string) {
   });
   const runc = await which('runc');
   const root = join(scratch, 'root');
-  const samples: Record<'floor' | 'hull' | 'hullNoSnapshot' | 'runc', number[]> = {
+  const samples: Record<'floor' | 'hull' | 'hullNoSnapshot' | 'hullTemplate' | 'runc', number[]> = {
     floor: [],
     hull: [],
     hullNoSnapshot: [],
+    hullTemplate: [],
     runc: [],
   };
-  const noSnapshot = { HULL_AGENT_SNAPSHOT: 'off' };
-  // One warm-up of each, so page-cache state is the same for all of them.
+  const cold = { HULL_TEMPLATE: 'off' };
+  const noSnapshot = { ...cold, HULL_AGENT_SNAPSHOT: 'off' };
+  const templated = { HULL_TEMPLATE: 'on' };
+  // One warm-up of each, so page-cache state is the same for all of them; the templated one
+  // makes the template.
   timed(qemu, floorArgs);
-  timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, 'bench-warm']);
+  timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, 'bench-warm'], cold);
   timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, 'bench-warm'], noSnapshot);
+  timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, 'bench-warm'], templated);
   for (let i = 0; i < runs; i++) {
     samples.floor.push(timed(qemu, floorArgs));
-    samples.hull.push(timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, `bench-${i}`]));
+    samples.hull.push(
+      timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, `bench-${i}`], cold),
+    );
     samples.hullNoSnapshot.push(
       timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, `bench-n${i}`], noSnapshot),
+    );
+    samples.hullTemplate.push(
+      timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, `bench-t${i}`], templated),
     );
     if (runc)
       samples.runc.push(
@@ -105,6 +120,7 @@ async function measureStart(scratch: string) {
   const floor = median(samples.floor);
   const hull = median(samples.hull);
   const hullNoSnapshot = median(samples.hullNoSnapshot);
+  const hullTemplate = median(samples.hullTemplate);
   const runcMs = runc ? median(samples.runc) : undefined;
   const result = {
     date: new Date().toISOString(),
@@ -117,22 +133,27 @@ async function measureStart(scratch: string) {
       floor: Math.round(floor),
       hull: Math.round(hull),
       hullNoSnapshot: Math.round(hullNoSnapshot),
+      hullTemplate: Math.round(hullTemplate),
       runc: runcMs && Math.round(runcMs),
     },
     ratios: {
+      templateOverCold: Number((hullTemplate / hull).toFixed(3)),
       hullOverFloor: Number((hull / floor).toFixed(3)),
+      templateOverFloor: Number((hullTemplate / floor).toFixed(3)),
       snapshotOverNoSnapshot: Number((hull / hullNoSnapshot).toFixed(3)),
       hullOverRunc: runcMs ? Number((hull / runcMs).toFixed(1)) : null,
     },
-    target: { hullOverFloor: 1.25 },
+    target: { hullOverFloor: 1.25, templateOverCold: 0.15 },
     samplesMs: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map(Math.round)])),
   };
   console.log(`accelerator: ${accel} (${reason}), CPU model ${target.cpuModel}`);
   console.log(
-    `median of ${runs}: floor ${result.medianMs.floor} ms, hull run ${result.medianMs.hull} ms, hull run without the agent snapshot ${result.medianMs.hullNoSnapshot} ms${runcMs ? `, runc ${result.medianMs.runc} ms` : ''}`,
+    `median of ${runs}: floor ${result.medianMs.floor} ms, hull run cold ${result.medianMs.hull} ms, from the template ${result.medianMs.hullTemplate} ms, cold without the agent snapshot ${result.medianMs.hullNoSnapshot} ms${runcMs ? `, runc ${result.medianMs.runc} ms` : ''}`,
   );
-  console.log(`hull run / floor = ${result.ratios.hullOverFloor} (target <= 1.25)`);
-  console.log(`hull run with the agent snapshot / without = ${result.ratios.snapshotOverNoSnapshot}`);
+  console.log(`P2: hull run from the template / cold = ${result.ratios.templateOverCold} (goal <= 0.15)`);
+  console.log(`P1: hull run cold / floor = ${result.ratios.hullOverFloor} (target <= 1.25)`);
+  console.log(`P1: hull run from the template / floor = ${result.ratios.templateOverFloor}`);
+  console.log(`hull run cold with the agent snapshot / without = ${result.ratios.snapshotOverNoSnapshot}`);
   if (runcMs) console.log(`hull run / runc  = ${result.ratios.hullOverRunc}`);
   return result;
 }
@@ -153,13 +174,25 @@ try {
   const network = part('network') ? await measureNetwork(scratch, runs) : undefined;
   if (network) printNetwork(network);
   const idleMemory = part('memory') ? await measureIdleMemory(scratch) : undefined;
-  if (idleMemory) {
-    const { qemu, monitor, sandbox } = idleMemory.pssMiB;
+  const templatedIdleMemory = part('memory') ? await measureTemplatedIdleMemory(scratch) : undefined;
+  if (idleMemory && templatedIdleMemory) {
+    const show = (figures: typeof idleMemory) =>
+      `QEMU ${figures.pssMiB.qemu} MiB + monitor ${figures.pssMiB.monitor} MiB = ${figures.pssMiB.sandbox} MiB PSS`;
+    const t = templatedIdleMemory;
+    console.log(`P3: idle sandbox, median of ${t.sandboxes} side by side, booted: ${show(idleMemory)}`);
     console.log(
-      `idle sandbox, median of ${idleMemory.sandboxes} side by side: QEMU ${qemu} MiB + monitor ${monitor} MiB = ${sandbox} MiB PSS`,
+      `P3: idle sandbox, median of ${t.sandboxes} side by side, cloned: ${show(t)} (goal <= 60); their template holds ${t.templateHeldMiB} MiB, with a tenth of it ${t.sandboxWithTemplateShareMiB} MiB`,
+    );
+    console.log(`P3: cloned / booted = ${(t.pssMiB.sandbox / idleMemory.pssMiB.sandbox).toFixed(3)}`);
+  }
+  const density =
+    values.part === 'density' || values.part === 'all' ? await measureDensity(scratch) : undefined;
+  if (density) {
+    console.log(
+      `P4: ${density.started} idle cloned sandboxes started (stopped at ${density.limit}${density.stoppedBecause ? `: ${density.stoppedBecause}` : ''}); ${density.answered} answered \`hull exec true\` at the end; host memory available ${density.availableMiB.before} MiB before, ${density.availableMiB.after} MiB with them`,
     );
   }
-  const result = { ...start, network, idleMemory };
+  const result = { ...start, network, idleMemory, templatedIdleMemory, density };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);
 } finally {

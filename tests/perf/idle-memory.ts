@@ -2,12 +2,15 @@
  * The memory figure of `npm run bench`: what an idle sandbox costs the host. Ten busybox
  * `sleep` containers are started with `hull run -d`, left to settle, and each sandbox's
  * processes (QEMU and its monitor) are counted by proportional set size, so pages shared
- * between sandboxes (QEMU's code, the guest kernel file) count once in all. The figure is the
- * median sandbox; every sandbox is deleted after.
+ * between sandboxes (QEMU's code, the guest kernel file, a template's memory that clones
+ * read) count once in all. The figure is the median sandbox; every sandbox is deleted after.
+ * Cloned sandboxes also share their template's memory, held by a process of its own that maps
+ * none of it: what it holds is given apart, and divided among the sandboxes in an upper bound.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processCost, processesMentioning } from '../../src/sys/processes.js';
+import type { ListedTemplate } from '../../src/template/store.js';
 import { hull, hullDetached } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { median } from './network.js';
@@ -18,19 +21,64 @@ export interface IdleMemoryFigures {
   pssMiB: { qemu: number; monitor: number; sandbox: number };
 }
 
+export interface TemplatedMemoryFigures extends IdleMemoryFigures {
+  /** The memory the sandboxes' templates hold (pages present), in MiB. */
+  templateHeldMiB: number;
+  /** The median sandbox plus its share of the template's memory: an upper bound. */
+  sandboxWithTemplateShareMiB: number;
+}
+
 const MiB = 2 ** 20;
 /** Long enough for each guest's start-up buffers to be freed and reported back. */
 const SETTLE_MS = 15_000;
 
-export async function measureIdleMemory(scratch: string, count = 10): Promise<IdleMemoryFigures> {
-  const root = join(scratch, 'idle-root');
-  const bundle = join(scratch, 'idle-bundle');
+/** Idle sandboxes booted (HULL_TEMPLATE=off). */
+export function measureIdleMemory(scratch: string, count = 10): Promise<IdleMemoryFigures> {
+  return idleSandboxes(join(scratch, 'idle-cold'), count, { HULL_TEMPLATE: 'off' });
+}
+
+/** Idle sandboxes cloned from their template (made first, and left for the next run). */
+export async function measureTemplatedIdleMemory(
+  scratch: string,
+  count = 10,
+): Promise<TemplatedMemoryFigures> {
+  const made = await hull(['template', 'build']);
+  if (made.code !== 0) throw new Error(`hull template build: ${made.stderr}`);
+  const figures = await idleSandboxes(
+    join(scratch, 'idle-templated'),
+    count,
+    { HULL_TEMPLATE: 'on' },
+    async () => {
+      const listed = JSON.parse(
+        (await hull(['template', 'list', '--format', 'json'])).stdout,
+      ) as ListedTemplate[];
+      const key = /^template (\w+):/.exec(made.stderr)?.[1];
+      return (listed.find((t) => t.key === key)?.residentBytes ?? 0) / MiB;
+    },
+  );
+  const templateHeldMiB = Math.round(figures.extra ?? 0);
+  return {
+    ...figures,
+    templateHeldMiB,
+    sandboxWithTemplateShareMiB: Math.round(figures.pssMiB.sandbox + templateHeldMiB / count),
+  };
+}
+
+async function idleSandboxes(
+  dir: string,
+  count: number,
+  env: NodeJS.ProcessEnv,
+  /** Read while the sandboxes run (the template's held memory). */
+  alongside?: () => Promise<number>,
+): Promise<IdleMemoryFigures & { extra?: number }> {
+  const root = join(dir, 'root');
+  const bundle = join(dir, 'bundle');
   await mkdir(bundle, { recursive: true });
   await makeBusyboxBundle(bundle, ['sleep', '100000']);
   const ids = Array.from({ length: count }, (_, i) => `idle-${i}`);
   try {
     for (const id of ids) {
-      const r = await hullDetached(root, ['--bundle', bundle, id]);
+      const r = await hullDetached(root, ['--bundle', bundle, id], env);
       if (r.code !== 0) throw new Error(`hull run -d ${id}: ${r.stderr}`);
       process.stderr.write('.');
     }
@@ -53,6 +101,7 @@ export async function measureIdleMemory(scratch: string, count = 10): Promise<Id
     return {
       sandboxes: count,
       pssMiB: { qemu: round(median(qemu)), monitor: round(median(monitor)), sandbox: round(median(sandbox)) },
+      extra: await alongside?.(),
     };
   } finally {
     for (const id of ids) await hull(['--root', root, 'delete', '--force', id]);

@@ -8,6 +8,10 @@
  *  - mount(): the agent mounts the sandbox share itself when the first container needs it
  *    (a VM that has not mounted it yet can be saved and cloned); a mount(2) here costs nothing
  *    where spawning mount(8) costs a process start under software emulation.
+ *  - addEntropy(): a VM cloned from a template starts with its template's RNG state; the host's
+ *    random bytes are credited to the pool (RNDADDENTROPY) and the generator reseeded at once
+ *    (RNDRESEEDCRNG), so clones never draw the same numbers.
+ *  - setRealtime(): the wall clock set to the millisecond (date(1) takes whole seconds).
  *
  * A Node-API addon (ABI-stable, loaded by the agent with process.dlopen) rather than a helper
  * process: a pipe must be made in the process that keeps its other end.
@@ -17,7 +21,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/random.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -79,10 +87,62 @@ static napi_value do_mount(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Largest entropy buffer taken: the kernel's pool is 256 bits; more only costs time. */
+#define MAX_ENTROPY_BYTES 512
+
+/* addEntropy(buffer): credits `buffer` (from the host's getrandom) to the kernel's pool, then reseeds. */
+static napi_value add_entropy(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  void *data;
+  size_t length;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_buffer_info(env, args[0], &data, &length) != napi_ok || length == 0 || length > MAX_ENTROPY_BYTES) {
+    napi_throw_type_error(env, "ERR_GUEST_ENTROPY", "addEntropy(buffer) takes 1 to 512 bytes");
+    return NULL;
+  }
+  struct rand_pool_info *pool = malloc(sizeof *pool + length);
+  if (!pool) {
+    napi_throw_error(env, "ERR_GUEST_ENTROPY", "out of memory");
+    return NULL;
+  }
+  pool->entropy_count = (int)(length * 8);
+  pool->buf_size = (int)length;
+  memcpy(pool->buf, data, length);
+  int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+  int ok = fd >= 0 && ioctl(fd, RNDADDENTROPY, pool) == 0 && ioctl(fd, RNDRESEEDCRNG) == 0;
+  int saved = errno;
+  if (fd >= 0) close(fd);
+  memset(pool->buf, 0, length);
+  free(pool);
+  if (!ok) {
+    errno = saved;
+    throw_errno(env, "ERR_GUEST_ENTROPY", "reseeding the kernel's random number generator");
+  }
+  return NULL;
+}
+
+/* setRealtime(ms): sets CLOCK_REALTIME to `ms` milliseconds since the epoch. */
+static napi_value set_realtime(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  double ms;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_value_double(env, args[0], &ms) != napi_ok || !(ms > 0 && ms < 1e15)) {
+    napi_throw_type_error(env, "ERR_GUEST_CLOCK", "setRealtime(ms) takes milliseconds since the epoch");
+    return NULL;
+  }
+  struct timespec now = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)((ms - (double)(time_t)(ms / 1000) * 1000) * 1e6)};
+  if (clock_settime(CLOCK_REALTIME, &now) != 0) throw_errno(env, "ERR_GUEST_CLOCK", "clock_settime");
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor functions[] = {
       {"pipe", NULL, make_pipe, NULL, NULL, NULL, napi_default, NULL},
       {"mount", NULL, do_mount, NULL, NULL, NULL, napi_default, NULL},
+      {"addEntropy", NULL, add_entropy, NULL, NULL, NULL, napi_default, NULL},
+      {"setRealtime", NULL, set_realtime, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
   return exports;

@@ -183,3 +183,44 @@ test('free page reporting takes a virtio-mmio slot only while one is left after 
   );
   assert.equal(balloon(withCards(4)).length, 0, 'a fourth card takes the last slot');
 });
+
+test("a template's RAM is its held memory, mapped shared; a clone maps it private and waits for the state", () => {
+  const template = qemuCommandLine(
+    { ...config, template: { role: 'template', memoryFd: 7, stateFd: 8 } },
+    paths,
+  );
+  assert.deepEqual(values(template, '-object'), [
+    'memory-backend-file,id=ram,size=512M,mem-path=/proc/self/fd/20,share=on',
+  ]);
+  assert.match(values(template, '-machine')[0]!, /,memory-backend=ram$/);
+  assert.deepEqual(values(template, '-incoming'), []);
+  const clone = qemuCommandLine({ ...config, template: { role: 'clone', memoryFd: 7, stateFd: 8 } }, paths);
+  assert.deepEqual(values(clone, '-object'), [
+    'memory-backend-file,id=ram,size=512M,mem-path=/proc/self/fd/20,share=off',
+  ]);
+  assert.deepEqual(values(clone, '-incoming'), ['defer']);
+  for (const args of [template, clone]) {
+    assert.ok(
+      !values(args, '-device').some((d) => d.startsWith('virtio-balloon-device')),
+      'no free page reporting: QEMU would punch holes in the shared memory',
+    );
+  }
+});
+
+test("a template's network card has no backend; a clone's is on its tap", () => {
+  const template = qemuCommandLine(
+    { ...config, network: { netns: '', vhost: false, nics: [{ tap: '', mac: '02:68:75:6c:6c:00' }] } },
+    paths,
+  );
+  assert.deepEqual(values(template, '-netdev'), []);
+  assert.ok(values(template, '-device').includes('virtio-net-device,mac=02:68:75:6c:6c:00'));
+  const clone = qemuCommandLine(
+    {
+      ...config,
+      network: { netns: '/run/netns/x', vhost: true, nics: [{ tap: 'tap0', mac: '0a:58:00:00:00:01' }] },
+    },
+    paths,
+  );
+  assert.deepEqual(values(clone, '-netdev'), ['tap,id=net0,fd=10,vhost=on']);
+  assert.ok(values(clone, '-device').includes('virtio-net-device,netdev=net0,mac=0a:58:00:00:00:01'));
+});

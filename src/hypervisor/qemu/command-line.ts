@@ -26,12 +26,45 @@ export function tapFd(index: number): number {
   return 10 + index;
 }
 
+/**
+ * Where the VMM finds a template's memory and device-state file (see VmConfig.template):
+ * descriptors hull opens and hands down through hull-jail, above the taps' (10-13).
+ */
+export const TEMPLATE_MEMORY_FD = 20;
+export const TEMPLATE_STATE_FD = 21;
+
+/**
+ * A template's RAM is a file QEMU maps from the descriptor it was given: shared while the
+ * template boots (what the guest writes goes to the template's memory), private in a clone
+ * (copy-on-write). The `x-ignore-shared` migration capability (set over QMP) leaves that RAM
+ * out of the saved state, which holds only the devices (about 70 KiB); a clone loads it from
+ * its descriptor once QEMU has started.
+ */
+function templateSwitches(config: VmConfig): string[] {
+  const template = config.template;
+  if (!template) return [];
+  return [
+    ...q.object('memory-backend-file', {
+      id: 'ram',
+      size: `${config.memoryMiB}M`,
+      'mem-path': `/proc/self/fd/${TEMPLATE_MEMORY_FD}`,
+      share: template.role === 'template',
+    }),
+    // The state is read once QMP has set x-ignore-shared (see qemu.ts resumeClone).
+    ...(template.role === 'clone' ? q.incoming('defer') : []),
+  ];
+}
+
 /** A virtio-net card per tap, with the MAC address of the interface it stands for. */
 function networkSwitches(config: VmConfig): string[] {
-  return (config.network?.nics ?? []).flatMap((nic, index) => [
-    ...q.netdev('tap', { id: `net${index}`, fd: tapFd(index), vhost: config.network!.vhost }),
-    ...q.device('virtio-net-device', { netdev: `net${index}`, mac: nic.mac }),
-  ]);
+  return (config.network?.nics ?? []).flatMap((nic, index) =>
+    nic.tap
+      ? [
+          ...q.netdev('tap', { id: `net${index}`, fd: tapFd(index), vhost: config.network!.vhost }),
+          ...q.device('virtio-net-device', { netdev: `net${index}`, mac: nic.mac }),
+        ]
+      : q.device('virtio-net-device', { mac: nic.mac }),
+  );
 }
 
 /**
@@ -44,9 +77,13 @@ const VIRTIO_MMIO_SLOTS = 8;
  * Free page reporting, when a virtio-mmio slot is left after the disks, the share, the agent's
  * port and the network cards: the guest's balloon driver names the pages it has freed, and
  * QEMU gives them back to the host, so memory a container used and let go stops costing the
- * host. Network cards come first: a fourth card takes the last slot.
+ * host. Network cards come first: a fourth card takes the last slot. Not in templates and
+ * their clones: QEMU 7.2 gives back a page of file-backed RAM by punching a hole in the file,
+ * which a clone must not do to its template's memory (the seal refuses it, and QEMU then
+ * gives nothing back).
  */
 function balloonSwitches(config: VmConfig): string[] {
+  if (config.template) return [];
   const used = 3 + (config.agentSnapshot ? 1 : 0) + (config.network?.nics.length ?? 0);
   return used < VIRTIO_MMIO_SLOTS ? q.device('virtio-balloon-device', { 'free-page-reporting': true }) : [];
 }
@@ -82,7 +119,7 @@ export function kernelCommandLine(
 
 /** The machine, accelerator and CPU switches every hull VM shares, probe and benchmark included. */
 function machineSwitches(
-  config: Pick<VmConfig, 'accel' | 'deviceDiscovery' | 'cpuModel' | 'tcgCacheMiB'>,
+  config: Pick<VmConfig, 'accel' | 'deviceDiscovery' | 'cpuModel' | 'tcgCacheMiB' | 'template'>,
 ): string[] {
   const tcg = config.accel === 'tcg';
   return [
@@ -91,6 +128,7 @@ function machineSwitches(
       rtc: true,
       pcie: false,
       'isa-serial': true,
+      'memory-backend': config.template ? 'ram' : undefined,
     }),
     ...(tcg ? q.accel('tcg', { 'tb-size': config.tcgCacheMiB ?? DEFAULT_TCG_CACHE_MIB }) : q.accel('kvm')),
     ...q.cpu(config.cpuModel),
@@ -101,7 +139,7 @@ function machineSwitches(
 function bootSwitches(
   config: Pick<
     VmConfig,
-    'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'memoryMiB' | 'cpuModel' | 'tcgCacheMiB'
+    'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'memoryMiB' | 'cpuModel' | 'tcgCacheMiB' | 'template'
   >,
   vcpus: number,
   cmdline: string,
@@ -148,6 +186,7 @@ export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
   return [
     ...q.name(`hull-${config.id}`),
     ...bootSwitches(config, config.vcpus, kernelCommandLine(config)),
+    ...templateSwitches(config),
     ...q.drive({ id: 'rootfs', file: config.rootfs, format: 'raw', if: 'none', readonly: true }),
     ...q.device('virtio-blk-device', { drive: 'rootfs', serial: ROOT_DISK_SERIAL }),
     ...(config.agentSnapshot

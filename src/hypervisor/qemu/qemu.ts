@@ -1,17 +1,26 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chown, lstat, mkdir, realpath, stat, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { chown, lstat, mkdir, realpath, rmdir, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { HullError } from '../../errors.js';
+import { pipeline } from 'node:stream/promises';
+import { HullError, isHullError } from '../../errors.js';
 import { logger } from '../../log.js';
 import { type CgroupLimits, VmmCgroup } from '../../sys/cgroup.js';
 import { run, which } from '../../sys/exec.js';
 import { listenPrivately } from '../../sys/unix-socket.js';
-import { deadlineSignal, raceSignal } from '../../util/deadline.js';
+import { deadlineSignal, raceSignal, sleep } from '../../util/deadline.js';
 import { parseCpuHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
-import { DEFAULT_TCG_CACHE_MIB, type QemuPaths, qemuCommandLine, tapFd } from './command-line.js';
+import {
+  DEFAULT_TCG_CACHE_MIB,
+  type QemuPaths,
+  qemuCommandLine,
+  TEMPLATE_MEMORY_FD,
+  TEMPLATE_STATE_FD,
+  tapFd,
+} from './command-line.js';
 import { QmpClient } from './qmp.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -40,10 +49,13 @@ export function vmmCgroupLimits(
   return { memoryBytes: guestBytes + overheadMiB * 2 ** 20, pids: VMM_MAX_PIDS };
 }
 
-export function qemuPaths(runDir: string): QemuPaths & { jailRoot: string } {
+export function qemuPaths(runDir: string): QemuPaths & { jailRoot: string; migrationSocket: string } {
   const paths = {
     agentSocket: join(runDir, 'agent.sock'),
     qmpSocket: join(runDir, 'qmp.sock'),
+    // A template's device state comes out here: QEMU 7.2 migrates to a descriptor only by
+    // a name passed over QMP with SCM_RIGHTS, which Node cannot send.
+    migrationSocket: join(runDir, 'migration.sock'),
     consoleLog: join(runDir, 'console.log'),
     jailRoot: join(runDir, 'vmm-root'),
   };
@@ -94,7 +106,7 @@ async function systemPaths(binary: string): Promise<{ files: string[]; symlinks:
  */
 async function jailPlan(
   config: VmConfig,
-  paths: QemuPaths & { jailRoot: string },
+  paths: QemuPaths & { jailRoot: string; migrationSocket: string },
   binary: string,
   cgroup: VmmCgroup,
 ): Promise<JailPlan> {
@@ -120,6 +132,7 @@ async function jailPlan(
       paths.agentSocket,
       paths.qmpSocket,
       paths.consoleLog,
+      ...(config.template?.role === 'template' ? [paths.migrationSocket] : []),
       ...(debugDir ? [debugDir] : []),
       ...(config.shareRootWritable ? [config.shareDir] : []),
     ],
@@ -135,9 +148,51 @@ async function jailPlan(
     cgroupProcs: cgroup.procsFiles,
     taps: config.network && {
       netns: config.network.netns,
-      devices: config.network.nics.map((nic, index) => ({ name: nic.tap, fd: tapFd(index) })),
+      devices: config.network.nics
+        .map((nic, index) => ({ name: nic.tap, fd: tapFd(index) }))
+        .filter((tap) => tap.name),
     },
   };
+}
+
+/**
+ * QEMU's stdio: its stderr read for error messages; with a template, the template's memory
+ * and state file on the descriptors the command line names (hull-jail leaves them open).
+ */
+function vmmStdio(config: VmConfig): ('ignore' | 'pipe' | number)[] {
+  const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'ignore', 'pipe'];
+  if (config.template) {
+    while (stdio.length < TEMPLATE_MEMORY_FD) stdio.push('ignore');
+    stdio[TEMPLATE_MEMORY_FD] = config.template.memoryFd;
+    if (config.template.role === 'clone') stdio[TEMPLATE_STATE_FD] = config.template.stateFd;
+  }
+  return stdio;
+}
+
+/** Leaves the template's RAM out of a migration stream, at both ends (see templateSwitches). */
+function ignoreSharedMemory(qmp: QmpClient, signal: AbortSignal): Promise<unknown> {
+  return qmp.execute(
+    'migrate-set-capabilities',
+    { capabilities: [{ capability: 'x-ignore-shared', state: true }] },
+    signal,
+  );
+}
+
+/**
+ * A clone loads its template's device state once QEMU has started (`-incoming defer`); the
+ * template was paused when saved, so the clone is paused once loaded, and is resumed here.
+ * Returns once it runs; a state QEMU cannot load makes it exit (which the caller races with
+ * this).
+ */
+async function resumeClone(qmp: QmpClient, signal: AbortSignal): Promise<void> {
+  await ignoreSharedMemory(qmp, signal);
+  await qmp.execute('migrate-incoming', { uri: `fd:${TEMPLATE_STATE_FD}` }, signal);
+  for (;;) {
+    const { status } = await qmp.execute<{ status: string }>('query-status', undefined, signal);
+    if (status === 'running') return;
+    if (status === 'paused') await qmp.execute('cont', undefined, signal);
+    else await sleep(5, signal);
+  }
 }
 
 /** Collects the tail of a stream, for error messages. */
@@ -186,6 +241,13 @@ export class QemuHypervisor implements Hypervisor {
     return parseCpuHelp(out);
   }
 
+  async templateShape(config: VmConfig): Promise<string> {
+    // The paths of one VM's own files are not part of the shape; everything else is.
+    const placeholder = { ...config, id: 'template', runDir: '/run', shareDir: '/share' };
+    const paths = { agentSocket: '/agent', qmpSocket: '/qmp', consoleLog: '/console' };
+    return [await this.identity(), ...qemuCommandLine(placeholder, paths)].join('\n');
+  }
+
   async start(config: VmConfig, signal: AbortSignal): Promise<Vm> {
     const log = logger('qemu');
     const binary = await this.resolveBinary();
@@ -198,13 +260,17 @@ export class QemuHypervisor implements Hypervisor {
     const cgroup = await VmmCgroup.create(place.path, place.limits);
     const owner = config.hostCgroup?.owner;
     let listeners: [Server, Server] | undefined;
+    let migrationListener: Server | undefined;
     let plan: JailPlan;
     try {
       if (owner) await cgroup.join(owner);
       listeners = await Promise.all([listen(paths.agentSocket), listen(paths.qmpSocket)]);
+      if (config.template?.role === 'template') migrationListener = await listen(paths.migrationSocket);
       plan = await jailPlan(config, paths, binary, cgroup);
     } catch (err) {
       listeners?.forEach(stopListening);
+      if (migrationListener) stopListening(migrationListener);
+      await rmdir(paths.jailRoot).catch(() => {});
       if (owner) await cgroup.leave(owner);
       await cgroup.remove();
       throw err;
@@ -213,7 +279,7 @@ export class QemuHypervisor implements Hypervisor {
     const closeListeners = () => [agentListener, qmpListener].forEach(stopListening);
     log.debug({ binary, args, jail: plan }, 'starting QEMU');
     const child = spawn(hullJailPath(), jailArgs(plan, binary, args), {
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: vmmStdio(config),
     });
     const stderrTail = tail(child.stderr);
     const exited = new Promise<VmExit>((resolve) => {
@@ -225,7 +291,10 @@ export class QemuHypervisor implements Hypervisor {
           .catch((err: unknown) => log.warn({ err: String(err) }, 'removing the VM cgroup'));
         resolve(oomKilled ? { ...exit, oomKilled } : exit);
       };
-      child.on('exit', (code, sig) => void ended({ code, signal: sig }));
+      child.on('exit', (code, sig) => {
+        if (migrationListener) stopListening(migrationListener);
+        void ended({ code, signal: sig });
+      });
       child.on('error', () => void ended({ code: null, signal: null }));
     });
     const startError = (exit: VmExit) =>
@@ -245,13 +314,25 @@ export class QemuHypervisor implements Hypervisor {
       closeListeners();
       const qmp = new QmpClient(qmpSocket);
       await raceSignal(Promise.race([qmp.handshake(signal), died]), signal);
-      return new QemuVm(child, agentSocket, qmp, exited, paths.consoleLog);
+      if (config.template?.role === 'clone')
+        await raceSignal(Promise.race([resumeClone(qmp, signal), died]), signal);
+      const saveTo =
+        migrationListener && config.template
+          ? { listener: migrationListener, path: paths.migrationSocket, stateFd: config.template.stateFd }
+          : undefined;
+      return new QemuVm(child, agentSocket, qmp, exited, paths.consoleLog, saveTo);
     } catch (err) {
-      // When QEMU quit by itself, its own message says more than a closed socket does.
+      // When QEMU quit by itself, its own message says more than a closed socket does; its
+      // exit may be seen a moment after its sockets close.
+      if (isHullError(err, 'ERR_VM_EXITED')) await Promise.race([exited, sleep(500)]);
       const quitByItself = child.exitCode !== null || child.signalCode !== null;
       child.kill('SIGKILL');
       const exit = await exited;
       closeListeners();
+      if (migrationListener) stopListening(migrationListener);
+      // Its root was mounted in QEMU's own namespace only: here it is an empty directory,
+      // which a second start in the same directory (a clone that failed, then booted) needs gone.
+      await rmdir(paths.jailRoot).catch(() => {});
       throw quitByItself ? startError(exit) : err;
     }
   }
@@ -267,6 +348,8 @@ class QemuVm implements Vm {
     private readonly qmp: QmpClient,
     readonly exited: Promise<VmExit>,
     readonly consoleLog: string,
+    /** A template's: where its device state is received, and the file it is written to. */
+    private readonly saveTo?: { listener: Server; path: string; stateFd: number },
   ) {
     void exited.then(() => {
       this.hasExited = true;
@@ -276,6 +359,39 @@ class QemuVm implements Vm {
 
   get pid(): number {
     return this.child.pid ?? -1;
+  }
+
+  async saveTemplate(signal: AbortSignal): Promise<void> {
+    const saveTo = this.saveTo;
+    if (!saveTo) throw new HullError('ERR_INTERNAL', 'this VM was not started as a template');
+    await this.qmp.execute('stop', undefined, signal);
+    await ignoreSharedMemory(this.qmp, signal);
+    const written = raceSignal(accept(saveTo.listener), signal).then((stream) => {
+      stopListening(saveTo.listener);
+      return pipeline(stream, createWriteStream('', { fd: saveTo.stateFd, autoClose: false }), { signal });
+    });
+    written.catch(() => {});
+    await this.qmp.execute('migrate', { uri: `unix:${saveTo.path}` }, signal);
+    await this.waitForMigration(signal);
+    await written;
+  }
+
+  private async waitForMigration(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      const state = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>(
+        'query-migrate',
+        undefined,
+        signal,
+      );
+      if (state.status === 'completed') return;
+      if (state.status === 'failed' || state.status === 'cancelled') {
+        throw new HullError(
+          'ERR_TEMPLATE',
+          `saving the template failed: ${state['error-desc'] ?? state.status}`,
+        );
+      }
+      await sleep(10, signal);
+    }
   }
 
   stop(options: { graceMs?: number } = {}): Promise<void> {

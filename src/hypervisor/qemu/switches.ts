@@ -59,3 +59,9 @@ export const netdev = (backend: string, options: Record<string, string | number 
   '-netdev',
   [backend, props(options)].join(','),
 ];
+export const object = (type: string, options: Record<string, string | number | boolean | undefined>) => [
+  '-object',
+  [type, props(options)].join(','),
+];
+/** Waits for a migration stream (a saved template's device state) instead of booting. */
+export const incoming = (uri: string) => ['-incoming', uri];

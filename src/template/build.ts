@@ -1,0 +1,120 @@
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AgentClient } from '../agent/client.js';
+import { HullError, messageOf } from '../errors.js';
+import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
+import { consoleCauseOrLastLine } from '../image/console-cause.js';
+import { logger } from '../log.js';
+import { deadlineSignal } from '../util/deadline.js';
+import { TemplateMemory } from './memory.js';
+import {
+  prepareTemplateDir,
+  removeTemplate,
+  stateFile,
+  type TemplateRecord,
+  templateDir,
+  writeRecord,
+} from './store.js';
+
+export interface TemplateBuild {
+  key: string;
+  /** The template's VM, as templateConfigOf gives it (its own directories are made here). */
+  config: Omit<VmConfig, 'id' | 'runDir' | 'shareDir'>;
+  hypervisor: Hypervisor;
+  /** Recorded for `hull template list`. */
+  describe: Pick<TemplateRecord, 'accel' | 'cpuModel' | 'imageHash'>;
+  timeoutMs: number;
+  signal: AbortSignal;
+}
+
+/**
+ * Makes a template: boots a VM whose RAM is a held memfd (mapped shared), waits until its agent
+ * answers, pauses it and saves its device state, stops it, and seals the memory. The guest
+ * has mounted nothing of the host's (the agent mounts the share at the first container), so
+ * each clone brings its own share. Whatever fails leaves nothing: no holder, no files.
+ */
+export async function buildTemplate(build: TemplateBuild): Promise<TemplateRecord> {
+  const { key, config } = build;
+  const log = logger('template');
+  const started = Date.now();
+  const deadline = deadlineSignal(
+    build.timeoutMs,
+    () =>
+      new HullError(
+        'ERR_TEMPLATE',
+        `making the VM template took over ${build.timeoutMs / 1000}s: raise HULL_BOOT_TIMEOUT, or set HULL_TEMPLATE=off`,
+      ),
+    build.signal,
+  );
+  const signal = deadline.signal;
+  let memory: TemplateMemory | undefined;
+  let vm: Vm | undefined;
+  const boot = join(templateDir(key), 'boot');
+  try {
+    await prepareTemplateDir(key);
+    await mkdir(join(boot, 'share'), { recursive: true, mode: 0o700 });
+    memory = await TemplateMemory.create(key, config.memoryMiB * 2 ** 20, templateDir(key), signal);
+    const memoryFile = await open(memory.path, 'r+');
+    const state = await open(stateFile(key), 'w', 0o600);
+    try {
+      try {
+        vm = await build.hypervisor.start(
+          {
+            ...config,
+            id: `template-${key}`,
+            runDir: boot,
+            shareDir: join(boot, 'share'),
+            template: { role: 'template', memoryFd: memoryFile.fd, stateFd: state.fd },
+          },
+          signal,
+        );
+      } finally {
+        await memoryFile.close();
+      }
+      const agent = new AgentClient(vm.agentChannel);
+      try {
+        await agent.waitReady(signal);
+      } catch (err) {
+        const said = consoleCauseOrLastLine(await readFile(vm.consoleLog, 'utf8').catch(() => ''));
+        throw new HullError(
+          'ERR_TEMPLATE',
+          `the template's guest did not answer: ${messageOf(err)} (${said})`,
+          {
+            cause: err,
+          },
+        );
+      }
+      await vm.saveTemplate(signal);
+      agent.close();
+    } finally {
+      await state.close();
+    }
+    await vm.stop();
+    await memory.seal(signal);
+    const record: TemplateRecord = {
+      key,
+      vcpus: config.vcpus,
+      memoryMiB: config.memoryMiB,
+      nics: config.network?.nics.length ?? 0,
+      ...build.describe,
+      memory: memory.held,
+      builtAt: new Date().toISOString(),
+      buildMs: Date.now() - started,
+      stateBytes: (await stat(stateFile(key))).size,
+    };
+    await writeRecord(record);
+    log.debug({ key, ms: record.buildMs, stateBytes: record.stateBytes }, 'VM template made');
+    return record;
+  } catch (err) {
+    memory?.discard();
+    await vm?.stop();
+    await removeTemplate(key);
+    throw err instanceof HullError
+      ? err
+      : new HullError('ERR_TEMPLATE', `making the VM template failed: ${messageOf(err)}`, { cause: err });
+  } finally {
+    deadline.dispose();
+    await vm?.stop();
+    await rm(boot, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,182 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { messageOf } from '../errors.js';
+import type { Hypervisor, VmConfig, VmTemplateRole } from '../hypervisor/hypervisor.js';
+import { logger } from '../log.js';
+import { withLock } from '../sandbox/lock.js';
+import { buildTemplate, type TemplateBuild } from './build.js';
+import { heldMemoryPath } from './memory.js';
+import { liveTemplate, removeTemplate, stateFile, type TemplateRecord, templatesDir } from './store.js';
+
+/**
+ * The MAC address of a template's network card `index`. A clone's cards keep the addresses
+ * they had when the template was saved, whatever its command line says; the agent finds each
+ * by this address and gives it its interface's own (see proto NetworkInterface.card_mac).
+ */
+export function templateCardMac(index: number): string {
+  return `02:68:75:6c:6c:${index.toString(16).padStart(2, '0')}`;
+}
+
+/**
+ * The VM a sandbox's template boots: the sandbox's own, less what is its alone (name, files,
+ * cgroup, its taps and addresses). Its network cards have no backend: each clone attaches
+ * its own taps to them.
+ */
+export function templateConfigOf(config: VmConfig): Omit<VmConfig, 'id' | 'runDir' | 'shareDir'> {
+  const {
+    id: _id,
+    runDir: _runDir,
+    shareDir: _shareDir,
+    hostCgroup: _cgroup,
+    template: _role,
+    ...shape
+  } = config;
+  return {
+    ...shape,
+    network: config.network && {
+      netns: '',
+      vhost: false,
+      nics: config.network.nics.map((_, index) => ({ tap: '', mac: templateCardMac(index) })),
+    },
+  };
+}
+
+/** The key of the template a VM can be cloned from: everything its clones share with it. */
+export async function templateKey(
+  config: Omit<VmConfig, 'id' | 'runDir' | 'shareDir'>,
+  hypervisor: Hypervisor,
+  imageHash: string,
+): Promise<string> {
+  const shape = await hypervisor.templateShape({
+    ...config,
+    id: '',
+    runDir: '',
+    shareDir: '',
+    template: { role: 'template', memoryFd: 0, stateFd: 0 },
+  });
+  return createHash('sha256').update(`image ${imageHash}\n${shape}\n`).digest('hex').slice(0, 16);
+}
+
+/** What a VM is cloned from: its template's memory and state, open for the VMM to inherit. */
+export interface CloneSource {
+  key: string;
+  role: VmTemplateRole;
+  /** The MAC address each network card has in a clone (its template's). */
+  cardMacs: string[];
+  /** Closes this process's descriptors once the VMM has its own. */
+  close(): Promise<void>;
+  /** The clone failed to start: the template goes, and the next start makes it again. */
+  discard(): Promise<void>;
+}
+
+export interface CloneOptions {
+  hypervisor: Hypervisor;
+  imageHash: string;
+  describe: TemplateBuild['describe'];
+  /** How long making a template may take (a guest boot). */
+  buildTimeoutMs: number;
+  /** Whether to make the template now when there is none (else: none, boot cold). */
+  build: boolean;
+  signal: AbortSignal;
+}
+
+function failedMarker(key: string): string {
+  return join(templatesDir(), `${key}.failed`);
+}
+
+/** Why the template of `key` could not be made, if the last try failed. */
+export function failedTemplateBuild(key: string): Promise<string | undefined> {
+  return readFile(failedMarker(key), 'utf8').catch(() => undefined);
+}
+
+/**
+ * The template to clone `config` from: the live one of its key, or one made now, once, under
+ * a lock (concurrent starts make it once). A template that cannot be made is recorded, so
+ * starts do not pay for it again (`hull template build` tries afresh), and gives `problem`,
+ * the one notice, instead: the caller boots cold.
+ */
+export async function cloneSourceFor(
+  config: VmConfig,
+  options: CloneOptions,
+): Promise<{ source?: CloneSource; problem?: string }> {
+  const templateConfig = templateConfigOf(config);
+  const key = await templateKey(templateConfig, options.hypervisor, options.imageHash);
+  let record = await liveTemplate(key);
+  if (!record && options.build) {
+    if ((await failedTemplateBuild(key)) !== undefined) return {};
+    try {
+      record = await ensureTemplate(key, templateConfig, options);
+    } catch (err) {
+      if (options.signal.aborted) throw err;
+      await mkdir(templatesDir(), { recursive: true });
+      await writeFile(failedMarker(key), messageOf(err));
+      return {
+        problem: `hull: notice: no VM template for this sandbox's size (${messageOf(err)}); sandboxes boot instead, slower: \`hull template build\` tries again`,
+      };
+    }
+  }
+  if (!record) return {};
+  return openCloneSource(record, templateConfig);
+}
+
+/** The one notice of a template that could not be restored, which is then removed. */
+export function restoreFailedNotice(key: string, why: string): string {
+  return `hull: notice: the VM template ${key} could not be restored (${why}); this sandbox booted instead, and the next start makes the template again`;
+}
+
+/** The live template of `key`, made now if there is none. */
+export async function ensureTemplate(
+  key: string,
+  templateConfig: Omit<VmConfig, 'id' | 'runDir' | 'shareDir'>,
+  options: Omit<CloneOptions, 'build'>,
+): Promise<TemplateRecord> {
+  await mkdir(templatesDir(), { recursive: true, mode: 0o700 });
+  return withLock(templatesDir(), options.signal, async () => {
+    const live = await liveTemplate(key);
+    if (live) return live;
+    const record = await buildTemplate({
+      key,
+      config: templateConfig,
+      hypervisor: options.hypervisor,
+      describe: options.describe,
+      timeoutMs: options.buildTimeoutMs,
+      signal: options.signal,
+    });
+    await rm(failedMarker(key), { force: true });
+    return record;
+  });
+}
+
+async function openCloneSource(
+  record: TemplateRecord,
+  templateConfig: Omit<VmConfig, 'id' | 'runDir' | 'shareDir'>,
+): Promise<{ source?: CloneSource; problem?: string }> {
+  const memoryPath = await heldMemoryPath(record.key, record.memory);
+  // Read-only here; the clone's VMM reopens it to map it private, which the seal allows.
+  const memory = memoryPath ? await open(memoryPath, 'r').catch(() => undefined) : undefined;
+  const state = await open(stateFile(record.key), 'r').catch((err: NodeJS.ErrnoException) => err);
+  const close = async () => {
+    await memory?.close();
+    if (!(state instanceof Error)) await state.close();
+  };
+  if (!memory || state instanceof Error) {
+    await close();
+    await removeTemplate(record.key);
+    const why = memory
+      ? `its state file: ${state instanceof Error ? state.code : ''}`
+      : 'its memory is no longer held';
+    return { problem: restoreFailedNotice(record.key, why) };
+  }
+  const source: CloneSource = {
+    key: record.key,
+    role: { role: 'clone', memoryFd: memory.fd, stateFd: state.fd },
+    cardMacs: templateConfig.network?.nics.map((nic) => nic.mac) ?? [],
+    close,
+    discard: async () => {
+      logger('template').warn({ key: record.key }, 'a clone of this template failed to start: removing it');
+      await removeTemplate(record.key);
+    },
+  };
+  return { source };
+}
