@@ -159,7 +159,9 @@ export class Sandbox {
       });
       // Before the boot's deadline: a template made now takes a boot of its own.
       const found = options.cloneSource ? await options.cloneSource(config, signal) : {};
-      if (found.problem) options.notice?.(found.problem);
+      // Notices about templates are said once the sandbox is up: a guest that cannot boot at
+      // all (which is also why its template could not be made) has a better error to give.
+      const notices = found.problem ? [found.problem] : [];
       const boot = deadlineSignal(
         options.bootTimeoutMs,
         () =>
@@ -171,7 +173,7 @@ export class Sandbox {
       );
       try {
         const started = Date.now();
-        const { vm: running, clone } = await startVm(options, config, found.source, boot.signal);
+        const { vm: running, clone } = await startVm(options, config, found.source, boot.signal, notices);
         vm = running;
         if (network) await connectTaps(network, boot.signal);
         agent = new AgentClient(vm.agentChannel, { taken: Boolean(clone) });
@@ -207,12 +209,17 @@ export class Sandbox {
           },
           'agent ready',
         );
-        if (guest.agentSnapshot === 'rejected') await options.onAgentSnapshotRejected?.();
+        if (guest.agentSnapshot === 'rejected') {
+          await options.onAgentSnapshotRejected?.();
+          // A clone's agent is its template's: that template goes with the refused snapshot.
+          await clone?.discard('its guest refused the agent snapshot');
+        }
         await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
         if (network?.interfaces.length) {
           await agent.setupNetwork(network, boot.signal, { cardMacs: clone?.cardMacs });
         }
         markHost('sandbox-ready');
+        for (const line of notices) options.notice?.(line);
         return new Sandbox(
           options.id,
           options.dir,
@@ -357,6 +364,7 @@ async function startVm(
   config: VmConfig,
   clone: CloneSource | undefined,
   signal: AbortSignal,
+  notices: string[],
 ): Promise<{ vm: Vm; clone?: CloneSource }> {
   markHost('vmm-spawn');
   if (clone) {
@@ -366,8 +374,8 @@ async function startVm(
       return { vm, clone };
     } catch (err) {
       if (signal.aborted) throw err;
-      await clone.discard();
-      options.notice?.(restoreFailedNotice(clone.key, messageOf(err)));
+      await clone.discard('a clone of it failed to start');
+      notices.push(restoreFailedNotice(clone.key, messageOf(err)));
     } finally {
       await clone.close();
     }

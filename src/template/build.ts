@@ -97,6 +97,7 @@ export async function buildTemplate(build: TemplateBuild): Promise<TemplateRecor
       memoryMiB: config.memoryMiB,
       nics: config.network?.nics.length ?? 0,
       ...build.describe,
+      vmm: await build.hypervisor.identity(),
       memory: memory.held,
       builtAt: new Date().toISOString(),
       buildMs: Date.now() - started,

@@ -7,7 +7,14 @@ import { logger } from '../log.js';
 import { withLock } from '../sandbox/lock.js';
 import { buildTemplate, type TemplateBuild } from './build.js';
 import { heldMemoryPath } from './memory.js';
-import { liveTemplate, removeTemplate, stateFile, type TemplateRecord, templatesDir } from './store.js';
+import {
+  liveTemplate,
+  removeOutdatedTemplates,
+  removeTemplate,
+  stateFile,
+  type TemplateRecord,
+  templatesDir,
+} from './store.js';
 
 /**
  * The MAC address of a template's network card `index`. A clone's cards keep the addresses
@@ -66,8 +73,8 @@ export interface CloneSource {
   cardMacs: string[];
   /** Closes this process's descriptors once the VMM has its own. */
   close(): Promise<void>;
-  /** The clone failed to start: the template goes, and the next start makes it again. */
-  discard(): Promise<void>;
+  /** The template cannot be used (`why`): it goes, and the next start makes it again. */
+  discard(why: string): Promise<void>;
 }
 
 export interface CloneOptions {
@@ -144,6 +151,9 @@ export async function ensureTemplate(
       signal: options.signal,
     });
     await rm(failedMarker(key), { force: true });
+    const outdated = await removeOutdatedTemplates(record);
+    if (outdated.length)
+      logger('template').info({ removed: outdated }, 'removed templates of an earlier image or QEMU');
     return record;
   });
 }
@@ -173,8 +183,8 @@ async function openCloneSource(
     role: { role: 'clone', memoryFd: memory.fd, stateFd: state.fd },
     cardMacs: templateConfig.network?.nics.map((nic) => nic.mac) ?? [],
     close,
-    discard: async () => {
-      logger('template').warn({ key: record.key }, 'a clone of this template failed to start: removing it');
+    discard: async (why) => {
+      logger('template').warn({ key: record.key, why }, 'removing the template');
       await removeTemplate(record.key);
     },
   };

@@ -21,6 +21,8 @@ export interface TemplateRecord {
   accel: string;
   cpuModel: string;
   imageHash: string;
+  /** The VMM binary it was made with (Hypervisor.identity). */
+  vmm: string;
   memory: HeldMemory;
   builtAt: string;
   buildMs: number;
@@ -96,4 +98,22 @@ export async function removeTemplate(key: string): Promise<void> {
   const record = await readRecord(key);
   if (record) await releaseHeldMemory(key, record.memory);
   await rm(templateDir(key), { recursive: true, force: true });
+}
+
+/**
+ * Removes the templates made for another image or VMM than the current ones: no start can
+ * use them again, and each holds a booted guest's memory.
+ */
+export async function removeOutdatedTemplates(current: {
+  imageHash: string;
+  vmm: string;
+}): Promise<string[]> {
+  const removed: string[] = [];
+  for (const template of await listTemplates()) {
+    if (template.imageHash !== current.imageHash || template.vmm !== current.vmm) {
+      await removeTemplate(template.key);
+      removed.push(template.key);
+    }
+  }
+  return removed;
 }
