@@ -208,11 +208,12 @@ export function bundleTests(name: string) {
       return dirs!.scratch;
     },
     async bundle(args: string[], edit?: (spec: Spec) => void): Promise<{ dir: string; id: string }> {
-      n += 1;
-      const dir = join(dirs!.scratch, `bundle-${n}`);
+      // Numbered before any wait: bundles made side by side each keep their own number.
+      const number = ++n;
+      const dir = join(dirs!.scratch, `bundle-${number}`);
       await mkdir(dir);
       await makeBusyboxBundle(dir, args, edit);
-      return { dir, id: `${name}-${n}` };
+      return { dir, id: `${name}-${number}` };
     },
   };
 }

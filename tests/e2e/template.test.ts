@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { processesMentioning } from '../../src/sys/processes.js';
 import type { ListedTemplate } from '../../src/template/store.js';
 import type { TraceFile } from '../../src/trace/boot-trace.js';
 import {
@@ -180,6 +181,21 @@ describe('VM templates', { timeout: 900_000 }, () => {
     const phases = (JSON.parse(await readFile(trace, 'utf8')) as TraceFile).traceEvents.map((e) => e.name);
     assert.ok(phases.includes('guest kernel'), `the VM booted: ${phases.join(', ')}`);
     assert.deepEqual(await templates(), []);
+  });
+
+  test('sandboxes started side by side before there is a template make it once, and all are cloned', async () => {
+    assert.deepEqual(await templates(), [], 'no template yet');
+    const traces = [1, 2, 3].map((n) => join(t.scratch, `side-by-side-${n}.json`));
+    const runs = await Promise.all(traces.map((trace) => runReporting({}, trace)));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    for (const trace of traces) {
+      const phases = (JSON.parse(await readFile(trace, 'utf8')) as TraceFile).traceEvents.map((e) => e.name);
+      assert.ok(phases.includes('clone wakes'), `cloned: ${phases.join(', ')}`);
+    }
+    const made = await templates();
+    assert.equal(made.length, 1, 'one template');
+    const holders = await processesMentioning(join(env.HULL_STATE_DIR!, 'templates'));
+    assert.deepEqual(holders, [made[0]!.memory.pid], 'held by one process');
   });
 
   test('bad template commands: one line, non-zero exit', async () => {
