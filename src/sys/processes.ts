@@ -12,9 +12,13 @@ export function statusField(status: string, name: string): string {
 
 /** Real uids of the running processes. */
 export async function runningUids(): Promise<Set<number>> {
+  // Read side by side: one after another, a host with a thousand processes would add a
+  // noticeable wait to every VM's start.
+  const statuses = await Promise.all(
+    (await runningPids()).map((pid) => readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')),
+  );
   const uids = new Set<number>();
-  for (const pid of await runningPids()) {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  for (const status of statuses) {
     const uid = statusField(status, 'Uid').split(/\s+/)[0];
     if (uid) uids.add(Number(uid));
   }
