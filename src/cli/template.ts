@@ -65,22 +65,11 @@ export function registerTemplate(program: Command): void {
           signal,
         );
         const { key, shape } = await templateKeyFor(base, { vcpus, memoryMiB, nics });
-        const { hypervisor, image } = base.options;
         if (options.force) await removeTemplate(key);
         const existing = await liveTemplate(key);
         const record =
           existing ??
-          (await ensureTemplate(key, shape, {
-            hypervisor,
-            imageHash: image.manifest.hash,
-            describe: {
-              accel: base.options.accel,
-              cpuModel: base.options.cpuModel,
-              imageHash: image.manifest.hash,
-            },
-            buildTimeoutMs: 600_000,
-            signal,
-          }));
+          (await ensureTemplate(key, shape, { ...base.templates!, buildTimeoutMs: 600_000, signal }));
         process.stderr.write(
           `template ${key}: ${vcpus} vCPU, ${memoryMiB} MiB, ${nics} network card${nics === 1 ? '' : 's'}, ${
             existing ? 'already made' : `made in ${(record.buildMs / 1000).toFixed(1)} s`

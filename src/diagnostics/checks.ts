@@ -21,7 +21,8 @@ import {
 } from '../sandbox/runtime.js';
 import { which } from '../sys/exec.js';
 import { failedTemplateBuild } from '../template/clone.js';
-import { listTemplates, liveTemplate } from '../template/store.js';
+import { heldMemoryBytes } from '../template/memory.js';
+import { liveTemplate } from '../template/store.js';
 import { vmmConfinement } from './confinement.js';
 import { availableMemoryMiB, cgroupLayout, clientSetups } from './host-facts.js';
 
@@ -191,8 +192,8 @@ async function checkTemplate(): Promise<CheckResult> {
     const size = { vcpus: defaultVcpus(), memoryMiB: defaultMemoryMiB(), nics: 0 };
     const { key } = await templateKeyFor(base, size);
     const live = await liveTemplate(key);
-    const held = live && (await listTemplates()).find((t) => t.key === key)?.residentBytes;
     if (live) {
+      const held = await heldMemoryBytes(key, live.memory);
       return ok(
         name,
         `${key} for ${size.vcpus} vCPU and ${size.memoryMiB} MiB, made ${live.builtAt} in ${(live.buildMs / 1000).toFixed(1)} s; it holds ${((held ?? 0) / 2 ** 20).toFixed(0)} MiB that its clones share`,

@@ -22,7 +22,13 @@ import { logger } from '../log.js';
 import type { Spec } from '../oci/spec.js';
 import { stateDir } from '../paths.js';
 import { HostMounter } from '../sys/mount.js';
-import { type CloneSource, cloneSourceFor, templateConfigOf, templateKey } from '../template/clone.js';
+import {
+  type CloneOptions,
+  type CloneSource,
+  cloneSourceFor,
+  templateConfigOf,
+  templateKey,
+} from '../template/clone.js';
 import { idDirectoryName } from './container-id.js';
 import { hostCgroupLimits, hostCgroupPath } from './host-cgroup.js';
 import { withLock } from './lock.js';
@@ -115,7 +121,7 @@ export interface AgentSnapshot {
  * How long making a snapshot may take: a guest boot plus V8 serializing the agent's heap.
  * Not the boot timeout: a short one set for sandboxes must not fail (and so disable) this.
  */
-export function snapshotBuildTimeoutMs(accel: Accel): number {
+function snapshotBuildTimeoutMs(accel: Accel): number {
   return accel === 'kvm' ? 60_000 : 240_000;
 }
 
@@ -205,11 +211,12 @@ export async function sandboxBase(
     | 'bootTimeoutMs'
     | 'onAgentSnapshotRejected'
   >;
+  /** How templates are made here, when templating is on (`hull template build` makes one). */
+  templates?: Omit<CloneOptions, 'signal'>;
   /** Clones VMs from their templates, when templating is on. */
   cloneSource?: (
     config: VmConfig,
     signal: AbortSignal,
-    build?: boolean,
   ) => Promise<{ source?: CloneSource; problem?: string }>;
   /** Why there is no agent snapshot, to say once a sandbox is up. */
   snapshotProblem?: string;
@@ -219,6 +226,14 @@ export async function sandboxBase(
   const hypervisor = new QemuHypervisor();
   const target = await vmTargetFor(image, hypervisor, notice);
   const snapshot = await agentSnapshotFor(image, target, { hypervisor, signal });
+  const templates: Omit<CloneOptions, 'signal'> | undefined =
+    templating() && !settings.boot
+      ? {
+          hypervisor,
+          describe: { accel: target.accel, cpuModel: target.cpuModel, imageHash: image.manifest.hash },
+          buildTimeoutMs: snapshotBuildTimeoutMs(target.accel),
+        }
+      : undefined;
   return {
     options: {
       image,
@@ -238,18 +253,9 @@ export async function sandboxBase(
         );
       },
     },
+    templates,
     cloneSource:
-      templating() && !settings.boot
-        ? (config, cloneSignal, build = true) =>
-            cloneSourceFor(config, {
-              hypervisor,
-              imageHash: image.manifest.hash,
-              describe: { accel: target.accel, cpuModel: target.cpuModel, imageHash: image.manifest.hash },
-              buildTimeoutMs: snapshotBuildTimeoutMs(target.accel),
-              build,
-              signal: cloneSignal,
-            })
-        : undefined,
+      templates && ((config, cloneSignal) => cloneSourceFor(config, { ...templates, signal: cloneSignal })),
     snapshotProblem: snapshot?.problem,
   };
 }

@@ -84,8 +84,6 @@ export class Sandbox {
     readonly vcpus: number,
     /** The host network the VM took over, if it has one. */
     readonly network?: GuestNetwork,
-    /** The template the VM was cloned from, if it was (see src/template/). */
-    readonly template?: string,
   ) {
     void vm.exited.then(() => {
       this.endedByItself = this.destroying === undefined;
@@ -220,17 +218,7 @@ export class Sandbox {
         }
         markHost('sandbox-ready');
         for (const line of notices) options.notice?.(line);
-        return new Sandbox(
-          options.id,
-          options.dir,
-          vm,
-          agent,
-          share,
-          guest,
-          options.vcpus,
-          network,
-          clone?.key,
-        );
+        return new Sandbox(options.id, options.dir, vm, agent, share, guest, options.vcpus, network);
       } finally {
         boot.dispose();
       }

@@ -42,7 +42,7 @@ export async function buildTemplate(build: TemplateBuild): Promise<TemplateRecor
     () =>
       new HullError(
         'ERR_TEMPLATE',
-        `making the VM template took over ${build.timeoutMs / 1000}s: raise HULL_BOOT_TIMEOUT, or set HULL_TEMPLATE=off`,
+        `making the VM template took over ${build.timeoutMs / 1000}s: is the host overloaded? HULL_TEMPLATE=off boots sandboxes instead`,
       ),
     build.signal,
   );
@@ -115,7 +115,6 @@ export async function buildTemplate(build: TemplateBuild): Promise<TemplateRecor
       : new HullError('ERR_TEMPLATE', `making the VM template failed: ${messageOf(err)}`, { cause: err });
   } finally {
     deadline.dispose();
-    await vm?.stop();
     await rm(boot, { recursive: true, force: true });
   }
 }

@@ -79,12 +79,10 @@ export interface CloneSource {
 
 export interface CloneOptions {
   hypervisor: Hypervisor;
-  imageHash: string;
+  /** What the template is made for: its image's hash is part of its key. */
   describe: TemplateBuild['describe'];
   /** How long making a template may take (a guest boot). */
   buildTimeoutMs: number;
-  /** Whether to make the template now when there is none (else: none, boot cold). */
-  build: boolean;
   signal: AbortSignal;
 }
 
@@ -108,9 +106,9 @@ export async function cloneSourceFor(
   options: CloneOptions,
 ): Promise<{ source?: CloneSource; problem?: string }> {
   const templateConfig = templateConfigOf(config);
-  const key = await templateKey(templateConfig, options.hypervisor, options.imageHash);
+  const key = await templateKey(templateConfig, options.hypervisor, options.describe.imageHash);
   let record = await liveTemplate(key);
-  if (!record && options.build) {
+  if (!record) {
     if ((await failedTemplateBuild(key)) !== undefined) return {};
     try {
       record = await ensureTemplate(key, templateConfig, options);
@@ -123,7 +121,6 @@ export async function cloneSourceFor(
       };
     }
   }
-  if (!record) return {};
   return openCloneSource(record, templateConfig);
 }
 
@@ -136,7 +133,7 @@ export function restoreFailedNotice(key: string, why: string): string {
 export async function ensureTemplate(
   key: string,
   templateConfig: Omit<VmConfig, 'id' | 'runDir' | 'shareDir'>,
-  options: Omit<CloneOptions, 'build'>,
+  options: CloneOptions,
 ): Promise<TemplateRecord> {
   await mkdir(templatesDir(), { recursive: true, mode: 0o700 });
   return withLock(templatesDir(), options.signal, async () => {

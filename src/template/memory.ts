@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import { readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { createInterface } from 'node:readline';
 import { HullError } from '../errors.js';
 import { installRoot } from '../paths.js';
 import { VmmCgroup } from '../sys/cgroup.js';
 import { raceSignal } from '../util/deadline.js';
-import { onLines } from '../util/lines.js';
 
 /**
  * The cgroup template memory holders live in: not their starter's, whose cgroup (a pod's, a
@@ -71,7 +70,7 @@ export class TemplateMemory {
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
-    const answers = lineQueue(child.stdout!);
+    const answers = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-1000);
@@ -134,30 +133,6 @@ export class TemplateMemory {
   discard(): void {
     this.child.kill('SIGKILL');
   }
-}
-
-/** The lines a stream carries, one at a time; done at its end. */
-function lineQueue(stream: Readable): AsyncIterator<string> {
-  const lines: string[] = [];
-  const waiting: ((result: IteratorResult<string>) => void)[] = [];
-  let ended = false;
-  onLines(stream, (line) => {
-    const next = waiting.shift();
-    if (next) next({ value: line, done: false });
-    else lines.push(line);
-  });
-  stream.on('close', () => {
-    ended = true;
-    for (const next of waiting.splice(0)) next({ value: undefined, done: true });
-  });
-  return {
-    next: () => {
-      const line = lines.shift();
-      if (line !== undefined) return Promise.resolve({ value: line, done: false });
-      if (ended) return Promise.resolve({ value: undefined, done: true });
-      return new Promise((resolve) => waiting.push(resolve));
-    },
-  };
 }
 
 /** Ends a holder left by a template that is removed or replaced. */
