@@ -107,7 +107,7 @@ export async function buildAgentSnapshot(options: SnapshotBuildOptions): Promise
     () =>
       new HullError(
         'ERR_IMAGE_BUILD',
-        `building the agent's startup snapshot took over ${options.timeoutMs / 1000}s: raise HULL_BOOT_TIMEOUT`,
+        `building the agent's startup snapshot took over ${options.timeoutMs / 1000}s: is the host overloaded? HULL_AGENT_SNAPSHOT=off starts agents without one`,
       ),
     options.signal,
   );
