@@ -52,3 +52,19 @@ execFileSync(
   ['-Os', '-Wall', '-o', 'dist/native/hull-template-memory', 'src/template/memory/hull-template-memory.c'],
   { stdio: 'inherit' },
 );
+// hull-share-server serves the share to QEMU over FUSE, keeping setuid/setgid bits and device
+// nodes off the host while the guest sees them (src/storage/share-server/hull-share-server.c).
+// libfuse3 is the maintained FUSE library; Node has no FUSE binding worth the name.
+execFileSync(
+  'cc',
+  [
+    '-O2',
+    '-Wall',
+    '-I/usr/include/fuse3',
+    '-o',
+    'dist/native/hull-share-server',
+    'src/storage/share-server/hull-share-server.c',
+    '-lfuse3',
+  ],
+  { stdio: 'inherit' },
+);

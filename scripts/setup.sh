@@ -17,6 +17,7 @@ packages=(
   erofs-utils           # the guest's read-only root filesystem
   cpio xz-utils         # initramfs packing, kernel unpacking
   gcc libc6-dev         # hull-init, the guest's PID 1, is compiled static
+  libfuse3-dev          # hull-share-server, which serves the share to QEMU over FUSE
   kmod                  # the guest's modprobe, and depmod to index its modules
   util-linux            # mount/umount for sharing bundle files
   runc                  # the benchmark compares with containers on the host

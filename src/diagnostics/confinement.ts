@@ -1,5 +1,5 @@
 import { readFile, readlink } from 'node:fs/promises';
-import { VMM_CAPABILITIES, VMM_CAPABILITY_MASK } from '../hypervisor/jail/jail.js';
+import { SHARE_SERVER_CAPABILITIES, SHARE_SERVER_CAPABILITY_MASK } from '../hypervisor/jail/jail.js';
 import { statusField } from '../sys/processes.js';
 
 export interface Confinement {
@@ -9,27 +9,23 @@ export interface Confinement {
   missing: string[];
 }
 
-/** Reads how a running VMM is confined, from /proc: what a user would check by hand. */
+/** The kernel's name of hull-share-server (a process name is cut at 15 bytes). */
+const SHARE_SERVER_COMM = 'hull-share-serv';
+
+/**
+ * Reads how a running VMM and its share server are confined, from /proc: what a user would
+ * check by hand.
+ */
 export async function vmmConfinement(pid: number): Promise<Confinement> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const facts: string[] = [];
   const missing: string[] = [];
   const fact = (holds: boolean, yes: string, no: string) => (holds ? facts : missing).push(holds ? yes : no);
 
-  const uid = statusField(status, 'Uid').split(/\s+/)[0] ?? '';
-  fact(uid !== '0' && uid !== '', `user ${uid}`, 'runs as root');
-  const capEff = BigInt(`0x${statusField(status, 'CapEff') || '0'}`);
-  fact(
-    capEff === VMM_CAPABILITY_MASK,
-    `capabilities ${VMM_CAPABILITIES.join(', ')} only`,
-    `capabilities ${capEff.toString(16)}`,
-  );
-  fact(statusField(status, 'NoNewPrivs') === '1', 'no_new_privs', 'no_new_privs unset');
-  fact(
-    statusField(status, 'Seccomp') === '2',
-    `seccomp (${statusField(status, 'Seccomp_filters')} filters)`,
-    'no seccomp filter',
-  );
+  const vmm = await processFacts(pid);
+  fact(vmm.uid !== '0' && vmm.uid !== '', `user ${vmm.uid}`, 'runs as root');
+  fact(vmm.capEff === 0n, 'no capabilities', `capabilities ${vmm.capEff.toString(16)}`);
+  fact(vmm.noNewPrivs, 'no_new_privs', 'no_new_privs unset');
+  fact(vmm.seccompFilters !== undefined, `seccomp (${vmm.seccompFilters} filters)`, 'no seccomp filter');
   const ownNs = (await readlink(`/proc/${pid}/ns/mnt`)) !== (await readlink('/proc/self/ns/mnt'));
   fact(ownNs, 'its own mount namespace', "the host's mount namespace");
   const cgroup = (await readFile(`/proc/${pid}/cgroup`, 'utf8'))
@@ -37,5 +33,51 @@ export async function vmmConfinement(pid: number): Promise<Confinement> {
     .map((line) => line.split(':').slice(2).join(':'))
     .find((path) => path.startsWith('/hull/'));
   fact(cgroup !== undefined, `cgroup ${cgroup}`, 'no cgroup of its own');
+
+  const server = await shareServerOf(pid);
+  if (!server) {
+    missing.push('no share server: QEMU would reach the share itself');
+    return { facts, missing };
+  }
+  const served = await processFacts(server);
+  const serverConfined =
+    served.uid === vmm.uid &&
+    served.capEff === SHARE_SERVER_CAPABILITY_MASK &&
+    served.noNewPrivs &&
+    served.seccompFilters !== undefined;
+  fact(
+    serverConfined,
+    `the share through hull-share-server (same user, capabilities ${SHARE_SERVER_CAPABILITIES.join(', ')} only, no_new_privs, seccomp)`,
+    `hull-share-server is not confined (user ${served.uid}, capabilities ${served.capEff.toString(16)})`,
+  );
   return { facts, missing };
+}
+
+interface ProcessFacts {
+  uid: string;
+  capEff: bigint;
+  noNewPrivs: boolean;
+  /** How many seccomp filters it runs under; undefined without seccomp. */
+  seccompFilters: string | undefined;
+}
+
+async function processFacts(pid: number): Promise<ProcessFacts> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return {
+    uid: statusField(status, 'Uid').split(/\s+/)[0] ?? '',
+    capEff: BigInt(`0x${statusField(status, 'CapEff') || '0'}`),
+    noNewPrivs: statusField(status, 'NoNewPrivs') === '1',
+    seccompFilters:
+      statusField(status, 'Seccomp') === '2' ? statusField(status, 'Seccomp_filters') : undefined,
+  };
+}
+
+/** The hull-share-server that hull-jail started for the VMM `pid` (its child). */
+export async function shareServerOf(pid: number): Promise<number | undefined> {
+  const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  for (const child of children.split(/\s+/).filter(Boolean).map(Number)) {
+    const comm = await readFile(`/proc/${child}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() === SHARE_SERVER_COMM) return child;
+  }
+  return undefined;
 }

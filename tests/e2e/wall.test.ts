@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { copyFile, lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { DescService } from '@bufbuild/protobuf';
 import { AgentClient } from '../../src/agent/client.js';
+import { shareServerOf } from '../../src/diagnostics/confinement.js';
 import { AgentService } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import { MONITOR_SOCKET } from '../../src/sandbox/monitor.js';
 import { statusField } from '../../src/sys/processes.js';
@@ -11,7 +12,15 @@ import { connectUnix } from '../../src/sys/unix-socket.js';
 import { TtrpcClient } from '../../src/ttrpc/client.js';
 import { TtrpcError } from '../../src/ttrpc/status.js';
 import { privileged } from '../fixtures/bundle.js';
-import { bundleTests, hull, hullDetached, qemuProcessesUsing, residentBytes, startHull } from './harness.js';
+import {
+  bundleTests,
+  hull,
+  hullDetached,
+  qemuProcessesUsing,
+  residentBytes,
+  runCommand,
+  startHull,
+} from './harness.js';
 
 /** A shell that ends at SIGTERM (as PID 1 it would ignore it without a trap). */
 const UNTIL_TERM_PRELUDE = 'trap "exit 0" TERM';
@@ -21,7 +30,7 @@ const WAIT_FOR_TERM = 'sleep 600 & wait';
 describe('the hypervisor wall', { timeout: 600_000 }, () => {
   const t = bundleTests('wall');
 
-  test('QEMU runs confined: its own user, few capabilities, seccomp, its own mounts and cgroup', async () => {
+  test('QEMU runs confined: its own user, no capabilities, seccomp, its own mounts and cgroup', async () => {
     const b = await t.bundle(['sh', '-c', `${UNTIL_TERM_PRELUDE}; echo up; ${WAIT_FOR_TERM}`]);
     const running = startHull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     try {
@@ -39,12 +48,32 @@ describe('the hypervisor wall', { timeout: 600_000 }, () => {
           `QEMU runs as neither root user nor root group: ${statusField(status, 'Uid')}`,
         );
       assert.equal(statusField(status, 'Groups'), '', 'no supplementary groups');
-      // CAP_CHOWN, CAP_DAC_OVERRIDE and CAP_FOWNER: what the share needs to act for guest root.
-      for (const set of ['CapEff', 'CapPrm', 'CapBnd'])
-        assert.equal(BigInt(`0x${statusField(status, set)}`), 0b1011n, `${set} ${statusField(status, set)}`);
+      for (const set of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb'])
+        assert.equal(
+          BigInt(`0x${statusField(status, set)}`),
+          0n,
+          `QEMU's ${set} ${statusField(status, set)}`,
+        );
       assert.equal(statusField(status, 'NoNewPrivs'), '1');
       assert.equal(statusField(status, 'Seccomp'), '2', 'a seccomp filter');
       assert.ok(Number(statusField(status, 'Seccomp_filters')) >= 2, "hull's filter and QEMU's own -sandbox");
+
+      // The share reaches QEMU only through its server: QEMU's child, the same user, holding
+      // CAP_CHOWN, CAP_DAC_OVERRIDE and CAP_FOWNER (what acting for guest root needs) only.
+      const server = await shareServerOf(qemu);
+      assert.ok(server, 'hull-share-server runs beside QEMU');
+      const served = await readFile(`/proc/${server}/status`, 'utf8');
+      assert.equal(statusField(served, 'Uid'), statusField(status, 'Uid'));
+      for (const set of ['CapEff', 'CapPrm', 'CapBnd'])
+        assert.equal(
+          BigInt(`0x${statusField(served, set)}`),
+          0b1011n,
+          `server's ${set} ${statusField(served, set)}`,
+        );
+      assert.equal(statusField(served, 'NoNewPrivs'), '1');
+      assert.equal(statusField(served, 'Seccomp'), '2');
+      const qemuMounts = await readFile(`/proc/${qemu}/mounts`, 'utf8');
+      assert.match(qemuMounts, /^hull-share \S+ fuse\.hull-share ro?.*nosuid,nodev,noexec/m, qemuMounts);
 
       assert.notEqual(await readlink(`/proc/${qemu}/ns/mnt`), await readlink('/proc/self/ns/mnt'));
       const visible = (await readdir(`/proc/${qemu}/root`)).sort();
@@ -77,38 +106,81 @@ describe('the hypervisor wall', { timeout: 600_000 }, () => {
     }
   });
 
-  test('root in a privileged container makes no setuid file, setgid file or device node on the host', async () => {
+  test('root in a privileged container sets setuid bits and makes device nodes it sees, none reaching the host', async () => {
     const b = await t.bundle(
       [
         'sh',
         '-c',
         [
-          'cp /bin/busybox /suid && chmod 4755 /suid; echo "chmod u+s: $?"',
-          'cp /bin/busybox /sgid && chmod 2755 /sgid; echo "chmod g+s: $?"',
-          'mknod /devmem c 1 1; echo "mknod c: $?"',
-          'mknod /devblk b 7 0; echo "mknod b: $?"',
-          'touch /plain && chmod 755 /plain; echo "chmod 755: $?"',
+          'cp /bin/busybox /suid && chmod 4755 /suid; echo "chmod u+s: $? $(stat -c %a /suid)"',
+          'cp /bin/busybox /sgid && chmod 2755 /sgid; echo "chmod g+s: $? $(stat -c %a /sgid)"',
+          'mkdir /sgid-dir && chmod g+s /sgid-dir; echo "dir g+s: $? $(stat -c %a /sgid-dir)"',
+          'mknod /devnull c 1 3 && echo x > /devnull; echo "mknod c: $? $(stat -c %F:%t,%T /devnull)"',
+          'mknod /devblk b 7 0; echo "mknod b: $? $(stat -c %F /devblk)"',
+          'mkfifo /fifo; echo "mkfifo: $? $(stat -c %F /fifo)"',
+          'ln -s /etc/shadow /link; echo "symlink: $? $(readlink /link)"',
+          'chown 1000:1000 /suid; echo "chown: $? $(stat -c %u:%g:%a /suid)"',
+          'chmod 4755 /suid; touch /plain && chmod 750 /plain; echo "chmod 750: $? $(stat -c %a /plain)"',
+          'chmod 4755 /host-id; echo "host id u+s: $? $(stat -c %a /host-id)"',
         ].join('; '),
       ],
       privileged,
     );
+    // The original attack: a host program the container makes setuid root, run on the host by
+    // an unprivileged user. (busybox would drop the privilege by itself; coreutils' id does not.)
+    await copyFile('/usr/bin/id', join(b.dir, 'rootfs', 'host-id'));
     const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /chmod u\+s: 1/);
-    assert.match(r.stdout, /chmod g\+s: 1/);
-    assert.match(r.stdout, /mknod c: 1/);
-    assert.match(r.stdout, /mknod b: 1/);
-    assert.match(r.stdout, /chmod 755: 0/, 'modes without those bits are set as asked');
+    // The container sees what it set, as on any Linux filesystem...
+    assert.match(r.stdout, /chmod u\+s: 0 4755/);
+    assert.match(r.stdout, /chmod g\+s: 0 2755/);
+    assert.match(r.stdout, /dir g\+s: 0 2755/);
+    assert.match(r.stdout, /mknod c: 0 character special file:1,3/, 'a device node that works in the guest');
+    assert.match(r.stdout, /mknod b: 0 block special file/);
+    assert.match(r.stdout, /mkfifo: 0 fifo/);
+    assert.match(r.stdout, /symlink: 0 \/etc\/shadow/);
+    assert.match(r.stdout, /chown: 0 1000:1000:755/, 'chown clears the setuid bit, as Linux does');
+    assert.match(r.stdout, /chmod 750: 0 750/);
+    // ...and the host has the same files, owners and modes, without what would be a privilege.
     const rootfs = join(b.dir, 'rootfs');
-    assert.equal((await lstat(join(rootfs, 'plain'))).mode & 0o7777, 0o755);
-    for (const name of ['suid', 'sgid']) {
-      const info = await lstat(join(rootfs, name)).catch(() => undefined);
-      if (info) assert.equal(info.mode & 0o6000, 0, `${name} on the host has no setuid or setgid bit`);
-    }
-    for (const name of ['devmem', 'devblk']) {
-      const info = await lstat(join(rootfs, name)).catch(() => undefined);
-      assert.ok(!info?.isCharacterDevice() && !info?.isBlockDevice(), `no device node ${name} on the host`);
-    }
+    const plain = await lstat(join(rootfs, 'plain'));
+    assert.equal(plain.mode & 0o7777, 0o750);
+    const suid = await lstat(join(rootfs, 'suid'));
+    assert.deepEqual(
+      [suid.uid, suid.gid, suid.mode & 0o7777],
+      [1000, 1000, 0o755],
+      'no setuid bit on the host',
+    );
+    assert.equal((await lstat(join(rootfs, 'sgid'))).mode & 0o7777, 0o755, 'no setgid bit on the host');
+    assert.equal((await lstat(join(rootfs, 'sgid-dir'))).mode & 0o6000, 0);
+    for (const name of ['devnull', 'devblk', 'fifo'])
+      assert.ok((await lstat(join(rootfs, name))).isFile(), `${name} is a plain file on the host`);
+    assert.equal(await readlink(join(rootfs, 'link')), '/etc/shadow', 'a symlink is a real symlink');
+    assert.match(r.stdout, /host id u\+s: 0 4755/);
+    const run = await runCommand('setpriv', [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      join(rootfs, 'host-id'),
+      '-u',
+    ]);
+    assert.equal(run.stdout.trim(), '65534', `run on the host it gains no root: ${run.stderr}`);
+  });
+
+  test('what the guest set survives a new VM on the same files', async () => {
+    const first = await t.bundle(
+      ['sh', '-c', 'cp /bin/busybox /suid && chmod 4711 /suid && mknod /tty0 c 4 0'],
+      privileged,
+    );
+    assert.equal((await hull(['--root', t.root, 'run', '-b', first.dir, first.id])).code, 0);
+    const again = await t.bundle(['sh', '-c', 'stat -c "%n %a %F %t,%T" /suid /tty0'], (spec) => {
+      privileged(spec);
+      spec.root!.path = join(first.dir, 'rootfs');
+    });
+    const r = await hull(['--root', t.root, 'run', '-b', again.dir, again.id]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\/suid 4711 regular file/);
+    assert.match(r.stdout, /\/tty0 \d+ character special file 4,0/);
   });
 
   test("the guest cannot write where the host later mounts a pod's next container", async () => {

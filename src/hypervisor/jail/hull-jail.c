@@ -10,7 +10,13 @@
  *     --rw PATH            PATH read-write
  *     --share PATH         PATH with its mounts below it: its top read-only, the mounts below
  *                          as they are, and mounts the host adds later showing up (slave)
- *     --dev PATH           a device node
+ *     --writable-share PATH  the same with a writable top (hull's own snapshot-building guest)
+ *     --share-server BIN   PROGRAM sees the share only through BIN (hull-share-server, placed in
+ *                          the new root by --ro), started
+ *                          here as the same user with chown, dac_override and fowner, serving a
+ *                          FUSE mount laid over the share; PROGRAM then needs no capability
+ *     --dev PATH           a character device under /dev, made again there for the --uid user
+ *                          alone (mode 0600), as PROGRAM has no capability to open root's
  *     --proc               /proc with only this user's processes (hidepid, subset=pid)
  *     --uid N --gid N      run PROGRAM as this user and group, no supplementary groups
  *     --keep-cap NAME      a capability PROGRAM keeps (chown, dac_override, fowner); repeatable.
@@ -46,8 +52,10 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_ITEMS 64
@@ -64,7 +72,7 @@ static void usage(const char *message) {
 }
 
 struct path_item {
-  char kind; /* 'r' read-only, 'w' read-write, 's' share, 'd' device, 'l' symlink */
+  char kind; /* 'r' read-only, 'w' read-write, 's' share, 'S' writable share, 'd' device, 'l' symlink */
   const char *path;
 };
 
@@ -78,6 +86,7 @@ struct options {
   long uid, gid;
   unsigned long long keep_caps;
   const char *netns;
+  const char *share_server;
   struct {
     const char *name;
     int fd;
@@ -95,6 +104,12 @@ static const struct {
     {"dac_read_search", CAP_DAC_READ_SEARCH},
     {"fowner", CAP_FOWNER},
 };
+
+static const char *share_path(const struct options *o) {
+  for (int i = 0; i < o->npaths; i++)
+    if (o->paths[i].kind == 's' || o->paths[i].kind == 'S') return o->paths[i].path;
+  return NULL;
+}
 
 static long parse_id(const char *text) {
   char *end;
@@ -125,6 +140,13 @@ static void parse(int argc, char **argv, struct options *o) {
       o->cgroups[o->ncgroups++] = v;
     } else if (strcmp(a, "--root") == 0) {
       o->root = v;
+    } else if (strcmp(a, "--share-server") == 0) {
+      o->share_server = v;
+    } else if (strcmp(a, "--writable-share") == 0) {
+      if (o->npaths == MAX_ITEMS) usage("too many paths");
+      if (v[0] != '/') usage("paths must be absolute");
+      o->paths[o->npaths].kind = 'S';
+      o->paths[o->npaths++].path = v;
     } else if (!strcmp(a, "--ro") || !strcmp(a, "--rw") || !strcmp(a, "--share") || !strcmp(a, "--dev") ||
                !strcmp(a, "--link")) {
       if (o->npaths == MAX_ITEMS) usage("too many paths");
@@ -160,6 +182,7 @@ static void parse(int argc, char **argv, struct options *o) {
   if (o->uid < 0 || o->gid < 0) usage("--uid and --gid are required");
   if (o->npaths && !o->root) usage("paths need --root");
   if (o->ntaps && !o->netns) usage("--tap needs --netns");
+  if (o->share_server && !share_path(o)) usage("--share-server needs --share or --writable-share");
   o->argv = argv + i;
 }
 
@@ -184,7 +207,8 @@ static void make_dirs(char *path) {
   if (mkdir(path, 0755) < 0 && errno != EEXIST) die("mkdir", path);
 }
 
-static void place(const char *root, const struct path_item *item) {
+static void place(const struct options *o, const struct path_item *item) {
+  const char *root = o->root;
   char target[PATH_MAX];
   if (snprintf(target, sizeof target, "%s%s", root, item->path) >= (int)sizeof target)
     usage("path too long");
@@ -194,6 +218,12 @@ static void place(const char *root, const struct path_item *item) {
   *slash = 0;
   make_dirs(target);
   *slash = '/';
+  if (item->kind == 'd') {
+    if (strncmp(item->path, "/dev/", 5) || !S_ISCHR(st.st_mode)) usage("--dev takes a character device under /dev");
+    if (mknod(target, S_IFCHR | 0600, st.st_rdev) < 0 || chown(target, o->uid, o->gid) < 0)
+      die("making device node", target);
+    return;
+  }
   if (item->kind == 'l') {
     if (!S_ISLNK(st.st_mode)) usage("--link takes a symlink");
     char link[PATH_MAX];
@@ -211,8 +241,7 @@ static void place(const char *root, const struct path_item *item) {
     close(fd);
   }
   if (mount(item->path, target, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind mount", item->path);
-  unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID;
-  if (item->kind != 'd') flags |= MS_NODEV;
+  unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV;
   if (item->kind == 'r' || item->kind == 's') flags |= MS_RDONLY;
   /* Only the top mount: a share's container mounts below it stay writable. */
   if (mount(NULL, target, NULL, flags, NULL) < 0) die("remount", item->path);
@@ -224,7 +253,18 @@ static void build_root(const struct options *o) {
   if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) die("making / a slave", NULL);
   if (mount("tmpfs", o->root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
     die("mounting tmpfs on", o->root);
-  for (int i = 0; i < o->npaths; i++) place(o->root, &o->paths[i]);
+  /* Device nodes live on a tmpfs of their own, the one mount here that honours them. */
+  char dev[PATH_MAX];
+  snprintf(dev, sizeof dev, "%s/dev", o->root);
+  int devices = 0;
+  for (int i = 0; i < o->npaths; i++) devices |= o->paths[i].kind == 'd';
+  if (devices) {
+    make_dirs(dev);
+    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0) die("mounting tmpfs on", dev);
+  }
+  for (int i = 0; i < o->npaths; i++) place(o, &o->paths[i]);
+  if (devices && mount(NULL, dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
+    die("making /dev read-only", NULL);
   if (o->proc) {
     char target[PATH_MAX];
     snprintf(target, sizeof target, "%s/proc", o->root);
@@ -279,26 +319,26 @@ static void open_taps(const struct options *o) {
   if (unshare(CLONE_NEWNET) < 0) die("unshare", "network namespace");
 }
 
-static void drop_privileges(const struct options *o) {
+static void drop_privileges(long uid, long gid, unsigned long long keep_caps) {
   for (int cap = 0; cap <= 63; cap++) {
-    if (o->keep_caps & (1ULL << cap)) continue;
+    if (keep_caps & (1ULL << cap)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) die("dropping capability", NULL);
   }
   if (setgroups(0, NULL) < 0) die("setgroups", NULL);
-  if (setresgid(o->gid, o->gid, o->gid) < 0) die("setresgid", NULL);
+  if (setresgid(gid, gid, gid) < 0) die("setresgid", NULL);
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) die("PR_SET_KEEPCAPS", NULL);
-  if (setresuid(o->uid, o->uid, o->uid) < 0) die("setresuid", NULL);
+  if (setresuid(uid, uid, uid) < 0) die("setresuid", NULL);
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];
   memset(data, 0, sizeof data);
   for (int w = 0; w < 2; w++) {
-    __u32 bits = (__u32)(o->keep_caps >> (32 * w));
+    __u32 bits = (__u32)(keep_caps >> (32 * w));
     data[w].effective = data[w].permitted = data[w].inheritable = bits;
   }
   if (syscall(SYS_capset, &header, data) < 0) die("capset", NULL);
   /* Ambient: kept across execve of a program that has no file capabilities. */
   for (int cap = 0; cap <= 63; cap++) {
-    if (!(o->keep_caps & (1ULL << cap))) continue;
+    if (!(keep_caps & (1ULL << cap))) continue;
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) die("raising ambient capability", NULL);
   }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("PR_SET_NO_NEW_PRIVS", NULL);
@@ -387,13 +427,57 @@ static void install_filter(void) {
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) die("installing seccomp filter", NULL);
 }
 
+/* What the share server keeps of root: enough to act on the real files for the guest. */
+#define SHARE_SERVER_CAPS ((1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_FOWNER))
+
+/*
+ * Lays a FUSE mount over the share, served by the share server from a descriptor of the share
+ * underneath it, so that PROGRAM reaches the share's files only through the server. The server
+ * dies with PROGRAM (PR_SET_PDEATHSIG): this process becomes PROGRAM.
+ */
+static void serve_share(const struct options *o, int fuse) {
+  const char *path = share_path(o);
+  int share = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (share < 0) die("opening the share", path);
+  char data[128];
+  snprintf(data, sizeof data, "fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other", fuse);
+  if (mount("hull-share", path, "fuse.hull-share", MS_NOSUID | MS_NODEV | MS_NOEXEC, data) < 0)
+    die("mounting the share server's view on", path);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) die("fork", NULL);
+  if (pid == 0) {
+    /* dup2 onto the same number keeps close-on-exec: clear it on both. */
+    if (dup2(fuse, 3) < 0 || dup2(share, 4) < 0 || fcntl(3, F_SETFD, 0) < 0 || fcntl(4, F_SETFD, 0) < 0)
+      die("passing descriptors to", o->share_server);
+    if (syscall(SYS_close_range, 5, ~0U, 0) < 0) die("close_range", NULL);
+    drop_privileges(o->uid, o->gid, SHARE_SERVER_CAPS);
+    /* After the change of user, which clears a parent-death signal set before it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent) _exit(125);
+    install_filter();
+    char uid[24], gid[24];
+    snprintf(uid, sizeof uid, "%ld", o->uid);
+    snprintf(gid, sizeof gid, "%ld", o->gid);
+    char *argv[] = {"hull-share-server", uid, gid, NULL};
+    char *env[] = {NULL};
+    execve(o->share_server, argv, env);
+    die("exec", o->share_server);
+  }
+  close(fuse);
+  close(share);
+}
+
 int main(int argc, char **argv) {
   struct options o;
   parse(argc, argv, &o);
   join_cgroups(&o);
   open_taps(&o);
+  /* Opened while the host's devices are in reach: the new root has no /dev/fuse. */
+  int fuse = -1;
+  if (o.share_server && (fuse = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0) die("opening", "/dev/fuse");
   if (o.root) build_root(&o);
-  drop_privileges(&o);
+  if (o.share_server) serve_share(&o, fuse);
+  drop_privileges(o.uid, o.gid, o.keep_caps);
   install_filter();
   char *env[] = {"PATH=/usr/bin:/bin", NULL};
   execve(o.argv[0], o.argv, env);

@@ -4,16 +4,18 @@ import { installRoot } from '../../paths.js';
 import { runningUids } from '../../sys/processes.js';
 
 /**
- * What a VMM keeps of root: enough for the 9p share to act for the guest's root on the
- * container's files (owners, modes, other users' files), and nothing else. No CAP_FSETID,
- * CAP_MKNOD or CAP_SETFCAP, so no setuid file, device node or file capability results from a
- * guest's request; hull-jail's seccomp filter refuses the setuid and setgid bits outright.
+ * What the share server keeps of root (hull-jail gives it these, and the VMM none): enough to
+ * act for the guest's root on the container's files (owners, modes, other users' files). No
+ * CAP_FSETID, CAP_MKNOD or CAP_SETFCAP, so no setuid file, device node or file capability
+ * results from a guest's request.
  */
-const VMM_CAPABILITY_BITS = { chown: 0, dac_override: 1, fowner: 3 } as const;
-export const VMM_CAPABILITIES = Object.keys(VMM_CAPABILITY_BITS) as (keyof typeof VMM_CAPABILITY_BITS)[];
+const SHARE_SERVER_CAPABILITY_BITS = { chown: 0, dac_override: 1, fowner: 3 } as const;
+export const SHARE_SERVER_CAPABILITIES = Object.keys(
+  SHARE_SERVER_CAPABILITY_BITS,
+) as (keyof typeof SHARE_SERVER_CAPABILITY_BITS)[];
 
-/** The capability bits of VMM_CAPABILITIES, as /proc/<pid>/status shows them (CapEff). */
-export const VMM_CAPABILITY_MASK = Object.values(VMM_CAPABILITY_BITS).reduce(
+/** The capability bits of SHARE_SERVER_CAPABILITIES, as /proc/<pid>/status shows them (CapEff). */
+export const SHARE_SERVER_CAPABILITY_MASK = Object.values(SHARE_SERVER_CAPABILITY_BITS).reduce(
   (mask, bit) => mask | (1n << BigInt(bit)),
   0n,
 );
@@ -34,8 +36,11 @@ export interface JailPlan {
   /** Symlinks made again, as symlinks (/lib -> usr/lib). */
   symlinks: string[];
   readWrite: string[];
-  /** The sandbox share: read-only at its top, its container mounts as they are. */
-  share?: string;
+  /**
+   * The sandbox share, which the VMM reaches only through hull-share-server: read-only at its
+   * top (the container mounts below it as they are) unless `writableTop`.
+   */
+  share: { path: string; writableTop: boolean };
   devices: string[];
   cgroupProcs: string[];
   /** Tap devices to make in `netns`, each left open on its fd for the VMM. */
@@ -44,6 +49,10 @@ export interface JailPlan {
 
 export function hullJailPath(): string {
   return join(installRoot(), 'dist', 'native', 'hull-jail');
+}
+
+export function shareServerPath(): string {
+  return join(installRoot(), 'dist', 'native', 'hull-share-server');
 }
 
 /** The argv of hull-jail running `program` confined as `plan` says. */
@@ -60,16 +69,18 @@ export function jailArgs(plan: JailPlan, program: string, args: readonly string[
     '--root',
     plan.root,
     ...plan.symlinks.flatMap((path) => ['--link', path]),
-    ...plan.readOnly.flatMap((path) => ['--ro', path]),
+    ...[...plan.readOnly, shareServerPath()].flatMap((path) => ['--ro', path]),
     ...plan.readWrite.flatMap((path) => ['--rw', path]),
-    ...(plan.share ? ['--share', plan.share] : []),
+    plan.share.writableTop ? '--writable-share' : '--share',
+    plan.share.path,
+    '--share-server',
+    shareServerPath(),
     ...plan.devices.flatMap((path) => ['--dev', path]),
     '--proc',
     '--uid',
     String(plan.uid),
     '--gid',
     String(plan.uid),
-    ...VMM_CAPABILITIES.flatMap((cap) => ['--keep-cap', cap]),
     '--',
     program,
     ...args,

@@ -53,7 +53,7 @@ test('rootfs read-only on virtio-blk, the share on virtio-9p, agent and QMP as c
     'id=rootfs,file=/img/rootfs.erofs,format=raw,if=none,readonly=on',
   ]);
   assert.deepEqual(values(args, '-fsdev'), [
-    'local,id=share,path=/run/hull/web/shared,security_model=passthrough',
+    'local,id=share,path=/run/hull/web/shared,security_model=mapped-xattr',
   ]);
   assert.deepEqual(values(args, '-device'), [
     'virtio-blk-device,drive=rootfs,serial=hull-root',

@@ -175,7 +175,9 @@ export function trivialBootCommandLine(
  * The QEMU command line of a hull VM: a microvm (no firmware, no PCI, no ACPI) with
  *  - the read-only guest root filesystem on a virtio disk, and the agent's startup snapshot on
  *    a second one when there is one,
- *  - the sandbox share over virtio-9p,
+ *  - the sandbox share over virtio-9p, in the mapped-xattr model: QEMU reads and sets each
+ *    file's owner, mode and type as xattrs, which hull-share-server (the only way QEMU reaches
+ *    the share) answers from the real files, keeping setuid bits and device nodes off the host,
  *  - the agent channel on a virtio-serial port,
  *  - a virtio-net card per tap the sandbox's network has,
  *  - QMP and the agent channel as unix sockets hull listens on (QEMU connects to them, so
@@ -201,7 +203,7 @@ export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
           ...q.device('virtio-blk-device', { drive: 'snapshot', serial: SNAPSHOT_DISK_SERIAL }),
         ]
       : []),
-    ...q.fsdev('local', { id: 'share', path: config.shareDir, security_model: 'passthrough' }),
+    ...q.fsdev('local', { id: 'share', path: config.shareDir, security_model: 'mapped-xattr' }),
     ...q.device('virtio-9p-device', { fsdev: 'share', mount_tag: SHARE_TAG }),
     ...networkSwitches(config),
     ...balloonSwitches(config),

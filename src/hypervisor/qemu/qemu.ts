@@ -101,8 +101,8 @@ async function systemPaths(binary: string): Promise<{ files: string[]; symlinks:
 
 /**
  * QEMU's confinement: its own user, cgroup and mount namespace holding only the files of this
- * VM (see jail/hull-jail.c), the share read-only at its top so the guest cannot change the
- * paths the host later mounts containers at.
+ * VM (see jail/hull-jail.c), no capability, and the share only through hull-share-server,
+ * read-only at its top so the guest cannot change the paths the host later mounts containers at.
  */
 async function jailPlan(
   config: VmConfig,
@@ -123,20 +123,21 @@ async function jailPlan(
     await mkdir(debugDir, { mode: 0o700 });
     await chown(debugDir, uid, uid);
   }
+  const readWrite = [
+    paths.agentSocket,
+    paths.qmpSocket,
+    paths.consoleLog,
+    ...(config.template?.role === 'template' ? [paths.migrationSocket] : []),
+  ];
+  // QEMU has no capability: the sockets it connects to and the log it writes are its own.
+  await Promise.all(readWrite.map((path) => chown(path, uid, uid)));
   return {
     root: paths.jailRoot,
     uid,
     readOnly: [...system.files, ...images],
     symlinks: system.symlinks,
-    readWrite: [
-      paths.agentSocket,
-      paths.qmpSocket,
-      paths.consoleLog,
-      ...(config.template?.role === 'template' ? [paths.migrationSocket] : []),
-      ...(debugDir ? [debugDir] : []),
-      ...(config.shareRootWritable ? [config.shareDir] : []),
-    ],
-    share: config.shareRootWritable ? undefined : config.shareDir,
+    readWrite: [...readWrite, ...(debugDir ? [debugDir] : [])],
+    share: { path: config.shareDir, writableTop: config.shareRootWritable === true },
     devices: [
       '/dev/null',
       '/dev/zero',

@@ -1,0 +1,826 @@
+/*
+ * hull-share-server: serves a sandbox's share to its VMM, so that no guest file operation
+ * becomes a host privilege while the guest still sees the owners, modes and file types it set.
+ *
+ *   hull-share-server UID GID     fd 3: /dev/fuse, already mounted (hull-jail mounts it over
+ *                                 the share); fd 4: the share directory itself (O_PATH)
+ *
+ * The VMM serves this mount to the guest with 9p's mapped-xattr model: it reads a file's
+ * owner, mode and device number as the xattrs user.virtfs.{uid,gid,mode,rdev} and sets them
+ * the same way, and it makes symlinks and device nodes as regular files whose mode says what
+ * they are. This server answers those xattrs from the real files (real owners and modes, real
+ * symlinks), so the host and the bundle's own tools keep seeing ordinary files, and keeps
+ * aside only what must not reach the host: the setuid and setgid bits, and file types other
+ * than regular files, directories and symlinks (device nodes, fifos, sockets: a guest's
+ * mknod leaves a regular file). Both live in the xattr user.hull.mode of a regular file or
+ * directory; a device's number in user.hull.rdev. The guest may neither read nor set those.
+ *
+ * To the host kernel every file here is the VMM's own 0600 file or 0700 directory and the
+ * mount has no default_permissions, so the VMM needs no capability: this server, which runs
+ * as the VMM's user with chown, dac_override and fowner, acts on the real files, always
+ * through file descriptors of the share's tree (openat of one name, never "." or "..",
+ * O_NOFOLLOW), so no path the guest can change leads it outside the share.
+ */
+#define _GNU_SOURCE
+#define FUSE_USE_VERSION 34
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define FUSE_FD 3
+#define SHARE_FD 4
+/* What the kernel may cache: the guest is the only writer, bar the host's own later mounts. */
+#define CACHE_SECONDS 1.0
+#define SPECIAL_BITS (S_ISUID | S_ISGID)
+#define HULL_MODE "user.hull.mode"
+#define HULL_RDEV "user.hull.rdev"
+#define HULL_PREFIX "user.hull."
+#define VIRTFS_PREFIX "user.virtfs."
+
+static uid_t vmm_uid;
+static gid_t vmm_gid;
+
+/* One file the kernel has looked up: an O_PATH descriptor of it, kept until forgotten. */
+struct node {
+  struct node *next;
+  int fd;
+  dev_t dev;
+  ino_t ino;
+  uint64_t lookups;
+  /*
+   * A regular file this server just made at (created_in, created_name): the VMM makes
+   * symlinks and device nodes that way, then says what they are by setting their mode.
+   */
+  int created_in;
+  char *created_name;
+};
+
+#define BUCKETS 4096
+static struct node *table[BUCKETS];
+static struct node root = {.fd = SHARE_FD, .lookups = 2};
+
+static struct node *node_of(fuse_ino_t ino) {
+  return ino == FUSE_ROOT_ID ? &root : (struct node *)(uintptr_t)ino;
+}
+
+static fuse_ino_t ino_of(struct node *n) {
+  return n == &root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+}
+
+static unsigned bucket(dev_t dev, ino_t ino) {
+  return (unsigned)((ino * 31 + dev) % BUCKETS);
+}
+
+static void proc_path(char buf[64], int fd) {
+  snprintf(buf, 64, "/proc/self/fd/%d", fd);
+}
+
+static void forget_created(struct node *n) {
+  if (n->created_name) {
+    close(n->created_in);
+    free(n->created_name);
+    n->created_name = NULL;
+  }
+}
+
+static void unref(struct node *n, uint64_t count) {
+  if (n == &root) return;
+  n->lookups = count > n->lookups ? 0 : n->lookups - count;
+  if (n->lookups) return;
+  struct node **p = &table[bucket(n->dev, n->ino)];
+  while (*p && *p != n) p = &(*p)->next;
+  if (*p) *p = n->next;
+  forget_created(n);
+  close(n->fd);
+  free(n);
+}
+
+/* A single name inside a directory: nothing that climbs out or names the directory itself. */
+static int bad_name(const char *name) {
+  if (!strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/')) return EPERM;
+  if (strlen(name) > NAME_MAX) return ENAMETOOLONG;
+  return 0;
+}
+
+static int real_stat(struct node *n, struct stat *st) {
+  return fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+}
+
+/* Only regular files and directories carry xattrs (and the kernel allows user.* on no others). */
+static int has_xattrs(const struct stat *st) {
+  return S_ISREG(st->st_mode) || S_ISDIR(st->st_mode);
+}
+
+static uint32_t kept_mode(struct node *n, const struct stat *st) {
+  if (!has_xattrs(st)) return 0;
+  char path[64];
+  uint32_t value;
+  proc_path(path, n->fd);
+  if (getxattr(path, HULL_MODE, &value, sizeof value) != sizeof value) return 0;
+  value = le32toh(value);
+  mode_t type = value & S_IFMT;
+  /* A directory stays a directory; a regular file may stand for any type but these two. */
+  if (S_ISDIR(st->st_mode) ? type != 0 : (type == S_IFDIR || type == S_IFLNK)) return 0;
+  return value & (S_IFMT | SPECIAL_BITS);
+}
+
+/* The mode and device number the guest sees: the real ones, with what is kept aside. */
+static void guest_view(struct node *n, const struct stat *st, uint32_t *mode, uint64_t *rdev) {
+  uint32_t kept = kept_mode(n, st);
+  mode_t type = (kept & S_IFMT) ? (kept & S_IFMT) : (st->st_mode & S_IFMT);
+  *mode = type | (st->st_mode & (07777 & ~SPECIAL_BITS)) | (kept & SPECIAL_BITS);
+  if (S_ISLNK(st->st_mode)) *mode = S_IFLNK | 0777;
+  *rdev = st->st_rdev;
+  if (S_ISCHR(type) || S_ISBLK(type)) {
+    if (kept & S_IFMT) {
+      char path[64];
+      uint64_t value = 0;
+      proc_path(path, n->fd);
+      *rdev = getxattr(path, HULL_RDEV, &value, sizeof value) == sizeof value ? le64toh(value) : 0;
+    }
+  } else {
+    *rdev = 0;
+  }
+}
+
+/* What the host kernel sees: the VMM's own file or directory, and nothing to check. */
+static void kernel_view(struct stat *st) {
+  st->st_mode = S_ISDIR(st->st_mode) ? (S_IFDIR | 0700) : (S_IFREG | 0600);
+  st->st_uid = vmm_uid;
+  st->st_gid = vmm_gid;
+  st->st_rdev = 0;
+}
+
+static int lookup_at(struct node *parent, const char *name, struct fuse_entry_param *e) {
+  int err = bad_name(name);
+  if (err) return err;
+  int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno;
+  struct stat st;
+  if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+    err = errno;
+    close(fd);
+    return err;
+  }
+  struct node *n = table[bucket(st.st_dev, st.st_ino)];
+  while (n && !(n->dev == st.st_dev && n->ino == st.st_ino)) n = n->next;
+  if (n) {
+    close(fd);
+  } else {
+    n = calloc(1, sizeof *n);
+    if (!n) {
+      close(fd);
+      return ENOMEM;
+    }
+    n->fd = fd;
+    n->dev = st.st_dev;
+    n->ino = st.st_ino;
+    unsigned b = bucket(st.st_dev, st.st_ino);
+    n->next = table[b];
+    table[b] = n;
+  }
+  n->lookups++;
+  memset(e, 0, sizeof *e);
+  e->ino = ino_of(n);
+  e->attr = st;
+  kernel_view(&e->attr);
+  e->attr_timeout = e->entry_timeout = CACHE_SECONDS;
+  return 0;
+}
+
+static void reply_entry(fuse_req_t req, struct node *parent, const char *name) {
+  struct fuse_entry_param e;
+  int err = lookup_at(parent, name, &e);
+  if (err) fuse_reply_err(req, err);
+  else fuse_reply_entry(req, &e);
+}
+
+static void hs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  reply_entry(req, node_of(parent), name);
+}
+
+static void hs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t count) {
+  unref(node_of(ino), count);
+  fuse_reply_none(req);
+}
+
+static void hs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+  for (size_t i = 0; i < count; i++) unref(node_of(forgets[i].ino), forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+static void hs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  (void)fi;
+  struct stat st;
+  int err = real_stat(node_of(ino), &st);
+  if (err) return (void)fuse_reply_err(req, err);
+  kernel_view(&st);
+  fuse_reply_attr(req, &st, CACHE_SECONDS);
+}
+
+/* An open file: a descriptor of a regular file, or the target of a symlink read as a file. */
+struct handle {
+  int fd;
+  char *link;
+  size_t link_len;
+};
+
+static void hs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi) {
+  struct node *n = node_of(ino);
+  struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+  struct stat st;
+  int err = real_stat(n, &st);
+  if (err) return (void)fuse_reply_err(req, err);
+  /* The VMM sets owners and modes through the user.virtfs xattrs, never this way. */
+  if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+    return (void)fuse_reply_err(req, EPERM);
+  char path[64];
+  proc_path(path, n->fd);
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    if (!S_ISREG(st.st_mode)) return (void)fuse_reply_err(req, EINVAL);
+    if ((h && h->fd >= 0 ? ftruncate(h->fd, attr->st_size) : truncate(path, attr->st_size)) < 0)
+      return (void)fuse_reply_err(req, errno);
+  }
+  if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+    struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) tv[0].tv_nsec = UTIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_ATIME) tv[0] = attr->st_atim;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
+    int res = has_xattrs(&st) ? utimensat(AT_FDCWD, path, tv, 0)
+                              : utimensat(n->fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    if (res < 0) return (void)fuse_reply_err(req, errno == EINVAL ? EPERM : errno);
+  }
+  hs_getattr(req, ino, NULL);
+}
+
+static void remember_created(struct node *parent, const char *name, fuse_ino_t ino) {
+  struct node *n = node_of(ino);
+  forget_created(n);
+  n->created_in = dup(parent->fd);
+  n->created_name = n->created_in < 0 ? NULL : strdup(name);
+  if (!n->created_name && n->created_in >= 0) close(n->created_in);
+}
+
+static void hs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+  (void)rdev;
+  struct node *p = node_of(parent);
+  int err = bad_name(name);
+  /* The VMM makes every special file as a regular one; a real device node never results. */
+  if (!err && !S_ISREG(mode)) err = EPERM;
+  if (!err && mknodat(p->fd, name, S_IFREG | (mode & 0777), 0) < 0) err = errno;
+  if (err) return (void)fuse_reply_err(req, err);
+  struct fuse_entry_param e;
+  err = lookup_at(p, name, &e);
+  if (err) return (void)fuse_reply_err(req, err);
+  remember_created(p, name, e.ino);
+  fuse_reply_entry(req, &e);
+}
+
+static void hs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+  struct node *p = node_of(parent);
+  int err = bad_name(name);
+  if (!err && mkdirat(p->fd, name, mode & 0777) < 0) err = errno;
+  if (err) return (void)fuse_reply_err(req, err);
+  reply_entry(req, p, name);
+}
+
+static void hs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
+  (void)target, (void)parent, (void)name;
+  /* 9p's mapped-xattr model writes symlinks as files; this server makes the real ones. */
+  fuse_reply_err(req, EPERM);
+}
+
+static void hs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  int err = bad_name(name);
+  if (!err && unlinkat(node_of(parent)->fd, name, 0) < 0) err = errno;
+  fuse_reply_err(req, err);
+}
+
+static void hs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  int err = bad_name(name);
+  if (!err && unlinkat(node_of(parent)->fd, name, AT_REMOVEDIR) < 0) err = errno;
+  fuse_reply_err(req, err);
+}
+
+static void hs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags) {
+  int err = bad_name(name);
+  if (!err) err = bad_name(newname);
+  if (!err && (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))) err = EINVAL;
+  if (!err && renameat2(node_of(parent)->fd, name, node_of(newparent)->fd, newname, flags) < 0)
+    err = errno;
+  fuse_reply_err(req, err);
+}
+
+static void hs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+  struct node *n = node_of(ino), *p = node_of(newparent);
+  struct stat st;
+  int err = bad_name(newname);
+  if (!err) err = real_stat(n, &st);
+  if (!err && S_ISDIR(st.st_mode)) err = EPERM;
+  if (!err) {
+    char path[64];
+    proc_path(path, n->fd);
+    /* Through /proc: linking by descriptor (AT_EMPTY_PATH) would need dac_read_search. */
+    if (!S_ISREG(st.st_mode) || linkat(AT_FDCWD, path, p->fd, newname, AT_SYMLINK_FOLLOW) < 0)
+      err = S_ISREG(st.st_mode) ? errno : EPERM;
+  }
+  if (err) return (void)fuse_reply_err(req, err);
+  reply_entry(req, p, newname);
+}
+
+static struct handle *open_handle(struct node *n, int flags, int *err) {
+  struct stat st;
+  *err = real_stat(n, &st);
+  if (*err) return NULL;
+  struct handle *h = calloc(1, sizeof *h);
+  if (!h) {
+    *err = ENOMEM;
+    return NULL;
+  }
+  h->fd = -1;
+  if (S_ISLNK(st.st_mode)) {
+    /* The VMM reads a symlink's target as the file's contents. */
+    if ((flags & O_ACCMODE) != O_RDONLY) *err = EPERM;
+    else if (!(h->link = malloc(PATH_MAX))) *err = ENOMEM;
+    else {
+      ssize_t len = readlinkat(n->fd, "", h->link, PATH_MAX);
+      if (len < 0) *err = errno;
+      else h->link_len = (size_t)len;
+    }
+  } else if (S_ISREG(st.st_mode)) {
+    char path[64];
+    proc_path(path, n->fd);
+    h->fd = open(path, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW)) | O_CLOEXEC);
+    if (h->fd < 0) *err = errno;
+  } else {
+    /* A host fifo or device node is never opened for the guest. */
+    *err = EACCES;
+  }
+  if (*err) {
+    free(h->link);
+    free(h);
+    return NULL;
+  }
+  return h;
+}
+
+static void hs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  int err;
+  struct handle *h = open_handle(node_of(ino), fi->flags, &err);
+  if (!h) return (void)fuse_reply_err(req, err);
+  fi->fh = (uintptr_t)h;
+  fuse_reply_open(req, fi);
+}
+
+static void hs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi) {
+  struct node *p = node_of(parent);
+  int err = bad_name(name);
+  if (err) return (void)fuse_reply_err(req, err);
+  int fd = openat(p->fd, name, (fi->flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC) & ~O_NOCTTY, mode & 0777);
+  if (fd < 0) return (void)fuse_reply_err(req, errno);
+  struct handle *h = calloc(1, sizeof *h);
+  struct fuse_entry_param e;
+  err = h ? lookup_at(p, name, &e) : ENOMEM;
+  if (err) {
+    close(fd);
+    free(h);
+    return (void)fuse_reply_err(req, err);
+  }
+  h->fd = fd;
+  remember_created(p, name, e.ino);
+  fi->fh = (uintptr_t)h;
+  fuse_reply_create(req, &e, fi);
+}
+
+static void hs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  (void)ino;
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+  if (h->link) {
+    size_t from = off < 0 || (size_t)off > h->link_len ? h->link_len : (size_t)off;
+    size_t len = h->link_len - from < size ? h->link_len - from : size;
+    return (void)fuse_reply_buf(req, h->link + from, len);
+  }
+  struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+  buf.buf[0].fd = h->fd;
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void hs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+                         struct fuse_file_info *fi) {
+  (void)ino;
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+  if (h->fd < 0) return (void)fuse_reply_err(req, EBADF);
+  struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+  out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+  out.buf[0].fd = h->fd;
+  out.buf[0].pos = off;
+  ssize_t res = fuse_buf_copy(&out, in, 0);
+  if (res < 0) fuse_reply_err(req, (int)-res);
+  else fuse_reply_write(req, (size_t)res);
+}
+
+static void hs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  (void)ino, (void)fi;
+  fuse_reply_err(req, 0);
+}
+
+static void hs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  (void)ino;
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+  if (h->fd >= 0) close(h->fd);
+  free(h->link);
+  free(h);
+  fuse_reply_err(req, 0);
+}
+
+static void hs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  (void)ino;
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+  int res = h->fd < 0 ? 0 : datasync ? fdatasync(h->fd) : fsync(h->fd);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+struct dir_handle {
+  DIR *dir;
+  off_t offset;
+};
+
+static void hs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  int fd = openat(node_of(ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return (void)fuse_reply_err(req, errno);
+  struct dir_handle *d = calloc(1, sizeof *d);
+  if (!d || !(d->dir = fdopendir(fd))) {
+    int err = d ? errno : ENOMEM;
+    close(fd);
+    free(d);
+    return (void)fuse_reply_err(req, err);
+  }
+  fi->fh = (uintptr_t)d;
+  fuse_reply_open(req, fi);
+}
+
+static void hs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  (void)ino;
+  struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+  char *buf = malloc(size);
+  if (!buf) return (void)fuse_reply_err(req, ENOMEM);
+  if (off != d->offset) {
+    seekdir(d->dir, off);
+    d->offset = off;
+  }
+  size_t used = 0;
+  for (;;) {
+    errno = 0;
+    long here = telldir(d->dir);
+    struct dirent *entry = readdir(d->dir);
+    if (!entry) break;
+    /* The kernel sees only its view's two types; the VMM asks each file's mode anyway. */
+    struct stat st = {.st_ino = entry->d_ino, .st_mode = (entry->d_type == DT_DIR ? S_IFDIR : S_IFREG)};
+    off_t next = telldir(d->dir);
+    size_t len = fuse_add_direntry(req, buf + used, size - used, entry->d_name, &st, next);
+    if (len > size - used) {
+      seekdir(d->dir, here);
+      break;
+    }
+    used += len;
+    d->offset = next;
+  }
+  fuse_reply_buf(req, buf, used);
+  free(buf);
+}
+
+static void hs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  (void)ino;
+  struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+  closedir(d->dir);
+  free(d);
+  fuse_reply_err(req, 0);
+}
+
+static void hs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  (void)ino;
+  struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+  int fd = dirfd(d->dir);
+  fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+}
+
+static void hs_statfs(fuse_req_t req, fuse_ino_t ino) {
+  struct statvfs sv;
+  if (fstatvfs(node_of(ino)->fd, &sv) < 0) return (void)fuse_reply_err(req, errno);
+  fuse_reply_statfs(req, &sv);
+}
+
+/* ---- owners, modes and types, as the VMM's user.virtfs xattrs ---- */
+
+static int set_kept(const char *path, const char *name, const void *value, size_t size, int keep) {
+  if (keep) return setxattr(path, name, value, size, 0) < 0 ? errno : 0;
+  return removexattr(path, name) < 0 && errno != ENODATA ? errno : 0;
+}
+
+/*
+ * Turns the regular file the VMM just made (holding a symlink's target) into that symlink,
+ * with the file's owner, in one rename over it.
+ */
+static int make_symlink(struct node *n, const struct stat *st) {
+  if (!n->created_name || st->st_size >= PATH_MAX || st->st_nlink != 1) return EPERM;
+  char target[PATH_MAX], path[64], temp[64];
+  proc_path(path, n->fd);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t len = pread(fd, target, PATH_MAX - 1, 0);
+  close(fd);
+  if (len <= 0 || memchr(target, 0, (size_t)len)) return EINVAL;
+  target[len] = 0;
+  struct stat there;
+  if (fstatat(n->created_in, n->created_name, &there, AT_SYMLINK_NOFOLLOW) < 0) return errno;
+  if (there.st_dev != n->dev || there.st_ino != n->ino) return EPERM;
+  snprintf(temp, sizeof temp, ".hull-symlink-%d-%lu", getpid(), (unsigned long)n->ino);
+  if (symlinkat(target, n->created_in, temp) < 0) return errno;
+  int err = 0;
+  if (fchownat(n->created_in, temp, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+      renameat(n->created_in, temp, n->created_in, n->created_name) < 0) {
+    err = errno;
+    unlinkat(n->created_in, temp, 0);
+    return err;
+  }
+  /* The kernel's node now stands for the symlink. */
+  int link_fd = openat(n->created_in, n->created_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat ls;
+  if (link_fd < 0 || fstatat(link_fd, "", &ls, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+    err = errno;
+    if (link_fd >= 0) close(link_fd);
+    return err;
+  }
+  struct node **p = &table[bucket(n->dev, n->ino)];
+  while (*p && *p != n) p = &(*p)->next;
+  if (*p) *p = n->next;
+  close(n->fd);
+  n->fd = link_fd;
+  n->dev = ls.st_dev;
+  n->ino = ls.st_ino;
+  unsigned b = bucket(n->dev, n->ino);
+  n->next = table[b];
+  table[b] = n;
+  forget_created(n);
+  return 0;
+}
+
+static int set_mode(struct node *n, uint32_t mode) {
+  struct stat st;
+  int err = real_stat(n, &st);
+  if (err) return err;
+  mode_t want = mode & S_IFMT;
+  if (S_ISLNK(st.st_mode)) return want && want != S_IFLNK ? EPERM : 0;
+  if (S_ISREG(st.st_mode) && S_ISLNK(want)) return make_symlink(n, &st);
+  uint32_t shown;
+  uint64_t rdev;
+  guest_view(n, &st, &shown, &rdev);
+  /* A file's type is set once, when the VMM makes it; later modes keep it. */
+  mode_t type = shown & S_IFMT;
+  if (want && want != type) {
+    if (!n->created_name || S_ISDIR(st.st_mode) || want == S_IFDIR) return EPERM;
+    type = want;
+  }
+  char path[64];
+  proc_path(path, n->fd);
+  if (!has_xattrs(&st)) return mode & SPECIAL_BITS ? EPERM : (chmod(path, mode & 0777) < 0 ? errno : 0);
+  if (chmod(path, mode & 07777 & ~SPECIAL_BITS) < 0) return errno;
+  uint32_t kept = (type == (st.st_mode & S_IFMT) ? 0 : type) | (mode & SPECIAL_BITS);
+  uint32_t value = htole32(kept);
+  err = set_kept(path, HULL_MODE, &value, sizeof value, kept != 0);
+  if (!err) forget_created(n);
+  return err;
+}
+
+static int set_virtfs(struct node *n, const char *which, const char *value, size_t size) {
+  uint32_t v32;
+  uint64_t v64;
+  if (!strcmp(which, "rdev")) {
+    if (size != sizeof v64) return EINVAL;
+    memcpy(&v64, value, sizeof v64);
+    struct stat st;
+    int err = real_stat(n, &st);
+    if (err) return err;
+    uint32_t kept = kept_mode(n, &st);
+    if (!S_ISCHR(kept) && !S_ISBLK(kept)) return v64 == 0 || v64 == st.st_rdev ? 0 : EPERM;
+    char path[64];
+    proc_path(path, n->fd);
+    return set_kept(path, HULL_RDEV, &v64, sizeof v64, 1);
+  }
+  if (size != sizeof v32) return EINVAL;
+  memcpy(&v32, value, sizeof v32);
+  v32 = le32toh(v32);
+  if (!strcmp(which, "mode")) return set_mode(n, v32);
+  uid_t uid = (uid_t)-1;
+  gid_t gid = (gid_t)-1;
+  if (!strcmp(which, "uid")) uid = v32;
+  else if (!strcmp(which, "gid")) gid = v32;
+  else return -1; /* not one of the four: an ordinary xattr */
+  return fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+}
+
+static void hs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags) {
+  struct node *n = node_of(ino);
+  if (!strncmp(name, HULL_PREFIX, strlen(HULL_PREFIX))) return (void)fuse_reply_err(req, EPERM);
+  if (!strncmp(name, VIRTFS_PREFIX, strlen(VIRTFS_PREFIX))) {
+    int err = set_virtfs(n, name + strlen(VIRTFS_PREFIX), value, size);
+    if (err >= 0) return (void)fuse_reply_err(req, err);
+  }
+  struct stat st;
+  int err = real_stat(n, &st);
+  if (!err && !has_xattrs(&st)) err = EPERM;
+  if (!err) {
+    char path[64];
+    proc_path(path, n->fd);
+    if (setxattr(path, name, value, size, flags) < 0) err = errno;
+  }
+  fuse_reply_err(req, err);
+}
+
+static void hs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  struct node *n = node_of(ino);
+  struct stat st;
+  int err = real_stat(n, &st);
+  if (err) return (void)fuse_reply_err(req, err);
+  union {
+    uint32_t v32;
+    uint64_t v64;
+  } answer;
+  size_t len = 0;
+  if (!strncmp(name, VIRTFS_PREFIX, strlen(VIRTFS_PREFIX))) {
+    const char *which = name + strlen(VIRTFS_PREFIX);
+    uint32_t mode;
+    uint64_t rdev;
+    guest_view(n, &st, &mode, &rdev);
+    if (!strcmp(which, "uid")) answer.v32 = htole32(st.st_uid), len = 4;
+    else if (!strcmp(which, "gid")) answer.v32 = htole32(st.st_gid), len = 4;
+    else if (!strcmp(which, "mode")) answer.v32 = htole32(mode), len = 4;
+    else if (!strcmp(which, "rdev")) answer.v64 = htole64(rdev), len = 8;
+  }
+  if (len) {
+    if (size == 0) return (void)fuse_reply_xattr(req, len);
+    if (size < len) return (void)fuse_reply_err(req, ERANGE);
+    return (void)fuse_reply_buf(req, (const char *)&answer, len);
+  }
+  if (!strncmp(name, HULL_PREFIX, strlen(HULL_PREFIX)) || !has_xattrs(&st))
+    return (void)fuse_reply_err(req, ENODATA);
+  char path[64];
+  proc_path(path, n->fd);
+  if (size > XATTR_SIZE_MAX) size = XATTR_SIZE_MAX;
+  char *buf = size ? malloc(size) : NULL;
+  if (size && !buf) return (void)fuse_reply_err(req, ENOMEM);
+  ssize_t res = getxattr(path, name, buf, size);
+  if (res < 0) fuse_reply_err(req, errno);
+  else if (size == 0) fuse_reply_xattr(req, (size_t)res);
+  else fuse_reply_buf(req, buf, (size_t)res);
+  free(buf);
+}
+
+static void hs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  struct node *n = node_of(ino);
+  struct stat st;
+  int err = real_stat(n, &st);
+  if (err) return (void)fuse_reply_err(req, err);
+  char *list = malloc(XATTR_LIST_MAX);
+  if (!list) return (void)fuse_reply_err(req, ENOMEM);
+  ssize_t len = 0;
+  if (has_xattrs(&st)) {
+    char path[64];
+    proc_path(path, n->fd);
+    len = listxattr(path, list, XATTR_LIST_MAX);
+    if (len < 0) {
+      err = errno;
+      free(list);
+      return (void)fuse_reply_err(req, err);
+    }
+  }
+  /* What this server keeps aside is not the guest's. */
+  size_t kept = 0;
+  for (ssize_t at = 0; at < len;) {
+    size_t one = strlen(list + at) + 1;
+    if (strncmp(list + at, HULL_PREFIX, strlen(HULL_PREFIX))) {
+      memmove(list + kept, list + at, one);
+      kept += one;
+    }
+    at += (ssize_t)one;
+  }
+  if (size == 0) fuse_reply_xattr(req, kept);
+  else if (size < kept) fuse_reply_err(req, ERANGE);
+  else fuse_reply_buf(req, list, kept);
+  free(list);
+}
+
+static void hs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  struct node *n = node_of(ino);
+  if (!strncmp(name, HULL_PREFIX, strlen(HULL_PREFIX)) || !strncmp(name, VIRTFS_PREFIX, strlen(VIRTFS_PREFIX)))
+    return (void)fuse_reply_err(req, EPERM);
+  struct stat st;
+  int err = real_stat(n, &st);
+  if (!err && !has_xattrs(&st)) err = ENODATA;
+  if (!err) {
+    char path[64];
+    proc_path(path, n->fd);
+    if (removexattr(path, name) < 0) err = errno;
+  }
+  fuse_reply_err(req, err);
+}
+
+static void hs_init(void *userdata, struct fuse_conn_info *conn) {
+  (void)userdata;
+  /* Every write and mode change goes to this server at once; nothing is cached for write. */
+  conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_POSIX_ACL);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = hs_init,
+    .lookup = hs_lookup,
+    .forget = hs_forget,
+    .forget_multi = hs_forget_multi,
+    .getattr = hs_getattr,
+    .setattr = hs_setattr,
+    .mknod = hs_mknod,
+    .mkdir = hs_mkdir,
+    .symlink = hs_symlink,
+    .unlink = hs_unlink,
+    .rmdir = hs_rmdir,
+    .rename = hs_rename,
+    .link = hs_link,
+    .open = hs_open,
+    .create = hs_create,
+    .read = hs_read,
+    .write_buf = hs_write_buf,
+    .flush = hs_flush,
+    .release = hs_release,
+    .fsync = hs_fsync,
+    .opendir = hs_opendir,
+    .readdir = hs_readdir,
+    .releasedir = hs_releasedir,
+    .fsyncdir = hs_fsyncdir,
+    .statfs = hs_statfs,
+    .setxattr = hs_setxattr,
+    .getxattr = hs_getxattr,
+    .listxattr = hs_listxattr,
+    .removexattr = hs_removexattr,
+};
+
+static long parse_id(const char *text) {
+  char *end;
+  errno = 0;
+  long value = strtol(text, &end, 10);
+  return errno || *end || value < 0 || value > 4294967294L ? -1 : value;
+}
+
+int main(int argc, char **argv) {
+  long uid = argc == 3 ? parse_id(argv[1]) : -1, gid = argc == 3 ? parse_id(argv[2]) : -1;
+  if (uid < 0 || gid < 0) {
+    fprintf(stderr, "hull-share-server: usage: hull-share-server UID GID (fd 3 /dev/fuse, fd 4 the share)\n");
+    return 2;
+  }
+  vmm_uid = (uid_t)uid;
+  vmm_gid = (gid_t)gid;
+  /* The VMM runs as the same user: it may not trace or read this process. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  /* This server lives as long as its VMM, its parent (hull-jail set this too; again, in case). */
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  /* Each file the kernel holds is a descriptor here. */
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  struct stat st;
+  if (fstat(SHARE_FD, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "hull-share-server: fd 4 is not the share directory\n");
+    return 2;
+  }
+  char *fuse_argv[] = {argv[0], NULL};
+  struct fuse_args args = FUSE_ARGS_INIT(1, fuse_argv);
+  struct fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, NULL);
+  if (!se || fuse_session_mount(se, "/dev/fd/3") != 0) {
+    fprintf(stderr, "hull-share-server: cannot serve /dev/fuse on fd 3\n");
+    return 2;
+  }
+  int res = fuse_session_loop(se);
+  fuse_session_destroy(se);
+  return res < 0 ? 1 : 0;
+}
