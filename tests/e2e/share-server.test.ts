@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { hullJailPath, shareServerPath } from '../../src/hypervisor/jail/jail.js';
+import { privateDirs } from './harness.js';
+
+/** A user no process has: what a VMM runs as. */
+const VMM_UID = 3_000_000_099;
+
+/**
+ * What a compromised QEMU can do to the share: a Python script run by hull-jail exactly as
+ * QEMU is (its user, no capabilities, seccomp, the share only through hull-share-server),
+ * trying what 9p's mapped-xattr model lets a guest ask for and what it does not.
+ */
+const ATTACK = String.raw`
+import os, struct, sys, json
+share = sys.argv[1]
+root = share + '/ctr/rootfs'
+out = {}
+def attempt(name, fn):
+    try:
+        r = fn()
+        out[name] = 'ok' if r is None else r
+    except OSError as e:
+        out[name] = e.strerror
+def xattr(path, key, value):
+    os.setxattr(path, 'user.virtfs.' + key, value, follow_symlinks=False)
+def view(path):
+    mode = struct.unpack('<I', os.getxattr(path, 'user.virtfs.mode', follow_symlinks=False))[0]
+    uid = struct.unpack('<I', os.getxattr(path, 'user.virtfs.uid', follow_symlinks=False))[0]
+    return [oct(mode), uid]
+def make(name, content=b''):
+    fd = os.open(root + '/' + name, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+    os.write(fd, content); os.close(fd)
+# What the guest is shown of the host's files: their real owners and modes, links as links.
+attempt('view owned', lambda: view(root + '/owned'))
+attempt('view link', lambda: view(root + '/link'))
+attempt('view sticky', lambda: view(root + '/tmp'))
+attempt('read link', lambda: open(root + '/link').read())
+# Setuid root, the way QEMU sets a mode: kept for the guest, never on the host.
+def setuid():
+    make('suid', b'x'); xattr(root + '/suid', 'uid', struct.pack('<I', 0))
+    xattr(root + '/suid', 'mode', struct.pack('<I', 0o104755)); return view(root + '/suid')
+attempt('setuid', setuid)
+# A character device for /dev/mem, as a guest's mknod asks.
+def device():
+    os.mknod(root + '/mem', 0o100600)
+    xattr(root + '/mem', 'mode', struct.pack('<I', 0o020600)); xattr(root + '/mem', 'rdev', struct.pack('<Q', os.makedev(1, 1)))
+    return view(root + '/mem')
+attempt('device', device)
+attempt('open device', lambda: open(root + '/mem').read(1))
+attempt('real mknod', lambda: os.mknod(root + '/mem2', 0o020600, os.makedev(1, 1)))
+# An old file turned into a symlink to the host's /etc by setting its mode.
+attempt('retype old file', lambda: xattr(root + '/owned', 'mode', struct.pack('<I', 0o120777)))
+attempt('symlink op', lambda: os.symlink('/etc', root + '/direct-link'))
+# What the server keeps aside is not the guest's to set, read or remove.
+attempt('set hull xattr', lambda: os.setxattr(root + '/owned', 'user.hull.mode', struct.pack('<I', 0o4000)))
+attempt('remove virtfs xattr', lambda: os.removexattr(root + '/owned', 'user.virtfs.mode'))
+attempt('list', lambda: sorted(os.listxattr(root + '/suid')))
+# File capabilities and trusted xattrs are host privileges.
+attempt('file capability', lambda: os.setxattr(root + '/owned', 'security.capability', b'\x01\x00\x00\x02' + b'\xff' * 16))
+attempt('host fifo', lambda: open(root + '/fifo', 'rb', buffering=0))
+# The share's top stays the host's.
+attempt('write top', lambda: os.mkdir(share + '/planted'))
+attempt('unlink in sticky', lambda: (make('tmp/x'), os.unlink(root + '/tmp/x'))[1])
+print(json.dumps(out))
+`;
+
+describe('hull-share-server against a compromised QEMU', { timeout: 120_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  before(async () => {
+    dirs = await privateDirs('share-server');
+  });
+  after(() => dirs.cleanup());
+
+  test('a VMM user without capabilities gets no host setuid file, device node, link out or hull xattr', async () => {
+    const share = join(dirs.scratch, 'share');
+    const rootfs = join(share, 'ctr', 'rootfs');
+    await mkdir(join(rootfs, 'tmp'), { recursive: true });
+    await chmod(join(rootfs, 'tmp'), 0o1777);
+    await writeFile(join(rootfs, 'owned'), 'secret\n', { mode: 0o640 });
+    await chown(join(rootfs, 'owned'), 1000, 1000);
+    await symlink('owned', join(rootfs, 'link'));
+    execFileSync('mkfifo', [join(rootfs, 'fifo')]);
+    // A container's rootfs is a mount below the share's read-only top, as hull makes it.
+    execFileSync('mount', ['--bind', rootfs, rootfs]);
+    const script = join(dirs.scratch, 'attack.py');
+    await writeFile(script, ATTACK);
+    const jailRoot = join(dirs.scratch, 'jail');
+    await mkdir(jailRoot);
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(
+        hullJailPath(),
+        [
+          '--root',
+          jailRoot,
+          ...['/lib', '/lib64', '/bin'].flatMap((p) => ['--link', p]),
+          ...['/usr', '/etc/ld.so.cache', script, shareServerPath()].flatMap((p) => ['--ro', p]),
+          '--share',
+          share,
+          '--share-server',
+          shareServerPath(),
+          '--dev',
+          '/dev/null',
+          '--proc',
+          '--uid',
+          String(VMM_UID),
+          '--gid',
+          String(VMM_UID),
+          '--',
+          '/usr/bin/python3',
+          script,
+          share,
+        ],
+        { timeout: 60_000 },
+        (err, out, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(out)),
+      ),
+    );
+    const seen = JSON.parse(stdout) as Record<string, unknown>;
+    execFileSync('umount', [rootfs]);
+
+    assert.deepEqual(seen['view owned'], ['0o100640', 1000], 'real owner and mode');
+    assert.deepEqual(seen['view link'], ['0o120777', 0], 'a real symlink is a symlink to the guest');
+    assert.deepEqual(seen['view sticky'], ['0o41777', 0]);
+    assert.equal(seen['read link'], 'owned', "the VMM reads a link's target, never follows it");
+    assert.deepEqual(seen.setuid, ['0o104755', 0], 'the guest sees its setuid root file');
+    assert.deepEqual(seen.device, ['0o20600', VMM_UID], 'and its device node');
+    assert.equal(seen['open device'], '', 'which is an empty plain file to the host');
+    assert.equal(seen['real mknod'], 'Operation not permitted');
+    assert.equal(
+      seen['retype old file'],
+      'Operation not permitted',
+      'only a file just made may become a link',
+    );
+    assert.equal(seen['symlink op'], 'Operation not permitted');
+    assert.equal(seen['set hull xattr'], 'Operation not permitted');
+    assert.equal(seen['remove virtfs xattr'], 'Operation not permitted');
+    assert.deepEqual(seen.list, [], 'user.hull.* is not listed');
+    assert.equal(seen['file capability'], 'Operation not permitted');
+    assert.equal(seen['host fifo'], 'Permission denied', 'a host fifo is never opened for the guest');
+    assert.equal(seen['write top'], 'Read-only file system');
+    assert.equal(seen['unlink in sticky'], 'ok', 'the VMM acts for guest root without capabilities');
+
+    const suid = await lstat(join(rootfs, 'suid'));
+    assert.deepEqual([suid.uid, suid.mode & 0o7777], [0, 0o755], 'no setuid bit on the host');
+    assert.ok((await lstat(join(rootfs, 'mem'))).isFile(), 'no device node on the host');
+    assert.equal(await readFile(join(rootfs, 'owned'), 'utf8'), 'secret\n');
+    assert.ok((await lstat(join(rootfs, 'owned'))).isFile());
+    assert.equal(await readlink(join(rootfs, 'link')), 'owned');
+    assert.deepEqual((await readdir(share)).sort(), ['ctr']);
+  });
+});
