@@ -68,3 +68,11 @@ execFileSync(
   ],
   { stdio: 'inherit' },
 );
+// hull-share-mount mounts and unmounts inside a share by file descriptor (openat2), following
+// no symlink a guest may have made; Node has neither openat2 nor mount(2)
+// (src/storage/share-mount/hull-share-mount.c).
+execFileSync(
+  'cc',
+  ['-O2', '-Wall', '-o', 'dist/native/hull-share-mount', 'src/storage/share-mount/hull-share-mount.c'],
+  { stdio: 'inherit' },
+);

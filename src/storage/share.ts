@@ -1,4 +1,4 @@
-import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ContainerPlacement } from '../agent/client.js';
 import { HullError } from '../errors.js';
@@ -36,10 +36,11 @@ export class SandboxShare {
     mounts: readonly Mount[],
     bundleDir: string,
   ): Promise<ContainerPlacement> {
-    const base = join(this.dir, containerId);
     try {
-      await mkdir(join(base, 'rootfs'), { recursive: true });
-      await this.mounter.bind(rootfs, join(base, 'rootfs'), { recursive: true });
+      await this.mounter.bindBeneath(this.dir, `${containerId}/rootfs`, rootfs, {
+        recursive: true,
+        kind: 'dir',
+      });
       const sharedMounts: ContainerPlacement['sharedMounts'] = [];
       for (const [index, mount] of mounts.entries()) {
         if (!isBindMount(mount)) continue;
@@ -53,15 +54,13 @@ export class SandboxShare {
             `mount source ${source} (for ${mount.destination}) does not exist: create it or fix config.json`,
           );
         }
-        const target = join(base, 'mounts', String(index));
-        if (info.isDirectory()) await mkdir(target, { recursive: true });
-        else {
-          await mkdir(join(base, 'mounts'), { recursive: true });
-          await writeFile(target, '');
-        }
+        const sharePath = `${containerId}/mounts/${index}`;
         const recursive = mount.type === 'rbind' || (mount.options ?? []).includes('rbind');
-        await this.mounter.bind(source, target, { recursive });
-        sharedMounts.push({ index, sharePath: `${containerId}/mounts/${index}` });
+        await this.mounter.bindBeneath(this.dir, sharePath, source, {
+          recursive,
+          kind: info.isDirectory() ? 'dir' : 'file',
+        });
+        sharedMounts.push({ index, sharePath });
       }
       return { rootfsSharePath: `${containerId}/rootfs`, sharedMounts };
     } catch (err) {

@@ -1,13 +1,26 @@
-import { readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
 import { HullError } from '../errors.js';
+import { installRoot } from '../paths.js';
 import { run } from './exec.js';
 
 /**
  * Mounting behind an interface: Node has no mount(2), so the real implementation runs
- * util-linux's mount and umount; tests of the logic above it use a recording fake.
+ * util-linux's mount, and hull-share-mount where no symlink may be followed; tests of the logic
+ * above it use a recording fake.
  */
 export interface Mounter {
-  bind(source: string, target: string, options: { recursive: boolean }): Promise<void>;
+  /**
+   * Makes `rel` inside `dir` (its missing directories, then a directory or an empty file) and
+   * bind-mounts `source` there, never following a symlink below `dir`: a guest can make them
+   * in a container's root filesystem, which is inside a sandbox's share.
+   */
+  bindBeneath(
+    dir: string,
+    rel: string,
+    source: string,
+    options: { recursive: boolean; kind: 'dir' | 'file' },
+  ): Promise<void>;
   /** Mounts a filesystem as described (overlay, bind, tmpfs…), as mount(8) -t -o would. */
   mount(spec: FilesystemMount, target: string): Promise<void>;
   /**
@@ -15,7 +28,7 @@ export interface Mounter {
    * VMM's view of it, in the VMM's own mount namespace).
    */
   makeSharedMountPoint(dir: string): Promise<void>;
-  /** Unmounts `target` and everything mounted below it. */
+  /** Unmounts `target` and everything mounted below it, following no symlink below `target`. */
   unmountTree(target: string): Promise<void>;
   /** Mount points at or below `dir`, deepest first. */
   mountsUnder(dir: string): Promise<string[]>;
@@ -50,16 +63,30 @@ function unescapeMountPath(path: string): string {
   return path.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
 }
 
+/** The helper that mounts and unmounts below a directory by file descriptor (openat2). */
+function shareMountPath(): string {
+  return join(installRoot(), 'dist', 'native', 'hull-share-mount');
+}
+
 export class HostMounter implements Mounter {
-  async bind(source: string, target: string, options: { recursive: boolean }): Promise<void> {
-    await run('mount', [options.recursive ? '--rbind' : '--bind', source, target], {
-      errorCode: 'ERR_MOUNT',
-      purpose: `sharing ${source} with the VM`,
-    });
+  async bindBeneath(
+    dir: string,
+    rel: string,
+    source: string,
+    options: { recursive: boolean; kind: 'dir' | 'file' },
+  ): Promise<void> {
+    await run(
+      shareMountPath(),
+      ['bind', dir, rel, options.kind, source, ...(options.recursive ? ['recursive'] : [])],
+      { errorCode: 'ERR_MOUNT', purpose: `sharing ${source} with the VM` },
+    );
   }
 
   async makeSharedMountPoint(dir: string): Promise<void> {
-    await this.bind(dir, dir, { recursive: false });
+    await run('mount', ['--bind', dir, dir], {
+      errorCode: 'ERR_MOUNT',
+      purpose: `making ${dir} a mount point`,
+    });
     await run('mount', ['--make-shared', dir], {
       errorCode: 'ERR_MOUNT',
       purpose: `sharing mounts under ${dir}`,
@@ -77,7 +104,10 @@ export class HostMounter implements Mounter {
 
   async unmountTree(target: string): Promise<void> {
     for (const mountPoint of await this.mountsUnder(target)) {
-      await run('umount', ['--lazy', mountPoint], {
+      // Reached from `target` itself (or its parent, for `target`), one name at a time.
+      const [base, rel] =
+        mountPoint === target ? [dirname(target), basename(target)] : [target, relative(target, mountPoint)];
+      await run(shareMountPath(), ['unmount', base, rel], {
         errorCode: 'ERR_MOUNT',
         purpose: `unmounting ${mountPoint}`,
       });
@@ -102,7 +132,15 @@ export class RecordingMounter implements Mounter {
   readonly calls: string[] = [];
   private readonly mounted = new Set<string>();
 
-  async bind(source: string, target: string, options: { recursive: boolean }): Promise<void> {
+  async bindBeneath(
+    dir: string,
+    rel: string,
+    source: string,
+    options: { recursive: boolean; kind: 'dir' | 'file' },
+  ): Promise<void> {
+    const target = join(dir, rel);
+    await mkdir(options.kind === 'dir' ? target : dirname(target), { recursive: true });
+    if (options.kind === 'file') await writeFile(target, '', { flag: 'a' });
     this.calls.push(`${options.recursive ? 'rbind' : 'bind'} ${source} ${target}`);
     this.mounted.add(target);
   }

@@ -13,7 +13,9 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { isHullError } from '../../src/errors.js';
 import { hullJailPath, shareServerPath } from '../../src/hypervisor/jail/jail.js';
+import { HostMounter } from '../../src/sys/mount.js';
 import { privateDirs } from './harness.js';
 
 /** A user no process has: what a VMM runs as. */
@@ -160,5 +162,32 @@ describe('hull-share-server against a compromised QEMU', { timeout: 120_000 }, (
     assert.ok((await lstat(join(rootfs, 'owned'))).isFile());
     assert.equal(await readlink(join(rootfs, 'link')), 'owned');
     assert.deepEqual((await readdir(share)).sort(), ['ctr']);
+  });
+
+  test("the host's mounts in a share follow no symlink a guest planted there", async () => {
+    const share = join(dirs.scratch, 'planted');
+    const rootfs = join(share, 'ctr', 'rootfs');
+    await mkdir(rootfs, { recursive: true });
+    const source = join(dirs.scratch, 'source');
+    await mkdir(source);
+    // What root in a container can leave in its root filesystem, inside the share.
+    await symlink('/etc', join(rootfs, 'etc-link'));
+    await symlink('/', join(share, 'next-ctr'));
+    const mounter = new HostMounter();
+    for (const rel of ['ctr/rootfs/etc-link/hull-planted', 'next-ctr/rootfs', 'ctr/../../escape']) {
+      await assert.rejects(
+        mounter.bindBeneath(share, rel, source, { recursive: false, kind: 'dir' }),
+        (err: unknown) => isHullError(err, 'ERR_MOUNT'),
+        rel,
+      );
+    }
+    await assert.rejects(lstat('/etc/hull-planted'), 'nothing made through the link');
+    await assert.rejects(lstat('/rootfs'), 'nor through the share-level link');
+    assert.deepEqual(await mounter.mountsUnder(share), [], 'and nothing mounted');
+    // The way in that is not a link works, and comes out again.
+    await mounter.bindBeneath(share, 'ctr/mounts/0', source, { recursive: false, kind: 'dir' });
+    assert.deepEqual(await mounter.mountsUnder(share), [join(share, 'ctr', 'mounts', '0')]);
+    await mounter.unmountTree(share);
+    assert.deepEqual(await mounter.mountsUnder(share), []);
   });
 });

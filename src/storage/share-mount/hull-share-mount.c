@@ -1,0 +1,111 @@
+/*
+ * hull-share-mount: mounts and unmounts inside a sandbox share without following any path
+ * the guest may have changed.
+ *
+ *   hull-share-mount bind SHARE REL dir|file SOURCE [recursive]
+ *       makes REL inside SHARE (its missing directories, then a directory or an empty file)
+ *       and bind-mounts SOURCE there (with its submounts when recursive)
+ *   hull-share-mount unmount SHARE REL
+ *       detaches the mount at REL inside SHARE (lazily, as umount -l does)
+ *
+ * Every step opens one name below the last with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
+ * | RESOLVE_NO_MAGICLINKS), so a symlink anywhere in REL (a guest can make them inside a
+ * container's root filesystem) fails with ELOOP instead of leading elsewhere on the host, and
+ * the mount is made on, or taken from, the very directory opened (/proc/self/fd/N). SOURCE
+ * comes from the container's configuration, as runc takes it. Node has neither openat2 nor
+ * mount(2). Errors: one line on stderr, exit 1.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void die(const char *what, const char *detail) {
+  fprintf(stderr, "hull-share-mount: %s %s: %s\n", what, detail, strerror(errno));
+  exit(1);
+}
+
+static int open_beneath(int dir, const char *name, int flags) {
+  struct open_how how = {
+      .flags = (unsigned long long)(flags | O_CLOEXEC),
+      .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+  };
+  return (int)syscall(SYS_openat2, dir, name, &how, sizeof how);
+}
+
+/* One name, never one that climbs or stays put. */
+static void check_name(const char *name, const char *rel) {
+  if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+    errno = EINVAL;
+    die("refusing the path", rel);
+  }
+}
+
+/*
+ * Opens REL's parent directory inside SHARE (making what is missing when `make`), one name at
+ * a time; returns it and leaves the last name in *last.
+ */
+static int open_parent(const char *share, char *rel, int make, char **last) {
+  int dir = open(share, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0) die("opening the share", share);
+  char *name = rel;
+  for (char *slash; (slash = strchr(name, '/')); name = slash + 1) {
+    *slash = 0;
+    check_name(name, rel);
+    if (make && mkdirat(dir, name, 0755) < 0 && errno != EEXIST) die("making directory", name);
+    int next = open_beneath(dir, name, O_PATH | O_DIRECTORY);
+    if (next < 0) die("opening directory", name);
+    close(dir);
+    dir = next;
+  }
+  check_name(name, rel);
+  *last = name;
+  return dir;
+}
+
+int main(int argc, char **argv) {
+  char fd_path[64];
+  if (argc >= 6 && argc <= 7 && !strcmp(argv[1], "bind")) {
+    int is_dir = !strcmp(argv[4], "dir");
+    if (!is_dir && strcmp(argv[4], "file")) return fprintf(stderr, "hull-share-mount: dir or file\n"), 1;
+    char *last;
+    int parent = open_parent(argv[2], argv[3], 1, &last);
+    if (is_dir) {
+      if (mkdirat(parent, last, 0755) < 0 && errno != EEXIST) die("making directory", last);
+    } else {
+      int fd = open_beneath(parent, last, O_WRONLY | O_CREAT | O_NOFOLLOW);
+      if (fd < 0) die("making file", last);
+      close(fd);
+    }
+    int target = open_beneath(parent, last, O_PATH | (is_dir ? O_DIRECTORY : 0));
+    if (target < 0) die("opening", last);
+    struct stat st;
+    if (fstat(target, &st) < 0 || (is_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+      errno = EEXIST;
+      die("a different file is at", argv[3]);
+    }
+    snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", target);
+    unsigned long flags = MS_BIND | (argc == 7 && !strcmp(argv[6], "recursive") ? MS_REC : 0);
+    if (mount(argv[5], fd_path, NULL, flags, NULL) < 0) die("bind-mounting", argv[5]);
+    return 0;
+  }
+  if (argc == 4 && !strcmp(argv[1], "unmount")) {
+    char *last;
+    int parent = open_parent(argv[2], argv[3], 0, &last);
+    int target = open_beneath(parent, last, O_PATH);
+    if (target < 0) die("opening", argv[3]);
+    snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", target);
+    if (umount2(fd_path, MNT_DETACH) < 0) die("unmounting", argv[3]);
+    return 0;
+  }
+  fprintf(stderr,
+          "hull-share-mount: usage: bind SHARE REL dir|file SOURCE [recursive] | unmount SHARE REL\n");
+  return 1;
+}
