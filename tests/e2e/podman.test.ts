@@ -113,6 +113,12 @@ describe('podman --runtime hull', { timeout: 600_000 }, () => {
     try {
       const page = await fetchFromInside((url) => podman('exec', 'web', 'busybox', 'wget', '-q', '-O-', url));
       assert.equal(page.trim(), SERVER_PAGE);
+      const chfn = await podman('exec', 'web', 'stat', '-c', '%a %U', '/usr/bin/chfn');
+      assert.equal(
+        chfn.stdout.trim(),
+        '4755 root',
+        "the image's setuid programs are setuid in its container",
+      );
       const logs = await podman('logs', 'web');
       assert.match(logs.stdout, ACCESS_LOG_LINE, logs.stdout + logs.stderr);
       const state = await podman('inspect', '--format', '{{.State.Status}}', 'web');

@@ -50,6 +50,7 @@ def make(name, content=b''):
 attempt('view owned', lambda: view(root + '/owned'))
 attempt('view link', lambda: view(root + '/link'))
 attempt('view sticky', lambda: view(root + '/tmp'))
+attempt('view image suid', lambda: view(root + '/image-suid'))
 attempt('read link', lambda: open(root + '/link').read())
 # Setuid root, the way QEMU sets a mode: kept for the guest, never on the host.
 def setuid():
@@ -95,6 +96,9 @@ describe('hull-share-server against a compromised QEMU', { timeout: 120_000 }, (
     await writeFile(join(rootfs, 'owned'), 'secret\n', { mode: 0o640 });
     await chown(join(rootfs, 'owned'), 1000, 1000);
     await symlink('owned', join(rootfs, 'link'));
+    // An image's own setuid program, as su and passwd are in Debian's.
+    await writeFile(join(rootfs, 'image-suid'), '');
+    await chmod(join(rootfs, 'image-suid'), 0o4755);
     execFileSync('mkfifo', [join(rootfs, 'fifo')]);
     // A container's rootfs is a mount below the share's read-only top, as hull makes it.
     execFileSync('mount', ['--bind', rootfs, rootfs]);
@@ -136,6 +140,7 @@ describe('hull-share-server against a compromised QEMU', { timeout: 120_000 }, (
     assert.deepEqual(seen['view owned'], ['0o100640', 1000], 'real owner and mode');
     assert.deepEqual(seen['view link'], ['0o120777', 0], 'a real symlink is a symlink to the guest');
     assert.deepEqual(seen['view sticky'], ['0o41777', 0]);
+    assert.deepEqual(seen['view image suid'], ['0o104755', 0], "an image's setuid program stays one");
     assert.equal(seen['read link'], 'owned', "the VMM reads a link's target, never follows it");
     assert.deepEqual(seen.setuid, ['0o104755', 0], 'the guest sees its setuid root file');
     assert.deepEqual(seen.device, ['0o20600', VMM_UID], 'and its device node');

@@ -157,7 +157,8 @@ static uint32_t kept_mode(struct node *n, const struct stat *st) {
 static void guest_view(struct node *n, const struct stat *st, uint32_t *mode, uint64_t *rdev) {
   uint32_t kept = kept_mode(n, st);
   mode_t type = (kept & S_IFMT) ? (kept & S_IFMT) : (st->st_mode & S_IFMT);
-  *mode = type | (st->st_mode & (07777 & ~SPECIAL_BITS)) | (kept & SPECIAL_BITS);
+  /* The real bits too: an image's own setuid programs (su, passwd) keep theirs on the host. */
+  *mode = type | (st->st_mode & 07777) | (kept & SPECIAL_BITS);
   if (S_ISLNK(st->st_mode)) *mode = S_IFLNK | 0777;
   *rdev = st->st_rdev;
   if (S_ISCHR(type) || S_ISBLK(type)) {
