@@ -15,12 +15,7 @@ export interface Mounter {
    * bind-mounts `source` there, never following a symlink below `dir`: a guest can make them
    * in a container's root filesystem, which is inside a sandbox's share.
    */
-  bindBeneath(
-    dir: string,
-    rel: string,
-    source: string,
-    options: { recursive: boolean; kind: 'dir' | 'file' },
-  ): Promise<void>;
+  bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void>;
   /** Mounts a filesystem as described (overlay, bind, tmpfs…), as mount(8) -t -o would. */
   mount(spec: FilesystemMount, target: string): Promise<void>;
   /**
@@ -32,6 +27,12 @@ export interface Mounter {
   unmountTree(target: string): Promise<void>;
   /** Mount points at or below `dir`, deepest first. */
   mountsUnder(dir: string): Promise<string[]>;
+}
+
+/** How `bindBeneath` binds: with the source's submounts or not, onto a directory or a file. */
+export interface BindOptions {
+  recursive: boolean;
+  kind: 'dir' | 'file';
 }
 
 /** A mount as containerd's snapshotters describe one. */
@@ -69,12 +70,7 @@ function shareMountPath(): string {
 }
 
 export class HostMounter implements Mounter {
-  async bindBeneath(
-    dir: string,
-    rel: string,
-    source: string,
-    options: { recursive: boolean; kind: 'dir' | 'file' },
-  ): Promise<void> {
+  async bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
     await run(
       shareMountPath(),
       ['bind', dir, rel, options.kind, source, ...(options.recursive ? ['recursive'] : [])],
@@ -132,12 +128,7 @@ export class RecordingMounter implements Mounter {
   readonly calls: string[] = [];
   private readonly mounted = new Set<string>();
 
-  async bindBeneath(
-    dir: string,
-    rel: string,
-    source: string,
-    options: { recursive: boolean; kind: 'dir' | 'file' },
-  ): Promise<void> {
+  async bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
     const target = join(dir, rel);
     await mkdir(options.kind === 'dir' ? target : dirname(target), { recursive: true });
     if (options.kind === 'file') await writeFile(target, '', { flag: 'a' });
