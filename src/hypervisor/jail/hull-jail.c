@@ -18,9 +18,8 @@
  *     --dev PATH           a character device under /dev, made again there for the --uid user
  *                          alone (mode 0600), as PROGRAM has no capability to open root's
  *     --proc               /proc with only this user's processes (hidepid, subset=pid)
- *     --uid N --gid N      run PROGRAM as this user and group, no supplementary groups
- *     --keep-cap NAME      a capability PROGRAM keeps (chown, dac_override, fowner); repeatable.
- *                          Every other one is dropped from every set, the bounding set included.
+ *     --uid N --gid N      run PROGRAM as this user and group, no supplementary groups, with
+ *                          no capability in any set, the bounding set included
  *     --netns PATH         the network namespace the --tap devices are made in
  *     --tap NAME=FD        make the tap device NAME in --netns and leave it open on fd FD for
  *                          PROGRAM (the device lives as long as the fd); repeatable
@@ -55,7 +54,6 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_ITEMS 64
@@ -84,7 +82,6 @@ struct options {
   int npaths;
   int proc;
   long uid, gid;
-  unsigned long long keep_caps;
   const char *netns;
   const char *share_server;
   struct {
@@ -93,16 +90,6 @@ struct options {
   } taps[MAX_ITEMS];
   int ntaps;
   char **argv;
-};
-
-static const struct {
-  const char *name;
-  int cap;
-} cap_names[] = {
-    {"chown", CAP_CHOWN},
-    {"dac_override", CAP_DAC_OVERRIDE},
-    {"dac_read_search", CAP_DAC_READ_SEARCH},
-    {"fowner", CAP_FOWNER},
 };
 
 static const char *share_path(const struct options *o) {
@@ -157,12 +144,6 @@ static void parse(int argc, char **argv, struct options *o) {
       o->uid = parse_id(v);
     } else if (strcmp(a, "--gid") == 0) {
       o->gid = parse_id(v);
-    } else if (strcmp(a, "--keep-cap") == 0) {
-      size_t k = 0;
-      for (; k < sizeof cap_names / sizeof cap_names[0]; k++)
-        if (strcmp(cap_names[k].name, v) == 0) break;
-      if (k == sizeof cap_names / sizeof cap_names[0]) usage("unknown --keep-cap");
-      o->keep_caps |= 1ULL << cap_names[k].cap;
     } else if (strcmp(a, "--netns") == 0) {
       o->netns = v;
     } else if (strcmp(a, "--tap") == 0) {
@@ -477,7 +458,7 @@ int main(int argc, char **argv) {
   if (o.share_server && (fuse = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0) die("opening", "/dev/fuse");
   if (o.root) build_root(&o);
   if (o.share_server) serve_share(&o, fuse);
-  drop_privileges(o.uid, o.gid, o.keep_caps);
+  drop_privileges(o.uid, o.gid, 0);
   install_filter();
   char *env[] = {"PATH=/usr/bin:/bin", NULL};
   execve(o.argv[0], o.argv, env);

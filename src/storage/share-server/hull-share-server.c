@@ -79,7 +79,6 @@ struct node {
   uint64_t view_until;
 };
 
-
 #define BUCKETS 4096
 static struct node *table[BUCKETS];
 static struct node root = {.fd = SHARE_FD, .lookups = 2};
@@ -160,17 +159,17 @@ static void guest_view(struct node *n, const struct stat *st, uint32_t *mode, ui
   /* The real bits too: an image's own setuid programs (su, passwd) keep theirs on the host. */
   *mode = type | (st->st_mode & 07777) | (kept & SPECIAL_BITS);
   if (S_ISLNK(st->st_mode)) *mode = S_IFLNK | 0777;
-  *rdev = st->st_rdev;
-  if (S_ISCHR(type) || S_ISBLK(type)) {
-    if (kept & S_IFMT) {
-      char path[64];
-      uint64_t value = 0;
-      proc_path(path, n->fd);
-      *rdev = getxattr(path, HULL_RDEV, &value, sizeof value) == sizeof value ? le64toh(value) : 0;
-    }
-  } else {
-    *rdev = 0;
+  /* A device's number: a host node's own, or the one kept for a node the guest made. */
+  *rdev = 0;
+  if (!S_ISCHR(type) && !S_ISBLK(type)) return;
+  if (!(kept & S_IFMT)) {
+    *rdev = st->st_rdev;
+    return;
   }
+  char path[64];
+  uint64_t value;
+  proc_path(path, n->fd);
+  if (getxattr(path, HULL_RDEV, &value, sizeof value) == sizeof value) *rdev = le64toh(value);
 }
 
 /* What the host kernel sees: the VMM's own file or directory, and nothing to check. */
