@@ -4,7 +4,7 @@ import { HullError, isHullError } from '../errors.js';
 import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
-import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.js';
+import { claimContainerDir, removeContainerLeftovers } from '../sandbox/container-dir.js';
 import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
@@ -58,6 +58,7 @@ export async function createContainer(
     const consoleArgs = options.consoleSocket ? ['--console-socket', resolve(options.consoleSocket)] : [];
     const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, ...consoleArgs, id], {
       keepStdio: !bundle.spec.process?.terminal,
+      name: `the monitor of container ${id}`,
       // A network namespace the runtime makes is the monitor's own: hooks get its pid.
       wrapper: networkSource(bundle.spec).kind === 'new' ? NEW_NETNS_WRAPPER : undefined,
       // The monitor asks for its createRuntime hooks to be run here, in the caller's
@@ -70,7 +71,9 @@ export async function createContainer(
     if (options.pidFile) await writePidFile(options.pidFile, pid);
     return { id, pid };
   } catch (err) {
-    await removeContainerDir(dir);
+    // A monitor that failed cleaned up after itself; one that was killed left its VM, its
+    // cgroup and its share's mounts, which nothing could remove once the directory is gone.
+    await removeContainerLeftovers(dir, id, bundle.spec);
     throw err;
   }
 }

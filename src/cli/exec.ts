@@ -5,11 +5,13 @@ import type { Command } from 'commander';
 import type { ProcessRef } from '../agent/client.js';
 import { HullError } from '../errors.js';
 import type { Process, Spec } from '../oci/spec.js';
-import { AttachedProcess, inputOf, ownStdio } from '../sandbox/attached-process.js';
+import { AttachedProcess, inputOf, ownStdio, type ProcessExit } from '../sandbox/attached-process.js';
 import { forwardResizes, openTerminalFor } from '../sandbox/monitor.js';
 import type { MonitorClient } from '../sandbox/monitor-client.js';
-import { requireAllowed } from '../sandbox/state.js';
-import { openContainer, withContainer, withMonitor } from './container-ref.js';
+import { monitorOf, readState, requireAllowed } from '../sandbox/state.js';
+import { isAlive } from '../sys/process-identity.js';
+import { sleep } from '../util/deadline.js';
+import { type ContainerRef, openContainer, withContainer, withMonitor } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
 import { writePidFile } from './pid-file.js';
 import { forwardSignals } from './signals.js';
@@ -47,7 +49,7 @@ export function registerExec(program: Command): void {
     .action(async (id: string, args: string[], options: ExecOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const ref = await withContainer(globals, id, async (r) => {
-        requireAllowed(r.id, r.state.status, 'exec');
+        requireAllowed(r.id, r.state.status, 'exec', r.state.vmLost);
         return r;
       });
       const processSpec = await buildProcess(ref.state.bundle, args, options);
@@ -66,11 +68,13 @@ export function registerExec(program: Command): void {
         if (options.pidFile) await writePidFile(options.pidFile, pid);
         return;
       }
-      process.exitCode = await withMonitor(ref, (monitor) =>
+      const exit = await withMonitor(ref, (monitor) =>
         runExec(monitor, { containerId: ref.id, execId }, processSpec, consoleSocket, async () => {
           if (options.pidFile) await writePidFile(options.pidFile, process.pid);
         }),
       );
+      if (exit.vmLost) await sayWhatWasLost(ref);
+      process.exitCode = exit.status;
     });
 
   // The waiter of a detached exec; not for users. It holds the caller's stdio.
@@ -94,7 +98,7 @@ export function registerExec(program: Command): void {
             throw err;
           },
         );
-        process.exitCode = await withMonitor(ref, (monitor) =>
+        const exit = await withMonitor(ref, (monitor) =>
           runExec(
             monitor,
             { containerId: ref.id, execId },
@@ -106,18 +110,53 @@ export function registerExec(program: Command): void {
           await reportFailure(err);
           throw err;
         });
+        if (exit.vmLost) await sayWhatWasLost(ref);
+        process.exitCode = exit.status;
       },
     );
 }
 
-/** Starts the exec in the guest, relays this process's stdio to it, and returns its exit status. */
+/** How long the container's monitor gets to record why the VM under an exec ended. */
+const LOSS_RECORD_WAIT_MS = 15_000;
+
+/**
+ * An exec whose exit was never seen (its channel through the monitor closed): says on stderr,
+ * in one line, what died under it — the VM (its monitor records why) or the monitor itself.
+ */
+async function sayWhatWasLost(ref: ContainerRef): Promise<void> {
+  const monitor = monitorOf(ref.state);
+  const deadline = Date.now() + LOSS_RECORD_WAIT_MS;
+  let line = `hull: the connection to the monitor of container ${ref.id} closed before the process's exit was seen`;
+  for (;;) {
+    // Checked before the state is read: the monitor records the VM's loss before it exits.
+    const monitorAlive = isAlive(monitor);
+    const state = await readState(ref.dir, ref.id).catch(() => undefined);
+    if (state?.vmLost) {
+      line = `hull: the VM of container ${ref.id} ended under it: ${state.vmLost}`;
+      break;
+    }
+    if (!state) {
+      line = `hull: container ${ref.id} was deleted under the process`;
+      break;
+    }
+    if (!monitorAlive) {
+      line = `hull: the monitor of container ${ref.id} (pid ${monitor.pid}) died under the process, and the container with it: \`hull delete ${ref.id}\` removes what is left`;
+      break;
+    }
+    if (Date.now() > deadline) break;
+    await sleep(100);
+  }
+  process.stderr.write(`${line}\n`);
+}
+
+/** Starts the exec in the guest, relays this process's stdio to it, and returns its exit. */
 async function runExec(
   monitor: MonitorClient,
   ref: Required<ProcessRef>,
   spec: Process,
   consoleSocket: string | undefined,
   onStarted: () => Promise<void>,
-): Promise<number> {
+): Promise<ProcessExit> {
   const terminal = await openTerminalFor(spec, consoleSocket, AbortSignal.timeout(10_000));
   const stdio = terminal
     ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
@@ -138,7 +177,7 @@ async function runExec(
         .catch(() => {}),
   );
   try {
-    return (await exec.exit).status;
+    return await exec.exit;
   } finally {
     await terminal?.close();
     stopForwarding();

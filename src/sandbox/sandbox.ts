@@ -99,6 +99,9 @@ export class Sandbox {
     // The agent's channel closes a moment before QEMU's exit is seen.
     const exit = await raceSignal(this.vm.exited, signal).catch(() => undefined);
     if (!exit || !this.endedByItself) return undefined;
+    if (exit.shareServerLost) {
+      return `its share server (hull-share-server, pid ${exit.shareServerLost}) died, and the VM, its files gone, was stopped`;
+    }
     const said = consoleCause(await readFile(this.vm.consoleLog, 'utf8').catch(() => ''));
     const how = exit.oomKilled
       ? `QEMU was killed by ${exit.signal ?? 'the kernel'}: its cgroup ran out of memory`

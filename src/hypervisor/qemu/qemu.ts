@@ -13,6 +13,7 @@ import { deadlineSignal, raceSignal, sleep } from '../../util/deadline.js';
 import { parseCpuHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
+import { watchShareServer } from '../jail/share-server.js';
 import {
   DEFAULT_TCG_CACHE_MIB,
   type QemuPaths,
@@ -283,6 +284,7 @@ export class QemuHypervisor implements Hypervisor {
       stdio: vmmStdio(config),
     });
     const stderrTail = tail(child.stderr);
+    let shareServerLost: number | undefined;
     const exited = new Promise<VmExit>((resolve) => {
       const ended = async (exit: VmExit) => {
         const oomKilled = await cgroup.oomKilled();
@@ -290,7 +292,11 @@ export class QemuHypervisor implements Hypervisor {
         await cgroup
           .remove()
           .catch((err: unknown) => log.warn({ err: String(err) }, 'removing the VM cgroup'));
-        resolve(oomKilled ? { ...exit, oomKilled } : exit);
+        resolve({
+          ...exit,
+          ...(oomKilled ? { oomKilled } : {}),
+          ...(shareServerLost ? { shareServerLost } : {}),
+        });
       };
       child.on('exit', (code, sig) => {
         if (migrationListener) stopListening(migrationListener);
@@ -317,6 +323,12 @@ export class QemuHypervisor implements Hypervisor {
       await raceSignal(Promise.race([qmp.handshake(signal), died]), signal);
       if (config.template?.role === 'clone')
         await raceSignal(Promise.race([resumeClone(qmp, signal), died]), signal);
+      // A VM whose share server died has lost its files: it is stopped, and says why.
+      await watchShareServer(child.pid!, exited, (server) => {
+        shareServerLost = server.pid;
+        log.error({ pid: server.pid }, 'the share server died: stopping the VM');
+        child.kill('SIGKILL');
+      });
       const saveTo =
         migrationListener && config.template
           ? { listener: migrationListener, path: paths.migrationSocket, stateFd: config.template.stateFd }
