@@ -192,6 +192,26 @@ describe('lost processes: each loss named, nothing left behind', { timeout: 900_
     assert.match(deleted.stderr, /does not exist/, 'nothing is left to delete');
   });
 
+  test('create and its monitor both SIGKILLed while the VM boots: the container reads stopped, and delete removes VM, cgroups and directory (issue 24, item 5)', async () => {
+    const b = await serviceBundle();
+    const create = startCreate(b, { HULL_TEMPLATE: 'off' });
+    let monitor = 0;
+    await until('the VM is starting', async () => {
+      const state = await readFile(stateFile(b.id), 'utf8').catch(() => '');
+      monitor = state ? (JSON.parse(state) as { pid: number }).pid : 0;
+      return monitor > 0 && (await qemuProcessesUsing(join(t.root, b.id))).length > 0;
+    });
+    create.child.kill('SIGKILL');
+    process.kill(monitor, 'SIGKILL');
+    await create.code;
+    assert.equal((await stateOf(b.id)).status, 'stopped', 'a container whose creator died is stopped');
+    assert.ok((await cgroupDirs(b.id)).length > 0, 'the dead monitor left its cgroups');
+    const deleted = await h('delete', b.id);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.deepEqual(await cgroupDirs(b.id), [], 'no cgroup is left');
+    assert.deepEqual(await qemuProcessesUsing(t.root), [], 'no VM is left');
+  });
+
   test('SIGTERM of create during a createRuntime hook: the container reads stopped, and delete removes it (issue 24, item 5)', async () => {
     const marker = `hook-of-${Date.now()}`;
     const b = await serviceBundle((spec) => {
