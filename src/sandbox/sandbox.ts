@@ -85,8 +85,10 @@ export class Sandbox {
     /** The host network the VM took over, if it has one. */
     readonly network?: GuestNetwork,
   ) {
-    void vm.exited.then(() => {
-      this.endedByItself = this.destroying === undefined;
+    void vm.exited.then((exit) => {
+      // A share server's death is the VM's own end even when a destroy came in while its
+      // exit was being seen (the shim's tasks exit, and containerd deletes them, first).
+      this.endedByItself = this.destroying === undefined || exit.shareServerLost !== undefined;
     });
   }
 

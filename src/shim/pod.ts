@@ -56,7 +56,6 @@ export interface CreateTask extends TaskIo {
  */
 export class ShimPod {
   private sandbox: Sandbox | undefined;
-  private destroying = false;
   private readonly containers = new Map<string, TaskContainer>();
   private readonly log = logger('pod');
 
@@ -323,7 +322,6 @@ export class ShimPod {
 
   /** Stops the VM and everything of every task left (Shutdown with now, or a signal). */
   async destroy(): Promise<void> {
-    this.destroying = true;
     for (const container of this.containers.values()) {
       container.init.release();
       for (const exec of container.execs.values()) exec.release();
@@ -354,10 +352,11 @@ export class ShimPod {
 
   private watchVm(sandbox: Sandbox): void {
     void sandbox.vm.exited.then(async (how) => {
-      if (this.sandbox !== sandbox || this.destroying) return;
       // containerd's TaskExit has no field for why: the tasks exit 137, and the log says why.
+      // Said even when the shim is stopping by now (its tasks' exits came first, and then
+      // containerd's delete): a VM that ended by itself, and only that, has a loss reason.
       const reason = await sandbox.lossReason(AbortSignal.timeout(5000)).catch(() => undefined);
-      this.log.warn({ how, reason }, `the VM has stopped under its tasks${reason ? `: ${reason}` : ''}`);
+      if (reason) this.log.warn({ how, reason }, `the VM has stopped under its tasks: ${reason}`);
     });
   }
 
