@@ -4,7 +4,7 @@ import { HullError, isHullError } from '../errors.js';
 import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
-import { claimContainerDir, removeContainerLeftovers } from '../sandbox/container-dir.js';
+import { claimContainerDir, removeContainerDir, removeContainerLeftovers } from '../sandbox/container-dir.js';
 import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
@@ -73,7 +73,8 @@ export async function createContainer(
   } catch (err) {
     // A monitor that failed cleaned up after itself; one that was killed left its VM, its
     // cgroup and its share's mounts, which nothing could remove once the directory is gone.
-    await removeContainerLeftovers(dir, id, bundle.spec);
+    if (isHullError(err, 'ERR_PROCESS_LOST')) await removeContainerLeftovers(dir, id, bundle.spec);
+    else await removeContainerDir(dir);
     throw err;
   }
 }
