@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { HullError, isHullError } from '../errors.js';
+import { logger } from '../log.js';
 import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
@@ -103,6 +104,7 @@ export function registerCreate(program: Command): void {
     .action(async (id: string, options: MonitorOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const settings = settingsFrom(globals);
+      const creator = process.ppid;
       let monitor: ContainerMonitor;
       try {
         const bundle = await loadBundle(options.bundle);
@@ -125,6 +127,14 @@ export function registerCreate(program: Command): void {
       } catch (err) {
         await reportFailure(err);
         process.exitCode = isHullError(err) ? 1 : 2;
+        return;
+      }
+      if (process.ppid !== creator) {
+        // The `create` that asked for this container died while its VM booted: no one will
+        // start it, so it stops now, and reads as stopped until `delete` removes it.
+        logger('monitor').error({ creator }, 'the create command died before the container was created');
+        void monitor.sandbox.destroy();
+        process.exitCode = await monitor.waitExit();
         return;
       }
       forwardSignals((signalNumber) => void monitor.kill(signalNumber, false).catch(() => {}));

@@ -212,6 +212,31 @@ describe('lost processes: each loss named, nothing left behind', { timeout: 900_
     assert.deepEqual(await qemuProcessesUsing(t.root), [], 'no VM is left');
   });
 
+  test('create SIGKILLed while its monitor boots the VM: the monitor stops, the container reads stopped, and delete removes it (issue 24, item 5)', async () => {
+    const b = await serviceBundle();
+    const create = startCreate(b, { HULL_TEMPLATE: 'off' });
+    let monitor = 0;
+    await until('the VM is starting', async () => {
+      const state = await readFile(stateFile(b.id), 'utf8').catch(() => '');
+      monitor = state ? (JSON.parse(state) as { pid: number }).pid : 0;
+      return monitor > 0 && (await qemuProcessesUsing(join(t.root, b.id))).length > 0;
+    });
+    create.child.kill('SIGKILL');
+    await create.code;
+    await processExit(monitor, 120_000);
+    assert.deepEqual(
+      await qemuProcessesUsing(t.root),
+      [],
+      'the monitor stopped the VM no one asked for any more',
+    );
+    const state = await stateOf(b.id);
+    assert.equal(state.status, 'stopped');
+    assert.equal(state.vmLost, undefined, 'the VM was stopped, not lost');
+    const deleted = await h('delete', b.id);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.deepEqual(await cgroupDirs(b.id), [], 'no cgroup is left');
+  });
+
   test('SIGTERM of create during a createRuntime hook: the container reads stopped, and delete removes it (issue 24, item 5)', async () => {
     const marker = `hook-of-${Date.now()}`;
     const b = await serviceBundle((spec) => {
