@@ -75,6 +75,22 @@ describe('lost processes: each loss named, nothing left behind', { timeout: 900_
     }
   }
 
+  /**
+   * Starts a create whose VM boots rather than being cloned, so that it takes long enough to
+   * be interrupted, and returns once its monitor has started QEMU.
+   */
+  async function createInterruptible() {
+    const b = await serviceBundle();
+    const create = startCreate(b, { HULL_TEMPLATE: 'off' });
+    let monitor = 0;
+    await until('the VM is starting', async () => {
+      const state = await readFile(stateFile(b.id), 'utf8').catch(() => '');
+      monitor = state ? (JSON.parse(state) as { pid: number }).pid : 0;
+      return monitor > 0 && (await qemuProcessesUsing(join(t.root, b.id))).length > 0;
+    });
+    return { b, create, monitor };
+  }
+
   /** A long-lived process that has nothing to do with hull, stopped by the test. */
   function unrelatedProcess(): ChildProcess {
     const sleeper = spawn('sleep', ['600'], { stdio: 'ignore' });
@@ -166,15 +182,7 @@ describe('lost processes: each loss named, nothing left behind', { timeout: 900_
   });
 
   test('a monitor SIGKILLed while it boots the VM: create names it and leaves nothing (issue 24, items 4 and 5)', async () => {
-    const b = await serviceBundle();
-    // A VM booted rather than cloned: the create takes long enough to be interrupted.
-    const create = startCreate(b, { HULL_TEMPLATE: 'off' });
-    let monitor = 0;
-    await until('the VM is starting', async () => {
-      const state = await readFile(stateFile(b.id), 'utf8').catch(() => '');
-      monitor = state ? (JSON.parse(state) as { pid: number }).pid : 0;
-      return monitor > 0 && (await qemuProcessesUsing(join(t.root, b.id))).length > 0;
-    });
+    const { b, create, monitor } = await createInterruptible();
     assert.ok((await cgroupDirs(b.id)).length > 0, 'the sandbox has its cgroups while it is created');
     process.kill(monitor, 'SIGKILL');
     assert.notEqual(await create.code, 0);
@@ -193,14 +201,7 @@ describe('lost processes: each loss named, nothing left behind', { timeout: 900_
   });
 
   test('create and its monitor both SIGKILLed while the VM boots: the container reads stopped, and delete removes VM, cgroups and directory (issue 24, item 5)', async () => {
-    const b = await serviceBundle();
-    const create = startCreate(b, { HULL_TEMPLATE: 'off' });
-    let monitor = 0;
-    await until('the VM is starting', async () => {
-      const state = await readFile(stateFile(b.id), 'utf8').catch(() => '');
-      monitor = state ? (JSON.parse(state) as { pid: number }).pid : 0;
-      return monitor > 0 && (await qemuProcessesUsing(join(t.root, b.id))).length > 0;
-    });
+    const { b, create, monitor } = await createInterruptible();
     create.child.kill('SIGKILL');
     process.kill(monitor, 'SIGKILL');
     await create.code;
@@ -213,14 +214,7 @@ describe('lost processes: each loss named, nothing left behind', { timeout: 900_
   });
 
   test('create SIGKILLed while its monitor boots the VM: the monitor stops, the container reads stopped, and delete removes it (issue 24, item 5)', async () => {
-    const b = await serviceBundle();
-    const create = startCreate(b, { HULL_TEMPLATE: 'off' });
-    let monitor = 0;
-    await until('the VM is starting', async () => {
-      const state = await readFile(stateFile(b.id), 'utf8').catch(() => '');
-      monitor = state ? (JSON.parse(state) as { pid: number }).pid : 0;
-      return monitor > 0 && (await qemuProcessesUsing(join(t.root, b.id))).length > 0;
-    });
+    const { b, create, monitor } = await createInterruptible();
     create.child.kill('SIGKILL');
     await create.code;
     await processExit(monitor, 120_000);
