@@ -130,7 +130,7 @@ export function checkDevices(spec: Spec, configPath: string): void {
     if (device.type !== 'p' && (!isCount(device.major) || !isCount(device.minor))) {
       refuse(configPath, `${field} (${path}) needs major and minor numbers for type ${device.type}`);
     }
-    if (device.fileMode !== undefined && !(isCount(device.fileMode) && device.fileMode <= 0o7777)) {
+    if (device.fileMode !== undefined && !(isCount(device.fileMode) && device.fileMode <= 0o177777)) {
       refuse(configPath, `${field} (${path}) has fileMode ${device.fileMode}: give permission bits`);
     }
   }
