@@ -1,7 +1,7 @@
 import { HullError } from '../errors.js';
 import type { Spec } from './spec.js';
 import { checkSpecShape } from './spec-schema.js';
-import { checkDevices, checkHooks, checkRlimits, checkSysctls } from './value-checks.js';
+import { checkDevices, checkRlimits, checkSysctls } from './value-checks.js';
 
 /**
  * Checks of a config.json that runc makes and hull must make too (the runtime-spec: a value
@@ -37,7 +37,6 @@ export function checkSpec(spec: unknown, configPath: string): asserts spec is Sp
   checkRlimits(spec, configPath);
   checkSysctls(spec, configPath, vmNamespacesOf(spec));
   checkDevices(spec, configPath);
-  checkHooks(spec, configPath);
 }
 
 /** The namespace types the annotation below accepts from the VM. */

@@ -155,13 +155,16 @@ const blockDevice = (extra: Record<string, Shape>) =>
 /** linux.resources, also the body of `hull update`. */
 export const RESOURCES_SHAPE: Shape = fields({
   devices: listOf(
-    fields({
-      allow: flag,
-      type: word,
-      major: deviceNumber('major'),
-      minor: deviceNumber('minor'),
-      access: word,
-    }),
+    fields(
+      {
+        allow: flag,
+        type: word,
+        major: deviceNumber('major'),
+        minor: deviceNumber('minor'),
+        access: word,
+      },
+      ['allow'],
+    ),
     { max: L.deviceRules, why: 'device rules' },
   ),
   memory: fields({
