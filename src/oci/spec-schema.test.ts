@@ -59,14 +59,24 @@ const BAD: [string, (s: AnyJson) => void, RegExp][] = [
     /linux\.resources\.memory\.limit 1\.5 is out of range/,
   ],
   [
-    'cpu quota -1',
-    (s) => (s.linux.resources = { cpu: { quota: -1 } }),
-    /linux\.resources\.cpu\.quota -1 is out of range: give microseconds from 1000, or leave it out/,
+    'cpu quota -5',
+    (s) => (s.linux.resources = { cpu: { quota: -5 } }),
+    /linux\.resources\.cpu\.quota -5 is out of range: give microseconds from 1000, or -1 for no limit/,
   ],
   [
-    'cpu period 0',
-    (s) => (s.linux.resources = { cpu: { period: 0 } }),
-    /linux\.resources\.cpu\.period 0 is out of range: give microseconds from 1000 to 1000000/,
+    'cpu quota 500 (under the kernel minimum of 1 ms)',
+    (s) => (s.linux.resources = { cpu: { quota: 500 } }),
+    /linux\.resources\.cpu\.quota 500 is out of range/,
+  ],
+  [
+    'cpu period 10',
+    (s) => (s.linux.resources = { cpu: { period: 10 } }),
+    /linux\.resources\.cpu\.period 10 is out of range: give microseconds from 1000 to 1000000, or 0/,
+  ],
+  [
+    'cpu period 2 s',
+    (s) => (s.linux.resources = { cpu: { period: 2_000_000 } }),
+    /linux\.resources\.cpu\.period 2000000 is out of range/,
   ],
   [
     'cpus "0-100000"',
@@ -291,6 +301,12 @@ test("an exec's process is checked as config.json's is", () => {
 
 test('a resources update is checked as linux.resources is', () => {
   checkResourcesShape({ memory: { limit: 2 ** 30 }, cpu: { quota: 20_000, period: 100_000 } }, 'update');
+  // runc's "no limit" and "the default period", which Kubernetes writes to lift a quota.
+  checkResourcesShape({ cpu: { quota: -1, period: 100_000 } }, 'update');
+  checkResourcesShape(
+    { cpu: { quota: 0, period: 0 }, memory: { limit: -1, swap: -1 }, pids: { limit: 0 } },
+    'update',
+  );
   assert.match(
     refusal(() => checkResourcesShape({ memory: { limit: -5 } }, 'r.json')),
     /^r\.json: linux\.resources\.memory\.limit -5/,

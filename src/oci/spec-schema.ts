@@ -180,17 +180,21 @@ export const RESOURCES_SHAPE: Shape = fields({
   }),
   cpu: fields({
     shares: count(L.cpuShares, 'shares'),
+    // -1 and 0 are runc's "no limit" (Kubernetes writes -1 to lift one); the kernel's least
+    // quota is 1 ms.
     quota: integer(
-      0,
+      -1,
       L.bytes,
-      `give microseconds from ${L.cpuQuotaMinUs}, or leave it out for no limit`,
-      (n) => n === 0 || n >= L.cpuQuotaMinUs,
+      `give microseconds from ${L.cpuQuotaMinUs}, or -1 for no limit`,
+      (n) => n <= 0 || n >= L.cpuQuotaMinUs,
     ),
     burst: integer(0, L.bytes, 'give microseconds from 0'),
+    // 0 is runc's "the default" (100000).
     period: integer(
-      L.cpuPeriodMinUs,
+      0,
       L.cpuPeriodMaxUs,
-      `give microseconds from ${L.cpuPeriodMinUs} to ${L.cpuPeriodMaxUs}, or leave it out for 100000`,
+      `give microseconds from ${L.cpuPeriodMinUs} to ${L.cpuPeriodMaxUs}, or 0 for the default`,
+      (n) => n === 0 || n >= L.cpuPeriodMinUs,
     ),
     realtimeRuntime: integer(-1, L.bytes, 'give microseconds, or -1'),
     realtimePeriod: integer(0, L.bytes, 'give microseconds'),

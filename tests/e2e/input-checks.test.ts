@@ -109,9 +109,9 @@ describe('hull run and create: bad input is refused before any VM', { timeout: 3
     ],
     [
       'create',
-      'cpu period 0',
-      (s) => (s.linux.resources = { cpu: { quota: 50_000, period: 0 } }),
-      /linux\.resources\.cpu\.period 0 is out of range/,
+      'cpu period 10',
+      (s) => (s.linux.resources = { cpu: { quota: 50_000, period: 10 } }),
+      /linux\.resources\.cpu\.period 10 is out of range/,
     ],
     [
       'run',
