@@ -164,6 +164,9 @@ async function buildProcess(bundle: string, args: string[], options: ExecOptions
   const configPath = join(bundle, 'config.json');
   const spec = (await readConfigJson(configPath)) as Spec;
   const base = spec.process ?? { user: { uid: 0, gid: 0 }, cwd: '/' };
+  if (options.user !== undefined && !/^\d+(:\d+)?$/.test(options.user)) {
+    throw new HullError('ERR_USAGE', `--user ${clip(options.user)}: give a numeric uid[:gid]`);
+  }
   const [uid, gid] = (options.user ?? '').split(':');
   const built = {
     ...base,

@@ -1,10 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, readdir, symlink } from 'node:fs/promises';
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
-import { assertNothingLeft, type HullResult, privateDirs, qemuProcessesUsing, startHull } from './harness.js';
+import {
+  assertNothingLeft,
+  type HullResult,
+  hull,
+  hullDetached,
+  privateDirs,
+  qemuProcessesUsing,
+  startHull,
+} from './harness.js';
 
 /**
  * Issue 24, item 6: values of the wrong type or range, an unreadable config.json and bad
@@ -215,4 +223,58 @@ describe('hull run and create: bad input is refused before any VM', { timeout: 3
       await refused('create', good, pattern, env);
     });
   }
+});
+
+describe("a running container's exec and update take the same checks", { timeout: 300_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  const id = 'checked-exec';
+  before(async () => {
+    dirs = await privateDirs('input-exec');
+    const bundle = join(dirs.scratch, 'bundle');
+    await mkdir(bundle);
+    await makeBusyboxBundle(bundle, ['sleep', '1000']);
+    const r = await hullDetached(dirs.root, ['--bundle', bundle, id]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await hull(['--root', dirs.root, 'delete', '--force', id]);
+    await assertNothingLeft(dirs.root);
+    await dirs.cleanup();
+  });
+
+  /** One line, non-zero, within the deadline; the container keeps running. */
+  async function refusedVerb(args: string[], pattern: RegExp): Promise<void> {
+    const r = await hullWithin(['--root', dirs.root, ...args], {});
+    assert.notEqual(r.code, 0, 'hull exits non-zero');
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line on stderr, got: ${r.stderr.slice(0, 500)}`);
+    assert.match(r.stderr, pattern);
+    const state = await hull(['--root', dirs.root, 'state', id]);
+    assert.equal(JSON.parse(state.stdout).status, 'running');
+  }
+
+  test('exec --process: a FIFO, /dev/zero, and a process of the wrong shape', async () => {
+    const fifo = join(dirs.scratch, 'process.fifo');
+    execFileSync('mkfifo', [fifo]);
+    await refusedVerb(['exec', '--process', fifo, id], /process\.fifo is a FIFO, not a regular file/);
+    await refusedVerb(['exec', '--process', '/dev/zero', id], /\/dev\/zero is a device, not a regular file/);
+    const wrong = join(dirs.scratch, 'process.json');
+    await writeFile(wrong, JSON.stringify({ args: 'sh -c true', cwd: '/', user: { uid: 0, gid: 0 } }));
+    await refusedVerb(
+      ['exec', '--process', wrong, id],
+      /process\.json: process\.args "sh -c true" must be a list/,
+    );
+  });
+
+  test('exec --user that is not a number', async () => {
+    await refusedVerb(['exec', '--user', 'nobody', id, 'true'], /--user nobody: give a numeric uid\[:gid\]/);
+  });
+
+  test('update with a memory limit of -5', async () => {
+    const resources = join(dirs.scratch, 'resources.json');
+    await writeFile(resources, JSON.stringify({ memory: { limit: -5 } }));
+    await refusedVerb(
+      ['update', '--resources', resources, id],
+      /linux\.resources\.memory\.limit -5 is out of range/,
+    );
+  });
 });
