@@ -9,6 +9,18 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# One line per step with its time, on fd 3 when the caller opened it (the demo keeps the
+# rest of the output in a file and shows these), else on stderr.
+if { true >&3; } 2>/dev/null; then progress_fd=3; else progress_fd=2; fi
+step_name='' step_start=0
+step() {
+  local now=$SECONDS
+  [ -n "$step_name" ] && echo "setup: $step_name done ($((now - step_start)) s)" >&"$progress_fd"
+  step_name=$1 step_start=$now
+  [ -n "$step_name" ] && echo "setup: $step_name…" >&"$progress_fd"
+  return 0
+}
+
 # What hull needs on the host, and what the guest image is made from.
 packages=(
   qemu-system-x86       # the hypervisor
@@ -28,6 +40,7 @@ packages=(
   mmdebstrap            # test images made from Debian packages (nginx, iptables, iproute2)
   ca-certificates git
 )
+step "Debian packages"
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,6 +57,7 @@ fi
 
 # Node.js 20.16 or newer. Debian bookworm ships 18; the npm registry's `node` package
 # carries official Node binaries, so the newer one comes from there.
+step "Node.js 20"
 node_ok() { command -v node >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=16)?0:1)'; }
 if ! node_ok; then
   command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
@@ -52,6 +66,10 @@ if ! node_ok; then
 fi
 node_ok || { echo "setup: could not install Node.js >= 20.16" >&2; exit 1; }
 
+step "npm dependencies"
 npm ci --no-fund --no-audit
+step "build"
 npm run build
+step "guest image"
 ./bin/hull image build
+step ""

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { checkSettings } from '../config/settings.js';
 import { HullError, isHullError } from '../errors.js';
 import { logger } from '../log.js';
 import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
@@ -48,6 +49,7 @@ export async function createContainer(
   options: CreateOptions,
   globals: GlobalOptions,
 ): Promise<{ id: string; pid: number }> {
+  checkSettings();
   const id = validateContainerId(rawId);
   const bundle = await loadBundle(options.bundle);
   await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES);

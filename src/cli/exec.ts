@@ -1,15 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { ProcessRef } from '../agent/client.js';
 import { HullError } from '../errors.js';
+import { INPUT_LIMITS } from '../oci/input-limits.js';
+import { clip } from '../oci/shape.js';
 import type { Process, Spec } from '../oci/spec.js';
+import { checkProcessShape } from '../oci/spec-schema.js';
 import { AttachedProcess, inputOf, ownStdio, type ProcessExit } from '../sandbox/attached-process.js';
+import { readConfigJson } from '../sandbox/bundle.js';
 import { forwardResizes, openTerminalFor } from '../sandbox/monitor.js';
 import type { MonitorClient } from '../sandbox/monitor-client.js';
 import { monitorOf, readState, requireAllowed } from '../sandbox/state.js';
 import { isAlive } from '../sys/process-identity.js';
+import { readRegularFile } from '../sys/regular-file.js';
 import { sleep } from '../util/deadline.js';
 import { type ContainerRef, openContainer, withContainer, withMonitor } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
@@ -185,23 +189,25 @@ async function runExec(
   }
 }
 
-/** The exec's process: --process, or the command line over the container's own process settings. */
+/**
+ * The exec's process: --process, or the command line over the container's own process
+ * settings; either is checked as config.json's process is, before the guest sees it.
+ */
 async function buildProcess(bundle: string, args: string[], options: ExecOptions): Promise<Process> {
   if (options.process) {
-    try {
-      return JSON.parse(await readFile(options.process, 'utf8')) as Process;
-    } catch (err) {
-      throw new HullError(
-        'ERR_CONFIG',
-        `cannot read the process ${options.process}: ${(err as Error).message}`,
-      );
-    }
+    const parsed = parseJson(await readRegularFile(resolve(options.process), PROCESS_FILE), options.process);
+    checkProcessShape(parsed, options.process);
+    return parsed;
   }
   if (args.length === 0) throw new HullError('ERR_USAGE', 'give a command to run, or --process FILE');
-  const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8').catch(() => '{}')) as Spec;
+  const configPath = join(bundle, 'config.json');
+  const spec = (await readConfigJson(configPath)) as Spec;
   const base = spec.process ?? { user: { uid: 0, gid: 0 }, cwd: '/' };
+  if (options.user !== undefined && !/^\d+(:\d+)?$/.test(options.user)) {
+    throw new HullError('ERR_USAGE', `--user ${clip(options.user)}: give a numeric uid[:gid]`);
+  }
   const [uid, gid] = (options.user ?? '').split(':');
-  return {
+  const built = {
     ...base,
     terminal: Boolean(options.tty),
     args,
@@ -209,4 +215,21 @@ async function buildProcess(bundle: string, args: string[], options: ExecOptions
     env: [...(base.env ?? []), ...options.env],
     user: options.user ? { uid: Number(uid), gid: Number(gid ?? uid) } : base.user,
   };
+  checkProcessShape(built, "hull exec (its options over the container's process)");
+  return built;
+}
+
+const PROCESS_FILE = {
+  maxBytes: INPUT_LIMITS.processBytes,
+  why: 'a process spec is far smaller',
+  code: 'ERR_CONFIG',
+  missing: 'does not exist: name a runtime-spec process JSON file',
+} as const;
+
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new HullError('ERR_CONFIG', `${file} is not valid JSON: ${clip((err as Error).message, 200)}`);
+  }
 }

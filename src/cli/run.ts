@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { Command } from 'commander';
+import { checkSettings } from '../config/settings.js';
 import { HullError } from '../errors.js';
 import { configuredNetns } from '../network/namespace.js';
 import { ownStdio } from '../sandbox/attached-process.js';
@@ -85,6 +86,7 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
 }
 
 async function runAttached(rawId: string, options: RunOptions, globals: GlobalOptions): Promise<number> {
+  checkSettings();
   const id = validateContainerId(rawId);
   const bundle = await loadBundle(options.bundle);
   await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES);

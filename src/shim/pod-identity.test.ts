@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { isHullError } from '../errors.js';
 import { defaultMemoryMiB, defaultVcpus } from '../sandbox/runtime.js';
 
 const DEFAULT_VCPUS = defaultVcpus();
@@ -42,5 +43,24 @@ test('sizing hints add to the default VM size', () => {
     }),
     { vcpus: DEFAULT_VCPUS + 2, memoryMiB: DEFAULT_MEMORY_MIB + 256 },
   );
-  assert.deepEqual(vmSize({ annotations: { [CRI.memory]: 'lots' } }).memoryMiB, DEFAULT_MEMORY_MIB);
+  assert.deepEqual(vmSize({ annotations: { [CRI.memory]: '0' } }).memoryMiB, DEFAULT_MEMORY_MIB);
+});
+
+test('issue 24: a sizing hint that is not a size, or asks for a VM too large, is refused', () => {
+  const refused = (annotations: Record<string, string>, pattern: RegExp) =>
+    assert.throws(
+      () => vmSize({ annotations }),
+      (err: unknown) =>
+        isHullError(err, 'ERR_CONFIG') && pattern.test(err.message) && !err.message.includes('\n'),
+    );
+  refused(
+    { [CRI.memory]: '-1' },
+    /memory hint io\.kubernetes\.cri\.sandbox-memory=-1 is not a number of bytes/,
+  );
+  refused({ [CRI.memory]: 'lots' }, /sandbox-memory=lots is not a number of bytes/);
+  refused(
+    { [CRI.memory]: String(2 ** 50) },
+    /ask for a VM of \d+ vCPUs and \d+ MiB: hull starts VMs of at most 64 vCPUs and 262144 MiB/,
+  );
+  refused({ [CRI.cpuQuota]: String(2 ** 50), [CRI.cpuPeriod]: '100000' }, /at most 64 vCPUs/);
 });

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import { rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { VM_SIZE_LIMITS } from '../config/settings.js';
+import { HullError } from '../errors.js';
+import { clip } from '../oci/shape.js';
 import type { Spec } from '../oci/spec.js';
 import { defaultRuntimeRoot } from '../paths.js';
 import { defaultMemoryMiB, defaultVcpus } from '../sandbox/runtime.js';
@@ -64,9 +67,24 @@ export function vmSize(spec: Pick<Spec, 'annotations'>): { vcpus: number; memory
     const value = Number(annotations[key]);
     return Number.isFinite(value) && value > 0 ? value : 0;
   };
+  const memory = annotations[CRI.memory];
+  if (memory !== undefined && !/^\d{1,16}$/.test(memory)) {
+    throw new HullError(
+      'ERR_CONFIG',
+      `the pod's memory hint ${CRI.memory}=${clip(memory)} is not a number of bytes: give a whole number from 0`,
+    );
+  }
   const period = number(CRI.cpuPeriod);
   const quota = number(CRI.cpuQuota);
   const extraCpus = period > 0 && quota > 0 ? Math.ceil(quota / period) : 0;
   const extraMiB = Math.ceil(number(CRI.memory) / (1024 * 1024));
-  return { vcpus: defaultVcpus() + extraCpus, memoryMiB: defaultMemoryMiB() + extraMiB };
+  const size = { vcpus: defaultVcpus() + extraCpus, memoryMiB: defaultMemoryMiB() + extraMiB };
+  // The hints are the pod's limits, added to the VM's own size: a VM that large cannot start.
+  if (size.vcpus > VM_SIZE_LIMITS.vcpus.max || size.memoryMiB > VM_SIZE_LIMITS.memoryMiB.max) {
+    throw new HullError(
+      'ERR_CONFIG',
+      `the pod's sizing hints (${CRI.cpuQuota}, ${CRI.cpuPeriod}, ${CRI.memory}) ask for a VM of ${size.vcpus} vCPUs and ${size.memoryMiB} MiB: hull starts VMs of at most ${VM_SIZE_LIMITS.vcpus.max} vCPUs and ${VM_SIZE_LIMITS.memoryMiB.max} MiB; lower the pod's limits`,
+    );
+  }
+  return size;
 }

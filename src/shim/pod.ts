@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { checkSettings } from '../config/settings.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
 import {
   TaskCreateSchema,
@@ -88,6 +89,7 @@ export class ShimPod {
     if (this.containers.has(request.id)) {
       throw new HullError('ERR_EXISTS', `task ${request.id} already exists in this pod`);
     }
+    checkSettings();
     const rootfsMounted = await mountRootfs(this.options.mounter, request.bundle, request.rootfs);
     let bootedHere = false;
     try {

@@ -3,7 +3,8 @@ import { AnySchema, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { HullError } from '../errors.js';
 import { Status, type Task } from '../gen/containerd/task/v2/shim_pb.js';
 import { MetricsSchema } from '../gen/io/containerd/cgroups/v2/metrics_pb.js';
-import type { Process } from '../oci/spec.js';
+import { clip } from '../oci/shape.js';
+import { checkProcessShape, checkResourcesShape } from '../oci/spec-schema.js';
 import type { CallContext, ImplOf } from '../ttrpc/server.js';
 import { raceSignal } from '../util/deadline.js';
 import { VERSION } from '../version.js';
@@ -21,7 +22,7 @@ function json<T>(value: Uint8Array | undefined, what: string): T {
   try {
     return JSON.parse(Buffer.from(value ?? []).toString('utf8')) as T;
   } catch (err) {
-    throw new HullError('ERR_CONFIG', `${what} is not valid JSON: ${(err as Error).message}`);
+    throw new HullError('ERR_CONFIG', `${what} is not valid JSON: ${clip((err as Error).message, 200)}`);
   }
 }
 
@@ -91,7 +92,8 @@ export function taskService(
       return {};
     },
     exec: async (req) => {
-      const spec = json<Process>(req.spec?.value, 'the exec process');
+      const spec = json<unknown>(req.spec?.value, 'the exec process');
+      checkProcessShape(spec, `exec ${clip(req.execId)}`);
       pod.exec(
         req.id,
         req.execId,
@@ -111,6 +113,7 @@ export function taskService(
     },
     update: async (req) => {
       const resources = json<unknown>(req.resources?.value, 'the resources');
+      checkResourcesShape(resources, 'the update');
       await pod.sandboxFor(req.id).updateContainer(req.id, resources, timeout());
       return {};
     },

@@ -149,7 +149,7 @@ describe('hull run: bad input', { timeout: 600_000 }, () => {
         (spec: Spec) => {
           spec.process!.capabilities = { bounding: ['CAP_NET_ADMINN'] };
         },
-        /process.capabilities.bounding names an unknown capability "CAP_NET_ADMINN"/,
+        /process.capabilities.bounding\[0\] "CAP_NET_ADMINN" is not valid: use names such as CAP_NET_ADMIN/,
       ],
       [
         'rshared propagation on a bind mount',
