@@ -64,6 +64,7 @@ execFileSync(
     '-o',
     'dist/native/hull-share-server',
     'src/storage/share-server/hull-share-server.c',
+    'src/storage/share-server/nodes.c',
     '-lfuse3',
   ],
   { stdio: 'inherit' },

@@ -2,7 +2,7 @@ import { chmod, mkdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ContainerPlacement } from '../agent/client.js';
 import { HullError } from '../errors.js';
-import { isBindMount, type Mount } from '../oci/spec.js';
+import { isBindMount, isReadOnlyMount, type Mount } from '../oci/spec.js';
 import { type Mounter, removeUnmounted } from '../sys/mount.js';
 
 /**
@@ -29,17 +29,22 @@ export class SandboxShare {
     await this.mounter.makeSharedMountPoint(this.dir);
   }
 
-  /** Makes a container's files visible in the guest; returns where they are in the share. */
+  /**
+   * Makes a container's files visible in the guest; returns where they are in the share. A
+   * read-only root or bind mount is bound read-only here, on the host, so that it stays so
+   * whatever happens in the guest: the VMM's file server can write nothing below it.
+   */
   async addContainer(
     containerId: string,
-    rootfs: string,
+    root: { path: string; readonly?: boolean },
     mounts: readonly Mount[],
     bundleDir: string,
   ): Promise<ContainerPlacement> {
     try {
-      await this.mounter.bindBeneath(this.dir, `${containerId}/rootfs`, rootfs, {
+      await this.mounter.bindBeneath(this.dir, `${containerId}/rootfs`, root.path, {
         recursive: true,
         kind: 'dir',
+        readonly: root.readonly === true,
       });
       const sharedMounts: ContainerPlacement['sharedMounts'] = [];
       for (const [index, mount] of mounts.entries()) {
@@ -59,6 +64,7 @@ export class SandboxShare {
         await this.mounter.bindBeneath(this.dir, sharePath, source, {
           recursive,
           kind: info.isDirectory() ? 'dir' : 'file',
+          readonly: isReadOnlyMount(mount),
         });
         sharedMounts.push({ index, sharePath });
       }

@@ -29,10 +29,14 @@ export interface Mounter {
   mountsUnder(dir: string): Promise<string[]>;
 }
 
-/** How `bindBeneath` binds: with the source's submounts or not, onto a directory or a file. */
+/**
+ * How `bindBeneath` binds: with the source's submounts or not, onto a directory or a file, and
+ * read-only (each mount of it) or not.
+ */
 export interface BindOptions {
   recursive: boolean;
   kind: 'dir' | 'file';
+  readonly?: boolean;
 }
 
 /** A mount as containerd's snapshotters describe one. */
@@ -73,7 +77,15 @@ export class HostMounter implements Mounter {
   async bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
     await run(
       shareMountPath(),
-      ['bind', dir, rel, options.kind, source, ...(options.recursive ? ['recursive'] : [])],
+      [
+        'bind',
+        dir,
+        rel,
+        options.kind,
+        source,
+        ...(options.recursive ? ['recursive'] : []),
+        ...(options.readonly ? ['readonly'] : []),
+      ],
       { errorCode: 'ERR_MOUNT', purpose: `sharing ${source} with the VM` },
     );
   }
@@ -132,7 +144,9 @@ export class RecordingMounter implements Mounter {
     const target = join(dir, rel);
     await mkdir(options.kind === 'dir' ? target : dirname(target), { recursive: true });
     if (options.kind === 'file') await writeFile(target, '', { flag: 'a' });
-    this.calls.push(`${options.recursive ? 'rbind' : 'bind'} ${source} ${target}`);
+    this.calls.push(
+      `${options.recursive ? 'rbind' : 'bind'}${options.readonly ? ' ro' : ''} ${source} ${target}`,
+    );
     this.mounted.add(target);
   }
 

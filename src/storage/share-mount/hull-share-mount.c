@@ -2,9 +2,10 @@
  * hull-share-mount: mounts and unmounts inside a sandbox share without following any path
  * the guest may have changed.
  *
- *   hull-share-mount bind SHARE REL dir|file SOURCE [recursive]
+ *   hull-share-mount bind SHARE REL dir|file SOURCE [recursive] [readonly]
  *       makes REL inside SHARE (its missing directories, then a directory or an empty file)
- *       and bind-mounts SOURCE there (with its submounts when recursive)
+ *       and bind-mounts SOURCE there (with its submounts when recursive; read-only, each of
+ *       them, when readonly)
  *   hull-share-mount unmount SHARE REL
  *       detaches the mount at REL inside SHARE (lazily, as umount -l does)
  *
@@ -14,6 +15,11 @@
  * the mount is made on, or taken from, the very directory opened (/proc/self/fd/N). SOURCE
  * comes from the container's configuration, as runc takes it. Node has neither openat2 nor
  * mount(2). Errors: one line on stderr, exit 1.
+ *
+ * The bind is made detached (open_tree), made read-only there when asked (mount_setattr) and
+ * only then attached (move_mount): the share propagates new mounts to the VMM's own mount
+ * namespace, but not a later remount, so a bind made read-only after it was attached would
+ * stay writable where the VMM's file server acts on it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,7 +78,13 @@ static int open_parent(const char *share, char *rel, int make, char **last) {
 
 int main(int argc, char **argv) {
   char fd_path[64];
-  if (argc >= 6 && argc <= 7 && !strcmp(argv[1], "bind")) {
+  if (argc >= 6 && argc <= 8 && !strcmp(argv[1], "bind")) {
+    int recursive = 0, readonly = 0;
+    for (int i = 6; i < argc; i++) {
+      if (!strcmp(argv[i], "recursive")) recursive = 1;
+      else if (!strcmp(argv[i], "readonly")) readonly = 1;
+      else return fprintf(stderr, "hull-share-mount: unknown bind option %s\n", argv[i]), 1;
+    }
     int is_dir = !strcmp(argv[4], "dir");
     if (!is_dir && strcmp(argv[4], "file")) return fprintf(stderr, "hull-share-mount: dir or file\n"), 1;
     char *last;
@@ -91,9 +103,13 @@ int main(int argc, char **argv) {
       errno = EEXIST;
       die("a different file is at", argv[3]);
     }
-    snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", target);
-    unsigned long flags = MS_BIND | (argc == 7 && !strcmp(argv[6], "recursive") ? MS_REC : 0);
-    if (mount(argv[5], fd_path, NULL, flags, NULL) < 0) die("bind-mounting", argv[5]);
+    int tree = open_tree(AT_FDCWD, argv[5], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+    if (tree < 0) die("binding", argv[5]);
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (readonly && mount_setattr(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) < 0)
+      die("making read-only the bind of", argv[5]);
+    if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      die("bind-mounting", argv[5]);
     return 0;
   }
   if (argc == 4 && !strcmp(argv[1], "unmount")) {
@@ -106,6 +122,6 @@ int main(int argc, char **argv) {
     return 0;
   }
   fprintf(stderr,
-          "hull-share-mount: usage: bind SHARE REL dir|file SOURCE [recursive] | unmount SHARE REL\n");
+          "hull-share-mount: usage: bind SHARE REL dir|file SOURCE [recursive] [readonly] | unmount SHARE REL\n");
   return 1;
 }
