@@ -28,6 +28,8 @@ test('rootfs and bind sources are bind-mounted into the share, other mounts left
       { destination: '/data', type: 'bind', source: join(dir, 'data'), options: ['rbind', 'rw'] },
       { destination: '/etc/hosts', type: 'none', source: join(dir, 'hosts'), options: ['bind', 'ro'] },
       { destination: '/etc/hostname', type: 'bind', source: join(dir, 'hosts'), options: ['ro', 'rw'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs' },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm' },
     ],
     join(dir, 'bundle'),
   );
@@ -42,6 +44,9 @@ test('rootfs and bind sources are bind-mounted into the share, other mounts left
   assert.deepEqual(mounter.calls, [
     // Its own mount point, so mounts made in it reach the VMM's mount namespace.
     `shared ${join(dir, 'share')}`,
+    // The root is read-only: its mount points are made before it is bound (but those inside
+    // another mount: /dev/shm is made in /dev's tmpfs).
+    `mountpoints ${join(dir, 'bundle', 'rootfs')} dir:/proc dir:/data file:/etc/hosts file:/etc/hostname dir:/dev`,
     // Read-only ones read-only on the host too: the last of ro and rw decides.
     `rbind ro ${join(dir, 'bundle', 'rootfs')} ${join(dir, 'share', 'c1', 'rootfs')}`,
     `rbind ${join(dir, 'data')} ${join(dir, 'share', 'c1', 'mounts', '1')}`,

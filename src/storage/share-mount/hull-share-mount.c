@@ -8,6 +8,11 @@
  *       them, when readonly)
  *   hull-share-mount unmount SHARE REL
  *       detaches the mount at REL inside SHARE (lazily, as umount -l does)
+ *   hull-share-mount mountpoints ROOTFS dir|file:PATH...
+ *       makes each PATH that is missing inside ROOTFS (its missing directories, then a
+ *       directory or an empty file), resolving it as the container will, inside ROOTFS
+ *       (RESOLVE_IN_ROOT): where a container with a read-only root will mount its volumes,
+ *       made before the root is bound read-only, as runc makes them
  *
  * Every step opens one name below the last with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
  * | RESOLVE_NO_MAGICLINKS), so a symlink anywhere in REL (a guest can make them inside a
@@ -23,6 +28,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -76,6 +82,49 @@ static int open_parent(const char *share, char *rel, int make, char **last) {
   return dir;
 }
 
+static int open_in_root(int root, const char *path, int flags) {
+  struct open_how how = {
+      .flags = (unsigned long long)(flags | O_CLOEXEC),
+      .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+  };
+  return (int)syscall(SYS_openat2, root, path, &how, sizeof how);
+}
+
+/*
+ * Makes `path` (absolute in the container) inside `root` if it is missing: each missing name
+ * is made in the directory its prefix resolves to inside the root, never following a link out.
+ * A path with ".." in it, or one that cannot be made, is left to the container's runtime.
+ */
+static void make_mountpoint(int root, const char *path, int is_dir) {
+  char prefix[PATH_MAX] = "", name[NAME_MAX + 1];
+  size_t len = 0;
+  for (const char *at = path + strspn(path, "/"); *at;) {
+    size_t n = strcspn(at, "/");
+    const char *rest = at + n + strspn(at + n, "/");
+    if ((n == 2 && !strncmp(at, "..", 2)) || n > NAME_MAX || len + n + 2 > sizeof prefix) return;
+    if (!(n == 1 && *at == '.')) {
+      memcpy(name, at, n);
+      name[n] = 0;
+      int parent = len ? open_in_root(root, prefix, O_PATH | O_DIRECTORY) : dup(root);
+      if (parent < 0) return;
+      int made;
+      if (!*rest && !is_dir) {
+        int fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        made = fd >= 0 || errno == EEXIST;
+        if (fd >= 0) close(fd);
+      } else {
+        made = mkdirat(parent, name, 0755) == 0 || errno == EEXIST;
+      }
+      close(parent);
+      if (!made) return;
+      if (len) prefix[len++] = '/';
+      memcpy(prefix + len, name, n + 1);
+      len += n;
+    }
+    at = rest;
+  }
+}
+
 int main(int argc, char **argv) {
   char fd_path[64];
   if (argc >= 6 && argc <= 8 && !strcmp(argv[1], "bind")) {
@@ -112,6 +161,16 @@ int main(int argc, char **argv) {
       die("bind-mounting", argv[5]);
     return 0;
   }
+  if (argc >= 3 && !strcmp(argv[1], "mountpoints")) {
+    int root = open(argv[2], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (root < 0) die("opening the root filesystem", argv[2]);
+    for (int i = 3; i < argc; i++) {
+      int is_dir = !strncmp(argv[i], "dir:", 4);
+      if (!is_dir && strncmp(argv[i], "file:", 5)) return fprintf(stderr, "hull-share-mount: dir: or file:\n"), 1;
+      make_mountpoint(root, argv[i] + (is_dir ? 4 : 5), is_dir);
+    }
+    return 0;
+  }
   if (argc == 4 && !strcmp(argv[1], "unmount")) {
     char *last;
     int parent = open_parent(argv[2], argv[3], 0, &last);
@@ -122,6 +181,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   fprintf(stderr,
-          "hull-share-mount: usage: bind SHARE REL dir|file SOURCE [recursive] [readonly] | unmount SHARE REL\n");
+          "hull-share-mount: usage: bind SHARE REL dir|file SOURCE [recursive] [readonly] | unmount SHARE REL"
+          " | mountpoints ROOTFS dir|file:PATH...\n");
   return 1;
 }
