@@ -82,9 +82,9 @@ describe('the wall around the share', { timeout: 600_000 }, () => {
     const b = await t.bundle(['sleep', '1000'], (spec) => {
       spec.root!.readonly = false;
     });
-    // The sandbox's limit lowered from 20,000 to 256 open files, so that a test under
-    // emulation makes far more files than the share server may hold descriptors (a quarter).
-    // As hullKeepingOutput runs it, under prlimit.
+    // The sandbox's limit lowered from 20,000 to 256 open files (run as hullKeepingOutput runs
+    // it, under prlimit), so that a test under emulation makes far more files than the share
+    // server may hold descriptors (a quarter of its limit).
     const out = join(t.scratch, 'detached.out');
     const started = await runCommand('sh', [
       '-c',
@@ -100,25 +100,14 @@ describe('the wall around the share', { timeout: 600_000 }, () => {
       assert.ok(server, 'the share server runs');
       const limit = await readFile(`/proc/${server}/limits`, 'utf8');
       assert.match(limit, /^Max open files\s+256\s+256/m);
-      const make = await hull([
-        '--root',
-        t.root,
-        'exec',
-        b.id,
-        'sh',
-        '-c',
+      const shell = (script: string) => hull(['--root', t.root, 'exec', b.id, 'sh', '-c', script]);
+      const make = await shell(
         `set -e; mkdir /many; cd /many; i=0; while [ $i -lt ${count} ]; do echo $i > f$i; i=$((i+1)); done`,
-      ]);
+      );
       assert.equal(make.code, 0, `every create worked: ${make.stdout}${make.stderr}`);
-      const check = await hull([
-        '--root',
-        t.root,
-        'exec',
-        b.id,
-        'sh',
-        '-c',
+      const check = await shell(
         `ls /many | wc -l; cat /many/f0 /many/f${count - 1}; stat -c %s /many/f1000; touch /many/new && echo touched`,
-      ]);
+      );
       assert.equal(check.code, 0, check.stderr);
       assert.deepEqual(check.stdout.trim().split('\n'), [
         String(count),
