@@ -1,13 +1,24 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { shareServerOf } from '../../src/diagnostics/confinement.js';
 import { privileged } from '../fixtures/bundle.js';
 import { bundleTests, HULL, hull, qemuProcessesUsing, runCommand } from './harness.js';
 
 /** The sandbox share as root in a privileged container reaches it: through the guest's init. */
 const SHARE_FROM_CONTAINER = '/proc/1/root/run/hull/shared';
+
+/** Sets and lists xattrs in a busybox container (tests/fixtures/xattr-tool.c). */
+const XATTR_TOOL = fileURLToPath(new URL('../../../tests/fixtures/xattr-tool.c', import.meta.url));
+
+/** A host file's xattr names, sorted. */
+function hostXattrs(path: string): string[] {
+  const script = 'import os, sys, json; print(json.dumps(sorted(os.listxattr(sys.argv[1]))))';
+  return JSON.parse(execFileSync('python3', ['-c', script, path], { encoding: 'utf8' })) as string[];
+}
 
 /** Issue 24: the share, probed as root in a privileged container. */
 describe('the wall around the share', { timeout: 600_000 }, () => {
@@ -124,5 +135,30 @@ describe('the wall around the share', { timeout: 600_000 }, () => {
     } finally {
       await hull(['--root', t.root, 'delete', '--force', b.id]);
     }
+  });
+
+  test('root in a privileged container sets its own user.* xattrs; no security.* or trusted.* one reaches the host file (finding 7)', async () => {
+    // From the guest, QEMU's mapped-xattr model refuses these names itself; the share server's
+    // own allow-list, for a compromised QEMU, is attacked in share-server.test.ts.
+    const refused = ['security.selinux', 'security.capability', 'security.ima', 'trusted.x'];
+    const b = await t.bundle(
+      [
+        'sh',
+        '-c',
+        [
+          'touch /f',
+          ...[...refused, 'user.foo'].map((name) => `xattr-tool set /f ${name} guest; echo "${name}: $?"`),
+          'xattr-tool list /f',
+        ].join('; '),
+      ],
+      privileged,
+    );
+    execFileSync('cc', ['-static', '-O2', '-o', join(b.dir, 'rootfs', 'bin', 'xattr-tool'), XATTR_TOOL]);
+    const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const name of refused) assert.match(r.stdout, new RegExp(`^${name}: [1-9]`, 'm'), r.stdout);
+    assert.match(r.stdout, /^user\.foo: 0$/m, "the container's own xattr is set");
+    assert.match(r.stdout, /^user\.foo$/m, 'and listed');
+    assert.deepEqual(hostXattrs(join(b.dir, 'rootfs', 'f')), ['user.foo'], 'only it reaches the host file');
   });
 });
