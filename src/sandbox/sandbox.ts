@@ -252,7 +252,7 @@ export class Sandbox {
   ): Promise<number> {
     const placement = await this.share.addContainer(
       containerId,
-      bundle.rootfs,
+      { path: bundle.rootfs, readonly: bundle.spec.root?.readonly === true },
       bundle.spec.mounts ?? [],
       bundle.dir,
     );
