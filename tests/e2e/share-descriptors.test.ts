@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { shareServerOf } from '../../src/diagnostics/confinement.js';
+import { shareServerOf } from '../../src/hypervisor/jail/share-server.js';
 import { PAUSE, runAsVmm } from './as-vmm.js';
 import { privateDirs } from './harness.js';
 

@@ -4,7 +4,7 @@ import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { shareServerOf } from '../../src/diagnostics/confinement.js';
+import { shareServerOf } from '../../src/hypervisor/jail/share-server.js';
 import { privileged } from '../fixtures/bundle.js';
 import { bundleTests, HULL, hull, qemuProcessesUsing, runCommand } from './harness.js';
 
