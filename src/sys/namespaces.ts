@@ -1,5 +1,6 @@
 import { readlink, stat } from 'node:fs/promises';
 import { run } from './exec.js';
+import { systemTool } from './system-tool.js';
 
 /**
  * Each runtime-spec namespace type: the kernel's name for it in /proc/<pid>/ns links
@@ -48,7 +49,7 @@ export async function checkNamespacePath(
     return device === nsfs ? 'ok' : 'other-type';
   }
   try {
-    await run('nsenter', [`--${kernelName}=${path}`, '--', 'true'], {
+    await run(systemTool('nsenter'), [`--${kernelName}=${path}`, '--', systemTool('true')], {
       signal,
       errorCode: 'ERR_CONFIG',
       purpose: `entering ${path}`,
