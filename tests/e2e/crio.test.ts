@@ -63,14 +63,9 @@ describe('a Kubernetes pod through CRI-O', { timeout: 900_000, skip: missing }, 
       /qemu-system|containerd-shim-hull|hull\.mjs|conmon/.test(cmdline),
     );
 
-  for (const [handler, kind] of [
-    [VM_HANDLER, 'vm: CRI-O speaks shim v2 to containerd-shim-hull-v2'],
-    [OCI_HANDLER, 'oci: conmon drives bin/hull'],
-  ] as const) {
-    const name = `runtime_type ${kind}: a two-container pod in one VM; logs, exec, a terminal, stats, stop with a grace period, removal`;
-    const todo =
-      handler === OCI_HANDLER ? "the OCI command does not yet put a pod's containers in one VM" : undefined;
-    test(name, { todo }, async () => {
+  {
+    const handler = VM_HANDLER;
+    test('runtime_type vm: CRI-O speaks shim v2 to containerd-shim-hull-v2: a two-container pod in one VM; logs, exec, a terminal, stats, stop with a grace period, removal', async () => {
       const logDirectory = join(dirs.scratch, `logs-${handler}`);
       await mkdir(logDirectory, { recursive: true });
       const sandboxConfig = {
@@ -141,7 +136,7 @@ describe('a Kubernetes pod through CRI-O', { timeout: 900_000, skip: missing }, 
         // exec with a terminal, as `kubectl exec -it`: crictl's on a pseudo-terminal of script(1).
         const crictl = `${join(crio.dir, 'bin', 'crictl')} --timeout 120s --runtime-endpoint unix://${crio.socket}`;
         const tty = await runCommand('script', ['-qec', `${crictl} exec -it ${side} tty`, '/dev/null']);
-        assert.equal(tty.code, 0, tty.stderr);
+        assert.equal(tty.code, 0, tty.stdout + tty.stderr);
         assert.match(tty.stdout, /\/dev\/pts\/\d+/);
 
         const { stats } = await cri.call(RuntimeService.method.containerStats, { containerId: app });
@@ -178,4 +173,112 @@ describe('a Kubernetes pod through CRI-O', { timeout: 900_000, skip: missing }, 
         assert.ok(!mountinfo.includes(root), `nothing under ${root} stays mounted`);
     });
   }
+
+  /** Stops and removes a pod through crictl; the results, to be checked once the test's own checks ran. */
+  const removePod = async (podSandboxId: string) => [
+    await crio.crictl(['stopp', podSandboxId]),
+    await crio.crictl(['rmp', podSandboxId]),
+  ];
+
+  /** Waits for every hull process of the test's CRI-O to end; their command lines if some do not. */
+  async function leftProcesses(): Promise<string[]> {
+    let left = await hullProcesses();
+    for (let i = 0; i < 100 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await hullProcesses();
+    }
+    return Promise.all(left.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+  }
+
+  test("runtime_type oci: conmon drives bin/hull with no PATH; a pod's container runs in a VM that takes the pod's pinned namespaces; a second container of the pod is refused in one line", async () => {
+    const logDirectory = join(dirs.scratch, 'logs-oci');
+    await mkdir(logDirectory, { recursive: true });
+    const sandboxConfig = {
+      metadata: { name: 'web-oci', uid: 'uid-oci', namespace: 'default' },
+      hostname: 'web-oci',
+      logDirectory,
+      linux: {
+        securityContext: {
+          namespaceOptions: {
+            network: NamespaceMode.POD,
+            pid: NamespaceMode.CONTAINER,
+            ipc: NamespaceMode.POD,
+          },
+        },
+      },
+    };
+    const { podSandboxId } = await cri.call(RuntimeService.method.runPodSandbox, {
+      config: sandboxConfig,
+      runtimeHandler: OCI_HANDLER,
+    });
+    const container = (name: string) => ({
+      podSandboxId,
+      config: {
+        metadata: { name },
+        image: { image: IMAGE },
+        command: SERVICE,
+        envs: [{ key: 'NAME', value: name }],
+        logPath: `${name}.log`,
+        // kubelet's default: the pod's network and IPC, the container's own PID namespace.
+        linux: {
+          securityContext: {
+            namespaceOptions: {
+              network: NamespaceMode.POD,
+              pid: NamespaceMode.CONTAINER,
+              ipc: NamespaceMode.POD,
+            },
+          },
+        },
+      },
+      sandboxConfig,
+    });
+    let removed: CommandResult[] = [];
+    try {
+      const { containerId: app } = await cri.call(RuntimeService.method.createContainer, container('app'));
+      await cri.call(RuntimeService.method.startContainer, { containerId: app });
+      const [qemu, ...more] = await qemuProcessesUsing(crio.ociRoot);
+      assert.ok(qemu, 'the container runs in a VM');
+      assert.deepEqual(more, []);
+      const bootId = await execSync(app, ['cat', '/proc/sys/kernel/random/boot_id']);
+      assert.notEqual(bootId, await readFile('/proc/sys/kernel/random/boot_id', 'utf8'));
+      assert.equal((await execSync(app, ['hostname'])).trim(), 'web-oci');
+      // The VM took over the pod's network namespace: the pod's address is the guest's.
+      const { stdout: podStatus } = await crio.crictl(['inspectp', podSandboxId]);
+      const podIp = (JSON.parse(podStatus) as { status: { network: { ip: string } } }).status.network.ip;
+      assert.match(
+        await execSync(app, ['ip', '-o', 'addr', 'show', 'eth0']),
+        new RegExp(`inet ${podIp.replaceAll('.', '\\.')}/`),
+      );
+
+      const log = async (name: string) => readFile(join(logDirectory, `${name}.log`), 'utf8').catch(() => '');
+      assert.match(await log('app'), /stdout F hello-app\n/);
+      const crictl = `${join(crio.dir, 'bin', 'crictl')} --timeout 120s --runtime-endpoint unix://${crio.socket}`;
+      const tty = await runCommand('script', ['-qec', `${crictl} exec -it ${app} tty`, '/dev/null']);
+      assert.equal(tty.code, 0, tty.stdout + tty.stderr);
+      assert.match(tty.stdout, /\/dev\/pts\/\d+/);
+
+      await assert.rejects(
+        cri.call(RuntimeService.method.createContainer, container('side')),
+        /the pod namespaces it names are those of container [0-9a-f]{64}, whose VM has them; hull's OCI command runs one container per pod: run pods of several containers through hull's shim \(CRI-O runtime_type "vm"/,
+      );
+      assert.deepEqual(await qemuProcessesUsing(crio.ociRoot), [qemu], 'the refusal started no VM');
+
+      const stopped = await crio.crictl(['stop', '--timeout', '30', app]);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      const status = JSON.parse((await crio.crictl(['inspect', app])).stdout) as {
+        status: { state: string; exitCode: number };
+      };
+      assert.deepEqual([status.status.state, status.status.exitCode], ['CONTAINER_EXITED', 0]);
+      assert.match(await log('app'), /stdout F got TERM\n/);
+    } finally {
+      removed = await removePod(podSandboxId);
+    }
+    for (const r of removed) assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await leftProcesses(), [], 'no VM or monitor is left');
+    await assertNothingLeft(crio.ociRoot);
+    assert.ok(
+      !(await readFile('/proc/self/mountinfo', 'utf8')).includes(crio.ociRoot),
+      'nothing stays mounted',
+    );
+  });
 });
