@@ -4,6 +4,7 @@ import { checkSettings } from '../config/settings.js';
 import { HullError, isHullError } from '../errors.js';
 import { logger } from '../log.js';
 import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
+import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir, removeContainerLeftovers } from '../sandbox/container-dir.js';
@@ -11,6 +12,7 @@ import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
 import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
+import { claimPodOf } from '../sandbox/pod-claim.js';
 import { containerDir } from '../sandbox/runtime.js';
 import type { ContainerState } from '../sandbox/state.js';
 import { askParent } from '../sys/detached-helper.js';
@@ -52,12 +54,15 @@ export async function createContainer(
   checkSettings();
   const id = validateContainerId(rawId);
   const bundle = await loadBundle(options.bundle);
-  await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES);
+  // A pod's pinned IPC and UTS namespaces (CRI-O's) become the VM's own, as in the shim.
+  await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES, undefined, POD_PINNED_NAMESPACES);
   if (bundle.spec.process?.terminal && !options.consoleSocket) {
     throw new HullError('ERR_CONFIG', 'process.terminal is true but no --console-socket was given: pass one');
   }
-  const dir = await claimContainerDir(settingsFrom(globals), id);
+  const settings = settingsFrom(globals);
+  const dir = await claimContainerDir(settings, id);
   try {
+    await claimPodOf(settings, id, bundle);
     const consoleArgs = options.consoleSocket ? ['--console-socket', resolve(options.consoleSocket)] : [];
     const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, ...consoleArgs, id], {
       keepStdio: !bundle.spec.process?.terminal,

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { isHullError } from '../errors.js';
 import { logger } from '../log.js';
 import type { Spec } from '../oci/spec.js';
 import { removeContainerLeftovers } from '../sandbox/container-dir.js';
@@ -22,7 +23,7 @@ export function registerDelete(program: Command): void {
     .argument('<container-id>')
     .option('-f, --force', 'stop the container first if it is still running')
     .action(async (id: string, options: { force?: boolean }, command: Command) => {
-      await withContainer(command.optsWithGlobals<GlobalOptions>(), id, async (ref) => {
+      const deleting = withContainer(command.optsWithGlobals<GlobalOptions>(), id, async (ref) => {
         if (ref.state.status !== 'stopped') {
           if (!options.force) requireAllowed(ref.id, ref.state.status, 'delete');
           await stopMonitor(ref);
@@ -37,7 +38,14 @@ export function registerDelete(program: Command): void {
         }
         await removeContainerLeftovers(ref.dir, ref.id, spec);
       });
+      // As runc's: a forced delete of a container that is already gone has nothing to do
+      // (CRI-O's cleanup after a failed create counts on it).
+      await (options.force ? deleting.catch(ignoreNotFound) : deleting);
     });
+}
+
+function ignoreNotFound(err: unknown): void {
+  if (!isHullError(err, 'ERR_NOT_FOUND')) throw err;
 }
 
 /**

@@ -57,8 +57,13 @@ export function registerExec(program: Command): void {
         return r;
       });
       const processSpec = await buildProcess(ref.state.bundle, args, options);
-      if (processSpec.terminal && !options.consoleSocket) {
-        throw new HullError('ERR_CONFIG', 'a terminal needs --console-socket: pass one, or drop --tty');
+      // Without a console socket, runc's foreground exec makes its own terminal the process's
+      // (CRI-O runs an exec with a terminal so, on a pty of its own).
+      if (processSpec.terminal && !options.consoleSocket && (options.detach || !process.stdin.isTTY)) {
+        throw new HullError(
+          'ERR_CONFIG',
+          'a terminal needs --console-socket, or a terminal as stdin: pass one, or drop --tty',
+        );
       }
       const consoleSocket = options.consoleSocket ? resolve(options.consoleSocket) : undefined;
       const execId = randomUUID();
@@ -161,7 +166,11 @@ async function runExec(
   consoleSocket: string | undefined,
   onStarted: () => Promise<void>,
 ): Promise<ProcessExit> {
-  const terminal = await openTerminalFor(spec, consoleSocket, AbortSignal.timeout(10_000));
+  // A terminal and no console socket: this process's own terminal is the process's.
+  const ownTerminal = Boolean(spec.terminal && !consoleSocket);
+  const terminal = ownTerminal
+    ? undefined
+    : await openTerminalFor(spec, consoleSocket, AbortSignal.timeout(10_000));
   const stdio = terminal
     ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
     : ownStdio();
@@ -172,6 +181,7 @@ async function runExec(
     throw err;
   }
   if (terminal) forwardResizes(terminal, monitor.agent, ref);
+  if (ownTerminal) followOwnTerminal(monitor, ref);
   await onStarted();
   const exec = new AttachedProcess(monitor.agent, ref, stdio, new Promise(() => {}));
   const stopForwarding = forwardSignals(
@@ -184,9 +194,22 @@ async function runExec(
     return await exec.exit;
   } finally {
     await terminal?.close();
+    if (ownTerminal && process.stdin.isTTY) process.stdin.setRawMode(false);
     stopForwarding();
     process.stdin.destroy();
   }
+}
+
+/** Passes this process's terminal through raw, and its size and size changes, to the guest's. */
+function followOwnTerminal(monitor: MonitorClient, ref: Required<ProcessRef>): void {
+  if (process.stdin.isTTY) process.stdin.setRawMode(true);
+  const send = () => {
+    const { rows, columns } = process.stdout;
+    if (!rows || !columns) return;
+    monitor.agent.resizeTerminal(ref, rows, columns, AbortSignal.timeout(10_000)).catch(() => {});
+  };
+  send();
+  process.stdout.on('resize', send);
 }
 
 /**

@@ -6,7 +6,7 @@ import { defaultMemoryMiB, defaultVcpus } from '../sandbox/runtime.js';
 const DEFAULT_VCPUS = defaultVcpus();
 const DEFAULT_MEMORY_MIB = defaultMemoryMiB();
 
-import { CRI, podDir, taskRole, vmSize } from './pod-identity.js';
+import { CRI, CRIO, podDir, taskRole, vmSize } from './pod-identity.js';
 
 test("a pod's containers belong to their sandbox; other tasks to themselves", () => {
   assert.deepEqual(
@@ -21,6 +21,15 @@ test("a pod's containers belong to their sandbox; other tasks to themselves", ()
     { kind: 'container', podId: 'p1' },
   );
   assert.deepEqual(taskRole('t1', {}), { kind: 'single', podId: 't1' });
+});
+
+test("CRI-O's pods are known by CRI-O's annotations", () => {
+  const sandbox = { [CRIO.containerType]: 'sandbox', [CRIO.sandboxId]: 'p2' };
+  assert.deepEqual(taskRole('p2', { annotations: sandbox }), { kind: 'sandbox', podId: 'p2' });
+  assert.deepEqual(
+    taskRole('c2', { annotations: { [CRIO.containerType]: 'container', [CRIO.sandboxId]: 'p2' } }),
+    { kind: 'container', podId: 'p2' },
+  );
 });
 
 test('one directory per containerd, namespace and pod, short enough for a socket', () => {

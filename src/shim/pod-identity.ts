@@ -18,6 +18,12 @@ export const CRI = {
   memory: 'io.kubernetes.cri.sandbox-memory',
 } as const;
 
+/** Annotations CRI-O puts on every container of a pod (its sandbox's too). */
+export const CRIO = {
+  containerType: 'io.kubernetes.cri-o.ContainerType',
+  sandboxId: 'io.kubernetes.cri-o.SandboxID',
+} as const;
+
 /**
  * Where a task belongs. A pod's sandbox task and a lone task (`ctr run`) each get a VM and a
  * shim of their own; a pod's other containers join their sandbox's VM, through its shim.
@@ -29,8 +35,9 @@ export type TaskRole =
 
 export function taskRole(id: string, spec: Pick<Spec, 'annotations'>): TaskRole {
   const annotations = spec.annotations ?? {};
-  const type = annotations[CRI.containerType];
-  const sandboxId = annotations[CRI.sandboxId];
+  // containerd's CRI plugin or CRI-O: both say the same in their own words.
+  const type = annotations[CRI.containerType] ?? annotations[CRIO.containerType];
+  const sandboxId = annotations[CRI.sandboxId] ?? annotations[CRIO.sandboxId];
   if (type === 'container' && sandboxId) return { kind: 'container', podId: sandboxId };
   if (type === 'sandbox') return { kind: 'sandbox', podId: id };
   return { kind: 'single', podId: id };

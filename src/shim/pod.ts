@@ -15,7 +15,7 @@ import {
 } from '../gen/containerd/events/task_pb.js';
 import { logger } from '../log.js';
 import { configuredNetns } from '../network/namespace.js';
-import { POD_SHARED_NAMESPACES } from '../oci/pod-namespaces.js';
+import { POD_PINNED_NAMESPACES, POD_SHARED_NAMESPACES } from '../oci/pod-namespaces.js';
 import type { Process } from '../oci/spec.js';
 import { inputOf, type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
@@ -99,6 +99,7 @@ export class ShimPod {
         bundle,
         role.kind === 'container' ? POD_SHARED_NAMESPACES : NO_JOINABLE_NAMESPACES,
         signal,
+        role.kind === 'sandbox' ? POD_PINNED_NAMESPACES : NO_JOINABLE_NAMESPACES,
       );
       if (role.kind !== 'container') {
         if (this.sandbox) throw new HullError('ERR_EXISTS', `pod ${role.podId} already has its sandbox`);

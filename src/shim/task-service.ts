@@ -1,14 +1,12 @@
-import { create, toBinary } from '@bufbuild/protobuf';
-import { AnySchema, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { HullError } from '../errors.js';
 import { Status, type Task } from '../gen/containerd/task/v2/shim_pb.js';
-import { MetricsSchema } from '../gen/io/containerd/cgroups/v2/metrics_pb.js';
 import { clip } from '../oci/shape.js';
 import { checkProcessShape, checkResourcesShape } from '../oci/spec-schema.js';
 import type { CallContext, ImplOf } from '../ttrpc/server.js';
 import { raceSignal } from '../util/deadline.js';
 import { VERSION } from '../version.js';
-import { cgroupMetrics } from './metrics.js';
+import { type MetricsForm, statsAnswer } from './metrics.js';
 import { RPC_TIMEOUT_MS, type ShimPod } from './pod.js';
 
 const STATUS = {
@@ -34,6 +32,8 @@ function json<T>(value: Uint8Array | undefined, what: string): T {
 export function taskService(
   pod: ShimPod,
   shutdown: (now: boolean) => void,
+  /** The form of Stats' metrics the caller decodes (metricsFormFor). */
+  metricsForm: MetricsForm,
 ): Omit<ImplOf<typeof Task>, 'checkpoint'> {
   const timeout = () => AbortSignal.timeout(RPC_TIMEOUT_MS);
   return {
@@ -121,15 +121,9 @@ export function taskService(
       const exit = await raceSignal(pod.find(req.id, req.execId).exited, ctx.signal);
       return { exitStatus: exit.status, exitedAt: timestampFromDate(exit.at) };
     },
-    stats: async (req) => {
-      const metrics = cgroupMetrics(await pod.agentFor(req.id).statsContainer(req.id, timeout()));
-      return {
-        stats: create(AnySchema, {
-          typeUrl: MetricsSchema.typeName,
-          value: toBinary(MetricsSchema, metrics),
-        }),
-      };
-    },
+    stats: async (req) => ({
+      stats: statsAnswer(await pod.agentFor(req.id).statsContainer(req.id, timeout()), metricsForm),
+    }),
     connect: async () => ({ shimPid: process.pid, taskPid: pod.pid, version: VERSION }),
     shutdown: async (req) => {
       shutdown(req.now);

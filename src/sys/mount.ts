@@ -3,6 +3,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { HullError } from '../errors.js';
 import { installRoot } from '../paths.js';
 import { run } from './exec.js';
+import { systemTool } from './system-tool.js';
 
 /**
  * Mounting behind an interface: Node has no mount(2), so the real implementation runs
@@ -109,11 +110,11 @@ export class HostMounter implements Mounter {
   }
 
   async makeSharedMountPoint(dir: string): Promise<void> {
-    await run('mount', ['--bind', dir, dir], {
+    await run(systemTool('mount'), ['--bind', dir, dir], {
       errorCode: 'ERR_MOUNT',
       purpose: `making ${dir} a mount point`,
     });
-    await run('mount', ['--make-shared', dir], {
+    await run(systemTool('mount'), ['--make-shared', dir], {
       errorCode: 'ERR_MOUNT',
       purpose: `sharing mounts under ${dir}`,
     });
@@ -122,7 +123,7 @@ export class HostMounter implements Mounter {
   async mount(spec: FilesystemMount, target: string): Promise<void> {
     const args = ['-t', spec.type || 'none'];
     if (spec.options.length > 0) args.push('-o', spec.options.join(','));
-    await run('mount', [...args, spec.source, target], {
+    await run(systemTool('mount'), [...args, spec.source, target], {
       errorCode: 'ERR_MOUNT',
       purpose: `mounting the ${spec.type} filesystem for ${target}`,
     });

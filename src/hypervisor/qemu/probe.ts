@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { which } from '../../sys/exec.js';
+import { findSystemTool } from '../../sys/system-tool.js';
 import { defaultCpuModel } from '../cpu-model.js';
 import type { DeviceDiscovery } from '../hypervisor.js';
 import { trivialBootCommandLine } from './command-line.js';
@@ -16,7 +16,7 @@ export async function probeKvmBoot(
   deviceDiscovery: DeviceDiscovery,
   timeoutMs = 15000,
 ): Promise<boolean> {
-  const binary = await which(QEMU_BINARY);
+  const binary = findSystemTool(QEMU_BINARY);
   if (!binary) return false;
   const args = trivialBootCommandLine({
     kernel,

@@ -7,7 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { HullError, isHullError } from '../../errors.js';
 import { logger } from '../../log.js';
 import { type CgroupLimits, VmmCgroup } from '../../sys/cgroup.js';
-import { run, which } from '../../sys/exec.js';
+import { run } from '../../sys/exec.js';
+import { findSystemTool } from '../../sys/system-tool.js';
 import { listenPrivately } from '../../sys/unix-socket.js';
 import { deadlineSignal, raceSignal, sleep } from '../../util/deadline.js';
 import { parseCpuHelp } from '../cpu-model.js';
@@ -211,7 +212,7 @@ export class QemuHypervisor implements Hypervisor {
   constructor(private readonly binary = QEMU_BINARY) {}
 
   private async resolveBinary(): Promise<string> {
-    const binary = this.binary.includes('/') ? this.binary : await which(this.binary);
+    const binary = this.binary.includes('/') ? this.binary : findSystemTool(this.binary);
     if (!binary) {
       throw new HullError(
         'ERR_QEMU_MISSING',
