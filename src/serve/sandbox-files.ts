@@ -44,8 +44,10 @@ export class SandboxFiles {
       process.exit,
     ]);
     if (first !== 'data' && first.status !== 0) throw failure('read', path, first.status, stderr.text());
+    // The relay copies into the stream but does not end it: the exit (output drained) does.
     process.exit.then((exit) => {
-      if (exit.status !== 0) stdout.destroy(failure('read', path, exit.status, stderr.text()));
+      if (exit.status === 0) stdout.end();
+      else stdout.destroy(failure('read', path, exit.status, stderr.text()));
     });
     return stdout;
   }
