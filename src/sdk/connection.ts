@@ -1,4 +1,4 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { WebSocket } from 'ws';
 import type { ApiError } from '../serve/api-types.js';
@@ -74,21 +74,25 @@ export class Connection {
       if (length !== undefined) headers['content-length'] = String(length);
     }
     if (payload instanceof Uint8Array) headers['content-length'] = String(payload.length);
+    let req: ClientRequest | undefined;
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpRequest(
+      req = httpRequest(
         { ...this.target(path), method, headers, signal: AbortSignal.timeout(this.timeoutMs) },
         resolve,
       );
-      req.on('error', reject);
-      if (payload instanceof Uint8Array) req.end(payload);
+      const sent = req;
+      sent.on('error', reject);
+      if (payload instanceof Uint8Array) sent.end(payload);
       else if (payload) {
-        payload.on('error', (err) => req.destroy(err));
-        payload.pipe(req);
-      } else req.end();
+        payload.on('error', (err) => sent.destroy(err));
+        payload.pipe(sent);
+      } else sent.end();
     });
     const status = response.statusCode ?? 0;
     if (status >= 200 && status < 300) return response;
     const text = (await readAll(response)).toString('utf8');
+    // Refused part-way through an upload: send no more of it.
+    req?.destroy();
     let error: ApiError['error'] = { code: 'ERR_INTERNAL', message: `HTTP ${status}: ${text.slice(0, 200)}` };
     try {
       error = (JSON.parse(text) as ApiError).error ?? error;

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { PassThrough, type Readable } from 'node:stream';
 import { HullError } from '../errors.js';
 import type { RuntimeSettings } from '../sandbox/runtime.js';
@@ -16,7 +17,11 @@ import { sandboxProcess } from './sandbox-spec.js';
 const SCRIPTS = {
   // Exit 2: no such path; 3: a directory.
   read: 'if [ -d "$1" ]; then exit 3; elif [ ! -e "$1" ]; then exit 2; fi; exec cat -- "$1"',
-  write: 'if [ -d "$1" ]; then exit 3; fi; mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"',
+  // Into a file beside it, renamed when whole: an upload cut short (TERM) leaves nothing.
+  write: `if [ -d "$1" ]; then exit 3; fi
+t="$1.hull-upload.$$"
+trap 'rm -f -- "$t"; exit 4' TERM
+mkdir -p -- "$(dirname -- "$1")" && cat > "$t" && mv -f -- "$t" "$1"`,
   // One NUL-ended record per entry: its type letter and name.
   list: `cd -- "$1" 2>/dev/null || exit 2
 for f in * .[!.]* ..?*; do
@@ -52,11 +57,46 @@ export class SandboxFiles {
     return stdout;
   }
 
-  async write(record: SandboxRecord, path: string, data: Readable): Promise<void> {
+  /**
+   * Streams `data` into a file, at most `maxBytes` of it: past that the writer is stopped (TERM
+   * before its input ends, so it removes its partial file) and this answers 'too-large'.
+   */
+  async write(
+    record: SandboxRecord,
+    path: string,
+    data: Readable,
+    maxBytes: number,
+  ): Promise<'written' | 'too-large'> {
     const stderr = new BoundedText();
-    const process = await this.exec(record, 'write', path, { stdin: data, stderr });
+    const stdin = new PassThrough();
+    const process = await this.exec(record, 'write', path, { stdin, stderr });
+    let seen = 0;
+    let tooLarge = false;
+    data.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen <= maxBytes) {
+        if (!stdin.write(chunk)) {
+          data.pause();
+          stdin.once('drain', () => data.resume());
+        }
+        return;
+      }
+      if (tooLarge) return;
+      tooLarge = true;
+      data.pause();
+      void process.kill(constants.signals.SIGTERM).then(() => stdin.end());
+    });
+    data.once('end', () => {
+      if (!tooLarge) stdin.end();
+    });
+    data.once('error', () => {
+      tooLarge = true;
+      void process.kill(constants.signals.SIGTERM).then(() => stdin.end());
+    });
     const exit = await process.exit;
+    if (tooLarge) return 'too-large';
     if (exit.status !== 0) throw failure('write', path, exit.status, stderr.text());
+    return 'written';
   }
 
   async list(record: SandboxRecord, path: string): Promise<FileEntry[]> {

@@ -1,4 +1,4 @@
-import { Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import websocket from '@fastify/websocket';
 import Fastify, {
   type FastifyError,
@@ -29,6 +29,8 @@ export const MAX_JSON_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
 /** The largest WebSocket message a client may send (stdin comes in pieces of its choosing). */
 const MAX_WS_MESSAGE_BYTES = 1024 * 1024;
+/** How long a refused upload's connection stays open for its answer to be read. */
+const LINGER_MS = 2000;
 
 export interface ServerParts {
   sandboxes: SandboxService;
@@ -82,16 +84,15 @@ function errorHandler(err: FastifyError, request: FastifyRequest, reply: Fastify
   return sendError(reply, 'ERR_INTERNAL', err.message);
 }
 
-/** A byte counter that fails the stream past `limit` (an upload with no or a false length). */
-function bounded(limit: number): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      seen += chunk.length;
-      if (seen > limit) return callback(new Error(`the upload is larger than ${limit} bytes`));
-      callback(null, chunk);
-    },
-  });
+/**
+ * After refusing a body part-way: the connection closes, but only once the client has had a
+ * moment to read the answer (closing at once, with its bytes unread, would reset the connection
+ * and lose the answer). What it still sends meanwhile is read and dropped, never kept.
+ */
+function refuseRestOf(request: FastifyRequest, body: Readable): void {
+  body.resume();
+  const socket = request.raw.socket;
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
 type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
@@ -156,29 +157,19 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
       reply.type('application/octet-stream').send(await files.read(sandboxOf(request), pathOf(request))),
     writeFile: async (request, reply) => {
       const record = sandboxOf(request);
+      const body = request.body as Readable;
       const length = Number(request.headers['content-length'] ?? 0);
-      if (length > maxUploadBytes) {
-        // Refused before a byte is read; the connection closes rather than drain the rest.
-        reply.header('connection', 'close');
+      const written =
+        length > maxUploadBytes
+          ? 'too-large'
+          : await files.write(record, pathOf(request), body, maxUploadBytes);
+      if (written === 'too-large') {
+        refuseRestOf(request, body);
         return sendError(
           reply,
           'ERR_TOO_LARGE',
-          `the upload is ${length} bytes: the limit is ${maxUploadBytes}`,
+          `the upload is larger than the limit, ${maxUploadBytes} bytes`,
         );
-      }
-      const counted = (request.body as NodeJS.ReadableStream).pipe(bounded(maxUploadBytes));
-      let tooLarge = false;
-      counted.on('error', () => {
-        tooLarge = true;
-      });
-      try {
-        await files.write(record, pathOf(request), counted);
-      } catch (err) {
-        if (!tooLarge) throw err;
-      }
-      if (tooLarge) {
-        reply.header('connection', 'close');
-        return sendError(reply, 'ERR_TOO_LARGE', `the upload is larger than ${maxUploadBytes} bytes`);
       }
       return reply.code(204).send();
     },
