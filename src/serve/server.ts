@@ -71,6 +71,9 @@ function errorHandler(err: FastifyError, request: FastifyRequest, reply: Fastify
     );
   }
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    // fastify would close at once, with the body unread: linger instead (see refuseRestOf).
+    reply.removeHeader('connection');
+    refuseRestOf(request, request.raw);
     return sendError(
       reply,
       'ERR_TOO_LARGE',

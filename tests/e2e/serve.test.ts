@@ -300,4 +300,17 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
     await assertSandboxGone(sandbox.sandboxId);
     assert.deepEqual(await readdir(dirs.root).catch(() => []), [], 'the runtime root is empty');
   });
+
+  test('hull container-images lists what was pulled, and prune removes what no sandbox uses', async () => {
+    const listed = await hull(['--root', dirs.root, 'container-images', 'list', '--output', 'json'], { env });
+    assert.equal(listed.code, 0, listed.stderr);
+    const images = JSON.parse(listed.stdout) as { digest: string; references: string[] }[];
+    assert.equal(images.length, 1);
+    assert.deepEqual(images[0]!.references, [image]);
+    const pruned = await hull(['--root', dirs.root, 'container-images', 'prune'], { env });
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.equal(pruned.stdout, `${images[0]!.digest}\n`);
+    const after = await hull(['--root', dirs.root, 'container-images', 'list', '--output', 'json'], { env });
+    assert.deepEqual(JSON.parse(after.stdout), []);
+  });
 });
