@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { NetworkMode } from './api-types.js';
+import type { ImageProcessConfig } from '../container-images/store.js';
+import type { SandboxInfo } from './api-types.js';
 
 /**
  * What serve keeps of each sandbox, beside the container's own state: under
@@ -8,20 +9,11 @@ import type { NetworkMode } from './api-types.js';
  * directory). It lives as long as the sandbox, so a restarted server finds every sandbox, its
  * metadata and its time to live again.
  */
-export interface SandboxRecord {
-  sandboxId: string;
-  image: string;
-  imageDigest: string;
-  cpus?: number;
-  memoryMiB?: number;
-  env: Record<string, string>;
-  metadata: Record<string, string>;
-  network: NetworkMode;
-  createdAt: string;
+export interface SandboxRecord extends Omit<SandboxInfo, 'expiresAt' | 'status'> {
   /** When the server kills it (ms since the epoch). */
   expiresAtMs: number;
   /** The environment, working directory and user commands start from (the image's). */
-  process: { env: string[]; cwd: string; user: { uid: number; gid: number; additionalGids?: number[] } };
+  process: ImageProcessConfig;
 }
 
 const RECORD_FILE = 'sandbox.json';
