@@ -144,7 +144,18 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
     });
     assert.equal(answer.status, 413);
     assert.equal(JSON.parse(answer.body).error.code, 'ERR_TOO_LARGE');
+    // An image the registry does not have: refused with its own code, nothing pulled or made.
+    await assert.rejects(Sandbox.create({ api, image: `${registry.address}/missing:latest` }), (err) => {
+      return err instanceof HullApiError && err.status === 424 && err.code === 'ERR_REGISTRY';
+    });
+    const cache = await readdir(join(env.HULL_STATE_DIR!, 'container-images')).catch(() => [] as string[]);
+    assert.deepEqual(
+      cache.filter((name) => name !== 'references.json'),
+      [],
+      'no partial pull is left in the image cache',
+    );
     assert.deepEqual(await Sandbox.list({ api }), [], 'no sandbox was made by any of these');
+    assert.deepEqual(await readdir(dirs.root).catch(() => []), [], 'the runtime root holds nothing');
   });
 
   test('a sandbox from a registry image: commands stream, files go in and out, kill leaves nothing', async () => {
@@ -184,6 +195,12 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
         },
       );
       assert.deepEqual(argv, { exitCode: 0, stdout: 'a;b /tmp ex 1000\nfrom stdin', stderr: '' });
+
+      // In the background: a handle to send input to and wait on.
+      const background = await sandbox.commands.run('read line; echo "got $line"', { background: true });
+      assert.ok(background.pid > 0);
+      background.sendStdin('typed\n');
+      assert.deepEqual(await background.wait(), { exitCode: 0, stdout: 'got typed\n', stderr: '' });
 
       // A command's own time limit.
       const slow = await sandbox.commands.run('sleep 30', { timeoutMs: 500 });
