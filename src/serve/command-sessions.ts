@@ -20,6 +20,8 @@ import { mergeEnv, sandboxProcess } from './sandbox-spec.js';
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 /** How long a finished command's output waits for a stream to come and read it. */
 const UNCLAIMED_MS = 10 * 60_000;
+/** How long a foreground command waits for its stream before it is killed (its client is gone). */
+const ATTACH_WAIT_MS = 60_000;
 
 const log = logger('serve');
 
@@ -39,6 +41,7 @@ class CommandSession {
   private queuedBytes = 0;
   private readonly waiting: (() => void)[] = [];
   private consumer?: WebSocket;
+  attachedOnce = false;
   private flushing = false;
   private exitMessage?: CommandExitMessage;
   timedOut = false;
@@ -71,6 +74,7 @@ class CommandSession {
       return;
     }
     this.consumer = ws;
+    this.attachedOnce = true;
     ws.on('message', (data: Buffer, isBinary: boolean) => this.fromClient(data, isBinary));
     ws.on('close', () => {
       if (this.consumer !== ws) return;
@@ -181,6 +185,11 @@ export class CommandSessions {
           void process.kill(constants.signals.SIGKILL);
         }, request.timeoutMs)
       : undefined;
+    if (!session.background) {
+      setTimeout(() => {
+        if (!session.attachedOnce) void process.kill(constants.signals.SIGKILL);
+      }, ATTACH_WAIT_MS).unref();
+    }
     process.exit.then(
       (exit) => {
         clearTimeout(timer);
