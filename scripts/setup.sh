@@ -34,6 +34,7 @@ packages=(
   util-linux            # mount/umount for sharing bundle files
   runc                  # the benchmark compares with containers on the host
   podman conmon docker.io containerd umoci skopeo   # end-to-end tests with real clients
+  docker-registry       # a registry on 127.0.0.1 for `hull serve`'s sandboxes from image references
   containernetworking-plugins   # CNI plugins: pod networks in the CRI tests
   curl                  # tests and the benchmark fetch from servers in containers
   python3 bsdutils      # test peers: a console-socket receiver; `script` for `podman run -t`

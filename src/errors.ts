@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'ERR_AGENT'
   | 'ERR_MOUNT'
   | 'ERR_NETWORK'
+  | 'ERR_REGISTRY'
   | 'ERR_UNSUPPORTED'
   | 'ERR_ABORTED'
   | 'ERR_USAGE'

@@ -6,8 +6,10 @@ import { HullError, messageOf } from '../errors.js';
 import { configureLogging, logger } from '../log.js';
 import { countFailure } from '../metrics/failure-counts.js';
 import { defaultRuntimeRoot } from '../paths.js';
+import { registerServe } from '../serve/command.js';
 import { VERSION } from '../version.js';
 import { registerCheck } from './check.js';
+import { registerContainerImages } from './container-images.js';
 import { registerCreate } from './create.js';
 import { registerDebugConsole } from './debug-console.js';
 import { registerDelete } from './delete.js';
@@ -85,6 +87,8 @@ function program(): Command {
     registerFeatures,
     registerSpec,
     registerImage,
+    registerContainerImages,
+    registerServe,
     registerTemplate,
     registerCheck,
     registerEnv,

@@ -1,0 +1,139 @@
+import type { SchemaName } from './api-schemas.js';
+
+/**
+ * The API's routes as data: server.ts registers each with its schemas, openapi.ts publishes
+ * each from the same entry, so what is checked and what is documented cannot drift apart.
+ */
+export interface ApiRoute {
+  operationId: string;
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** fastify's form: `/v1/sandboxes/:sandboxId`. */
+  url: string;
+  summary: string;
+  params?: SchemaName;
+  querystring?: SchemaName;
+  /** A JSON body checked against this schema, or 'binary': a raw byte stream. */
+  body?: SchemaName | 'binary';
+  /** Status → a JSON schema, 'binary' (bytes), or null (no body). */
+  responses: Record<number, SchemaName | 'binary' | null>;
+  /** A WebSocket: the GET is an upgrade; `responses` documents its refusals. */
+  websocket?: boolean;
+}
+
+export const API_ROUTES: readonly ApiRoute[] = [
+  {
+    operationId: 'createSandbox',
+    method: 'POST',
+    url: '/v1/sandboxes',
+    summary: 'Create a sandbox (a container in its own VM) from a container image reference',
+    body: 'CreateSandboxRequest',
+    responses: { 201: 'SandboxInfo' },
+  },
+  {
+    operationId: 'listSandboxes',
+    method: 'GET',
+    url: '/v1/sandboxes',
+    summary: 'List sandboxes, optionally those whose metadata has every key=value given',
+    querystring: 'SandboxListQuery',
+    responses: { 200: 'SandboxList' },
+  },
+  {
+    operationId: 'getSandbox',
+    method: 'GET',
+    url: '/v1/sandboxes/:sandboxId',
+    summary: 'Describe a sandbox',
+    params: 'SandboxIdParams',
+    responses: { 200: 'SandboxInfo' },
+  },
+  {
+    operationId: 'killSandbox',
+    method: 'DELETE',
+    url: '/v1/sandboxes/:sandboxId',
+    summary: 'Kill a sandbox; nothing of it is left',
+    params: 'SandboxIdParams',
+    responses: { 204: null },
+  },
+  {
+    operationId: 'setSandboxTimeout',
+    method: 'POST',
+    url: '/v1/sandboxes/:sandboxId/timeout',
+    summary: "Set a sandbox's time to live, from now",
+    params: 'SandboxIdParams',
+    body: 'SetTimeoutRequest',
+    responses: { 200: 'SandboxInfo' },
+  },
+  {
+    operationId: 'startCommand',
+    method: 'POST',
+    url: '/v1/sandboxes/:sandboxId/commands',
+    summary: 'Start a command in the sandbox; its output waits for the stream',
+    params: 'SandboxIdParams',
+    body: 'StartCommandRequest',
+    responses: { 201: 'StartCommandResponse' },
+  },
+  {
+    operationId: 'streamCommand',
+    method: 'GET',
+    url: '/v1/sandboxes/:sandboxId/commands/:commandId/stream',
+    summary:
+      "WebSocket: the command's output (binary frames: first byte 1 stdout, 2 stderr), then a text frame {type:'exit',exitCode}; the client sends stdin as binary frames and {type:'stdin-end'} or {type:'kill'} as text",
+    params: 'CommandParams',
+    websocket: true,
+    responses: { 101: null },
+  },
+  {
+    operationId: 'readFile',
+    method: 'GET',
+    url: '/v1/sandboxes/:sandboxId/files',
+    summary: "Read a file of the container's filesystem, streamed",
+    params: 'SandboxIdParams',
+    querystring: 'PathQuery',
+    responses: { 200: 'binary' },
+  },
+  {
+    operationId: 'writeFile',
+    method: 'PUT',
+    url: '/v1/sandboxes/:sandboxId/files',
+    summary: 'Write a file (missing parent directories are made), streamed',
+    params: 'SandboxIdParams',
+    querystring: 'PathQuery',
+    body: 'binary',
+    responses: { 204: null },
+  },
+  {
+    operationId: 'removeFile',
+    method: 'DELETE',
+    url: '/v1/sandboxes/:sandboxId/files',
+    summary: 'Remove a file or a directory tree',
+    params: 'SandboxIdParams',
+    querystring: 'PathQuery',
+    responses: { 204: null },
+  },
+  {
+    operationId: 'listFiles',
+    method: 'GET',
+    url: '/v1/sandboxes/:sandboxId/files/list',
+    summary: "List a directory's entries",
+    params: 'SandboxIdParams',
+    querystring: 'PathQuery',
+    responses: { 200: 'FileList' },
+  },
+  {
+    operationId: 'fileExists',
+    method: 'GET',
+    url: '/v1/sandboxes/:sandboxId/files/exists',
+    summary: 'Whether a path exists',
+    params: 'SandboxIdParams',
+    querystring: 'PathQuery',
+    responses: { 200: 'ExistsResponse' },
+  },
+  {
+    operationId: 'makeDir',
+    method: 'POST',
+    url: '/v1/sandboxes/:sandboxId/files/dirs',
+    summary: 'Make a directory and its missing parents',
+    params: 'SandboxIdParams',
+    body: 'PathRequest',
+    responses: { 204: null },
+  },
+];

@@ -1,0 +1,205 @@
+/**
+ * The API's JSON Schemas, written once: fastify's ajv checks requests against them and
+ * openapi.ts publishes the very same objects. Every string and map is bounded here, so that
+ * size limits are in one visible place.
+ */
+
+/** Limits of the API's input; bodies are bounded as a whole by the server (server.ts). */
+export const LIMITS = {
+  imageRefChars: 512,
+  mapEntries: 64,
+  keyChars: 128,
+  valueChars: 4096,
+  pathChars: 4096,
+  argvEntries: 1024,
+  argChars: 65536,
+  maxTimeoutMs: 7 * 24 * 3600 * 1000,
+  maxCpus: 64,
+  maxMemoryMiB: 1024 * 1024,
+} as const;
+
+const stringMap = {
+  type: 'object',
+  maxProperties: LIMITS.mapEntries,
+  propertyNames: { type: 'string', minLength: 1, maxLength: LIMITS.keyChars, pattern: '^[^=\\u0000]+$' },
+  additionalProperties: { type: 'string', maxLength: LIMITS.valueChars, pattern: '^[^\\u0000]*$' },
+} as const;
+
+/** An absolute path in the container: resolved in the guest, never on the host. */
+const guestPath = {
+  type: 'string',
+  minLength: 1,
+  maxLength: LIMITS.pathChars,
+  pattern: '^/[^\\u0000]*$',
+} as const;
+
+const metadataPair = {
+  type: 'string',
+  maxLength: LIMITS.keyChars + LIMITS.valueChars + 1,
+  pattern: '^[^=]+=',
+} as const;
+
+const timeoutMs = { type: 'integer', minimum: 1, maximum: LIMITS.maxTimeoutMs } as const;
+
+const sandboxInfo = {
+  type: 'object',
+  required: [
+    'sandboxId',
+    'image',
+    'imageDigest',
+    'env',
+    'metadata',
+    'network',
+    'createdAt',
+    'expiresAt',
+    'status',
+  ],
+  properties: {
+    sandboxId: { type: 'string' },
+    image: { type: 'string' },
+    imageDigest: { type: 'string' },
+    cpus: { type: 'integer' },
+    memoryMiB: { type: 'integer' },
+    env: { type: 'object', additionalProperties: { type: 'string' } },
+    metadata: { type: 'object', additionalProperties: { type: 'string' } },
+    network: { type: 'string', enum: ['none', 'internet'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    expiresAt: { type: 'string', format: 'date-time' },
+    status: { type: 'string', enum: ['running', 'stopped'] },
+  },
+} as const;
+
+export const schemas = {
+  ApiError: {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: { code: { type: 'string' }, message: { type: 'string' } },
+      },
+    },
+  },
+  CreateSandboxRequest: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['image'],
+    properties: {
+      image: {
+        type: 'string',
+        minLength: 1,
+        maxLength: LIMITS.imageRefChars,
+        // A reference's characters (see container-images/reference.ts for its full check).
+        pattern: '^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$',
+      },
+      cpus: { type: 'integer', minimum: 1, maximum: LIMITS.maxCpus },
+      memoryMiB: { type: 'integer', minimum: 64, maximum: LIMITS.maxMemoryMiB },
+      env: stringMap,
+      metadata: stringMap,
+      timeoutMs,
+      network: { type: 'string', enum: ['none', 'internet'] },
+    },
+  },
+  SandboxInfo: sandboxInfo,
+  SandboxList: {
+    type: 'object',
+    required: ['sandboxes'],
+    properties: { sandboxes: { type: 'array', items: sandboxInfo } },
+  },
+  SandboxListQuery: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      // `metadata=key=value`, repeatable: sandboxes with every pair given.
+      metadata: {
+        anyOf: [metadataPair, { type: 'array', maxItems: LIMITS.mapEntries, items: metadataPair }],
+      },
+    },
+  },
+  SandboxIdParams: {
+    type: 'object',
+    required: ['sandboxId'],
+    properties: { sandboxId: { type: 'string', pattern: '^sb-[0-9a-f]{16}$' } },
+  },
+  CommandParams: {
+    type: 'object',
+    required: ['sandboxId', 'commandId'],
+    properties: {
+      sandboxId: { type: 'string', pattern: '^sb-[0-9a-f]{16}$' },
+      commandId: { type: 'string', pattern: '^[0-9a-f-]{36}$' },
+    },
+  },
+  SetTimeoutRequest: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['timeoutMs'],
+    properties: { timeoutMs },
+  },
+  StartCommandRequest: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['cmd'],
+    properties: {
+      cmd: {
+        oneOf: [
+          { type: 'string', minLength: 1, maxLength: LIMITS.argChars },
+          {
+            type: 'array',
+            minItems: 1,
+            maxItems: LIMITS.argvEntries,
+            items: { type: 'string', maxLength: LIMITS.argChars, pattern: '^[^\\u0000]*$' },
+          },
+        ],
+      },
+      cwd: guestPath,
+      env: stringMap,
+      user: { type: 'string', pattern: '^(root|[0-9]{1,10}(:[0-9]{1,10})?)$' },
+      stdin: { type: 'boolean' },
+      timeoutMs,
+      background: { type: 'boolean' },
+    },
+  },
+  StartCommandResponse: {
+    type: 'object',
+    required: ['commandId', 'pid'],
+    properties: { commandId: { type: 'string' }, pid: { type: 'integer' } },
+  },
+  PathQuery: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['path'],
+    properties: { path: guestPath },
+  },
+  PathRequest: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['path'],
+    properties: { path: guestPath },
+  },
+  FileList: {
+    type: 'object',
+    required: ['entries'],
+    properties: {
+      entries: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['name', 'path', 'type'],
+          properties: {
+            name: { type: 'string' },
+            path: { type: 'string' },
+            type: { type: 'string', enum: ['file', 'dir', 'symlink', 'other'] },
+          },
+        },
+      },
+    },
+  },
+  ExistsResponse: {
+    type: 'object',
+    required: ['exists'],
+    properties: { exists: { type: 'boolean' } },
+  },
+} as const;
+
+export type SchemaName = keyof typeof schemas;

@@ -1,0 +1,122 @@
+/**
+ * The API's types: what `hull serve` accepts and answers, and what the SDK (src/sdk/) sends
+ * and reads. Types only, so that the SDK imports nothing of the runtime. The JSON Schemas that
+ * check them at run time are in api-schemas.ts; the two are kept side by side by the tests.
+ */
+
+/** Stable error codes: hull's own (src/errors.ts) and those of the API's edge. */
+export type ApiErrorCode =
+  | 'ERR_VALIDATION'
+  | 'ERR_UNAUTHORIZED'
+  | 'ERR_TOO_LARGE'
+  | 'ERR_ROUTE'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_EXISTS'
+  | 'ERR_STATE'
+  | 'ERR_CONFIG'
+  | 'ERR_REGISTRY'
+  | 'ERR_UNSUPPORTED'
+  | 'ERR_INTERNAL'
+  | (string & {});
+
+/** Every 4xx and 5xx answer's body. */
+export interface ApiError {
+  error: { code: ApiErrorCode; message: string };
+}
+
+export type NetworkMode = 'none' | 'internet';
+
+export interface CreateSandboxRequest {
+  /** A container image reference: `registry/name:tag` or `…@sha256:…`. */
+  image: string;
+  cpus?: number;
+  memoryMiB?: number;
+  env?: Record<string, string>;
+  metadata?: Record<string, string>;
+  /** Time to live from now; the server kills the sandbox when it is over. */
+  timeoutMs?: number;
+  network?: NetworkMode;
+}
+
+export interface SandboxInfo {
+  sandboxId: string;
+  image: string;
+  imageDigest: string;
+  cpus?: number;
+  memoryMiB?: number;
+  env: Record<string, string>;
+  metadata: Record<string, string>;
+  network: NetworkMode;
+  createdAt: string;
+  expiresAt: string;
+  status: 'running' | 'stopped';
+}
+
+export interface SandboxList {
+  sandboxes: SandboxInfo[];
+}
+
+export interface SetTimeoutRequest {
+  timeoutMs: number;
+}
+
+export interface StartCommandRequest {
+  /** A string is run by `/bin/sh -c`; an array is the argv itself. */
+  cmd: string | string[];
+  cwd?: string;
+  env?: Record<string, string>;
+  /** `uid`, `uid:gid`, or `root`. */
+  user?: string;
+  /** Whether stdin is sent over the stream; otherwise the process reads /dev/null. */
+  stdin?: boolean;
+  timeoutMs?: number;
+  background?: boolean;
+}
+
+export interface StartCommandResponse {
+  commandId: string;
+  pid: number;
+}
+
+/**
+ * The command stream (WebSocket): the server sends binary frames whose first byte is the
+ * stream (STREAM_STDOUT, STREAM_STDERR) and the rest its bytes, in the order written, then one
+ * text frame `CommandExitMessage`. The client sends binary frames (stdin bytes) and text
+ * frames `CommandClientMessage`.
+ */
+export const STREAM_STDOUT = 1;
+export const STREAM_STDERR = 2;
+
+export interface CommandExitMessage {
+  type: 'exit';
+  exitCode: number;
+  /** The command's timeoutMs ran out and it was killed. */
+  timedOut?: boolean;
+}
+
+export type CommandClientMessage = { type: 'stdin-end' } | { type: 'kill' };
+
+export interface FileEntry {
+  name: string;
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+}
+
+export interface FileList {
+  entries: FileEntry[];
+}
+
+export interface ExistsResponse {
+  exists: boolean;
+}
+
+export interface PathRequest {
+  path: string;
+}
+
+export interface ContainerImageInfo {
+  digest: string;
+  references: string[];
+  pulledAt: string;
+  sizeBytes: number;
+}

@@ -1,0 +1,89 @@
+import { spawn } from 'node:child_process';
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HullError, isHullError } from '../errors.js';
+import { containerDir, type RuntimeSettings } from '../sandbox/runtime.js';
+import { effectiveState, readState } from '../sandbox/state.js';
+import { run } from '../sys/exec.js';
+
+/**
+ * A sandbox's container made, started and deleted by hull's own OCI verbs, as podman or conmon
+ * would run them: the container's monitor is a process of its own that owns the VM, so the
+ * sandbox outlives the server, and every container is made and cleaned up by the one path the
+ * other front doors use.
+ */
+export interface ContainerVerbs {
+  create(
+    id: string,
+    bundle: string,
+    size: { cpus?: number; memoryMiB?: number },
+    signal: AbortSignal,
+  ): Promise<void>;
+  delete(id: string, signal: AbortSignal): Promise<void>;
+  running(id: string): Promise<boolean>;
+}
+
+/** How the server runs hull: this same program (the bundled CLI) with the server's --root. */
+export function hullVerbs(settings: RuntimeSettings): ContainerVerbs {
+  const hull = (args: string[]) => [
+    process.argv[1]!,
+    '--root',
+    settings.root,
+    ...(settings.debug ? ['--debug'] : []),
+    ...args,
+  ];
+  return {
+    async create(id, bundle, size, signal) {
+      // The monitor keeps the stdout and stderr of `create` for the container's life (as a
+      // detached runc container keeps runc's): a file, never a pipe the server would wait on.
+      const outputPath = join(bundle, '..', 'create.log');
+      const output = await open(outputPath, 'w', 0o600);
+      try {
+        const env = {
+          ...process.env,
+          ...(size.cpus ? { HULL_VCPUS: String(size.cpus) } : {}),
+          ...(size.memoryMiB ? { HULL_MEMORY_MIB: String(size.memoryMiB) } : {}),
+        };
+        const child = spawn(process.execPath, hull(['create', '--bundle', bundle, id]), {
+          stdio: ['ignore', output.fd, output.fd],
+          env,
+          signal,
+        });
+        const code = await new Promise<number | null>((resolve) => {
+          child.on('exit', (exitCode) => resolve(exitCode));
+          child.on('error', () => resolve(null));
+        });
+        if (code !== 0) {
+          const said = (await readFile(outputPath, 'utf8').catch(() => '')).trim().split('\n').pop();
+          throw new HullError(
+            'ERR_VM_START',
+            `the sandbox's VM did not start: ${said?.replace(/^hull: /, '') || `exit ${code}`}`,
+          );
+        }
+      } finally {
+        await output.close();
+      }
+      await run(process.execPath, hull(['start', id]), {
+        signal,
+        errorCode: 'ERR_VM_START',
+        purpose: 'starting the sandbox',
+      });
+    },
+    async delete(id, signal) {
+      try {
+        await run(process.execPath, hull(['delete', '--force', id]), {
+          signal,
+          purpose: `deleting sandbox ${id}`,
+        });
+      } catch (err) {
+        if (await this.running(id).catch(() => false)) throw err;
+        // Already gone (or never made): what is left to remove is the server's own.
+        if (!isHullError(err)) throw err;
+      }
+    },
+    async running(id) {
+      const state = await readState(containerDir(settings, id), id).catch(() => undefined);
+      return state !== undefined && effectiveState(state).status === 'running';
+    },
+  };
+}

@@ -1,0 +1,70 @@
+import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ImageProcessConfig } from '../container-images/store.js';
+import type { SandboxInfo } from './api-types.js';
+
+/**
+ * What serve keeps of each sandbox, beside the container's own state: under
+ * `<root>/@serve/sandboxes/<id>/` (`@` is never in a container ID, so this is no container's
+ * directory). It lives as long as the sandbox, so a restarted server finds every sandbox, its
+ * metadata and its time to live again.
+ */
+export interface SandboxRecord extends Omit<SandboxInfo, 'expiresAt' | 'status'> {
+  /** When the server kills it (ms since the epoch). */
+  expiresAtMs: number;
+  /** The environment, working directory and user commands start from (the image's). */
+  process: ImageProcessConfig;
+}
+
+const RECORD_FILE = 'sandbox.json';
+
+export function sandboxesDir(root: string): string {
+  return join(root, '@serve', 'sandboxes');
+}
+
+export function sandboxDir(root: string, id: string): string {
+  return join(sandboxesDir(root), id);
+}
+
+export async function writeRecord(root: string, record: SandboxRecord): Promise<void> {
+  const path = join(sandboxDir(root, record.sandboxId), RECORD_FILE);
+  await writeFile(`${path}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  await rename(`${path}.tmp`, path);
+}
+
+export async function makeSandboxDir(root: string, id: string): Promise<string> {
+  const dir = sandboxDir(root, id);
+  for (let attempt = 0; ; attempt++) {
+    await mkdir(sandboxesDir(root), { recursive: true, mode: 0o700 });
+    try {
+      await mkdir(dir, { mode: 0o700 });
+      return dir;
+    } catch (err) {
+      // The last sandbox's removal took the parent away this instant: make it again.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 2) throw err;
+    }
+  }
+}
+
+/** Every record under the root; a directory without one (a create cut short) is `incomplete`. */
+export async function readRecords(root: string): Promise<{ records: SandboxRecord[]; incomplete: string[] }> {
+  const records: SandboxRecord[] = [];
+  const incomplete: string[] = [];
+  for (const name of await readdir(sandboxesDir(root)).catch(() => [] as string[])) {
+    if (!/^sb-[0-9a-f]{16}$/.test(name)) continue;
+    try {
+      records.push(JSON.parse(await readFile(join(sandboxDir(root, name), RECORD_FILE), 'utf8')));
+    } catch {
+      incomplete.push(name);
+    }
+  }
+  return { records, incomplete };
+}
+
+export async function removeSandboxDir(root: string, id: string): Promise<void> {
+  await rm(sandboxDir(root, id), { recursive: true, force: true });
+  // The parents go with the last sandbox: a root with no sandbox holds nothing of serve.
+  for (const dir of [sandboxesDir(root), join(root, '@serve')]) {
+    await rmdir(dir).catch(() => {});
+  }
+}

@@ -1,0 +1,188 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeSandboxRootfs } from '../container-images/sandbox-rootfs.js';
+import type { ContainerImageStore } from '../container-images/store.js';
+import { HullError, messageOf } from '../errors.js';
+import { logger } from '../log.js';
+import type { CreateSandboxRequest, SandboxInfo } from './api-types.js';
+import type { ContainerVerbs } from './container-lifecycle.js';
+import {
+  makeSandboxDir,
+  readRecords,
+  removeSandboxDir,
+  type SandboxRecord,
+  writeRecord,
+} from './sandbox-records.js';
+import { sandboxSpec } from './sandbox-spec.js';
+
+/** A sandbox's time to live when the request gives none (as hosted sandbox services do). */
+export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
+/** setTimeout's longest delay; a longer time to live is re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long creating a sandbox (pull, unpack, VM) may take. */
+const CREATE_TIMEOUT_MS = 20 * 60_000;
+
+const log = logger('serve');
+
+/**
+ * The sandboxes of one runtime root: made from container images by hull's own verbs, kept as
+ * records beside their containers, and killed when their time to live is over, by whichever
+ * server runs, including one restarted after the sandbox was made.
+ */
+export class SandboxService {
+  private readonly records = new Map<string, SandboxRecord>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly killing = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly root: string,
+    private readonly images: ContainerImageStore,
+    private readonly verbs: ContainerVerbs,
+  ) {}
+
+  /**
+   * Finds the sandboxes already under the root (a restarted server): each is armed again,
+   * and one whose time is over, whose VM ended, or whose create was cut short is removed.
+   */
+  async recover(): Promise<void> {
+    const { records, incomplete } = await readRecords(this.root);
+    for (const id of incomplete) await this.remove(id);
+    for (const record of records) {
+      this.records.set(record.sandboxId, record);
+      if (record.expiresAtMs <= Date.now() || !(await this.verbs.running(record.sandboxId))) {
+        await this.kill(record.sandboxId);
+      } else {
+        this.arm(record);
+      }
+    }
+  }
+
+  async create(request: CreateSandboxRequest): Promise<SandboxInfo> {
+    if (request.network === 'internet') {
+      throw new HullError(
+        'ERR_UNSUPPORTED',
+        "network 'internet' is not available yet: create the sandbox with network 'none'",
+      );
+    }
+    const signal = AbortSignal.timeout(CREATE_TIMEOUT_MS);
+    const image = await this.images.pull(request.image, signal);
+    const id = `sb-${randomBytes(8).toString('hex')}`;
+    const dir = await makeSandboxDir(this.root, id);
+    const record: SandboxRecord = {
+      sandboxId: id,
+      image: request.image,
+      imageDigest: image.digest,
+      cpus: request.cpus,
+      memoryMiB: request.memoryMiB,
+      env: request.env ?? {},
+      metadata: request.metadata ?? {},
+      network: request.network ?? 'none',
+      createdAt: new Date().toISOString(),
+      expiresAtMs: Date.now() + (request.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      process: image.config,
+    };
+    try {
+      const bundle = join(dir, 'bundle');
+      await mkdir(bundle, { mode: 0o700 });
+      await makeSandboxRootfs(image, join(bundle, 'rootfs'), signal);
+      await writeFile(join(bundle, 'config.json'), `${JSON.stringify(sandboxSpec(record), null, 2)}\n`);
+      await this.verbs.create(id, bundle, { cpus: request.cpus, memoryMiB: request.memoryMiB }, signal);
+      // Written last: a directory without a record is a create cut short (see recover).
+      await writeRecord(this.root, record);
+    } catch (err) {
+      await this.remove(id);
+      throw err;
+    }
+    this.records.set(id, record);
+    this.arm(record);
+    log.info({ sandbox: id, image: request.image, digest: image.digest }, 'sandbox created');
+    return this.info(record);
+  }
+
+  /** A live sandbox's record, or ERR_NOT_FOUND. */
+  record(id: string): SandboxRecord {
+    const record = this.records.get(id);
+    if (!record || this.killing.has(id)) {
+      throw new HullError(
+        'ERR_NOT_FOUND',
+        `sandbox ${id} does not exist (or its time ran out): list them with GET /v1/sandboxes`,
+      );
+    }
+    return record;
+  }
+
+  async info(record: SandboxRecord): Promise<SandboxInfo> {
+    const { expiresAtMs, process: _process, cpus, memoryMiB, ...rest } = record;
+    return {
+      ...rest,
+      ...(cpus ? { cpus } : {}),
+      ...(memoryMiB ? { memoryMiB } : {}),
+      expiresAt: new Date(expiresAtMs).toISOString(),
+      status: (await this.verbs.running(record.sandboxId)) ? 'running' : 'stopped',
+    };
+  }
+
+  /** Live sandboxes whose metadata has every pair of `metadata`. */
+  async list(metadata: Record<string, string> = {}): Promise<SandboxInfo[]> {
+    const matching = [...this.records.values()].filter(
+      (r) =>
+        !this.killing.has(r.sandboxId) && Object.entries(metadata).every(([k, v]) => r.metadata[k] === v),
+    );
+    const infos = await Promise.all(matching.map((r) => this.info(r)));
+    return infos.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async setTimeout(id: string, timeoutMs: number): Promise<SandboxInfo> {
+    const record = this.record(id);
+    record.expiresAtMs = Date.now() + timeoutMs;
+    await writeRecord(this.root, record);
+    this.arm(record);
+    return this.info(record);
+  }
+
+  /** Kills a sandbox and removes everything of it; a second kill waits for the first. */
+  kill(id: string): Promise<void> {
+    let killing = this.killing.get(id);
+    if (!killing) {
+      clearTimeout(this.timers.get(id));
+      this.timers.delete(id);
+      killing = this.remove(id).finally(() => {
+        this.records.delete(id);
+        this.killing.delete(id);
+      });
+      this.killing.set(id, killing);
+    }
+    return killing;
+  }
+
+  /** Digests of the images live sandboxes were made from (kept by an image prune). */
+  digestsInUse(): Set<string> {
+    return new Set([...this.records.values()].map((r) => r.imageDigest));
+  }
+
+  /** Stops the timers (the server is closing); the sandboxes live on. */
+  close(): void {
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  private arm(record: SandboxRecord): void {
+    clearTimeout(this.timers.get(record.sandboxId));
+    const delay = Math.max(0, Math.min(record.expiresAtMs - Date.now(), MAX_TIMER_MS));
+    const timer = setTimeout(() => {
+      if (record.expiresAtMs > Date.now()) return this.arm(record);
+      log.info({ sandbox: record.sandboxId }, 'time to live over: killing the sandbox');
+      this.kill(record.sandboxId).catch((err: unknown) =>
+        log.error({ sandbox: record.sandboxId, err: messageOf(err) }, 'killing an expired sandbox failed'),
+      );
+    }, delay);
+    timer.unref();
+    this.timers.set(record.sandboxId, timer);
+  }
+
+  private async remove(id: string): Promise<void> {
+    await this.verbs.delete(id, AbortSignal.timeout(60_000));
+    await removeSandboxDir(this.root, id);
+  }
+}
