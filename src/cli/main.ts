@@ -6,6 +6,7 @@ import { HullError, messageOf } from '../errors.js';
 import { configureLogging, logger } from '../log.js';
 import { countFailure } from '../metrics/failure-counts.js';
 import { defaultRuntimeRoot } from '../paths.js';
+import { closeInheritedDescriptors } from '../sys/inherited-fds.js';
 import { VERSION } from '../version.js';
 import { registerCheck } from './check.js';
 import { registerCreate } from './create.js';
@@ -148,4 +149,5 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+closeInheritedDescriptors();
 await main(process.argv);
