@@ -156,9 +156,9 @@ export class TemplateMemory {
   }
 }
 
-/** The pid of a holder's parent now (1 once its starter is gone and init adopted it). */
-export async function holderParent(held: HeldMemory): Promise<number | undefined> {
-  const status = await readFile(`/proc/${held.pid}/status`, 'utf8').catch(() => '');
+/** The pid of a process's parent now, if it is still there. */
+export async function parentOf(pid: number): Promise<number | undefined> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   const ppid = /^PPid:\s+(\d+)$/m.exec(status)?.[1];
   return ppid === undefined ? undefined : Number(ppid);
 }

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { logger } from '../log.js';
 import { withLock } from '../sandbox/lock.js';
-import { holderParent, releaseHeldMemory, TemplateMemory } from './memory.js';
+import { parentOf, releaseHeldMemory, TemplateMemory } from './memory.js';
 import { liveTemplate, templateDir, templatesDir, writeRecord } from './store.js';
 
 /**
@@ -16,9 +16,12 @@ import { liveTemplate, templateDir, templatesDir, writeRecord } from './store.js
  * it, and ends the old one, so conmon exits with its container.
  */
 export async function rehomeTemplateHolders(signal: AbortSignal): Promise<void> {
+  // A holder adopted by one of this process's own ancestors is where a new one would go too.
+  const ancestors = await ancestorsOfThisProcess();
   for (const key of await readdir(templatesDir()).catch(() => [] as string[])) {
     const seen = await liveTemplate(key);
-    if (!seen || (await holderParent(seen.memory)) === 1) continue;
+    const parent = seen && (await parentOf(seen.memory.pid));
+    if (!seen || parent === undefined || ancestors.has(parent)) continue;
     // The template's own lock, not the store's that a build of another template holds.
     await withLock(templateDir(key), AbortSignal.any([signal, AbortSignal.timeout(5000)]), async () => {
       const record = await liveTemplate(key);
@@ -29,4 +32,16 @@ export async function rehomeTemplateHolders(signal: AbortSignal): Promise<void> 
       logger('template').debug({ key, from: record.memory.pid, to: memory.pid }, 'template holder moved');
     }).catch((err: unknown) => logger('template').warn({ key, err: String(err) }, 'cannot move the holder'));
   }
+}
+
+/** The pids above this process, up to init (1). */
+async function ancestorsOfThisProcess(): Promise<Set<number>> {
+  const ancestors = new Set<number>([1]);
+  for (let pid = process.ppid; pid > 1 && !ancestors.has(pid); ) {
+    ancestors.add(pid);
+    const parent = await parentOf(pid);
+    if (parent === undefined) break;
+    pid = parent;
+  }
+  return ancestors;
 }
