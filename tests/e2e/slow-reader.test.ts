@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Containerd, HULL_RUNTIME } from '../fixtures/containerd.js';
-import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { IMAGE } from '../fixtures/oci-image.js';
 import { bundleTests, HULL, hull, hullDetached, privateDirs } from './harness.js';
 
 /**
@@ -121,12 +121,7 @@ describe("a slow reader of the shim's FIFOs gets all of the output (issue 24)", 
   before(async () => {
     dirs = await privateDirs('slow-ctr');
     containerd = await Containerd.start(join(dirs.scratch, 'c'));
-    const load = await containerd.ctr([
-      'images',
-      'import',
-      await busyboxImageArchive(join(dirs.scratch, 'image')),
-    ]);
-    assert.equal(load.code, 0, load.stderr);
+    await containerd.importBusybox(join(dirs.scratch, 'image'));
   });
   after(async () => {
     await containerd?.stop();
