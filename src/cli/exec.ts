@@ -138,7 +138,10 @@ async function runExec(
         .catch(() => {}),
   );
   try {
-    return (await exec.exit).status;
+    const { status, outputLost } = await exec.exit;
+    if (!outputLost) return status;
+    process.stderr.write(`hull: the output of the exec was cut short: ${outputLost}\n`);
+    return status || 1;
   } finally {
     await terminal?.close();
     stopForwarding();

@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { AgentClient, ProcessInput, ProcessRef } from '../agent/client.js';
+import { messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { readsNothing } from '../sys/stdio.js';
 import { settledWithin } from '../util/deadline.js';
@@ -41,6 +42,8 @@ export interface ProcessExit {
   at: Date;
   /** The VM ended (or its agent went away) before the process's own exit was seen. */
   vmLost: boolean;
+  /** Why some of its output could not be copied (the VM still ran): a front door says so. */
+  outputLost?: string;
 }
 
 /**
@@ -110,6 +113,12 @@ export class AttachedProcess {
       );
     }
     this.relays.abort();
+    const failed = vmLost ? undefined : ends?.find((end) => end.status === 'rejected');
+    if (failed) {
+      const outputLost = messageOf(failed.reason);
+      logger('stdio').error({ ref: this.ref, err: outputLost }, 'output could not be copied to its end');
+      return { status, at, vmLost, outputLost };
+    }
     return { status, at, vmLost };
   }
 }
