@@ -8,7 +8,13 @@ import { logger } from '../log.js';
  * for ever. Only time the host spends waiting on the guest counts, never time spent waiting
  * for a slow reader on the host, so a slow reader still gets every byte.
  */
-export const OUTPUT_IDLE_AFTER_EXIT_MS = 3000;
+export const OUTPUT_IDLE_AFTER_EXIT_MS = 5000;
+/**
+ * After the exit, reads ask for this much at most: a small answer crosses the agent's port
+ * quickly even on a loaded host, so the time a read waits is the guest's silence, not the
+ * transfer of a large answer.
+ */
+const READ_AFTER_EXIT_BYTES = 64 * 1024;
 /** The idle clock's tick: a host that stalls (a blocked event loop) adds at most two ticks. */
 const IDLE_TICK_MS = 250;
 
@@ -37,9 +43,17 @@ export async function relayOutput(
       const read = idle.watch(options.signal);
       let data: Uint8Array;
       try {
-        data = await agent.readOutput(ref, stream, read.signal);
+        data = await agent.readOutput(
+          ref,
+          stream,
+          read.signal,
+          idle.exited ? READ_AFTER_EXIT_BYTES : undefined,
+        );
       } catch (err) {
-        if (read.timedOut()) return 'idle';
+        if (read.timedOut()) {
+          logger('stdio').debug({ ref, stream }, 'no output for a while after the exit');
+          return 'idle';
+        }
         throw err;
       } finally {
         read.dispose();
@@ -77,7 +91,7 @@ function drained(sink: Writable): Promise<void> {
  * never reads as a guest with nothing to say.
  */
 class IdleClock {
-  private exited = false;
+  exited = false;
 
   constructor(exited: Promise<unknown>) {
     exited.then(

@@ -107,6 +107,12 @@ describe('a slow reader gets all of the output (issue 24)', { timeout: 600_000 }
           b.marker,
         ),
       );
+      // What ends the copy once the exec has exited: a process it left holding its output
+      // (a daemon) keeps it open for ever, and the exec still returns, a few seconds later.
+      const began = Date.now();
+      const daemon = await hull(['--root', t.root, 'exec', b.id, 'sh', '-c', 'sleep 300 & echo started']);
+      assert.deepEqual([daemon.code, daemon.stdout], [0, 'started\n'], daemon.stderr);
+      assert.ok(Date.now() - began < 30_000, `the exec returned after ${Date.now() - began} ms`);
     } finally {
       await hull(['--root', t.root, 'kill', b.id, 'KILL']);
       await hull(['--root', t.root, 'delete', '--force', b.id]);
