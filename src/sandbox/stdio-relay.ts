@@ -64,8 +64,9 @@ export async function relayOutput(
       if (sink.writableNeedDrain) await drained(sink);
     }
   } finally {
-    // The host stream's own buffer reaches its file before the caller may close it.
-    if (sink.writable) await Promise.race([flushed, drained(sink)]);
+    // The host stream's own buffer reaches its file before the caller may close it (a FIFO
+    // whose reader is slow holds the last chunks there); a stream closed meanwhile ends it.
+    if (sink.writable) await Promise.race([flushed, closed(sink)]);
   }
 }
 
@@ -82,6 +83,15 @@ function drained(sink: Writable): Promise<void> {
     sink.on('drain', done);
     sink.on('close', done);
     sink.on('error', done);
+  });
+}
+
+/** Resolves once `sink` is closed or failed. */
+function closed(sink: Writable): Promise<void> {
+  if (sink.closed || sink.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    sink.once('close', () => resolve());
+    sink.once('error', () => resolve());
   });
 }
 

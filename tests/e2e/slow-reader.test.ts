@@ -69,9 +69,11 @@ async function runWithSlowReader(
 
 /** What a reader should get: every line of both streams, in order, and exit 0. */
 function assertComplete(r: { code: number | null; stdout: string; stderr: string }): void {
-  const lines = (text: string) => text.split('\n').length - 1;
-  assert.equal(lines(r.stdout), STDOUT_LINES, `every stdout line arrives (stderr: ${r.stderr.slice(-300)})`);
-  assert.ok(r.stdout === seqText(STDOUT_LINES), 'stdout arrives whole and in order');
+  const expected = seqText(STDOUT_LINES);
+  let at = 0;
+  while (at < expected.length && r.stdout[at] === expected[at]) at++;
+  const context = `stdout differs at byte ${at} of ${expected.length} (${r.stdout.length} came): ${JSON.stringify(r.stdout.slice(Math.max(0, at - 20), at + 20))}; stderr ends ${JSON.stringify(r.stderr.slice(-200))}`;
+  assert.ok(r.stdout === expected, `stdout arrives whole and in order: ${context}`);
   assert.ok(r.stderr === seqText(STDERR_LINES), 'stderr arrives whole and in order');
   assert.equal(r.code, 0);
 }
