@@ -273,12 +273,17 @@ export class AgentClient {
     );
   }
 
-  /** The next chunk of the process's stdout or stderr; empty at end of stream. */
-  async readOutput(ref: ProcessRef, stream: 'stdout' | 'stderr', signal: AbortSignal): Promise<Uint8Array> {
+  /** The next chunk of the process's stdout or stderr, at most `maxLength` bytes; empty at end of stream. */
+  async readOutput(
+    ref: ProcessRef,
+    stream: 'stdout' | 'stderr',
+    signal: AbortSignal,
+    maxLength = 1 << 20,
+  ): Promise<Uint8Array> {
     const method = stream === 'stdout' ? AgentService.method.readStdout : AgentService.method.readStderr;
     const res = await this.call(
       method,
-      { containerId: ref.containerId, execId: ref.execId ?? '', maxLength: 1 << 20 },
+      { containerId: ref.containerId, execId: ref.execId ?? '', maxLength },
       signal,
     );
     return res.data;

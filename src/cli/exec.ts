@@ -191,7 +191,10 @@ async function runExec(
         .catch(() => {}),
   );
   try {
-    return await exec.exit;
+    const exit = await exec.exit;
+    if (!exit.outputLost) return exit;
+    process.stderr.write(`hull: the output of the exec was cut short: ${exit.outputLost}\n`);
+    return { ...exit, status: exit.status || 1 };
   } finally {
     await terminal?.close();
     if (ownTerminal && process.stdin.isTTY) process.stdin.setRawMode(false);

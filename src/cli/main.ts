@@ -7,6 +7,7 @@ import { configureLogging, logger } from '../log.js';
 import { countFailure } from '../metrics/failure-counts.js';
 import { defaultRuntimeRoot } from '../paths.js';
 import { registerServe } from '../serve/command.js';
+import { closeInheritedDescriptors } from '../sys/inherited-fds.js';
 import { VERSION } from '../version.js';
 import { registerCheck } from './check.js';
 import { registerContainerImages } from './container-images.js';
@@ -152,4 +153,5 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+closeInheritedDescriptors();
 await main(process.argv);

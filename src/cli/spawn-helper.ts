@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { type HelperOptions, spawnDetachedHelper } from '../sys/detached-helper.js';
 import type { GlobalOptions } from './global-options.js';
 
@@ -16,6 +17,8 @@ export function spawnHelper(
   const globalArgs = [
     '--root',
     globals.root,
+    // The helper reads the same configuration file (its state directory, its sizes).
+    ...(globals.config ? ['--config', resolve(globals.config)] : []),
     ...(globals.log
       ? ['--log', globals.log, ...(globals.logFormat ? ['--log-format', globals.logFormat] : [])]
       : []),

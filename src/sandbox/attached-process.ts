@@ -1,11 +1,16 @@
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { AgentClient, ProcessInput, ProcessRef } from '../agent/client.js';
+import { messageOf } from '../errors.js';
+import { logger } from '../log.js';
 import { readsNothing } from '../sys/stdio.js';
-import { drainOutputs, relayInput, relayOutput } from './stdio-relay.js';
+import { settledWithin } from '../util/deadline.js';
+import { type RelayEnd, relayInput, relayOutput } from './stdio-relay.js';
 
 /** Exit status reported when the VM ends under a running process (as if SIGKILLed). */
 export const VM_LOST_STATUS = 128 + constants.signals.SIGKILL;
+/** Once the VM is gone nothing more can come: how long its last output may still arrive. */
+const LOST_VM_DRAIN_MS = 3000;
 
 /** Host ends of a guest process's stdio; a missing one is not relayed. */
 export interface HostStdio {
@@ -37,6 +42,8 @@ export interface ProcessExit {
   at: Date;
   /** The VM ended (or its agent went away) before the process's own exit was seen. */
   vmLost: boolean;
+  /** Why some of its output could not be copied (the VM still ran): a front door says so. */
+  outputLost?: string;
 }
 
 /**
@@ -49,8 +56,9 @@ export interface ProcessExit {
 export class AttachedProcess {
   readonly exit: Promise<ProcessExit>;
   private readonly relays = new AbortController();
-  private readonly outputs: Promise<void>[];
+  private readonly outputs: Promise<RelayEnd>[];
   private readonly stopInput: () => void;
+  private markExited!: () => void;
 
   constructor(
     private readonly agent: AgentClient,
@@ -59,9 +67,14 @@ export class AttachedProcess {
     vmExited: Promise<unknown>,
   ) {
     const { signal } = this.relays;
+    const exited = new Promise<void>((resolve) => {
+      this.markExited = resolve;
+    });
     this.outputs = [];
-    if (stdio.stdout) this.outputs.push(relayOutput(agent, ref, 'stdout', stdio.stdout, signal));
-    if (stdio.stderr) this.outputs.push(relayOutput(agent, ref, 'stderr', stdio.stderr, signal));
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const sink = stdio[stream];
+      if (sink) this.outputs.push(relayOutput(agent, ref, stream, sink, { signal, exited }));
+    }
     for (const output of this.outputs) output.catch(() => {});
     this.stopInput = stdio.stdin ? relayInput(agent, ref, stdio.stdin, signal) : () => {};
     this.exit = this.watch(vmExited);
@@ -88,8 +101,24 @@ export class AttachedProcess {
     } catch {}
     const at = new Date();
     this.stopInput();
-    await drainOutputs(this.outputs);
+    this.markExited();
+    // Output is copied to its end however slowly the host reads it (the guest waits for the
+    // reader); only a VM that is gone, which has no more to give, bounds the wait.
+    const outputs = Promise.allSettled(this.outputs);
+    const ends = vmLost ? await settledWithin(outputs, LOST_VM_DRAIN_MS) : await outputs;
+    if (ends?.some((end) => end.status === 'fulfilled' && end.value === 'idle')) {
+      logger('stdio').info(
+        { ref: this.ref },
+        'the process exited but its output stayed open (a process it left holds it); stopped copying',
+      );
+    }
     this.relays.abort();
+    const failed = vmLost ? undefined : ends?.find((end) => end.status === 'rejected');
+    if (failed) {
+      const outputLost = messageOf(failed.reason);
+      logger('stdio').error({ ref: this.ref, err: outputLost }, 'output could not be copied to its end');
+      return { status, at, vmLost, outputLost };
+    }
     return { status, at, vmLost };
   }
 }

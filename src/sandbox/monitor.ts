@@ -252,7 +252,8 @@ export class ContainerMonitor {
 
   /** Waits for the container's process (or the VM) to end, then stops everything. */
   private async watch(init: AttachedProcess): Promise<number> {
-    const { status: exitStatus, vmLost } = await init.exit;
+    const { status: exitStatus, vmLost, outputLost } = await init.exit;
+    if (outputLost) this.notice(`hull: the output of container ${this.id} was cut short: ${outputLost}`);
     markHost('container-exited');
     // A process that exits at once (`true`) is reaped in the guest before crun start returns,
     // so its exit can arrive before the start's answer; tearing down then fails the start.

@@ -1,5 +1,6 @@
 import { loadConfigFile } from '../config/config-file.js';
 import { isHullError, messageOf } from '../errors.js';
+import { closeInheritedDescriptors } from '../sys/inherited-fds.js';
 import { VERSION } from '../version.js';
 import { deleteShim } from './delete.js';
 import { parseShimFlags } from './flags.js';
@@ -33,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+closeInheritedDescriptors();
 main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exitCode = code;

@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
 
@@ -83,13 +83,6 @@ export class VmmCgroup {
     return cgroup;
   }
 
-  /** The cgroup at `path`, made if absent (no limits, nothing removed): for long-lived helpers. */
-  static async ensure(path: string): Promise<VmmCgroup> {
-    const cgroup = await VmmCgroup.of(path);
-    for (const dir of cgroup.dirs) await mkdir(dir, { recursive: true });
-    return cgroup;
-  }
-
   private async apply(limits: CgroupLimits): Promise<void> {
     if (this.layout === 'v2') {
       const dir = this.dirs[0]!;
@@ -164,6 +157,47 @@ export class VmmCgroup {
       }
     }
   }
+}
+
+/**
+ * Moves `pid` into `path` (made if absent) in every cgroup hierarchy this host mounts: on a
+ * v1 or hybrid host each controller's (cpuset, cpuacct, blkio, freezer, devices, ...), the
+ * named and the unified one, not only those hull sets limits in. For a process that outlives
+ * the one that started it (a template's memory holder): its starter's cgroups (conmon's, a
+ * pod's) are its starter's, and go with it.
+ */
+export async function moveToOwnCgroups(pid: number, path: string): Promise<void> {
+  const clean = posix.normalize(`/${path}`);
+  const roots = (await exists(join(CGROUP_ROOT, 'cgroup.controllers'))) ? [CGROUP_ROOT] : await v1Roots();
+  for (const root of roots) {
+    let dir = root;
+    for (const part of clean.split('/').filter(Boolean)) {
+      const parent = dir;
+      dir = join(dir, part);
+      await mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+      // A v1 cpuset cgroup takes no process until it has CPUs and memory nodes: its parent's.
+      for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+        const own = await readFile(join(dir, file), 'utf8').catch(() => undefined);
+        if (own !== undefined && own.trim() === '')
+          await writeFile(join(dir, file), await readFile(join(parent, file), 'utf8'));
+      }
+    }
+    await writeFile(join(dir, 'cgroup.procs'), String(pid));
+  }
+}
+
+/** The root of every v1 hierarchy mounted under /sys/fs/cgroup, and the unified one if any. */
+async function v1Roots(): Promise<string[]> {
+  const roots: string[] = [];
+  for (const entry of await readdir(CGROUP_ROOT, { withFileTypes: true })) {
+    // cpu,cpuacct style names are often links to the one hierarchy: each is visited once.
+    if (!entry.isDirectory()) continue;
+    const root = join(CGROUP_ROOT, entry.name);
+    if (await exists(join(root, 'cgroup.procs'))) roots.push(root);
+  }
+  return roots;
 }
 
 /** The conversion runc and crun use from v1 cpu.shares (2–262144) to v2 cpu.weight (1–10000). */

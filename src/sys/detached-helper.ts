@@ -3,6 +3,7 @@ import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { type ErrorCode, HullError, messageOf } from '../errors.js';
 import { onLines } from '../util/lines.js';
+import { HELPER_CHANNEL_ENV } from './inherited-fds.js';
 
 export interface HelperOptions {
   keepStdio: boolean;
@@ -37,6 +38,7 @@ export async function spawnDetachedHelper(
       ? ['inherit', 'inherit', 'inherit', 'pipe']
       : ['ignore', 'ignore', 'ignore', 'pipe'],
     cwd: options.cwd,
+    env: { ...process.env, [HELPER_CHANNEL_ENV]: '3' },
     detached: true,
   });
   const channel = child.stdio[3] as Socket;

@@ -156,10 +156,19 @@ export async function ensureTemplate(
 }
 
 async function openCloneSource(
-  record: TemplateRecord,
+  seen: TemplateRecord,
   templateConfig: Omit<VmConfig, 'id' | 'runDir' | 'shareDir'>,
 ): Promise<{ source?: CloneSource; problem?: string }> {
-  const memoryPath = await heldMemoryPath(record.key, record.memory);
+  let record = seen;
+  let memoryPath = await heldMemoryPath(record.key, record.memory);
+  if (!memoryPath) {
+    // Its holder may have just been replaced by another (see rehomeTemplateHolders).
+    const now = await liveTemplate(record.key);
+    if (now && now.memory.pid !== record.memory.pid) {
+      record = now;
+      memoryPath = await heldMemoryPath(record.key, record.memory);
+    }
+  }
   // Read-only here; the clone's VMM reopens it to map it private, which the seal allows.
   const memory = memoryPath ? await open(memoryPath, 'r').catch(() => undefined) : undefined;
   const state = await open(stateFile(record.key), 'r').catch((err: NodeJS.ErrnoException) => err);

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { readlink, stat } from 'node:fs/promises';
+import { readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { HullError } from '../errors.js';
 import { installRoot } from '../paths.js';
-import { VmmCgroup } from '../sys/cgroup.js';
+import { moveToOwnCgroups } from '../sys/cgroup.js';
 import { liveStartTime } from '../sys/process-identity.js';
 import { raceSignal } from '../util/deadline.js';
 
@@ -60,8 +60,12 @@ export class TemplateMemory {
   ) {}
 
   /** `dir`: the template's directory, shown in the holder's command line (see the C source). */
-  static async create(key: string, bytes: number, dir: string, signal: AbortSignal): Promise<TemplateMemory> {
-    const child = spawn(holderPath(), [memoryName(key), String(bytes), dir], {
+  static create(key: string, bytes: number, dir: string, signal: AbortSignal): Promise<TemplateMemory> {
+    return TemplateMemory.start([memoryName(key), String(bytes), dir], signal);
+  }
+
+  private static async start(args: string[], signal: AbortSignal): Promise<TemplateMemory> {
+    const child = spawn(holderPath(), args, {
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
@@ -90,7 +94,7 @@ export class TemplateMemory {
           'ERR_TEMPLATE',
           `the template's memory holder said ${JSON.stringify(first.value)}`,
         );
-      await (await VmmCgroup.ensure(HOLDER_CGROUP)).join(child.pid!);
+      await moveToOwnCgroups(child.pid!, HOLDER_CGROUP);
       const startTime = liveStartTime(child.pid!);
       if (!startTime) throw new HullError('ERR_TEMPLATE', "the template's memory holder ended");
       return new TemplateMemory(child, answers, { pid: child.pid!, startTime, fd });
@@ -98,6 +102,18 @@ export class TemplateMemory {
       child.kill('SIGKILL');
       throw err;
     }
+  }
+
+  /**
+   * A new holder, this process's child, of the sealed memory `held` keeps: it opens it through
+   * /proc and keeps it as `held` did. The caller ends `held` once the record names the new one.
+   */
+  static async adopt(key: string, held: HeldMemory, dir: string, signal: AbortSignal): Promise<HeldMemory> {
+    const path = await heldMemoryPath(key, held);
+    if (!path) throw new HullError('ERR_TEMPLATE', "the template's memory is no longer held");
+    const memory = await TemplateMemory.start(['--adopt', path, dir], signal);
+    memory.release();
+    return memory.held;
   }
 
   /** The memfd, as root opens it for the template's VMM to write. */
@@ -118,6 +134,11 @@ export class TemplateMemory {
         `sealing the template's memory: ${answer.value ?? 'the holder ended'}`,
       );
     }
+    this.release();
+  }
+
+  /** Lets a holder of sealed memory live on alone. */
+  private release(): void {
     this.child.stdin!.end();
     this.child.stdout!.destroy();
     this.child.stderr!.destroy();
@@ -128,6 +149,13 @@ export class TemplateMemory {
   discard(): void {
     this.child.kill('SIGKILL');
   }
+}
+
+/** The pid of a process's parent now, if it is still there. */
+export async function parentOf(pid: number): Promise<number | undefined> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const ppid = /^PPid:\s+(\d+)$/m.exec(status)?.[1];
+  return ppid === undefined ? undefined : Number(ppid);
 }
 
 /** Ends a holder left by a template that is removed or replaced. */
