@@ -3,12 +3,15 @@ import { createReadStream } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
+import type { Arch } from '../hypervisor/arch.js';
 import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
 import { agentBundlePath, imagesDir } from '../paths.js';
 
 /** What a built guest image is made of; written beside its files and read at every start. */
 export interface ImageManifest {
   hash: string;
+  /** The guest architecture; images built before there was a choice are x86_64. */
+  arch?: Arch;
   kernel: { kind: 'debian' | 'minimal'; release: string; source: string; deviceDiscovery: DeviceDiscovery };
   /** sha256 of the agent bundle inside the image: a host with another agent refuses it. */
   agentSha256: string;

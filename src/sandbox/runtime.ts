@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setting } from '../config/settings.js';
 import { HullError, messageOf } from '../errors.js';
 import { decideAccel } from '../hypervisor/accel.js';
+import { archProfile } from '../hypervisor/arch.js';
 import { defaultCpuModel, guestCpuIdentity } from '../hypervisor/cpu-model.js';
 import type { Accel, Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import { probeKvmBoot } from '../hypervisor/qemu/probe.js';
@@ -101,7 +102,7 @@ export async function vmTargetFor(
     if (!models.includes(configured)) {
       throw new HullError(
         'ERR_CONFIG',
-        `HULL_CPU_MODEL=${configured}: QEMU has no such CPU model; \`qemu-system-x86_64 -cpu help\` lists them`,
+        `HULL_CPU_MODEL=${configured}: QEMU has no such CPU model; \`${archProfile(image.manifest.arch ?? 'x86_64').qemuBinary} -cpu help\` lists them`,
       );
     }
     cpuModel = configured;

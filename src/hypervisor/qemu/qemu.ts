@@ -10,6 +10,7 @@ import { type CgroupLimits, VmmCgroup } from '../../sys/cgroup.js';
 import { run, which } from '../../sys/exec.js';
 import { listenPrivately } from '../../sys/unix-socket.js';
 import { deadlineSignal, raceSignal, sleep } from '../../util/deadline.js';
+import { type Arch, archProfile } from '../arch.js';
 import { parseCpuHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
@@ -22,8 +23,6 @@ import {
   tapFd,
 } from './command-line.js';
 import { QmpClient } from './qmp.js';
-
-export const QEMU_BINARY = 'qemu-system-x86_64';
 
 /** Unix socket paths are limited to 107 bytes. */
 const MAX_SOCKET_PATH = 107;
@@ -205,16 +204,26 @@ function tail(stream: NodeJS.ReadableStream | null, limit = 4096): () => string 
   return () => text.trim().split('\n').pop() ?? '';
 }
 
-/** The QEMU driver: one qemu-system process per VM, driven over QMP. */
+/**
+ * The QEMU driver: one qemu-system process per VM, driven over QMP. One driver for every guest
+ * architecture: what differs (the binary, the machine, the console) is data in arch.ts.
+ */
 export class QemuHypervisor implements Hypervisor {
-  constructor(private readonly binary = QEMU_BINARY) {}
+  private readonly binary: string;
+
+  constructor(
+    readonly arch: Arch = 'x86_64',
+    binary?: string,
+  ) {
+    this.binary = binary ?? archProfile(arch).qemuBinary;
+  }
 
   private async resolveBinary(): Promise<string> {
     const binary = this.binary.includes('/') ? this.binary : await which(this.binary);
     if (!binary) {
       throw new HullError(
         'ERR_QEMU_MISSING',
-        `${this.binary} is not installed: run \`apt-get install qemu-system-x86\``,
+        `${this.binary} is not installed: run \`apt-get install ${archProfile(this.arch).qemuPackage}\``,
       );
     }
     return binary;
@@ -244,7 +253,7 @@ export class QemuHypervisor implements Hypervisor {
 
   async templateShape(config: VmConfig): Promise<string> {
     // The paths of one VM's own files are not part of the shape; everything else is.
-    const placeholder = { ...config, id: 'template', runDir: '/run', shareDir: '/share' };
+    const placeholder = { ...config, arch: this.arch, id: 'template', runDir: '/run', shareDir: '/share' };
     const paths = { agentSocket: '/agent', qmpSocket: '/qmp', consoleLog: '/console' };
     return [await this.identity(), ...qemuCommandLine(placeholder, paths)].join('\n');
   }
@@ -253,7 +262,7 @@ export class QemuHypervisor implements Hypervisor {
     const log = logger('qemu');
     const binary = await this.resolveBinary();
     const paths = qemuPaths(config.runDir);
-    const args = qemuCommandLine(config, paths);
+    const args = qemuCommandLine({ ...config, arch: this.arch }, paths);
     const place = config.hostCgroup ?? {
       path: VmmCgroup.defaultPath(config.id),
       limits: vmmCgroupLimits(config.memoryMiB * 2 ** 20, config.accel),
