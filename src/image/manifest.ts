@@ -48,8 +48,16 @@ export function imageAt(dir: string, manifest: ImageManifest): GuestImage {
   };
 }
 
-export async function markCurrent(hash: string): Promise<void> {
-  const pointer = join(imagesDir(), 'current');
+/**
+ * The file naming the current image of an architecture. Images of every architecture live
+ * side by side in imagesDir(); x86_64's pointer keeps the name it had before there was a choice.
+ */
+function currentPointer(arch: Arch): string {
+  return join(imagesDir(), arch === 'x86_64' ? 'current' : `current-${arch}`);
+}
+
+export async function markCurrent(hash: string, arch: Arch = 'x86_64'): Promise<void> {
+  const pointer = currentPointer(arch);
   await writeFile(`${pointer}.tmp`, `${hash}\n`);
   await rename(`${pointer}.tmp`, pointer);
 }
@@ -58,16 +66,18 @@ export async function markCurrent(hash: string): Promise<void> {
  * The image `hull image build` made last. Fails with a one-line error naming the fix when
  * there is none, or when it holds an agent other than the one beside this hull.
  */
-export async function currentImage(): Promise<GuestImage> {
+export async function currentImage(arch: Arch = 'x86_64'): Promise<GuestImage> {
   let hash: string;
   let manifest: ImageManifest;
+  const foreignWord = arch === 'x86_64' ? '' : `${arch} `;
+  const buildCommand = `hull image build${arch === 'x86_64' ? '' : ` --arch ${arch}`}`;
   try {
-    hash = (await readFile(join(imagesDir(), 'current'), 'utf8')).trim();
+    hash = (await readFile(currentPointer(arch), 'utf8')).trim();
     manifest = JSON.parse(await readFile(join(imagesDir(), hash, 'manifest.json'), 'utf8')) as ImageManifest;
   } catch (err) {
     throw new HullError(
       'ERR_IMAGE_MISSING',
-      `no guest image in ${imagesDir()}: run \`hull image build\` first`,
+      `no ${foreignWord}guest image in ${imagesDir()}: run \`${buildCommand}\` first`,
       {
         cause: err,
       },
@@ -82,7 +92,7 @@ export async function currentImage(): Promise<GuestImage> {
   if (agentSha && agentSha !== manifest.agentSha256) {
     throw new HullError(
       'ERR_IMAGE_STALE',
-      'the guest image holds another version of the agent: run `hull image build`',
+      `the ${foreignWord}guest image holds another version of the agent: run \`${buildCommand}\``,
     );
   }
   return imageAt(join(imagesDir(), hash), manifest);

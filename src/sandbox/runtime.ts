@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { setting } from '../config/settings.js';
 import { HullError, messageOf } from '../errors.js';
 import { decideAccel } from '../hypervisor/accel.js';
-import { archProfile } from '../hypervisor/arch.js';
+import { type Arch, archProfile, hostArch } from '../hypervisor/arch.js';
 import { defaultCpuModel, guestCpuIdentity } from '../hypervisor/cpu-model.js';
 import type { Accel, Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import { probeKvmBoot } from '../hypervisor/qemu/probe.js';
@@ -69,13 +69,28 @@ export function bootTimeoutMs(accel: Accel): number {
   return accel === 'kvm' ? 20_000 : 60_000;
 }
 
+/** The guest architecture sandboxes get: the vm.arch setting, else the host's. */
+export function guestArch(): Arch {
+  const configured = setting('arch');
+  return configured === 'auto' ? hostArch() : (configured as Arch);
+}
+
+/** The architecture a guest image was built for. */
+export function imageArch(image: GuestImage): Arch {
+  return image.manifest.arch ?? 'x86_64';
+}
+
 /** Chooses the accelerator for the current image, giving the one-line notice if it is news. */
 export async function accelFor(image: GuestImage, notice: (line: string) => void = logNotice) {
+  const arch = imageArch(image);
   return decideAccel(
     {
-      bootsUnderKvm: () => probeKvmBoot(image.kernel, image.initrd, image.manifest.kernel.deviceDiscovery),
-      cacheFile: join(stateDir(), 'accel.json'),
+      bootsUnderKvm: () =>
+        probeKvmBoot(image.kernel, image.initrd, image.manifest.kernel.deviceDiscovery, undefined, arch),
+      // One decision per architecture: x86_64's file keeps its name.
+      cacheFile: join(stateDir(), arch === 'x86_64' ? 'accel.json' : `accel-${arch}.json`),
       kernelId: image.manifest.hash,
+      arch,
     },
     notice,
   );
@@ -96,7 +111,8 @@ export async function vmTargetFor(
 ): Promise<VmTarget> {
   const { accel, reason } = await accelFor(image, notice);
   const configured = setting('cpuModel');
-  let cpuModel = defaultCpuModel(accel);
+  const arch = imageArch(image);
+  let cpuModel = defaultCpuModel(accel, arch);
   if (configured !== 'auto') {
     const models = await hypervisor.cpuModels();
     if (!models.includes(configured)) {
@@ -107,7 +123,8 @@ export async function vmTargetFor(
     }
     cpuModel = configured;
   }
-  return { accel, accelReason: reason, cpuModel, tscKhz: accel === 'tcg' ? await hostTscKhz() : undefined };
+  const tscHint = accel === 'tcg' && archProfile(arch).tscHint;
+  return { accel, accelReason: reason, cpuModel, tscKhz: tscHint ? await hostTscKhz() : undefined };
 }
 
 export interface AgentSnapshot {
@@ -223,8 +240,9 @@ export async function sandboxBase(
   snapshotProblem?: string;
 }> {
   const notice = settings.notice ?? logNotice;
-  const image = await currentImage();
-  const hypervisor = new QemuHypervisor();
+  const arch = guestArch();
+  const image = await currentImage(arch);
+  const hypervisor = new QemuHypervisor(arch);
   const target = await vmTargetFor(image, hypervisor, notice);
   const snapshot = await agentSnapshotFor(image, target, { hypervisor, signal });
   const templates: Omit<CloneOptions, 'signal'> | undefined =
