@@ -4,7 +4,9 @@ import { HullError } from '../errors.js';
 import { hostArch, requireArch } from '../hypervisor/arch.js';
 import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
 import { buildImage, type KernelKind } from '../image/build.js';
+import { listImages } from '../image/manifest.js';
 import { agentSnapshotFor, vmTargetFor } from '../sandbox/runtime.js';
+import { formatTable } from './output-format.js';
 
 export function registerImage(program: Command): void {
   const image = program.command('image').description('build and inspect the guest image');
@@ -48,5 +50,23 @@ export function registerImage(program: Command): void {
           `agent startup snapshot for CPU model ${target.cpuModel}: ${snapshot.disk} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
         );
       }
+    });
+  image
+    .command('list')
+    .alias('ls')
+    .description('list the built guest images, each with its architecture; * marks the current one of each')
+    .option('-f, --format <format>', 'table or json', 'table')
+    .action(async (options: { format: string }) => {
+      const images = await listImages();
+      if (options.format === 'json') {
+        process.stdout.write(`${JSON.stringify(images)}\n`);
+        return;
+      }
+      if (options.format !== 'table') {
+        throw new HullError('ERR_USAGE', `unknown format ${options.format}: use table or json`);
+      }
+      const rows = [['IMAGE', 'ARCH', 'KERNEL', 'BUILT', 'CURRENT']];
+      for (const i of images) rows.push([i.hash, i.arch, i.kernel, i.builtAt, i.current ? '*' : '']);
+      process.stdout.write(formatTable(rows));
     });
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import type { Arch } from '../hypervisor/arch.js';
@@ -96,4 +96,43 @@ export async function currentImage(arch: Arch = 'x86_64'): Promise<GuestImage> {
     );
   }
   return imageAt(join(imagesDir(), hash), manifest);
+}
+
+export interface ListedImage {
+  hash: string;
+  arch: Arch;
+  kernel: string;
+  builtAt: string;
+  /** The current image of its architecture (the one sandboxes of that architecture boot). */
+  current: boolean;
+}
+
+/** Every built image in imagesDir(), of every architecture, newest first. */
+export async function listImages(): Promise<ListedImage[]> {
+  const entries = await readdir(imagesDir(), { withFileTypes: true }).catch(() => []);
+  const images: ListedImage[] = [];
+  for (const entry of entries) {
+    if (!/^[0-9a-f]{16}$/.test(entry.name)) continue;
+    let manifest: ImageManifest;
+    try {
+      manifest = JSON.parse(
+        await readFile(join(imagesDir(), entry.name, 'manifest.json'), 'utf8'),
+      ) as ImageManifest;
+    } catch {
+      continue; // a build in progress, or not an image
+    }
+    const arch = manifest.arch ?? 'x86_64';
+    const current = await readFile(currentPointer(arch), 'utf8').then(
+      (hash) => hash.trim() === manifest.hash,
+      () => false,
+    );
+    images.push({
+      hash: manifest.hash,
+      arch,
+      kernel: `${manifest.kernel.release} (${manifest.kernel.kind})`,
+      builtAt: manifest.builtAt,
+      current,
+    });
+  }
+  return images.sort((a, b) => b.builtAt.localeCompare(a.builtAt));
 }
