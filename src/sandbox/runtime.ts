@@ -214,6 +214,8 @@ export function containerDir(settings: RuntimeSettings, id: string): string {
 export async function sandboxBase(
   settings: Pick<RuntimeSettings, 'debug' | 'notice' | 'boot'>,
   signal: AbortSignal,
+  /** The guest architecture; the vm.arch setting's (or the host's) when not given. */
+  arch: Arch = guestArch(),
 ): Promise<{
   options: Pick<
     SandboxOptions,
@@ -240,7 +242,6 @@ export async function sandboxBase(
   snapshotProblem?: string;
 }> {
   const notice = settings.notice ?? logNotice;
-  const arch = guestArch();
   const image = await currentImage(arch);
   const hypervisor = new QemuHypervisor(arch);
   const target = await vmTargetFor(image, hypervisor, notice);
@@ -308,11 +309,13 @@ export async function startSandbox(
     netns?: string;
     /** The container's (a pod's sandbox container's) configuration: its cgroup and resources. */
     spec?: Pick<Spec, 'linux'>;
+    /** The guest architecture (see container-arch.ts); the vm.arch setting's when not given. */
+    arch?: Arch;
     signal: AbortSignal;
   },
 ): Promise<Sandbox> {
   const notice = settings.notice ?? logNotice;
-  const base = await sandboxBase(settings, options.signal);
+  const base = await sandboxBase(settings, options.signal, options.arch);
   const memoryMiB = settings.memoryMiB ?? defaultMemoryMiB();
   const sandbox = await Sandbox.create(
     {

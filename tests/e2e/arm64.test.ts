@@ -81,6 +81,29 @@ describe('arm64 guests', { timeout: 1_800_000 }, () => {
     await assertNothingLeft(dirs.root);
   });
 
+  test('an x86_64 and an arm64 container side by side, each VM chosen from its program', async () => {
+    const { HULL_ARCH: _, ...byProgram } = env;
+    const arm = await arm64Bundle(['uname', '-m']);
+    const x86 = join(dirs.scratch, `bundle-${++n}`);
+    await mkdir(x86);
+    await makeBusyboxBundle(x86, ['uname', '-m']);
+    const [a, b] = await Promise.all([
+      hull(['--root', dirs.root, 'run', '--bundle', arm.dir, arm.id], {
+        env: { ...byProgram, HULL_TEMPLATE: 'off' },
+        input: null,
+      }),
+      hull(['--root', dirs.root, 'run', '--bundle', x86, `x86-${n}`], {
+        env: { ...byProgram, HULL_TEMPLATE: 'off' },
+        input: null,
+      }),
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(a.stdout, 'aarch64\n');
+    assert.equal(b.stdout, 'x86_64\n');
+    await assertNothingLeft(dirs.root);
+  });
+
   test('without an arm64 image: one line naming the build to run, nothing left', async () => {
     const empty = join(dirs.scratch, 'empty-state');
     const b = await arm64Bundle(['true']);
