@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { scratchDir } from '../testing/scratch.js';
 import { agentBundlePath } from '../paths.js';
+import { scratchDir } from '../testing/scratch.js';
 import { currentImage, type ImageManifest, listImages, markCurrent, sha256File } from './manifest.js';
 
 /** Images hold the agent beside this hull (or there is none in this checkout). */
