@@ -97,7 +97,9 @@ const ARM64: ArchProfile = {
   console: 'ttyAMA0',
   // Measured here, Debian's arm64 kernel to a trivial init: `max` 12.0 s (its emulated
   // pointer authentication is costly), `max,pauth-impdef=on` 4.3 s, `max,pauth=off` 3.3 s,
-  // `cortex-a72` 2.6 s; Node and the agent run on cortex-a72 (Armv8.0 is all Node needs).
+  // `cortex-a72` 2.6 s. A whole booted `hull run` of an arm64 busybox (agent snapshot made
+  // for each model): cortex-a72 3.9-4.1 s, cortex-a76 4.6-4.9 s, max 14.6-14.9 s. Node and
+  // the agent run on cortex-a72: Armv8.0 is all Node needs.
   defaultCpuModel: (accel) => (accel === 'kvm' ? 'host' : 'cortex-a72'),
   // PSCI: the kernel's reboot is a firmware call, which -no-reboot turns into QEMU's exit.
   powerOffArgs: [],
