@@ -104,6 +104,17 @@ describe('arm64 guests', { timeout: 1_800_000 }, () => {
     await assertNothingLeft(dirs.root);
   });
 
+  test('hull image list and hull env show each image with its architecture', async () => {
+    const listed = await hull(['image', 'list'], { env });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^[0-9a-f]{16} +arm64 +6\.1\.\S+-arm64 \(debian\) +\S+ +\*$/m);
+    assert.match(listed.stdout, /^[0-9a-f]{16} +x86_64 +\S+-amd64 \(debian\) +\S+ +\*$/m);
+    const described = await hull(['env'], { env });
+    assert.match(described.stdout, /^guest image: +[0-9a-f]{16}, arm64 /m);
+    assert.match(described.stdout, /^accelerator: +tcg \(an arm64 guest on an x86_64 host is emulated\)$/m);
+    assert.match(described.stdout, /^guest CPU model: +cortex-a72$/m);
+  });
+
   test('without an arm64 image: one line naming the build to run, nothing left', async () => {
     const empty = join(dirs.scratch, 'empty-state');
     const b = await arm64Bundle(['true']);
