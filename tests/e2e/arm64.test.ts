@@ -6,6 +6,8 @@ import type { ListedTemplate } from '../../src/template/store.js';
 import type { TraceFile } from '../../src/trace/boot-trace.js';
 import { ARM64_BUSYBOX, arm64State, privateArm64State } from '../fixtures/arm64-image.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
+import { busyboxImageArchive } from '../fixtures/oci-image.js';
+import { privatePodman } from '../fixtures/podman.js';
 import { assertNothingLeft, hull, privateDirs, processExit } from './harness.js';
 
 /**
@@ -79,6 +81,29 @@ describe('arm64 guests', { timeout: 1_800_000 }, () => {
     assert.ok(phases.includes('clone wakes'), `the VM was cloned: ${phases.join(', ')}`);
     assert.ok(!phases.includes('guest kernel'), 'and did not boot');
     await assertNothingLeft(dirs.root);
+  });
+
+  test('podman --arch arm64 runs an arm64 image through --runtime hull, in an arm64 VM', async () => {
+    const dir = join(dirs.scratch, 'podman');
+    // Only the image tells the architecture (no HULL_ARCH): hull finds it in the program.
+    const pod = await privatePodman(dir, { hullEnv: { HULL_STATE_DIR: env.HULL_STATE_DIR! } });
+    const podman = pod.podman;
+    const tag = 'localhost/hullbox-arm64:latest';
+    const archive = await busyboxImageArchive(join(dir, 'image'), {
+      busybox: ARM64_BUSYBOX,
+      architecture: 'arm64',
+      tag,
+    });
+    const load = await podman('load', '-i', archive);
+    assert.equal(load.code, 0, load.stderr);
+    try {
+      const r = await podman('run', '--rm', '--arch', 'arm64', tag, 'sh', '-c', 'uname -m; exit 4');
+      assert.equal(r.code, 4, r.stderr);
+      assert.equal(r.stdout, 'aarch64\n');
+    } finally {
+      await podman('rm', '-a', '-f');
+    }
+    await assertNothingLeft(join(dir, 'hull'));
   });
 
   test('an x86_64 and an arm64 container side by side, each VM chosen from its program', async () => {
