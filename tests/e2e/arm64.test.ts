@@ -6,6 +6,7 @@ import type { ListedTemplate } from '../../src/template/store.js';
 import type { TraceFile } from '../../src/trace/boot-trace.js';
 import { ARM64_BUSYBOX, arm64State, privateArm64State } from '../fixtures/arm64-image.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
+import { Containerd, HULL_RUNTIME } from '../fixtures/containerd.js';
 import { busyboxImageArchive } from '../fixtures/oci-image.js';
 import { privatePodman } from '../fixtures/podman.js';
 import { assertNothingLeft, hull, privateDirs, processExit } from './harness.js';
@@ -104,6 +105,45 @@ describe('arm64 guests', { timeout: 1_800_000 }, () => {
       await podman('rm', '-a', '-f');
     }
     await assertNothingLeft(join(dir, 'hull'));
+  });
+
+  test('a containerd task through the shim with an arm64 image (ctr run --platform linux/arm64)', async () => {
+    const dir = join(dirs.scratch, 'containerd');
+    // containerd's shims take its environment: the state with the arm64 image, no HULL_ARCH.
+    const saved = process.env.HULL_STATE_DIR;
+    process.env.HULL_STATE_DIR = env.HULL_STATE_DIR;
+    const containerd = await Containerd.start(dir).finally(() => {
+      if (saved === undefined) delete process.env.HULL_STATE_DIR;
+      else process.env.HULL_STATE_DIR = saved;
+    });
+    try {
+      const tag = 'localhost/hullbox-arm64:latest';
+      const archive = await busyboxImageArchive(join(dirs.scratch, 'podman', 'image'), {
+        busybox: ARM64_BUSYBOX,
+        architecture: 'arm64',
+        tag,
+      });
+      const load = await containerd.ctr(['images', 'import', '--platform', 'linux/arm64', archive]);
+      assert.equal(load.code, 0, load.stderr);
+      const r = await containerd.ctr([
+        'run',
+        '--rm',
+        '--platform',
+        'linux/arm64',
+        '--runtime',
+        HULL_RUNTIME,
+        tag,
+        'arm64-task',
+        'sh',
+        '-c',
+        'uname -m; exit 5',
+      ]);
+      assert.equal(r.stdout, 'aarch64\n', r.stderr);
+      assert.equal(r.code, 5, r.stderr);
+    } finally {
+      await containerd.stop();
+    }
+    await assertNothingLeft(containerd.hullRoot);
   });
 
   test('an x86_64 and an arm64 container side by side, each VM chosen from its program', async () => {
