@@ -53,7 +53,8 @@ execFileSync(
   { stdio: 'inherit' },
 );
 // hull-share-server serves the share to QEMU over FUSE, keeping setuid/setgid bits and device
-// nodes off the host while the guest sees them (src/storage/share-server/hull-share-server.c).
+// nodes off the host while the guest sees them (src/storage/share-server/: the operations in
+// hull-share-server.c, the files it knows and their descriptors in nodes.c, xattrs in xattrs.c).
 // libfuse3 is the maintained FUSE library; Node has no FUSE binding worth the name.
 execFileSync(
   'cc',
@@ -64,6 +65,8 @@ execFileSync(
     '-o',
     'dist/native/hull-share-server',
     'src/storage/share-server/hull-share-server.c',
+    'src/storage/share-server/nodes.c',
+    'src/storage/share-server/xattrs.c',
     '-lfuse3',
   ],
   { stdio: 'inherit' },

@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'ERR_VM_START'
   | 'ERR_VM_BOOT_TIMEOUT'
   | 'ERR_VM_EXITED'
+  /** A host process of hull's (a container's monitor) died, killed, before it had done its part. */
+  | 'ERR_PROCESS_LOST'
   | 'ERR_AGENT_TIMEOUT'
   | 'ERR_TEMPLATE'
   | 'ERR_AGENT'

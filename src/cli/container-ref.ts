@@ -94,7 +94,7 @@ export function registerMonitorVerb(
     .argument('<container-id>')
     .action(async (id: string, _options: unknown, command: Command) => {
       await withContainer(command.optsWithGlobals<GlobalOptions>(), id, async (ref) => {
-        requireAllowed(ref.id, ref.state.status, verb.name);
+        requireAllowed(ref.id, ref.state.status, verb.name, ref.state.vmLost);
         await withMonitor(ref, (monitor) => verb.act(monitor, AbortSignal.timeout(60_000)));
       });
     });

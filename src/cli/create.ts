@@ -1,14 +1,18 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { checkSettings } from '../config/settings.js';
 import { HullError, isHullError } from '../errors.js';
+import { logger } from '../log.js';
 import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
+import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
-import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.js';
+import { claimContainerDir, removeContainerDir, removeContainerLeftovers } from '../sandbox/container-dir.js';
 import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
 import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
+import { claimPodOf } from '../sandbox/pod-claim.js';
 import { containerDir } from '../sandbox/runtime.js';
 import type { ContainerState } from '../sandbox/state.js';
 import { askParent } from '../sys/detached-helper.js';
@@ -47,17 +51,22 @@ export async function createContainer(
   options: CreateOptions,
   globals: GlobalOptions,
 ): Promise<{ id: string; pid: number }> {
+  checkSettings();
   const id = validateContainerId(rawId);
   const bundle = await loadBundle(options.bundle);
-  await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES);
+  // A pod's pinned IPC and UTS namespaces (CRI-O's) become the VM's own, as in the shim.
+  await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES, undefined, POD_PINNED_NAMESPACES);
   if (bundle.spec.process?.terminal && !options.consoleSocket) {
     throw new HullError('ERR_CONFIG', 'process.terminal is true but no --console-socket was given: pass one');
   }
-  const dir = await claimContainerDir(settingsFrom(globals), id);
+  const settings = settingsFrom(globals);
+  const dir = await claimContainerDir(settings, id);
   try {
+    await claimPodOf(settings, id, bundle);
     const consoleArgs = options.consoleSocket ? ['--console-socket', resolve(options.consoleSocket)] : [];
     const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, ...consoleArgs, id], {
       keepStdio: !bundle.spec.process?.terminal,
+      name: `the monitor of container ${id}`,
       // A network namespace the runtime makes is the monitor's own: hooks get its pid.
       wrapper: networkSource(bundle.spec).kind === 'new' ? NEW_NETNS_WRAPPER : undefined,
       // The monitor asks for its createRuntime hooks to be run here, in the caller's
@@ -70,7 +79,10 @@ export async function createContainer(
     if (options.pidFile) await writePidFile(options.pidFile, pid);
     return { id, pid };
   } catch (err) {
-    await removeContainerDir(dir);
+    // A monitor that failed cleaned up after itself; one that was killed left its VM, its
+    // cgroup and its share's mounts, which nothing could remove once the directory is gone.
+    if (isHullError(err, 'ERR_PROCESS_LOST')) await removeContainerLeftovers(dir, id, bundle.spec);
+    else await removeContainerDir(dir);
     throw err;
   }
 }
@@ -99,6 +111,7 @@ export function registerCreate(program: Command): void {
     .action(async (id: string, options: MonitorOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const settings = settingsFrom(globals);
+      const creator = process.ppid;
       let monitor: ContainerMonitor;
       try {
         const bundle = await loadBundle(options.bundle);
@@ -121,6 +134,14 @@ export function registerCreate(program: Command): void {
       } catch (err) {
         await reportFailure(err);
         process.exitCode = isHullError(err) ? 1 : 2;
+        return;
+      }
+      if (process.ppid !== creator) {
+        // The `create` that asked for this container died while its VM booted: no one will
+        // start it, so it stops now, and reads as stopped until `delete` removes it.
+        logger('monitor').error({ creator }, 'the create command died before the container was created');
+        void monitor.sandbox.destroy();
+        process.exitCode = await monitor.waitExit();
         return;
       }
       forwardSignals((signalNumber) => void monitor.kill(signalNumber, false).catch(() => {}));

@@ -1,15 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { isHullError } from '../errors.js';
 import { logger } from '../log.js';
 import type { Spec } from '../oci/spec.js';
-import { removeContainerDir } from '../sandbox/container-dir.js';
+import { removeContainerLeftovers } from '../sandbox/container-dir.js';
 import { runHostHooks } from '../sandbox/hooks.js';
-import { hostCgroupPath } from '../sandbox/host-cgroup.js';
 import { MonitorClient } from '../sandbox/monitor-client.js';
-import { processAlive, requireAllowed } from '../sandbox/state.js';
-import { VmmCgroup } from '../sys/cgroup.js';
-import { killProcessesMentioning } from '../sys/processes.js';
+import { monitorOf, requireAllowed } from '../sandbox/state.js';
+import { isAlive, signalIfAlive } from '../sys/process-identity.js';
 import { sleep } from '../util/deadline.js';
 import { type ContainerRef, withContainer } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
@@ -24,7 +23,7 @@ export function registerDelete(program: Command): void {
     .argument('<container-id>')
     .option('-f, --force', 'stop the container first if it is still running')
     .action(async (id: string, options: { force?: boolean }, command: Command) => {
-      await withContainer(command.optsWithGlobals<GlobalOptions>(), id, async (ref) => {
+      const deleting = withContainer(command.optsWithGlobals<GlobalOptions>(), id, async (ref) => {
         if (ref.state.status !== 'stopped') {
           if (!options.force) requireAllowed(ref.id, ref.state.status, 'delete');
           await stopMonitor(ref);
@@ -37,13 +36,22 @@ export function registerDelete(program: Command): void {
             logger('delete').warn({ err: String(err) }, 'poststop hook failed'),
           );
         }
-        await removeOrphanedVm(ref, spec);
-        await removeContainerDir(ref.dir);
+        await removeContainerLeftovers(ref.dir, ref.id, spec);
       });
+      // As runc's: a forced delete of a container that is already gone has nothing to do
+      // (CRI-O's cleanup after a failed create counts on it).
+      await (options.force ? deleting.catch(ignoreNotFound) : deleting);
     });
 }
 
-/** Ends the VM through the monitor, and the monitor itself if it does not go in time. */
+function ignoreNotFound(err: unknown): void {
+  if (!isHullError(err, 'ERR_NOT_FOUND')) throw err;
+}
+
+/**
+ * Ends the VM through the monitor, and the monitor itself if it does not go in time: the
+ * recorded monitor only, never a process that has since taken its pid.
+ */
 export async function stopMonitor(ref: ContainerRef): Promise<void> {
   const monitor = await MonitorClient.connect(ref.dir, ref.id, AbortSignal.timeout(5000)).catch(
     () => undefined,
@@ -53,21 +61,8 @@ export async function stopMonitor(ref: ContainerRef): Promise<void> {
     monitor.close();
   }
   const deadline = Date.now() + SHUTDOWN_GRACE_MS;
-  while (processAlive(ref.state.pid) && Date.now() < deadline) await sleep(50);
-  if (processAlive(ref.state.pid)) process.kill(ref.state.pid, 'SIGKILL');
-  while (processAlive(ref.state.pid)) await sleep(20);
-}
-
-/**
- * A monitor that was SIGKILLed could not stop its VM: QEMU, jailed in its own mount namespace
- * and cgroup, outlives it and holds the container's files. Only then is the sandbox's cgroup
- * still occupied, so only then (or when the configuration, and so the cgroup's path, is gone)
- * are the host's processes searched: QEMU is found by the container's directory in its
- * command line (with the trailing slash, so container "a" never matches container "ab").
- * Then the cgroup, empty now, is removed.
- */
-async function removeOrphanedVm(ref: ContainerRef, spec: Spec | undefined): Promise<void> {
-  const cgroup = await VmmCgroup.of(hostCgroupPath(spec ?? {}, ref.id));
-  if (!spec || (await cgroup.hasProcesses())) await killProcessesMentioning(`${ref.dir}/`);
-  await cgroup.remove().catch(() => {});
+  const monitorProcess = monitorOf(ref.state);
+  while (isAlive(monitorProcess) && Date.now() < deadline) await sleep(50);
+  signalIfAlive(monitorProcess, 'SIGKILL');
+  while (isAlive(monitorProcess)) await sleep(20);
 }

@@ -14,7 +14,7 @@ export function registerKill(program: Command): void {
     .action(async (id: string, signal: string | undefined, options: { all?: boolean }, command: Command) => {
       const signalNumber = parseSignal(signal);
       await withContainer(command.optsWithGlobals<GlobalOptions>(), id, async (ref) => {
-        requireAllowed(ref.id, ref.state.status, 'kill');
+        requireAllowed(ref.id, ref.state.status, 'kill', ref.state.vmLost);
         await withMonitor(ref, (monitor) =>
           monitor.kill(signalNumber, Boolean(options.all), AbortSignal.timeout(30_000)),
         );

@@ -1,8 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { Command } from 'commander';
+import { checkSettings } from '../config/settings.js';
 import { HullError } from '../errors.js';
 import { configuredNetns } from '../network/namespace.js';
+import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.js';
@@ -10,6 +12,7 @@ import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
 import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
+import { claimPodOf } from '../sandbox/pod-claim.js';
 import { hostNowMs } from '../trace/boot-marks.js';
 import { BootTraceRecorder, traceFile } from '../trace/boot-trace.js';
 import { withContainer, withMonitor } from './container-ref.js';
@@ -85,12 +88,17 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
 }
 
 async function runAttached(rawId: string, options: RunOptions, globals: GlobalOptions): Promise<number> {
+  checkSettings();
   const id = validateContainerId(rawId);
   const bundle = await loadBundle(options.bundle);
-  await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES);
+  await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES, undefined, POD_PINNED_NAMESPACES);
   // `hull run` holds the user's terminal: its notices (TCG, the agent snapshot) show there.
   const settings = { ...settingsFrom(globals), notice: stderrNotice };
   const dir = await claimContainerDir(settings, id);
+  await claimPodOf(settings, id, bundle).catch(async (err: unknown) => {
+    await removeContainerDir(dir);
+    throw err;
+  });
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;
   let monitor: ContainerMonitor | undefined;

@@ -11,7 +11,7 @@ export { reportFailure, reportToParent } from '../sys/detached-helper.js';
 export function spawnHelper(
   globals: GlobalOptions,
   args: string[],
-  options: Pick<HelperOptions, 'keepStdio' | 'wrapper' | 'onAsk'> = { keepStdio: true },
+  options: Pick<HelperOptions, 'keepStdio' | 'wrapper' | 'onAsk' | 'name'> = { keepStdio: true },
 ): Promise<{ pid: number; detail: string }> {
   const globalArgs = [
     '--root',

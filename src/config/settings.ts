@@ -57,6 +57,12 @@ const wholeNumber = (min: number, max: number, unit: string) => (raw: string, wh
   return String(n);
 };
 
+/** The VM sizes hull accepts, from settings or added up from a pod's sizing hints. */
+export const VM_SIZE_LIMITS = {
+  vcpus: { min: 1, max: 64 },
+  memoryMiB: { min: 128, max: 262_144 },
+} as const;
+
 const SETTINGS: Record<SettingName, SettingSpec> = {
   root: {
     env: 'HULL_ROOT',
@@ -124,7 +130,7 @@ const SETTINGS: Record<SettingName, SettingSpec> = {
     fileType: 'integer',
     description: "a sandbox VM's vCPUs (a pod's sizing hints and a container's CPU set add to it)",
     defaultValue: '1',
-    check: wholeNumber(1, 64, 'vCPUs'),
+    check: wholeNumber(VM_SIZE_LIMITS.vcpus.min, VM_SIZE_LIMITS.vcpus.max, 'vCPUs'),
   },
   memoryMiB: {
     env: 'HULL_MEMORY_MIB',
@@ -132,7 +138,7 @@ const SETTINGS: Record<SettingName, SettingSpec> = {
     fileType: 'integer',
     description: "a sandbox VM's memory in MiB (a pod's sizing hints add to it)",
     defaultValue: '512',
-    check: wholeNumber(128, 262_144, 'MiB'),
+    check: wholeNumber(VM_SIZE_LIMITS.memoryMiB.min, VM_SIZE_LIMITS.memoryMiB.max, 'MiB'),
   },
   tcgCacheMiB: {
     env: 'HULL_TCG_CACHE_MIB',
@@ -274,6 +280,14 @@ export function setting(name: SettingName, env: NodeJS.ProcessEnv = process.env)
     default:
       return spec.defaultValue;
   }
+}
+
+/**
+ * Checks every setting the environment gives (the file's were checked when it was read), so
+ * that a verb which starts a VM refuses a bad value before it looks for an image or a bundle.
+ */
+export function checkSettings(env: NodeJS.ProcessEnv = process.env): void {
+  for (const name of Object.keys(SETTINGS) as SettingName[]) setting(name, env);
 }
 
 /** Every setting with its value and where the value came from, for `hull env`. */

@@ -1,5 +1,6 @@
 import { readFile, readlink } from 'node:fs/promises';
 import { SHARE_SERVER_CAPABILITIES, SHARE_SERVER_CAPABILITY_MASK } from '../hypervisor/jail/jail.js';
+import { shareServerOf } from '../hypervisor/jail/share-server.js';
 import { statusField } from '../sys/processes.js';
 
 export interface Confinement {
@@ -8,9 +9,6 @@ export interface Confinement {
   /** What is missing of it; empty when the VMM is confined as hull means it to be. */
   missing: string[];
 }
-
-/** The kernel's name of hull-share-server (a process name is cut at 15 bytes). */
-const SHARE_SERVER_COMM = 'hull-share-serv';
 
 /**
  * Reads how a running VMM and its share server are confined, from /proc: what a user would
@@ -70,14 +68,4 @@ async function processFacts(pid: number): Promise<ProcessFacts> {
     seccompFilters:
       statusField(status, 'Seccomp') === '2' ? statusField(status, 'Seccomp_filters') : undefined,
   };
-}
-
-/** The hull-share-server that hull-jail started for the VMM `pid` (its child). */
-export async function shareServerOf(pid: number): Promise<number | undefined> {
-  const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-  for (const child of children.split(/\s+/).filter(Boolean).map(Number)) {
-    const comm = await readFile(`/proc/${child}/comm`, 'utf8').catch(() => '');
-    if (comm.trim() === SHARE_SERVER_COMM) return child;
-  }
-  return undefined;
 }

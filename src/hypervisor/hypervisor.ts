@@ -97,6 +97,8 @@ export interface VmExit {
   signal: NodeJS.Signals | null;
   /** The VMM's cgroup ran out of memory and the kernel killed it. */
   oomKilled?: boolean;
+  /** The VM's share server died (pid given), so the VM, its files gone, was stopped. */
+  shareServerLost?: number;
 }
 
 /** A running VM. `stop()` is safe to call twice and after the VM exited by itself. */

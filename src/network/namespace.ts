@@ -1,4 +1,5 @@
 import type { Spec } from '../oci/spec.js';
+import { systemTool } from '../sys/system-tool.js';
 
 /**
  * Where a container's network comes from, as its config.json says:
@@ -16,7 +17,7 @@ export function networkSource(spec: Spec): NetworkSource {
 }
 
 /** The program that starts a monitor in a new network namespace of its own (it execs the monitor). */
-export const NEW_NETNS_WRAPPER = ['unshare', '--net', '--'];
+export const NEW_NETNS_WRAPPER = [systemTool('unshare'), '--net', '--'];
 
 /**
  * The network namespace a container's monitor gives its VM: the one named by path, or, for a

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { HullError } from '../errors.js';
 import { run } from '../sys/exec.js';
 import { checkNamespacePath } from '../sys/namespaces.js';
+import { systemTool } from '../sys/system-tool.js';
 
 /**
  * Runs a host tool (ip, tc) inside a network namespace named by path, as a client made it
@@ -14,7 +15,7 @@ export async function runInNetns(
   args: readonly string[],
   options: { input?: string; signal?: AbortSignal; purpose: string },
 ): Promise<string> {
-  return run('nsenter', [`--net=${netns}`, '--', tool, ...args], {
+  return run(systemTool('nsenter'), [`--net=${netns}`, '--', systemTool(tool), ...args], {
     input: options.input,
     signal: options.signal,
     errorCode: 'ERR_NETWORK',

@@ -139,7 +139,10 @@ test('resource limits: an unknown or repeated type, or soft above hard, is refus
     /RLIMIT_NOFILE twice/,
   );
   assert.match(refusal(limits([{ type: 'RLIMIT_CORE', soft: 10, hard: 5 }])), /soft 10 above hard 5/);
-  assert.match(refusal(limits([{ type: 'RLIMIT_CORE', soft: -1, hard: 5 }])), /non-negative/);
+  assert.match(
+    refusal(limits([{ type: 'RLIMIT_CORE', soft: -1, hard: 5 }])),
+    /process.rlimits\[0\].soft -1 is out of range/,
+  );
   checkSpec(
     limits([
       { type: 'RLIMIT_NOFILE', soft: 1024, hard: 1048576 },
@@ -181,7 +184,10 @@ test('sysctls: only those of a namespace the container has, as runc allows them'
     }),
     'config.json',
   );
-  assert.match(refusal(sysctl({ 'net.core.somaxconn': 5 as unknown as string })), /string value/);
+  assert.match(
+    refusal(sysctl({ 'net.core.somaxconn': 5 as unknown as string })),
+    /linux.sysctl\["net.core.somaxconn"\] 5 must be a string/,
+  );
 });
 
 test('devices: a node needs an absolute path, a known type and its numbers; cgroup rules are checked', () => {
@@ -220,7 +226,10 @@ test('devices: a node needs an absolute path, a known type and its numbers; cgro
     refusal(devices([], [{ allow: true, access: 'rwx' }])),
     /access "rwx" must be made of r, w and m/,
   );
-  assert.match(refusal(devices([], [{ allow: 'yes' }])), /allow must be true or false/);
+  assert.match(
+    refusal(devices([], [{ allow: 'yes' }])),
+    /linux.resources.devices\[0\].allow "yes" must be true or false/,
+  );
   assert.match(refusal(devices([], [{ allow: true, type: 'p' }])), /type "p" must be a \(all\), c or b/);
 });
 

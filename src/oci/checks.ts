@@ -1,7 +1,7 @@
 import { HullError } from '../errors.js';
-import { CAPABILITY_NAMES } from './capabilities.js';
 import type { Spec } from './spec.js';
-import { checkDevices, checkHooks, checkRlimits, checkSysctls } from './value-checks.js';
+import { checkSpecShape } from './spec-schema.js';
+import { checkDevices, checkRlimits, checkSysctls } from './value-checks.js';
 
 /**
  * Checks of a config.json that runc makes and hull must make too (the runtime-spec: a value
@@ -29,14 +29,14 @@ const HOST_NAMESPACE_REQUESTS: Record<string, string> = {
  */
 export const VM_NAMESPACES_ANNOTATION = 'dev.hull.vm-namespaces';
 
-export function checkSpec(spec: Spec, configPath: string): void {
+/** Checks a parsed config.json: its fields' types and bounds first, then what they mean. */
+export function checkSpec(spec: unknown, configPath: string): asserts spec is Spec {
+  checkSpecShape(spec, configPath);
   checkNamespaces(spec, configPath);
-  checkCapabilities(spec, configPath);
   checkPropagation(spec, configPath);
   checkRlimits(spec, configPath);
   checkSysctls(spec, configPath, vmNamespacesOf(spec));
   checkDevices(spec, configPath);
-  checkHooks(spec, configPath);
 }
 
 /** The namespace types the annotation below accepts from the VM. */
@@ -75,24 +75,6 @@ function checkNamespaces(spec: Spec, configPath: string): void {
       'ERR_UNSUPPORTED',
       `${configPath}: linux.namespaces has no "${type}" entry, which asks for the host's ${type} namespace (${how}); a VM cannot share the host kernel's namespaces: give the container its own (or annotate ${VM_NAMESPACES_ANNOTATION}=${type} to share the VM's)`,
     );
-  }
-}
-
-function checkCapabilities(spec: Spec, configPath: string): void {
-  const capabilities = spec.process?.capabilities as Record<string, unknown> | undefined;
-  if (!capabilities) return;
-  for (const [set, names] of Object.entries(capabilities)) {
-    if (!Array.isArray(names)) {
-      throw new HullError('ERR_CONFIG', `${configPath}: process.capabilities.${set} must be a list of names`);
-    }
-    for (const name of names) {
-      if (typeof name !== 'string' || !CAPABILITY_NAMES.has(name)) {
-        throw new HullError(
-          'ERR_CONFIG',
-          `${configPath}: process.capabilities.${set} names an unknown capability ${JSON.stringify(name)}: use names such as CAP_NET_ADMIN (see capabilities(7))`,
-        );
-      }
-    }
   }
 }
 

@@ -6,3 +6,11 @@
  * /proc/<pid>/ns entry has the type's name.
  */
 export const POD_SHARED_NAMESPACES: ReadonlySet<string> = new Set(['ipc', 'uts', 'pid']);
+
+/**
+ * Namespace types CRI-O pins for a pod (pinns, under its namespaces_dir) and names in every
+ * container's config, its sandbox's included. A VM cannot join the host's; as Kata's shim does,
+ * the pod's sandbox gets the VM's own of these types instead, and the pod's other containers
+ * join the sandbox's in the guest (POD_SHARED_NAMESPACES).
+ */
+export const POD_PINNED_NAMESPACES: ReadonlySet<string> = new Set(['ipc', 'uts']);

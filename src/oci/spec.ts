@@ -64,6 +64,15 @@ export interface Spec {
   [key: string]: unknown;
 }
 
+/**
+ * A mount the container may not write: its last `ro`/`rw` option (or the recursive `rro`/`rrw`
+ * crun takes) says so, as mount(8) reads a list that names both.
+ */
+export function isReadOnlyMount(mount: Mount): boolean {
+  const last = (mount.options ?? []).filter((o) => ['ro', 'rw', 'rro', 'rrw'].includes(o)).at(-1);
+  return last === 'ro' || last === 'rro';
+}
+
 /** A bind mount, however the bundle spells it (type bind/rbind, or options bind/rbind). */
 export function isBindMount(mount: Mount): boolean {
   const options = mount.options ?? [];

@@ -1,10 +1,11 @@
 import { HullError } from '../errors.js';
+import { clip } from './shape.js';
 import type { Spec } from './spec.js';
 
 /**
  * Values of a config.json that must map to something in the kernel, checked on the host as
  * runc checks them before it starts anything: resource limits, sysctls, device nodes and the
- * device cgroup, hook paths. Left to the executor in the guest, a bad value would boot a VM
+ * device cgroup. Their types and ranges were checked first (spec-schema.ts). Left to the executor in the guest, a bad value would boot a VM
  * and then fail with the executor's words; here it is one line naming the field, with no VM.
  */
 
@@ -61,9 +62,6 @@ export function checkRlimits(spec: Spec, configPath: string): void {
     }
     if (seen.has(limit.type)) refuse(configPath, `process.rlimits lists ${limit.type} twice: keep one entry`);
     seen.add(limit.type);
-    if (!isCount(limit.soft) || !isCount(limit.hard)) {
-      refuse(configPath, `${field} (${limit.type}) needs whole, non-negative soft and hard values`);
-    }
     if (limit.soft > limit.hard) {
       refuse(
         configPath,
@@ -82,14 +80,10 @@ export function checkRlimits(spec: Spec, configPath: string): void {
 export function checkSysctls(spec: Spec, configPath: string, vmNamespaces: ReadonlySet<string>): void {
   const sysctls = spec.linux?.sysctl;
   if (sysctls === undefined) return;
-  if (typeof sysctls !== 'object' || sysctls === null || Array.isArray(sysctls)) {
-    refuse(configPath, 'linux.sysctl must map sysctl names to values');
-  }
   const own = new Set((spec.linux?.namespaces ?? []).map((ns) => ns.type));
   const has = (type: string) => own.has(type) || vmNamespaces.has(type);
-  for (const [name, value] of Object.entries(sysctls as Record<string, unknown>)) {
+  for (const name of Object.keys(sysctls as Record<string, string>)) {
     const field = `linux.sysctl "${name}"`;
-    if (typeof value !== 'string') refuse(configPath, `${field} must have a string value`);
     let needs: string | undefined;
     if (IPC_SYSCTLS.has(name) || name.startsWith('fs.mqueue.')) needs = 'ipc';
     else if (name.startsWith('net.')) needs = 'network';
@@ -114,12 +108,11 @@ export function checkSysctls(spec: Spec, configPath: string, vmNamespaces: Reado
 /** linux.devices (the nodes made in the container) and linux.resources.devices (the cgroup). */
 export function checkDevices(spec: Spec, configPath: string): void {
   const devices = (spec.linux?.devices ?? []) as Record<string, unknown>[];
-  if (!Array.isArray(devices)) refuse(configPath, 'linux.devices must be a list');
   for (const [index, device] of devices.entries()) {
     const field = `linux.devices[${index}]`;
-    const path = device?.path;
-    if (typeof path !== 'string' || !path.startsWith('/') || path.split('/').includes('..')) {
-      refuse(configPath, `${field}.path ${JSON.stringify(path)} must be an absolute path without ".."`);
+    const path = clip(device.path as string);
+    if ((device.path as string).split('/').includes('..')) {
+      refuse(configPath, `${field}.path "${path}" must be an absolute path without ".."`);
     }
     if (!DEVICE_NODE_TYPES.has(device.type as string)) {
       refuse(
@@ -130,43 +123,15 @@ export function checkDevices(spec: Spec, configPath: string): void {
     if (device.type !== 'p' && (!isCount(device.major) || !isCount(device.minor))) {
       refuse(configPath, `${field} (${path}) needs major and minor numbers for type ${device.type}`);
     }
-    if (device.fileMode !== undefined && !(isCount(device.fileMode) && device.fileMode <= 0o7777)) {
-      refuse(configPath, `${field} (${path}) has fileMode ${device.fileMode}: give permission bits`);
-    }
   }
-  const rules = (spec.linux?.resources as { devices?: unknown } | undefined)?.devices ?? [];
-  if (!Array.isArray(rules)) refuse(configPath, 'linux.resources.devices must be a list');
-  for (const [index, rule] of (rules as Record<string, unknown>[]).entries()) {
+  const rules = (spec.linux?.resources as { devices?: Record<string, unknown>[] } | undefined)?.devices ?? [];
+  for (const [index, rule] of rules.entries()) {
     const field = `linux.resources.devices[${index}]`;
-    if (typeof rule?.allow !== 'boolean') refuse(configPath, `${field}.allow must be true or false`);
     if (rule.type !== undefined && !CGROUP_DEVICE_TYPES.has(rule.type as string)) {
       refuse(configPath, `${field}.type ${JSON.stringify(rule.type)} must be a (all), c or b`);
     }
     if (rule.access !== undefined && !/^[rwm]{0,3}$/.test(String(rule.access))) {
       refuse(configPath, `${field}.access ${JSON.stringify(rule.access)} must be made of r, w and m`);
-    }
-    for (const n of ['major', 'minor'] as const) {
-      if (rule[n] !== undefined && rule[n] !== null && !isCount(rule[n]) && rule[n] !== -1) {
-        refuse(configPath, `${field}.${n} must be a device number (or -1 for any)`);
-      }
-    }
-  }
-}
-
-/** The runtime-spec requires an absolute hook path; hooks of some points run on the host. */
-export function checkHooks(spec: Spec, configPath: string): void {
-  for (const [point, hooks] of Object.entries(spec.hooks ?? {})) {
-    if (!Array.isArray(hooks)) refuse(configPath, `hooks.${point} must be a list`);
-    for (const [index, hook] of hooks.entries()) {
-      if (typeof hook?.path !== 'string' || !hook.path.startsWith('/')) {
-        refuse(
-          configPath,
-          `hooks.${point}[${index}].path ${JSON.stringify(hook?.path)} must be an absolute path`,
-        );
-      }
-      if (hook.timeout !== undefined && !(Number.isInteger(hook.timeout) && hook.timeout > 0)) {
-        refuse(configPath, `hooks.${point}[${index}].timeout must be a whole number of seconds above 0`);
-      }
     }
   }
 }

@@ -1,8 +1,11 @@
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { HullError } from '../errors.js';
 import { checkSpec } from '../oci/checks.js';
+import { INPUT_LIMITS } from '../oci/input-limits.js';
+import { clip } from '../oci/shape.js';
 import { isBindMount, type Spec } from '../oci/spec.js';
+import { readRegularFile } from '../sys/regular-file.js';
 
 export interface Bundle {
   dir: string;
@@ -23,36 +26,15 @@ export async function loadBundle(path: string): Promise<Bundle> {
     );
   }
   const configPath = join(dir, 'config.json');
-  let text: string;
-  try {
-    text = await readFile(configPath, 'utf8');
-  } catch {
+  const spec = await readConfigJson(configPath);
+  checkSpec(spec, configPath);
+  const root = spec.root!;
+  const rootfs = isAbsolute(root.path) ? resolve(root.path) : join(dir, root.path);
+  if (!(await stat(rootfs).catch(() => undefined))?.isDirectory()) {
     throw new HullError(
       'ERR_BUNDLE',
-      `${configPath} is missing: create one with \`runc spec\` or \`hull spec\``,
+      `the root filesystem ${clip(rootfs, 200)} does not exist: unpack an image there`,
     );
-  }
-  let spec: Spec;
-  try {
-    spec = JSON.parse(text) as Spec;
-  } catch (err) {
-    throw new HullError('ERR_CONFIG', `${configPath} is not valid JSON: ${(err as Error).message}`);
-  }
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
-    throw new HullError('ERR_CONFIG', `${configPath} must hold a JSON object`);
-  }
-  if (!spec.root?.path)
-    throw new HullError('ERR_CONFIG', `${configPath} has no root.path: name the root filesystem`);
-  if (!spec.process?.args?.length) {
-    throw new HullError('ERR_CONFIG', `${configPath} has no process.args: name the program to run`);
-  }
-  if (typeof spec.process.cwd !== 'string' || !spec.process.cwd.startsWith('/')) {
-    throw new HullError('ERR_CONFIG', `${configPath}: process.cwd must be an absolute path`);
-  }
-  checkSpec(spec, configPath);
-  const rootfs = isAbsolute(spec.root.path) ? resolve(spec.root.path) : join(dir, spec.root.path);
-  if (!(await stat(rootfs).catch(() => undefined))?.isDirectory()) {
-    throw new HullError('ERR_BUNDLE', `the root filesystem ${rootfs} does not exist: unpack an image there`);
   }
   // As runc: the rootfs path must be the real one. A symlink (to /, say) would hand the guest
   // whatever it points at, read-write.
@@ -66,6 +48,27 @@ export async function loadBundle(path: string): Promise<Bundle> {
   return { dir, spec, rootfs };
 }
 
+/**
+ * A bundle's config.json, parsed but not checked: read only if it is a regular file of
+ * bounded size (sys/regular-file.ts), each failure one line naming the file.
+ */
+export async function readConfigJson(configPath: string): Promise<unknown> {
+  const text = await readRegularFile(configPath, {
+    maxBytes: INPUT_LIMITS.configBytes,
+    why: "a container's configuration is far smaller",
+    code: 'ERR_BUNDLE',
+    missing: 'is missing: create one with `runc spec` or `hull spec`',
+  });
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new HullError(
+      'ERR_CONFIG',
+      `${configPath} is not valid JSON: ${clip((err as Error).message, 200)}`,
+    );
+  }
+}
+
 /** A missing bind source is found here, before a VM is booted for nothing. */
 async function checkBindSources(spec: Spec, dir: string, configPath: string): Promise<void> {
   for (const mount of spec.mounts ?? []) {
@@ -74,7 +77,7 @@ async function checkBindSources(spec: Spec, dir: string, configPath: string): Pr
     if (!(await stat(source).catch(() => undefined))) {
       throw new HullError(
         'ERR_CONFIG',
-        `mount source ${source} (for ${mount.destination}) does not exist: create it or fix ${configPath}`,
+        `mount source ${clip(source)} (for ${clip(mount.destination)}) does not exist: create it or fix ${configPath}`,
       );
     }
   }

@@ -11,6 +11,7 @@ import { metricsService } from '../metrics/collect-service.js';
 import { OwnerMetrics } from '../metrics/owner-metrics.js';
 import { vcpusCovering } from '../oci/guest-resources.js';
 import type { Process } from '../oci/spec.js';
+import { identityOf } from '../sys/process-identity.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { listenPrivately } from '../sys/unix-socket.js';
 import { markHost } from '../trace/boot-marks.js';
@@ -287,6 +288,7 @@ function stateOf(parts: { id: string; bundle: Bundle; created: string; status: S
     ociVersion: parts.bundle.spec.ociVersion ?? '1.0.2',
     id: parts.id,
     pid: process.pid,
+    pidStartTime: identityOf(process.pid)?.startTime,
     status: parts.status,
     bundle: parts.bundle.dir,
     rootfs: parts.bundle.rootfs,

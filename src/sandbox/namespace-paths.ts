@@ -1,5 +1,5 @@
 import { HullError } from '../errors.js';
-import { checkNamespacePath } from '../sys/namespaces.js';
+import { checkNamespacePath, isPinnedNamespace } from '../sys/namespaces.js';
 import type { Bundle } from './bundle.js';
 
 /** A lone container (the OCI command line, a task outside a pod) can join none. */
@@ -11,12 +11,15 @@ export const NO_JOINABLE_NAMESPACES: ReadonlySet<string> = new Set();
  * namespaces it made itself (`joinable`: a pod's, in the shim); any other path names a host
  * namespace, which a container in a VM cannot be in, so it is refused rather than silently
  * replaced by a fresh one. The network entry is the exception: its path names the namespace
- * whose interfaces the VM takes over (network/), checked when the VM starts.
+ * whose interfaces the VM takes over (network/), checked when the VM starts. A pinned
+ * namespace of a type in `pinned` (a pod's, which CRI-O pins and names in its sandbox's
+ * config) is accepted too: the VM's own namespaces of that type stand for it.
  */
 export async function checkNamespacePaths(
   bundle: Bundle,
   joinable: ReadonlySet<string>,
   signal?: AbortSignal,
+  pinned: ReadonlySet<string> = NO_JOINABLE_NAMESPACES,
 ): Promise<void> {
   const configPath = `${bundle.dir}/config.json`;
   for (const [index, ns] of (bundle.spec.linux?.namespaces ?? []).entries()) {
@@ -41,7 +44,8 @@ export async function checkNamespacePaths(
         `${configPath}: ${entry} names ${ns.path}, which is not a namespace of type ${ns.type}: give the path of one of that type`,
       );
     }
-    if (!joinable.has(ns.type)) {
+    if (joinable.has(ns.type)) continue;
+    if (!pinned.has(ns.type) || !(await isPinnedNamespace(ns.path, ns.type))) {
       throw new HullError(
         'ERR_UNSUPPORTED',
         `${configPath}: ${entry} asks to join ${ns.path}, a namespace of the host kernel, which a container in a VM cannot join: drop the path to give the container its own ${ns.type} namespace`,

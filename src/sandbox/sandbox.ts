@@ -85,8 +85,10 @@ export class Sandbox {
     /** The host network the VM took over, if it has one. */
     readonly network?: GuestNetwork,
   ) {
-    void vm.exited.then(() => {
-      this.endedByItself = this.destroying === undefined;
+    void vm.exited.then((exit) => {
+      // A share server's death is the VM's own end even when a destroy came in while its
+      // exit was being seen (the shim's tasks exit, and containerd deletes them, first).
+      this.endedByItself = this.destroying === undefined || exit.shareServerLost !== undefined;
     });
   }
 
@@ -99,6 +101,9 @@ export class Sandbox {
     // The agent's channel closes a moment before QEMU's exit is seen.
     const exit = await raceSignal(this.vm.exited, signal).catch(() => undefined);
     if (!exit || !this.endedByItself) return undefined;
+    if (exit.shareServerLost) {
+      return `its share server (hull-share-server, pid ${exit.shareServerLost}) died, and the VM, its files gone, was stopped`;
+    }
     const said = consoleCause(await readFile(this.vm.consoleLog, 'utf8').catch(() => ''));
     const how = exit.oomKilled
       ? `QEMU was killed by ${exit.signal ?? 'the kernel'}: its cgroup ran out of memory`
@@ -247,7 +252,7 @@ export class Sandbox {
   ): Promise<number> {
     const placement = await this.share.addContainer(
       containerId,
-      bundle.rootfs,
+      { path: bundle.rootfs, readonly: bundle.spec.root?.readonly === true },
       bundle.spec.mounts ?? [],
       bundle.dir,
     );

@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isHullError } from '../errors.js';
+import { identityOf } from '../sys/process-identity.js';
 import { scratchDir } from '../testing/scratch.js';
 import {
   allows,
@@ -60,4 +61,13 @@ test('state is written atomically and read back; a missing one is ERR_NOT_FOUND'
 test('a container whose monitor is gone is stopped', () => {
   assert.equal(effectiveState(sample(process.pid)).status, 'running');
   assert.equal(effectiveState(sample(2 ** 22 + 12345)).status, 'stopped');
+});
+
+test('a container whose monitor pid was reused by another process is stopped (issue 24, item 3)', () => {
+  const own = identityOf(process.pid)!;
+  const monitor = { ...sample(process.pid), pidStartTime: own.startTime };
+  assert.equal(effectiveState(monitor).status, 'running');
+  const reused = { ...monitor, pidStartTime: String(Number(own.startTime) - 1) };
+  assert.equal(effectiveState(reused).status, 'stopped');
+  assert.equal(effectiveState({ ...reused, status: 'creating' }).status, 'stopped');
 });

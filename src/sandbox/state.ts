@@ -1,6 +1,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
+import { isAlive, type ProcessIdentity } from '../sys/process-identity.js';
 
 /** The lifecycle of a container as the OCI runtime-spec defines it. */
 export type Status = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
@@ -22,13 +23,17 @@ export function allows(status: Status, operation: Operation): boolean {
   return ALLOWED[operation].includes(status);
 }
 
-/** Throws ERR_STATE, saying what would be needed, unless `status` allows `operation`. */
-export function requireAllowed(id: string, status: Status, operation: Operation): void {
+/**
+ * Throws ERR_STATE, saying what would be needed, unless `status` allows `operation`; with
+ * `vmLost` (why the container's VM ended under it), that too.
+ */
+export function requireAllowed(id: string, status: Status, operation: Operation, vmLost?: string): void {
   if (allows(status, operation)) return;
   const needed = ALLOWED[operation].join(' or ');
+  const why = vmLost ? ` (its VM ended under it: ${vmLost})` : '';
   throw new HullError(
     'ERR_STATE',
-    `cannot ${operation} container ${id}: it is ${status}, and ${operation} needs it ${needed}`,
+    `cannot ${operation} container ${id}: it is ${status}${why}, and ${operation} needs it ${needed}`,
   );
 }
 
@@ -38,6 +43,11 @@ export interface ContainerState {
   id: string;
   /** The monitor's pid: the host process that lives as long as the container's process. */
   pid: number;
+  /**
+   * The monitor's start time (see process-identity.ts): with the pid, what tells the monitor
+   * from a process that reused its pid. Absent in the state of an older hull.
+   */
+  pidStartTime?: string;
   status: Status;
   bundle: string;
   rootfs: string;
@@ -66,23 +76,18 @@ export async function readState(dir: string, id: string): Promise<ContainerState
   }
 }
 
-/** Whether a process exists (signal 0 checks without signalling). */
-export function processAlive(pid: number): boolean {
-  if (!(pid > 0)) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** The recorded monitor of a container, to check or signal (see process-identity.ts). */
+export function monitorOf(state: ContainerState): ProcessIdentity {
+  return { pid: state.pid, startTime: state.pidStartTime };
 }
 
 /**
- * The state as it really is: a container whose monitor is gone (the VM died, or the monitor
- * was killed) is stopped, whatever the file last said.
+ * The state as it really is: a container whose monitor is gone (the VM died, the monitor
+ * was killed, or the command that was creating it died) is stopped, whatever the file last
+ * said. A pid now held by another process is not the monitor.
  */
 export function effectiveState(state: ContainerState): ContainerState {
-  if (state.status === 'stopped' || processAlive(state.pid)) return state;
+  if (state.status === 'stopped' || isAlive(monitorOf(state))) return state;
   return { ...state, status: 'stopped' };
 }
 

@@ -1,10 +1,38 @@
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { basename } from 'node:path';
+import { create, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
+import { type Any, AnySchema } from '@bufbuild/protobuf/wkt';
+import { MetricsSchema as V1Schema } from '../gen/io/containerd/cgroups/v1/metrics_pb.js';
 import {
   type Metrics,
   type MetricsSchema,
   MetricsSchema as Schema,
 } from '../gen/io/containerd/cgroups/v2/metrics_pb.js';
 import { flatKeyed, ioStat, limit, single } from '../oci/cgroup-files.js';
+import type { ShimFlags } from './flags.js';
+import { cgroupV1Metrics } from './metrics-v1.js';
+
+/**
+ * The form of Metrics the shim's caller decodes from Stats: containerd's CRI plugin takes
+ * cgroup v2's (and v1's); CRI-O 1.26 takes only v1's and drops anything else with "failed to
+ * extract container metrics". CRI-O is known by how it starts a shim: itself as the publish
+ * binary, and no events address ("-address ''"), where containerd names its socket.
+ */
+export type MetricsForm = 'v1' | 'v2';
+
+export function metricsFormFor(flags: Pick<ShimFlags, 'address' | 'publishBinary'>): MetricsForm {
+  return basename(flags.publishBinary) === 'crio' || flags.address === '' ? 'v1' : 'v2';
+}
+
+/** A container's cgroup files as the Stats answer, in the form the caller decodes. */
+export function statsAnswer(files: Record<string, string>, form: MetricsForm): Any {
+  if (form === 'v1') {
+    return create(AnySchema, {
+      typeUrl: V1Schema.typeName,
+      value: toBinary(V1Schema, cgroupV1Metrics(files)),
+    });
+  }
+  return create(AnySchema, { typeUrl: Schema.typeName, value: toBinary(Schema, cgroupMetrics(files)) });
+}
 
 /** io.stat as containerd's IO usage entries. */
 function ioEntries(text: string | undefined): MessageInitShape<typeof MetricsSchema>['io'] {

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { checkSettings } from '../config/settings.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
 import {
   TaskCreateSchema,
@@ -14,7 +15,7 @@ import {
 } from '../gen/containerd/events/task_pb.js';
 import { logger } from '../log.js';
 import { configuredNetns } from '../network/namespace.js';
-import { POD_SHARED_NAMESPACES } from '../oci/pod-namespaces.js';
+import { POD_PINNED_NAMESPACES, POD_SHARED_NAMESPACES } from '../oci/pod-namespaces.js';
 import type { Process } from '../oci/spec.js';
 import { inputOf, type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
@@ -57,7 +58,6 @@ export interface CreateTask extends TaskIo {
  */
 export class ShimPod {
   private sandbox: Sandbox | undefined;
-  private destroying = false;
   private readonly containers = new Map<string, TaskContainer>();
   private readonly log = logger('pod');
 
@@ -90,6 +90,7 @@ export class ShimPod {
     if (this.containers.has(request.id)) {
       throw new HullError('ERR_EXISTS', `task ${request.id} already exists in this pod`);
     }
+    checkSettings();
     const rootfsMounted = await mountRootfs(this.options.mounter, request.bundle, request.rootfs);
     let bootedHere = false;
     try {
@@ -99,6 +100,7 @@ export class ShimPod {
         bundle,
         role.kind === 'container' ? POD_SHARED_NAMESPACES : NO_JOINABLE_NAMESPACES,
         signal,
+        role.kind === 'sandbox' ? POD_PINNED_NAMESPACES : NO_JOINABLE_NAMESPACES,
       );
       if (role.kind !== 'container') {
         if (this.sandbox) throw new HullError('ERR_EXISTS', `pod ${role.podId} already has its sandbox`);
@@ -326,7 +328,6 @@ export class ShimPod {
 
   /** Stops the VM and everything of every task left (Shutdown with now, or a signal). */
   async destroy(): Promise<void> {
-    this.destroying = true;
     for (const container of this.containers.values()) {
       container.init.release();
       for (const exec of container.execs.values()) exec.release();
@@ -357,10 +358,11 @@ export class ShimPod {
 
   private watchVm(sandbox: Sandbox): void {
     void sandbox.vm.exited.then(async (how) => {
-      if (this.sandbox !== sandbox || this.destroying) return;
       // containerd's TaskExit has no field for why: the tasks exit 137, and the log says why.
+      // Said even when the shim is stopping by now (its tasks' exits came first, and then
+      // containerd's delete): a VM that ended by itself, and only that, has a loss reason.
       const reason = await sandbox.lossReason(AbortSignal.timeout(5000)).catch(() => undefined);
-      this.log.warn({ how, reason }, `the VM has stopped under its tasks${reason ? `: ${reason}` : ''}`);
+      if (reason) this.log.warn({ how, reason }, `the VM has stopped under its tasks: ${reason}`);
     });
   }
 

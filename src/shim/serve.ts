@@ -16,6 +16,7 @@ import { SandboxTrace } from '../trace/sandbox-trace.js';
 import { type ImplOf, TtrpcServer } from '../ttrpc/server.js';
 import { EventPublisher } from './events.js';
 import type { ShimFlags } from './flags.js';
+import { metricsFormFor } from './metrics.js';
 import { ShimPod } from './pod.js';
 import { podDir, removeShimsDirIfEmpty, SHIM_SOCKET } from './pod-identity.js';
 import { openShimLog } from './shim-log.js';
@@ -66,10 +67,14 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
     })();
   };
 
-  const service = taskService(pod, (now) => {
-    // containerd asks after each task's delete; the pod's shim stays while tasks remain.
-    if (now || pod.isEmpty) setImmediate(() => stop(now ? 'shutdown now' : 'no task left'));
-  });
+  const service = taskService(
+    pod,
+    (now) => {
+      // containerd asks after each task's delete; the pod's shim stays while tasks remain.
+      if (now || pod.isEmpty) setImmediate(() => stop(now ? 'shutdown now' : 'no task left'));
+    },
+    metricsFormFor(flags),
+  );
   // Checkpoint has no handler: the server answers UNIMPLEMENTED for it.
   const rpc = new TtrpcServer((err) => {
     metrics.failed(failureCode(err));

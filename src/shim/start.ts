@@ -1,7 +1,9 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import type { Spec } from '../oci/spec.js';
+import { checkSpecShape } from '../oci/spec-schema.js';
+import { readConfigJson } from '../sandbox/bundle.js';
 import { spawnDetachedHelper } from '../sys/detached-helper.js';
 import { connectUnix } from '../sys/unix-socket.js';
 import { type ShimFlags, serveArgs } from './flags.js';
@@ -11,14 +13,10 @@ const START_TIMEOUT_MS = 10_000;
 
 /** The annotations of the bundle in the current directory (containerd runs start there). */
 export async function readBundleSpec(bundle: string): Promise<Pick<Spec, 'annotations' | 'linux'>> {
-  try {
-    return JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as Spec;
-  } catch (err) {
-    throw new HullError(
-      'ERR_BUNDLE',
-      `cannot read ${join(bundle, 'config.json')}: ${(err as Error).message}`,
-    );
-  }
+  const spec = await readConfigJson(join(bundle, 'config.json'));
+  // Its annotations name the task's pod: they are checked, with the rest, before they are used.
+  checkSpecShape(spec, join(bundle, 'config.json'));
+  return spec;
 }
 
 /**

@@ -1,13 +1,12 @@
-import { create, toBinary } from '@bufbuild/protobuf';
-import { AnySchema, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { HullError } from '../errors.js';
 import { Status, type Task } from '../gen/containerd/task/v2/shim_pb.js';
-import { MetricsSchema } from '../gen/io/containerd/cgroups/v2/metrics_pb.js';
-import type { Process } from '../oci/spec.js';
+import { clip } from '../oci/shape.js';
+import { checkProcessShape, checkResourcesShape } from '../oci/spec-schema.js';
 import type { CallContext, ImplOf } from '../ttrpc/server.js';
 import { raceSignal } from '../util/deadline.js';
 import { VERSION } from '../version.js';
-import { cgroupMetrics } from './metrics.js';
+import { type MetricsForm, statsAnswer } from './metrics.js';
 import { RPC_TIMEOUT_MS, type ShimPod } from './pod.js';
 
 const STATUS = {
@@ -21,7 +20,7 @@ function json<T>(value: Uint8Array | undefined, what: string): T {
   try {
     return JSON.parse(Buffer.from(value ?? []).toString('utf8')) as T;
   } catch (err) {
-    throw new HullError('ERR_CONFIG', `${what} is not valid JSON: ${(err as Error).message}`);
+    throw new HullError('ERR_CONFIG', `${what} is not valid JSON: ${clip((err as Error).message, 200)}`);
   }
 }
 
@@ -33,6 +32,8 @@ function json<T>(value: Uint8Array | undefined, what: string): T {
 export function taskService(
   pod: ShimPod,
   shutdown: (now: boolean) => void,
+  /** The form of Stats' metrics the caller decodes (metricsFormFor). */
+  metricsForm: MetricsForm,
 ): Omit<ImplOf<typeof Task>, 'checkpoint'> {
   const timeout = () => AbortSignal.timeout(RPC_TIMEOUT_MS);
   return {
@@ -91,7 +92,8 @@ export function taskService(
       return {};
     },
     exec: async (req) => {
-      const spec = json<Process>(req.spec?.value, 'the exec process');
+      const spec = json<unknown>(req.spec?.value, 'the exec process');
+      checkProcessShape(spec, `exec ${clip(req.execId)}`);
       pod.exec(
         req.id,
         req.execId,
@@ -111,6 +113,7 @@ export function taskService(
     },
     update: async (req) => {
       const resources = json<unknown>(req.resources?.value, 'the resources');
+      checkResourcesShape(resources, 'the update');
       await pod.sandboxFor(req.id).updateContainer(req.id, resources, timeout());
       return {};
     },
@@ -118,15 +121,9 @@ export function taskService(
       const exit = await raceSignal(pod.find(req.id, req.execId).exited, ctx.signal);
       return { exitStatus: exit.status, exitedAt: timestampFromDate(exit.at) };
     },
-    stats: async (req) => {
-      const metrics = cgroupMetrics(await pod.agentFor(req.id).statsContainer(req.id, timeout()));
-      return {
-        stats: create(AnySchema, {
-          typeUrl: MetricsSchema.typeName,
-          value: toBinary(MetricsSchema, metrics),
-        }),
-      };
-    },
+    stats: async (req) => ({
+      stats: statsAnswer(await pod.agentFor(req.id).statsContainer(req.id, timeout()), metricsForm),
+    }),
     connect: async () => ({ shimPid: process.pid, taskPid: pod.pid, version: VERSION }),
     shutdown: async (req) => {
       shutdown(req.now);

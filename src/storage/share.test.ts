@@ -22,11 +22,14 @@ test('rootfs and bind sources are bind-mounted into the share, other mounts left
   await share.prepare();
   const placement = await share.addContainer(
     'c1',
-    join(dir, 'bundle', 'rootfs'),
+    { path: join(dir, 'bundle', 'rootfs'), readonly: true },
     [
       { destination: '/proc', type: 'proc', source: 'proc' },
       { destination: '/data', type: 'bind', source: join(dir, 'data'), options: ['rbind', 'rw'] },
       { destination: '/etc/hosts', type: 'none', source: join(dir, 'hosts'), options: ['bind', 'ro'] },
+      { destination: '/etc/hostname', type: 'bind', source: join(dir, 'hosts'), options: ['ro', 'rw'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs' },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm' },
     ],
     join(dir, 'bundle'),
   );
@@ -35,14 +38,20 @@ test('rootfs and bind sources are bind-mounted into the share, other mounts left
     sharedMounts: [
       { index: 1, sharePath: 'c1/mounts/1' },
       { index: 2, sharePath: 'c1/mounts/2' },
+      { index: 3, sharePath: 'c1/mounts/3' },
     ],
   });
   assert.deepEqual(mounter.calls, [
     // Its own mount point, so mounts made in it reach the VMM's mount namespace.
     `shared ${join(dir, 'share')}`,
-    `rbind ${join(dir, 'bundle', 'rootfs')} ${join(dir, 'share', 'c1', 'rootfs')}`,
+    // The root is read-only: its mount points are made before it is bound (but those inside
+    // another mount: /dev/shm is made in /dev's tmpfs).
+    `mountpoints ${join(dir, 'bundle', 'rootfs')} dir:/proc dir:/data file:/etc/hosts file:/etc/hostname dir:/dev`,
+    // Read-only ones read-only on the host too: the last of ro and rw decides.
+    `rbind ro ${join(dir, 'bundle', 'rootfs')} ${join(dir, 'share', 'c1', 'rootfs')}`,
     `rbind ${join(dir, 'data')} ${join(dir, 'share', 'c1', 'mounts', '1')}`,
-    `bind ${join(dir, 'hosts')} ${join(dir, 'share', 'c1', 'mounts', '2')}`,
+    `bind ro ${join(dir, 'hosts')} ${join(dir, 'share', 'c1', 'mounts', '2')}`,
+    `bind ${join(dir, 'hosts')} ${join(dir, 'share', 'c1', 'mounts', '3')}`,
   ]);
   assert.ok(
     (await stat(join(dir, 'share', 'c1', 'mounts', '2'))).isFile(),
@@ -50,7 +59,7 @@ test('rootfs and bind sources are bind-mounted into the share, other mounts left
   );
   await share.destroy();
   await assert.rejects(stat(join(dir, 'share')));
-  assert.equal(mounter.calls.filter((c) => c.startsWith('umount')).length, 4);
+  assert.equal(mounter.calls.filter((c) => c.startsWith('umount')).length, 5);
 });
 
 test('a missing bind source is a config error and leaves nothing mounted', async () => {
@@ -60,7 +69,7 @@ test('a missing bind source is a config error and leaves nothing mounted', async
   await assert.rejects(
     share.addContainer(
       'c1',
-      join(dir, 'bundle', 'rootfs'),
+      { path: join(dir, 'bundle', 'rootfs') },
       [{ destination: '/x', type: 'bind', source: join(dir, 'nope') }],
       join(dir, 'bundle'),
     ),
@@ -79,7 +88,7 @@ test('a share whose mount will not go away is not removed', async () => {
   mounter.unmountTree = async () => {};
   const share = new SandboxShare(join(dir, 'share'), mounter);
   await share.prepare();
-  await share.addContainer('c1', join(dir, 'bundle', 'rootfs'), [], join(dir, 'bundle'));
+  await share.addContainer('c1', { path: join(dir, 'bundle', 'rootfs') }, [], join(dir, 'bundle'));
   await assert.rejects(share.destroy(), (err: unknown) => isHullError(err, 'ERR_MOUNT'));
   assert.ok((await stat(join(dir, 'share', 'c1', 'rootfs'))).isDirectory());
 });

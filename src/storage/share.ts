@@ -2,8 +2,8 @@ import { chmod, mkdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ContainerPlacement } from '../agent/client.js';
 import { HullError } from '../errors.js';
-import { isBindMount, type Mount } from '../oci/spec.js';
-import { type Mounter, removeUnmounted } from '../sys/mount.js';
+import { isBindMount, isReadOnlyMount, type Mount } from '../oci/spec.js';
+import { type Mounter, type MountPoint, removeUnmounted } from '../sys/mount.js';
 
 /**
  * The sandbox's one shared directory. QEMU exports it to the guest over virtio-9p at boot;
@@ -29,36 +29,34 @@ export class SandboxShare {
     await this.mounter.makeSharedMountPoint(this.dir);
   }
 
-  /** Makes a container's files visible in the guest; returns where they are in the share. */
+  /**
+   * Makes a container's files visible in the guest; returns where they are in the share. A
+   * read-only root or bind mount is bound read-only here, on the host, so that it stays so
+   * whatever happens in the guest: the VMM's file server can write nothing below it. The
+   * guest's runtime cannot make mount points in a read-only root, so they are made here first.
+   */
   async addContainer(
     containerId: string,
-    rootfs: string,
+    root: { path: string; readonly?: boolean },
     mounts: readonly Mount[],
     bundleDir: string,
   ): Promise<ContainerPlacement> {
+    const binds = await bindSources(mounts, bundleDir);
     try {
-      await this.mounter.bindBeneath(this.dir, `${containerId}/rootfs`, rootfs, {
+      if (root.readonly) await this.mounter.makeMountPoints(root.path, mountPoints(mounts, binds));
+      await this.mounter.bindBeneath(this.dir, `${containerId}/rootfs`, root.path, {
         recursive: true,
         kind: 'dir',
+        readonly: root.readonly === true,
       });
       const sharedMounts: ContainerPlacement['sharedMounts'] = [];
-      for (const [index, mount] of mounts.entries()) {
-        if (!isBindMount(mount)) continue;
-        const source = isAbsolute(mount.source ?? '')
-          ? mount.source!
-          : resolve(bundleDir, mount.source ?? '');
-        const info = await stat(source).catch(() => undefined);
-        if (!info) {
-          throw new HullError(
-            'ERR_CONFIG',
-            `mount source ${source} (for ${mount.destination}) does not exist: create it or fix config.json`,
-          );
-        }
+      for (const [index, bind] of binds) {
+        const mount = mounts[index]!;
         const sharePath = `${containerId}/mounts/${index}`;
-        const recursive = mount.type === 'rbind' || (mount.options ?? []).includes('rbind');
-        await this.mounter.bindBeneath(this.dir, sharePath, source, {
-          recursive,
-          kind: info.isDirectory() ? 'dir' : 'file',
+        await this.mounter.bindBeneath(this.dir, sharePath, bind.source, {
+          recursive: mount.type === 'rbind' || (mount.options ?? []).includes('rbind'),
+          kind: bind.kind,
+          readonly: isReadOnlyMount(mount),
         });
         sharedMounts.push({ index, sharePath });
       }
@@ -77,4 +75,41 @@ export class SandboxShare {
   async destroy(): Promise<void> {
     await removeUnmounted(this.mounter, this.dir);
   }
+}
+
+/** Each bind mount's source on the host, and whether it is a directory, by index in `mounts`. */
+async function bindSources(
+  mounts: readonly Mount[],
+  bundleDir: string,
+): Promise<Map<number, { source: string; kind: 'dir' | 'file' }>> {
+  const binds = new Map<number, { source: string; kind: 'dir' | 'file' }>();
+  for (const [index, mount] of mounts.entries()) {
+    if (!isBindMount(mount)) continue;
+    const source = isAbsolute(mount.source ?? '') ? mount.source! : resolve(bundleDir, mount.source ?? '');
+    const info = await stat(source).catch(() => undefined);
+    if (!info) {
+      throw new HullError(
+        'ERR_CONFIG',
+        `mount source ${source} (for ${mount.destination}) does not exist: create it or fix config.json`,
+      );
+    }
+    binds.set(index, { source, kind: info.isDirectory() ? 'dir' : 'file' });
+  }
+  return binds;
+}
+
+/**
+ * Where the mounts go in the container's root: a file for a bind of a file, else a directory;
+ * none below an earlier mount, which the runtime makes inside that mount, not in the root.
+ */
+function mountPoints(mounts: readonly Mount[], binds: Map<number, { kind: 'dir' | 'file' }>): MountPoint[] {
+  const points: MountPoint[] = [];
+  for (const [index, mount] of mounts.entries()) {
+    const path = mount.destination;
+    const below = mounts
+      .slice(0, index)
+      .some((m) => path.startsWith(m.destination.endsWith('/') ? m.destination : `${m.destination}/`));
+    if (isAbsolute(path) && !below) points.push({ path, kind: binds.get(index)?.kind ?? 'dir' });
+  }
+  return points;
 }

@@ -6,6 +6,8 @@ import { onLines } from '../util/lines.js';
 
 export interface HelperOptions {
   keepStdio: boolean;
+  /** What the helper is, for the line said when it dies before it is ready ("the monitor of …"). */
+  name?: string;
   cwd?: string;
   timeoutMs?: number;
   /** A program the helper runs under, which execs it (`unshare --net --`): its pid stays the helper's. */
@@ -38,7 +40,11 @@ export async function spawnDetachedHelper(
     detached: true,
   });
   const channel = child.stdio[3] as Socket;
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const exited = new Promise<string>((resolve) =>
+    child.on('exit', (code, signal) =>
+      resolve(signal ? `was killed by ${signal}` : `exited with code ${code}`),
+    ),
+  );
   let askFailure: unknown;
   const final = await new Promise<string | undefined>((resolve) => {
     const timer = options.timeoutMs ? setTimeout(() => resolve(undefined), options.timeoutMs) : undefined;
@@ -72,10 +78,13 @@ export async function spawnDetachedHelper(
     child.kill('SIGKILL');
     throw new HullError('ERR_INTERNAL', `the helper did not report within ${options.timeoutMs! / 1000}s`);
   }
-  const code = await exited;
+  const how = await exited;
   if (askFailure) throw askFailure;
   if (!final.startsWith('error ')) {
-    throw new HullError('ERR_INTERNAL', `the helper exited (${code}) before it was ready`);
+    throw new HullError(
+      'ERR_PROCESS_LOST',
+      `${options.name ?? 'the helper'} (pid ${child.pid}) ${how} before it was ready`,
+    );
   }
   // "error CODE message" keeps the helper's error code (see reportFailure).
   const coded = /^error (ERR_[A-Z_]+) (.*)$/s.exec(final);

@@ -3,6 +3,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { HullError } from '../errors.js';
 import { installRoot } from '../paths.js';
 import { run } from './exec.js';
+import { systemTool } from './system-tool.js';
 
 /**
  * Mounting behind an interface: Node has no mount(2), so the real implementation runs
@@ -16,6 +17,11 @@ export interface Mounter {
    * in a container's root filesystem, which is inside a sandbox's share.
    */
   bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void>;
+  /**
+   * Makes each missing mount point inside `rootfs` (a directory or an empty file), resolving
+   * its path inside `rootfs` as the container will; what cannot be made is left as it is.
+   */
+  makeMountPoints(rootfs: string, points: readonly MountPoint[]): Promise<void>;
   /** Mounts a filesystem as described (overlay, bind, tmpfs…), as mount(8) -t -o would. */
   mount(spec: FilesystemMount, target: string): Promise<void>;
   /**
@@ -29,9 +35,19 @@ export interface Mounter {
   mountsUnder(dir: string): Promise<string[]>;
 }
 
-/** How `bindBeneath` binds: with the source's submounts or not, onto a directory or a file. */
+/**
+ * How `bindBeneath` binds: with the source's submounts or not, onto a directory or a file, and
+ * read-only (each mount of it) or not.
+ */
 export interface BindOptions {
   recursive: boolean;
+  kind: 'dir' | 'file';
+  readonly?: boolean;
+}
+
+/** Where a container mounts something: a path inside its root, a directory or a file. */
+export interface MountPoint {
+  path: string;
   kind: 'dir' | 'file';
 }
 
@@ -73,17 +89,32 @@ export class HostMounter implements Mounter {
   async bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
     await run(
       shareMountPath(),
-      ['bind', dir, rel, options.kind, source, ...(options.recursive ? ['recursive'] : [])],
+      [
+        'bind',
+        dir,
+        rel,
+        options.kind,
+        source,
+        ...(options.recursive ? ['recursive'] : []),
+        ...(options.readonly ? ['readonly'] : []),
+      ],
       { errorCode: 'ERR_MOUNT', purpose: `sharing ${source} with the VM` },
     );
   }
 
+  async makeMountPoints(rootfs: string, points: readonly MountPoint[]): Promise<void> {
+    await run(shareMountPath(), ['mountpoints', rootfs, ...points.map((p) => `${p.kind}:${p.path}`)], {
+      errorCode: 'ERR_MOUNT',
+      purpose: `making mount points in ${rootfs}`,
+    });
+  }
+
   async makeSharedMountPoint(dir: string): Promise<void> {
-    await run('mount', ['--bind', dir, dir], {
+    await run(systemTool('mount'), ['--bind', dir, dir], {
       errorCode: 'ERR_MOUNT',
       purpose: `making ${dir} a mount point`,
     });
-    await run('mount', ['--make-shared', dir], {
+    await run(systemTool('mount'), ['--make-shared', dir], {
       errorCode: 'ERR_MOUNT',
       purpose: `sharing mounts under ${dir}`,
     });
@@ -92,7 +123,7 @@ export class HostMounter implements Mounter {
   async mount(spec: FilesystemMount, target: string): Promise<void> {
     const args = ['-t', spec.type || 'none'];
     if (spec.options.length > 0) args.push('-o', spec.options.join(','));
-    await run('mount', [...args, spec.source, target], {
+    await run(systemTool('mount'), [...args, spec.source, target], {
       errorCode: 'ERR_MOUNT',
       purpose: `mounting the ${spec.type} filesystem for ${target}`,
     });
@@ -132,8 +163,14 @@ export class RecordingMounter implements Mounter {
     const target = join(dir, rel);
     await mkdir(options.kind === 'dir' ? target : dirname(target), { recursive: true });
     if (options.kind === 'file') await writeFile(target, '', { flag: 'a' });
-    this.calls.push(`${options.recursive ? 'rbind' : 'bind'} ${source} ${target}`);
+    this.calls.push(
+      `${options.recursive ? 'rbind' : 'bind'}${options.readonly ? ' ro' : ''} ${source} ${target}`,
+    );
     this.mounted.add(target);
+  }
+
+  async makeMountPoints(rootfs: string, points: readonly MountPoint[]): Promise<void> {
+    this.calls.push(`mountpoints ${rootfs} ${points.map((p) => `${p.kind}:${p.path}`).join(' ')}`);
   }
 
   async makeSharedMountPoint(dir: string): Promise<void> {

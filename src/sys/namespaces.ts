@@ -1,5 +1,6 @@
-import { readlink, stat } from 'node:fs/promises';
+import { lstat, readlink, stat } from 'node:fs/promises';
 import { run } from './exec.js';
+import { systemTool } from './system-tool.js';
 
 /**
  * Each runtime-spec namespace type: the kernel's name for it in /proc/<pid>/ns links
@@ -48,7 +49,7 @@ export async function checkNamespacePath(
     return device === nsfs ? 'ok' : 'other-type';
   }
   try {
-    await run('nsenter', [`--${kernelName}=${path}`, '--', 'true'], {
+    await run(systemTool('nsenter'), [`--${kernelName}=${path}`, '--', systemTool('true')], {
       signal,
       errorCode: 'ERR_CONFIG',
       purpose: `entering ${path}`,
@@ -57,4 +58,26 @@ export async function checkNamespacePath(
   } catch {
     return 'other-type';
   }
+}
+
+/**
+ * Whether `path` (already checked to be a namespace of `type`) is a pinned namespace: a
+ * namespace file bind-mounted outside /proc, as CRI-O's pinns and `ip netns` make, to keep a
+ * namespace no process is in, and not one hull itself is in (the host's). A /proc/<pid>/ns
+ * link names some process's namespace, so it is never a pin.
+ */
+export async function isPinnedNamespace(path: string, type: string): Promise<boolean> {
+  const kernelName = KERNEL_NAME[type];
+  const info = await lstat(path).catch(() => undefined);
+  if (!kernelName || !info?.isFile()) return false;
+  const nsfs = (await stat('/proc/self/ns/mnt')).dev;
+  if (info.dev !== nsfs) return false;
+  for (const own of [`/proc/self/ns/${kernelName}`, `/proc/1/ns/${kernelName}`]) {
+    const ino = await stat(own).then(
+      (s) => s.ino,
+      () => undefined,
+    );
+    if (ino === info.ino) return false;
+  }
+  return true;
 }

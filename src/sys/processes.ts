@@ -1,4 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { identityOf, isAlive, type ProcessIdentity, signalIfAlive } from './process-identity.js';
 
 /** The pids /proc lists now. */
 async function runningPids(): Promise<number[]> {
@@ -42,16 +43,17 @@ export async function processesMentioning(
   return found;
 }
 
-/** SIGKILLs every process that mentions `marker`, and waits (up to 5 s) until they are gone. */
+/**
+ * SIGKILLs every process that mentions `marker`, each as the process found (its identity taken
+ * when its command line was read), and waits (up to 5 s) until they are gone.
+ */
 export async function killProcessesMentioning(marker: string): Promise<void> {
-  const pids = await processesMentioning(marker);
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {}
-  }
+  const found = (await processesMentioning(marker))
+    .map(identityOf)
+    .filter((identity): identity is ProcessIdentity => identity !== undefined);
+  for (const identity of found) signalIfAlive(identity, 'SIGKILL');
   const deadline = Date.now() + 5000;
-  while (Date.now() < deadline && (await processesMentioning(marker)).some((p) => pids.includes(p))) {
+  while (Date.now() < deadline && found.some(isAlive)) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

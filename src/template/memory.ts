@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { readFile, readlink, stat } from 'node:fs/promises';
+import { readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { HullError } from '../errors.js';
 import { installRoot } from '../paths.js';
 import { VmmCgroup } from '../sys/cgroup.js';
+import { liveStartTime } from '../sys/process-identity.js';
 import { raceSignal } from '../util/deadline.js';
 
 /**
@@ -30,15 +31,9 @@ export function memoryName(key: string): string {
   return `hull-template-${key}`;
 }
 
-async function processStartTime(pid: number): Promise<string | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  // The command name (field 2) may hold spaces; the fields after its ')' are plain.
-  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-}
-
 /** The path through which root opens a holder's memfd, if the holder is still the one recorded. */
 export async function heldMemoryPath(key: string, held: HeldMemory): Promise<string | undefined> {
-  if ((await processStartTime(held.pid)) !== held.startTime) return undefined;
+  if (liveStartTime(held.pid) !== held.startTime) return undefined;
   const path = `/proc/${held.pid}/fd/${held.fd}`;
   const target = await readlink(path).catch(() => '');
   return target.startsWith(`/memfd:${memoryName(key)} `) ? path : undefined;
@@ -96,7 +91,7 @@ export class TemplateMemory {
           `the template's memory holder said ${JSON.stringify(first.value)}`,
         );
       await (await VmmCgroup.ensure(HOLDER_CGROUP)).join(child.pid!);
-      const startTime = await processStartTime(child.pid!);
+      const startTime = liveStartTime(child.pid!);
       if (!startTime) throw new HullError('ERR_TEMPLATE', "the template's memory holder ended");
       return new TemplateMemory(child, answers, { pid: child.pid!, startTime, fd });
     } catch (err) {

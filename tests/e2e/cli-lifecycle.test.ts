@@ -322,4 +322,12 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
     assert.deepEqual(spec.process.args, ['sh']);
     assert.match((await h('--version')).stdout, /^\d+\.\d+\.\d+/);
   });
+
+  test('delete --force of a container that does not exist succeeds silently, as runc', async () => {
+    const forced = await h('delete', '--force', 'no-such-container');
+    assert.deepEqual([forced.code, forced.stdout, forced.stderr], [0, '', '']);
+    const plain = await h('delete', 'no-such-container');
+    assert.equal(plain.code, 1, 'without --force a missing container is still an error');
+    assert.match(plain.stderr, /container no-such-container does not exist/);
+  });
 });

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { shareServerOf } from '../../src/hypervisor/jail/share-server.js';
 import { processesMentioning } from '../../src/sys/processes.js';
 import { Containerd, HULL_RUNTIME } from '../fixtures/containerd.js';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
@@ -230,6 +231,27 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
     process.kill(qemu, 'SIGKILL');
     assert.equal(await exited, 137, 'ctr run reports the task killed');
     await processExit(client.pid!, 30_000);
+  });
+
+  test("the share server killed under a task: the task exits, and the shim's log names the share server (issue 24, item 4)", async () => {
+    const client = spawn(
+      'ctr',
+      ['-a', containerd.socket, 'run', '--rm', '--runtime', HULL_RUNTIME, IMAGE, 'ss1', 'sleep', '1000'],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise<number | null>((res) => client.on('exit', (code) => res(code)));
+    await waitFor(async () => /ss1\s+\d+\s+RUNNING/.test((await ctr('task', 'ls')).stdout));
+    const [qemu] = await qemuProcessesUsing(containerd.hullRoot);
+    assert.ok(qemu, 'the task has a VM');
+    const server = await shareServerOf(qemu);
+    assert.ok(server, 'the VM has a share server');
+    process.kill(server, 'SIGKILL');
+    assert.equal(await exited, 137, 'ctr run reports the task killed');
+    await processExit(client.pid!, 30_000);
+    assert.match(
+      await readFile(containerd.log, 'utf8'),
+      /the VM has stopped under its tasks: its share server \(hull-share-server, pid \d+\) died/,
+    );
   });
 
   test('sizing hints from annotations set the VM memory', async () => {

@@ -153,6 +153,15 @@ export function processExit(pid: number, timeoutMs = 120_000): Promise<void> {
   });
 }
 
+/** Stops a daemon the test started (containerd, CRI-O) by its own pid: SIGTERM, then waits for it. */
+export async function stopDaemon(pid: number | undefined): Promise<void> {
+  if (!pid) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {}
+  await processExit(pid, 60_000);
+}
+
 /** QEMU processes whose command line mentions `marker` (a test's private root). */
 export function qemuProcessesUsing(marker: string): Promise<number[]> {
   return processesMentioning(marker, (cmdline) => cmdline.includes('qemu-system'));

@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Spec } from '../../src/oci/spec.js';
 import { TestNetns } from '../fixtures/netns.js';
 import { fetchFromHost } from '../fixtures/web-server.js';
-import { bundleTests, hull, hullKeepingOutput, runCommand, startHull } from './harness.js';
+import {
+  bundleTests,
+  HULL_COMMAND,
+  hull,
+  hullKeepingOutput,
+  processExit,
+  runCommand,
+  startHull,
+} from './harness.js';
 
 /** The container's network namespace, named by path, as podman and CNI give it. */
 const joining = (netns: string) => (spec: Spec) => {
@@ -107,6 +115,38 @@ nsenter --net=/proc/$pid/ns/net sh -c 'ip addr add 10.231.21.2/24 dev eth0 && ip
     }
     const veth = await runCommand('ip', ['link', 'show', hostEnd]);
     assert.notEqual(veth.code, 0, "the veth went with the monitor's namespace");
+  });
+
+  test("the OCI command runs with an empty environment, as CRI-O's conmon starts it", async () => {
+    // CRI-O gives a handler's conmon, and so hull, only its monitor_env: no PATH at all.
+    const kept = process.env.HULL_STATE_DIR ? [`HULL_STATE_DIR=${process.env.HULL_STATE_DIR}`] : [];
+    const bare = (args: string[]) =>
+      runCommand('env', ['-i', ...kept, HULL_COMMAND, '--root', t.root, ...args]);
+    const b = await t.bundle(['sh', '-c', 'echo started; exec sleep 600'], joining(netns.path));
+    const out = join(t.scratch, 'bare.out');
+    const pidFile = join(t.scratch, 'bare.pid');
+    const created = await runCommand('sh', [
+      '-c',
+      `env -i ${kept.join(' ')} "$0" --root ${t.root} create --bundle ${b.dir} --pid-file ${pidFile} ${b.id} > ${out} 2>&1 < /dev/null || { cat ${out} >&2; exit 1; }`,
+      HULL_COMMAND,
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    try {
+      assert.equal((await bare(['start', b.id])).code, 0);
+      const mac = (await netns.exec('cat /sys/class/net/eth0/address')).trim();
+      const exec = await bare(['exec', b.id, 'cat', '/sys/class/net/eth0/address']);
+      assert.equal(exec.code, 0, exec.stderr);
+      assert.equal(exec.stdout.trim(), mac, "the VM took over the namespace's interface");
+      assert.match(await hullTraces(netns), /tap0_hull/);
+      assert.equal((await bare(['kill', b.id, 'KILL'])).code, 0);
+      await processExit(pid);
+    } finally {
+      const deleted = await bare(['delete', '--force', b.id]);
+      assert.equal(deleted.code, 0, deleted.stderr);
+    }
+    assert.match(await readFile(out, 'utf8'), /started/);
+    assert.equal(await hullTraces(netns), '', "the client's namespace is as it made it");
   });
 
   test('bad network input: one line, non-zero exit, nothing left', async () => {

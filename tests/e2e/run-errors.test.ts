@@ -1,10 +1,21 @@
 import assert from 'node:assert/strict';
+import { realpathSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { QEMU_BINARY } from '../../src/hypervisor/qemu/qemu.js';
 import type { Spec } from '../../src/oci/spec.js';
+import { findSystemTool } from '../../src/sys/system-tool.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
-import { assertNothingLeft, type HullResult, hull, privateDirs, privateImageState } from './harness.js';
+import {
+  assertNothingLeft,
+  HULL,
+  type HullResult,
+  hull,
+  privateDirs,
+  privateImageState,
+  runCommand,
+} from './harness.js';
 
 /** A failure as a user should meet it: one line saying what to fix, non-zero exit, nothing left. */
 async function assertCleanFailure(r: HullResult, pattern: RegExp, root: string): Promise<void> {
@@ -149,7 +160,7 @@ describe('hull run: bad input', { timeout: 600_000 }, () => {
         (spec: Spec) => {
           spec.process!.capabilities = { bounding: ['CAP_NET_ADMINN'] };
         },
-        /process.capabilities.bounding names an unknown capability "CAP_NET_ADMINN"/,
+        /process.capabilities.bounding\[0\] "CAP_NET_ADMINN" is not valid: use names such as CAP_NET_ADMIN/,
       ],
       [
         'rshared propagation on a bind mount',
@@ -218,9 +229,28 @@ describe('hull run: bad input', { timeout: 600_000 }, () => {
   });
 
   test('no QEMU installed', async () => {
-    const r = await run(['--bundle', good, 'e6'], { PATH: join(dirs.scratch, 'no-bin') });
+    // hull looks for QEMU in the system directories, whatever PATH says: a host without it is
+    // a mount namespace where the binary is not an executable.
+    const qemu = realpathSync(findSystemTool(QEMU_BINARY)!);
+    const r = await runCommand('unshare', [
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount --bind /dev/null "$0" && exec "$@"',
+      qemu,
+      process.execPath,
+      HULL,
+      '--root',
+      dirs.root,
+      'run',
+      '--bundle',
+      good,
+      'e6',
+    ]);
     await assertCleanFailure(
-      r,
+      { ...r, signal: null },
       /qemu-system-x86_64 is not installed: run `apt-get install qemu-system-x86`/,
       dirs.root,
     );

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { which } from '../../sys/exec.js';
+import { findSystemTool } from '../../sys/system-tool.js';
 import { type Arch, archProfile } from '../arch.js';
 import { defaultCpuModel } from '../cpu-model.js';
 import type { DeviceDiscovery } from '../hypervisor.js';
@@ -17,7 +17,7 @@ export async function probeKvmBoot(
   timeoutMs = 15000,
   arch: Arch = 'x86_64',
 ): Promise<boolean> {
-  const binary = await which(archProfile(arch).qemuBinary);
+  const binary = findSystemTool(archProfile(arch).qemuBinary);
   if (!binary) return false;
   const args = trivialBootCommandLine({
     arch,

@@ -7,13 +7,15 @@ import { pipeline } from 'node:stream/promises';
 import { HullError, isHullError } from '../../errors.js';
 import { logger } from '../../log.js';
 import { type CgroupLimits, VmmCgroup } from '../../sys/cgroup.js';
-import { run, which } from '../../sys/exec.js';
+import { run } from '../../sys/exec.js';
+import { findSystemTool } from '../../sys/system-tool.js';
 import { listenPrivately } from '../../sys/unix-socket.js';
 import { deadlineSignal, raceSignal, sleep } from '../../util/deadline.js';
 import { type Arch, archProfile } from '../arch.js';
 import { parseCpuHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
+import { watchShareServer } from '../jail/share-server.js';
 import {
   DEFAULT_TCG_CACHE_MIB,
   type QemuPaths,
@@ -32,6 +34,9 @@ const MAX_SOCKET_PATH = 107;
  * map, and threads they start.
  */
 export const VMM_OVERHEAD_MIB = 256;
+
+/** x86_64's QEMU binary, the one a VM of the host's architecture runs on x86_64 hosts. */
+export const QEMU_BINARY = archProfile('x86_64').qemuBinary;
 const VMM_MAX_PIDS = 1024;
 
 /**
@@ -219,7 +224,7 @@ export class QemuHypervisor implements Hypervisor {
   }
 
   private async resolveBinary(): Promise<string> {
-    const binary = this.binary.includes('/') ? this.binary : await which(this.binary);
+    const binary = this.binary.includes('/') ? this.binary : findSystemTool(this.binary);
     if (!binary) {
       throw new HullError(
         'ERR_QEMU_MISSING',
@@ -292,6 +297,7 @@ export class QemuHypervisor implements Hypervisor {
       stdio: vmmStdio(config),
     });
     const stderrTail = tail(child.stderr);
+    let shareServerLost: number | undefined;
     const exited = new Promise<VmExit>((resolve) => {
       const ended = async (exit: VmExit) => {
         const oomKilled = await cgroup.oomKilled();
@@ -299,7 +305,11 @@ export class QemuHypervisor implements Hypervisor {
         await cgroup
           .remove()
           .catch((err: unknown) => log.warn({ err: String(err) }, 'removing the VM cgroup'));
-        resolve(oomKilled ? { ...exit, oomKilled } : exit);
+        resolve({
+          ...exit,
+          ...(oomKilled ? { oomKilled } : {}),
+          ...(shareServerLost ? { shareServerLost } : {}),
+        });
       };
       child.on('exit', (code, sig) => {
         if (migrationListener) stopListening(migrationListener);
@@ -326,6 +336,12 @@ export class QemuHypervisor implements Hypervisor {
       await raceSignal(Promise.race([qmp.handshake(signal), died]), signal);
       if (config.template?.role === 'clone')
         await raceSignal(Promise.race([resumeClone(qmp, signal), died]), signal);
+      // A VM whose share server died has lost its files: it is stopped, and says why.
+      await watchShareServer(child.pid!, exited, (server) => {
+        shareServerLost = server.pid;
+        log.error({ pid: server.pid }, 'the share server died: stopping the VM');
+        child.kill('SIGKILL');
+      });
       const saveTo =
         migrationListener && config.template
           ? { listener: migrationListener, path: paths.migrationSocket, stateFd: config.template.stateFd }

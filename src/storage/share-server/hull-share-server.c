@@ -13,20 +13,23 @@
  * aside only what must not reach the host: the setuid and setgid bits, and file types other
  * than regular files, directories and symlinks (device nodes, fifos, sockets: a guest's
  * mknod leaves a regular file). Both live in the xattr user.hull.mode of a regular file or
- * directory; a device's number in user.hull.rdev. The guest may neither read nor set those.
+ * directory; a device's number in user.hull.rdev. The guest may neither read nor set those,
+ * nor any xattr but its own user.* ones and POSIX ACLs (xattrs.c).
+ *
+ * Below a read-only mount (a container's read-only root or volume, bound read-only by the
+ * host) every write is refused with EROFS, here as by the kernel.
  *
  * To the host kernel every file here is the VMM's own 0600 file or 0700 directory and the
  * mount has no default_permissions, so the VMM needs no capability: this server, which runs
  * as the VMM's user with chown, dac_override and fowner, acts on the real files, always
  * through file descriptors of the share's tree (openat of one name, never "." or "..",
- * O_NOFOLLOW), so no path the guest can change leads it outside the share.
+ * O_NOFOLLOW), so no path the guest can change leads it outside the share. The files the
+ * kernel has looked up and the bounded set of descriptors held of them are in nodes.c.
  */
 #define _GNU_SOURCE
-#define FUSE_USE_VERSION 34
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
@@ -41,86 +44,51 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "share.h"
+
 #define FUSE_FD 3
 #define SHARE_FD 4
-/* What the kernel may cache: the guest is the only writer, bar the host's own later mounts. */
-#define CACHE_SECONDS 1.0
-#define SPECIAL_BITS (S_ISUID | S_ISGID)
-#define HULL_MODE "user.hull.mode"
-#define HULL_RDEV "user.hull.rdev"
-#define HULL_PREFIX "user.hull."
-#define VIRTFS_PREFIX "user.virtfs."
 
 static uid_t vmm_uid;
 static gid_t vmm_gid;
 
-/* One file the kernel has looked up: an O_PATH descriptor of it, kept until forgotten. */
-struct node {
-  struct node *next;
-  int fd;
-  dev_t dev;
-  ino_t ino;
-  uint64_t lookups;
-  /*
-   * A regular file this server just made at (created_in, created_name): the VMM makes
-   * symlinks and device nodes that way, then says what they are by setting their mode.
-   */
-  int created_in;
-  char *created_name;
-  /*
-   * What the VMM last read of the file's owner, mode and device number: it asks for all four
-   * xattrs at each stat. Dropped when the guest changes them here; a change made on the host
-   * shows after CACHE_SECONDS, as the kernel's own cache of the file does.
-   */
-  struct view {
-    uint32_t uid, gid, mode;
-    uint64_t rdev;
-  } view;
-  uint64_t view_until;
-};
-
-#define BUCKETS 4096
-static struct node *table[BUCKETS];
-static struct node root = {.fd = SHARE_FD, .lookups = 2};
-
-static struct node *node_of(fuse_ino_t ino) {
-  return ino == FUSE_ROOT_ID ? &root : (struct node *)(uintptr_t)ino;
+struct node *node_of(fuse_ino_t ino) {
+  return ino == FUSE_ROOT_ID ? &root_node : (struct node *)(uintptr_t)ino;
 }
 
 static fuse_ino_t ino_of(struct node *n) {
-  return n == &root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+  return n == &root_node ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
 }
 
-static unsigned bucket(dev_t dev, ino_t ino) {
-  return (unsigned)((ino * 31 + dev) % BUCKETS);
-}
-
-static void proc_path(char buf[64], int fd) {
+void proc_path(char buf[64], int fd) {
   snprintf(buf, 64, "/proc/self/fd/%d", fd);
 }
 
-static void forget_created(struct node *n) {
-  if (n->created_name) {
-    close(n->created_in);
-    free(n->created_name);
-    n->created_name = NULL;
-  }
+/*
+ * A node's descriptor and its /proc path, which reopens the very file (no path the guest can
+ * change): what setxattr, chmod and truncate, having no by-descriptor form for O_PATH, act on.
+ */
+int node_path(struct node *n, int *fd, char path[64]) {
+  int err = node_fd(n, fd);
+  if (!err) proc_path(path, *fd);
+  return err;
 }
 
-static void unlink_node(struct node *n) {
-  struct node **p = &table[bucket(n->dev, n->ino)];
-  while (*p && *p != n) p = &(*p)->next;
-  if (*p) *p = n->next;
+/*
+ * Writes below a read-only mount (a container's read-only root or volume, which the host bound
+ * read-only into the share) are refused here too, whatever the VMM asks: EROFS, as the kernel
+ * would answer.
+ */
+int read_only(int fd) {
+  struct statvfs sv;
+  if (fstatvfs(fd, &sv) < 0) return errno;
+  return sv.f_flag & ST_RDONLY ? EROFS : 0;
 }
 
-static void unref(struct node *n, uint64_t count) {
-  if (n == &root) return;
-  n->lookups = count > n->lookups ? 0 : n->lookups - count;
-  if (n->lookups) return;
-  unlink_node(n);
-  forget_created(n);
-  close(n->fd);
-  free(n);
+/* The node's descriptor, if files may be written there. */
+int writable_fd(struct node *n, int *fd) {
+  int err = node_fd(n, fd);
+  return err ? err : read_only(*fd);
 }
 
 /* A single name inside a directory: nothing that climbs out or names the directory itself. */
@@ -130,46 +98,15 @@ static int bad_name(const char *name) {
   return 0;
 }
 
-static int real_stat(struct node *n, struct stat *st) {
-  return fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+int real_stat(struct node *n, struct stat *st) {
+  int fd, err = node_fd(n, &fd);
+  if (err) return err;
+  return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
 }
 
 /* Only regular files and directories carry xattrs (and the kernel allows user.* on no others). */
-static int has_xattrs(const struct stat *st) {
+int has_xattrs(const struct stat *st) {
   return S_ISREG(st->st_mode) || S_ISDIR(st->st_mode);
-}
-
-static uint32_t kept_mode(struct node *n, const struct stat *st) {
-  if (!has_xattrs(st)) return 0;
-  char path[64];
-  uint32_t value;
-  proc_path(path, n->fd);
-  if (getxattr(path, HULL_MODE, &value, sizeof value) != sizeof value) return 0;
-  value = le32toh(value);
-  mode_t type = value & S_IFMT;
-  /* A directory stays a directory; a regular file may stand for any type but these two. */
-  if (S_ISDIR(st->st_mode) ? type != 0 : (type == S_IFDIR || type == S_IFLNK)) return 0;
-  return value & (S_IFMT | SPECIAL_BITS);
-}
-
-/* The mode and device number the guest sees: the real ones, with what is kept aside. */
-static void guest_view(struct node *n, const struct stat *st, uint32_t *mode, uint64_t *rdev) {
-  uint32_t kept = kept_mode(n, st);
-  mode_t type = (kept & S_IFMT) ? (kept & S_IFMT) : (st->st_mode & S_IFMT);
-  /* The real bits too: an image's own setuid programs (su, passwd) keep theirs on the host. */
-  *mode = type | (st->st_mode & 07777) | (kept & SPECIAL_BITS);
-  if (S_ISLNK(st->st_mode)) *mode = S_IFLNK | 0777;
-  /* A device's number: a host node's own, or the one kept for a node the guest made. */
-  *rdev = 0;
-  if (!S_ISCHR(type) && !S_ISBLK(type)) return;
-  if (!(kept & S_IFMT)) {
-    *rdev = st->st_rdev;
-    return;
-  }
-  char path[64];
-  uint64_t value;
-  proc_path(path, n->fd);
-  if (getxattr(path, HULL_RDEV, &value, sizeof value) == sizeof value) *rdev = le64toh(value);
 }
 
 /* What the host kernel sees: the VMM's own file or directory, and nothing to check. */
@@ -181,9 +118,10 @@ static void kernel_view(struct stat *st) {
 }
 
 static int lookup_at(struct node *parent, const char *name, struct fuse_entry_param *e) {
-  int err = bad_name(name);
+  int dir, err = bad_name(name);
+  if (!err) err = node_fd(parent, &dir);
   if (err) return err;
-  int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  int fd = open_at(dir, name, O_PATH | O_NOFOLLOW, 0);
   if (fd < 0) return errno;
   struct stat st;
   if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
@@ -191,22 +129,9 @@ static int lookup_at(struct node *parent, const char *name, struct fuse_entry_pa
     close(fd);
     return err;
   }
-  struct node *n = table[bucket(st.st_dev, st.st_ino)];
-  while (n && !(n->dev == st.st_dev && n->ino == st.st_ino)) n = n->next;
-  if (n) {
-    close(fd);
-  } else if ((n = calloc(1, sizeof *n))) {
-    n->fd = fd;
-    n->dev = st.st_dev;
-    n->ino = st.st_ino;
-    unsigned b = bucket(st.st_dev, st.st_ino);
-    n->next = table[b];
-    table[b] = n;
-  } else {
-      close(fd);
-    return ENOMEM;
-  }
-  n->lookups++;
+  struct node *n;
+  err = node_found(parent, name, fd, &st, &n);
+  if (err) return err;
   memset(e, 0, sizeof *e);
   e->ino = ino_of(n);
   e->attr = st;
@@ -227,12 +152,12 @@ static void hs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
 }
 
 static void hs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t count) {
-  unref(node_of(ino), count);
+  node_forget(node_of(ino), count);
   fuse_reply_none(req);
 }
 
 static void hs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
-  for (size_t i = 0; i < count; i++) unref(node_of(forgets[i].ino), forgets[i].nlookup);
+  for (size_t i = 0; i < count; i++) node_forget(node_of(forgets[i].ino), forgets[i].nlookup);
   fuse_reply_none(req);
 }
 
@@ -257,13 +182,14 @@ static void hs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
   struct node *n = node_of(ino);
   struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
   struct stat st;
-  int err = real_stat(n, &st);
+  char path[64];
+  int fd, err = real_stat(n, &st);
+  if (!err) err = writable_fd(n, &fd);
   if (err) return (void)fuse_reply_err(req, err);
   /* The VMM sets owners and modes through the user.virtfs xattrs, never this way. */
   if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
     return (void)fuse_reply_err(req, EPERM);
-  char path[64];
-  proc_path(path, n->fd);
+  proc_path(path, fd);
   if (to_set & FUSE_SET_ATTR_SIZE) {
     if (!S_ISREG(st.st_mode)) return (void)fuse_reply_err(req, EINVAL);
     if ((h && h->fd >= 0 ? ftruncate(h->fd, attr->st_size) : truncate(path, attr->st_size)) < 0)
@@ -276,41 +202,59 @@ static void hs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     if (to_set & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
     else if (to_set & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
     int res = has_xattrs(&st) ? utimensat(AT_FDCWD, path, tv, 0)
-                              : utimensat(n->fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+                              : utimensat(fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
     if (res < 0) return (void)fuse_reply_err(req, errno == EINVAL ? EPERM : errno);
   }
   hs_getattr(req, ino, NULL);
 }
 
-static void remember_created(struct node *parent, const char *name, fuse_ino_t ino) {
-  struct node *n = node_of(ino);
-  forget_created(n);
-  n->created_in = dup(parent->fd);
-  n->created_name = n->created_in < 0 ? NULL : strdup(name);
-  if (!n->created_name && n->created_in >= 0) close(n->created_in);
+/*
+ * Removes what a request made at `name` in `dir` when it cannot be answered (the guest was
+ * told it failed, so nothing of it may stay); only if it is still the very file made.
+ */
+static void undo_made(int dir, const char *name, const struct stat *made) {
+  struct stat there;
+  if (fstatat(dir, name, &there, AT_SYMLINK_NOFOLLOW) == 0 && there.st_dev == made->st_dev &&
+      there.st_ino == made->st_ino)
+    unlinkat(dir, name, S_ISDIR(there.st_mode) ? AT_REMOVEDIR : 0);
+}
+
+/*
+ * Answers a request that made `name` in `parent`: its entry, or, when the file cannot be
+ * looked up, the error, with the file removed again.
+ */
+static int entry_of_made(struct node *parent, int dir, const char *name, struct fuse_entry_param *e) {
+  struct stat made;
+  if (fstatat(dir, name, &made, AT_SYMLINK_NOFOLLOW) < 0) return errno;
+  int err = lookup_at(parent, name, e);
+  if (err) undo_made(dir, name, &made);
+  return err;
 }
 
 static void hs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
   (void)rdev;
   struct node *p = node_of(parent);
-  int err = bad_name(name);
+  int dir, err = bad_name(name);
   /* The VMM makes every special file as a regular one; a real device node never results. */
   if (!err && !S_ISREG(mode)) err = EPERM;
-  if (!err && mknodat(p->fd, name, S_IFREG | (mode & 0777), 0) < 0) err = errno;
-  if (err) return (void)fuse_reply_err(req, err);
+  if (!err) err = writable_fd(p, &dir);
+  if (!err && mknodat(dir, name, S_IFREG | (mode & 0777), 0) < 0) err = errno;
   struct fuse_entry_param e;
-  err = lookup_at(p, name, &e);
+  if (!err) err = entry_of_made(p, dir, name, &e);
   if (err) return (void)fuse_reply_err(req, err);
-  remember_created(p, name, e.ino);
+  node_of(e.ino)->created = 1;
   fuse_reply_entry(req, &e);
 }
 
 static void hs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
   struct node *p = node_of(parent);
-  int err = bad_name(name);
-  if (!err && mkdirat(p->fd, name, mode & 0777) < 0) err = errno;
+  int dir, err = bad_name(name);
+  if (!err) err = writable_fd(p, &dir);
+  if (!err && mkdirat(dir, name, mode & 0777) < 0) err = errno;
+  struct fuse_entry_param e;
+  if (!err) err = entry_of_made(p, dir, name, &e);
   if (err) return (void)fuse_reply_err(req, err);
-  reply_entry(req, p, name);
+  fuse_reply_entry(req, &e);
 }
 
 static void hs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
@@ -319,48 +263,72 @@ static void hs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
   fuse_reply_err(req, EPERM);
 }
 
-static void hs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  int err = bad_name(name);
-  if (!err && unlinkat(node_of(parent)->fd, name, 0) < 0) err = errno;
+static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int flags) {
+  int dir, err = bad_name(name);
+  if (!err) err = writable_fd(node_of(parent), &dir);
+  if (!err && unlinkat(dir, name, flags) < 0) err = errno;
   fuse_reply_err(req, err);
 }
 
+static void hs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  remove_name(req, parent, name, 0);
+}
+
 static void hs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  int err = bad_name(name);
-  if (!err && unlinkat(node_of(parent)->fd, name, AT_REMOVEDIR) < 0) err = errno;
-  fuse_reply_err(req, err);
+  remove_name(req, parent, name, AT_REMOVEDIR);
+}
+
+/* The node of what is now at `name` in `dir` (if the kernel holds one) is recorded there. */
+static void record_place(struct node *parent, int dir, const char *name) {
+  struct stat st;
+  struct node *n;
+  if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (n = node_find(st.st_dev, st.st_ino)))
+    node_moved(n, parent, name);
 }
 
 static void hs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags) {
-  int err = bad_name(name);
+  struct node *from = node_of(parent), *to = node_of(newparent);
+  int from_dir, to_dir, err = bad_name(name);
   if (!err) err = bad_name(newname);
   if (!err && (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))) err = EINVAL;
-  if (!err && renameat2(node_of(parent)->fd, name, node_of(newparent)->fd, newname, flags) < 0)
-    err = errno;
+  if (!err) err = writable_fd(from, &from_dir);
+  if (!err) err = writable_fd(to, &to_dir);
+  if (!err && renameat2(from_dir, name, to_dir, newname, flags) < 0) err = errno;
+  if (!err) {
+    /* An evicted node is reopened by its last name: the moved file's (files') are new. */
+    record_place(to, to_dir, newname);
+    if (flags & RENAME_EXCHANGE) record_place(from, from_dir, name);
+  }
   fuse_reply_err(req, err);
 }
 
 static void hs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
   struct node *n = node_of(ino), *p = node_of(newparent);
   struct stat st;
-  int err = bad_name(newname);
+  char path[64];
+  int fd, dir, err = bad_name(newname);
   if (!err) err = real_stat(n, &st);
-  if (!err && S_ISDIR(st.st_mode)) err = EPERM;
-  if (!err) {
-    char path[64];
-    proc_path(path, n->fd);
-    /* Through /proc: linking by descriptor (AT_EMPTY_PATH) would need dac_read_search. */
-    if (!S_ISREG(st.st_mode) || linkat(AT_FDCWD, path, p->fd, newname, AT_SYMLINK_FOLLOW) < 0)
-      err = S_ISREG(st.st_mode) ? errno : EPERM;
+  if (!err && !S_ISREG(st.st_mode)) err = EPERM;
+  if (!err) err = writable_fd(p, &dir);
+  if (!err) err = node_path(n, &fd, path);
+  /* Through /proc: linking by descriptor (AT_EMPTY_PATH) would need dac_read_search. */
+  if (!err && linkat(AT_FDCWD, path, dir, newname, AT_SYMLINK_FOLLOW) < 0) err = errno;
+  struct fuse_entry_param e;
+  if (!err && (err = lookup_at(p, newname, &e))) {
+    struct stat made;
+    if (fstat(fd, &made) == 0) undo_made(dir, newname, &made);
   }
   if (err) return (void)fuse_reply_err(req, err);
-  reply_entry(req, p, newname);
+  fuse_reply_entry(req, &e);
 }
 
 static struct handle *open_handle(struct node *n, int flags, int *err) {
   struct stat st;
+  int fd;
   *err = real_stat(n, &st);
+  if (!*err) *err = node_fd(n, &fd);
+  if (!*err && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))) *err = read_only(fd);
   if (*err) return NULL;
   struct handle *h = calloc(1, sizeof *h);
   if (!h) {
@@ -373,14 +341,14 @@ static struct handle *open_handle(struct node *n, int flags, int *err) {
     if ((flags & O_ACCMODE) != O_RDONLY) *err = EPERM;
     else if (!(h->link = malloc(PATH_MAX))) *err = ENOMEM;
     else {
-      ssize_t len = readlinkat(n->fd, "", h->link, PATH_MAX);
+      ssize_t len = readlinkat(fd, "", h->link, PATH_MAX);
       if (len < 0) *err = errno;
       else h->link_len = (size_t)len;
     }
   } else if (S_ISREG(st.st_mode)) {
     char path[64];
-    proc_path(path, n->fd);
-    h->fd = open(path, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW)) | O_CLOEXEC);
+    proc_path(path, fd);
+    h->fd = open_at(AT_FDCWD, path, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW), 0);
     if (h->fd < 0) *err = errno;
   } else {
     /* A host fifo or device node is never opened for the guest. */
@@ -394,38 +362,52 @@ static struct handle *open_handle(struct node *n, int flags, int *err) {
   return h;
 }
 
+/* An open file keeps its node's descriptor: the guest may stat it after removing its name. */
+static void reply_open(fuse_req_t req, struct node *n, struct handle *h, struct fuse_file_info *fi) {
+  node_pin(n);
+  fi->fh = (uintptr_t)h;
+  fuse_reply_open(req, fi);
+}
+
 static void hs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   int err;
   struct handle *h = open_handle(node_of(ino), fi->flags, &err);
   if (!h) return (void)fuse_reply_err(req, err);
-  fi->fh = (uintptr_t)h;
-  fuse_reply_open(req, fi);
+  reply_open(req, node_of(ino), h, fi);
 }
 
 static void hs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi) {
   struct node *p = node_of(parent);
-  int err = bad_name(name);
+  int dir, err = bad_name(name);
+  if (!err) err = writable_fd(p, &dir);
   if (err) return (void)fuse_reply_err(req, err);
-  /* Non-blocking until it is known to be a regular file: a host fifo there is never opened. */
-  int fd = openat(p->fd, name, (fi->flags | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) & ~O_NOCTTY, mode & 0777);
+  /*
+   * Made here (O_EXCL) or opened as it was, so that a failure below removes only a file this
+   * request made. Non-blocking until it is known to be a regular file: a host fifo there is
+   * never opened.
+   */
+  int flags = (fi->flags | O_NOFOLLOW | O_NONBLOCK) & ~(O_NOCTTY | O_CREAT | O_EXCL);
+  int fd = open_at(dir, name, flags | O_CREAT | O_EXCL, mode & 0777), made = fd >= 0;
+  if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) fd = open_at(dir, name, flags, 0);
   if (fd < 0) return (void)fuse_reply_err(req, errno);
   struct stat opened;
   if (fstat(fd, &opened) < 0 || !S_ISREG(opened.st_mode) ||
-      (!(fi->flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)) {
-    close(fd);
-    return (void)fuse_reply_err(req, EACCES);
-  }
-  struct handle *h = calloc(1, sizeof *h);
+      (!(fi->flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0))
+    err = EACCES;
+  struct handle *h = err ? NULL : calloc(1, sizeof *h);
   struct fuse_entry_param e;
-  err = h ? lookup_at(p, name, &e) : ENOMEM;
+  if (!err) err = h ? lookup_at(p, name, &e) : ENOMEM;
   if (err) {
+    if (made) undo_made(dir, name, &opened);
     close(fd);
     free(h);
     return (void)fuse_reply_err(req, err);
   }
   h->fd = fd;
-  remember_created(p, name, e.ino);
+  struct node *n = node_of(e.ino);
+  n->created = made;
+  node_pin(n);
   fi->fh = (uintptr_t)h;
   fuse_reply_create(req, &e, fi);
 }
@@ -465,11 +447,11 @@ static void hs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) 
 }
 
 static void hs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  (void)ino;
   struct handle *h = (struct handle *)(uintptr_t)fi->fh;
   if (h->fd >= 0) close(h->fd);
   free(h->link);
   free(h);
+  node_unpin(node_of(ino));
   fuse_reply_err(req, 0);
 }
 
@@ -486,7 +468,9 @@ struct dir_handle {
 };
 
 static void hs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  int fd = openat(node_of(ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dir, err = node_fd(node_of(ino), &dir);
+  if (err) return (void)fuse_reply_err(req, err);
+  int fd = open_at(dir, ".", O_RDONLY | O_DIRECTORY, 0);
   if (fd < 0) return (void)fuse_reply_err(req, errno);
   struct dir_handle *d = calloc(1, sizeof *d);
   if (!d || !(d->dir = fdopendir(fd))) {
@@ -546,250 +530,10 @@ static void hs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 
 static void hs_statfs(fuse_req_t req, fuse_ino_t ino) {
   struct statvfs sv;
-  if (fstatvfs(node_of(ino)->fd, &sv) < 0) return (void)fuse_reply_err(req, errno);
+  int fd, err = node_fd(node_of(ino), &fd);
+  if (err) return (void)fuse_reply_err(req, err);
+  if (fstatvfs(fd, &sv) < 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_statfs(req, &sv);
-}
-
-/* ---- owners, modes and types, as the VMM's user.virtfs xattrs ---- */
-
-static int set_kept(const char *path, const char *name, const void *value, size_t size, int keep) {
-  if (keep) return setxattr(path, name, value, size, 0) < 0 ? errno : 0;
-  return removexattr(path, name) < 0 && errno != ENODATA ? errno : 0;
-}
-
-/*
- * Turns the regular file the VMM just made (holding a symlink's target) into that symlink,
- * with the file's owner, in one rename over it.
- */
-static int make_symlink(struct node *n, const struct stat *st) {
-  if (!n->created_name || st->st_size >= PATH_MAX || st->st_nlink != 1) return EPERM;
-  char target[PATH_MAX], path[64], temp[64];
-  proc_path(path, n->fd);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  ssize_t len = pread(fd, target, PATH_MAX - 1, 0);
-  close(fd);
-  if (len <= 0 || memchr(target, 0, (size_t)len)) return EINVAL;
-  target[len] = 0;
-  struct stat there;
-  if (fstatat(n->created_in, n->created_name, &there, AT_SYMLINK_NOFOLLOW) < 0) return errno;
-  if (there.st_dev != n->dev || there.st_ino != n->ino) return EPERM;
-  snprintf(temp, sizeof temp, ".hull-symlink-%d-%lu", getpid(), (unsigned long)n->ino);
-  if (symlinkat(target, n->created_in, temp) < 0) return errno;
-  int err = 0;
-  if (fchownat(n->created_in, temp, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-      renameat(n->created_in, temp, n->created_in, n->created_name) < 0) {
-    err = errno;
-    unlinkat(n->created_in, temp, 0);
-    return err;
-  }
-  /* The kernel's node now stands for the symlink. */
-  int link_fd = openat(n->created_in, n->created_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  struct stat ls;
-  if (link_fd < 0 || fstatat(link_fd, "", &ls, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-    err = errno;
-    if (link_fd >= 0) close(link_fd);
-    return err;
-  }
-  unlink_node(n);
-  /* In place: the descriptor number stays the node's. */
-  dup2(link_fd, n->fd);
-  n->dev = ls.st_dev;
-  n->ino = ls.st_ino;
-  unsigned b = bucket(n->dev, n->ino);
-  n->next = table[b];
-  table[b] = n;
-  forget_created(n);
-  n->view_until = 0;
-  close(link_fd);
-  return 0;
-}
-
-static int set_mode(struct node *n, uint32_t mode) {
-  struct stat st;
-  int err = real_stat(n, &st);
-  if (err) return err;
-  mode_t want = mode & S_IFMT;
-  if (S_ISLNK(st.st_mode)) return want && want != S_IFLNK ? EPERM : 0;
-  if (S_ISREG(st.st_mode) && S_ISLNK(want)) return make_symlink(n, &st);
-  uint32_t shown;
-  uint64_t rdev;
-  guest_view(n, &st, &shown, &rdev);
-  /* A file's type is set once, when the VMM makes it; later modes keep it. */
-  mode_t type = shown & S_IFMT;
-  if (want && want != type) {
-    if (!n->created_name || S_ISDIR(st.st_mode) || want == S_IFDIR) return EPERM;
-    type = want;
-  }
-  char path[64];
-  proc_path(path, n->fd);
-  if (!has_xattrs(&st)) return mode & SPECIAL_BITS ? EPERM : (chmod(path, mode & 0777) < 0 ? errno : 0);
-  if (chmod(path, mode & 07777 & ~SPECIAL_BITS) < 0) return errno;
-  uint32_t kept = (type == (st.st_mode & S_IFMT) ? 0 : type) | (mode & SPECIAL_BITS);
-  uint32_t value = htole32(kept);
-  err = set_kept(path, HULL_MODE, &value, sizeof value, kept != 0);
-  if (!err) forget_created(n);
-  return err;
-}
-
-/* One of the four user.virtfs xattrs the VMM keeps a file's owner, mode and device number in. */
-static int is_virtfs_attr(const char *which) {
-  return !strcmp(which, "uid") || !strcmp(which, "gid") || !strcmp(which, "mode") || !strcmp(which, "rdev");
-}
-
-static int set_virtfs(struct node *n, const char *which, const char *value, size_t size) {
-  uint32_t v32;
-  uint64_t v64;
-  if (!strcmp(which, "rdev")) {
-    if (size != sizeof v64) return EINVAL;
-    memcpy(&v64, value, sizeof v64);
-    struct stat st;
-    int err = real_stat(n, &st);
-    if (err) return err;
-    uint32_t kept = kept_mode(n, &st);
-    if (!S_ISCHR(kept) && !S_ISBLK(kept)) return v64 == 0 || v64 == st.st_rdev ? 0 : EPERM;
-    char path[64];
-    proc_path(path, n->fd);
-    return set_kept(path, HULL_RDEV, &v64, sizeof v64, 1);
-  }
-  if (size != sizeof v32) return EINVAL;
-  memcpy(&v32, value, sizeof v32);
-  v32 = le32toh(v32);
-  if (!strcmp(which, "mode")) return set_mode(n, v32);
-  uid_t uid = !strcmp(which, "uid") ? v32 : (uid_t)-1;
-  gid_t gid = !strcmp(which, "gid") ? v32 : (gid_t)-1;
-  return fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
-}
-
-static void hs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-                        size_t size, int flags) {
-  struct node *n = node_of(ino);
-  if (!strncmp(name, HULL_PREFIX, strlen(HULL_PREFIX))) return (void)fuse_reply_err(req, EPERM);
-  if (!strncmp(name, VIRTFS_PREFIX, strlen(VIRTFS_PREFIX)) && is_virtfs_attr(name + strlen(VIRTFS_PREFIX))) {
-    int err = set_virtfs(n, name + strlen(VIRTFS_PREFIX), value, size);
-      n->view_until = 0;
-      return (void)fuse_reply_err(req, err);
-  }
-  struct stat st;
-  int err = real_stat(n, &st);
-  if (!err && !has_xattrs(&st)) err = EPERM;
-  if (!err) {
-    char path[64];
-    proc_path(path, n->fd);
-    if (setxattr(path, name, value, size, flags) < 0) err = errno;
-  }
-  fuse_reply_err(req, err);
-}
-
-static uint64_t now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-/* The owner, mode and device number the guest sees, from the cache when it is fresh. */
-static int view_of(struct node *n, struct view *v) {
-  uint64_t now = now_ns();
-  if (now < n->view_until) {
-    *v = n->view;
-    return 0;
-  }
-  struct stat st;
-  int err = real_stat(n, &st);
-  if (err) return err;
-  v->uid = st.st_uid;
-  v->gid = st.st_gid;
-  guest_view(n, &st, &v->mode, &v->rdev);
-  n->view = *v;
-  n->view_until = now + (uint64_t)(CACHE_SECONDS * 1e9);
-  return 0;
-}
-
-static void hs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-  struct node *n = node_of(ino);
-  if (!strncmp(name, VIRTFS_PREFIX, strlen(VIRTFS_PREFIX)) && is_virtfs_attr(name + strlen(VIRTFS_PREFIX))) {
-    const char *which = name + strlen(VIRTFS_PREFIX);
-    struct view v;
-    int err = view_of(n, &v);
-    if (err) return (void)fuse_reply_err(req, err);
-    union {
-      uint32_t v32;
-      uint64_t v64;
-    } answer;
-    size_t len = 4;
-    if (!strcmp(which, "uid")) answer.v32 = htole32(v.uid);
-    else if (!strcmp(which, "gid")) answer.v32 = htole32(v.gid);
-    else if (!strcmp(which, "mode")) answer.v32 = htole32(v.mode);
-    else answer.v64 = htole64(v.rdev), len = 8;
-    if (size == 0) return (void)fuse_reply_xattr(req, len);
-    if (size < len) return (void)fuse_reply_err(req, ERANGE);
-    return (void)fuse_reply_buf(req, (const char *)&answer, len);
-  }
-  struct stat st;
-  int err = real_stat(n, &st);
-  if (err) return (void)fuse_reply_err(req, err);
-  if (!strncmp(name, HULL_PREFIX, strlen(HULL_PREFIX)) || !has_xattrs(&st))
-    return (void)fuse_reply_err(req, ENODATA);
-  char path[64];
-  proc_path(path, n->fd);
-  if (size > XATTR_SIZE_MAX) size = XATTR_SIZE_MAX;
-  char *buf = size ? malloc(size) : NULL;
-  if (size && !buf) return (void)fuse_reply_err(req, ENOMEM);
-  ssize_t res = getxattr(path, name, buf, size);
-  if (res < 0) fuse_reply_err(req, errno);
-  else if (size == 0) fuse_reply_xattr(req, (size_t)res);
-  else fuse_reply_buf(req, buf, (size_t)res);
-  free(buf);
-}
-
-static void hs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  struct node *n = node_of(ino);
-  struct stat st;
-  int err = real_stat(n, &st);
-  if (err) return (void)fuse_reply_err(req, err);
-  char *list = malloc(XATTR_LIST_MAX);
-  if (!list) return (void)fuse_reply_err(req, ENOMEM);
-  ssize_t len = 0;
-  if (has_xattrs(&st)) {
-    char path[64];
-    proc_path(path, n->fd);
-    len = listxattr(path, list, XATTR_LIST_MAX);
-    if (len < 0) {
-      err = errno;
-      free(list);
-      return (void)fuse_reply_err(req, err);
-    }
-  }
-  /* What this server keeps aside is not the guest's. */
-  size_t kept = 0;
-  for (ssize_t at = 0; at < len;) {
-    size_t one = strlen(list + at) + 1;
-    if (strncmp(list + at, HULL_PREFIX, strlen(HULL_PREFIX))) {
-      memmove(list + kept, list + at, one);
-      kept += one;
-    }
-    at += (ssize_t)one;
-  }
-  if (size == 0) fuse_reply_xattr(req, kept);
-  else if (size < kept) fuse_reply_err(req, ERANGE);
-  else fuse_reply_buf(req, list, kept);
-  free(list);
-}
-
-static void hs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
-  struct node *n = node_of(ino);
-  if (!strncmp(name, HULL_PREFIX, strlen(HULL_PREFIX)) ||
-      (!strncmp(name, VIRTFS_PREFIX, strlen(VIRTFS_PREFIX)) && is_virtfs_attr(name + strlen(VIRTFS_PREFIX))))
-    return (void)fuse_reply_err(req, EPERM);
-  struct stat st;
-  int err = real_stat(n, &st);
-  if (!err && !has_xattrs(&st)) err = ENODATA;
-  if (!err) {
-    char path[64];
-    proc_path(path, n->fd);
-    if (removexattr(path, name) < 0) err = errno;
-  }
-  fuse_reply_err(req, err);
 }
 
 static void hs_init(void *userdata, struct fuse_conn_info *conn) {
@@ -849,7 +593,7 @@ int main(int argc, char **argv) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   /* This server lives as long as its VMM, its parent (hull-jail set this too; again, in case). */
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  /* Each file the kernel holds is a descriptor here. */
+  /* Room for the files the guest holds open, each a descriptor here (see nodes.c). */
   struct rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
     limit.rlim_cur = limit.rlim_max;
@@ -867,12 +611,23 @@ int main(int argc, char **argv) {
     fprintf(stderr, "hull-share-server: cannot serve /dev/fuse on fd 3\n");
     return 2;
   }
+  nodes_init(SHARE_FD);
   /*
    * One thread: measured against four (libfuse's pool) on a guest copying and removing a
    * Debian image's documentation, one was 1.7 times faster (fewer hand-offs on a host whose
-   * cores the guest's emulation keeps busy).
+   * cores the guest's emulation keeps busy). libfuse's own loop, with the descriptor cache
+   * trimmed between requests (never during one, whose descriptors are in use).
    */
-  int res = fuse_session_loop(se);
+  struct fuse_buf buf = {.mem = NULL};
+  int res = 0;
+  while (!fuse_session_exited(se)) {
+    res = fuse_session_receive_buf(se, &buf);
+    if (res == -EINTR) continue;
+    if (res <= 0) break;
+    fuse_session_process_buf(se, &buf);
+    nodes_next_request();
+  }
+  free(buf.mem);
   fuse_session_destroy(se);
   return res < 0 ? 1 : 0;
 }

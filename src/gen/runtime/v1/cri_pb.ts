@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file runtime/v1/cri.proto.
  */
 export const file_runtime_v1_cri: GenFile = /*@__PURE__*/
-  fileDesc("ChRydW50aW1lL3YxL2NyaS5wcm90bxIKcnVudGltZS52MSImCghLZXlWYWx1ZRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiHAoLVUludDY0VmFsdWUSDQoFdmFsdWUYASABKAQijQEKD05hbWVzcGFjZU9wdGlvbhIqCgduZXR3b3JrGAEgASgOMhkucnVudGltZS52MS5OYW1lc3BhY2VNb2RlEiYKA3BpZBgCIAEoDjIZLnJ1bnRpbWUudjEuTmFtZXNwYWNlTW9kZRImCgNpcGMYAyABKA4yGS5ydW50aW1lLnYxLk5hbWVzcGFjZU1vZGUiVQobTGludXhTYW5kYm94U2VjdXJpdHlDb250ZXh0EjYKEW5hbWVzcGFjZV9vcHRpb25zGAEgASgLMhsucnVudGltZS52MS5OYW1lc3BhY2VPcHRpb24icQoVTGludXhQb2RTYW5kYm94Q29uZmlnEhUKDWNncm91cF9wYXJlbnQYASABKAkSQQoQc2VjdXJpdHlfY29udGV4dBgCIAEoCzInLnJ1bnRpbWUudjEuTGludXhTYW5kYm94U2VjdXJpdHlDb250ZXh0IlMKElBvZFNhbmRib3hNZXRhZGF0YRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIRCgluYW1lc3BhY2UYAyABKAkSDwoHYXR0ZW1wdBgEIAEoDSKAAwoQUG9kU2FuZGJveENvbmZpZxIwCghtZXRhZGF0YRgBIAEoCzIeLnJ1bnRpbWUudjEuUG9kU2FuZGJveE1ldGFkYXRhEhAKCGhvc3RuYW1lGAIgASgJEhUKDWxvZ19kaXJlY3RvcnkYAyABKAkSOAoGbGFiZWxzGAYgAygLMigucnVudGltZS52MS5Qb2RTYW5kYm94Q29uZmlnLkxhYmVsc0VudHJ5EkIKC2Fubm90YXRpb25zGAcgAygLMi0ucnVudGltZS52MS5Qb2RTYW5kYm94Q29uZmlnLkFubm90YXRpb25zRW50cnkSMAoFbGludXgYCCABKAsyIS5ydW50aW1lLnYxLkxpbnV4UG9kU2FuZGJveENvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJdChRSdW5Qb2RTYW5kYm94UmVxdWVzdBIsCgZjb25maWcYASABKAsyHC5ydW50aW1lLnYxLlBvZFNhbmRib3hDb25maWcSFwoPcnVudGltZV9oYW5kbGVyGAIgASgJIi8KFVJ1blBvZFNhbmRib3hSZXNwb25zZRIWCg5wb2Rfc2FuZGJveF9pZBgBIAEoCSIvChVTdG9wUG9kU2FuZGJveFJlcXVlc3QSFgoOcG9kX3NhbmRib3hfaWQYASABKAkiGAoWU3RvcFBvZFNhbmRib3hSZXNwb25zZSIxChdSZW1vdmVQb2RTYW5kYm94UmVxdWVzdBIWCg5wb2Rfc2FuZGJveF9pZBgBIAEoCSIaChhSZW1vdmVQb2RTYW5kYm94UmVzcG9uc2UiMgoRQ29udGFpbmVyTWV0YWRhdGESDAoEbmFtZRgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIhoKCUltYWdlU3BlYxINCgVpbWFnZRgBIAEoCSKxAwoPQ29udGFpbmVyQ29uZmlnEi8KCG1ldGFkYXRhGAEgASgLMh0ucnVudGltZS52MS5Db250YWluZXJNZXRhZGF0YRIkCgVpbWFnZRgCIAEoCzIVLnJ1bnRpbWUudjEuSW1hZ2VTcGVjEg8KB2NvbW1hbmQYAyADKAkSDAoEYXJncxgEIAMoCRITCgt3b3JraW5nX2RpchgFIAEoCRIiCgRlbnZzGAYgAygLMhQucnVudGltZS52MS5LZXlWYWx1ZRI3CgZsYWJlbHMYCSADKAsyJy5ydW50aW1lLnYxLkNvbnRhaW5lckNvbmZpZy5MYWJlbHNFbnRyeRJBCgthbm5vdGF0aW9ucxgKIAMoCzIsLnJ1bnRpbWUudjEuQ29udGFpbmVyQ29uZmlnLkFubm90YXRpb25zRW50cnkSEAoIbG9nX3BhdGgYCyABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikwEKFkNyZWF0ZUNvbnRhaW5lclJlcXVlc3QSFgoOcG9kX3NhbmRib3hfaWQYASABKAkSKwoGY29uZmlnGAIgASgLMhsucnVudGltZS52MS5Db250YWluZXJDb25maWcSNAoOc2FuZGJveF9jb25maWcYAyABKAsyHC5ydW50aW1lLnYxLlBvZFNhbmRib3hDb25maWciLwoXQ3JlYXRlQ29udGFpbmVyUmVzcG9uc2USFAoMY29udGFpbmVyX2lkGAEgASgJIi0KFVN0YXJ0Q29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiGAoWU3RhcnRDb250YWluZXJSZXNwb25zZSJFCg9FeGVjU3luY1JlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEgsKA2NtZBgCIAMoCRIPCgd0aW1lb3V0GAMgASgDIkUKEEV4ZWNTeW5jUmVzcG9uc2USDgoGc3Rkb3V0GAEgASgMEg4KBnN0ZGVychgCIAEoDBIRCglleGl0X2NvZGUYAyABKAUiLQoVQ29udGFpbmVyU3RhdHNSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSKKAQoIQ3B1VXNhZ2USEQoJdGltZXN0YW1wGAEgASgDEjgKF3VzYWdlX2NvcmVfbmFub19zZWNvbmRzGAIgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIxChB1c2FnZV9uYW5vX2NvcmVzGAMgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZSLCAgoLTWVtb3J5VXNhZ2USEQoJdGltZXN0YW1wGAEgASgDEjIKEXdvcmtpbmdfc2V0X2J5dGVzGAIgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIwCg9hdmFpbGFibGVfYnl0ZXMYAyABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEiwKC3VzYWdlX2J5dGVzGAQgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIqCglyc3NfYnl0ZXMYBSABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEiwKC3BhZ2VfZmF1bHRzGAYgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIyChFtYWpvcl9wYWdlX2ZhdWx0cxgHIAEoCzIXLnJ1bnRpbWUudjEuVUludDY0VmFsdWUiIQoTQ29udGFpbmVyQXR0cmlidXRlcxIKCgJpZBgBIAEoCSKRAQoOQ29udGFpbmVyU3RhdHMSMwoKYXR0cmlidXRlcxgBIAEoCzIfLnJ1bnRpbWUudjEuQ29udGFpbmVyQXR0cmlidXRlcxIhCgNjcHUYAiABKAsyFC5ydW50aW1lLnYxLkNwdVVzYWdlEicKBm1lbW9yeRgDIAEoCzIXLnJ1bnRpbWUudjEuTWVtb3J5VXNhZ2UiQwoWQ29udGFpbmVyU3RhdHNSZXNwb25zZRIpCgVzdGF0cxgBIAEoCzIaLnJ1bnRpbWUudjEuQ29udGFpbmVyU3RhdHMicwoXTGludXhDb250YWluZXJSZXNvdXJjZXMSEgoKY3B1X3BlcmlvZBgBIAEoAxIRCgljcHVfcXVvdGEYAiABKAMSEgoKY3B1X3NoYXJlcxgDIAEoAxIdChVtZW1vcnlfbGltaXRfaW5fYnl0ZXMYBCABKAMiawofVXBkYXRlQ29udGFpbmVyUmVzb3VyY2VzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSMgoFbGludXgYAiABKAsyIy5ydW50aW1lLnYxLkxpbnV4Q29udGFpbmVyUmVzb3VyY2VzIiIKIFVwZGF0ZUNvbnRhaW5lclJlc291cmNlc1Jlc3BvbnNlIkIKF1BvZFNhbmRib3hTdGF0dXNSZXF1ZXN0EhYKDnBvZF9zYW5kYm94X2lkGAEgASgJEg8KB3ZlcmJvc2UYAiABKAgiVAoQUG9kU2FuZGJveFN0YXR1cxIKCgJpZBgBIAEoCRI0CgduZXR3b3JrGAUgASgLMiMucnVudGltZS52MS5Qb2RTYW5kYm94TmV0d29ya1N0YXR1cyIlChdQb2RTYW5kYm94TmV0d29ya1N0YXR1cxIKCgJpcBgBIAEoCSJIChhQb2RTYW5kYm94U3RhdHVzUmVzcG9uc2USLAoGc3RhdHVzGAEgASgLMhwucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzKj0KDU5hbWVzcGFjZU1vZGUSBwoDUE9EEAASDQoJQ09OVEFJTkVSEAESCAoETk9ERRACEgoKBlRBUkdFVBADMtsGCg5SdW50aW1lU2VydmljZRJWCg1SdW5Qb2RTYW5kYm94EiAucnVudGltZS52MS5SdW5Qb2RTYW5kYm94UmVxdWVzdBohLnJ1bnRpbWUudjEuUnVuUG9kU2FuZGJveFJlc3BvbnNlIgASWQoOU3RvcFBvZFNhbmRib3gSIS5ydW50aW1lLnYxLlN0b3BQb2RTYW5kYm94UmVxdWVzdBoiLnJ1bnRpbWUudjEuU3RvcFBvZFNhbmRib3hSZXNwb25zZSIAEl8KEFJlbW92ZVBvZFNhbmRib3gSIy5ydW50aW1lLnYxLlJlbW92ZVBvZFNhbmRib3hSZXF1ZXN0GiQucnVudGltZS52MS5SZW1vdmVQb2RTYW5kYm94UmVzcG9uc2UiABJfChBQb2RTYW5kYm94U3RhdHVzEiMucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzUmVxdWVzdBokLnJ1bnRpbWUudjEuUG9kU2FuZGJveFN0YXR1c1Jlc3BvbnNlIgASXAoPQ3JlYXRlQ29udGFpbmVyEiIucnVudGltZS52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0GiMucnVudGltZS52MS5DcmVhdGVDb250YWluZXJSZXNwb25zZSIAElkKDlN0YXJ0Q29udGFpbmVyEiEucnVudGltZS52MS5TdGFydENvbnRhaW5lclJlcXVlc3QaIi5ydW50aW1lLnYxLlN0YXJ0Q29udGFpbmVyUmVzcG9uc2UiABJHCghFeGVjU3luYxIbLnJ1bnRpbWUudjEuRXhlY1N5bmNSZXF1ZXN0GhwucnVudGltZS52MS5FeGVjU3luY1Jlc3BvbnNlIgASWQoOQ29udGFpbmVyU3RhdHMSIS5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXRzUmVxdWVzdBoiLnJ1bnRpbWUudjEuQ29udGFpbmVyU3RhdHNSZXNwb25zZSIAEncKGFVwZGF0ZUNvbnRhaW5lclJlc291cmNlcxIrLnJ1bnRpbWUudjEuVXBkYXRlQ29udGFpbmVyUmVzb3VyY2VzUmVxdWVzdBosLnJ1bnRpbWUudjEuVXBkYXRlQ29udGFpbmVyUmVzb3VyY2VzUmVzcG9uc2UiAGIGcHJvdG8z");
+  fileDesc("ChRydW50aW1lL3YxL2NyaS5wcm90bxIKcnVudGltZS52MSImCghLZXlWYWx1ZRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiHAoLVUludDY0VmFsdWUSDQoFdmFsdWUYASABKAQijQEKD05hbWVzcGFjZU9wdGlvbhIqCgduZXR3b3JrGAEgASgOMhkucnVudGltZS52MS5OYW1lc3BhY2VNb2RlEiYKA3BpZBgCIAEoDjIZLnJ1bnRpbWUudjEuTmFtZXNwYWNlTW9kZRImCgNpcGMYAyABKA4yGS5ydW50aW1lLnYxLk5hbWVzcGFjZU1vZGUiVQobTGludXhTYW5kYm94U2VjdXJpdHlDb250ZXh0EjYKEW5hbWVzcGFjZV9vcHRpb25zGAEgASgLMhsucnVudGltZS52MS5OYW1lc3BhY2VPcHRpb24icQoVTGludXhQb2RTYW5kYm94Q29uZmlnEhUKDWNncm91cF9wYXJlbnQYASABKAkSQQoQc2VjdXJpdHlfY29udGV4dBgCIAEoCzInLnJ1bnRpbWUudjEuTGludXhTYW5kYm94U2VjdXJpdHlDb250ZXh0IlMKElBvZFNhbmRib3hNZXRhZGF0YRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIRCgluYW1lc3BhY2UYAyABKAkSDwoHYXR0ZW1wdBgEIAEoDSKAAwoQUG9kU2FuZGJveENvbmZpZxIwCghtZXRhZGF0YRgBIAEoCzIeLnJ1bnRpbWUudjEuUG9kU2FuZGJveE1ldGFkYXRhEhAKCGhvc3RuYW1lGAIgASgJEhUKDWxvZ19kaXJlY3RvcnkYAyABKAkSOAoGbGFiZWxzGAYgAygLMigucnVudGltZS52MS5Qb2RTYW5kYm94Q29uZmlnLkxhYmVsc0VudHJ5EkIKC2Fubm90YXRpb25zGAcgAygLMi0ucnVudGltZS52MS5Qb2RTYW5kYm94Q29uZmlnLkFubm90YXRpb25zRW50cnkSMAoFbGludXgYCCABKAsyIS5ydW50aW1lLnYxLkxpbnV4UG9kU2FuZGJveENvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJdChRSdW5Qb2RTYW5kYm94UmVxdWVzdBIsCgZjb25maWcYASABKAsyHC5ydW50aW1lLnYxLlBvZFNhbmRib3hDb25maWcSFwoPcnVudGltZV9oYW5kbGVyGAIgASgJIi8KFVJ1blBvZFNhbmRib3hSZXNwb25zZRIWCg5wb2Rfc2FuZGJveF9pZBgBIAEoCSIvChVTdG9wUG9kU2FuZGJveFJlcXVlc3QSFgoOcG9kX3NhbmRib3hfaWQYASABKAkiGAoWU3RvcFBvZFNhbmRib3hSZXNwb25zZSIxChdSZW1vdmVQb2RTYW5kYm94UmVxdWVzdBIWCg5wb2Rfc2FuZGJveF9pZBgBIAEoCSIaChhSZW1vdmVQb2RTYW5kYm94UmVzcG9uc2UiMgoRQ29udGFpbmVyTWV0YWRhdGESDAoEbmFtZRgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIhoKCUltYWdlU3BlYxINCgVpbWFnZRgBIAEoCSLiAwoPQ29udGFpbmVyQ29uZmlnEi8KCG1ldGFkYXRhGAEgASgLMh0ucnVudGltZS52MS5Db250YWluZXJNZXRhZGF0YRIkCgVpbWFnZRgCIAEoCzIVLnJ1bnRpbWUudjEuSW1hZ2VTcGVjEg8KB2NvbW1hbmQYAyADKAkSDAoEYXJncxgEIAMoCRITCgt3b3JraW5nX2RpchgFIAEoCRIiCgRlbnZzGAYgAygLMhQucnVudGltZS52MS5LZXlWYWx1ZRI3CgZsYWJlbHMYCSADKAsyJy5ydW50aW1lLnYxLkNvbnRhaW5lckNvbmZpZy5MYWJlbHNFbnRyeRJBCgthbm5vdGF0aW9ucxgKIAMoCzIsLnJ1bnRpbWUudjEuQ29udGFpbmVyQ29uZmlnLkFubm90YXRpb25zRW50cnkSEAoIbG9nX3BhdGgYCyABKAkSLwoFbGludXgYDyABKAsyIC5ydW50aW1lLnYxLkxpbnV4Q29udGFpbmVyQ29uZmlnGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlsKFExpbnV4Q29udGFpbmVyQ29uZmlnEkMKEHNlY3VyaXR5X2NvbnRleHQYAiABKAsyKS5ydW50aW1lLnYxLkxpbnV4Q29udGFpbmVyU2VjdXJpdHlDb250ZXh0IlcKHUxpbnV4Q29udGFpbmVyU2VjdXJpdHlDb250ZXh0EjYKEW5hbWVzcGFjZV9vcHRpb25zGAMgASgLMhsucnVudGltZS52MS5OYW1lc3BhY2VPcHRpb24ikwEKFkNyZWF0ZUNvbnRhaW5lclJlcXVlc3QSFgoOcG9kX3NhbmRib3hfaWQYASABKAkSKwoGY29uZmlnGAIgASgLMhsucnVudGltZS52MS5Db250YWluZXJDb25maWcSNAoOc2FuZGJveF9jb25maWcYAyABKAsyHC5ydW50aW1lLnYxLlBvZFNhbmRib3hDb25maWciLwoXQ3JlYXRlQ29udGFpbmVyUmVzcG9uc2USFAoMY29udGFpbmVyX2lkGAEgASgJIi0KFVN0YXJ0Q29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiGAoWU3RhcnRDb250YWluZXJSZXNwb25zZSJFCg9FeGVjU3luY1JlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEgsKA2NtZBgCIAMoCRIPCgd0aW1lb3V0GAMgASgDIkUKEEV4ZWNTeW5jUmVzcG9uc2USDgoGc3Rkb3V0GAEgASgMEg4KBnN0ZGVychgCIAEoDBIRCglleGl0X2NvZGUYAyABKAUiLQoVQ29udGFpbmVyU3RhdHNSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSKKAQoIQ3B1VXNhZ2USEQoJdGltZXN0YW1wGAEgASgDEjgKF3VzYWdlX2NvcmVfbmFub19zZWNvbmRzGAIgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIxChB1c2FnZV9uYW5vX2NvcmVzGAMgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZSLCAgoLTWVtb3J5VXNhZ2USEQoJdGltZXN0YW1wGAEgASgDEjIKEXdvcmtpbmdfc2V0X2J5dGVzGAIgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIwCg9hdmFpbGFibGVfYnl0ZXMYAyABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEiwKC3VzYWdlX2J5dGVzGAQgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIqCglyc3NfYnl0ZXMYBSABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEiwKC3BhZ2VfZmF1bHRzGAYgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIyChFtYWpvcl9wYWdlX2ZhdWx0cxgHIAEoCzIXLnJ1bnRpbWUudjEuVUludDY0VmFsdWUiIQoTQ29udGFpbmVyQXR0cmlidXRlcxIKCgJpZBgBIAEoCSKRAQoOQ29udGFpbmVyU3RhdHMSMwoKYXR0cmlidXRlcxgBIAEoCzIfLnJ1bnRpbWUudjEuQ29udGFpbmVyQXR0cmlidXRlcxIhCgNjcHUYAiABKAsyFC5ydW50aW1lLnYxLkNwdVVzYWdlEicKBm1lbW9yeRgDIAEoCzIXLnJ1bnRpbWUudjEuTWVtb3J5VXNhZ2UiQwoWQ29udGFpbmVyU3RhdHNSZXNwb25zZRIpCgVzdGF0cxgBIAEoCzIaLnJ1bnRpbWUudjEuQ29udGFpbmVyU3RhdHMicwoXTGludXhDb250YWluZXJSZXNvdXJjZXMSEgoKY3B1X3BlcmlvZBgBIAEoAxIRCgljcHVfcXVvdGEYAiABKAMSEgoKY3B1X3NoYXJlcxgDIAEoAxIdChVtZW1vcnlfbGltaXRfaW5fYnl0ZXMYBCABKAMiawofVXBkYXRlQ29udGFpbmVyUmVzb3VyY2VzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSMgoFbGludXgYAiABKAsyIy5ydW50aW1lLnYxLkxpbnV4Q29udGFpbmVyUmVzb3VyY2VzIiIKIFVwZGF0ZUNvbnRhaW5lclJlc291cmNlc1Jlc3BvbnNlIkIKF1BvZFNhbmRib3hTdGF0dXNSZXF1ZXN0EhYKDnBvZF9zYW5kYm94X2lkGAEgASgJEg8KB3ZlcmJvc2UYAiABKAgiVAoQUG9kU2FuZGJveFN0YXR1cxIKCgJpZBgBIAEoCRI0CgduZXR3b3JrGAUgASgLMiMucnVudGltZS52MS5Qb2RTYW5kYm94TmV0d29ya1N0YXR1cyIlChdQb2RTYW5kYm94TmV0d29ya1N0YXR1cxIKCgJpcBgBIAEoCSJIChhQb2RTYW5kYm94U3RhdHVzUmVzcG9uc2USLAoGc3RhdHVzGAEgASgLMhwucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzKj0KDU5hbWVzcGFjZU1vZGUSBwoDUE9EEAASDQoJQ09OVEFJTkVSEAESCAoETk9ERRACEgoKBlRBUkdFVBADMtsGCg5SdW50aW1lU2VydmljZRJWCg1SdW5Qb2RTYW5kYm94EiAucnVudGltZS52MS5SdW5Qb2RTYW5kYm94UmVxdWVzdBohLnJ1bnRpbWUudjEuUnVuUG9kU2FuZGJveFJlc3BvbnNlIgASWQoOU3RvcFBvZFNhbmRib3gSIS5ydW50aW1lLnYxLlN0b3BQb2RTYW5kYm94UmVxdWVzdBoiLnJ1bnRpbWUudjEuU3RvcFBvZFNhbmRib3hSZXNwb25zZSIAEl8KEFJlbW92ZVBvZFNhbmRib3gSIy5ydW50aW1lLnYxLlJlbW92ZVBvZFNhbmRib3hSZXF1ZXN0GiQucnVudGltZS52MS5SZW1vdmVQb2RTYW5kYm94UmVzcG9uc2UiABJfChBQb2RTYW5kYm94U3RhdHVzEiMucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzUmVxdWVzdBokLnJ1bnRpbWUudjEuUG9kU2FuZGJveFN0YXR1c1Jlc3BvbnNlIgASXAoPQ3JlYXRlQ29udGFpbmVyEiIucnVudGltZS52MS5DcmVhdGVDb250YWluZXJSZXF1ZXN0GiMucnVudGltZS52MS5DcmVhdGVDb250YWluZXJSZXNwb25zZSIAElkKDlN0YXJ0Q29udGFpbmVyEiEucnVudGltZS52MS5TdGFydENvbnRhaW5lclJlcXVlc3QaIi5ydW50aW1lLnYxLlN0YXJ0Q29udGFpbmVyUmVzcG9uc2UiABJHCghFeGVjU3luYxIbLnJ1bnRpbWUudjEuRXhlY1N5bmNSZXF1ZXN0GhwucnVudGltZS52MS5FeGVjU3luY1Jlc3BvbnNlIgASWQoOQ29udGFpbmVyU3RhdHMSIS5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXRzUmVxdWVzdBoiLnJ1bnRpbWUudjEuQ29udGFpbmVyU3RhdHNSZXNwb25zZSIAEncKGFVwZGF0ZUNvbnRhaW5lclJlc291cmNlcxIrLnJ1bnRpbWUudjEuVXBkYXRlQ29udGFpbmVyUmVzb3VyY2VzUmVxdWVzdBosLnJ1bnRpbWUudjEuVXBkYXRlQ29udGFpbmVyUmVzb3VyY2VzUmVzcG9uc2UiAGIGcHJvdG8z");
 
 /**
  * @generated from message runtime.v1.KeyValue
@@ -380,6 +380,11 @@ export type ContainerConfig = Message<"runtime.v1.ContainerConfig"> & {
    * @generated from field: string log_path = 11;
    */
   logPath: string;
+
+  /**
+   * @generated from field: runtime.v1.LinuxContainerConfig linux = 15;
+   */
+  linux?: LinuxContainerConfig | undefined;
 };
 
 /**
@@ -388,6 +393,40 @@ export type ContainerConfig = Message<"runtime.v1.ContainerConfig"> & {
  */
 export const ContainerConfigSchema: GenMessage<ContainerConfig> = /*@__PURE__*/
   messageDesc(file_runtime_v1_cri, 15);
+
+/**
+ * @generated from message runtime.v1.LinuxContainerConfig
+ */
+export type LinuxContainerConfig = Message<"runtime.v1.LinuxContainerConfig"> & {
+  /**
+   * @generated from field: runtime.v1.LinuxContainerSecurityContext security_context = 2;
+   */
+  securityContext?: LinuxContainerSecurityContext | undefined;
+};
+
+/**
+ * Describes the message runtime.v1.LinuxContainerConfig.
+ * Use `create(LinuxContainerConfigSchema)` to create a new message.
+ */
+export const LinuxContainerConfigSchema: GenMessage<LinuxContainerConfig> = /*@__PURE__*/
+  messageDesc(file_runtime_v1_cri, 16);
+
+/**
+ * @generated from message runtime.v1.LinuxContainerSecurityContext
+ */
+export type LinuxContainerSecurityContext = Message<"runtime.v1.LinuxContainerSecurityContext"> & {
+  /**
+   * @generated from field: runtime.v1.NamespaceOption namespace_options = 3;
+   */
+  namespaceOptions?: NamespaceOption | undefined;
+};
+
+/**
+ * Describes the message runtime.v1.LinuxContainerSecurityContext.
+ * Use `create(LinuxContainerSecurityContextSchema)` to create a new message.
+ */
+export const LinuxContainerSecurityContextSchema: GenMessage<LinuxContainerSecurityContext> = /*@__PURE__*/
+  messageDesc(file_runtime_v1_cri, 17);
 
 /**
  * @generated from message runtime.v1.CreateContainerRequest
@@ -414,7 +453,7 @@ export type CreateContainerRequest = Message<"runtime.v1.CreateContainerRequest"
  * Use `create(CreateContainerRequestSchema)` to create a new message.
  */
 export const CreateContainerRequestSchema: GenMessage<CreateContainerRequest> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 16);
+  messageDesc(file_runtime_v1_cri, 18);
 
 /**
  * @generated from message runtime.v1.CreateContainerResponse
@@ -431,7 +470,7 @@ export type CreateContainerResponse = Message<"runtime.v1.CreateContainerRespons
  * Use `create(CreateContainerResponseSchema)` to create a new message.
  */
 export const CreateContainerResponseSchema: GenMessage<CreateContainerResponse> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 17);
+  messageDesc(file_runtime_v1_cri, 19);
 
 /**
  * @generated from message runtime.v1.StartContainerRequest
@@ -448,7 +487,7 @@ export type StartContainerRequest = Message<"runtime.v1.StartContainerRequest"> 
  * Use `create(StartContainerRequestSchema)` to create a new message.
  */
 export const StartContainerRequestSchema: GenMessage<StartContainerRequest> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 18);
+  messageDesc(file_runtime_v1_cri, 20);
 
 /**
  * @generated from message runtime.v1.StartContainerResponse
@@ -461,7 +500,7 @@ export type StartContainerResponse = Message<"runtime.v1.StartContainerResponse"
  * Use `create(StartContainerResponseSchema)` to create a new message.
  */
 export const StartContainerResponseSchema: GenMessage<StartContainerResponse> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 19);
+  messageDesc(file_runtime_v1_cri, 21);
 
 /**
  * @generated from message runtime.v1.ExecSyncRequest
@@ -488,7 +527,7 @@ export type ExecSyncRequest = Message<"runtime.v1.ExecSyncRequest"> & {
  * Use `create(ExecSyncRequestSchema)` to create a new message.
  */
 export const ExecSyncRequestSchema: GenMessage<ExecSyncRequest> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 20);
+  messageDesc(file_runtime_v1_cri, 22);
 
 /**
  * @generated from message runtime.v1.ExecSyncResponse
@@ -515,7 +554,7 @@ export type ExecSyncResponse = Message<"runtime.v1.ExecSyncResponse"> & {
  * Use `create(ExecSyncResponseSchema)` to create a new message.
  */
 export const ExecSyncResponseSchema: GenMessage<ExecSyncResponse> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 21);
+  messageDesc(file_runtime_v1_cri, 23);
 
 /**
  * @generated from message runtime.v1.ContainerStatsRequest
@@ -532,7 +571,7 @@ export type ContainerStatsRequest = Message<"runtime.v1.ContainerStatsRequest"> 
  * Use `create(ContainerStatsRequestSchema)` to create a new message.
  */
 export const ContainerStatsRequestSchema: GenMessage<ContainerStatsRequest> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 22);
+  messageDesc(file_runtime_v1_cri, 24);
 
 /**
  * @generated from message runtime.v1.CpuUsage
@@ -559,7 +598,7 @@ export type CpuUsage = Message<"runtime.v1.CpuUsage"> & {
  * Use `create(CpuUsageSchema)` to create a new message.
  */
 export const CpuUsageSchema: GenMessage<CpuUsage> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 23);
+  messageDesc(file_runtime_v1_cri, 25);
 
 /**
  * @generated from message runtime.v1.MemoryUsage
@@ -606,7 +645,7 @@ export type MemoryUsage = Message<"runtime.v1.MemoryUsage"> & {
  * Use `create(MemoryUsageSchema)` to create a new message.
  */
 export const MemoryUsageSchema: GenMessage<MemoryUsage> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 24);
+  messageDesc(file_runtime_v1_cri, 26);
 
 /**
  * @generated from message runtime.v1.ContainerAttributes
@@ -623,7 +662,7 @@ export type ContainerAttributes = Message<"runtime.v1.ContainerAttributes"> & {
  * Use `create(ContainerAttributesSchema)` to create a new message.
  */
 export const ContainerAttributesSchema: GenMessage<ContainerAttributes> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 25);
+  messageDesc(file_runtime_v1_cri, 27);
 
 /**
  * @generated from message runtime.v1.ContainerStats
@@ -650,7 +689,7 @@ export type ContainerStats = Message<"runtime.v1.ContainerStats"> & {
  * Use `create(ContainerStatsSchema)` to create a new message.
  */
 export const ContainerStatsSchema: GenMessage<ContainerStats> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 26);
+  messageDesc(file_runtime_v1_cri, 28);
 
 /**
  * @generated from message runtime.v1.ContainerStatsResponse
@@ -667,7 +706,7 @@ export type ContainerStatsResponse = Message<"runtime.v1.ContainerStatsResponse"
  * Use `create(ContainerStatsResponseSchema)` to create a new message.
  */
 export const ContainerStatsResponseSchema: GenMessage<ContainerStatsResponse> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 27);
+  messageDesc(file_runtime_v1_cri, 29);
 
 /**
  * @generated from message runtime.v1.LinuxContainerResources
@@ -699,7 +738,7 @@ export type LinuxContainerResources = Message<"runtime.v1.LinuxContainerResource
  * Use `create(LinuxContainerResourcesSchema)` to create a new message.
  */
 export const LinuxContainerResourcesSchema: GenMessage<LinuxContainerResources> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 28);
+  messageDesc(file_runtime_v1_cri, 30);
 
 /**
  * @generated from message runtime.v1.UpdateContainerResourcesRequest
@@ -721,7 +760,7 @@ export type UpdateContainerResourcesRequest = Message<"runtime.v1.UpdateContaine
  * Use `create(UpdateContainerResourcesRequestSchema)` to create a new message.
  */
 export const UpdateContainerResourcesRequestSchema: GenMessage<UpdateContainerResourcesRequest> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 29);
+  messageDesc(file_runtime_v1_cri, 31);
 
 /**
  * @generated from message runtime.v1.UpdateContainerResourcesResponse
@@ -734,7 +773,7 @@ export type UpdateContainerResourcesResponse = Message<"runtime.v1.UpdateContain
  * Use `create(UpdateContainerResourcesResponseSchema)` to create a new message.
  */
 export const UpdateContainerResourcesResponseSchema: GenMessage<UpdateContainerResourcesResponse> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 30);
+  messageDesc(file_runtime_v1_cri, 32);
 
 /**
  * @generated from message runtime.v1.PodSandboxStatusRequest
@@ -756,7 +795,7 @@ export type PodSandboxStatusRequest = Message<"runtime.v1.PodSandboxStatusReques
  * Use `create(PodSandboxStatusRequestSchema)` to create a new message.
  */
 export const PodSandboxStatusRequestSchema: GenMessage<PodSandboxStatusRequest> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 31);
+  messageDesc(file_runtime_v1_cri, 33);
 
 /**
  * Only the fields the tests read.
@@ -780,7 +819,7 @@ export type PodSandboxStatus = Message<"runtime.v1.PodSandboxStatus"> & {
  * Use `create(PodSandboxStatusSchema)` to create a new message.
  */
 export const PodSandboxStatusSchema: GenMessage<PodSandboxStatus> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 32);
+  messageDesc(file_runtime_v1_cri, 34);
 
 /**
  * @generated from message runtime.v1.PodSandboxNetworkStatus
@@ -797,7 +836,7 @@ export type PodSandboxNetworkStatus = Message<"runtime.v1.PodSandboxNetworkStatu
  * Use `create(PodSandboxNetworkStatusSchema)` to create a new message.
  */
 export const PodSandboxNetworkStatusSchema: GenMessage<PodSandboxNetworkStatus> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 33);
+  messageDesc(file_runtime_v1_cri, 35);
 
 /**
  * @generated from message runtime.v1.PodSandboxStatusResponse
@@ -814,7 +853,7 @@ export type PodSandboxStatusResponse = Message<"runtime.v1.PodSandboxStatusRespo
  * Use `create(PodSandboxStatusResponseSchema)` to create a new message.
  */
 export const PodSandboxStatusResponseSchema: GenMessage<PodSandboxStatusResponse> = /*@__PURE__*/
-  messageDesc(file_runtime_v1_cri, 34);
+  messageDesc(file_runtime_v1_cri, 36);
 
 /**
  * @generated from enum runtime.v1.NamespaceMode

@@ -1,0 +1,48 @@
+import { readFile } from 'node:fs/promises';
+import { identityOf, isAlive, type ProcessIdentity } from '../../sys/process-identity.js';
+
+/** The kernel's name of hull-share-server (a process name is cut at 15 bytes). */
+const SHARE_SERVER_COMM = 'hull-share-serv';
+
+/**
+ * How often a VM's share server is checked on. Nothing else would notice its death: the FUSE
+ * mount it served stays, and only the guest's next file access fails ("Transport endpoint is
+ * not connected"). One read of /proc/<pid>/stat a second costs nothing.
+ */
+const CHECK_INTERVAL_MS = 1000;
+
+/** The hull-share-server that hull-jail started for the VMM `pid` (its child). */
+export async function shareServerOf(pid: number): Promise<number | undefined> {
+  const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  for (const child of children.split(/\s+/).filter(Boolean).map(Number)) {
+    const comm = await readFile(`/proc/${child}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() === SHARE_SERVER_COMM) return child;
+  }
+  return undefined;
+}
+
+/**
+ * Watches the share server of the VMM `vmmPid` (by its identity, so a reused pid is not taken
+ * for it) until `until` settles; calls `onLost` once if it dies while the VMM lives. Returns the server's
+ * identity, or undefined when the VMM has none.
+ */
+export async function watchShareServer(
+  vmmPid: number,
+  until: Promise<unknown>,
+  onLost: (server: ProcessIdentity) => void,
+): Promise<ProcessIdentity | undefined> {
+  const vmm = identityOf(vmmPid);
+  const pid = await shareServerOf(vmmPid);
+  const server = pid === undefined ? undefined : identityOf(pid);
+  if (!server || !vmm) return undefined;
+  const timer = setInterval(() => {
+    if (isAlive(server)) return;
+    clearInterval(timer);
+    // The server also dies when the VMM does (its parent-death signal): then the VMM's end is
+    // the news, and its own exit says it.
+    if (isAlive(vmm)) onLost(server);
+  }, CHECK_INTERVAL_MS);
+  timer.unref();
+  void until.finally(() => clearInterval(timer));
+  return server;
+}

@@ -1,0 +1,64 @@
+import { constants, type Stats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { type ErrorCode, HullError } from '../errors.js';
+
+/**
+ * Reads a small file a user names (config.json, a process spec) as text, only if it is a
+ * regular file of at most `maxBytes`: a FIFO would hang the reader, a device such as
+ * /dev/zero would be read without end, a directory is not a configuration. The file is opened
+ * non-blocking (so a FIFO swapped in after the first look cannot hang the open) and checked
+ * again by its descriptor, and never more than `maxBytes` + 1 are read.
+ */
+export async function readRegularFile(
+  path: string,
+  limits: { maxBytes: number; why: string; code: ErrorCode; missing: string },
+): Promise<string> {
+  const refuse = (what: string): never => {
+    throw new HullError(limits.code, `${path} ${what}`);
+  };
+  const first = await stat(path).catch((err: NodeJS.ErrnoException) =>
+    err.code === 'ENOENT' || err.code === 'ENOTDIR'
+      ? refuse(limits.missing)
+      : refuse(`cannot be read: ${err.code}`),
+  );
+  checkKind(first, refuse);
+  // Node opens every file close-on-exec.
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY).catch(
+    (err: NodeJS.ErrnoException) => refuse(`cannot be opened: ${err.code}`),
+  );
+  try {
+    const info = await handle.stat();
+    checkKind(info, refuse);
+    const tooBig = () =>
+      refuse(`is larger than ${limits.maxBytes} bytes (${limits.why}): is it the right file?`);
+    if (info.size > limits.maxBytes) tooBig();
+    // A regular file may still grow while it is read: stop one byte past the limit.
+    const chunks: Buffer[] = [];
+    let length = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(64 * 1024, limits.maxBytes + 1 - length));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, length);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      length += bytesRead;
+      if (length > limits.maxBytes) tooBig();
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+function checkKind(info: Stats, refuse: (what: string) => never): void {
+  if (info.isFile()) return;
+  const kind = info.isDirectory()
+    ? 'a directory'
+    : info.isFIFO()
+      ? 'a FIFO'
+      : info.isCharacterDevice() || info.isBlockDevice()
+        ? 'a device'
+        : info.isSocket()
+          ? 'a socket'
+          : 'not a file';
+  refuse(`is ${kind}, not a regular file: point it at the JSON file itself`);
+}
