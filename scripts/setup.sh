@@ -24,6 +24,8 @@ step() {
 # What hull needs on the host, and what the guest image is made from.
 packages=(
   qemu-system-x86       # the hypervisor
+  qemu-system-arm       # arm64 guests (qemu-system-aarch64): `hull image build --arch arm64`
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross   # hull's guest programs for arm64 guests
   busybox-static        # guest initramfs and root tools
   crun                  # the OCI executor inside the guest
   erofs-utils           # the guest's read-only root filesystem

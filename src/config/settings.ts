@@ -1,4 +1,5 @@
 import { HullError } from '../errors.js';
+import { parseArch } from '../hypervisor/arch.js';
 import { DEFAULT_TCG_CACHE_MIB } from '../hypervisor/qemu/command-line.js';
 
 /**
@@ -12,6 +13,7 @@ export type SettingName =
   | 'root'
   | 'stateDir'
   | 'accel'
+  | 'arch'
   | 'cpuModel'
   | 'vcpus'
   | 'memoryMiB'
@@ -86,17 +88,37 @@ const SETTINGS: Record<SettingName, SettingSpec> = {
     defaultValue: 'auto',
     check: oneOf('auto', 'kvm', 'tcg'),
   },
+  arch: {
+    env: 'HULL_ARCH',
+    fileKey: 'vm.arch',
+    fileType: 'string',
+    description:
+      "guest architecture: auto (the host's), x86_64 (amd64) or arm64 (aarch64, emulated on an x86_64 host)",
+    defaultValue: 'auto',
+    check: (raw, where) => {
+      if (raw === 'auto') return raw;
+      const arch = parseArch(raw);
+      if (!arch) {
+        throw new HullError(
+          'ERR_CONFIG',
+          `${where}=${raw} is not valid: use auto, x86_64 (amd64) or arm64 (aarch64)`,
+        );
+      }
+      return arch;
+    },
+  },
   cpuModel: {
     env: 'HULL_CPU_MODEL',
     fileKey: 'vm.cpu_model',
     fileType: 'string',
-    description: 'guest CPU model (qemu-system-x86_64 -cpu help); auto: max under TCG, host under KVM',
+    description:
+      'guest CPU model (qemu-system-x86_64 or qemu-system-aarch64 -cpu help); auto: host under KVM, under TCG max on x86_64, cortex-a72 on arm64',
     defaultValue: 'auto',
     check: (raw, where) => {
       if (raw !== 'auto' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(raw)) {
         throw new HullError(
           'ERR_CONFIG',
-          `${where}=${JSON.stringify(raw)} is not a CPU model name: \`qemu-system-x86_64 -cpu help\` lists them`,
+          `${where}=${JSON.stringify(raw)} is not a CPU model name: \`qemu-system-x86_64 -cpu help\` (or qemu-system-aarch64) lists them`,
         );
       }
       return raw;

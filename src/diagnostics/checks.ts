@@ -12,6 +12,7 @@ import {
   agentSnapshotKey,
   defaultMemoryMiB,
   defaultVcpus,
+  guestArch,
   sandboxBase,
   startSandbox,
   templateKeyFor,
@@ -41,13 +42,14 @@ export interface CheckResult {
 
 /** What several checks need, found once. */
 class HostProbe {
-  readonly hypervisor = new QemuHypervisor();
+  readonly arch = guestArch();
+  readonly hypervisor = new QemuHypervisor(this.arch);
   private imageResult?: Promise<GuestImage>;
   private targetResult?: Promise<VmTarget>;
   readonly notices: string[] = [];
 
   image(): Promise<GuestImage> {
-    this.imageResult ??= currentImage();
+    this.imageResult ??= currentImage(this.arch);
     return this.imageResult;
   }
 
@@ -89,7 +91,10 @@ async function checkImage(probe: HostProbe): Promise<CheckResult> {
   try {
     const image = await probe.image();
     const { kernel, hash, builtAt } = image.manifest;
-    return ok('guest image', `${hash}, kernel ${kernel.release} (${kernel.kind}), built ${builtAt}`);
+    return ok(
+      'guest image',
+      `${hash}, ${image.manifest.arch ?? 'x86_64'}, kernel ${kernel.release} (${kernel.kind}), built ${builtAt}`,
+    );
   } catch (err) {
     return fail('guest image', messageOf(err));
   }

@@ -1,10 +1,17 @@
 import { configFileInUse, type EffectiveSetting, effectiveSettings } from '../config/settings.js';
 import { messageOf } from '../errors.js';
+import { hostArch } from '../hypervisor/arch.js';
 import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
 import { currentImage } from '../image/manifest.js';
 import { snapshotDisk } from '../image/snapshot.js';
 import { agentBundlePath, imagesDir, installRoot } from '../paths.js';
-import { agentSnapshotKey, defaultMemoryMiB, defaultVcpus, vmTargetFor } from '../sandbox/runtime.js';
+import {
+  agentSnapshotKey,
+  defaultMemoryMiB,
+  defaultVcpus,
+  guestArch,
+  vmTargetFor,
+} from '../sandbox/runtime.js';
 import { VERSION } from '../version.js';
 import { cgroupLayout } from './host-facts.js';
 
@@ -18,6 +25,8 @@ export interface Environment {
   qemu: string;
   image: {
     dir: string;
+    /** The guest architecture sandboxes get (vm.arch), whose image this is. */
+    arch: string;
     hash?: string;
     kernel?: string;
     kernelSource?: string;
@@ -32,28 +41,30 @@ export interface Environment {
     vcpus: number;
     memoryMiB: number;
   };
-  host: { kernel: string; cgroups: string };
+  host: { kernel: string; cgroups: string; arch: string };
   /** The configuration file whose values are in force, if one is. */
   configFile?: string;
   settings: EffectiveSetting[];
 }
 
 export async function describeEnvironment(): Promise<Environment> {
-  const hypervisor = new QemuHypervisor();
+  const arch = guestArch();
+  const hypervisor = new QemuHypervisor(arch);
   const env: Environment = {
     hull: { version: VERSION, installRoot: installRoot(), agentBundle: agentBundlePath() },
     node: process.version,
     qemu: await hypervisor.version(AbortSignal.timeout(10_000)).catch((err: unknown) => messageOf(err)),
-    image: { dir: imagesDir() },
+    image: { dir: imagesDir(), arch },
     vm: { vcpus: defaultVcpus(), memoryMiB: defaultMemoryMiB() },
-    host: { kernel: (await import('node:os')).release(), cgroups: cgroupLayout() },
+    host: { kernel: (await import('node:os')).release(), cgroups: cgroupLayout(), arch: hostArch() },
     configFile: configFileInUse(),
     settings: effectiveSettings(),
   };
   try {
-    const image = await currentImage();
+    const image = await currentImage(arch);
     env.image = {
       dir: image.dir,
+      arch,
       hash: image.manifest.hash,
       kernel: image.manifest.kernel.release,
       kernelSource: image.manifest.kernel.source,
@@ -80,9 +91,12 @@ export function formatEnvironment(env: Environment): string {
     ['hull', `${env.hull.version} (${env.hull.installRoot})`],
     ['node', env.node],
     ['qemu', env.qemu],
-    ['host kernel', env.host.kernel],
+    ['host kernel', `${env.host.kernel} (${env.host.arch})`],
     ['host cgroups', env.host.cgroups],
-    ['guest image', env.image.hash ? `${env.image.hash} (${env.image.dir})` : env.image.problem],
+    [
+      'guest image',
+      env.image.hash ? `${env.image.hash}, ${env.image.arch} (${env.image.dir})` : env.image.problem,
+    ],
     ['guest kernel', env.image.kernel && `${env.image.kernel} (${env.image.kernelSource})`],
     ['image built', env.image.builtAt],
     ['accelerator', env.vm.accel && `${env.vm.accel} (${env.vm.accelReason})`],

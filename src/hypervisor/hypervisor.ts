@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { CgroupLimits } from '../sys/cgroup.js';
+import type { Arch } from './arch.js';
 
 /** What the sandbox asks of a VM. Nothing QEMU-specific: another VMM can take the same. */
 export interface VmConfig {
@@ -18,6 +19,8 @@ export interface VmConfig {
    * at stay the host's.
    */
   shareRootWritable?: boolean;
+  /** The guest's architecture (see arch.ts); x86_64 when not given. */
+  arch?: Arch;
   vcpus: number;
   memoryMiB: number;
   accel: Accel;

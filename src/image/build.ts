@@ -3,6 +3,7 @@ import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
+import { type Arch, archProfile, hostArch } from '../hypervisor/arch.js';
 import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
 import { agentBundlePath, guestImageSourceDir, imagesDir, installRoot, stateDir } from '../paths.js';
 import { run, which } from '../sys/exec.js';
@@ -20,6 +21,7 @@ import { buildMinimalKernel, minimalKernelKey } from './minimal-kernel.js';
 import { modulesNamedBy, parseModuleList, resolveLoadOrder } from './modules.js';
 import { Progress } from './progress.js';
 import { buildRootfs } from './rootfs.js';
+import { foreignNode, guestSysroot, type SysrootTools } from './sysroot.js';
 import { extractVmlinux } from './vmlinux.js';
 
 /** Bumped when the builder itself changes what it makes from the same inputs. */
@@ -29,6 +31,8 @@ export type KernelKind = 'debian' | 'minimal';
 
 export interface BuildOptions {
   kernel: KernelKind;
+  /** The guest architecture; the host's when not given. */
+  arch?: Arch;
   /** Rebuild even when an image with the same inputs exists. */
   force?: boolean;
   signal?: AbortSignal;
@@ -66,6 +70,26 @@ async function findHostTools(): Promise<HostTools> {
     );
   }
   return { busybox, node: process.execPath, crun: crun!, ip: ip!, kmod: kmod!, depmod: depmod! };
+}
+
+/**
+ * The guest's tools for another architecture than the host's: Debian's packages for it,
+ * unpacked (see sysroot.ts), and its official Node. depmod stays the host's: it only reads
+ * module files.
+ */
+async function foreignTools(
+  arch: Arch,
+  host: HostTools,
+  refresh: boolean,
+  signal?: AbortSignal,
+): Promise<{ tools: HostTools; sysroot: SysrootTools }> {
+  const cache = join(stateDir(), 'cache');
+  const sysroot = await guestSysroot(arch, cache, { refresh, signal });
+  const node = await foreignNode(arch, cache, signal);
+  return {
+    tools: { ...sysroot, node, depmod: host.depmod },
+    sysroot,
+  };
 }
 
 /** The Node-API headers the agent's addon compiles against (the node-api-headers package). */
@@ -109,17 +133,30 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
   }
 
   progress.begin('checking inputs');
-  const tools = await findHostTools();
+  const arch = options.arch ?? hostArch();
+  const hostTools = await findHostTools();
+  const foreign =
+    arch === hostArch() ? undefined : await foreignTools(arch, hostTools, options.force === true, signal);
+  const tools = foreign?.tools ?? hostTools;
+  if (foreign && options.kernel !== 'debian') {
+    throw new HullError(
+      'ERR_UNSUPPORTED',
+      `--kernel minimal is built for the host's architecture only: use --kernel debian for ${arch}`,
+    );
+  }
   let kernelSource: KernelSource | undefined;
   let kernelId: string;
-  if (options.kernel === 'debian') {
+  if (foreign) {
+    kernelId = `debian:${archProfile(arch).kernelPackage}:${foreign.sysroot.kernel.release}`;
+  } else if (options.kernel === 'debian') {
     kernelSource = await resolveDebianKernel(signal);
     kernelId = `debian:${kernelSource.packageName}=${kernelSource.packageVersion}`;
   } else {
     kernelId = `minimal:${await minimalKernelKey(files.fragment, signal)}`;
   }
   const hash = createHash('sha256');
-  hash.update(`builder ${BUILDER_VERSION}\nkernel ${kernelId}\n`);
+  // An x86_64 image's inputs are hashed as before there was a choice: its id is unchanged.
+  hash.update(`builder ${BUILDER_VERSION}\n${arch === 'x86_64' ? '' : `arch ${arch}\n`}kernel ${kernelId}\n`);
   const inputFiles = [
     tools.busybox,
     tools.node,
@@ -133,6 +170,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     files.containerModules,
     tools.kmod,
     files.agent,
+    ...(foreign ? [foreign.sysroot.kernel.vmlinuz] : []),
   ];
   for (const file of inputFiles) hash.update(`${file} ${await sha256File(file)}\n`);
   const id = hash.digest('hex').slice(0, 16);
@@ -141,7 +179,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
   if (!options.force && (await exists(join(dir, 'manifest.json')))) {
     progress.end(`image ${id} is up to date`);
     const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ImageManifest;
-    await markCurrent(id);
+    await markCurrent(id, arch);
     return { image: imageAt(dir, manifest), cached: true };
   }
   progress.end(`building image ${id}`);
@@ -154,7 +192,11 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     let release: string;
     let modulesDir: string | undefined;
     let deviceDiscovery: DeviceDiscovery;
-    if (kernelSource) {
+    if (foreign) {
+      const kernel = foreign.sysroot.kernel;
+      ({ vmlinuz, release, modulesDir } = kernel);
+      deviceDiscovery = deviceDiscoveryOf(await readFile(kernel.config, 'utf8'));
+    } else if (kernelSource) {
       progress.begin(`kernel: ${kernelSource.packageName} ${kernelSource.packageVersion}`);
       const kernel = await extractDebianKernel(kernelSource, join(stateDir(), 'cache', 'debs'), work, signal);
       ({ vmlinuz, release, modulesDir } = kernel);
@@ -185,11 +227,14 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
         ['-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=guest_syscalls', `-I${nodeApiHeaders()}`],
       ],
     ] as const;
+    const profile = archProfile(arch);
+    const compiler = foreign ? profile.crossCompiler : 'cc';
+    const compilerPackages = foreign ? profile.crossPackages.join(' and ') : 'gcc and libc6-dev';
     for (const [source, output, flags] of compile) {
-      await run('cc', [...flags, '-Os', '-Wall', '-o', output, source], {
+      await run(compiler, [...flags, '-Os', '-Wall', '-o', output, source], {
         signal,
         errorCode: 'ERR_IMAGE_BUILD',
-        purpose: `compiling ${output.split('/').pop()} (install gcc and libc6-dev)`,
+        purpose: `compiling ${output.split('/').pop()} (install ${compilerPackages})`,
       });
     }
     progress.end();
@@ -205,6 +250,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       initScript: files.init,
       modulesDir: modulesDir ?? '',
       modules,
+      appletsListedBy: foreign ? hostTools.busybox : undefined,
       signal,
     });
     progress.end(`${modules.length} modules`);
@@ -234,8 +280,10 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
             ),
             kmod: tools.kmod,
             depmod: tools.depmod,
+            sysroot: foreign?.sysroot.root,
           }
         : undefined,
+      foreign: foreign && { sysroot: foreign.sysroot.root, hostBusybox: hostTools.busybox },
       signal,
     });
     const size = (await stat(join(work, IMAGE_FILES.rootfs))).size;
@@ -248,6 +296,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     }
     const manifest: ImageManifest = {
       hash: id,
+      ...(arch === 'x86_64' ? {} : { arch }),
       kernel: { kind: options.kernel, release, source: kernelId, deviceDiscovery },
       agentSha256,
       builtAt: new Date().toISOString(),
@@ -261,7 +310,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     await rm(guestSyscalls, { force: true });
     await rm(dir, { recursive: true, force: true });
     await rename(work, dir);
-    await markCurrent(id);
+    await markCurrent(id, arch);
     progress.end(`image ${id} ready in ${dir}`);
     return { image: imageAt(dir, manifest), cached: false };
   } finally {

@@ -11,6 +11,8 @@ export interface InitramfsInputs {
   initScript: string;
   modulesDir: string;
   modules: readonly ModuleFile[];
+  /** The host's busybox, which lists the applets when `busybox` is another architecture's. */
+  appletsListedBy?: string;
   signal?: AbortSignal;
 }
 
@@ -22,7 +24,7 @@ export interface InitramfsInputs {
 export async function buildInitramfs(inputs: InitramfsInputs): Promise<void> {
   const { stage, signal } = inputs;
   await mkdirs(stage, ['bin', 'dev', 'proc', 'sys', 'root', 'lib/modules']);
-  await stageBusybox(stage, inputs.busybox, 'bin', signal);
+  await stageBusybox(stage, inputs.busybox, 'bin', signal, inputs.appletsListedBy);
   await stageFile(stage, inputs.initScript, 'init', 0o755);
   for (const m of inputs.modules)
     await stageFile(stage, join(inputs.modulesDir, m.path), `lib/modules/${m.path}`);

@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
+import type { Arch } from '../hypervisor/arch.js';
 import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
 import { agentBundlePath, imagesDir } from '../paths.js';
 
 /** What a built guest image is made of; written beside its files and read at every start. */
 export interface ImageManifest {
   hash: string;
+  /** The guest architecture; images built before there was a choice are x86_64. */
+  arch?: Arch;
   kernel: { kind: 'debian' | 'minimal'; release: string; source: string; deviceDiscovery: DeviceDiscovery };
   /** sha256 of the agent bundle inside the image: a host with another agent refuses it. */
   agentSha256: string;
@@ -45,8 +48,16 @@ export function imageAt(dir: string, manifest: ImageManifest): GuestImage {
   };
 }
 
-export async function markCurrent(hash: string): Promise<void> {
-  const pointer = join(imagesDir(), 'current');
+/**
+ * The file naming the current image of an architecture. Images of every architecture live
+ * side by side in imagesDir(); x86_64's pointer keeps the name it had before there was a choice.
+ */
+function currentPointer(arch: Arch): string {
+  return join(imagesDir(), arch === 'x86_64' ? 'current' : `current-${arch}`);
+}
+
+export async function markCurrent(hash: string, arch: Arch = 'x86_64'): Promise<void> {
+  const pointer = currentPointer(arch);
   await writeFile(`${pointer}.tmp`, `${hash}\n`);
   await rename(`${pointer}.tmp`, pointer);
 }
@@ -55,16 +66,18 @@ export async function markCurrent(hash: string): Promise<void> {
  * The image `hull image build` made last. Fails with a one-line error naming the fix when
  * there is none, or when it holds an agent other than the one beside this hull.
  */
-export async function currentImage(): Promise<GuestImage> {
+export async function currentImage(arch: Arch = 'x86_64'): Promise<GuestImage> {
   let hash: string;
   let manifest: ImageManifest;
+  const foreignWord = arch === 'x86_64' ? '' : `${arch} `;
+  const buildCommand = `hull image build${arch === 'x86_64' ? '' : ` --arch ${arch}`}`;
   try {
-    hash = (await readFile(join(imagesDir(), 'current'), 'utf8')).trim();
+    hash = (await readFile(currentPointer(arch), 'utf8')).trim();
     manifest = JSON.parse(await readFile(join(imagesDir(), hash, 'manifest.json'), 'utf8')) as ImageManifest;
   } catch (err) {
     throw new HullError(
       'ERR_IMAGE_MISSING',
-      `no guest image in ${imagesDir()}: run \`hull image build\` first`,
+      `no ${foreignWord}guest image in ${imagesDir()}: run \`${buildCommand}\` first`,
       {
         cause: err,
       },
@@ -79,8 +92,47 @@ export async function currentImage(): Promise<GuestImage> {
   if (agentSha && agentSha !== manifest.agentSha256) {
     throw new HullError(
       'ERR_IMAGE_STALE',
-      'the guest image holds another version of the agent: run `hull image build`',
+      `the ${foreignWord}guest image holds another version of the agent: run \`${buildCommand}\``,
     );
   }
   return imageAt(join(imagesDir(), hash), manifest);
+}
+
+export interface ListedImage {
+  hash: string;
+  arch: Arch;
+  kernel: string;
+  builtAt: string;
+  /** The current image of its architecture (the one sandboxes of that architecture boot). */
+  current: boolean;
+}
+
+/** Every built image in imagesDir(), of every architecture, newest first. */
+export async function listImages(): Promise<ListedImage[]> {
+  const entries = await readdir(imagesDir(), { withFileTypes: true }).catch(() => []);
+  const images: ListedImage[] = [];
+  for (const entry of entries) {
+    if (!/^[0-9a-f]{16}$/.test(entry.name)) continue;
+    let manifest: ImageManifest;
+    try {
+      manifest = JSON.parse(
+        await readFile(join(imagesDir(), entry.name, 'manifest.json'), 'utf8'),
+      ) as ImageManifest;
+    } catch {
+      continue; // a build in progress, or not an image
+    }
+    const arch = manifest.arch ?? 'x86_64';
+    const current = await readFile(currentPointer(arch), 'utf8').then(
+      (hash) => hash.trim() === manifest.hash,
+      () => false,
+    );
+    images.push({
+      hash: manifest.hash,
+      arch,
+      kernel: `${manifest.kernel.release} (${manifest.kernel.kind})`,
+      builtAt: manifest.builtAt,
+      current,
+    });
+  }
+  return images.sort((a, b) => b.builtAt.localeCompare(a.builtAt));
 }

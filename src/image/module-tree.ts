@@ -13,6 +13,8 @@ export interface ModuleTree {
   /** kmod, installed in the guest as modprobe; the host's depmod indexes the tree. */
   kmod: string;
   depmod: string;
+  /** Where kmod and its libraries come from when the guest's architecture is not the host's. */
+  sysroot?: string;
 }
 
 /** What depmod and modprobe read besides the modules: which ones are built in, and their order. */
@@ -43,7 +45,7 @@ export async function stageModuleTree(
     errorCode: 'ERR_IMAGE_BUILD',
     purpose: 'indexing the guest kernel modules (install kmod)',
   });
-  await stageBinary(stage, options.kmod, '/usr/bin/kmod', signal);
+  await stageBinary(stage, options.kmod, '/usr/bin/kmod', signal, options.sysroot);
   await mkdir(join(stage, 'sbin'), { recursive: true });
   for (const tool of ['modprobe', 'lsmod']) await symlink('/usr/bin/kmod', join(stage, 'sbin', tool));
 }

@@ -18,6 +18,11 @@ export interface RootfsInputs {
   agentBundle: string;
   /** Modules containers load on demand, with kmod to load them; none for a kernel without modules. */
   moduleTree?: ModuleTree;
+  /**
+   * For a guest of another architecture than the host's: the sysroot busybox, crun, ip and
+   * Node's libraries come from, and the host's busybox that lists the applets.
+   */
+  foreign?: { sysroot: string; hostBusybox: string };
   signal?: AbortSignal;
 }
 
@@ -43,10 +48,11 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
     'etc',
     'opt/hull',
   ]);
-  await stageBusybox(stage, inputs.busybox, 'bin', signal);
-  await stageBinary(stage, inputs.node, '/usr/bin/node', signal);
-  await stageBinary(stage, inputs.crun, '/usr/bin/crun', signal);
-  await stageBinary(stage, inputs.ip, '/usr/sbin/ip', signal);
+  const sysroot = inputs.foreign?.sysroot;
+  await stageBusybox(stage, inputs.busybox, 'bin', signal, inputs.foreign?.hostBusybox);
+  await stageBinary(stage, inputs.node, '/usr/bin/node', signal, sysroot);
+  await stageBinary(stage, inputs.crun, '/usr/bin/crun', signal, sysroot);
+  await stageBinary(stage, inputs.ip, '/usr/sbin/ip', signal, sysroot);
   await stageFile(stage, inputs.hullInit, '/sbin/hull-init', 0o755);
   await stageFile(stage, inputs.hullTty, '/usr/bin/hull-tty', 0o755);
   await stageFile(stage, inputs.guestSyscalls, '/opt/hull/guest-syscalls.node', 0o644);

@@ -2,6 +2,7 @@ import { chmod, copyFile, mkdir, readlink, realpath, symlink } from 'node:fs/pro
 import { dirname, join } from 'node:path';
 import { HullError } from '../errors.js';
 import { run } from '../sys/exec.js';
+import { sysrootLibraries } from './sysroot.js';
 
 /** Helpers to lay out a guest file tree in a staging directory on the host. */
 
@@ -37,26 +38,41 @@ export async function sharedLibraries(binary: string, signal?: AbortSignal): Pro
   return libs;
 }
 
-/** Copies a host binary and the libraries it loads to the same paths in the stage. */
+/**
+ * Copies a binary and the libraries it loads to the same paths in the stage: the host's own,
+ * or, given the `sysroot` of another architecture the binary comes from, that sysroot's.
+ */
 export async function stageBinary(
   stage: string,
   hostPath: string,
   guestPath: string,
   signal?: AbortSignal,
+  sysroot?: string,
 ): Promise<void> {
   await stageFile(stage, hostPath, guestPath, 0o755);
+  if (sysroot) {
+    for (const lib of await sysrootLibraries(sysroot, hostPath, signal)) {
+      await stageFile(stage, join(sysroot, lib), lib, 0o755);
+    }
+    return;
+  }
   for (const lib of await sharedLibraries(hostPath, signal)) await stageFile(stage, lib, lib, 0o755);
 }
 
-/** Installs busybox and a symlink per applet in `binDir` of the stage. */
+/**
+ * Installs busybox and a symlink per applet in `binDir` of the stage. A busybox of another
+ * architecture cannot be asked for its applets: `listedBy` is the host's busybox from the
+ * same Debian release, which has the same ones.
+ */
 export async function stageBusybox(
   stage: string,
   busybox: string,
   binDir: string,
   signal?: AbortSignal,
+  listedBy = busybox,
 ): Promise<void> {
   await stageFile(stage, busybox, `${binDir}/busybox`, 0o755);
-  const applets = (await run(busybox, ['--list'], { signal })).split('\n').filter(Boolean);
+  const applets = (await run(listedBy, ['--list'], { signal })).split('\n').filter(Boolean);
   for (const applet of applets) {
     if (applet === 'busybox') continue;
     const link = join(stage, binDir, applet);

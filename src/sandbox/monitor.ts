@@ -20,6 +20,7 @@ import { SandboxTrace } from '../trace/sandbox-trace.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { AttachedProcess, type HostStdio, inputOf } from './attached-process.js';
 import type { Bundle } from './bundle.js';
+import { containerArch } from './container-arch.js';
 import { hasCreateRuntimeHooks, runHostHooks } from './hooks.js';
 import { defaultVcpus, type RuntimeSettings, startSandbox } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
@@ -97,6 +98,7 @@ export class ContainerMonitor {
           hostname: bundle.spec.hostname,
           netns: options.netns,
           spec: bundle.spec,
+          arch: await containerArch(bundle),
           signal,
         },
       );

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setting } from '../config/settings.js';
 import { HullError, messageOf } from '../errors.js';
 import { decideAccel } from '../hypervisor/accel.js';
+import { type Arch, archProfile, hostArch } from '../hypervisor/arch.js';
 import { defaultCpuModel, guestCpuIdentity } from '../hypervisor/cpu-model.js';
 import type { Accel, Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import { probeKvmBoot } from '../hypervisor/qemu/probe.js';
@@ -68,13 +69,28 @@ export function bootTimeoutMs(accel: Accel): number {
   return accel === 'kvm' ? 20_000 : 60_000;
 }
 
+/** The guest architecture sandboxes get: the vm.arch setting, else the host's. */
+export function guestArch(): Arch {
+  const configured = setting('arch');
+  return configured === 'auto' ? hostArch() : (configured as Arch);
+}
+
+/** The architecture a guest image was built for. */
+export function imageArch(image: GuestImage): Arch {
+  return image.manifest.arch ?? 'x86_64';
+}
+
 /** Chooses the accelerator for the current image, giving the one-line notice if it is news. */
 export async function accelFor(image: GuestImage, notice: (line: string) => void = logNotice) {
+  const arch = imageArch(image);
   return decideAccel(
     {
-      bootsUnderKvm: () => probeKvmBoot(image.kernel, image.initrd, image.manifest.kernel.deviceDiscovery),
-      cacheFile: join(stateDir(), 'accel.json'),
+      bootsUnderKvm: () =>
+        probeKvmBoot(image.kernel, image.initrd, image.manifest.kernel.deviceDiscovery, undefined, arch),
+      // One decision per architecture: x86_64's file keeps its name.
+      cacheFile: join(stateDir(), arch === 'x86_64' ? 'accel.json' : `accel-${arch}.json`),
       kernelId: image.manifest.hash,
+      arch,
     },
     notice,
   );
@@ -95,18 +111,20 @@ export async function vmTargetFor(
 ): Promise<VmTarget> {
   const { accel, reason } = await accelFor(image, notice);
   const configured = setting('cpuModel');
-  let cpuModel = defaultCpuModel(accel);
+  const arch = imageArch(image);
+  let cpuModel = defaultCpuModel(accel, arch);
   if (configured !== 'auto') {
     const models = await hypervisor.cpuModels();
     if (!models.includes(configured)) {
       throw new HullError(
         'ERR_CONFIG',
-        `HULL_CPU_MODEL=${configured}: QEMU has no such CPU model; \`qemu-system-x86_64 -cpu help\` lists them`,
+        `HULL_CPU_MODEL=${configured}: QEMU has no such CPU model; \`${archProfile(image.manifest.arch ?? 'x86_64').qemuBinary} -cpu help\` lists them`,
       );
     }
     cpuModel = configured;
   }
-  return { accel, accelReason: reason, cpuModel, tscKhz: accel === 'tcg' ? await hostTscKhz() : undefined };
+  const tscHint = accel === 'tcg' && archProfile(arch).tscHint;
+  return { accel, accelReason: reason, cpuModel, tscKhz: tscHint ? await hostTscKhz() : undefined };
 }
 
 export interface AgentSnapshot {
@@ -196,6 +214,8 @@ export function containerDir(settings: RuntimeSettings, id: string): string {
 export async function sandboxBase(
   settings: Pick<RuntimeSettings, 'debug' | 'notice' | 'boot'>,
   signal: AbortSignal,
+  /** The guest architecture; the vm.arch setting's (or the host's) when not given. */
+  arch: Arch = guestArch(),
 ): Promise<{
   options: Pick<
     SandboxOptions,
@@ -222,8 +242,8 @@ export async function sandboxBase(
   snapshotProblem?: string;
 }> {
   const notice = settings.notice ?? logNotice;
-  const image = await currentImage();
-  const hypervisor = new QemuHypervisor();
+  const image = await currentImage(arch);
+  const hypervisor = new QemuHypervisor(arch);
   const target = await vmTargetFor(image, hypervisor, notice);
   const snapshot = await agentSnapshotFor(image, target, { hypervisor, signal });
   const templates: Omit<CloneOptions, 'signal'> | undefined =
@@ -289,11 +309,13 @@ export async function startSandbox(
     netns?: string;
     /** The container's (a pod's sandbox container's) configuration: its cgroup and resources. */
     spec?: Pick<Spec, 'linux'>;
+    /** The guest architecture (see container-arch.ts); the vm.arch setting's when not given. */
+    arch?: Arch;
     signal: AbortSignal;
   },
 ): Promise<Sandbox> {
   const notice = settings.notice ?? logNotice;
-  const base = await sandboxBase(settings, options.signal);
+  const base = await sandboxBase(settings, options.signal, options.arch);
   const memoryMiB = settings.memoryMiB ?? defaultMemoryMiB();
   const sandbox = await Sandbox.create(
     {

@@ -19,6 +19,7 @@ import { POD_PINNED_NAMESPACES, POD_SHARED_NAMESPACES } from '../oci/pod-namespa
 import type { Process } from '../oci/spec.js';
 import { inputOf, type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
+import { containerArch } from '../sandbox/container-arch.js';
 import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
 import { startSandbox } from '../sandbox/runtime.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
@@ -112,6 +113,8 @@ export class ShimPod {
             // A pod's network namespace (CNI's) is named by path; a lone task's new one has only lo.
             netns: configuredNetns(bundle.spec),
             spec: bundle.spec,
+            // A lone task's program decides; a pod's, its sandbox (pause) container's.
+            arch: await containerArch(bundle),
             signal,
           },
         );

@@ -1,3 +1,4 @@
+import { archProfile } from '../arch.js';
 import type { VmConfig } from '../hypervisor.js';
 import * as q from './switches.js';
 
@@ -68,13 +69,8 @@ function networkSwitches(config: VmConfig): string[] {
 }
 
 /**
- * microvm's virtio-mmio transports: every virtio device takes one, and there is no hotplug.
- * The root disk, the share and the agent's port always take three.
- */
-const VIRTIO_MMIO_SLOTS = 8;
-
-/**
- * Free page reporting, when a virtio-mmio slot is left after the disks, the share, the agent's
+ * Free page reporting, when a virtio-mmio slot is left (the root disk, the share and the
+ * agent's port always take three) after the disks, the share, the agent's
  * port and the network cards: the guest's balloon driver names the pages it has freed, and
  * QEMU gives them back to the host, so memory a container used and let go stops costing the
  * host. Network cards come first: a fourth card takes the last slot. Not in templates and
@@ -85,7 +81,9 @@ const VIRTIO_MMIO_SLOTS = 8;
 function balloonSwitches(config: VmConfig): string[] {
   if (config.template) return [];
   const used = 3 + (config.agentSnapshot ? 1 : 0) + (config.network?.nics.length ?? 0);
-  return used < VIRTIO_MMIO_SLOTS ? q.device('virtio-balloon-device', { 'free-page-reporting': true }) : [];
+  return used < archProfile(config.arch ?? 'x86_64').virtioMmioSlots
+    ? q.device('virtio-balloon-device', { 'free-page-reporting': true })
+    : [];
 }
 
 /**
@@ -97,18 +95,19 @@ function balloonSwitches(config: VmConfig): string[] {
 export const DEFAULT_TCG_CACHE_MIB = 64;
 
 export function kernelCommandLine(
-  config: Pick<VmConfig, 'debug' | 'accel' | 'tscKhz' | 'guestArgs' | 'debugConsole'>,
+  config: Pick<VmConfig, 'arch' | 'debug' | 'accel' | 'tscKhz' | 'guestArgs' | 'debugConsole'>,
 ): string {
+  const arch = archProfile(config.arch ?? 'x86_64');
   return [
-    'console=ttyS0',
+    `console=${arch.console}`,
     config.debug ? '' : 'quiet',
     'panic=-1',
-    'reboot=t',
+    ...arch.powerOffArgs,
     // No hardware RNG: trust the CPU's, so getrandom() in Node never waits for entropy.
     'random.trust_cpu=on',
     'cryptomgr.notests',
-    'noreplace-smp',
-    config.accel === 'tcg' && config.tscKhz ? `tsc_early_khz=${config.tscKhz}` : '',
+    ...arch.kernelArgs,
+    config.accel === 'tcg' && config.tscKhz && arch.tscHint ? `tsc_early_khz=${config.tscKhz}` : '',
     config.debug ? 'hull.debug' : '',
     config.debugConsole ? 'hull.debug_console' : '',
     ...(config.guestArgs ?? []),
@@ -119,17 +118,16 @@ export function kernelCommandLine(
 
 /** The machine, accelerator and CPU switches every hull VM shares, probe and benchmark included. */
 function machineSwitches(
-  config: Pick<VmConfig, 'accel' | 'deviceDiscovery' | 'cpuModel' | 'tcgCacheMiB' | 'template'>,
+  config: Pick<VmConfig, 'arch' | 'accel' | 'deviceDiscovery' | 'cpuModel' | 'tcgCacheMiB' | 'template'>,
 ): string[] {
   const tcg = config.accel === 'tcg';
+  const machine = archProfile(config.arch ?? 'x86_64').machine({
+    accel: config.accel,
+    acpi: config.deviceDiscovery === 'acpi',
+    memoryBackend: config.template ? 'ram' : undefined,
+  });
   return [
-    ...q.machine('microvm', {
-      acpi: config.deviceDiscovery === 'acpi',
-      rtc: true,
-      pcie: false,
-      'isa-serial': true,
-      'memory-backend': config.template ? 'ram' : undefined,
-    }),
+    ...q.machine(machine.type, machine.options),
     ...(tcg ? q.accel('tcg', { 'tb-size': config.tcgCacheMiB ?? DEFAULT_TCG_CACHE_MIB }) : q.accel('kvm')),
     ...q.cpu(config.cpuModel),
   ];
@@ -139,7 +137,15 @@ function machineSwitches(
 function bootSwitches(
   config: Pick<
     VmConfig,
-    'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'memoryMiB' | 'cpuModel' | 'tcgCacheMiB' | 'template'
+    | 'arch'
+    | 'kernel'
+    | 'initrd'
+    | 'accel'
+    | 'deviceDiscovery'
+    | 'memoryMiB'
+    | 'cpuModel'
+    | 'tcgCacheMiB'
+    | 'template'
   >,
   vcpus: number,
   cmdline: string,
@@ -165,14 +171,15 @@ function bootSwitches(
 export function trivialBootCommandLine(
   config: Pick<
     VmConfig,
-    'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'tscKhz' | 'memoryMiB' | 'cpuModel'
+    'arch' | 'kernel' | 'initrd' | 'accel' | 'deviceDiscovery' | 'tscKhz' | 'memoryMiB' | 'cpuModel'
   >,
 ): string[] {
   return bootSwitches(config, 1, `${kernelCommandLine(config)} rdinit=/bin/true`);
 }
 
 /**
- * The QEMU command line of a hull VM: a microvm (no firmware, no PCI, no ACPI) with
+ * The QEMU command line of a hull VM: a machine with no firmware and no PCI (x86's microvm,
+ * arm64's virt; see arch.ts), with
  *  - the read-only guest root filesystem on a virtio disk, and the agent's startup snapshot on
  *    a second one when there is one,
  *  - the sandbox share over virtio-9p, in the mapped-xattr model: QEMU reads and sets each

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { findSystemTool } from '../../sys/system-tool.js';
+import { type Arch, archProfile } from '../arch.js';
 import { defaultCpuModel } from '../cpu-model.js';
 import type { DeviceDiscovery } from '../hypervisor.js';
 import { trivialBootCommandLine } from './command-line.js';
-import { QEMU_BINARY } from './qemu.js';
 
 /**
  * Boots the guest kernel under KVM straight to a trivial init. If QEMU exits within the
@@ -15,16 +15,18 @@ export async function probeKvmBoot(
   initrd: string,
   deviceDiscovery: DeviceDiscovery,
   timeoutMs = 15000,
+  arch: Arch = 'x86_64',
 ): Promise<boolean> {
-  const binary = findSystemTool(QEMU_BINARY);
+  const binary = findSystemTool(archProfile(arch).qemuBinary);
   if (!binary) return false;
   const args = trivialBootCommandLine({
+    arch,
     kernel,
     initrd,
     accel: 'kvm',
     deviceDiscovery,
     memoryMiB: 128,
-    cpuModel: defaultCpuModel('kvm'),
+    cpuModel: defaultCpuModel('kvm', arch),
   });
   return new Promise((resolve) => {
     const child = spawn(binary, args, { stdio: 'ignore' });

@@ -11,6 +11,7 @@ import { run } from '../../sys/exec.js';
 import { findSystemTool } from '../../sys/system-tool.js';
 import { listenPrivately } from '../../sys/unix-socket.js';
 import { deadlineSignal, raceSignal, sleep } from '../../util/deadline.js';
+import { type Arch, archProfile } from '../arch.js';
 import { parseCpuHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
@@ -25,8 +26,6 @@ import {
 } from './command-line.js';
 import { QmpClient } from './qmp.js';
 
-export const QEMU_BINARY = 'qemu-system-x86_64';
-
 /** Unix socket paths are limited to 107 bytes. */
 const MAX_SOCKET_PATH = 107;
 
@@ -35,6 +34,9 @@ const MAX_SOCKET_PATH = 107;
  * map, and threads they start.
  */
 export const VMM_OVERHEAD_MIB = 256;
+
+/** x86_64's QEMU binary, the one a VM of the host's architecture runs on x86_64 hosts. */
+export const QEMU_BINARY = archProfile('x86_64').qemuBinary;
 const VMM_MAX_PIDS = 1024;
 
 /**
@@ -207,16 +209,26 @@ function tail(stream: NodeJS.ReadableStream | null, limit = 4096): () => string 
   return () => text.trim().split('\n').pop() ?? '';
 }
 
-/** The QEMU driver: one qemu-system process per VM, driven over QMP. */
+/**
+ * The QEMU driver: one qemu-system process per VM, driven over QMP. One driver for every guest
+ * architecture: what differs (the binary, the machine, the console) is data in arch.ts.
+ */
 export class QemuHypervisor implements Hypervisor {
-  constructor(private readonly binary = QEMU_BINARY) {}
+  private readonly binary: string;
+
+  constructor(
+    readonly arch: Arch = 'x86_64',
+    binary?: string,
+  ) {
+    this.binary = binary ?? archProfile(arch).qemuBinary;
+  }
 
   private async resolveBinary(): Promise<string> {
     const binary = this.binary.includes('/') ? this.binary : findSystemTool(this.binary);
     if (!binary) {
       throw new HullError(
         'ERR_QEMU_MISSING',
-        `${this.binary} is not installed: run \`apt-get install qemu-system-x86\``,
+        `${this.binary} is not installed: run \`apt-get install ${archProfile(this.arch).qemuPackage}\``,
       );
     }
     return binary;
@@ -246,7 +258,7 @@ export class QemuHypervisor implements Hypervisor {
 
   async templateShape(config: VmConfig): Promise<string> {
     // The paths of one VM's own files are not part of the shape; everything else is.
-    const placeholder = { ...config, id: 'template', runDir: '/run', shareDir: '/share' };
+    const placeholder = { ...config, arch: this.arch, id: 'template', runDir: '/run', shareDir: '/share' };
     const paths = { agentSocket: '/agent', qmpSocket: '/qmp', consoleLog: '/console' };
     return [await this.identity(), ...qemuCommandLine(placeholder, paths)].join('\n');
   }
@@ -255,7 +267,7 @@ export class QemuHypervisor implements Hypervisor {
     const log = logger('qemu');
     const binary = await this.resolveBinary();
     const paths = qemuPaths(config.runDir);
-    const args = qemuCommandLine(config, paths);
+    const args = qemuCommandLine({ ...config, arch: this.arch }, paths);
     const place = config.hostCgroup ?? {
       path: VmmCgroup.defaultPath(config.id),
       limits: vmmCgroupLimits(config.memoryMiB * 2 ** 20, config.accel),
