@@ -7,7 +7,7 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # shown if it fails.
 log=$(mktemp /tmp/hull-setup.XXXXXX.log)
 echo "setup: its full output goes to $log"
-./scripts/setup.sh 3>&1 >"$log" 2>&1 || { cat "$log" >&2; echo "setup failed: its output is above and in $log" >&2; exit 1; }
+HULL_SETUP_PROGRESS_FD=3 ./scripts/setup.sh 3>&1 >"$log" 2>&1 || { cat "$log" >&2; echo "setup failed: its output is above and in $log" >&2; exit 1; }
 rm -f "$log"
 # The first start of a VM shape boots a VM and saves it as a template; later starts clone it.
 start=$SECONDS

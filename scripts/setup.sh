@@ -9,9 +9,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# One line per step with its time, on fd 3 when the caller opened it (the demo keeps the
-# rest of the output in a file and shows these), else on stderr.
-if { true >&3; } 2>/dev/null; then progress_fd=3; else progress_fd=2; fi
+# One line per step with its time, on the descriptor HULL_SETUP_PROGRESS_FD names (the demo
+# keeps the rest of the output in a file and shows these), else on stderr.
+progress_fd=${HULL_SETUP_PROGRESS_FD:-2}
 step_name='' step_start=0
 step() {
   local now=$SECONDS
