@@ -273,27 +273,46 @@ export class AgentClient {
     );
   }
 
-  /** The next chunk of the process's stdout or stderr, at most `maxLength` bytes; empty at end of stream. */
+  /**
+   * The next chunk of the process's stdout or stderr, at most `maxLength` bytes; empty at end
+   * of stream; undefined when the guest had nothing to give for `guestWaitMs`. The guest ends
+   * such a wait itself (the request's timeout), having taken nothing: a read the host gave up
+   * on instead could lose what the guest sent just then.
+   */
   async readOutput(
     ref: ProcessRef,
     stream: 'stdout' | 'stderr',
     signal: AbortSignal,
-    maxLength = 1 << 20,
-  ): Promise<Uint8Array> {
+    options: { guestWaitMs: number; maxLength?: number },
+  ): Promise<Uint8Array | undefined> {
     const method = stream === 'stdout' ? AgentService.method.readStdout : AgentService.method.readStderr;
-    const res = await this.call(
-      method,
-      { containerId: ref.containerId, execId: ref.execId ?? '', maxLength },
-      signal,
-    );
-    return res.data;
+    const began = performance.now();
+    try {
+      const res = await this.call(
+        method,
+        { containerId: ref.containerId, execId: ref.execId ?? '', maxLength: options.maxLength ?? 1 << 20 },
+        signal,
+        options.guestWaitMs,
+      );
+      return res.data;
+    } catch (err) {
+      // The guest's answer to a wait that ran out is a failure that comes once the wait is
+      // over; any other failure comes sooner, or comes again at once on the next read.
+      if (!signal.aborted && performance.now() - began >= options.guestWaitMs) return undefined;
+      throw err;
+    }
   }
 
   /** Passes an encoded AgentService call through unchanged (the monitor proxies the agent). */
-  forwardRaw(method: string, payload: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+  forwardRaw(
+    method: string,
+    payload: Uint8Array,
+    signal: AbortSignal,
+    timeoutMs?: number,
+  ): Promise<Uint8Array> {
     return timedAgentRequest(
       method,
-      () => this.rpc.callRaw(AgentService.typeName, method, payload, { signal }),
+      () => this.rpc.callRaw(AgentService.typeName, method, payload, { signal, timeoutMs }),
       (err) => toHullError(method, err),
     );
   }
@@ -306,10 +325,11 @@ export class AgentClient {
     method: DescMethodUnary<I, O>,
     input: MessageInitShape<I>,
     signal: AbortSignal,
+    timeoutMs?: number,
   ): Promise<MessageShape<O>> {
     return timedAgentRequest(
       method.name,
-      () => callMapped(this.rpc, method, input, signal),
+      () => callMapped(this.rpc, method, input, signal, 'agent', timeoutMs),
       (err) => err,
     );
   }
@@ -325,9 +345,11 @@ export async function callMapped<I extends DescMessage, O extends DescMessage>(
   input: MessageInitShape<I>,
   signal: AbortSignal,
   peer: Peer = 'agent',
+  /** Sent as the request's timeout: the server ends the call itself once it passes. */
+  timeoutMs?: number,
 ): Promise<MessageShape<O>> {
   try {
-    return await rpc.call(method, create(method.input, input), { signal });
+    return await rpc.call(method, create(method.input, input), { signal, timeoutMs });
   } catch (err) {
     throw toHullError(method.name, err, peer);
   }

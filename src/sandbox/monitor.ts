@@ -185,8 +185,8 @@ export class ContainerMonitor {
           }),
         ),
       )
-      .forward(AgentService.typeName, (method, payload, signal) =>
-        this.sandbox.agent.forwardRaw(method, payload, signal),
+      .forward(AgentService.typeName, (method, payload, signal, timeoutMs) =>
+        this.sandbox.agent.forwardRaw(method, payload, signal, timeoutMs),
       );
     this.server = createServer((socket) => {
       socket.on('error', () => {});

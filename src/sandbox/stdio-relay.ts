@@ -3,20 +3,24 @@ import type { AgentClient, ProcessRef } from '../agent/client.js';
 import { logger } from '../log.js';
 
 /**
- * Once a process has exited, how long the guest may have nothing more to give before its
- * output is taken as complete: a process it left behind (a daemon) may hold the stream open
- * for ever. Only time the host spends waiting on the guest counts, never time spent waiting
- * for a slow reader on the host, so a slow reader still gets every byte.
+ * How long one read may wait in the guest for output before the guest answers that it had
+ * none: while the process runs, a long poll (a read then costs the guest one request per
+ * period); once it has exited, short, so a process it left holding the stream (a daemon) is
+ * noticed soon.
  */
-export const OUTPUT_IDLE_AFTER_EXIT_MS = 5000;
+const GUEST_WAIT_MS = 10_000;
+const GUEST_WAIT_AFTER_EXIT_MS = 1000;
+/**
+ * Once the process has exited, this many reads in a row that found nothing end the copy: the
+ * guest itself had nothing to give for that long (its own clock, so a host or guest starved
+ * of CPU never reads as silent), and nothing is ever taken from it and dropped.
+ */
+export const SILENT_READS_AFTER_EXIT = 5;
 /**
  * After the exit, reads ask for this much at most: a small answer crosses the agent's port
- * quickly even on a loaded host, so the time a read waits is the guest's silence, not the
- * transfer of a large answer.
+ * quickly even on a loaded host.
  */
 const READ_AFTER_EXIT_BYTES = 64 * 1024;
-/** The idle clock's tick: a host that stalls (a blocked event loop) adds at most two ticks. */
-const IDLE_TICK_MS = 250;
 
 /** What became of a relayed stream. */
 export type RelayEnd = 'eof' | 'idle';
@@ -26,8 +30,8 @@ export type RelayEnd = 'eof' | 'idle';
  * is a long-poll call; the next is only sent once the host stream has taken the last chunk,
  * so a slow consumer slows the guest process rather than filling memory, and no deadline cuts
  * the copy short. Once `exited` resolves, a guest that has nothing to give for
- * OUTPUT_IDLE_AFTER_EXIT_MS ends the copy ('idle'). A host stream that is gone is no
- * reason to stop reading: the guest process would block on a full pipe.
+ * SILENT_READS_AFTER_EXIT reads in a row ends the copy ('idle'). A host stream that is gone is
+ * no reason to stop reading: the guest process would block on a full pipe.
  */
 export async function relayOutput(
   agent: AgentClient,
@@ -36,28 +40,27 @@ export async function relayOutput(
   sink: Writable,
   options: { signal: AbortSignal; exited: Promise<unknown> },
 ): Promise<RelayEnd> {
-  const idle = new IdleClock(options.exited);
+  let exited = false;
+  const markExited = () => {
+    exited = true;
+  };
+  options.exited.then(markExited, markExited);
+  let silentReads = 0;
   let flushed: Promise<void> = Promise.resolve();
   try {
     for (;;) {
-      const read = idle.watch(options.signal);
-      let data: Uint8Array;
-      try {
-        data = await agent.readOutput(
-          ref,
-          stream,
-          read.signal,
-          idle.exited ? READ_AFTER_EXIT_BYTES : undefined,
-        );
-      } catch (err) {
-        if (read.timedOut()) {
-          logger('stdio').debug({ ref, stream }, 'no output for a while after the exit');
-          return 'idle';
-        }
-        throw err;
-      } finally {
-        read.dispose();
+      const afterExit = exited;
+      const data = await agent.readOutput(ref, stream, options.signal, {
+        guestWaitMs: afterExit ? GUEST_WAIT_AFTER_EXIT_MS : GUEST_WAIT_MS,
+        maxLength: afterExit ? READ_AFTER_EXIT_BYTES : undefined,
+      });
+      if (data === undefined) {
+        silentReads = afterExit ? silentReads + 1 : 0;
+        if (silentReads < SILENT_READS_AFTER_EXIT) continue;
+        logger('stdio').debug({ ref, stream }, 'no output for a while after the exit');
+        return 'idle';
       }
+      silentReads = 0;
       if (data.length === 0) return 'eof';
       if (!sink.writable) continue;
       flushed = new Promise<void>((resolve) => sink.write(data, () => resolve()));
@@ -93,47 +96,6 @@ function closed(sink: Writable): Promise<void> {
     sink.once('close', () => resolve());
     sink.once('error', () => resolve());
   });
-}
-
-/**
- * Counts the time a read waits on the guest after the process has exited, in ticks, so a
- * host that was itself held up (a synchronous write to a slow pipe blocks the event loop)
- * never reads as a guest with nothing to say.
- */
-class IdleClock {
-  exited = false;
-
-  constructor(exited: Promise<unknown>) {
-    exited.then(
-      () => {
-        this.exited = true;
-      },
-      () => {
-        this.exited = true;
-      },
-    );
-  }
-
-  watch(signal: AbortSignal): { signal: AbortSignal; timedOut(): boolean; dispose(): void } {
-    const controller = new AbortController();
-    let waited = 0;
-    let last = Date.now();
-    let timedOut = false;
-    const timer = setInterval(() => {
-      const now = Date.now();
-      if (this.exited) waited += Math.min(now - last, 2 * IDLE_TICK_MS);
-      last = now;
-      if (waited >= OUTPUT_IDLE_AFTER_EXIT_MS) {
-        timedOut = true;
-        controller.abort();
-      }
-    }, IDLE_TICK_MS);
-    return {
-      signal: AbortSignal.any([signal, controller.signal]),
-      timedOut: () => timedOut,
-      dispose: () => clearInterval(timer),
-    };
-  }
 }
 
 /**

@@ -19,12 +19,20 @@ export interface CallContext {
   metadata: Map<string, string>;
   /** Aborted when the request's timeout passes or the connection closes. */
   signal: AbortSignal;
+  /** The request's own timeout, if it gave one: a proxy passes it on to the next server. */
+  timeoutMs?: number;
 }
 
 type RawHandler = (payload: Uint8Array, ctx: CallContext) => Promise<Uint8Array>;
 
 /** Where forwarded calls go: method name and encoded request in, encoded response out. */
-export type ForwardTarget = (method: string, payload: Uint8Array, signal: AbortSignal) => Promise<Uint8Array>;
+export type ForwardTarget = (
+  method: string,
+  payload: Uint8Array,
+  signal: AbortSignal,
+  /** The request's timeout, for the next server to end the call as this one would. */
+  timeoutMs?: number,
+) => Promise<Uint8Array>;
 
 /** The handlers of one service: one async function per unary method, typed from its descriptor. */
 export type ServiceImpl<S extends GenServiceMethods> = {
@@ -178,17 +186,21 @@ export class TtrpcServer {
     const forward = this.forwards.get(request.service);
     const handler: RawHandler | undefined =
       this.handlers.get(`${request.service}/${request.method}`) ??
-      (forward && ((payload, ctx) => forward(request.method, payload, ctx.signal)));
+      // A proxy hands the request's timeout on and waits for the answer, rather than ending
+      // the call itself: the next server's answer (what it read for this call) is never dropped.
+      (forward && ((payload, ctx) => forward(request.method, payload, connectionSignal, ctx.timeoutMs)));
     if (!handler) {
       throw new TtrpcError(Code.UNIMPLEMENTED, `${request.service}/${request.method} is not implemented`);
     }
     const signals = [connectionSignal];
-    if (request.timeoutNano > 0n) signals.push(AbortSignal.timeout(Number(request.timeoutNano / 1_000_000n)));
+    const timeoutMs = request.timeoutNano > 0n ? Number(request.timeoutNano / 1_000_000n) : undefined;
+    if (timeoutMs !== undefined) signals.push(AbortSignal.timeout(timeoutMs));
     const ctx: CallContext = {
       service: request.service,
       method: request.method,
       metadata: new Map(request.metadata.map((kv) => [kv.key, kv.value])),
       signal: AbortSignal.any(signals),
+      timeoutMs,
     };
     return handler(request.payload, ctx);
   }
