@@ -8,7 +8,7 @@ import { removeContainerLeftovers } from '../sandbox/container-dir.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { MonitorClient } from '../sandbox/monitor-client.js';
 import { POD_FILE } from '../sandbox/pod-claim.js';
-import { removeDeadPod } from '../sandbox/pod-member.js';
+import { leavePod } from '../sandbox/pod-member.js';
 import { monitorOf, requireAllowed } from '../sandbox/state.js';
 import { isAlive, signalIfAlive } from '../sys/process-identity.js';
 import { sleep } from '../util/deadline.js';
@@ -40,7 +40,7 @@ export function registerDelete(program: Command): void {
         }
         const pod = await readFile(join(ref.dir, POD_FILE), 'utf8').catch(() => undefined);
         await removeContainerLeftovers(ref.dir, ref.id, spec);
-        if (pod) await removeDeadPod(ref.settings.root, pod);
+        if (pod) await leavePod(ref.settings.root, pod, ref.id);
       });
       // As runc's: a forced delete of a container that is already gone has nothing to do
       // (CRI-O's cleanup after a failed create counts on it).

@@ -40,27 +40,42 @@ export async function joinPod(
   for (let attempt = 0; ; attempt++) {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     let locked = false;
+    let refused: { holder: PodConnection; err: unknown } | undefined;
     try {
-      return await withLock(dir, AbortSignal.any([signal, AbortSignal.timeout(LOCK_WAIT_MS)]), async () => {
-        locked = true;
-        let holder = await PodConnection.open(dir, signal).catch(() => undefined);
-        if (!holder) {
-          await removeDeadHolder(dir, options.key);
-          await options.startHolder();
-          holder = await PodConnection.open(dir, signal);
-        }
-        try {
-          await holder.add(options.id, options.bundle, options.input, signal);
-        } catch (err) {
-          holder.close();
-          throw err;
-        }
-        return holder.memberVm(options.id);
-      });
+      const joined = await withLock(
+        dir,
+        AbortSignal.any([signal, AbortSignal.timeout(LOCK_WAIT_MS)]),
+        async () => {
+          locked = true;
+          let holder = await PodConnection.open(dir, signal).catch(() => undefined);
+          if (!holder) {
+            await removeDeadHolder(dir, options.key);
+            await options.startHolder().catch(async (err: unknown) => {
+              // No holder came up (it cleaned up after itself): the pod's directory goes too.
+              await removeContainerDir(dir);
+              throw err;
+            });
+            holder = await PodConnection.open(dir, signal);
+          }
+          try {
+            await holder.add(options.id, options.bundle, options.input, signal);
+          } catch (err) {
+            refused = { holder, err };
+            return undefined;
+          }
+          return holder.memberVm(options.id);
+        },
+      );
+      if (joined) return joined;
     } catch (err) {
       if (!locked && isHullError(err, 'ERR_NOT_FOUND') && attempt < 5) continue;
       throw err;
     }
+    // Outside the lock, which the holder takes to stop a VM left empty by the refusal: the
+    // container was not added, and a VM booted for it alone has stopped once this answers.
+    const { holder, err } = refused!;
+    await holder.leave(options.id);
+    throw err;
   }
 }
 
@@ -99,6 +114,15 @@ class PodConnection {
       signal,
     );
     this.vmPid = added.vmPid;
+  }
+
+  /**
+   * Takes a container out (one whose add was refused, or whose monitor is gone), letting the
+   * holder stop the VM if nothing is left in it, then lets go.
+   */
+  async leave(id: string): Promise<void> {
+    await this.call(PodVm.method.removeContainer, { id }, AbortSignal.timeout(120_000)).catch(() => {});
+    this.close();
   }
 
   close(): void {
@@ -163,14 +187,21 @@ class PodConnection {
 }
 
 /**
- * After a member's deletion: a pod whose holder died (was killed) left its VM, the VM's
- * cgroup and share mounts and the pod's directory, which go now. A live holder is left alone.
+ * After a member's deletion: its container leaves the pod's VM (a member monitor that was
+ * killed could not take it out, and the VM stays while any container is in it), and a pod
+ * whose holder died (was killed) has its VM, the VM's cgroup and share mounts and the pod's
+ * directory removed.
  */
-export async function removeDeadPod(root: string, key: string): Promise<void> {
+export async function leavePod(root: string, key: string, id: string): Promise<void> {
   const dir = podDir(root, key);
+  const holder = await PodConnection.open(dir, AbortSignal.timeout(5000)).catch(() => undefined);
+  if (holder) {
+    await holder.leave(id);
+    return;
+  }
   await withLock(dir, AbortSignal.timeout(LOCK_WAIT_MS), async () => {
-    const holder = parseIdentity(await readFile(join(dir, HOLDER_FILE), 'utf8').catch(() => ''));
-    if (holder && isAlive(holder)) return;
+    const identity = parseIdentity(await readFile(join(dir, HOLDER_FILE), 'utf8').catch(() => ''));
+    if (identity && isAlive(identity)) return;
     await removeDeadHolder(dir, key);
     await removeContainerDir(dir);
   }).catch((err: unknown) => {

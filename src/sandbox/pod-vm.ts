@@ -172,15 +172,18 @@ export class PodVm {
         stdin,
       });
     } catch (err) {
+      // Its member, which holds the pod's lock while it adds, then asks for the removal of
+      // the container it could not add: an empty VM stops then.
       this.members.delete(id);
-      // Its member holds the pod's lock while it adds: the check for an empty pod waits for it.
-      void this.stopIfEmpty();
       throw err;
     }
   }
 
   private async remove(id: string): Promise<void> {
-    if (!this.members.has(id)) return;
+    if (!this.members.has(id)) {
+      await this.stopIfEmpty();
+      return;
+    }
     if (!this.lost && !this.stopping) {
       await this.sandbox
         .removeContainer(id, AbortSignal.timeout(60_000))
