@@ -1,18 +1,18 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { ProcessInput } from '../agent/client.js';
 import { checkSettings } from '../config/settings.js';
 import { HullError, isHullError } from '../errors.js';
 import { logger } from '../log.js';
 import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
-import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
 import { ownStdio } from '../sandbox/attached-process.js';
-import { loadBundle } from '../sandbox/bundle.js';
+import { type Bundle, loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir, removeContainerLeftovers } from '../sandbox/container-dir.js';
 import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
-import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
-import { claimPodOf } from '../sandbox/pod-claim.js';
+import { checkedPodOf, recordPod } from '../sandbox/pod-claim.js';
+import { joinPod } from '../sandbox/pod-member.js';
 import { containerDir } from '../sandbox/runtime.js';
 import type { ContainerState } from '../sandbox/state.js';
 import { askParent } from '../sys/detached-helper.js';
@@ -24,6 +24,8 @@ import { reportFailure, reportToParent, spawnHelper } from './spawn-helper.js';
 interface MonitorOptions {
   bundle: string;
   consoleSocket?: string;
+  /** The pod whose VM the container runs in (pod-claim.ts), when it is in one. */
+  pod?: string;
 }
 
 const HOOKS_QUESTION = 'createRuntime-hooks ';
@@ -54,28 +56,32 @@ export async function createContainer(
   checkSettings();
   const id = validateContainerId(rawId);
   const bundle = await loadBundle(options.bundle);
-  // A pod's pinned IPC and UTS namespaces (CRI-O's) become the VM's own, as in the shim.
-  await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES, undefined, POD_PINNED_NAMESPACES);
+  const settings = settingsFrom(globals);
+  const pod = await checkedPodOf(settings, bundle);
   if (bundle.spec.process?.terminal && !options.consoleSocket) {
     throw new HullError('ERR_CONFIG', 'process.terminal is true but no --console-socket was given: pass one');
   }
-  const settings = settingsFrom(globals);
   const dir = await claimContainerDir(settings, id);
   try {
-    await claimPodOf(settings, id, bundle);
+    if (pod) await recordPod(settings, id, pod.key);
     const consoleArgs = options.consoleSocket ? ['--console-socket', resolve(options.consoleSocket)] : [];
-    const { pid } = await spawnHelper(globals, ['_monitor', '--bundle', bundle.dir, ...consoleArgs, id], {
-      keepStdio: !bundle.spec.process?.terminal,
-      name: `the monitor of container ${id}`,
-      // A network namespace the runtime makes is the monitor's own: hooks get its pid.
-      wrapper: networkSource(bundle.spec).kind === 'new' ? NEW_NETNS_WRAPPER : undefined,
-      // The monitor asks for its createRuntime hooks to be run here, in the caller's
-      // namespaces, as runc runs them; the monitor may be in a network namespace of its own.
-      onAsk: async (question) => {
-        await runHostHooks(bundle.spec, 'createRuntime', parseHookQuestion(question));
-        return 'done';
+    const podArgs = pod ? ['--pod', pod.key] : [];
+    const { pid } = await spawnHelper(
+      globals,
+      ['_monitor', '--bundle', bundle.dir, ...consoleArgs, ...podArgs, id],
+      {
+        keepStdio: !bundle.spec.process?.terminal,
+        name: `the monitor of container ${id}`,
+        // A network namespace the runtime makes is the monitor's own: hooks get its pid.
+        wrapper: networkSource(bundle.spec).kind === 'new' ? NEW_NETNS_WRAPPER : undefined,
+        // The monitor asks for its createRuntime hooks to be run here, in the caller's
+        // namespaces, as runc runs them; the monitor may be in a network namespace of its own.
+        onAsk: async (question) => {
+          await runHostHooks(bundle.spec, 'createRuntime', parseHookQuestion(question));
+          return 'done';
+        },
       },
-    });
+    );
     if (options.pidFile) await writePidFile(options.pidFile, pid);
     return { id, pid };
   } catch (err) {
@@ -108,6 +114,7 @@ export function registerCreate(program: Command): void {
     .argument('<container-id>')
     .requiredOption('--bundle <dir>')
     .option('--console-socket <path>')
+    .option('--pod <key>')
     .action(async (id: string, options: MonitorOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const settings = settingsFrom(globals);
@@ -127,6 +134,7 @@ export function registerCreate(program: Command): void {
             netns: monitorNetns(bundle.spec),
             createRuntimeHooks: (state) =>
               askParent(`${HOOKS_QUESTION}${JSON.stringify(state)}`).then(() => {}),
+            podVm: options.pod ? podVmOf(globals, options.pod, id, bundle) : undefined,
           },
           AbortSignal.timeout(300_000),
         );
@@ -140,7 +148,7 @@ export function registerCreate(program: Command): void {
         // The `create` that asked for this container died while its VM booted: no one will
         // start it, so it stops now, and reads as stopped until `delete` removes it.
         logger('monitor').error({ creator }, 'the create command died before the container was created');
-        void monitor.sandbox.destroy();
+        void monitor.sandbox.release();
         process.exitCode = await monitor.waitExit();
         return;
       }
@@ -148,4 +156,25 @@ export function registerCreate(program: Command): void {
       await reportToParent(`ready ${process.pid}`);
       process.exitCode = await monitor.waitExit();
     });
+}
+
+/** How a member monitor reaches its pod's VM: the pod's holder, started if none answers. */
+export function podVmOf(globals: GlobalOptions, key: string, id: string, bundle: Bundle) {
+  return (input: ProcessInput, signal: AbortSignal) =>
+    joinPod(
+      {
+        root: settingsFrom(globals).root,
+        key,
+        id,
+        bundle,
+        input,
+        startHolder: async () => {
+          await spawnHelper(globals, ['_podvm', '--bundle', bundle.dir, key], {
+            keepStdio: false,
+            name: `the VM holder of pod ${key}`,
+          });
+        },
+      },
+      signal,
+    );
 }

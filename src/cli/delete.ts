@@ -7,6 +7,8 @@ import type { Spec } from '../oci/spec.js';
 import { removeContainerLeftovers } from '../sandbox/container-dir.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { MonitorClient } from '../sandbox/monitor-client.js';
+import { POD_FILE } from '../sandbox/pod-claim.js';
+import { leavePod } from '../sandbox/pod-member.js';
 import { monitorOf, requireAllowed } from '../sandbox/state.js';
 import { isAlive, signalIfAlive } from '../sys/process-identity.js';
 import { sleep } from '../util/deadline.js';
@@ -36,7 +38,9 @@ export function registerDelete(program: Command): void {
             logger('delete').warn({ err: String(err) }, 'poststop hook failed'),
           );
         }
+        const pod = await readFile(join(ref.dir, POD_FILE), 'utf8').catch(() => undefined);
         await removeContainerLeftovers(ref.dir, ref.id, spec);
+        if (pod) await leavePod(ref.settings.root, pod, ref.id);
       });
       // As runc's: a forced delete of a container that is already gone has nothing to do
       // (CRI-O's cleanup after a failed create counts on it).

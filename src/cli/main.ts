@@ -24,6 +24,7 @@ import { registerKill } from './kill.js';
 import { registerList } from './list.js';
 import { registerMetrics } from './metrics.js';
 import { registerPause } from './pause.js';
+import { registerPodVm } from './pod-vm.js';
 import { registerPs } from './ps.js';
 import { registerResume } from './resume.js';
 import { registerRun } from './run.js';
@@ -71,6 +72,7 @@ function program(): Command {
   for (const register of [
     registerRun,
     registerCreate,
+    registerPodVm,
     registerStart,
     registerState,
     registerKill,

@@ -4,19 +4,17 @@ import type { Command } from 'commander';
 import { checkSettings } from '../config/settings.js';
 import { HullError } from '../errors.js';
 import { configuredNetns } from '../network/namespace.js';
-import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir } from '../sandbox/container-dir.js';
 import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
-import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
-import { claimPodOf } from '../sandbox/pod-claim.js';
+import { checkedPodOf, recordPod } from '../sandbox/pod-claim.js';
 import { hostNowMs } from '../trace/boot-marks.js';
 import { BootTraceRecorder, traceFile } from '../trace/boot-trace.js';
 import { withContainer, withMonitor } from './container-ref.js';
-import { createContainer } from './create.js';
+import { createContainer, podVmOf } from './create.js';
 import { stopMonitor } from './delete.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
@@ -91,14 +89,16 @@ async function runAttached(rawId: string, options: RunOptions, globals: GlobalOp
   checkSettings();
   const id = validateContainerId(rawId);
   const bundle = await loadBundle(options.bundle);
-  await checkNamespacePaths(bundle, NO_JOINABLE_NAMESPACES, undefined, POD_PINNED_NAMESPACES);
   // `hull run` holds the user's terminal: its notices (TCG, the agent snapshot) show there.
   const settings = { ...settingsFrom(globals), notice: stderrNotice };
+  const pod = await checkedPodOf(settings, bundle);
   const dir = await claimContainerDir(settings, id);
-  await claimPodOf(settings, id, bundle).catch(async (err: unknown) => {
-    await removeContainerDir(dir);
-    throw err;
-  });
+  if (pod) {
+    await recordPod(settings, id, pod.key).catch(async (err: unknown) => {
+      await removeContainerDir(dir);
+      throw err;
+    });
+  }
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;
   let monitor: ContainerMonitor | undefined;
@@ -123,6 +123,7 @@ async function runAttached(rawId: string, options: RunOptions, globals: GlobalOp
         // namespace: only a namespace named by path gives its VM a network.
         netns: configuredNetns(bundle.spec),
         createRuntimeHooks: (state) => runHostHooks(bundle.spec, 'createRuntime', state),
+        podVm: pod ? podVmOf(globals, pod.key, id, bundle) : undefined,
       },
       controller.signal,
     );

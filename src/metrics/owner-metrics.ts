@@ -1,5 +1,5 @@
 import { Counter, Histogram, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
-import type { Sandbox } from '../sandbox/sandbox.js';
+import type { AgentClient } from '../agent/client.js';
 import { processCost } from '../sys/processes.js';
 import { type AgentRequestEnd, agentRequests } from './agent-requests.js';
 import { guestUse, sandboxGuestUse } from './guest-use.js';
@@ -64,7 +64,7 @@ export class OwnerMetrics {
    * read now.
    */
   async collect(
-    sandbox: Sandbox,
+    sandbox: { agent: AgentClient; vmPid: number },
     parts: Pick<SandboxSample, 'id' | 'status' | 'boot'> & { containerIds: string[] },
   ): Promise<RegistryJson> {
     const sample: SandboxSample = {
@@ -79,7 +79,7 @@ export class OwnerMetrics {
       sample.containers.push({ id, guest: await guestUse(sandbox.agent, id, AbortSignal.timeout(5000)) });
     }
     const processes: [HostProcess, number][] = [
-      ['qemu', sandbox.vm.pid],
+      ['qemu', sandbox.vmPid],
       [this.source, process.pid],
     ];
     for (const [name, pid] of processes) {

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import type { AgentClient, ProcessRef } from '../agent/client.js';
+import type { AgentClient, ProcessInput, ProcessRef } from '../agent/client.js';
 import { HullError, messageOf } from '../errors.js';
 import { AgentService } from '../gen/hull/agent/v1/agent_pb.js';
 import { Metrics } from '../gen/hull/metrics/v1/metrics_pb.js';
@@ -21,18 +21,19 @@ import { TtrpcServer } from '../ttrpc/server.js';
 import { AttachedProcess, type HostStdio, inputOf } from './attached-process.js';
 import type { Bundle } from './bundle.js';
 import { containerArch } from './container-arch.js';
+import { type ContainerVm, ownVm } from './container-vm.js';
 import { hasCreateRuntimeHooks, runHostHooks } from './hooks.js';
 import { defaultVcpus, type RuntimeSettings, startSandbox } from './runtime.js';
-import type { Sandbox } from './sandbox.js';
 import { type ContainerState, type Operation, requireAllowed, type Status, writeState } from './state.js';
 import { toWireStatus } from './wire-status.js';
 
 export const MONITOR_SOCKET = 'monitor.sock';
 
 /**
- * The long-lived host process of one container: it owns the container's VM, relays the
- * container's stdio through the fds it was given, keeps the persisted state, and answers the
- * command-line verbs on its socket. It lives as long as the container's process and its own
+ * The long-lived host process of one container: it owns the container's VM (or, in a pod, has
+ * its container added to the pod's VM, see pod-member.ts), relays the container's stdio
+ * through the fds it was given, keeps the persisted state, and answers the command-line verbs
+ * on its socket. It lives as long as the container's process and its own
  * exit code is that process's: callers (conmon, containerd's runc shim) wait on its pid.
  */
 export class ContainerMonitor {
@@ -48,7 +49,7 @@ export class ContainerMonitor {
     readonly id: string,
     readonly dir: string,
     readonly bundle: Bundle,
-    readonly sandbox: Sandbox,
+    readonly sandbox: ContainerVm,
     private readonly stdio: HostStdio,
     private readonly created: string,
     private readonly notice: (line: string) => void,
@@ -75,6 +76,12 @@ export class ContainerMonitor {
       netns?: string;
       /** Runs the createRuntime hooks with the container's state (see hooks.ts). */
       createRuntimeHooks: (state: ContainerState) => Promise<void>;
+      /** The VM of the container's pod, when it is in one; else the container gets its own. */
+      /**
+       * The VM of the container's pod, when it is in one, with the container added to it
+       * (not started); else the container gets a VM of its own.
+       */
+      podVm?: (input: ProcessInput, signal: AbortSignal) => Promise<ContainerVm>;
     },
     signal: AbortSignal,
   ): Promise<ContainerMonitor> {
@@ -86,27 +93,16 @@ export class ContainerMonitor {
     await writeState(options.dir, creating);
     if (hasCreateRuntimeHooks(bundle.spec)) await options.createRuntimeHooks(creating);
     const terminal = await openTerminalFor(bundle.spec.process, options.consoleSocket, signal);
-    let sandbox: Sandbox | undefined;
+    let sandbox: ContainerVm | undefined;
     const metrics = new OwnerMetrics(id, 'monitor');
     try {
-      const vcpus = vcpusCovering(bundle.spec.linux?.resources, options.settings.vcpus ?? defaultVcpus());
-      sandbox = await startSandbox(
-        id,
-        { ...options.settings, vcpus },
-        {
-          dir: join(options.dir, 'vm'),
-          hostname: bundle.spec.hostname,
-          netns: options.netns,
-          spec: bundle.spec,
-          arch: await containerArch(bundle),
-          signal,
-        },
-      );
       // A terminal has one output stream: the container's stdout and stderr both go to it.
       const stdio = terminal
         ? { stdin: terminal.input, stdout: terminal.output, stderr: terminal.output }
         : options.stdio;
-      await sandbox.createContainer(id, bundle, signal, inputOf(stdio));
+      sandbox = options.podVm
+        ? await options.podVm(inputOf(stdio), signal)
+        : await ownSandbox(options, inputOf(stdio), signal);
       markHost('container-created');
       await keepBootRecord(options.dir, trace);
       const monitor = new ContainerMonitor(
@@ -129,7 +125,7 @@ export class ContainerMonitor {
       return monitor;
     } catch (err) {
       await terminal?.close();
-      await sandbox?.destroy();
+      await sandbox?.release();
       metrics.stop();
       await trace.finish(id, 'hull monitor');
       throw err;
@@ -170,7 +166,7 @@ export class ContainerMonitor {
           pids: await this.sandbox.agent.listProcesses(this.id, AbortSignal.timeout(30_000)),
         }),
         shutdown: async () => {
-          setImmediate(() => void this.sandbox.vm.stop());
+          setImmediate(() => this.sandbox.shutdown());
           return {};
         },
       })
@@ -247,7 +243,7 @@ export class ContainerMonitor {
       this.sandbox.agent,
       { containerId: this.id },
       this.stdio,
-      this.sandbox.vm.exited,
+      this.sandbox.ended,
     );
     this.exit = this.watch(init);
   }
@@ -268,7 +264,7 @@ export class ContainerMonitor {
     this.status = 'stopped';
     await this.terminal?.close();
     this.server?.close();
-    await this.sandbox.destroy().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'teardown'));
+    await this.sandbox.release().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'teardown'));
     markHost('torn-down');
     this.metrics.stop();
     await this.trace.finish(this.id, 'hull monitor');
@@ -281,6 +277,35 @@ export class ContainerMonitor {
   private persist(): Promise<void> {
     return writeState(this.dir, this.state());
   }
+}
+
+/** A VM of the container's own, which takes over the network namespace it names. */
+async function ownSandbox(
+  options: { id: string; dir: string; bundle: Bundle; settings: RuntimeSettings; netns?: string },
+  input: ProcessInput,
+  signal: AbortSignal,
+): Promise<ContainerVm> {
+  const { spec } = options.bundle;
+  const vcpus = vcpusCovering(spec.linux?.resources, options.settings.vcpus ?? defaultVcpus());
+  const sandbox = await startSandbox(
+    options.id,
+    { ...options.settings, vcpus },
+    {
+      dir: join(options.dir, 'vm'),
+      hostname: spec.hostname,
+      netns: options.netns,
+      spec,
+      arch: await containerArch(options.bundle),
+      signal,
+    },
+  );
+  try {
+    await sandbox.createContainer(options.id, options.bundle, signal, input);
+  } catch (err) {
+    await sandbox.destroy();
+    throw err;
+  }
+  return ownVm(sandbox);
 }
 
 /** A container's state as this process (its monitor) keeps it. */

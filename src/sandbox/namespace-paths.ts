@@ -13,13 +13,15 @@ export const NO_JOINABLE_NAMESPACES: ReadonlySet<string> = new Set();
  * replaced by a fresh one. The network entry is the exception: its path names the namespace
  * whose interfaces the VM takes over (network/), checked when the VM starts. A pinned
  * namespace of a type in `pinned` (a pod's, which CRI-O pins and names in its sandbox's
- * config) is accepted too: the VM's own namespaces of that type stand for it.
+ * config) is accepted too: the VM's own namespaces of that type stand for it; so are the
+ * `podPaths`, which name a pod's namespaces through a member's monitor (podman's, pod-claim.ts).
  */
 export async function checkNamespacePaths(
   bundle: Bundle,
   joinable: ReadonlySet<string>,
   signal?: AbortSignal,
   pinned: ReadonlySet<string> = NO_JOINABLE_NAMESPACES,
+  podPaths: ReadonlySet<string> = NO_JOINABLE_NAMESPACES,
 ): Promise<void> {
   const configPath = `${bundle.dir}/config.json`;
   for (const [index, ns] of (bundle.spec.linux?.namespaces ?? []).entries()) {
@@ -44,7 +46,7 @@ export async function checkNamespacePaths(
         `${configPath}: ${entry} names ${ns.path}, which is not a namespace of type ${ns.type}: give the path of one of that type`,
       );
     }
-    if (joinable.has(ns.type)) continue;
+    if (joinable.has(ns.type) || (pinned.has(ns.type) && podPaths.has(ns.path))) continue;
     if (!pinned.has(ns.type) || !(await isPinnedNamespace(ns.path, ns.type))) {
       throw new HullError(
         'ERR_UNSUPPORTED',

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Spec } from '../oci/spec.js';
-import type { Bundle } from './bundle.js';
-import { claimPodOf, podKeyOf } from './pod-claim.js';
+import { identityOf } from '../sys/process-identity.js';
+import { podOf, recordPod } from './pod-claim.js';
 import { containerDir } from './runtime.js';
 import { type ContainerState, writeState } from './state.js';
 
@@ -18,7 +18,7 @@ function pinPod(dir: string, name: string): string {
   return join(dir, name);
 }
 
-test("a second live container naming a pod's pinned namespaces is refused; a stopped one frees the pod", async () => {
+test("a pod is named by its pinned namespaces, or by /proc/<pid>/ns of a live member's monitor", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hull-podclaim-'));
   const sh = (script: string) => execFileSync('sh', ['-c', script], { stdio: 'pipe' });
   try {
@@ -26,22 +26,21 @@ test("a second live container naming a pod's pinned namespaces is refused; a sto
     const settings = { root: join(dir, 'root'), debug: false };
     const podNet = pinPod(dir, 'netns-a');
     const otherNet = pinPod(dir, 'netns-b');
-    const bundle = (netns: string): Bundle =>
-      ({
-        dir: join(dir, 'bundle'),
-        rootfs: join(dir, 'bundle', 'rootfs'),
-        spec: { linux: { namespaces: [{ type: 'network', path: netns }, { type: 'ipc' }] } } as Spec,
-      }) as Bundle;
-    assert.match((await podKeyOf(bundle(podNet).spec)) ?? '', /^network:\d+$/);
-    assert.equal(await podKeyOf({ linux: { namespaces: [{ type: 'network' }] } } as Spec), undefined);
+    const spec = (namespaces: { type: string; path?: string }[]) => ({ linux: { namespaces } }) as Spec;
+    const key = (await podOf(settings, spec([{ type: 'network', path: podNet }, { type: 'ipc' }])))?.key;
+    assert.match(key ?? '', /^network:\d+$/);
+    assert.notEqual((await podOf(settings, spec([{ type: 'network', path: otherNet }])))?.key, key);
+    assert.equal(await podOf(settings, spec([{ type: 'network' }])), undefined);
 
-    const claim = async (id: string, netns: string, status: ContainerState['status']) => {
+    // podman: the infra container's monitor is this process.
+    const member = async (id: string, status: ContainerState['status']) => {
       await mkdir(containerDir(settings, id), { recursive: true });
-      await claimPodOf(settings, id, bundle(netns));
+      await recordPod(settings, id, key!);
       await writeState(containerDir(settings, id), {
         ociVersion: '1.0.2',
         id,
         pid: process.pid,
+        pidStartTime: identityOf(process.pid)?.startTime,
         status,
         bundle: '',
         rootfs: '',
@@ -50,14 +49,22 @@ test("a second live container naming a pod's pinned namespaces is refused; a sto
         annotations: {},
       });
     };
-    await claim('first', podNet, 'running');
-    await assert.rejects(
-      claim('second', podNet, 'created'),
-      /the pod namespaces it names are those of container first, whose VM has them; hull's OCI command runs one container per pod/,
+    const podman = spec([
+      { type: 'network', path: `/proc/${process.pid}/ns/net` },
+      { type: 'ipc', path: `/proc/${process.pid}/ns/ipc` },
+      { type: 'pid', path: `/proc/${process.pid}/ns/pid` },
+    ]);
+    assert.equal(await podOf(settings, podman), undefined, 'no live member: no pod');
+    await member('infra', 'stopped');
+    assert.equal(await podOf(settings, podman), undefined, 'a stopped member names no pod');
+    await member('infra', 'running');
+    const found = await podOf(settings, podman);
+    assert.equal(found?.key, key);
+    assert.deepEqual(
+      [...(found?.memberPaths ?? [])],
+      [`/proc/${process.pid}/ns/net`, `/proc/${process.pid}/ns/ipc`],
+      "the pod's PID namespace is not the VM's: that path is not the pod's",
     );
-    await claim('elsewhere', otherNet, 'running');
-    await claim('first', podNet, 'stopped');
-    await claim('second', podNet, 'created');
   } finally {
     sh(`umount ${dir}/netns-a ${dir}/netns-b 2>/dev/null; umount ${dir}; true`);
     rmSync(dir, { recursive: true, force: true });

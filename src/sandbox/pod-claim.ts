@@ -1,55 +1,103 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HullError } from '../errors.js';
+import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
 import type { Spec } from '../oci/spec.js';
 import { isPinnedNamespace } from '../sys/namespaces.js';
+import { isAlive } from '../sys/process-identity.js';
 import type { Bundle } from './bundle.js';
+import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from './namespace-paths.js';
 import { containerDir, type RuntimeSettings } from './runtime.js';
-import { effectiveState, readState } from './state.js';
+import { effectiveState, monitorOf, readState } from './state.js';
 
-/** The file in a container's directory naming the pod whose pinned namespaces it took. */
-const POD_FILE = 'pod';
+/** The file in a container's directory naming the pod whose VM it runs in. */
+export const POD_FILE = 'pod';
 
 /** The namespace types whose pinned paths name a pod, in the order a pod's key is taken from. */
 const POD_KEY_TYPES = ['network', 'ipc', 'uts'] as const;
 
+/** podman's way of naming its pod's namespaces: those of the infra container's process. */
+const PROC_NAMESPACE = /^\/proc\/(\d+)\/ns\/[a-z]+$/;
+
+export interface PodPlacement {
+  /** The pod's key: the inode of the first pinned namespace its containers name. */
+  key: string;
+  /** The `/proc/<pid>/ns/*` paths the configuration names that are the pod's (podman's). */
+  memberPaths: ReadonlySet<string>;
+}
+
 /**
- * The pod a container's config places it in, as a key: the inode of the first pinned
- * namespace it names (CRI-O pins each pod's network, IPC and UTS namespaces and names them in
- * all of the pod's containers). Undefined for a container that names none.
+ * The pod a container's config places it in, if any. CRI-O pins each pod's network, IPC and
+ * UTS namespaces and names them in all of the pod's containers: the key is the inode of the
+ * first pinned one. podman names its infra container's `/proc/<pid>/ns/<type>`: a pid that is
+ * the monitor of a live container of the same root names that container's pod.
  */
-export async function podKeyOf(spec: Spec): Promise<string | undefined> {
+export async function podOf(settings: RuntimeSettings, spec: Spec): Promise<PodPlacement | undefined> {
   const namespaces = spec.linux?.namespaces ?? [];
   for (const type of POD_KEY_TYPES) {
     const path = namespaces.find((ns) => ns.type === type)?.path;
-    if (path && (await isPinnedNamespace(path, type))) return `${type}:${(await stat(path)).ino}`;
+    if (path && (await isPinnedNamespace(path, type))) {
+      return { key: `${type}:${(await stat(path)).ino}`, memberPaths: new Set() };
+    }
+  }
+  const pids = new Set<number>();
+  for (const ns of namespaces) {
+    const m = ns.path ? PROC_NAMESPACE.exec(ns.path) : null;
+    if (m) pids.add(Number(m[1]));
+  }
+  for (const pid of pids) {
+    const key = await podOfMonitor(settings, pid);
+    if (key) {
+      const memberPaths = namespaces
+        .filter(
+          (ns) =>
+            ns.path === `/proc/${pid}/ns/${nsFileName(ns.type)}` &&
+            (ns.type === 'network' || POD_PINNED_NAMESPACES.has(ns.type)),
+        )
+        .map((ns) => ns.path!);
+      return { key, memberPaths: new Set(memberPaths) };
+    }
   }
   return undefined;
 }
 
 /**
- * Records that the container in `dir` runs the VM of pod `key`, after checking that no other
- * live container of the same runtime root does: the VM of a pod's first container takes over
- * the pod's network namespace, so a second VM cannot. The OCI command runs one container per
- * pod VM; pods of several containers run in one VM through hull's shim.
+ * The pod of a lone OCI container's bundle (the OCI command's create and run), after checking
+ * its namespace paths: a pod's pinned IPC and UTS namespaces (CRI-O's), or those podman names
+ * through its infra container's monitor, are the pod VM's own; any other path is refused.
  */
-export async function claimPodOf(settings: RuntimeSettings, id: string, bundle: Bundle): Promise<void> {
-  const key = await podKeyOf(bundle.spec);
-  if (!key) return;
-  const configPath = join(bundle.dir, 'config.json');
-  const own = containerDir(settings, id);
+export async function checkedPodOf(
+  settings: RuntimeSettings,
+  bundle: Bundle,
+): Promise<PodPlacement | undefined> {
+  const pod = await podOf(settings, bundle.spec);
+  await checkNamespacePaths(
+    bundle,
+    NO_JOINABLE_NAMESPACES,
+    undefined,
+    POD_PINNED_NAMESPACES,
+    pod?.memberPaths,
+  );
+  return pod;
+}
+
+/** Records the pod of the container whose directory is `dir`. */
+export async function recordPod(settings: RuntimeSettings, id: string, key: string): Promise<void> {
+  await writeFile(join(containerDir(settings, id), POD_FILE), key, { mode: 0o600 });
+}
+
+/** The pod of the live container of this root whose monitor is `pid`, if there is one. */
+async function podOfMonitor(settings: RuntimeSettings, pid: number): Promise<string | undefined> {
   for (const name of await readdir(settings.root).catch(() => [] as string[])) {
     const dir = join(settings.root, name);
-    if (dir === own) continue;
-    const other = await readFile(join(dir, POD_FILE), 'utf8').catch(() => undefined);
-    if (other !== key) continue;
     const state = await readState(dir, name).catch(() => undefined);
-    if (!state || effectiveState(state).status === 'stopped') continue;
-    const owner = state.id;
-    throw new HullError(
-      'ERR_UNSUPPORTED',
-      `${configPath}: the pod namespaces it names are those of container ${owner}, whose VM has them; hull's OCI command runs one container per pod: run pods of several containers through hull's shim (CRI-O runtime_type "vm", containerd runtime io.containerd.hull.v2)`,
-    );
+    if (!state || state.pid !== pid || !isAlive(monitorOf(state))) continue;
+    if (effectiveState(state).status === 'stopped') continue;
+    return readFile(join(dir, POD_FILE), 'utf8').catch(() => undefined);
   }
-  await writeFile(join(own, POD_FILE), key, { mode: 0o600 });
+  return undefined;
+}
+
+/** The file under /proc/<pid>/ns/ of a namespace type (the network one is `net`). */
+function nsFileName(type: string): string {
+  return type === 'network' ? 'net' : type;
 }

@@ -86,12 +86,15 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
       metricsService(async () => {
         const running = pod.running;
         if (!running) return [];
-        return metrics.collect(running.sandbox, {
-          id: podId,
-          status: 'running',
-          boot: trace.bootRecord(),
-          containerIds: running.containerIds,
-        });
+        return metrics.collect(
+          { agent: running.sandbox.agent, vmPid: running.sandbox.vm.pid },
+          {
+            id: podId,
+            status: 'running',
+            boot: trace.bootRecord(),
+            containerIds: running.containerIds,
+          },
+        );
       }),
     );
   const server = createServer((socket) => {

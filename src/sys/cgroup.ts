@@ -226,3 +226,22 @@ async function enableControllers(path: string): Promise<void> {
     await mkdir(dir, { recursive: true });
   }
 }
+
+/**
+ * Moves this process (and so the processes it starts later) to the root cgroup of every
+ * hierarchy, out of the cgroups of whoever started it. The holder of a pod's VM is started
+ * under the first container's conmon, whose cgroup CRI-O kills when that container is
+ * removed; the VM is the pod's and must outlive it. The sandbox's own cgroup (VmmCgroup)
+ * then takes the controllers it limits. A hierarchy that refuses is left as it is.
+ */
+export async function leaveCallerCgroups(): Promise<void> {
+  const pid = String(process.pid);
+  if (await exists(join(CGROUP_ROOT, 'cgroup.controllers'))) {
+    await writeFile(join(CGROUP_ROOT, 'cgroup.procs'), pid).catch(() => {});
+    return;
+  }
+  // cgroup v1: each directory under the root is a hierarchy's mount (or a link to one).
+  for (const name of await readdir(CGROUP_ROOT).catch(() => [] as string[])) {
+    await writeFile(join(CGROUP_ROOT, name, 'cgroup.procs'), pid).catch(() => {});
+  }
+}

@@ -141,42 +141,62 @@ describe('a Kubernetes pod through CRI-O', { timeout: 900_000, skip: missing }, 
     }
   }
 
+  /** Creates and starts the pod's two SERVICE containers, app and side. */
+  async function startTwo(pod: Awaited<ReturnType<typeof runPod>>): Promise<[string, string]> {
+    const containers: string[] = [];
+    for (const name of ['app', 'side']) {
+      const { containerId } = await cri.call(RuntimeService.method.createContainer, pod.container(name));
+      await cri.call(RuntimeService.method.startContainer, { containerId });
+      containers.push(containerId);
+    }
+    return containers as [string, string];
+  }
+
+  /**
+   * What a user checks of a pod of two containers in one VM: one VM under `root`, one guest
+   * kernel, one localhost, one IPC and UTS namespace (the pod's hostname), the logs, an exec
+   * with a terminal.
+   */
+  async function checkOneVm(
+    pod: Awaited<ReturnType<typeof runPod>>,
+    [app, side]: [string, string],
+    handler: string,
+    root: string,
+  ): Promise<void> {
+    const [qemu, ...more] = await qemuProcessesUsing(root);
+    assert.ok(qemu, 'the pod runs in a VM');
+    assert.deepEqual(more, [], 'one VM for the whole pod');
+
+    const bootIds = [await execSync(app, ['cat', '/proc/sys/kernel/random/boot_id'])];
+    bootIds.push(await execSync(side, ['cat', '/proc/sys/kernel/random/boot_id']));
+    assert.match(bootIds[0]!, /^[0-9a-f-]{36}\n$/);
+    assert.equal(bootIds[0], bootIds[1], 'both containers run on the same guest kernel');
+    const hostBootId = await readFile('/proc/sys/kernel/random/boot_id', 'utf8');
+    assert.notEqual(bootIds[0], hostBootId, "the pod's kernel is not the host's");
+
+    // The pod's network: one localhost. Its IPC and UTS: one namespace each.
+    await execSync(app, [
+      'sh',
+      '-c',
+      'mkdir -p /tmp/www && echo from-app > /tmp/www/index.html && httpd -p 127.0.0.1:8080 -h /tmp/www',
+    ]);
+    assert.equal(await execSync(side, ['wget', '-q', '-O-', 'http://127.0.0.1:8080/']), 'from-app\n');
+    const ns = async (id: string) =>
+      execSync(id, ['stat', '-L', '-c', '%i', '/proc/self/ns/ipc', '/proc/self/ns/uts']);
+    assert.equal(await ns(app), await ns(side), 'the containers share the IPC and UTS namespaces');
+    assert.equal((await execSync(side, ['hostname'])).trim(), `web-${handler}`);
+
+    assert.match(await pod.log('app'), /stdout F hello-app\n/);
+    assert.match(await pod.log('side'), /stdout F hello-side\n/);
+    assert.match(await execWithTerminal(side), /\/dev\/pts\/\d+/);
+  }
+
   test('runtime_type vm: CRI-O speaks shim v2 to containerd-shim-hull-v2: a two-container pod in one VM; logs, exec, a terminal, stats, stop with a grace period, removal', async () => {
     const pod = await runPod(VM_HANDLER);
     let passed = false;
     try {
-      const containers: string[] = [];
-      for (const name of ['app', 'side']) {
-        const { containerId } = await cri.call(RuntimeService.method.createContainer, pod.container(name));
-        await cri.call(RuntimeService.method.startContainer, { containerId });
-        containers.push(containerId);
-      }
-      const [app, side] = containers as [string, string];
-      const [qemu, ...more] = await qemuProcessesUsing(crio.dir);
-      assert.ok(qemu, 'the pod runs in a VM');
-      assert.deepEqual(more, [], 'one VM for the whole pod');
-
-      const bootIds = [await execSync(app, ['cat', '/proc/sys/kernel/random/boot_id'])];
-      bootIds.push(await execSync(side, ['cat', '/proc/sys/kernel/random/boot_id']));
-      assert.match(bootIds[0]!, /^[0-9a-f-]{36}\n$/);
-      assert.equal(bootIds[0], bootIds[1], 'both containers run on the same guest kernel');
-      const hostBootId = await readFile('/proc/sys/kernel/random/boot_id', 'utf8');
-      assert.notEqual(bootIds[0], hostBootId, "the pod's kernel is not the host's");
-
-      // The pod's network: one localhost. Its IPC and UTS: one namespace each.
-      await execSync(app, [
-        'sh',
-        '-c',
-        'mkdir -p /tmp/www && echo from-app > /tmp/www/index.html && httpd -p 127.0.0.1:8080 -h /tmp/www',
-      ]);
-      assert.equal(await execSync(side, ['wget', '-q', '-O-', 'http://127.0.0.1:8080/']), 'from-app\n');
-      const ns = async (id: string) =>
-        execSync(id, ['stat', '-L', '-c', '%i', '/proc/self/ns/ipc', '/proc/self/ns/uts']);
-      assert.equal(await ns(app), await ns(side), 'the containers share the IPC and UTS namespaces');
-      assert.equal((await execSync(side, ['hostname'])).trim(), `web-${VM_HANDLER}`);
-
-      assert.match(await pod.log('app'), /stdout F hello-app\n/);
-      assert.match(await execWithTerminal(side), /\/dev\/pts\/\d+/);
+      const [app, side] = await startTwo(pod);
+      await checkOneVm(pod, [app, side], VM_HANDLER, crio.dir);
 
       const { stats } = await cri.call(RuntimeService.method.containerStats, { containerId: app });
       assert.ok((stats?.memory?.workingSetBytes?.value ?? 0n) > 0n, 'memory working set reaches CRI-O');
@@ -194,39 +214,31 @@ describe('a Kubernetes pod through CRI-O', { timeout: 900_000, skip: missing }, 
     }
   });
 
-  test("runtime_type oci: conmon drives bin/hull with no PATH; a pod's container runs in a VM that takes the pod's pinned namespaces; a second container of the pod is refused in one line", async () => {
+  test("runtime_type oci: conmon drives bin/hull with no PATH: a two-container pod in one VM that takes the pod's network; logs, exec, a terminal, the first container stopped and removed while the other runs, removal", async () => {
     const pod = await runPod(OCI_HANDLER);
     let passed = false;
     try {
-      const { containerId: app } = await cri.call(
-        RuntimeService.method.createContainer,
-        pod.container('app'),
-      );
-      await cri.call(RuntimeService.method.startContainer, { containerId: app });
-      const [qemu, ...more] = await qemuProcessesUsing(crio.ociRoot);
-      assert.ok(qemu, 'the container runs in a VM');
-      assert.deepEqual(more, []);
-      const bootId = await execSync(app, ['cat', '/proc/sys/kernel/random/boot_id']);
-      assert.notEqual(bootId, await readFile('/proc/sys/kernel/random/boot_id', 'utf8'));
-      assert.equal((await execSync(app, ['hostname'])).trim(), `web-${OCI_HANDLER}`);
+      const [app, side] = await startTwo(pod);
+      await checkOneVm(pod, [app, side], OCI_HANDLER, crio.ociRoot);
+      const [qemu] = await qemuProcessesUsing(crio.ociRoot);
       // The VM took over the pod's network namespace: the pod's address is the guest's.
       const { stdout: podStatus } = await crio.crictl(['inspectp', pod.podSandboxId]);
       const podIp = (JSON.parse(podStatus) as { status: { network: { ip: string } } }).status.network.ip;
       assert.match(
-        await execSync(app, ['ip', '-o', 'addr', 'show', 'eth0']),
+        await execSync(side, ['ip', '-o', 'addr', 'show', 'eth0']),
         new RegExp(`inet ${podIp.replaceAll('.', '\\.')}/`),
       );
-      assert.match(await pod.log('app'), /stdout F hello-app\n/);
-      assert.match(await execWithTerminal(app), /\/dev\/pts\/\d+/);
 
-      await assert.rejects(
-        cri.call(RuntimeService.method.createContainer, pod.container('side')),
-        /the pod namespaces it names are those of container [0-9a-f]{64}, whose VM has them; hull's OCI command runs one container per pod: run pods of several containers through hull's shim \(CRI-O runtime_type "vm"/,
-      );
-      assert.deepEqual(await qemuProcessesUsing(crio.ociRoot), [qemu], 'the refusal started no VM');
-
+      // The pod's first container ends and goes; the VM stays for the other.
       await stopGracefully(app);
       assert.match(await pod.log('app'), /stdout F got TERM\n/);
+      const removed = await crio.crictl(['rm', app]);
+      assert.equal(removed.code, 0, removed.stderr);
+      assert.match(await execSync(side, ['echo', 'still']), /still/, 'the other container runs on');
+      assert.deepEqual(await qemuProcessesUsing(crio.ociRoot), [qemu], 'in the same VM');
+
+      await stopGracefully(side);
+      assert.match(await pod.log('side'), /stdout F got TERM\n/);
       passed = true;
     } finally {
       // After a failure, the pod is removed still, but the failure is what the test reports.

@@ -5,10 +5,19 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { shareServerOf } from '../../src/hypervisor/jail/share-server.js';
+import type { Spec } from '../../src/oci/spec.js';
 import { isAlive } from '../../src/sys/process-identity.js';
 import { processesMentioning } from '../../src/sys/processes.js';
 import { sleep } from '../../src/util/deadline.js';
-import { bundleTests, HULL, hull, processExit, qemuProcessesUsing, startHull } from './harness.js';
+import {
+  bundleTests,
+  HULL,
+  hull,
+  processExit,
+  qemuProcessesUsing,
+  runCommand,
+  startHull,
+} from './harness.js';
 
 /**
  * Issue 24, items 3 to 5: what hull does when a process it recorded dies under it — a monitor
@@ -179,6 +188,52 @@ describe('lost processes: each loss named, nothing left behind', { timeout: 900_
     assert.equal(exec.stderr.trim().split('\n').length, 1, `one line: ${exec.stderr}`);
     assert.equal((await h('delete', b.id)).code, 0);
     assert.deepEqual(await cgroupDirs(b.id), []);
+  });
+
+  test("a pod's VM holder SIGKILLed: each of the pod's containers reads stopped, saying so in one line, and delete removes the pod's VM, cgroups and directory", async () => {
+    // A pod as CRI-O pins it: its network and IPC namespaces bind-mounted on files.
+    const pinned = { network: join(t.scratch, 'pod-net'), ipc: join(t.scratch, 'pod-ipc') };
+    for (const [type, path] of Object.entries(pinned)) {
+      await writeFile(path, '');
+      const pin = await runCommand('unshare', [`--${type === 'network' ? 'net' : type}=${path}`, 'true']);
+      assert.equal(pin.code, 0, pin.stderr);
+    }
+    try {
+      const inPod = (spec: Spec) => {
+        spec.linux!.namespaces = [
+          ...(spec.linux?.namespaces ?? []).filter((ns) => ns.type !== 'network' && ns.type !== 'ipc'),
+          { type: 'network', path: pinned.network },
+          { type: 'ipc', path: pinned.ipc },
+        ];
+      };
+      const members = [await serviceBundle(inPod), await serviceBundle(inPod)];
+      const monitors = [await running(members[0]!), await running(members[1]!)];
+      const [qemu, ...more] = await qemuProcessesUsing(t.root);
+      assert.ok(qemu, 'the pod has a VM');
+      assert.deepEqual(more, [], 'one VM for both containers');
+      const [holder] = await processesMentioning(t.root, (cmdline) => cmdline.includes('_podvm'));
+      assert.ok(holder, "the pod's VM has its holder");
+      const podId = `pod-network-${(await stat(pinned.network)).ino}`;
+
+      process.kill(holder, 'SIGKILL');
+      for (const monitor of monitors) await processExit(monitor, 30_000);
+      for (const b of members) {
+        const state = await stateOf(b.id);
+        assert.equal(state.status, 'stopped');
+        assert.match(
+          state.vmLost ?? '',
+          new RegExp(`its pod's VM holder \\(hull _podvm, pid ${holder}\\) died`),
+        );
+        const exec = await h('exec', b.id, 'true');
+        assert.notEqual(exec.code, 0);
+        assert.equal(exec.stderr.trim().split('\n').length, 1, `one line: ${exec.stderr}`);
+      }
+      for (const b of members) assert.equal((await h('delete', b.id)).code, 0);
+      assert.deepEqual(await qemuProcessesUsing(t.root), [], "the pod's VM is gone");
+      assert.deepEqual(await cgroupDirs(podId), [], "the pod's cgroups are gone");
+    } finally {
+      await runCommand('umount', [pinned.network, pinned.ipc]);
+    }
   });
 
   test('a monitor SIGKILLed while it boots the VM: create names it and leaves nothing (issue 24, items 4 and 5)', async () => {

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { processesMentioning } from '../../src/sys/processes.js';
 import { SERVER_IMAGE, serverImageArchive } from '../fixtures/debian-image.js';
-import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { busyboxImageArchive, IMAGE, PAUSE_IMAGE, pauseImageArchive } from '../fixtures/oci-image.js';
 import { type PrivatePodman, privatePodman } from '../fixtures/podman.js';
 import { ACCESS_LOG_LINE, fetchFromInside, SERVER_PAGE } from '../fixtures/web-server.js';
-import { assertNothingLeft, privateDirs, runCommand } from './harness.js';
+import { assertNothingLeft, privateDirs, qemuProcessesUsing, runCommand } from './harness.js';
 
 /** podman 4.3 with hull as a runtime, through conmon, as a user would set it up. */
 /** podman's sizes ("350.2MB", "1.074GB", "512kB", decimal units) in MiB. */
@@ -127,5 +129,118 @@ describe('podman --runtime hull', { timeout: 600_000 }, () => {
       assert.equal((await podman('rm', '-f', '-t', '1', 'web')).code, 0);
     }
     await assertNothingLeft(join(dirs.scratch, 'hull'));
+  });
+});
+
+/** podman pods: the infra container and every `run --pod` container of a pod in one VM. */
+describe('podman pods with --runtime hull', { timeout: 600_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let podman: PrivatePodman['podman'];
+  let bridgeExisted = false;
+
+  before(async () => {
+    dirs = await privateDirs('podman-pod');
+    const d = dirs.scratch;
+    bridgeExisted = (await runCommand('ip', ['link', 'show', 'cni-podman0'])).code === 0;
+    // A pod network (podman's CNI bridge): the pod's network namespace is the VM's.
+    ({ podman } = await privatePodman(d, { bridgeSubnet: '10.231.31.0/24' }));
+    for (const archive of [
+      await busyboxImageArchive(join(d, 'image')),
+      await pauseImageArchive(join(d, 'image')),
+    ]) {
+      const load = await podman('load', '-i', archive);
+      assert.equal(load.code, 0, load.stderr);
+    }
+  });
+  after(async () => {
+    await podman('pod', 'rm', '-a', '-f', '-t', '1');
+    if (!bridgeExisted) await runCommand('ip', ['link', 'del', 'cni-podman0']);
+    await dirs.cleanup();
+  });
+
+  test('pod create and two run -d --pod: both containers in one VM, sharing localhost and IPC; pod rm -f leaves nothing', async () => {
+    const created = await podman('pod', 'create', '--name', 'pp', '--infra-image', PAUSE_IMAGE);
+    assert.equal(created.code, 0, created.stderr);
+    for (const name of ['a', 'b']) {
+      const run = await podman('run', '-d', '--pod', 'pp', '--name', name, IMAGE, 'sleep', '1000');
+      assert.equal(run.code, 0, run.stderr);
+    }
+    const inBoth = async (...cmd: string[]) => {
+      const out: string[] = [];
+      for (const name of ['a', 'b']) {
+        const r = await podman('exec', name, ...cmd);
+        assert.equal(r.code, 0, r.stderr);
+        out.push(r.stdout);
+      }
+      return out;
+    };
+    const [bootA, bootB] = await inBoth('cat', '/proc/sys/kernel/random/boot_id');
+    assert.match(bootA!, /^[0-9a-f-]{36}\n$/);
+    assert.equal(bootA, bootB, 'both containers run on the same guest kernel');
+    assert.notEqual(bootA, await readFile('/proc/sys/kernel/random/boot_id', 'utf8'));
+    const [ipcA, ipcB] = await inBoth('stat', '-L', '-c', '%i', '/proc/self/ns/ipc');
+    assert.equal(ipcA, ipcB, 'the containers share the IPC namespace');
+    // The hull root podman's conmon gave hull: on the command line of a's monitor.
+    const idOf = async (name: string) => (await podman('inspect', '--format', '{{.Id}}', name)).stdout.trim();
+    const ids = [await idOf('a'), await idOf('b')];
+    const infra = (await podman('pod', 'inspect', '--format', '{{.InfraContainerID}}', 'pp')).stdout.trim();
+    const [monitor] = await processesMentioning(ids[0]!, (cmdline) => cmdline.includes('_monitor'));
+    const args = (await readFile(`/proc/${monitor}/cmdline`, 'utf8')).split('\0');
+    const podDirs = `${args[args.indexOf('--root') + 1]}/pod:`;
+    const [qemu, ...more] = await qemuProcessesUsing(podDirs);
+    assert.ok(qemu, 'the pod runs in a VM');
+    assert.deepEqual(more, [], 'one VM for the pod, its infra container included');
+    const serve = await podman(
+      'exec',
+      '-d',
+      'a',
+      'sh',
+      '-c',
+      'echo from-a > /tmp/i && httpd -f -p 127.0.0.1:8080 -h /tmp',
+    );
+    assert.equal(serve.code, 0, serve.stderr);
+    let page = '';
+    for (let i = 0; i < 50 && page !== 'from-a\n'; i++) {
+      page = (await podman('exec', 'b', 'wget', '-q', '-O-', 'http://127.0.0.1:8080/i')).stdout;
+    }
+    assert.equal(page, 'from-a\n', "b reaches a's server on the pod's localhost");
+
+    const removed = await podman('pod', 'rm', '-f', '-t', '1', 'pp');
+    assert.equal(removed.code, 0, removed.stderr);
+    const hullProcesses = async () => [
+      ...(await processesMentioning(podDirs)),
+      ...(await processesMentioning(ids[0]!)),
+      ...(await processesMentioning(ids[1]!)),
+      ...(await processesMentioning(infra)),
+    ];
+    let left = await hullProcesses();
+    for (let i = 0; i < 100 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await hullProcesses();
+    }
+    assert.deepEqual(left, [], 'no VM, holder or monitor is left');
+    const [rootDir] = podDirs.split('/pod:');
+    const states = await runCommand('grep', [
+      '-rl',
+      '-e',
+      ids[0]!,
+      '-e',
+      ids[1]!,
+      '-e',
+      infra,
+      '--include=state.json',
+      rootDir!,
+    ]);
+    assert.equal(states.stdout, '', 'no state directory of the pod is left');
+    const leftPods = await runCommand('find', [
+      rootDir!,
+      '-maxdepth',
+      '1',
+      '-name',
+      'pod:*',
+      '-newer',
+      dirs.scratch,
+    ]);
+    assert.equal(leftPods.stdout, '', "no pod VM's directory is left");
   });
 });
