@@ -20,13 +20,13 @@ import type {
 } from './api-types.js';
 import { requireToken } from './auth.js';
 import type { CommandSessions } from './command-sessions.js';
+import { DEFAULT_MAX_UPLOAD_BYTES } from './limits.js';
 import { OPENAPI_PATH, openApiDocument } from './openapi.js';
 import type { SandboxFiles } from './sandbox-files.js';
 import type { SandboxService } from './sandbox-service.js';
 
 /** The largest JSON body; files come as streams, bounded by `maxUploadBytes`. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
-export const DEFAULT_MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
 /** The largest WebSocket message a client may send (stdin comes in pieces of its choosing). */
 const MAX_WS_MESSAGE_BYTES = 1024 * 1024;
 /** How long a refused upload's connection stays open for its answer to be read. */
