@@ -168,8 +168,7 @@ export class VmmCgroup {
  */
 export async function moveToOwnCgroups(pid: number, path: string): Promise<void> {
   const clean = posix.normalize(`/${path}`);
-  const roots = (await exists(join(CGROUP_ROOT, 'cgroup.controllers'))) ? [CGROUP_ROOT] : await v1Roots();
-  for (const root of roots) {
+  for (const root of await hierarchyRoots()) {
     let dir = root;
     for (const part of clean.split('/').filter(Boolean)) {
       const parent = dir;
@@ -186,6 +185,12 @@ export async function moveToOwnCgroups(pid: number, path: string): Promise<void>
     }
     await writeFile(join(dir, 'cgroup.procs'), String(pid));
   }
+}
+
+/** The unified hierarchy's root, or on a v1 (hybrid) host the root of every mounted hierarchy. */
+async function hierarchyRoots(): Promise<string[]> {
+  if (await exists(join(CGROUP_ROOT, 'cgroup.controllers'))) return [CGROUP_ROOT];
+  return v1Roots();
 }
 
 /** The root of every v1 hierarchy mounted under /sys/fs/cgroup, and the unified one if any. */
@@ -236,12 +241,7 @@ async function enableControllers(path: string): Promise<void> {
  */
 export async function leaveCallerCgroups(): Promise<void> {
   const pid = String(process.pid);
-  if (await exists(join(CGROUP_ROOT, 'cgroup.controllers'))) {
-    await writeFile(join(CGROUP_ROOT, 'cgroup.procs'), pid).catch(() => {});
-    return;
-  }
-  // cgroup v1: each directory under the root is a hierarchy's mount (or a link to one).
-  for (const name of await readdir(CGROUP_ROOT).catch(() => [] as string[])) {
-    await writeFile(join(CGROUP_ROOT, name, 'cgroup.procs'), pid).catch(() => {});
+  for (const root of await hierarchyRoots().catch(() => [] as string[])) {
+    await writeFile(join(root, 'cgroup.procs'), pid).catch(() => {});
   }
 }

@@ -11,6 +11,12 @@ export function statusField(status: string, name: string): string {
   return new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
 }
 
+/** The pid of a process's parent now, if it is still there. */
+export async function parentOf(pid: number): Promise<number | undefined> {
+  const ppid = statusField(await readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''), 'PPid');
+  return ppid === '' ? undefined : Number(ppid);
+}
+
 /** Real uids of the running processes. */
 export async function runningUids(): Promise<Set<number>> {
   // Read side by side: one after another, a host with a thousand processes would add a

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFile, readlink, stat } from 'node:fs/promises';
+import { readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { HullError } from '../errors.js';
@@ -149,13 +149,6 @@ export class TemplateMemory {
   discard(): void {
     this.child.kill('SIGKILL');
   }
-}
-
-/** The pid of a process's parent now, if it is still there. */
-export async function parentOf(pid: number): Promise<number | undefined> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const ppid = /^PPid:\s+(\d+)$/m.exec(status)?.[1];
-  return ppid === undefined ? undefined : Number(ppid);
 }
 
 /** Ends a holder left by a template that is removed or replaced. */
