@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'ERR_AGENT'
   | 'ERR_MOUNT'
   | 'ERR_NETWORK'
+  /** A sandbox made with network 'none' has no network to reach a port of. */
+  | 'ERR_NO_NETWORK'
   | 'ERR_REGISTRY'
   | 'ERR_UNSUPPORTED'
   | 'ERR_ABORTED'

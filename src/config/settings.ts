@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { HullError } from '../errors.js';
 import { parseArch } from '../hypervisor/arch.js';
 import { DEFAULT_TCG_CACHE_MIB } from '../hypervisor/qemu/command-line.js';
@@ -25,7 +26,10 @@ export type SettingName =
   | 'kernel'
   | 'logLevel'
   | 'logFormat'
-  | 'traceDir';
+  | 'traceDir'
+  | 'serveBridge'
+  | 'serveSubnet'
+  | 'servePortsHost';
 
 /** How a value is written in the TOML file; the table keeps every value as a string. */
 export type FileType = 'string' | 'integer' | 'number-or-auto' | 'switch';
@@ -224,6 +228,53 @@ const SETTINGS: Record<SettingName, SettingSpec> = {
           'ERR_CONFIG',
           `${where}=${raw} is not valid: give an absolute directory, or nothing`,
         );
+      return raw;
+    },
+  },
+  serveBridge: {
+    env: 'HULL_SERVE_BRIDGE',
+    fileKey: 'serve.bridge',
+    fileType: 'string',
+    description:
+      "the host bridge `hull serve` joins its network 'internet' sandboxes to (made if missing; never another tool's)",
+    defaultValue: 'hull-serve0',
+    check: (raw, where) => {
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,14}$/.test(raw))
+        throw new HullError(
+          'ERR_CONFIG',
+          `${where}=${raw} is not valid: give an interface name of 1 to 15 letters, digits, _ or -`,
+        );
+      return raw;
+    },
+  },
+  serveSubnet: {
+    env: 'HULL_SERVE_SUBNET',
+    fileKey: 'serve.subnet',
+    fileType: 'string',
+    description:
+      "the IPv4 subnet of `hull serve`'s bridge (its first address is the gateway); must not overlap a network the host routes",
+    defaultValue: '10.208.0.0/16',
+    check: (raw, where) => {
+      const [address, prefix] = raw.split('/');
+      const length = Number(prefix);
+      if (!address || !isIPv4(address) || !Number.isInteger(length) || length < 8 || length > 28)
+        throw new HullError(
+          'ERR_CONFIG',
+          `${where}=${raw} is not valid: give an IPv4 subnet as ADDRESS/PREFIX, prefix 8 to 28`,
+        );
+      return raw;
+    },
+  },
+  servePortsHost: {
+    env: 'HULL_SERVE_PORTS_HOST',
+    fileKey: 'serve.ports_host',
+    fileType: 'string',
+    description:
+      'the host address the URLs of sandbox.ports.url(port) listen on (127.0.0.1: this machine only)',
+    defaultValue: '127.0.0.1',
+    check: (raw, where) => {
+      if (!isIPv4(raw) && !/^[0-9a-fA-F:]+$/.test(raw))
+        throw new HullError('ERR_CONFIG', `${where}=${raw} is not valid: give an IP address of this host`);
       return raw;
     },
   },

@@ -2,6 +2,7 @@ import type { CreateSandboxRequest, SandboxInfo, SandboxList } from '../serve/ap
 import { Commands } from './commands.js';
 import { Connection, type ConnectionOptions } from './connection.js';
 import { Files } from './files.js';
+import { Ports } from './ports.js';
 
 export type { FileEntry, SandboxInfo } from '../serve/api-types.js';
 export type { CommandHandle, CommandOptions, CommandResult } from './commands.js';
@@ -18,6 +19,7 @@ export type SandboxOptions = CreateSandboxRequest & ConnectionOptions;
 export class Sandbox {
   readonly commands: Commands;
   readonly files: Files;
+  readonly ports: Ports;
 
   private constructor(
     private readonly connection: Connection,
@@ -27,6 +29,7 @@ export class Sandbox {
   ) {
     this.commands = new Commands(connection, sandboxId);
     this.files = new Files(connection, sandboxId);
+    this.ports = new Ports(connection, sandboxId);
   }
 
   static async create(options: SandboxOptions): Promise<Sandbox> {

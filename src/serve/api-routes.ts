@@ -63,6 +63,16 @@ export const API_ROUTES: readonly ApiRoute[] = [
     responses: { 200: 'SandboxInfo' },
   },
   {
+    operationId: 'portUrl',
+    method: 'POST',
+    url: '/v1/sandboxes/:sandboxId/ports',
+    summary:
+      "A base URL on the host (http://HOST:PORT) reaching a TCP port the sandbox listens on, made on the first request, gone with the sandbox; refused with ERR_NO_NETWORK for network 'none'",
+    params: 'SandboxIdParams',
+    body: 'PortRequest',
+    responses: { 200: 'PortUrl' },
+  },
+  {
     operationId: 'startCommand',
     method: 'POST',
     url: '/v1/sandboxes/:sandboxId/commands',

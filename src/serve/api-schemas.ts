@@ -195,6 +195,17 @@ export const schemas = {
       },
     },
   },
+  PortRequest: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['port'],
+    properties: { port: { type: 'integer', minimum: 1, maximum: 65535 } },
+  },
+  PortUrl: {
+    type: 'object',
+    required: ['port', 'url'],
+    properties: { port: { type: 'integer' }, url: { type: 'string' } },
+  },
   ExistsResponse: {
     type: 'object',
     required: ['exists'],

@@ -16,6 +16,7 @@ export type ApiErrorCode =
   | 'ERR_CONFIG'
   | 'ERR_REGISTRY'
   | 'ERR_UNSUPPORTED'
+  | 'ERR_NO_NETWORK'
   | 'ERR_INTERNAL'
   | (string & {});
 
@@ -104,6 +105,17 @@ export interface FileEntry {
 
 export interface FileList {
   entries: FileEntry[];
+}
+
+/** A port of the sandbox to reach from the host (`sandbox.ports.url`). */
+export interface PortRequest {
+  port: number;
+}
+
+export interface PortUrl {
+  port: number;
+  /** `http://HOST:PORT`, no trailing slash: a listener on the host joined to the sandbox's port. */
+  url: string;
 }
 
 export interface ExistsResponse {

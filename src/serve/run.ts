@@ -2,14 +2,17 @@ import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { type GlobalOptions, settingsFrom } from '../cli/global-options.js';
+import { setting } from '../config/settings.js';
 import { ContainerImageStore } from '../container-images/store.js';
 import { HullError } from '../errors.js';
 import { logger } from '../log.js';
+import { bridgeNetwork } from '../network/serve-bridge.js';
 import { readTokenFile } from './auth.js';
 import { CommandSessions } from './command-sessions.js';
 import { hullVerbs } from './container-lifecycle.js';
 import { type ListenAddress, parseListenAddress } from './listen-address.js';
 import { SandboxFiles } from './sandbox-files.js';
+import { SandboxNetworks } from './sandbox-network.js';
 import { SandboxService } from './sandbox-service.js';
 import { buildServer } from './server.js';
 
@@ -37,7 +40,17 @@ export async function serve(options: ServeOptions, globals: GlobalOptions): Prom
   }
   const token = options.tokenFile ? await readTokenFile(options.tokenFile) : undefined;
   const settings = settingsFrom(globals);
-  const sandboxes = new SandboxService(settings.root, new ContainerImageStore(), hullVerbs(settings));
+  const networks = new SandboxNetworks(
+    bridgeNetwork(setting('serveBridge'), setting('serveSubnet')),
+    settings.root,
+    setting('servePortsHost'),
+  );
+  const sandboxes = new SandboxService(
+    settings.root,
+    new ContainerImageStore(),
+    hullVerbs(settings),
+    networks,
+  );
   await sandboxes.recover();
   const app = await buildServer({
     sandboxes,

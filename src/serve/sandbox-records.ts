@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import type { ImageProcessConfig } from '../container-images/store.js';
 import type { SandboxInfo } from './api-types.js';
+import type { SandboxAddress } from './sandbox-address.js';
 
 /**
  * What serve keeps of each sandbox, beside the container's own state: under
@@ -14,6 +15,10 @@ export interface SandboxRecord extends Omit<SandboxInfo, 'expiresAt' | 'status'>
   expiresAtMs: number;
   /** The environment, working directory and user commands start from (the image's). */
   process: ImageProcessConfig;
+  /** Network 'internet': the sandbox's namespace and address on serve's bridge. */
+  internet?: SandboxAddress;
+  /** The host port of each sandbox port given a URL (`sandbox.ports.url`). */
+  ports?: Record<string, number>;
 }
 
 const RECORD_FILE = 'sandbox.json';

@@ -7,6 +7,7 @@ import { HullError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import type { CreateSandboxRequest, SandboxInfo } from './api-types.js';
 import type { ContainerVerbs } from './container-lifecycle.js';
+import { noNetwork, type SandboxNetworks, withSandboxNetwork } from './sandbox-network.js';
 import {
   makeSandboxDir,
   readRecords,
@@ -39,6 +40,7 @@ export class SandboxService {
     private readonly root: string,
     private readonly images: ContainerImageStore,
     private readonly verbs: ContainerVerbs,
+    private readonly networks: SandboxNetworks,
   ) {}
 
   /**
@@ -56,15 +58,11 @@ export class SandboxService {
         this.arm(record);
       }
     }
+    await this.networks.recover([...this.records.values()]);
+    for (const record of this.records.values()) if (record.ports) await writeRecord(this.root, record);
   }
 
   async create(request: CreateSandboxRequest): Promise<SandboxInfo> {
-    if (request.network === 'internet') {
-      throw new HullError(
-        'ERR_UNSUPPORTED',
-        "network 'internet' is not available yet: create the sandbox with network 'none'",
-      );
-    }
     const signal = AbortSignal.timeout(CREATE_TIMEOUT_MS);
     const image = await this.images.pull(request.image, signal);
     const id = `sb-${randomBytes(8).toString('hex')}`;
@@ -77,16 +75,20 @@ export class SandboxService {
       memoryMiB: request.memoryMiB,
       env: request.env ?? {},
       metadata: request.metadata ?? {},
-      network: request.network ?? 'none',
+      network: request.network ?? 'internet',
       createdAt: new Date().toISOString(),
       expiresAtMs: Date.now() + (request.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       process: image.config,
     };
     try {
+      if (record.network === 'internet') record.internet = await this.networks.attach(id, dir, signal);
       const bundle = join(dir, 'bundle');
       await mkdir(bundle, { mode: 0o700 });
       await makeSandboxRootfs(image, join(bundle, 'rootfs'), signal);
-      await writeFile(join(bundle, 'config.json'), `${JSON.stringify(sandboxSpec(record), null, 2)}\n`);
+      await writeFile(
+        join(bundle, 'config.json'),
+        `${JSON.stringify(withSandboxNetwork(sandboxSpec(record), record, dir), null, 2)}\n`,
+      );
       await this.verbs.create(id, bundle, { cpus: request.cpus, memoryMiB: request.memoryMiB }, signal);
       // Written last: a directory without a record is a create cut short (see recover).
       await writeRecord(this.root, record);
@@ -113,7 +115,15 @@ export class SandboxService {
   }
 
   async info(record: SandboxRecord): Promise<SandboxInfo> {
-    const { expiresAtMs, process: _process, cpus, memoryMiB, ...rest } = record;
+    const {
+      expiresAtMs,
+      process: _process,
+      internet: _internet,
+      ports: _ports,
+      cpus,
+      memoryMiB,
+      ...rest
+    } = record;
     return {
       ...rest,
       ...(cpus ? { cpus } : {}),
@@ -121,6 +131,15 @@ export class SandboxService {
       expiresAt: new Date(expiresAtMs).toISOString(),
       status: (await this.verbs.running(record.sandboxId)) ? 'running' : 'stopped',
     };
+  }
+
+  /** A base URL on the host reaching `port` of the sandbox, made on the first request. */
+  async portUrl(id: string, port: number): Promise<string> {
+    const record = this.record(id);
+    if (!record.internet) throw noNetwork(id);
+    const url = await this.networks.ports.url(record, port);
+    await writeRecord(this.root, record);
+    return url;
   }
 
   /** Live sandboxes whose metadata has every pair of `metadata`. */
@@ -163,6 +182,7 @@ export class SandboxService {
 
   /** Stops the timers (the server is closing); the sandboxes live on. */
   close(): void {
+    this.networks.close();
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
   }
@@ -183,6 +203,8 @@ export class SandboxService {
 
   private async remove(id: string): Promise<void> {
     await this.verbs.delete(id, AbortSignal.timeout(60_000));
+    // After the VM: the namespace is the container's until it is deleted.
+    await this.networks.detach(id, this.records.get(id)?.internet?.bridge);
     await removeSandboxDir(this.root, id);
   }
 }

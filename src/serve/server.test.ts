@@ -4,11 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ContainerImageStore } from '../container-images/store.js';
+import { bridgeNetwork } from '../network/serve-bridge.js';
 import { installRoot } from '../paths.js';
 import { CommandSessions } from './command-sessions.js';
 import { hullVerbs } from './container-lifecycle.js';
 import { OPENAPI_PATH } from './openapi.js';
 import { SandboxFiles } from './sandbox-files.js';
+import { SandboxNetworks } from './sandbox-network.js';
 import { SandboxService } from './sandbox-service.js';
 import { buildServer, MAX_JSON_BODY_BYTES } from './server.js';
 
@@ -26,6 +28,7 @@ describe('the API server', () => {
         settings.root,
         new ContainerImageStore(join(dir, 'images')),
         hullVerbs(settings),
+        new SandboxNetworks(bridgeNetwork('hull-unit0', '10.209.0.0/24'), settings.root, '127.0.0.1'),
       ),
       commands: new CommandSessions(settings),
       files: new SandboxFiles(settings),

@@ -15,6 +15,7 @@ import type {
   ApiErrorCode,
   CreateSandboxRequest,
   PathRequest,
+  PortRequest,
   SetTimeoutRequest,
   StartCommandRequest,
 } from './api-types.js';
@@ -52,6 +53,7 @@ const STATUS: Partial<Record<string, number>> = {
   ERR_ROUTE: 404,
   ERR_EXISTS: 409,
   ERR_STATE: 409,
+  ERR_NO_NETWORK: 409,
   ERR_TOO_LARGE: 413,
   ERR_REGISTRY: 424,
   ERR_UNSUPPORTED: 501,
@@ -154,6 +156,10 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     },
     setSandboxTimeout: async (request) =>
       sandboxes.setTimeout(sandboxOf(request).sandboxId, (request.body as SetTimeoutRequest).timeoutMs),
+    portUrl: async (request) => {
+      const { port } = request.body as PortRequest;
+      return { port, url: await sandboxes.portUrl(sandboxOf(request).sandboxId, port) };
+    },
     startCommand: async (request, reply) =>
       reply.code(201).send(await commands.start(sandboxOf(request), request.body as StartCommandRequest)),
     readFile: async (request, reply) =>
