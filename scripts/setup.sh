@@ -38,6 +38,7 @@ packages=(
   podman conmon docker.io containerd umoci skopeo   # end-to-end tests with real clients
   docker-registry       # a registry on 127.0.0.1 for `hull serve`'s sandboxes from image references
   containernetworking-plugins   # CNI plugins: pod networks in the CRI tests
+  iptables iproute2      # hull serve: its sandboxes' bridge, NAT and firewall
   curl                  # tests and the benchmark fetch from servers in containers
   python3 bsdutils      # test peers: a console-socket receiver; `script` for `podman run -t`
   mmdebstrap            # test images made from Debian packages (nginx, iptables, iproute2)
