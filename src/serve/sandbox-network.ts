@@ -27,8 +27,10 @@ const netnsName = (sandboxId: string) => `hull-${sandboxId}`;
  * (13 digits), so that no two sandboxes' names are the same and a teardown by name removes
  * only its own sandbox's veth.
  */
-const hostVethName = (sandboxId: string) =>
-  `h${BigInt(`0x${sandboxId.slice(3)}`).toString(36).padStart(13, '0')}`;
+function hostVethName(sandboxId: string): string {
+  const bits = BigInt(`0x${sandboxId.slice(3)}`);
+  return `h${bits.toString(36).padStart(13, '0')}`;
+}
 
 /**
  * Each network 'internet' sandbox's own network namespace on the host, made by the server
