@@ -138,6 +138,11 @@ export class SandboxService {
     const record = this.record(id);
     if (!record.internet) throw noNetwork(id);
     const url = await this.networks.ports.url(record, port);
+    // Killed meanwhile: its listeners were closed before this one was made.
+    if (this.killing.has(id) || !this.records.has(id)) {
+      this.networks.ports.closeAll(id);
+      throw new HullError('ERR_NOT_FOUND', `sandbox ${id} was killed while its port was being opened`);
+    }
     await writeRecord(this.root, record);
     return url;
   }
