@@ -93,16 +93,17 @@ export class SandboxNetworks {
       // Before it is up: no IPv6 link-local address on the host's side of the sandbox.
       await writeFile(`/proc/sys/net/ipv6/conf/${address.hostVeth}/disable_ipv6`, '1');
       await ip(
-        ['link', 'set', address.hostVeth, 'master', bridge],
-        `joining ${address.hostVeth} to ${bridge}`,
+        ['-batch', '-'],
+        `joining ${sandboxId}'s veth to ${bridge}, isolated`,
         signal,
+        [
+          `link set dev ${address.hostVeth} master ${bridge}`,
+          // The bridge forwards nothing between two isolated ports: no sandbox reaches another.
+          `link set dev ${address.hostVeth} type bridge_slave isolated on`,
+          `link set dev ${address.hostVeth} up`,
+          '',
+        ].join('\n'),
       );
-      await run(systemTool('bridge'), ['link', 'set', 'dev', address.hostVeth, 'isolated', 'on'], {
-        signal,
-        errorCode: 'ERR_NETWORK',
-        purpose: `isolating ${sandboxId}'s port of ${bridge}`,
-      });
-      await ip(['link', 'set', address.hostVeth, 'up'], `bringing ${address.hostVeth} up`, signal);
       await ip(
         ['-n', netnsName(sandboxId), '-batch', '-'],
         `giving ${sandboxId} its address`,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
+import { bridgeNetwork, removeBridge } from '../../src/network/serve-bridge.js';
 import { freePort, pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
 import { type HullRun, hull, privateDirs, processExit, qemuProcessesUsing, startHull } from './harness.js';
 
@@ -18,6 +19,7 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
   let server: HullRun | undefined;
   let socket: string;
   let api: string;
+  const bridge = bridgeNetwork(`hs${process.pid % 100000}`, '10.212.0.0/24');
 
   /** `hull serve` on the file's own socket and root, as a user would start it. */
   async function startServe(extra: string[] = []): Promise<HullRun> {
@@ -57,7 +59,8 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
     for (const shared of ['images', 'templates'])
       await symlink(join('/var/lib/hull', shared), join(state, shared));
     await copyFile('/var/lib/hull/accel.json', join(state, 'accel.json')).catch(() => {});
-    env = { HULL_STATE_DIR: state };
+    // Sandboxes have network 'internet' by default: on a bridge of this file's own.
+    env = { HULL_STATE_DIR: state, HULL_SERVE_BRIDGE: bridge.bridge, HULL_SERVE_SUBNET: '10.212.0.0/24' };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);
     socket = join(dirs.scratch, 'api.sock');
@@ -71,6 +74,7 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
     }
     await stopServe();
     await registry?.stop();
+    await removeBridge(bridge);
     await dirs?.cleanup();
   });
 
