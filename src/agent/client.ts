@@ -63,9 +63,16 @@ export class AgentClient {
   /**
    * `taken`: the channel is a clone's, whose agent already served its template's host (see
    * TtrpcClient): this client's stream ids start where that one's never reach.
+   * `firstStreamId`: the channel is a saved VM's, resumed or forked; its agent saw ids up to
+   * where the client of the saved VM stopped (its streamIdsFrom, recorded at save).
    */
-  constructor(channel: Duplex, options: { taken?: boolean } = {}) {
-    this.rpc = new TtrpcClient(channel, options.taken ? CLONE_FIRST_STREAM_ID : 1);
+  constructor(channel: Duplex, options: { taken?: boolean; firstStreamId?: number } = {}) {
+    this.rpc = new TtrpcClient(channel, options.firstStreamId ?? (options.taken ? CLONE_FIRST_STREAM_ID : 1));
+  }
+
+  /** Where a client taking over this channel after a save starts its stream ids. */
+  get streamIdsFrom(): number {
+    return this.rpc.streamIdsFrom;
   }
 
   /**

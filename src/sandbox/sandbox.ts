@@ -179,7 +179,10 @@ export class Sandbox {
         const { vm: running, clone } = await startVm(options, config, found.source, boot.signal, notices);
         vm = running;
         if (network) await connectTaps(network, boot.signal);
-        agent = new AgentClient(vm.agentChannel, { taken: Boolean(clone) });
+        agent = new AgentClient(vm.agentChannel, {
+          taken: Boolean(clone),
+          firstStreamId: clone?.streamIdsFrom,
+        });
         const exitedDuringBoot = vm.exited.then(async () => {
           throw new HullError(
             'ERR_VM_EXITED',

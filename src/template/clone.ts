@@ -71,6 +71,11 @@ export interface CloneSource {
   role: VmTemplateRole;
   /** The MAC address each network card has in a clone (its template's). */
   cardMacs: string[];
+  /**
+   * Where a clone's agent client starts its stream ids, when the template is a saved running
+   * VM whose agent saw ids that high (see src/snapshot/); else above a template's boot.
+   */
+  streamIdsFrom?: number;
   /** Closes this process's descriptors once the VMM has its own. */
   close(): Promise<void>;
   /** The template cannot be used (`why`): it goes, and the next start makes it again. */
@@ -155,7 +160,7 @@ export async function ensureTemplate(
   });
 }
 
-async function openCloneSource(
+export async function openCloneSource(
   seen: TemplateRecord,
   templateConfig: Omit<VmConfig, 'id' | 'runDir' | 'shareDir'>,
 ): Promise<{ source?: CloneSource; problem?: string }> {
@@ -188,6 +193,7 @@ async function openCloneSource(
     key: record.key,
     role: { role: 'clone', memoryFd: memory.fd, stateFd: state.fd },
     cardMacs: templateConfig.network?.nics.map((nic) => nic.mac) ?? [],
+    streamIdsFrom: record.streamIdsFrom,
     close,
     discard: async (why) => {
       logger('template').warn({ key: record.key, why }, 'removing the template');

@@ -44,6 +44,14 @@ export const TEMPLATE_STATE_FD = 21;
 function templateSwitches(config: VmConfig): string[] {
   const template = config.template;
   if (!template) return [];
+  // A saved VM's RAM is in its state: memory of its own, named as its template's was (the
+  // saved state names RAM blocks by the backend's id).
+  if (template.role === 'restore') {
+    return [
+      ...q.object('memory-backend-ram', { id: 'ram', size: `${config.memoryMiB}M` }),
+      ...q.incoming('defer'),
+    ];
+  }
   return [
     ...q.object('memory-backend-file', {
       id: 'ram',
@@ -51,8 +59,9 @@ function templateSwitches(config: VmConfig): string[] {
       'mem-path': `/proc/self/fd/${TEMPLATE_MEMORY_FD}`,
       share: template.role === 'template',
     }),
-    // The state is read once QMP has set x-ignore-shared (see qemu.ts resumeClone).
-    ...(template.role === 'clone' ? q.incoming('defer') : []),
+    // The state is read once QMP has set x-ignore-shared (see qemu.ts resumeClone); a
+    // template made from a saved VM loads that VM's RAM into its memory the same way.
+    ...(template.role === 'clone' || template.loadFd !== undefined ? q.incoming('defer') : []),
   ];
 }
 
