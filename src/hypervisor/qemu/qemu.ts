@@ -23,6 +23,7 @@ import {
   TEMPLATE_MEMORY_FD,
   TEMPLATE_STATE_FD,
   tapFd,
+  WRITABLE_DRIVE,
 } from './command-line.js';
 import { QmpClient } from './qmp.js';
 
@@ -116,9 +117,13 @@ async function jailPlan(
 ): Promise<JailPlan> {
   await mkdir(paths.jailRoot, { mode: 0o700 });
   await writeFile(paths.consoleLog, '', { mode: 0o600 });
-  const images = [config.kernel, config.initrd, config.rootfs, config.agentSnapshot].filter(
-    (p): p is string => p !== undefined,
-  );
+  const images = [
+    config.kernel,
+    config.initrd,
+    config.rootfs,
+    config.agentSnapshot,
+    config.rootfsDisks?.image,
+  ].filter((p): p is string => p !== undefined);
   const system = await systemPaths(binary);
   const uid = await vmmUserFor(config.id);
   // QEMU makes the debug console's socket in a directory of its own, which it alone may write.
@@ -132,6 +137,8 @@ async function jailPlan(
     paths.qmpSocket,
     paths.consoleLog,
     ...(config.template?.role === 'template' ? [paths.migrationSocket] : []),
+    // The container's writable disk is this VMM's to write; hull made it, and never mounts it.
+    ...(config.rootfsDisks ? [config.rootfsDisks.writable] : []),
   ];
   // QEMU has no capability: the sockets it connects to and the log it writes are its own.
   await Promise.all(readWrite.map((path) => chown(path, uid, uid)));
@@ -189,15 +196,31 @@ function ignoreSharedMemory(qmp: QmpClient, signal: AbortSignal): Promise<unknow
  * Returns once it runs; a state QEMU cannot load makes it exit (which the caller races with
  * this).
  */
-async function resumeClone(qmp: QmpClient, signal: AbortSignal): Promise<void> {
+async function resumeClone(qmp: QmpClient, config: VmConfig, signal: AbortSignal): Promise<void> {
   await ignoreSharedMemory(qmp, signal);
   await qmp.execute('migrate-incoming', { uri: `fd:${TEMPLATE_STATE_FD}` }, signal);
+  let resized = false;
   for (;;) {
     const { status } = await qmp.execute<{ status: string }>('query-status', undefined, signal);
     if (status === 'running') return;
-    if (status === 'paused') await qmp.execute('cont', undefined, signal);
-    else await sleep(5, signal);
+    if (status === 'paused') {
+      if (config.rootfsDisks && !resized) {
+        await tellWritableDiskSize(qmp, config.rootfsDisks.writableBytes, signal);
+        resized = true;
+      }
+      await qmp.execute('cont', undefined, signal);
+    } else await sleep(5, signal);
   }
+}
+
+/**
+ * A clone's guest believes its writable disk has the template's placeholder size (its driver
+ * read it at probe). Resizing the drive to the size its file already has changes nothing on
+ * the host, and raises the virtio config-change interrupt on which the guest reads the size
+ * again; the agent waits for it before mounting the disk (see guest/agent/rootfs-disks.ts).
+ */
+async function tellWritableDiskSize(qmp: QmpClient, bytes: number, signal: AbortSignal): Promise<void> {
+  await qmp.execute('block_resize', { device: WRITABLE_DRIVE, size: bytes }, signal);
 }
 
 /** Collects the tail of a stream, for error messages. */
@@ -258,7 +281,14 @@ export class QemuHypervisor implements Hypervisor {
 
   async templateShape(config: VmConfig): Promise<string> {
     // The paths of one VM's own files are not part of the shape; everything else is.
-    const placeholder = { ...config, arch: this.arch, id: 'template', runDir: '/run', shareDir: '/share' };
+    const placeholder = {
+      ...config,
+      arch: this.arch,
+      id: 'template',
+      runDir: '/run',
+      shareDir: '/share',
+      rootfsDisks: config.rootfsDisks && { image: '/image', writable: '/writable', writableBytes: 0 },
+    };
     const paths = { agentSocket: '/agent', qmpSocket: '/qmp', consoleLog: '/console' };
     return [await this.identity(), ...qemuCommandLine(placeholder, paths)].join('\n');
   }
@@ -335,7 +365,7 @@ export class QemuHypervisor implements Hypervisor {
       const qmp = new QmpClient(qmpSocket);
       await raceSignal(Promise.race([qmp.handshake(signal), died]), signal);
       if (config.template?.role === 'clone')
-        await raceSignal(Promise.race([resumeClone(qmp, signal), died]), signal);
+        await raceSignal(Promise.race([resumeClone(qmp, config, signal), died]), signal);
       // A VM whose share server died has lost its files: it is stopped, and says why.
       await watchShareServer(child.pid!, exited, (server) => {
         shareServerLost = server.pid;
