@@ -1,11 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  makeImageDisk,
-  makeWritableDisk,
-  ROOTFS_DISK_ANNOTATION,
-  ROOTFS_IMAGE_ANNOTATION,
-} from '../storage/rootfs-disks.js';
+import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
+import { makeImageDisk, makeWritableDisk } from '../storage/rootfs-disks.js';
 import type { PulledImage } from './store.js';
 
 /**

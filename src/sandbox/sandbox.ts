@@ -12,12 +12,9 @@ import { requireNetns } from '../network/netns.js';
 import { connectTaps, disconnectTaps } from '../network/tc-redirect.js';
 import { hostHasVhostNet } from '../network/vhost.js';
 import { guestResources } from '../oci/guest-resources.js';
+import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
 import { isBindMount } from '../oci/spec.js';
-import {
-  ROOTFS_DISK_ANNOTATION,
-  ROOTFS_IMAGE_ANNOTATION,
-  type RootfsDisks,
-} from '../storage/rootfs-disks.js';
+import type { RootfsDisks } from '../storage/rootfs-disks.js';
 import { SandboxShare } from '../storage/share.js';
 import type { Mounter } from '../sys/mount.js';
 import { type CloneSource, restoreFailedNotice } from '../template/clone.js';

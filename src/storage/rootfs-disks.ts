@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { chmod, lstat, open, realpath, rename, rm, stat, truncate } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { HullError } from '../errors.js';
+import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
 import { run } from '../sys/exec.js';
 
 /**
@@ -21,10 +22,6 @@ import { run } from '../sys/exec.js';
  * interrupt), and which QEMU enforces whatever the guest believes: a write past the file's end
  * fails in QEMU, so a guest growing its filesystem gains nothing.
  */
-
-/** Bundle annotations naming a container's root disks (what serve writes in config.json). */
-export const ROOTFS_IMAGE_ANNOTATION = 'dev.hull.rootfs.image';
-export const ROOTFS_DISK_ANNOTATION = 'dev.hull.rootfs.disk';
 
 /** The image disk's size as the guest sees it: every erofs image is padded to it (sparse). */
 export const IMAGE_DISK_BYTES = 64 * 2 ** 30;
