@@ -37,6 +37,8 @@ export interface ContainerPlacement {
   sharedMounts: { index: number; sharePath: string }[];
   /** In a pod: the sandbox container whose namespaces this container joins. */
   sandboxContainerId?: string;
+  /** The root is on the VM's disks (see storage/rootfs-disks.ts): the writable disk's size. */
+  rootfsDisks?: { writableBytes: number };
 }
 
 /** How a process's input is given: relayed by the host, or /dev/null in the guest. */
@@ -170,6 +172,7 @@ export class AgentClient {
         sharedMounts: placement.sharedMounts,
         sandboxContainerId: placement.sandboxContainerId ?? '',
         stdin: placement.stdin,
+        rootfsDisks: placement.rootfsDisks && { writableBytes: BigInt(placement.rootfsDisks.writableBytes) },
       },
       signal,
     );

@@ -11,6 +11,11 @@ export interface VmConfig {
   initrd: string;
   /** The guest root filesystem image, attached read-only. */
   rootfs: string;
+  /**
+   * A container's root on disks (see storage/rootfs-disks.ts): its image read-only and a
+   * writable disk of its own, which the guest joins with overlayfs instead of using the share.
+   */
+  rootfsDisks?: { image: string; writable: string; writableBytes: number };
   /** Host directory shared with the guest over 9p (see storage/share.ts). */
   shareDir: string;
   /**

@@ -5,6 +5,7 @@ import { makeSandboxRootfs } from '../container-images/sandbox-rootfs.js';
 import type { ContainerImageStore } from '../container-images/store.js';
 import { HullError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
+import { DEFAULT_WRITABLE_DISK_MIB } from '../storage/rootfs-disks.js';
 import type { CreateSandboxRequest, SandboxInfo } from './api-types.js';
 import type { ContainerVerbs } from './container-lifecycle.js';
 import {
@@ -75,6 +76,7 @@ export class SandboxService {
       imageDigest: image.digest,
       cpus: request.cpus,
       memoryMiB: request.memoryMiB,
+      diskMiB: request.diskMiB ?? DEFAULT_WRITABLE_DISK_MIB,
       env: request.env ?? {},
       metadata: request.metadata ?? {},
       network: request.network ?? 'none',
@@ -85,8 +87,9 @@ export class SandboxService {
     try {
       const bundle = join(dir, 'bundle');
       await mkdir(bundle, { mode: 0o700 });
-      await makeSandboxRootfs(image, join(bundle, 'rootfs'), signal);
-      await writeFile(join(bundle, 'config.json'), `${JSON.stringify(sandboxSpec(record), null, 2)}\n`);
+      const annotations = await makeSandboxRootfs(image, dir, { bundle, diskMiB: record.diskMiB, signal });
+      const spec = sandboxSpec(record, annotations);
+      await writeFile(join(bundle, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`);
       await this.verbs.create(id, bundle, { cpus: request.cpus, memoryMiB: request.memoryMiB }, signal);
       // Written last: a directory without a record is a create cut short (see recover).
       await writeRecord(this.root, record);

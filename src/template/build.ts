@@ -5,6 +5,7 @@ import { HullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
 import { consoleCauseOrLastLine } from '../image/console-cause.js';
 import { logger } from '../log.js';
+import { makePlaceholderDisks } from '../storage/rootfs-disks.js';
 import { deadlineSignal } from '../util/deadline.js';
 import { TemplateMemory } from './memory.js';
 import {
@@ -66,6 +67,7 @@ export async function buildTemplate(build: TemplateBuild): Promise<TemplateRecor
         vm = await build.hypervisor.start(
           {
             ...config,
+            rootfsDisks: config.rootfsDisks && (await makePlaceholderDisks(boot)),
             id: `template-${key}`,
             runDir: boot,
             shareDir: join(boot, 'share'),

@@ -27,8 +27,10 @@ export function templateCardMac(index: number): string {
 
 /**
  * The VM a sandbox's template boots: the sandbox's own, less what is its alone (name, files,
- * cgroup, its taps and addresses). Its network cards have no backend: each clone attaches
- * its own taps to them.
+ * cgroup, its taps and addresses, its root disks and their size). Its network cards have no
+ * backend: each clone attaches its own taps to them. Root disks are there or not; the
+ * template boots with placeholders of them (see build.ts), whatever image and size its
+ * clones have.
  */
 export function templateConfigOf(config: VmConfig): Omit<VmConfig, 'id' | 'runDir' | 'shareDir'> {
   const {
@@ -41,6 +43,7 @@ export function templateConfigOf(config: VmConfig): Omit<VmConfig, 'id' | 'runDi
   } = config;
   return {
     ...shape,
+    rootfsDisks: config.rootfsDisks && { image: '', writable: '', writableBytes: 0 },
     network: config.network && {
       netns: '',
       vhost: false,

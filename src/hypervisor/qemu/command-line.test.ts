@@ -283,3 +283,23 @@ test("a template on arm64 maps its held memory as the machine's RAM", () => {
   assert.deepEqual(values(args, '-machine'), ['virt,gic-version=max,memory-backend=ram']);
   assert.deepEqual(values(args, '-incoming'), ['defer']);
 });
+
+test('root disks: the image read-only, the writable disk direct with discards, found by their serials', () => {
+  const args = qemuCommandLine(
+    {
+      ...config,
+      rootfsDisks: { image: '/c/a,b/rootfs.erofs', writable: '/r/sb/disk.raw', writableBytes: 2 ** 30 },
+    },
+    paths,
+  );
+  const drives = values(args, '-drive');
+  assert.ok(
+    drives.includes('id=image,file=/c/a,,b/rootfs.erofs,format=raw,if=none,readonly=on'),
+    drives.join(' '),
+  );
+  assert.ok(drives.includes('id=writable,file=/r/sb/disk.raw,format=raw,if=none,cache=none,discard=unmap'));
+  const devices = values(args, '-device');
+  assert.ok(devices.includes('virtio-blk-device,drive=image,serial=hull-image'));
+  assert.ok(devices.includes('virtio-blk-device,drive=writable,serial=hull-disk'));
+  assert.equal(values(qemuCommandLine(config, paths), '-drive').length, 1, 'none without them');
+});

@@ -24,6 +24,7 @@ import {
   TEMPLATE_MEMORY_FD,
   TEMPLATE_STATE_FD,
   tapFd,
+  WRITABLE_DRIVE,
 } from './command-line.js';
 import { QmpClient } from './qmp.js';
 
@@ -117,9 +118,13 @@ async function jailPlan(
 ): Promise<JailPlan> {
   await mkdir(paths.jailRoot, { mode: 0o700 });
   await writeFile(paths.consoleLog, '', { mode: 0o600 });
-  const images = [config.kernel, config.initrd, config.rootfs, config.agentSnapshot].filter(
-    (p): p is string => p !== undefined,
-  );
+  const images = [
+    config.kernel,
+    config.initrd,
+    config.rootfs,
+    config.agentSnapshot,
+    config.rootfsDisks?.image,
+  ].filter((p): p is string => p !== undefined);
   const system = await systemPaths(binary);
   const uid = await vmmUserFor(config.id);
   // QEMU makes the debug console's socket in a directory of its own, which it alone may write.
@@ -130,7 +135,14 @@ async function jailPlan(
   }
   // Every VM can be saved (a template, or a sandbox paused to disk): its state comes out
   // through the migration socket.
-  const readWrite = [paths.agentSocket, paths.qmpSocket, paths.consoleLog, paths.migrationSocket];
+  const readWrite = [
+    paths.agentSocket,
+    paths.qmpSocket,
+    paths.consoleLog,
+    paths.migrationSocket,
+    // The container's writable disk is this VMM's to write; hull made it, and never mounts it.
+    ...(config.rootfsDisks ? [config.rootfsDisks.writable] : []),
+  ];
   // QEMU has no capability: the sockets it connects to and the log it writes are its own.
   await Promise.all(readWrite.map((path) => chown(path, uid, uid)));
   return {
@@ -191,20 +203,37 @@ function ignoreSharedMemory(qmp: QmpClient, signal: AbortSignal): Promise<unknow
  */
 async function resumeClone(
   qmp: QmpClient,
+  config: VmConfig,
   options: { ignoreShared: boolean; resume: boolean },
   signal: AbortSignal,
 ): Promise<void> {
   if (options.ignoreShared) await ignoreSharedMemory(qmp, signal);
   await qmp.execute('migrate-incoming', { uri: `fd:${TEMPLATE_STATE_FD}` }, signal);
+  let resized = false;
   for (;;) {
     const { status } = await qmp.execute<{ status: string }>('query-status', undefined, signal);
     if (status === 'running') return;
     if (status === 'paused' || status === 'postmigrate') {
       if (!options.resume) return;
+      // A clone's writable disk is its own size, not its template's placeholder's.
+      if (config.template?.role === 'clone' && config.rootfsDisks && !resized) {
+        await tellWritableDiskSize(qmp, config.rootfsDisks.writableBytes, signal);
+        resized = true;
+      }
       await qmp.execute('cont', undefined, signal);
     } else if (status === 'inmigrate') await sleep(5, signal);
     else throw new HullError('ERR_VM_START', `the saved VM could not be loaded (QEMU is ${status})`);
   }
+}
+
+/**
+ * A clone's guest believes its writable disk has the template's placeholder size (its driver
+ * read it at probe). Resizing the drive to the size its file already has changes nothing on
+ * the host, and raises the virtio config-change interrupt on which the guest reads the size
+ * again; the agent waits for it before mounting the disk (see guest/agent/rootfs-disks.ts).
+ */
+async function tellWritableDiskSize(qmp: QmpClient, bytes: number, signal: AbortSignal): Promise<void> {
+  await qmp.execute('block_resize', { device: WRITABLE_DRIVE, size: bytes }, signal);
 }
 
 /** Collects the tail of a stream, for error messages. */
@@ -265,7 +294,14 @@ export class QemuHypervisor implements Hypervisor {
 
   async templateShape(config: VmConfig): Promise<string> {
     // The paths of one VM's own files are not part of the shape; everything else is.
-    const placeholder = { ...config, arch: this.arch, id: 'template', runDir: '/run', shareDir: '/share' };
+    const placeholder = {
+      ...config,
+      arch: this.arch,
+      id: 'template',
+      runDir: '/run',
+      shareDir: '/share',
+      rootfsDisks: config.rootfsDisks && { image: '/image', writable: '/writable', writableBytes: 0 },
+    };
     const paths = { agentSocket: '/agent', qmpSocket: '/qmp', consoleLog: '/console' };
     return [await this.identity(), ...qemuCommandLine(placeholder, paths)].join('\n');
   }
@@ -347,6 +383,7 @@ export class QemuHypervisor implements Hypervisor {
         // saved again as a template.
         const loading = resumeClone(
           qmp,
+          config,
           { ignoreShared: role.role === 'clone', resume: role.role !== 'template' },
           signal,
         );
