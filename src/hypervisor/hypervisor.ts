@@ -15,7 +15,16 @@ export interface VmConfig {
    * A container's root on disks (see storage/rootfs-disks.ts): its image read-only and a
    * writable disk of its own, which the guest joins with overlayfs instead of using the share.
    */
-  rootfsDisks?: { image: string; writable: string; writableBytes: number };
+  rootfsDisks?: {
+    image: string;
+    writable: string;
+    writableBytes: number;
+    /**
+     * A fork's writable disk (see snapshot/disks.ts): a qcow2 overlay whose backing file (a
+     * snapshot's frozen copy, read-only) is `backing`. Raw, without.
+     */
+    backing?: string;
+  };
   /** Host directory shared with the guest over 9p (see storage/share.ts). */
   shareDir: string;
   /**
@@ -137,7 +146,12 @@ export interface Vm {
    */
   saveState(
     sink: Writable,
-    options: { ignoreSharedMemory: boolean; resume: boolean },
+    options: {
+      ignoreSharedMemory: boolean;
+      resume: boolean;
+      /** Runs once the state is written, before the VM runs on: its disks are still then. */
+      whileStopped?: () => Promise<void>;
+    },
     signal: AbortSignal,
   ): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { AgentClient } from '../agent/client.js';
 import { HullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
@@ -6,7 +7,13 @@ import { withLock } from '../sandbox/lock.js';
 import { buildTemplate, type TemplateBuild } from '../template/build.js';
 import { type CloneSource, openCloneSource, templateConfigOf, templateKey } from '../template/clone.js';
 import { liveTemplate, type TemplateRecord, templatesDir } from '../template/store.js';
+import { forkDisk, freezeDiskCopy } from './disks.js';
 import { openCheckedState, type SavedStateRecord, saveVmState } from './state-file.js';
+
+/** A snapshot's frozen copy of its VM's writable disk, beside its state. */
+export function snapshotDiskPath(dir: string): string {
+  return join(dir, 'disk.raw');
+}
 
 /**
  * Running VMs saved to disk and started again: paused to disk and resumed, or snapshotted and
@@ -56,6 +63,10 @@ export async function saveRunningVm(
     );
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  const disks = target.config.rootfsDisks;
+  // A paused VM's disk stays its own; a snapshot's VM runs on and writes it: a frozen copy.
+  const whileStopped =
+    options.resume && disks ? () => freezeDiskCopy(disks.writable, snapshotDiskPath(dir), signal) : undefined;
   return saveVmState(
     target.vm,
     dir,
@@ -66,6 +77,7 @@ export async function saveRunningVm(
       withMemory: true,
       streamIdsFrom: () => target.agent.streamIdsFrom,
       resume: options.resume,
+      whileStopped,
     },
     signal,
   );
@@ -152,6 +164,26 @@ export async function snapshotTemplate(
   } finally {
     await file.close();
   }
+}
+
+/**
+ * A fork's writable disk, made in `forkDir` from the snapshot in `snapshotDir` (see disks.ts):
+ * what to give its VM as rootfsDisks, the image the parent's.
+ */
+export async function forkRootfsDisks(
+  parent: NonNullable<VmConfig['rootfsDisks']>,
+  snapshotDir: string,
+  forkDir: string,
+  signal: AbortSignal,
+): Promise<NonNullable<VmConfig['rootfsDisks']>> {
+  const writable = join(forkDir, 'disk.qcow2');
+  await forkDisk(snapshotDiskPath(snapshotDir), writable, signal);
+  return {
+    image: parent.image,
+    writable,
+    writableBytes: parent.writableBytes,
+    backing: snapshotDiskPath(snapshotDir),
+  };
 }
 
 /** A fork's clone source (give it to Sandbox.create as `cloneSource`). */

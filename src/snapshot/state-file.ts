@@ -74,6 +74,8 @@ export async function saveVmState(
   dir: string,
   what: Pick<SavedStateRecord, 'vmm' | 'shape' | 'memoryMiB' | 'withMemory'> & {
     resume: boolean;
+    /** Runs while the VM is stopped, its state written (a snapshot's disk copy). */
+    whileStopped?: () => Promise<void>;
     /** Read once the VM is saved: calls made while it was saving took ids too. */
     streamIdsFrom: () => number;
   },
@@ -100,7 +102,11 @@ export async function saveVmState(
       sink.on('finish', resolve);
       sink.on('error', reject);
     });
-    await vm.saveState(hashing, { ignoreSharedMemory: !what.withMemory, resume: what.resume }, signal);
+    await vm.saveState(
+      hashing,
+      { ignoreSharedMemory: !what.withMemory, resume: what.resume, whileStopped: what.whileStopped },
+      signal,
+    );
     await flushed;
     await file.sync();
   } catch (err) {

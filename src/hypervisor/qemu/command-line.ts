@@ -47,7 +47,7 @@ function rootfsDiskSwitches(config: VmConfig): string[] {
     ...q.drive({
       id: WRITABLE_DRIVE,
       file: disks.writable,
-      format: 'raw',
+      format: disks.backing ? 'qcow2' : 'raw',
       if: 'none',
       cache: 'none',
       discard: 'unmap',

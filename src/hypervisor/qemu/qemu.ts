@@ -124,6 +124,8 @@ async function jailPlan(
     config.rootfs,
     config.agentSnapshot,
     config.rootfsDisks?.image,
+    // A fork's writable disk is an overlay: QEMU reads its backing file by the path it names.
+    config.rootfsDisks?.backing,
   ].filter((p): p is string => p !== undefined);
   const system = await systemPaths(binary);
   const uid = await vmmUserFor(config.id);
@@ -300,7 +302,12 @@ export class QemuHypervisor implements Hypervisor {
       id: 'template',
       runDir: '/run',
       shareDir: '/share',
-      rootfsDisks: config.rootfsDisks && { image: '/image', writable: '/writable', writableBytes: 0 },
+      rootfsDisks: config.rootfsDisks && {
+        image: '/image',
+        writable: '/writable',
+        writableBytes: 0,
+        backing: config.rootfsDisks.backing && '/backing',
+      },
     };
     const paths = { agentSocket: '/agent', qmpSocket: '/qmp', consoleLog: '/console' };
     return [await this.identity(), ...qemuCommandLine(placeholder, paths)].join('\n');
@@ -450,7 +457,7 @@ class QemuVm implements Vm {
 
   async saveState(
     sink: Writable,
-    options: { ignoreSharedMemory: boolean; resume: boolean },
+    options: { ignoreSharedMemory: boolean; resume: boolean; whileStopped?: () => Promise<void> },
     signal: AbortSignal,
   ): Promise<void> {
     const { listener, path } = this.migration;
@@ -465,6 +472,7 @@ class QemuVm implements Vm {
     await this.qmp.execute('migrate', { uri: `unix:${path}` }, signal);
     await this.waitForMigration(signal);
     await written;
+    await options.whileStopped?.();
     // A snapshot of a running VM: it goes on where it was (QEMU takes its disks back at `cont`).
     if (options.resume) await this.qmp.execute('cont', undefined, signal);
   }
