@@ -15,7 +15,7 @@
  * and writes them as JSON. Machines here are shared and noisy: only ratios taken in the same run
  * mean anything.
  *
- *   npm run bench [-- --runs N --out FILE --part all|start|network|memory|density]
+ *   npm run bench [-- --runs N --out FILE --part all|start|network|memory|density|saved]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +32,7 @@ import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { measureDensity } from './density.js';
 import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js';
 import { measureNetwork, median, type NetworkFigures } from './network.js';
+import { measureSavedVms, printSavedVms } from './saved-vm.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,8 +42,8 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-if (!['all', 'start', 'network', 'memory', 'density'].includes(values.part!)) {
-  throw new Error(`--part ${values.part}: use all, start, network, memory or density`);
+if (!['all', 'start', 'network', 'memory', 'density', 'saved'].includes(values.part!)) {
+  throw new Error(`--part ${values.part}: use all, start, network, memory, density or saved`);
 }
 
 function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
@@ -192,7 +193,9 @@ try {
       `P4: ${density.started} idle cloned sandboxes started (stopped at ${density.limit}${density.stoppedBecause ? `: ${density.stoppedBecause}` : ''}); ${density.answered} answered \`hull exec true\` at the end; host memory available ${density.availableMiB.before} MiB before, ${density.availableMiB.after} MiB with them`,
     );
   }
-  const result = { ...start, network, idleMemory, templatedIdleMemory, density };
+  const saved = part('saved') ? await measureSavedVms(scratch) : undefined;
+  if (saved) printSavedVms(saved);
+  const result = { ...start, network, idleMemory, templatedIdleMemory, density, saved };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);
 } finally {
