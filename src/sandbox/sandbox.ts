@@ -433,7 +433,8 @@ async function startVm(
       markHost('vm-resumed');
       return { vm, clone };
     } catch (err) {
-      if (signal.aborted) throw err;
+      // A fork booted instead would not be the VM it was asked to copy.
+      if (signal.aborted || clone.noBootInstead) throw err;
       await clone.discard('a clone of it failed to start');
       notices.push(restoreFailedNotice(clone.key, messageOf(err)));
     } finally {

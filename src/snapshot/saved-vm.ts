@@ -191,5 +191,12 @@ export async function forkSource(
   template: TemplateRecord,
   config: VmConfig,
 ): Promise<{ source?: CloneSource; problem?: string }> {
-  return openCloneSource(template, templateConfigOf(config));
+  const opened = await openCloneSource(template, templateConfigOf(config));
+  if (!opened.source) {
+    throw new HullError(
+      'ERR_SAVED_STATE',
+      `cannot fork: ${opened.problem ?? 'the snapshot template is gone'}`,
+    );
+  }
+  return { source: { ...opened.source, noBootInstead: true } };
 }

@@ -79,6 +79,8 @@ export interface CloneSource {
    * VM whose agent saw ids that high (see src/snapshot/); else above a template's boot.
    */
   streamIdsFrom?: number;
+  /** A clone that cannot start fails its sandbox rather than booting it (a fork). */
+  noBootInstead?: boolean;
   /** Closes this process's descriptors once the VMM has its own. */
   close(): Promise<void>;
   /** The template cannot be used (`why`): it goes, and the next start makes it again. */
