@@ -50,13 +50,13 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
 
   before(async () => {
     dirs = await privateDirs('serve');
-    // A state directory of this file's own (its image cache), sharing the machine's guest
-    // image, snapshots and templates.
+    // A state directory of this file's own (its image cache), sharing the machine's (or the
+    // HULL_STATE_DIR's) guest image, snapshots and templates.
+    const base = process.env.HULL_STATE_DIR || '/var/lib/hull';
     const state = join(dirs.scratch, 'state');
     await mkdir(state);
-    for (const shared of ['images', 'templates'])
-      await symlink(join('/var/lib/hull', shared), join(state, shared));
-    await copyFile('/var/lib/hull/accel.json', join(state, 'accel.json')).catch(() => {});
+    for (const shared of ['images', 'templates']) await symlink(join(base, shared), join(state, shared));
+    await copyFile(join(base, 'accel.json'), join(state, 'accel.json')).catch(() => {});
     env = { HULL_STATE_DIR: state };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);
