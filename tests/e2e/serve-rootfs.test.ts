@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, symlink } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir } from 'node:fs/promises';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -7,6 +7,7 @@ import { HullApiError, Sandbox } from 'hull/sdk';
 import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../../src/oci/rootfs-annotations.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
+import { killEverySandbox, serveStateDir } from '../fixtures/serve.js';
 import { type HullRun, hull, privateDirs, qemuProcessesUsing, startHull } from './harness.js';
 
 /** A QMP session on a VM's debug QMP socket: what `query-migrate` and `migrate` say. */
@@ -105,16 +106,7 @@ describe('hull serve: a sandbox root on disks', { timeout: 1_200_000 }, () => {
 
   before(async () => {
     dirs = await privateDirs('serve-rootfs');
-    // This file's own image cache, sharing the machine's (or the HULL_STATE_DIR's) guest image
-    // and templates.
-    const base = process.env.HULL_STATE_DIR || '/var/lib/hull';
-    state = join(dirs.scratch, 'state');
-    await mkdir(state);
-    for (const shared of ['images', 'templates']) {
-      await mkdir(join(base, shared), { recursive: true, mode: 0o700 });
-      await symlink(join(base, shared), join(state, shared));
-    }
-    await copyFile(join(base, 'accel.json'), join(state, 'accel.json')).catch(() => {});
+    state = await serveStateDir(dirs.scratch);
     env = { HULL_STATE_DIR: state };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);
@@ -122,9 +114,7 @@ describe('hull serve: a sandbox root on disks', { timeout: 1_200_000 }, () => {
   });
 
   after(async () => {
-    for (const info of await Sandbox.list({ api }).catch(() => [])) {
-      await (await Sandbox.connect(info.sandboxId, { api })).kill().catch(() => {});
-    }
+    await killEverySandbox(api);
     await stopServe();
     await registry?.stop();
     await dirs?.cleanup();
