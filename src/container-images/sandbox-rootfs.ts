@@ -4,6 +4,18 @@ import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-a
 import { makeImageDisk, makeWritableDisk } from '../storage/rootfs-disks.js';
 import type { PulledImage } from './store.js';
 
+/** Image disks being made: sandboxes created at once from a new image wait for one mkfs. */
+const making = new Map<string, Promise<void>>();
+
+function imageDiskOf(image: PulledImage, signal: AbortSignal): Promise<void> {
+  let made = making.get(image.disk);
+  if (!made) {
+    made = makeImageDisk(image.rootfs, image.disk, signal).finally(() => making.delete(image.disk));
+    making.set(image.disk, made);
+  }
+  return made;
+}
+
 /**
  * A sandbox's own root filesystem made from a pulled image, on disks (see
  * storage/rootfs-disks.ts): the image's erofs disk, made once per image digest beside its
@@ -17,7 +29,7 @@ export async function makeSandboxRootfs(
   sandboxDir: string,
   options: { bundle: string; diskMiB: number; signal: AbortSignal },
 ): Promise<Record<string, string>> {
-  await makeImageDisk(image.rootfs, image.disk, options.signal);
+  await imageDiskOf(image, options.signal);
   const writable = join(sandboxDir, 'disk.raw');
   await makeWritableDisk(writable, options.diskMiB, options.signal);
   await mkdir(join(options.bundle, 'rootfs'), { mode: 0o700 });

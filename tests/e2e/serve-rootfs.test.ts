@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { chmod, copyFile, lstat, mkdir, readdir, symlink } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir } from 'node:fs/promises';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Sandbox } from 'hull/sdk';
+import { HullApiError, Sandbox } from 'hull/sdk';
+import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../../src/oci/rootfs-annotations.js';
+import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
+import { killEverySandbox, serveStateDir } from '../fixtures/serve.js';
 import { type HullRun, hull, privateDirs, qemuProcessesUsing, startHull } from './harness.js';
 
 /** A QMP session on a VM's debug QMP socket: what `query-migrate` and `migrate` say. */
@@ -103,16 +106,7 @@ describe('hull serve: a sandbox root on disks', { timeout: 1_200_000 }, () => {
 
   before(async () => {
     dirs = await privateDirs('serve-rootfs');
-    // This file's own image cache, sharing the machine's (or the HULL_STATE_DIR's) guest image
-    // and templates.
-    const base = process.env.HULL_STATE_DIR || '/var/lib/hull';
-    state = join(dirs.scratch, 'state');
-    await mkdir(state);
-    for (const shared of ['images', 'templates']) {
-      await mkdir(join(base, shared), { recursive: true, mode: 0o700 });
-      await symlink(join(base, shared), join(state, shared));
-    }
-    await copyFile(join(base, 'accel.json'), join(state, 'accel.json')).catch(() => {});
+    state = await serveStateDir(dirs.scratch);
     env = { HULL_STATE_DIR: state };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);
@@ -120,9 +114,7 @@ describe('hull serve: a sandbox root on disks', { timeout: 1_200_000 }, () => {
   });
 
   after(async () => {
-    for (const info of await Sandbox.list({ api }).catch(() => [])) {
-      await (await Sandbox.connect(info.sandboxId, { api })).kill().catch(() => {});
-    }
+    await killEverySandbox(api);
     await stopServe();
     await registry?.stop();
     await dirs?.cleanup();
@@ -237,6 +229,38 @@ describe('hull serve: a sandbox root on disks', { timeout: 1_200_000 }, () => {
     } finally {
       qmp?.close();
       await sandbox.kill().catch(() => {});
+    }
+  });
+
+  test('a disk size out of bounds is a 400; root disks a bundle names elsewhere are refused, leaving nothing', async () => {
+    await startServe();
+    for (const diskMiB of [0, 63, 65537, 1.5]) {
+      await assert.rejects(
+        Sandbox.create({ api, image, network: 'none', diskMiB }),
+        (err) => err instanceof HullApiError && err.status === 400 && err.code === 'ERR_VALIDATION',
+      );
+    }
+    assert.deepEqual(await Sandbox.list({ api }), []);
+
+    // The same annotations in a bundle of one's own, pointing at host files: one line, no VM.
+    const root = join(dirs.scratch, 'cli-root');
+    for (const [imagePath, diskPath, said] of [
+      ['/etc/passwd', '/etc/shadow', /must be an absolute path under/],
+      [undefined, join(root, 'disk.raw'), /go together/],
+    ] as const) {
+      const bundle = await mkdtemp(join(dirs.scratch, 'bundle-'));
+      await makeBusyboxBundle(bundle, ['true'], (spec) => {
+        spec.annotations = {
+          ...(imagePath ? { [ROOTFS_IMAGE_ANNOTATION]: imagePath } : {}),
+          [ROOTFS_DISK_ANNOTATION]: diskPath,
+        };
+      });
+      const r = await hull(['--root', root, 'run', '-b', bundle, 'disks-elsewhere'], { env });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, said);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.deepEqual(await readdir(root).catch(() => []), [], 'nothing left under the root');
+      assert.deepEqual(await qemuProcessesUsing(root), []);
     }
   });
 
