@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'ERR_PROCESS_LOST'
   | 'ERR_AGENT_TIMEOUT'
   | 'ERR_TEMPLATE'
+  /** A saved VM's state: no room to write it, or a file that is not what was saved. */
+  | 'ERR_SAVED_STATE'
   | 'ERR_AGENT'
   | 'ERR_MOUNT'
   | 'ERR_NETWORK'

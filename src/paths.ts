@@ -23,6 +23,11 @@ export function imagesDir(): string {
   return join(stateDir(), 'images');
 }
 
+/** Where container images are kept (not the guest image: see src/image/). */
+export function containerImagesDir(): string {
+  return join(stateDir(), 'container-images');
+}
+
 /** The repository (or installed package) root, found from this file's location in dist/. */
 export function installRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));

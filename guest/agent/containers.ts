@@ -10,6 +10,7 @@ import { OutputPipe } from './output-pipe.js';
 import { processPipes } from './pipes.js';
 import { GuestProcess } from './process.js';
 import type { Reaper } from './reaper.js';
+import { mountRootfsDisks } from './rootfs-disks.js';
 import { mountShare, SHARE_ROOT } from './share.js';
 import { networkSysctls, toGuestSpec } from './spec.js';
 import { applySysctls } from './sysctls.js';
@@ -43,6 +44,8 @@ export interface CreateRequest {
   sandboxContainerId: string;
   /** The host relays input; without it the process reads /dev/null. */
   stdin: boolean;
+  /** The root is on the VM's disks (see rootfs-disks.ts), not in the share. */
+  rootfsDisks?: { writableBytes: bigint };
 }
 
 type Status = 'created' | 'running';
@@ -78,12 +81,16 @@ export class Containers {
     if (sandbox?.init.exited) {
       throw new AgentError('wrong-state', `the pod's sandbox container ${sandbox.id} has exited`);
     }
-    await mountShare();
+    // A VM whose root disks hold the container's files mounts no share (it could not be saved).
+    if (!request.rootfsDisks || request.sharedMounts.length) await mountShare();
+    const rootfs = request.rootfsDisks
+      ? await mountRootfsDisks(id, request.rootfsDisks.writableBytes)
+      : sharePath(request.rootfsSharePath);
     const bundle = join(BUNDLES, id);
     await mkdir(bundle, { recursive: true });
     const spec = toGuestSpec(request.spec, {
       containerId: id,
-      rootfs: sharePath(request.rootfsSharePath),
+      rootfs,
       sharedMounts: new Map(request.sharedMounts.map((m) => [m.index, sharePath(m.sharePath)])),
       sandboxPid: sandbox?.init.pid,
     });

@@ -100,6 +100,7 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
         sharedMounts: req.sharedMounts,
         sandboxContainerId: req.sandboxContainerId,
         stdin: req.stdin,
+        rootfsDisks: req.rootfsDisks && { writableBytes: req.rootfsDisks.writableBytes },
       });
       return { pid };
     },

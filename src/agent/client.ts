@@ -37,6 +37,8 @@ export interface ContainerPlacement {
   sharedMounts: { index: number; sharePath: string }[];
   /** In a pod: the sandbox container whose namespaces this container joins. */
   sandboxContainerId?: string;
+  /** The root is on the VM's disks (see storage/rootfs-disks.ts): the writable disk's size. */
+  rootfsDisks?: { writableBytes: number };
 }
 
 /** How a process's input is given: relayed by the host, or /dev/null in the guest. */
@@ -63,9 +65,16 @@ export class AgentClient {
   /**
    * `taken`: the channel is a clone's, whose agent already served its template's host (see
    * TtrpcClient): this client's stream ids start where that one's never reach.
+   * `firstStreamId`: the channel is a saved VM's, resumed or forked; its agent saw ids up to
+   * where the client of the saved VM stopped (its streamIdsFrom, recorded at save).
    */
-  constructor(channel: Duplex, options: { taken?: boolean } = {}) {
-    this.rpc = new TtrpcClient(channel, options.taken ? CLONE_FIRST_STREAM_ID : 1);
+  constructor(channel: Duplex, options: { taken?: boolean; firstStreamId?: number } = {}) {
+    this.rpc = new TtrpcClient(channel, options.firstStreamId ?? (options.taken ? CLONE_FIRST_STREAM_ID : 1));
+  }
+
+  /** Where a client taking over this channel after a save starts its stream ids. */
+  get streamIdsFrom(): number {
+    return this.rpc.streamIdsFrom;
   }
 
   /**
@@ -163,6 +172,7 @@ export class AgentClient {
         sharedMounts: placement.sharedMounts,
         sandboxContainerId: placement.sandboxContainerId ?? '',
         stdin: placement.stdin,
+        rootfsDisks: placement.rootfsDisks && { writableBytes: BigInt(placement.rootfsDisks.writableBytes) },
       },
       signal,
     );

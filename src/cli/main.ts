@@ -10,6 +10,7 @@ import { registerServe } from '../serve/command.js';
 import { closeInheritedDescriptors } from '../sys/inherited-fds.js';
 import { VERSION } from '../version.js';
 import { registerCheck } from './check.js';
+import { registerCheckpoint } from './checkpoint.js';
 import { registerContainerImages } from './container-images.js';
 import { registerCreate } from './create.js';
 import { registerDebugConsole } from './debug-console.js';
@@ -26,6 +27,7 @@ import { registerMetrics } from './metrics.js';
 import { registerPause } from './pause.js';
 import { registerPodVm } from './pod-vm.js';
 import { registerPs } from './ps.js';
+import { registerRestore } from './restore.js';
 import { registerResume } from './resume.js';
 import { registerRun } from './run.js';
 import { registerSpec } from './spec.js';
@@ -82,6 +84,8 @@ function program(): Command {
     registerList,
     registerPause,
     registerResume,
+    registerCheckpoint,
+    registerRestore,
     registerUpdate,
     registerEvents,
     registerDebugConsole,

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import { logger } from '../log.js';
-import { stateDir } from '../paths.js';
+import { containerImagesDir } from '../paths.js';
 import { withLock } from '../sandbox/lock.js';
 import { run } from '../sys/exec.js';
 import { type ImageReference, parseImageReference } from './reference.js';
@@ -25,6 +25,8 @@ export interface PulledImage {
   /** umoci's bundle: `rootfs/` and the `config.json` it made from the image's configuration. */
   bundleDir: string;
   rootfs: string;
+  /** Its erofs disk for sandboxes (see sandbox-rootfs.ts), made at first use, beside the bundle. */
+  disk: string;
   config: ImageProcessConfig;
 }
 
@@ -35,14 +37,10 @@ export interface StoredImage {
   sizeBytes: number;
 }
 
-/** Where container images are kept (not the guest image: see src/image/). */
-export function containerImagesDir(): string {
-  return join(stateDir(), 'container-images');
-}
-
 /**
  * Container images pulled from registries with skopeo and unpacked once with umoci, cached by
- * manifest digest: `<dir>/<hex>/` holds the OCI layout, the unpacked bundle and image.json;
+ * manifest digest: `<dir>/<hex>/` holds the OCI layout, the unpacked bundle, image.json and,
+ * once a sandbox was made from it, its erofs disk (rootfs.erofs);
  * `<dir>/references.json` maps each reference pulled to its digest (a reference is pulled once,
  * then served from the cache, as `--pull missing` does).
  */
@@ -80,6 +78,7 @@ export class ContainerImageStore {
       digest,
       bundleDir,
       rootfs: join(bundleDir, 'rootfs'),
+      disk: join(this.imageDir(digest), 'rootfs.erofs'),
       config: {
         env: spec.process?.env ?? [],
         cwd: spec.process?.cwd || '/',

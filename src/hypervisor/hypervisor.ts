@@ -1,4 +1,4 @@
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import type { CgroupLimits } from '../sys/cgroup.js';
 import type { Arch } from './arch.js';
 
@@ -11,6 +11,20 @@ export interface VmConfig {
   initrd: string;
   /** The guest root filesystem image, attached read-only. */
   rootfs: string;
+  /**
+   * A container's root on disks (see storage/rootfs-disks.ts): its image read-only and a
+   * writable disk of its own, which the guest joins with overlayfs instead of using the share.
+   */
+  rootfsDisks?: {
+    image: string;
+    writable: string;
+    writableBytes: number;
+    /**
+     * A fork's writable disk (see snapshot/disks.ts): a qcow2 overlay whose backing file (a
+     * snapshot's frozen copy, read-only) is `backing`. Raw, without.
+     */
+    backing?: string;
+  };
   /** Host directory shared with the guest over 9p (see storage/share.ts). */
   shareDir: string;
   /**
@@ -72,9 +86,18 @@ export interface VmConfig {
  * read from `stateFd`, without booting. Both must be given the same devices and sizes.
  */
 export interface VmTemplateRole {
-  role: 'template' | 'clone';
+  /**
+   * `restore`: a saved VM (see src/snapshot/) resumed from the state on `stateFd`, which holds
+   * its RAM too; its memory is its own (`memoryFd` is not used).
+   */
+  role: 'template' | 'clone' | 'restore';
   memoryFd: number;
   stateFd: number;
+  /**
+   * A template only: its RAM and devices loaded from a saved VM's state on this descriptor
+   * instead of booted (a snapshot of a running sandbox made into a template, for forks).
+   */
+  loadFd?: number;
 }
 
 /**
@@ -116,6 +139,21 @@ export interface Vm {
    * template's memory already) to the state file it was given. The VM stays paused.
    */
   saveTemplate(signal: AbortSignal): Promise<void>;
+  /**
+   * Pauses the VM and writes its saved state to `sink`: its devices, and its RAM unless
+   * `ignoreSharedMemory` (a template's, whose RAM is a file of its own). Left paused, unless
+   * `resume`, in which case it runs on once the state is written (a snapshot of a running VM).
+   */
+  saveState(
+    sink: Writable,
+    options: {
+      ignoreSharedMemory: boolean;
+      resume: boolean;
+      /** Runs once the state is written, before the VM runs on: its disks are still then. */
+      whileStopped?: () => Promise<void>;
+    },
+    signal: AbortSignal,
+  ): Promise<void>;
 }
 
 export interface Hypervisor {

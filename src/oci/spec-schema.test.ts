@@ -188,6 +188,11 @@ const BAD: [string, (s: AnyJson) => void, RegExp][] = [
     /annotations\["a"\] 1 must be a string/,
   ],
   [
+    'a root disk named by a relative path',
+    (s) => (s.annotations = { 'dev.hull.rootfs.disk': 'disk.raw' }),
+    /annotations\[dev\.hull\.rootfs\.disk\] "disk\.raw" must be an absolute path/,
+  ],
+  [
     'a hook with relative path',
     (s) => (s.hooks = { poststop: [{ path: 'x' }] }),
     /hooks\.poststop\[0\]\.path "x" must be an absolute path/,

@@ -1,6 +1,7 @@
 import { HullError } from '../errors.js';
 import { CAPABILITY_NAMES } from './capabilities.js';
 import { INPUT_LIMITS as L } from './input-limits.js';
+import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from './rootfs-annotations.js';
 import { allOf, fields, flag, integer, listOf, mapOf, oneOf, type Shape, ShapeError, text } from './shape.js';
 import type { Process, Spec } from './spec.js';
 
@@ -301,6 +302,14 @@ const hostname = text({
   why: `at most ${L.hostnameChars} (HOST_NAME_MAX)`,
 });
 
+/** The root disks' annotations, when there: absolute paths (their places are checked later). */
+const rootfsDiskAnnotations: Shape = (value, at) => {
+  for (const key of [ROOTFS_IMAGE_ANNOTATION, ROOTFS_DISK_ANNOTATION]) {
+    const annotation = (value as Record<string, unknown>)[key];
+    if (annotation !== undefined) absolutePath(annotation, `${at}[${key}]`);
+  }
+};
+
 const SPEC_SHAPE: Shape = fields(
   {
     ociVersion: word,
@@ -319,11 +328,14 @@ const SPEC_SHAPE: Shape = fields(
       poststart: hooks,
       poststop: hooks,
     }),
-    annotations: mapOf(text({ max: L.annotationValueChars, why: `at most ${L.annotationValueChars}` }), {
-      maxEntries: L.annotations,
-      maxKey: L.annotationKeyChars,
-      why: 'annotations',
-    }),
+    annotations: allOf(
+      mapOf(text({ max: L.annotationValueChars, why: `at most ${L.annotationValueChars}` }), {
+        maxEntries: L.annotations,
+        maxKey: L.annotationKeyChars,
+        why: 'annotations',
+      }),
+      rootfsDiskAnnotations,
+    ),
     linux: linuxShape,
   },
   ['root', 'process'],

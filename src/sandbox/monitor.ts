@@ -11,6 +11,8 @@ import { metricsService } from '../metrics/collect-service.js';
 import { OwnerMetrics } from '../metrics/owner-metrics.js';
 import { vcpusCovering } from '../oci/guest-resources.js';
 import type { Process } from '../oci/spec.js';
+import { containerImagesDir } from '../paths.js';
+import { rootfsDisksOf } from '../storage/rootfs-disks.js';
 import { identityOf } from '../sys/process-identity.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { listenPrivately } from '../sys/unix-socket.js';
@@ -296,6 +298,10 @@ async function ownSandbox(
       netns: options.netns,
       spec,
       arch: await containerArch(options.bundle),
+      rootfsDisks: await rootfsDisksOf(spec.annotations, {
+        imagesDir: containerImagesDir(),
+        root: options.settings.root,
+      }),
       signal,
     },
   );

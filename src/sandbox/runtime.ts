@@ -22,6 +22,7 @@ import {
 import { logger } from '../log.js';
 import type { Spec } from '../oci/spec.js';
 import { stateDir } from '../paths.js';
+import type { RootfsDisks } from '../storage/rootfs-disks.js';
 import { HostMounter } from '../sys/mount.js';
 import {
   type CloneOptions,
@@ -311,6 +312,8 @@ export async function startSandbox(
     spec?: Pick<Spec, 'linux'>;
     /** The guest architecture (see container-arch.ts); the vm.arch setting's when not given. */
     arch?: Arch;
+    /** The container's root disks, when its bundle names them (see storage/rootfs-disks.ts). */
+    rootfsDisks?: RootfsDisks;
     signal: AbortSignal;
   },
 ): Promise<Sandbox> {
@@ -337,6 +340,7 @@ export async function startSandbox(
       },
       hostname: options.hostname,
       netns: options.netns,
+      rootfsDisks: options.rootfsDisks,
       cloneSource: base.cloneSource,
       notice,
     },

@@ -12,6 +12,9 @@ import { requireNetns } from '../network/netns.js';
 import { connectTaps, disconnectTaps } from '../network/tc-redirect.js';
 import { hostHasVhostNet } from '../network/vhost.js';
 import { guestResources } from '../oci/guest-resources.js';
+import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
+import { isBindMount } from '../oci/spec.js';
+import type { RootfsDisks } from '../storage/rootfs-disks.js';
 import { SandboxShare } from '../storage/share.js';
 import type { Mounter } from '../sys/mount.js';
 import { type CloneSource, restoreFailedNotice } from '../template/clone.js';
@@ -52,6 +55,11 @@ export interface SandboxOptions {
   hostCgroup?: VmConfig['hostCgroup'];
   /** A root shell port in the guest for `hull debug-console` (the vm.debug_console setting). */
   debugConsole?: boolean;
+  /**
+   * The root disks of the one container this VM is for (see storage/rootfs-disks.ts), when its
+   * bundle names them: that container's root is then on them, not in the share.
+   */
+  rootfsDisks?: RootfsDisks;
   /** How long the VM may take from start to an answering agent. */
   bootTimeoutMs: number;
   /** The template to clone the VM from, if any (see src/template/clone.ts); none boots it. */
@@ -84,6 +92,8 @@ export class Sandbox {
     readonly vcpus: number,
     /** The host network the VM took over, if it has one. */
     readonly network?: GuestNetwork,
+    /** The root disks of the container the VM was made for, if it has them. */
+    private readonly rootfsDisks?: RootfsDisks,
   ) {
     void vm.exited.then((exit) => {
       // A share server's death is the VM's own end even when a destroy came in while its
@@ -179,7 +189,10 @@ export class Sandbox {
         const { vm: running, clone } = await startVm(options, config, found.source, boot.signal, notices);
         vm = running;
         if (network) await connectTaps(network, boot.signal);
-        agent = new AgentClient(vm.agentChannel, { taken: Boolean(clone) });
+        agent = new AgentClient(vm.agentChannel, {
+          taken: Boolean(clone),
+          firstStreamId: clone?.streamIdsFrom,
+        });
         const exitedDuringBoot = vm.exited.then(async () => {
           throw new HullError(
             'ERR_VM_EXITED',
@@ -223,7 +236,17 @@ export class Sandbox {
         }
         markHost('sandbox-ready');
         for (const line of notices) options.notice?.(line);
-        return new Sandbox(options.id, options.dir, vm, agent, share, guest, options.vcpus, network);
+        return new Sandbox(
+          options.id,
+          options.dir,
+          vm,
+          agent,
+          share,
+          guest,
+          options.vcpus,
+          network,
+          options.rootfsDisks,
+        );
       } finally {
         boot.dispose();
       }
@@ -250,6 +273,9 @@ export class Sandbox {
     signal: AbortSignal,
     options: ProcessInput & { sandboxContainerId?: string },
   ): Promise<number> {
+    if (bundle.spec.annotations?.[ROOTFS_IMAGE_ANNOTATION] !== undefined || this.rootfsDisks) {
+      return this.createContainerOnDisks(containerId, bundle, signal, options);
+    }
     const placement = await this.share.addContainer(
       containerId,
       { path: bundle.rootfs, readonly: bundle.spec.root?.readonly === true },
@@ -269,6 +295,46 @@ export class Sandbox {
       await this.share.removeContainer(containerId);
       throw err;
     }
+  }
+
+  /**
+   * The container whose root is on the VM's disks: nothing of it goes through the share, so
+   * the VM stays savable. Only the container the VM was made for, and without bind mounts
+   * (which only the share could carry).
+   */
+  private async createContainerOnDisks(
+    containerId: string,
+    bundle: Bundle,
+    signal: AbortSignal,
+    options: ProcessInput & { sandboxContainerId?: string },
+  ): Promise<number> {
+    const disks = this.rootfsDisks;
+    if (!disks || disks.writable !== bundle.spec.annotations?.[ROOTFS_DISK_ANNOTATION]) {
+      throw new HullError(
+        'ERR_CONFIG',
+        `container ${containerId} has its root on disks (${ROOTFS_IMAGE_ANNOTATION}), which only a VM of its own can have: not in a pod`,
+      );
+    }
+    if ((bundle.spec.mounts ?? []).some(isBindMount)) {
+      throw new HullError(
+        'ERR_CONFIG',
+        `container ${containerId} has its root on disks (${ROOTFS_IMAGE_ANNOTATION}) and bind mounts, which only the share carries: remove the bind mounts`,
+      );
+    }
+    const spec = structuredClone(bundle.spec);
+    if (spec.linux?.resources) spec.linux.resources = this.forGuest(containerId, spec.linux.resources);
+    return this.agent.createContainer(
+      containerId,
+      spec,
+      {
+        rootfsSharePath: '',
+        sharedMounts: [],
+        rootfsDisks: { writableBytes: disks.writableBytes },
+        sandboxContainerId: options.sandboxContainerId,
+        stdin: options.stdin,
+      },
+      signal,
+    );
   }
 
   /** Changes a container's resources (linux.resources as JSON), adapted to the VM as at create. */
@@ -331,6 +397,7 @@ export function vmConfigFor(
     kernel: options.image.kernel,
     initrd: options.image.initrd,
     rootfs: options.image.rootfs,
+    rootfsDisks: options.rootfsDisks,
     shareDir: parts.shareDir,
     vcpus: options.vcpus,
     memoryMiB: options.memoryMiB,
@@ -366,7 +433,8 @@ async function startVm(
       markHost('vm-resumed');
       return { vm, clone };
     } catch (err) {
-      if (signal.aborted) throw err;
+      // A fork booted instead would not be the VM it was asked to copy.
+      if (signal.aborted || clone.noBootInstead) throw err;
       await clone.discard('a clone of it failed to start');
       notices.push(restoreFailedNotice(clone.key, messageOf(err)));
     } finally {

@@ -4,6 +4,8 @@
  * size limits are in one visible place.
  */
 
+import { MAX_WRITABLE_DISK_MIB, MIN_WRITABLE_DISK_MIB } from '../storage/rootfs-disks.js';
+
 /** Limits of the API's input; bodies are bounded as a whole by the server (server.ts). */
 export const LIMITS = {
   imageRefChars: 512,
@@ -60,6 +62,7 @@ const sandboxInfo = {
     imageDigest: { type: 'string' },
     cpus: { type: 'integer' },
     memoryMiB: { type: 'integer' },
+    diskMiB: { type: 'integer' },
     env: { type: 'object', additionalProperties: { type: 'string' } },
     metadata: { type: 'object', additionalProperties: { type: 'string' } },
     network: { type: 'string', enum: ['none', 'internet'] },
@@ -95,6 +98,7 @@ export const schemas = {
       },
       cpus: { type: 'integer', minimum: 1, maximum: LIMITS.maxCpus },
       memoryMiB: { type: 'integer', minimum: 64, maximum: LIMITS.maxMemoryMiB },
+      diskMiB: { type: 'integer', minimum: MIN_WRITABLE_DISK_MIB, maximum: MAX_WRITABLE_DISK_MIB },
       env: stringMap,
       metadata: stringMap,
       timeoutMs,

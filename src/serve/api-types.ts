@@ -32,6 +32,8 @@ export interface CreateSandboxRequest {
   image: string;
   cpus?: number;
   memoryMiB?: number;
+  /** The size of the sandbox's writable disk: what it can write in its filesystem, in MiB. */
+  diskMiB?: number;
   env?: Record<string, string>;
   metadata?: Record<string, string>;
   /** Time to live from now; the server kills the sandbox when it is over. */
@@ -45,6 +47,7 @@ export interface SandboxInfo {
   imageDigest: string;
   cpus?: number;
   memoryMiB?: number;
+  diskMiB: number;
   env: Record<string, string>;
   metadata: Record<string, string>;
   network: NetworkMode;

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
@@ -7,6 +7,7 @@ import { leaseAddress, readLeases, releaseLeases } from '../network/ip-leases.js
 import { gatewayOf } from '../network/ipv4-subnet.js';
 import { netnsExists } from '../network/netns.js';
 import { type BridgeNetwork, ensureBridge } from '../network/serve-bridge.js';
+import { ROOTFS_DISK_ANNOTATION } from '../oci/rootfs-annotations.js';
 import type { Spec } from '../oci/spec.js';
 import { run } from '../sys/exec.js';
 import { systemTool } from '../sys/system-tool.js';
@@ -168,14 +169,30 @@ export class SandboxNetworks {
 }
 
 /**
+ * The files a sandbox's writable disk starts with (see makeWritableDisk): its resolver as
+ * /etc/resolv.conf of the overlay's upper layer, so a root on disks has it without a bind mount
+ * (which only the 9p share carries, and which would make its VM unsavable). Undefined without
+ * a network. The caller removes the directory once the disk is made.
+ */
+export async function diskSeedOf(record: SandboxRecord, sandboxDir: string): Promise<string | undefined> {
+  if (!record.internet) return undefined;
+  const seed = join(sandboxDir, 'disk-seed');
+  await mkdir(join(seed, 'upper', 'etc'), { recursive: true, mode: 0o755 });
+  await copyFile(join(sandboxDir, RESOLV_CONF), join(seed, 'upper', 'etc', 'resolv.conf'));
+  return seed;
+}
+
+/**
  * The container's config: its VM takes the sandbox's namespace (its veth, address and route),
- * and /etc/resolv.conf is the server's, read-only (its nameservers, reached through NAT).
+ * and /etc/resolv.conf is the server's (its nameservers, reached through NAT): on a root on
+ * disks, in the writable disk from its seed (diskSeedOf); else bound read-only over the image's.
  */
 export function withSandboxNetwork(spec: Spec, record: SandboxRecord, sandboxDir: string): Spec {
   if (!record.internet) return spec;
   const namespaces = (spec.linux?.namespaces ?? []).filter((ns) => ns.type !== 'network');
   namespaces.push({ type: 'network', path: record.internet.netns });
   spec.linux = { ...spec.linux, namespaces };
+  if (spec.annotations?.[ROOTFS_DISK_ANNOTATION]) return spec;
   spec.mounts = [
     ...(spec.mounts ?? []),
     {

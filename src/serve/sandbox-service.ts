@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeSandboxRootfs } from '../container-images/sandbox-rootfs.js';
 import type { ContainerImageStore } from '../container-images/store.js';
 import { HullError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
+import { DEFAULT_WRITABLE_DISK_MIB } from '../storage/rootfs-disks.js';
 import type { CreateSandboxRequest, SandboxInfo } from './api-types.js';
 import type { ContainerVerbs } from './container-lifecycle.js';
-import { noNetwork, type SandboxNetworks, withSandboxNetwork } from './sandbox-network.js';
+import { diskSeedOf, noNetwork, type SandboxNetworks, withSandboxNetwork } from './sandbox-network.js';
 import {
   makeSandboxDir,
   readRecords,
@@ -73,6 +74,7 @@ export class SandboxService {
       imageDigest: image.digest,
       cpus: request.cpus,
       memoryMiB: request.memoryMiB,
+      diskMiB: request.diskMiB ?? DEFAULT_WRITABLE_DISK_MIB,
       env: request.env ?? {},
       metadata: request.metadata ?? {},
       network: request.network ?? 'internet',
@@ -84,11 +86,16 @@ export class SandboxService {
       if (record.network === 'internet') record.internet = await this.networks.attach(id, dir, signal);
       const bundle = join(dir, 'bundle');
       await mkdir(bundle, { mode: 0o700 });
-      await makeSandboxRootfs(image, join(bundle, 'rootfs'), signal);
-      await writeFile(
-        join(bundle, 'config.json'),
-        `${JSON.stringify(withSandboxNetwork(sandboxSpec(record), record, dir), null, 2)}\n`,
-      );
+      const seed = await diskSeedOf(record, dir);
+      const annotations = await makeSandboxRootfs(image, dir, {
+        bundle,
+        diskMiB: record.diskMiB,
+        signal,
+        seed,
+      });
+      if (seed) await rm(seed, { recursive: true, force: true });
+      const spec = withSandboxNetwork(sandboxSpec(record, annotations), record, dir);
+      await writeFile(join(bundle, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`);
       await this.verbs.create(id, bundle, { cpus: request.cpus, memoryMiB: request.memoryMiB }, signal);
       // Written last: a directory without a record is a create cut short (see recover).
       await writeRecord(this.root, record);

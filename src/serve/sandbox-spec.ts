@@ -57,11 +57,13 @@ export function sandboxProcess(record: SandboxRecord, args: string[]): Process {
 
 /**
  * The OCI configuration of a sandbox's container: runc's default mounts and namespaces, a
- * writable root, the idle init. Its network namespace is a new one the runtime makes, so the
+ * writable root on the disks the annotations name, the idle init. Its network namespace is a new one the runtime makes, so the
  * VM has loopback only (network 'none').
  */
-export function sandboxSpec(record: SandboxRecord): Spec {
+export function sandboxSpec(record: SandboxRecord, annotations: Record<string, string> = {}): Spec {
   const spec = defaultSpec(IDLE_INIT, { terminal: false });
+  // Its root disks (see container-images/sandbox-rootfs.ts).
+  spec.annotations = { ...spec.annotations, ...annotations };
   spec.process = sandboxProcess(record, IDLE_INIT);
   spec.root = { path: 'rootfs', readonly: false };
   spec.hostname = record.sandboxId;

@@ -75,7 +75,6 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
     },
     metricsFormFor(flags),
   );
-  // Checkpoint has no handler: the server answers UNIMPLEMENTED for it.
   const rpc = new TtrpcServer((err) => {
     metrics.failed(failureCode(err));
     return toWireStatus(err);

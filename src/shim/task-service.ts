@@ -3,6 +3,7 @@ import { HullError } from '../errors.js';
 import { Status, type Task } from '../gen/containerd/task/v2/shim_pb.js';
 import { clip } from '../oci/shape.js';
 import { checkProcessShape, checkResourcesShape } from '../oci/spec-schema.js';
+import { checkpointRefusal } from '../snapshot/savable.js';
 import type { CallContext, ImplOf } from '../ttrpc/server.js';
 import { raceSignal } from '../util/deadline.js';
 import { VERSION } from '../version.js';
@@ -26,15 +27,16 @@ function json<T>(value: Uint8Array | undefined, what: string): T {
 
 /**
  * containerd's Task service over one pod. Each handler unpacks the request and calls the pod;
- * errors become wire statuses in one place (toWireStatus). Checkpoint is not offered: the
- * server answers UNIMPLEMENTED for it, as for any method it does not know.
+ * errors become wire statuses in one place (toWireStatus). Checkpoint refuses: the shim's
+ * containers have their root on the 9p share, and QEMU cannot save a VM while 9p is mounted
+ * (see snapshot/savable.ts).
  */
 export function taskService(
   pod: ShimPod,
   shutdown: (now: boolean) => void,
   /** The form of Stats' metrics the caller decodes (metricsFormFor). */
   metricsForm: MetricsForm,
-): Omit<ImplOf<typeof Task>, 'checkpoint'> {
+): ImplOf<typeof Task> {
   const timeout = () => AbortSignal.timeout(RPC_TIMEOUT_MS);
   return {
     create: async (req, ctx: CallContext) => {
@@ -124,6 +126,12 @@ export function taskService(
     stats: async (req) => ({
       stats: statsAnswer(await pod.agentFor(req.id).statsContainer(req.id, timeout()), metricsForm),
     }),
+    checkpoint: async (req) => {
+      pod.state(req.id, '');
+      const refusal = checkpointRefusal(`container ${clip(req.id)}`, 'share');
+      if (refusal) throw refusal;
+      return {};
+    },
     connect: async () => ({ shimPid: process.pid, taskPid: pod.pid, version: VERSION }),
     shutdown: async (req) => {
       shutdown(req.now);

@@ -5,6 +5,7 @@ import { HullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
 import { consoleCauseOrLastLine } from '../image/console-cause.js';
 import { logger } from '../log.js';
+import { makePlaceholderDisks } from '../storage/rootfs-disks.js';
 import { deadlineSignal } from '../util/deadline.js';
 import { TemplateMemory } from './memory.js';
 import {
@@ -25,6 +26,11 @@ export interface TemplateBuild {
   describe: Pick<TemplateRecord, 'accel' | 'cpuModel' | 'imageHash'>;
   timeoutMs: number;
   signal: AbortSignal;
+  /**
+   * A saved VM's state (devices and RAM, see src/snapshot/) to load into the template's memory
+   * instead of booting: a running sandbox's snapshot made into a template its forks clone.
+   */
+  loadFrom?: { fd: number; streamIdsFrom: number };
 }
 
 /**
@@ -61,19 +67,26 @@ export async function buildTemplate(build: TemplateBuild): Promise<TemplateRecor
         vm = await build.hypervisor.start(
           {
             ...config,
+            rootfsDisks: config.rootfsDisks && (await makePlaceholderDisks(boot)),
             id: `template-${key}`,
             runDir: boot,
             shareDir: join(boot, 'share'),
-            template: { role: 'template', memoryFd: memoryFile.fd, stateFd: state.fd },
+            template: {
+              role: 'template',
+              memoryFd: memoryFile.fd,
+              stateFd: state.fd,
+              loadFd: build.loadFrom?.fd,
+            },
           },
           signal,
         );
       } finally {
         await memoryFile.close();
       }
-      const agent = new AgentClient(vm.agentChannel);
+      // A template loaded from a saved VM is its saved self, paused: nothing to wait for.
+      const agent = build.loadFrom ? undefined : new AgentClient(vm.agentChannel);
       try {
-        await agent.waitReady(signal);
+        await agent?.waitReady(signal);
       } catch (err) {
         const said = consoleCauseOrLastLine(await readFile(vm.consoleLog, 'utf8').catch(() => ''));
         throw new HullError(
@@ -85,7 +98,7 @@ export async function buildTemplate(build: TemplateBuild): Promise<TemplateRecor
         );
       }
       await vm.saveTemplate(signal);
-      agent.close();
+      agent?.close();
     } finally {
       await state.close();
     }
@@ -102,6 +115,7 @@ export async function buildTemplate(build: TemplateBuild): Promise<TemplateRecor
       builtAt: new Date().toISOString(),
       buildMs: Date.now() - started,
       stateBytes: (await stat(stateFile(key))).size,
+      ...(build.loadFrom ? { streamIdsFrom: build.loadFrom.streamIdsFrom } : {}),
     };
     await writeRecord(record);
     log.debug({ key, ms: record.buildMs, stateBytes: record.stateBytes }, 'VM template made');

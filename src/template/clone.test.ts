@@ -53,3 +53,18 @@ test('a template per size, network card count, CPU model, image and guest comman
   for (const [what, config] of differing) assert.notEqual(await keyOf(config), key, what);
   assert.notEqual(await templateKey(templateConfigOf(sandbox), new QemuHypervisor(), 'image2'), key, 'image');
 });
+
+test('a VM with root disks has a template of its own, shared whatever image or disk size its clones have', async () => {
+  const onDisks = (image: string, writable: string, writableBytes: number): VmConfig => ({
+    ...sandbox,
+    rootfsDisks: { image, writable, writableBytes },
+  });
+  const key = await keyOf(onDisks('/c/aaa/rootfs.erofs', '/r/sb-1/disk.raw', 128 * 2 ** 20));
+  assert.notEqual(key, await keyOf(sandbox), 'the disks are part of the shape');
+  assert.equal(key, await keyOf(onDisks('/c/bbb/rootfs.erofs', '/r/sb-2/disk.raw', 2 ** 30)));
+  assert.deepEqual(templateConfigOf(onDisks('/c/a', '/r/d', 2 ** 30)).rootfsDisks, {
+    image: '',
+    writable: '',
+    writableBytes: 0,
+  });
+});

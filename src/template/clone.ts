@@ -27,8 +27,10 @@ export function templateCardMac(index: number): string {
 
 /**
  * The VM a sandbox's template boots: the sandbox's own, less what is its alone (name, files,
- * cgroup, its taps and addresses). Its network cards have no backend: each clone attaches
- * its own taps to them.
+ * cgroup, its taps and addresses, its root disks and their size). Its network cards have no
+ * backend: each clone attaches its own taps to them. Root disks are there or not; the
+ * template boots with placeholders of them (see build.ts), whatever image and size its
+ * clones have.
  */
 export function templateConfigOf(config: VmConfig): Omit<VmConfig, 'id' | 'runDir' | 'shareDir'> {
   const {
@@ -41,6 +43,7 @@ export function templateConfigOf(config: VmConfig): Omit<VmConfig, 'id' | 'runDi
   } = config;
   return {
     ...shape,
+    rootfsDisks: config.rootfsDisks && { image: '', writable: '', writableBytes: 0 },
     network: config.network && {
       netns: '',
       vhost: false,
@@ -71,6 +74,13 @@ export interface CloneSource {
   role: VmTemplateRole;
   /** The MAC address each network card has in a clone (its template's). */
   cardMacs: string[];
+  /**
+   * Where a clone's agent client starts its stream ids, when the template is a saved running
+   * VM whose agent saw ids that high (see src/snapshot/); else above a template's boot.
+   */
+  streamIdsFrom?: number;
+  /** A clone that cannot start fails its sandbox rather than booting it (a fork). */
+  noBootInstead?: boolean;
   /** Closes this process's descriptors once the VMM has its own. */
   close(): Promise<void>;
   /** The template cannot be used (`why`): it goes, and the next start makes it again. */
@@ -155,7 +165,7 @@ export async function ensureTemplate(
   });
 }
 
-async function openCloneSource(
+export async function openCloneSource(
   seen: TemplateRecord,
   templateConfig: Omit<VmConfig, 'id' | 'runDir' | 'shareDir'>,
 ): Promise<{ source?: CloneSource; problem?: string }> {
@@ -188,6 +198,7 @@ async function openCloneSource(
     key: record.key,
     role: { role: 'clone', memoryFd: memory.fd, stateFd: state.fd },
     cardMacs: templateConfig.network?.nics.map((nic) => nic.mac) ?? [],
+    streamIdsFrom: record.streamIdsFrom,
     close,
     discard: async (why) => {
       logger('template').warn({ key: record.key, why }, 'removing the template');

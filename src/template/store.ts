@@ -27,6 +27,8 @@ export interface TemplateRecord {
   builtAt: string;
   buildMs: number;
   stateBytes: number;
+  /** A template made from a saved running VM: where its clones' agent clients start ids. */
+  streamIdsFrom?: number;
 }
 
 export function templatesDir(): string {

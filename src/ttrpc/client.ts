@@ -82,6 +82,14 @@ export class TtrpcClient {
     return fromBinary(method.output, payload);
   }
 
+  /**
+   * The id this client's next call takes: a client that later takes over the same connection
+   * (a VM saved and resumed, or forked) starts here, above every id this one sent.
+   */
+  get streamIdsFrom(): number {
+    return this.nextStreamId;
+  }
+
   /** One unary call with an already-encoded payload; resolves with the response payload. */
   callRaw(
     service: string,

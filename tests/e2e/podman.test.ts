@@ -88,6 +88,27 @@ describe('podman --runtime hull', { timeout: 600_000 }, () => {
     await assertNothingLeft(join(dirs.scratch, 'hull'));
   });
 
+  // Issue 28: podman checks for CRIU (>= 3.11) and runs `hull checkpoint --help` before it asks
+  // hull to checkpoint; hull then refuses in one line (the container's root is on the 9p share).
+  test('container checkpoint is refused in one line and the container keeps running', async () => {
+    const started = await podman('run', '-d', '--name', 'ckpt', IMAGE, 'sleep', '1000');
+    assert.equal(started.code, 0, started.stderr);
+    try {
+      const checkpoint = await podman('container', 'checkpoint', 'ckpt');
+      assert.notEqual(checkpoint.code, 0);
+      assert.match(checkpoint.stderr, /QEMU cannot save a VM while 9p is mounted; a sandbox of `hull serve`/);
+      const hullLines = checkpoint.stderr.split('\n').filter((line) => line.includes('9p is mounted'));
+      assert.equal(hullLines.length, 1, checkpoint.stderr);
+      const status = await podman('inspect', '--format', '{{.State.Status}}', 'ckpt');
+      assert.equal(status.stdout.trim(), 'running');
+      const exec = await podman('exec', 'ckpt', 'echo', 'still here');
+      assert.deepEqual([exec.code, exec.stdout], [0, 'still here\n']);
+    } finally {
+      await podman('rm', '-f', '-t', '1', 'ckpt');
+    }
+    await assertNothingLeft(join(dirs.scratch, 'hull'));
+  });
+
   // Issue 13: podman stats reads the cgroup hull puts the sandbox in (issue 14).
   test('podman stats --no-stream shows the sandbox memory against its limit', async () => {
     const started = await podman('run', '-d', '--name', 'stats', '--memory', '256m', IMAGE, 'sleep', '1000');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { access, copyFile, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
 import { bridgeNetwork, removeBridge } from '../../src/network/serve-bridge.js';
 import { freePort, pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
+import { killEverySandbox, serveStateDir } from '../fixtures/serve.js';
 import { type HullRun, hull, privateDirs, processExit, qemuProcessesUsing, startHull } from './harness.js';
 
 /** Issue 27: sandboxes as a service, used through the SDK as a user would. */
@@ -52,15 +53,12 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
 
   before(async () => {
     dirs = await privateDirs('serve');
-    // A state directory of this file's own (its image cache), sharing the machine's guest
-    // image, snapshots and templates.
-    const state = join(dirs.scratch, 'state');
-    await mkdir(state);
-    for (const shared of ['images', 'templates'])
-      await symlink(join('/var/lib/hull', shared), join(state, shared));
-    await copyFile('/var/lib/hull/accel.json', join(state, 'accel.json')).catch(() => {});
     // Sandboxes have network 'internet' by default: on a bridge of this file's own.
-    env = { HULL_STATE_DIR: state, HULL_SERVE_BRIDGE: bridge.bridge, HULL_SERVE_SUBNET: '10.212.0.0/24' };
+    env = {
+      HULL_STATE_DIR: await serveStateDir(dirs.scratch),
+      HULL_SERVE_BRIDGE: bridge.bridge,
+      HULL_SERVE_SUBNET: '10.212.0.0/24',
+    };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);
     socket = join(dirs.scratch, 'api.sock');
@@ -69,9 +67,7 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
   });
 
   after(async () => {
-    for (const info of await Sandbox.list({ api }).catch(() => [])) {
-      await (await Sandbox.connect(info.sandboxId, { api })).kill().catch(() => {});
-    }
+    await killEverySandbox(api);
     await stopServe();
     await registry?.stop();
     await removeBridge(bridge);

@@ -12,10 +12,12 @@
  * tests/perf/network.ts), then what an idle sandbox costs the host, cloned and booted (P3: PSS
  * of ten idle sandboxes each: tests/perf/idle-memory.ts), then how many idle cloned sandboxes
  * start and stay up on this machine (P4, `--part density`, up to 100: tests/perf/density.ts),
- * and writes them as JSON. Machines here are shared and noisy: only ratios taken in the same run
- * mean anything.
+ * then a metadata-heavy job (unpack and stat a 20,000-file tree) on a `hull serve` sandbox's
+ * root on disks ÷ in a `hull run` container on the 9p share ÷ runc (`--part rootfs`:
+ * tests/perf/rootfs.ts), and writes them as JSON. Machines here are shared and noisy: only
+ * ratios taken in the same run mean anything.
  *
- *   npm run bench [-- --runs N --out FILE --part all|start|network|memory|density]
+ *   npm run bench [-- --runs N --rootfs-runs N --out FILE --part all|start|network|memory|density|rootfs|saved]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -32,17 +34,21 @@ import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { measureDensity } from './density.js';
 import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js';
 import { measureNetwork, median, type NetworkFigures } from './network.js';
+import { measureRootfs } from './rootfs.js';
+import { measureSavedVms, printSavedVms } from './saved-vm.js';
 
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '7' },
+    // The rootfs job takes minutes a run on the 9p share under TCG.
+    'rootfs-runs': { type: 'string', default: '1' },
     out: { type: 'string', default: 'bench-results.json' },
     part: { type: 'string', default: 'all' },
   },
 });
 const runs = Number(values.runs);
-if (!['all', 'start', 'network', 'memory', 'density'].includes(values.part!)) {
-  throw new Error(`--part ${values.part}: use all, start, network, memory or density`);
+if (!['all', 'start', 'network', 'memory', 'density', 'rootfs', 'saved'].includes(values.part!)) {
+  throw new Error(`--part ${values.part}: use all, start, network, memory, density, rootfs or saved`);
 }
 
 function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
@@ -192,7 +198,19 @@ try {
       `P4: ${density.started} idle cloned sandboxes started (stopped at ${density.limit}${density.stoppedBecause ? `: ${density.stoppedBecause}` : ''}); ${density.answered} answered \`hull exec true\` at the end; host memory available ${density.availableMiB.before} MiB before, ${density.availableMiB.after} MiB with them`,
     );
   }
-  const result = { ...start, network, idleMemory, templatedIdleMemory, density };
+  const rootfs = part('rootfs') ? await measureRootfs(scratch, Number(values['rootfs-runs'])) : undefined;
+  if (rootfs) {
+    const { medianMs: ms, ratios } = rootfs;
+    console.log(
+      `rootfs: unpack and stat ${rootfs.files} files, median of ${rootfs.runs}: serve's disks ${ms.serveDisks} ms, hull run on 9p ${ms.hullRun9p} ms${ms.runc ? `, runc ${ms.runc} ms` : ''}`,
+    );
+    console.log(
+      `rootfs: serve's disks / hull run's 9p share = ${ratios.disksOver9p}${ratios.disksOverRunc ? `; disks / runc = ${ratios.disksOverRunc}; 9p / runc = ${ratios.ninePOverRunc}` : ''}`,
+    );
+  }
+  const saved = part('saved') ? await measureSavedVms(scratch) : undefined;
+  if (saved) printSavedVms(saved);
+  const result = { ...start, network, idleMemory, templatedIdleMemory, density, rootfs, saved };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);
 } finally {

@@ -283,3 +283,62 @@ test("a template on arm64 maps its held memory as the machine's RAM", () => {
   assert.deepEqual(values(args, '-machine'), ['virt,gic-version=max,memory-backend=ram']);
   assert.deepEqual(values(args, '-incoming'), ['defer']);
 });
+
+test('root disks: the image read-only, the writable disk direct with discards, found by their serials', () => {
+  const args = qemuCommandLine(
+    {
+      ...config,
+      rootfsDisks: { image: '/c/a,b/rootfs.erofs', writable: '/r/sb/disk.raw', writableBytes: 2 ** 30 },
+    },
+    paths,
+  );
+  const drives = values(args, '-drive');
+  assert.ok(
+    drives.includes('id=image,file=/c/a,,b/rootfs.erofs,format=raw,if=none,readonly=on'),
+    drives.join(' '),
+  );
+  assert.ok(drives.includes('id=writable,file=/r/sb/disk.raw,format=raw,if=none,cache=none,discard=unmap'));
+  const devices = values(args, '-device');
+  assert.ok(devices.includes('virtio-blk-device,drive=image,serial=hull-image'));
+  assert.ok(devices.includes('virtio-blk-device,drive=writable,serial=hull-disk'));
+  assert.equal(values(qemuCommandLine(config, paths), '-drive').length, 1, 'none without them');
+});
+
+test('a saved VM resumes with RAM of its own named as its template had it, loaded from its state', () => {
+  const args = qemuCommandLine({ ...config, template: { role: 'restore', memoryFd: -1, stateFd: 7 } }, paths);
+  assert.deepEqual(values(args, '-object'), ['memory-backend-ram,id=ram,size=512M']);
+  assert.deepEqual(values(args, '-incoming'), ['defer']);
+  assert.ok(values(args, '-machine')[0]!.endsWith(',memory-backend=ram'));
+  // A template made from a saved VM loads it instead of booting; its memory is still shared.
+  const loader = qemuCommandLine(
+    { ...config, template: { role: 'template', memoryFd: 5, stateFd: 6, loadFd: 7 } },
+    paths,
+  );
+  assert.deepEqual(values(loader, '-incoming'), ['defer']);
+  assert.match(values(loader, '-object')[0]!, /^memory-backend-file,.*share=on/);
+  const booted = qemuCommandLine(
+    { ...config, template: { role: 'template', memoryFd: 5, stateFd: 6 } },
+    paths,
+  );
+  assert.deepEqual(values(booted, '-incoming'), []);
+});
+
+test("a fork's writable disk is a qcow2 overlay; a sandbox's own is raw", () => {
+  const disks = { image: '/img/app.erofs', writable: '/sb/disk.raw', writableBytes: 1 << 30 };
+  const own = values(qemuCommandLine({ ...config, rootfsDisks: disks }, paths), '-drive');
+  assert.ok(
+    own.some((d) => d.startsWith('id=writable,file=/sb/disk.raw,format=raw')),
+    own.join(' '),
+  );
+  const fork = values(
+    qemuCommandLine(
+      { ...config, rootfsDisks: { ...disks, writable: '/f/disk.qcow2', backing: '/s/disk.raw' } },
+      paths,
+    ),
+    '-drive',
+  );
+  assert.ok(
+    fork.some((d) => d.startsWith('id=writable,file=/f/disk.qcow2,format=qcow2')),
+    fork.join(' '),
+  );
+});

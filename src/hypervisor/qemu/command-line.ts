@@ -1,3 +1,4 @@
+import { dirname, join } from 'node:path';
 import { archProfile } from '../arch.js';
 import type { VmConfig } from '../hypervisor.js';
 import * as q from './switches.js';
@@ -8,6 +9,11 @@ export const SHARE_TAG = 'hullshare';
 export const AGENT_PORT = 'agent.0';
 /** The virtio-serial port of the debug console; hull-init starts a shell on it. */
 export const DEBUG_CONSOLE_PORT = 'debug.0';
+
+/** The QMP socket a VM with a debug console also listens on, beside the console's. */
+export function debugQmpSocket(debugConsole: string): string {
+  return join(dirname(debugConsole), 'qmp.sock');
+}
 
 export interface QemuPaths {
   agentSocket: string;
@@ -21,6 +27,34 @@ export interface QemuPaths {
  */
 export const ROOT_DISK_SERIAL = 'hull-root';
 export const SNAPSHOT_DISK_SERIAL = 'hull-snapshot';
+/** A container's root disks (see storage/rootfs-disks.ts); the agent finds them by these. */
+export const IMAGE_DISK_SERIAL = 'hull-image';
+export const WRITABLE_DISK_SERIAL = 'hull-disk';
+/** The QEMU drive of the writable root disk, which a clone resizes (see qemu.ts). */
+export const WRITABLE_DRIVE = 'writable';
+
+/**
+ * A container's root disks: the image read-only through the host's page cache (shared by
+ * every VM of that image), the writable disk with O_DIRECT (the guest caches it already), and
+ * discards from the guest punching holes in the file.
+ */
+function rootfsDiskSwitches(config: VmConfig): string[] {
+  const disks = config.rootfsDisks;
+  if (!disks) return [];
+  return [
+    ...q.drive({ id: 'image', file: disks.image, format: 'raw', if: 'none', readonly: true }),
+    ...q.device('virtio-blk-device', { drive: 'image', serial: IMAGE_DISK_SERIAL }),
+    ...q.drive({
+      id: WRITABLE_DRIVE,
+      file: disks.writable,
+      format: disks.backing ? 'qcow2' : 'raw',
+      if: 'none',
+      cache: 'none',
+      discard: 'unmap',
+    }),
+    ...q.device('virtio-blk-device', { drive: WRITABLE_DRIVE, serial: WRITABLE_DISK_SERIAL }),
+  ];
+}
 
 /** The fd on which the VMM finds the tap of its network card `index` (hull-jail opens it). */
 export function tapFd(index: number): number {
@@ -44,6 +78,14 @@ export const TEMPLATE_STATE_FD = 21;
 function templateSwitches(config: VmConfig): string[] {
   const template = config.template;
   if (!template) return [];
+  // A saved VM's RAM is in its state: memory of its own, named as its template's was (the
+  // saved state names RAM blocks by the backend's id).
+  if (template.role === 'restore') {
+    return [
+      ...q.object('memory-backend-ram', { id: 'ram', size: `${config.memoryMiB}M` }),
+      ...q.incoming('defer'),
+    ];
+  }
   return [
     ...q.object('memory-backend-file', {
       id: 'ram',
@@ -51,8 +93,9 @@ function templateSwitches(config: VmConfig): string[] {
       'mem-path': `/proc/self/fd/${TEMPLATE_MEMORY_FD}`,
       share: template.role === 'template',
     }),
-    // The state is read once QMP has set x-ignore-shared (see qemu.ts resumeClone).
-    ...(template.role === 'clone' ? q.incoming('defer') : []),
+    // The state is read once QMP has set x-ignore-shared (see qemu.ts resumeClone); a
+    // template made from a saved VM loads that VM's RAM into its memory the same way.
+    ...(template.role === 'clone' || template.loadFd !== undefined ? q.incoming('defer') : []),
   ];
 }
 
@@ -80,7 +123,8 @@ function networkSwitches(config: VmConfig): string[] {
  */
 function balloonSwitches(config: VmConfig): string[] {
   if (config.template) return [];
-  const used = 3 + (config.agentSnapshot ? 1 : 0) + (config.network?.nics.length ?? 0);
+  const used =
+    3 + (config.agentSnapshot ? 1 : 0) + (config.rootfsDisks ? 2 : 0) + (config.network?.nics.length ?? 0);
   return used < archProfile(config.arch ?? 'x86_64').virtioMmioSlots
     ? q.device('virtio-balloon-device', { 'free-page-reporting': true })
     : [];
@@ -210,6 +254,7 @@ export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
           ...q.device('virtio-blk-device', { drive: 'snapshot', serial: SNAPSHOT_DISK_SERIAL }),
         ]
       : []),
+    ...rootfsDiskSwitches(config),
     ...q.fsdev('local', { id: 'share', path: config.shareDir, security_model: 'mapped-xattr' }),
     ...q.device('virtio-9p-device', { fsdev: 'share', mount_tag: SHARE_TAG }),
     ...networkSwitches(config),
@@ -221,6 +266,15 @@ export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
       ? [
           ...q.chardev('socket', { id: 'debug', path: config.debugConsole, server: true, wait: false }),
           ...q.device('virtserialport', { chardev: 'debug', name: DEBUG_CONSOLE_PORT }),
+          // A second QMP monitor beside it, for root to inspect the VMM (query-migrate says
+          // what would keep the VM from being saved).
+          ...q.chardev('socket', {
+            id: 'debugqmp',
+            path: debugQmpSocket(config.debugConsole),
+            server: true,
+            wait: false,
+          }),
+          ...q.mon('debugqmp', 'control'),
         ]
       : []),
     ...q.chardev('socket', { id: 'qmp', path: paths.qmpSocket, server: false }),

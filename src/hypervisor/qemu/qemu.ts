@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { chown, lstat, mkdir, realpath, rmdir, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HullError, isHullError } from '../../errors.js';
 import { logger } from '../../log.js';
@@ -23,6 +24,7 @@ import {
   TEMPLATE_MEMORY_FD,
   TEMPLATE_STATE_FD,
   tapFd,
+  WRITABLE_DRIVE,
 } from './command-line.js';
 import { QmpClient } from './qmp.js';
 
@@ -63,7 +65,7 @@ export function qemuPaths(runDir: string): QemuPaths & { jailRoot: string; migra
     consoleLog: join(runDir, 'console.log'),
     jailRoot: join(runDir, 'vmm-root'),
   };
-  if (Buffer.byteLength(paths.agentSocket) > MAX_SOCKET_PATH) {
+  if (Buffer.byteLength(paths.migrationSocket) > MAX_SOCKET_PATH) {
     throw new HullError(
       'ERR_USAGE',
       `the state directory ${runDir} is too long for unix sockets: use a shorter --root`,
@@ -116,9 +118,15 @@ async function jailPlan(
 ): Promise<JailPlan> {
   await mkdir(paths.jailRoot, { mode: 0o700 });
   await writeFile(paths.consoleLog, '', { mode: 0o600 });
-  const images = [config.kernel, config.initrd, config.rootfs, config.agentSnapshot].filter(
-    (p): p is string => p !== undefined,
-  );
+  const images = [
+    config.kernel,
+    config.initrd,
+    config.rootfs,
+    config.agentSnapshot,
+    config.rootfsDisks?.image,
+    // A fork's writable disk is an overlay: QEMU reads its backing file by the path it names.
+    config.rootfsDisks?.backing,
+  ].filter((p): p is string => p !== undefined);
   const system = await systemPaths(binary);
   const uid = await vmmUserFor(config.id);
   // QEMU makes the debug console's socket in a directory of its own, which it alone may write.
@@ -127,11 +135,15 @@ async function jailPlan(
     await mkdir(debugDir, { mode: 0o700 });
     await chown(debugDir, uid, uid);
   }
+  // Every VM can be saved (a template, or a sandbox paused to disk): its state comes out
+  // through the migration socket.
   const readWrite = [
     paths.agentSocket,
     paths.qmpSocket,
     paths.consoleLog,
-    ...(config.template?.role === 'template' ? [paths.migrationSocket] : []),
+    paths.migrationSocket,
+    // The container's writable disk is this VMM's to write; hull made it, and never mounts it.
+    ...(config.rootfsDisks ? [config.rootfsDisks.writable] : []),
   ];
   // QEMU has no capability: the sockets it connects to and the log it writes are its own.
   await Promise.all(readWrite.map((path) => chown(path, uid, uid)));
@@ -168,8 +180,10 @@ function vmmStdio(config: VmConfig): ('ignore' | 'pipe' | number)[] {
   const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'ignore', 'pipe'];
   if (config.template) {
     while (stdio.length < TEMPLATE_MEMORY_FD) stdio.push('ignore');
-    stdio[TEMPLATE_MEMORY_FD] = config.template.memoryFd;
-    if (config.template.role === 'clone') stdio[TEMPLATE_STATE_FD] = config.template.stateFd;
+    // Every slot filled: Node skips holes in this array, which would move the ones after.
+    stdio[TEMPLATE_MEMORY_FD] = config.template.role === 'restore' ? 'ignore' : config.template.memoryFd;
+    if (config.template.role !== 'template') stdio[TEMPLATE_STATE_FD] = config.template.stateFd;
+    else if (config.template.loadFd !== undefined) stdio[TEMPLATE_STATE_FD] = config.template.loadFd;
   }
   return stdio;
 }
@@ -189,15 +203,39 @@ function ignoreSharedMemory(qmp: QmpClient, signal: AbortSignal): Promise<unknow
  * Returns once it runs; a state QEMU cannot load makes it exit (which the caller races with
  * this).
  */
-async function resumeClone(qmp: QmpClient, signal: AbortSignal): Promise<void> {
-  await ignoreSharedMemory(qmp, signal);
+async function resumeClone(
+  qmp: QmpClient,
+  config: VmConfig,
+  options: { ignoreShared: boolean; resume: boolean },
+  signal: AbortSignal,
+): Promise<void> {
+  if (options.ignoreShared) await ignoreSharedMemory(qmp, signal);
   await qmp.execute('migrate-incoming', { uri: `fd:${TEMPLATE_STATE_FD}` }, signal);
+  let resized = false;
   for (;;) {
     const { status } = await qmp.execute<{ status: string }>('query-status', undefined, signal);
     if (status === 'running') return;
-    if (status === 'paused') await qmp.execute('cont', undefined, signal);
-    else await sleep(5, signal);
+    if (status === 'paused' || status === 'postmigrate') {
+      if (!options.resume) return;
+      // A clone's writable disk is its own size, not its template's placeholder's.
+      if (config.template?.role === 'clone' && config.rootfsDisks && !resized) {
+        await tellWritableDiskSize(qmp, config.rootfsDisks.writableBytes, signal);
+        resized = true;
+      }
+      await qmp.execute('cont', undefined, signal);
+    } else if (status === 'inmigrate') await sleep(5, signal);
+    else throw new HullError('ERR_VM_START', `the saved VM could not be loaded (QEMU is ${status})`);
   }
+}
+
+/**
+ * A clone's guest believes its writable disk has the template's placeholder size (its driver
+ * read it at probe). Resizing the drive to the size its file already has changes nothing on
+ * the host, and raises the virtio config-change interrupt on which the guest reads the size
+ * again; the agent waits for it before mounting the disk (see guest/agent/rootfs-disks.ts).
+ */
+async function tellWritableDiskSize(qmp: QmpClient, bytes: number, signal: AbortSignal): Promise<void> {
+  await qmp.execute('block_resize', { device: WRITABLE_DRIVE, size: bytes }, signal);
 }
 
 /** Collects the tail of a stream, for error messages. */
@@ -258,7 +296,19 @@ export class QemuHypervisor implements Hypervisor {
 
   async templateShape(config: VmConfig): Promise<string> {
     // The paths of one VM's own files are not part of the shape; everything else is.
-    const placeholder = { ...config, arch: this.arch, id: 'template', runDir: '/run', shareDir: '/share' };
+    const placeholder = {
+      ...config,
+      arch: this.arch,
+      id: 'template',
+      runDir: '/run',
+      shareDir: '/share',
+      rootfsDisks: config.rootfsDisks && {
+        image: '/image',
+        writable: '/writable',
+        writableBytes: 0,
+        backing: config.rootfsDisks.backing && '/backing',
+      },
+    };
     const paths = { agentSocket: '/agent', qmpSocket: '/qmp', consoleLog: '/console' };
     return [await this.identity(), ...qemuCommandLine(placeholder, paths)].join('\n');
   }
@@ -280,7 +330,7 @@ export class QemuHypervisor implements Hypervisor {
     try {
       if (owner) await cgroup.join(owner);
       listeners = await Promise.all([listen(paths.agentSocket), listen(paths.qmpSocket)]);
-      if (config.template?.role === 'template') migrationListener = await listen(paths.migrationSocket);
+      migrationListener = await listen(paths.migrationSocket);
       plan = await jailPlan(config, paths, binary, cgroup);
     } catch (err) {
       listeners?.forEach(stopListening);
@@ -334,19 +384,27 @@ export class QemuHypervisor implements Hypervisor {
       closeListeners();
       const qmp = new QmpClient(qmpSocket);
       await raceSignal(Promise.race([qmp.handshake(signal), died]), signal);
-      if (config.template?.role === 'clone')
-        await raceSignal(Promise.race([resumeClone(qmp, signal), died]), signal);
+      const role = config.template;
+      if (role && (role.role !== 'template' || role.loadFd !== undefined)) {
+        // A clone runs on; a saved VM too; a template loaded from a saved VM stays paused, to be
+        // saved again as a template.
+        const loading = resumeClone(
+          qmp,
+          config,
+          { ignoreShared: role.role === 'clone', resume: role.role !== 'template' },
+          signal,
+        );
+        await raceSignal(Promise.race([loading, died]), signal);
+      }
       // A VM whose share server died has lost its files: it is stopped, and says why.
       await watchShareServer(child.pid!, exited, (server) => {
         shareServerLost = server.pid;
         log.error({ pid: server.pid }, 'the share server died: stopping the VM');
         child.kill('SIGKILL');
       });
-      const saveTo =
-        migrationListener && config.template
-          ? { listener: migrationListener, path: paths.migrationSocket, stateFd: config.template.stateFd }
-          : undefined;
-      return new QemuVm(child, agentSocket, qmp, exited, paths.consoleLog, saveTo);
+      const migration = { listener: migrationListener!, path: paths.migrationSocket };
+      const templateStateFd = config.template?.role === 'template' ? config.template.stateFd : undefined;
+      return new QemuVm(child, agentSocket, qmp, exited, paths.consoleLog, migration, templateStateFd);
     } catch (err) {
       // When QEMU quit by itself, its own message says more than a closed socket does; its
       // exit may be seen a moment after its sockets close.
@@ -374,11 +432,14 @@ class QemuVm implements Vm {
     private readonly qmp: QmpClient,
     readonly exited: Promise<VmExit>,
     readonly consoleLog: string,
-    /** A template's: where its device state is received, and the file it is written to. */
-    private readonly saveTo?: { listener: Server; path: string; stateFd: number },
+    /** Where its saved state is received (QEMU connects to it when told to migrate). */
+    private readonly migration: { listener: Server; path: string },
+    /** A template's: the file its device state is written to. */
+    private readonly templateStateFd?: number,
   ) {
     void exited.then(() => {
       this.hasExited = true;
+      stopListening(migration.listener);
       qmp.close();
     });
   }
@@ -388,18 +449,32 @@ class QemuVm implements Vm {
   }
 
   async saveTemplate(signal: AbortSignal): Promise<void> {
-    const saveTo = this.saveTo;
-    if (!saveTo) throw new HullError('ERR_INTERNAL', 'this VM was not started as a template');
+    if (this.templateStateFd === undefined)
+      throw new HullError('ERR_INTERNAL', 'this VM was not started as a template');
+    const sink = createWriteStream('', { fd: this.templateStateFd, autoClose: false });
+    await this.saveState(sink, { ignoreSharedMemory: true, resume: false }, signal);
+  }
+
+  async saveState(
+    sink: Writable,
+    options: { ignoreSharedMemory: boolean; resume: boolean; whileStopped?: () => Promise<void> },
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { listener, path } = this.migration;
     await this.qmp.execute('stop', undefined, signal);
-    await ignoreSharedMemory(this.qmp, signal);
-    const written = raceSignal(accept(saveTo.listener), signal).then((stream) => {
-      stopListening(saveTo.listener);
-      return pipeline(stream, createWriteStream('', { fd: saveTo.stateFd, autoClose: false }), { signal });
-    });
+    await this.qmp.execute(
+      'migrate-set-capabilities',
+      { capabilities: [{ capability: 'x-ignore-shared', state: options.ignoreSharedMemory }] },
+      signal,
+    );
+    const written = raceSignal(accept(listener), signal).then((stream) => pipeline(stream, sink, { signal }));
     written.catch(() => {});
-    await this.qmp.execute('migrate', { uri: `unix:${saveTo.path}` }, signal);
+    await this.qmp.execute('migrate', { uri: `unix:${path}` }, signal);
     await this.waitForMigration(signal);
     await written;
+    await options.whileStopped?.();
+    // A snapshot of a running VM: it goes on where it was (QEMU takes its disks back at `cont`).
+    if (options.resume) await this.qmp.execute('cont', undefined, signal);
   }
 
   private async waitForMigration(signal: AbortSignal): Promise<void> {
@@ -412,8 +487,8 @@ class QemuVm implements Vm {
       if (state.status === 'completed') return;
       if (state.status === 'failed' || state.status === 'cancelled') {
         throw new HullError(
-          'ERR_TEMPLATE',
-          `saving the template failed: ${state['error-desc'] ?? state.status}`,
+          'ERR_SAVED_STATE',
+          `saving the VM failed: ${state['error-desc'] ?? state.status}`,
         );
       }
       await sleep(10, signal);

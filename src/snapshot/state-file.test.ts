@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { after, test } from 'node:test';
+import { isHullError } from '../errors.js';
+import type { Vm } from '../hypervisor/hypervisor.js';
+import { openCheckedState, saveVmState, stateFilePath } from './state-file.js';
+
+/** A VM whose saved state is QEMU's magic followed by `body`. */
+function fakeVm(body: Buffer, calls: string[] = []): Vm {
+  return {
+    saveState: async (sink: Writable, options: { resume: boolean; whileStopped?: () => Promise<void> }) => {
+      calls.push('stop');
+      await new Promise<void>((resolve) => sink.end(Buffer.concat([MAGIC, body]), resolve));
+      await options.whileStopped?.();
+      if (options.resume) calls.push('cont');
+    },
+  } as unknown as Vm;
+}
+const MAGIC = Buffer.from([0x51, 0x45, 0x56, 0x4d, 0, 0, 0, 3]);
+const what = {
+  vmm: 'qemu 1',
+  shape: 'abc',
+  memoryMiB: 1,
+  withMemory: true,
+  resume: false,
+  streamIdsFrom: () => 99,
+};
+const expect = { vmm: 'qemu 1', shape: 'abc' };
+const signal = () => AbortSignal.timeout(10_000);
+
+const dirs: string[] = [];
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+async function saved(body = Buffer.alloc(100_000, 7)): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'hull-state-'));
+  dirs.push(dir);
+  await saveVmState(fakeVm(body), dir, what, signal());
+  return dir;
+}
+
+test('a saved state is recorded (size, hash, stream ids), 0600, and opens when checked', async () => {
+  const dir = await saved();
+  const { file, record } = await openCheckedState(dir, expect, signal());
+  await file.close();
+  assert.equal(record.bytes, 100_008);
+  assert.equal(record.streamIdsFrom, 99);
+  assert.match(record.sha256, /^[0-9a-f]{64}$/);
+  assert.equal((await import('node:fs')).statSync(stateFilePath(dir)).mode & 0o777, 0o600);
+});
+
+test('a snapshot runs its disk copy while the VM is stopped, then lets it run on', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hull-state-'));
+  dirs.push(dir);
+  const calls: string[] = [];
+  await saveVmState(
+    fakeVm(Buffer.from('x'), calls),
+    dir,
+    { ...what, resume: true, whileStopped: async () => void calls.push('copy') },
+    signal(),
+  );
+  assert.deepEqual(calls, ['stop', 'copy', 'cont']);
+});
+
+async function refused(dir: string, pattern: RegExp, against = expect): Promise<void> {
+  await assert.rejects(openCheckedState(dir, against, signal()), (err: unknown) => {
+    assert.ok(isHullError(err, 'ERR_SAVED_STATE'), String(err));
+    assert.match(err.message, pattern);
+    assert.match(err.message, /; the sandbox stays paused$/);
+    return true;
+  });
+}
+
+test('a damaged, truncated, foreign, exposed or unrecorded state is refused in one line', async () => {
+  const damaged = await saved();
+  const file = await open(stateFilePath(damaged), 'r+');
+  await file.write(Buffer.from([0]), 0, 1, 50_000);
+  await file.close();
+  await refused(damaged, /SHA-256 is not the one recorded/);
+
+  const truncated = await saved();
+  await writeFile(stateFilePath(truncated), MAGIC, { mode: 0o600 });
+  await refused(truncated, /its size is 8 bytes, 100008 were saved/);
+
+  const notQemu = await saved();
+  const bytes = await readFile(stateFilePath(notQemu));
+  bytes[0] = 0;
+  await writeFile(stateFilePath(notQemu), bytes);
+  await refused(notQemu, /not a QEMU migration stream/);
+
+  await refused(await saved(), /saved by another QEMU/, { vmm: 'qemu 2', shape: 'abc' });
+  await refused(await saved(), /a VM of another shape/, { vmm: 'qemu 1', shape: 'xyz' });
+
+  const exposed = await saved();
+  await chmod(stateFilePath(exposed), 0o644);
+  await refused(exposed, /0600/);
+
+  const unrecorded = await saved();
+  await rm(join(unrecorded, 'vm-state.json'));
+  await refused(unrecorded, /not a state hull saved/);
+});
+
+test('a save without room for the VM is refused before writing, leaving no file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hull-state-'));
+  dirs.push(dir);
+  await assert.rejects(
+    saveVmState(fakeVm(Buffer.alloc(1)), dir, { ...what, memoryMiB: 2 ** 40 }, signal()),
+    (err: unknown) => isHullError(err, 'ERR_SAVED_STATE') && /not enough disk space/.test(err.message),
+  );
+  assert.deepEqual(await readdir(dir), []);
+});

@@ -1,0 +1,204 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { type FileHandle, open, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { HullError, messageOf } from '../errors.js';
+import type { Vm } from '../hypervisor/hypervisor.js';
+
+/**
+ * A saved VM on disk: QEMU's migration stream (its devices and, unless its RAM is a template's
+ * memory, its RAM) in `vm.state`, and beside it `vm-state.json`, written last, which says what
+ * the stream is (size, SHA-256, the VMM and the VM shape it was saved from). Both are root's,
+ * 0600, in a directory of root's.
+ *
+ * A saved state is checked before QEMU reads a byte of it: through the very descriptor QEMU
+ * is given (a file swapped after the check is not the one read), its size and hash must be the
+ * record's and its first bytes QEMU's migration magic. A state that fails is refused in one
+ * line and left where it is: the sandbox stays saved, no VMM starts.
+ */
+export const STATE_FORMAT = 'hull-vm-state/1';
+
+const STATE_FILE = 'vm.state';
+const RECORD_FILE = 'vm-state.json';
+
+/** QEMU's migration stream begins with "QEVM" (QEMU_VM_FILE_MAGIC), then version 3. */
+const QEMU_MAGIC = Buffer.from([0x51, 0x45, 0x56, 0x4d, 0x00, 0x00, 0x00, 0x03]);
+
+/** Room kept free beyond the state's own size, so a save never fills the disk. */
+const SPARE_BYTES = 256 * 2 ** 20;
+
+export interface SavedStateRecord {
+  format: typeof STATE_FORMAT;
+  bytes: number;
+  sha256: string;
+  /** The VMM binary that wrote it (Hypervisor.identity): another cannot be trusted to read it. */
+  vmm: string;
+  /** The VM's shape (devices, sizes, CPU, kernel): what a resume must start QEMU with. */
+  shape: string;
+  memoryMiB: number;
+  /** Whether the stream holds the RAM (else the RAM is a template's memory, kept apart). */
+  withMemory: boolean;
+  /** Where the agent client of the resumed VM starts its stream ids (AgentClient). */
+  streamIdsFrom: number;
+  savedAt: string;
+  saveMs: number;
+}
+
+export function stateFilePath(dir: string): string {
+  return join(dir, STATE_FILE);
+}
+
+/**
+ * Refuses a save that would leave the disk with less than SPARE_BYTES free: the stream is at
+ * most the guest's RAM plus its devices' state.
+ */
+export async function requireRoomFor(dir: string, bytes: number): Promise<void> {
+  const fs = await statfs(dir);
+  const free = fs.bavail * fs.bsize;
+  if (free < bytes + SPARE_BYTES) {
+    throw new HullError(
+      'ERR_SAVED_STATE',
+      `not enough disk space to save the VM in ${dir}: ${Math.ceil((bytes + SPARE_BYTES) / 2 ** 20)} MiB needed, ${Math.floor(free / 2 ** 20)} MiB free`,
+    );
+  }
+}
+
+/**
+ * Saves a running VM into `dir`: paused, its state streamed to `vm.state` (hashed on the way),
+ * then the record. With `resume` the VM runs on afterwards (a snapshot); without, it is left
+ * paused for the caller to stop (a pause to disk). Whatever fails leaves no state file.
+ */
+export async function saveVmState(
+  vm: Vm,
+  dir: string,
+  what: Pick<SavedStateRecord, 'vmm' | 'shape' | 'memoryMiB' | 'withMemory'> & {
+    resume: boolean;
+    /** Runs while the VM is stopped, its state written (a snapshot's disk copy). */
+    whileStopped?: () => Promise<void>;
+    /** Read once the VM is saved: calls made while it was saving took ids too. */
+    streamIdsFrom: () => number;
+  },
+  signal: AbortSignal,
+): Promise<SavedStateRecord> {
+  const started = Date.now();
+  await requireRoomFor(dir, what.withMemory ? what.memoryMiB * 2 ** 20 : 0);
+  const temporary = `${stateFilePath(dir)}.new`;
+  await rm(temporary, { force: true });
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const hashing = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const file = await open(temporary, 'wx', 0o600);
+  try {
+    const sink = createWriteStream('', { fd: file.fd, autoClose: false });
+    hashing.pipe(sink);
+    const flushed = new Promise<void>((resolve, reject) => {
+      sink.on('finish', resolve);
+      sink.on('error', reject);
+    });
+    await vm.saveState(
+      hashing,
+      { ignoreSharedMemory: !what.withMemory, resume: what.resume, whileStopped: what.whileStopped },
+      signal,
+    );
+    await flushed;
+    await file.sync();
+  } catch (err) {
+    await file.close();
+    await rm(temporary, { force: true });
+    throw new HullError('ERR_SAVED_STATE', `saving the VM failed: ${messageOf(err)}`, { cause: err });
+  }
+  await file.close();
+  await rename(temporary, stateFilePath(dir));
+  const record: SavedStateRecord = {
+    format: STATE_FORMAT,
+    bytes,
+    sha256: hash.digest('hex'),
+    vmm: what.vmm,
+    shape: what.shape,
+    memoryMiB: what.memoryMiB,
+    withMemory: what.withMemory,
+    streamIdsFrom: what.streamIdsFrom(),
+    savedAt: new Date().toISOString(),
+    saveMs: Date.now() - started,
+  };
+  await writeFile(join(dir, `${RECORD_FILE}.new`), `${JSON.stringify(record, null, 2)}\n`, {
+    mode: 0o600,
+  });
+  await rename(join(dir, `${RECORD_FILE}.new`), join(dir, RECORD_FILE));
+  return record;
+}
+
+export async function readStateRecord(dir: string): Promise<SavedStateRecord | undefined> {
+  const text = await readFile(join(dir, RECORD_FILE), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const record = JSON.parse(text) as SavedStateRecord;
+    return record.format === STATE_FORMAT ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Opens a saved state for QEMU after checking it (see the top of this file) against its record
+ * and against what the caller will start (`expect`: the same VMM and VM shape). The caller
+ * gives the descriptor to the VMM and closes it.
+ */
+export async function openCheckedState(
+  dir: string,
+  expect: { vmm: string; shape: string },
+  signal: AbortSignal,
+): Promise<{ file: FileHandle; record: SavedStateRecord }> {
+  const refuse = (why: string) =>
+    new HullError(
+      'ERR_SAVED_STATE',
+      `the saved state in ${dir} is refused: ${why}; the sandbox stays paused`,
+    );
+  const record = await readStateRecord(dir);
+  if (!record) throw refuse(`no valid ${RECORD_FILE} (not a state hull saved)`);
+  if (record.vmm !== expect.vmm) throw refuse(`it was saved by another QEMU (${record.vmm})`);
+  if (record.shape !== expect.shape) throw refuse('it was saved from a VM of another shape');
+  const file = await open(stateFilePath(dir), 'r').catch((err: NodeJS.ErrnoException) => {
+    throw refuse(`cannot open it (${err.code})`);
+  });
+  try {
+    const info = await file.stat();
+    if (!info.isFile()) throw refuse('it is not a regular file');
+    if (info.uid !== process.getuid?.() || (info.mode & 0o077) !== 0)
+      throw refuse(
+        `it must be this user's and 0600 (owner ${info.uid}, mode ${(info.mode & 0o777).toString(8)})`,
+      );
+    if (info.size !== record.bytes)
+      throw refuse(`its size is ${info.size} bytes, ${record.bytes} were saved`);
+    const head = Buffer.alloc(QEMU_MAGIC.length);
+    await file.read(head, 0, head.length, 0);
+    if (!head.equals(QEMU_MAGIC)) throw refuse('it is not a QEMU migration stream (wrong magic)');
+    const hash = createHash('sha256');
+    const chunk = Buffer.alloc(4 * 2 ** 20);
+    for (let position = 0; position < info.size; ) {
+      signal.throwIfAborted();
+      const { bytesRead } = await file.read(chunk, 0, chunk.length, position);
+      if (bytesRead === 0) break;
+      hash.update(chunk.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+    if (hash.digest('hex') !== record.sha256) throw refuse('its SHA-256 is not the one recorded at save');
+    return { file, record };
+  } catch (err) {
+    await file.close();
+    throw err;
+  }
+}
+
+/** Removes a saved state (after a resume, or with its sandbox). */
+export async function removeSavedState(dir: string): Promise<void> {
+  await rm(join(dir, RECORD_FILE), { force: true });
+  await rm(stateFilePath(dir), { force: true });
+}
