@@ -2,10 +2,14 @@ import type { CreateSandboxRequest, SandboxInfo, SandboxList } from '../serve/ap
 import { Commands } from './commands.js';
 import { Connection, type ConnectionOptions } from './connection.js';
 import { Files } from './files.js';
+import { Pty } from './pty.js';
 
+export type { CommandInfo, FileStat, PtySize, WatchEvent } from '../serve/api-session-types.js';
 export type { FileEntry, SandboxInfo } from '../serve/api-types.js';
-export type { CommandHandle, CommandOptions, CommandResult } from './commands.js';
+export type { CommandHandle, CommandOptions, CommandResult, OutputCallbacks } from './commands.js';
 export { type ConnectionOptions, HullApiError } from './connection.js';
+export type { WatchHandle } from './files.js';
+export type { PtyHandle, PtyOptions } from './pty.js';
 
 export type SandboxOptions = CreateSandboxRequest & ConnectionOptions;
 
@@ -18,6 +22,7 @@ export type SandboxOptions = CreateSandboxRequest & ConnectionOptions;
 export class Sandbox {
   readonly commands: Commands;
   readonly files: Files;
+  readonly pty: Pty;
 
   private constructor(
     private readonly connection: Connection,
@@ -27,6 +32,7 @@ export class Sandbox {
   ) {
     this.commands = new Commands(connection, sandboxId);
     this.files = new Files(connection, sandboxId);
+    this.pty = new Pty(connection, sandboxId);
   }
 
   static async create(options: SandboxOptions): Promise<Sandbox> {

@@ -7,6 +7,8 @@ import { ContainerImageStore } from '../container-images/store.js';
 import { installRoot } from '../paths.js';
 import { CommandSessions } from './command-sessions.js';
 import { hullVerbs } from './container-lifecycle.js';
+import { FileMetadata } from './file-metadata.js';
+import { FileWatches } from './file-watch.js';
 import { OPENAPI_PATH } from './openapi.js';
 import { SandboxFiles } from './sandbox-files.js';
 import { SandboxService } from './sandbox-service.js';
@@ -29,6 +31,8 @@ describe('the API server', () => {
       ),
       commands: new CommandSessions(settings),
       files: new SandboxFiles(settings),
+      metadata: new FileMetadata(settings),
+      watches: new FileWatches(settings),
       token: TOKEN,
     });
   });
