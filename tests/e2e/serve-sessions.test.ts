@@ -123,9 +123,18 @@ describe('hull serve: terminals, commands found again, limits and attacks', { ti
     await new Promise((r) => setTimeout(r, 500));
     pty.sendInput('\x03');
     pty.sendInput('echo after-interrupt\n');
-    await until(() => screen, /after-interrupt\r?\n/);
-    pty.sendInput('exit 3\n');
-    assert.deepEqual(await pty.wait(), { exitCode: 3 });
+    await until(() => screen, /\nafter-interrupt\r?\n/);
+    // The client lets go; the shell runs on, and a new handle carries on where it stopped.
+    pty.disconnect();
+    await assert.rejects(pty.wait(), (err) => err instanceof HullApiError && err.code === 'ERR_STATE');
+    const again = await sandbox.pty.connect(pty.commandId, (data) => {
+      screen += decoder.decode(data, { stream: true });
+    });
+    assert.equal(again.pid, pty.pid);
+    again.sendInput('echo reconnected\n');
+    await until(() => screen, /\nreconnected\r?\n/);
+    again.sendInput('exit 3\n');
+    assert.deepEqual(await again.wait(), { exitCode: 3 });
     assert.deepEqual(
       (await sandbox.commands.list()).filter((c) => c.pty),
       [],

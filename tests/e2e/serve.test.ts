@@ -54,9 +54,10 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
     // image, snapshots and templates.
     const state = join(dirs.scratch, 'state');
     await mkdir(state);
+    const machineState = process.env.HULL_STATE_DIR || '/var/lib/hull';
     for (const shared of ['images', 'templates'])
-      await symlink(join('/var/lib/hull', shared), join(state, shared));
-    await copyFile('/var/lib/hull/accel.json', join(state, 'accel.json')).catch(() => {});
+      await symlink(join(machineState, shared), join(state, shared));
+    await copyFile(join(machineState, 'accel.json'), join(state, 'accel.json')).catch(() => {});
     env = { HULL_STATE_DIR: state };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);

@@ -12,10 +12,11 @@
  * tests/perf/network.ts), then what an idle sandbox costs the host, cloned and booted (P3: PSS
  * of ten idle sandboxes each: tests/perf/idle-memory.ts), then how many idle cloned sandboxes
  * start and stay up on this machine (P4, `--part density`, up to 100: tests/perf/density.ts),
- * and writes them as JSON. Machines here are shared and noisy: only ratios taken in the same run
+ * then the sandboxes API against the command line (tests/perf/serve.ts: a command's round trip,
+ * 100 MiB of files, 50 sandboxes made at once), and writes them as JSON. Machines here are shared and noisy: only ratios taken in the same run
  * mean anything.
  *
- *   npm run bench [-- --runs N --out FILE --part all|start|network|memory|density]
+ *   npm run bench [-- --runs N --out FILE --part all|start|network|memory|density|serve]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +33,7 @@ import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { measureDensity } from './density.js';
 import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js';
 import { measureNetwork, median, type NetworkFigures } from './network.js';
+import { measureServe, printServe } from './serve.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,8 +43,8 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-if (!['all', 'start', 'network', 'memory', 'density'].includes(values.part!)) {
-  throw new Error(`--part ${values.part}: use all, start, network, memory or density`);
+if (!['all', 'start', 'network', 'memory', 'density', 'serve'].includes(values.part!)) {
+  throw new Error(`--part ${values.part}: use all, start, network, memory, density or serve`);
 }
 
 function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
@@ -192,7 +194,9 @@ try {
       `P4: ${density.started} idle cloned sandboxes started (stopped at ${density.limit}${density.stoppedBecause ? `: ${density.stoppedBecause}` : ''}); ${density.answered} answered \`hull exec true\` at the end; host memory available ${density.availableMiB.before} MiB before, ${density.availableMiB.after} MiB with them`,
     );
   }
-  const result = { ...start, network, idleMemory, templatedIdleMemory, density };
+  const serve = part('serve') ? await measureServe(scratch, runs) : undefined;
+  if (serve) printServe(serve);
+  const result = { ...start, network, idleMemory, templatedIdleMemory, density, serve };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);
 } finally {
