@@ -11,7 +11,12 @@
  * Output, on stdout, one record per event, each ended by a NUL (a name may hold a newline):
  *   "MASK\tNAME"   MASK the inotify mask in hex, NAME the entry's name in DIR ("" for DIR)
  * The first record, "0\t", says the watch is in place. Exit status: 0 when DIR is gone or
- * unmounted, 2 no such directory, 3 not a directory, 1 anything else (a message on stderr).
+ * unmounted, 2 no such directory, 3 not a directory, 4 DIR is on 9p (see below), 1 anything
+ * else (a message on stderr).
+ *
+ * On 9p (a container root shared from the host) inotify sees nothing: the guest's 9p client,
+ * with any cache mode but loose, makes a new inode at every lookup, so a change made through
+ * a later lookup never reaches the inode being watched. Refused rather than silent.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 static int fail(int status, const char *what) {
@@ -49,6 +55,12 @@ int main(int argc, char **argv) {
     if (errno == ENOENT) return fail(2, argv[2]);
     if (errno == ENOTDIR) return fail(3, argv[2]);
     return fail(1, argv[2]);
+  }
+  struct statfs fs;
+  if (statfs(argv[2], &fs) != 0) return fail(1, argv[2]);
+  if (fs.f_type == 0x01021997 /* V9FS_MAGIC */) {
+    fprintf(stderr, "hull-watch: %s is on 9p, where inotify sees no change\n", argv[2]);
+    return 4;
   }
   if (fputs("0\t", stdout) == EOF || fputc('\0', stdout) == EOF || fflush(stdout) == EOF) return 1;
 

@@ -69,6 +69,14 @@ export class FileWatches {
       if (exit.status === 0) send(ws, { type: 'end' });
       else if (exit.status === 2) send(ws, errorOf('ERR_NOT_FOUND', `${shown(path)}: no such directory`));
       else if (exit.status === 3) send(ws, errorOf('ERR_CONFIG', `${shown(path)}: not a directory`));
+      else if (exit.status === 4)
+        send(
+          ws,
+          errorOf(
+            'ERR_UNSUPPORTED',
+            `${shown(path)} is on the sandbox's 9p root, where inotify sees no change: watch a tmpfs (e.g. /dev/shm) or a block root`,
+          ),
+        );
       else if (exit.status !== 128 + constants.signals.SIGKILL) {
         const said = stderr.text().trim().split('\n').pop()?.slice(0, 300) || `exit ${exit.status}`;
         send(ws, errorOf('ERR_AGENT', `watching ${shown(path)} failed: ${said}`));

@@ -183,18 +183,20 @@ describe('hull serve: terminals, commands found again, limits and attacks', { ti
   });
 
   test('watch: changes in a directory as they happen, its path resolved in the container', async () => {
-    await sandbox.files.makeDir('/watched');
+    // /dev/shm is a tmpfs in every container.
+    const dir = '/dev/shm/watched';
+    await sandbox.files.makeDir(dir);
     const events: WatchEvent[] = [];
     const seen = () => events.map((e) => `${e.type} ${e.name}${e.isDir ? '/' : ''}`).join('\n');
     let ended: unknown = 'running';
-    const watch = await sandbox.files.watch('/watched', (e) => events.push(e), {
+    const watch = await sandbox.files.watch(dir, (e) => events.push(e), {
       onExit: (err) => {
         ended = err;
       },
     });
-    await sandbox.commands.run('echo x > /watched/a.txt; mkdir /watched/sub; chmod 600 /watched/a.txt');
-    await sandbox.files.rename('/watched/a.txt', '/watched/b.txt');
-    await sandbox.files.remove('/watched/b.txt');
+    await sandbox.commands.run(`echo x > ${dir}/a.txt; mkdir ${dir}/sub; chmod 600 ${dir}/a.txt`);
+    await sandbox.files.rename(`${dir}/a.txt`, `${dir}/b.txt`);
+    await sandbox.files.remove(`${dir}/b.txt`);
     await until(seen, 'remove b.txt');
     for (const line of [
       'create a.txt',
@@ -205,27 +207,41 @@ describe('hull serve: terminals, commands found again, limits and attacks', { ti
       'create b.txt',
     ])
       assert.ok(seen().includes(line), `${line} in:\n${seen()}`);
-    assert.ok(events.every((e) => e.path === `/watched/${e.name}`));
+    assert.ok(events.every((e) => e.path === `${dir}/${e.name}`));
     // The directory itself going away ends the watch, without an error.
-    await sandbox.files.remove('/watched');
+    await sandbox.files.remove(dir);
     await until(() => String(ended), 'undefined');
     await watch.stop();
 
     // Through a symlink to /proc/1/root: still the container's own directory.
-    await sandbox.files.makeDir('/watched2');
+    await sandbox.files.makeDir('/dev/shm/watched2');
     const viaProc: WatchEvent[] = [];
-    const second = await sandbox.files.watch('/tmp/init-root/watched2', (e) => viaProc.push(e));
-    await sandbox.files.write('/watched2/c', 'y');
+    const second = await sandbox.files.watch('/tmp/init-root/dev/shm/watched2', (e) => viaProc.push(e));
+    await sandbox.files.write('/dev/shm/watched2/c', 'y');
     await until(() => viaProc.map((e) => e.name).join(' '), 'c');
     await second.stop();
 
-    // A host path (this sandbox's bundle) does not exist in the guest; a file is not a directory.
+    // A directory of the root: watched, or (on a 9p root, where inotify sees nothing) refused.
+    const onRoot: WatchEvent[] = [];
+    const rootWatch = await sandbox.files
+      .watch('/data', (e) => onRoot.push(e))
+      .catch((err: unknown) => {
+        assert.ok(err instanceof HullApiError && err.code === 'ERR_UNSUPPORTED', String(err));
+        return undefined;
+      });
+    if (rootWatch) {
+      await sandbox.files.write('/data/seen', 'z');
+      await until(() => onRoot.map((e) => e.name).join(' '), 'seen');
+      await rootWatch.stop();
+    }
+
+    // A missing directory, a file, a relative path: each refused with its code.
     await assert.rejects(
-      sandbox.files.watch('/tmp/bundle', () => {}),
+      sandbox.files.watch('/no/such/dir', () => {}),
       isApiError(0, 'ERR_NOT_FOUND'),
     );
     await assert.rejects(
-      sandbox.files.watch('/watched2/c', () => {}),
+      sandbox.files.watch('/dev/shm/watched2/c', () => {}),
       isApiError(0, 'ERR_CONFIG'),
     );
     await assert.rejects(
