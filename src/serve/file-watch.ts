@@ -74,7 +74,7 @@ export class FileWatches {
           ws,
           errorOf(
             'ERR_UNSUPPORTED',
-            `${shown(path)} is on the sandbox's 9p root, where inotify sees no change: watch a tmpfs (e.g. /dev/shm) or a block root`,
+            `${shown(path)} is on a file system where inotify sees no change (the sandbox's 9p root): watch a tmpfs (e.g. /dev/shm) or a block root`,
           ),
         );
       else if (exit.status !== 128 + constants.signals.SIGKILL) {
