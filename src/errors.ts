@@ -32,6 +32,10 @@ export type ErrorCode =
   | 'ERR_UNSUPPORTED'
   | 'ERR_ABORTED'
   | 'ERR_USAGE'
+  /** A server-wide limit reached (live sandboxes, commands per sandbox): retry later. */
+  | 'ERR_LIMIT'
+  /** The server has as many requests in hand as it takes: retry shortly. */
+  | 'ERR_BUSY'
   | 'ERR_INTERNAL';
 
 export class HullError extends Error {

@@ -15,6 +15,7 @@ import { mountShare, SHARE_ROOT } from './share.js';
 import { networkSysctls, toGuestSpec } from './spec.js';
 import { applySysctls } from './sysctls.js';
 import { openGuestTerminal } from './terminal.js';
+import { startWatcher } from './watch.js';
 
 const log = guestLogger('containers');
 
@@ -137,6 +138,18 @@ export class Containers {
       pidFile,
       { stdin, terminal: processSpec.terminal ? { size: processSpec.consoleSize } : undefined },
     );
+    container.execs.set(execId, proc);
+    return proc.pid;
+  }
+
+  /** Watches `path` as the container sees it (watch.ts); followed as an exec under `execId`. */
+  async watch(id: string, execId: string, path: string): Promise<number> {
+    const container = this.get(id);
+    if (!execId) throw new AgentError('invalid', 'a watch needs an exec id');
+    if (container.execs.has(execId)) throw new AgentError('exists', `exec ${execId} already exists in ${id}`);
+    if (container.status !== 'running' || container.init.exited)
+      throw new AgentError('wrong-state', `container ${id} is not running`);
+    const proc = await startWatcher(container.init.pid, path);
     container.execs.set(execId, proc);
     return proc.pid;
   }

@@ -159,6 +159,7 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
         stat: await readFile('/proc/stat', 'utf8'),
       },
     }),
+    watchPath: async (req) => ({ pid: await containers.watch(req.containerId, req.execId, req.path) }),
     ttyWinResize: async (req) => {
       containers.process(req.containerId, req.execId).resize(req.rows, req.columns);
       return {};

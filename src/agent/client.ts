@@ -259,6 +259,12 @@ export class AgentClient {
     return (await this.call(AgentService.method.statsSandbox, {}, signal)).procFiles;
   }
 
+  /** Starts watching a container's directory (see WatchPathRequest); followed as an exec. */
+  async watchPath(ref: Required<ProcessRef>, path: string, signal: AbortSignal): Promise<number> {
+    const res = await this.call(AgentService.method.watchPath, { ...ref, path }, signal);
+    return res.pid;
+  }
+
   async resizeTerminal(ref: ProcessRef, rows: number, columns: number, signal: AbortSignal): Promise<void> {
     await this.call(
       AgentService.method.ttyWinResize,

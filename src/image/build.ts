@@ -119,6 +119,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     init: join(sources, 'initramfs-init.sh'),
     hullInit: join(sources, 'hull-init.c'),
     hullTty: join(installRoot(), 'src', 'sys', 'tty', 'hull-tty.c'),
+    hullWatch: join(sources, 'hull-watch.c'),
     guestSyscalls: join(installRoot(), 'guest', 'agent', 'native', 'guest-syscalls.c'),
     modules: join(sources, 'guest-modules.txt'),
     containerModules: join(sources, 'container-modules.txt'),
@@ -165,6 +166,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     files.init,
     files.hullInit,
     files.hullTty,
+    files.hullWatch,
     files.guestSyscalls,
     files.modules,
     files.containerModules,
@@ -214,13 +216,15 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       progress.end();
     }
 
-    progress.begin('guest programs: compiling hull-init, hull-tty and the agent addon');
+    progress.begin('guest programs: compiling hull-init, hull-tty, hull-watch and the agent addon');
     const hullInit = join(work, 'hull-init');
     const hullTty = join(work, 'hull-tty');
+    const hullWatch = join(work, 'hull-watch');
     const guestSyscalls = join(work, 'guest-syscalls.node');
     const compile = [
       [files.hullInit, hullInit, ['-static']],
       [files.hullTty, hullTty, ['-static']],
+      [files.hullWatch, hullWatch, ['-static']],
       [
         files.guestSyscalls,
         guestSyscalls,
@@ -265,6 +269,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       ip: tools.ip,
       hullInit,
       hullTty,
+      hullWatch,
       guestSyscalls,
       agentBundle: files.agent,
       moduleTree: modulesDir
@@ -307,6 +312,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     await rm(join(work, 'rootfs'), { recursive: true, force: true });
     await rm(hullInit, { force: true });
     await rm(hullTty, { force: true });
+    await rm(hullWatch, { force: true });
     await rm(guestSyscalls, { force: true });
     await rm(dir, { recursive: true, force: true });
     await rename(work, dir);

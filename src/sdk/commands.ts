@@ -1,5 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { WebSocket } from 'ws';
+import type { CommandInfo, CommandList } from '../serve/api-session-types.js';
 import {
   type CommandExitMessage,
   STREAM_STDERR,
@@ -30,7 +31,15 @@ export interface CommandResult {
   stderr: string;
   /** The command's timeoutMs ran out and it was killed. */
   timedOut?: boolean;
+  /**
+   * The server was restarted while the command ran (see CommandInfo): what the guest held is
+   * all here, but output the old server had read and not yet sent may be missing.
+   */
+  outputMayBeIncomplete?: boolean;
 }
+
+/** Callbacks for a command's output when connecting to it again. */
+export type OutputCallbacks = Pick<CommandOptions, 'onStdout' | 'onStderr'>;
 
 /** A running command: its output arrives as written; `wait()` gives the result. */
 export class CommandHandle {
@@ -63,6 +72,14 @@ export class CommandHandle {
     this.ws.send(JSON.stringify({ type: 'kill' }));
     await this.result.catch(() => {});
   }
+
+  /**
+   * Stops following the command without ending it (a background one runs on): `wait()` then
+   * fails with ERR_STATE, and `commands.connect(commandId)` follows it again from here.
+   */
+  disconnect(): void {
+    this.ws.close(1000, 'disconnect');
+  }
 }
 
 function follow(ws: WebSocket, options: CommandOptions): Promise<CommandResult> {
@@ -73,7 +90,10 @@ function follow(ws: WebSocket, options: CommandOptions): Promise<CommandResult> 
     let exit: CommandExitMessage | undefined;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (!isBinary) {
-        exit = JSON.parse(data.toString('utf8')) as CommandExitMessage;
+        const message = JSON.parse(data.toString('utf8')) as CommandExitMessage & {
+          outputMayBeIncomplete?: boolean;
+        };
+        if (message.type === 'exit') exit = message;
         return;
       }
       const stream = data[0] as typeof STREAM_STDOUT | typeof STREAM_STDERR;
@@ -107,6 +127,9 @@ function follow(ws: WebSocket, options: CommandOptions): Promise<CommandResult> 
         stdout: text[STREAM_STDOUT],
         stderr: text[STREAM_STDERR],
         ...(exit.timedOut ? { timedOut: true } : {}),
+        ...((exit as { outputMayBeIncomplete?: boolean }).outputMayBeIncomplete
+          ? { outputMayBeIncomplete: true }
+          : {}),
       });
     });
   });
@@ -136,18 +159,75 @@ export class Commands {
       `/v1/sandboxes/${this.sandboxId}/commands`,
       request,
     );
-    const ws = this.connection.websocket(
-      `/v1/sandboxes/${this.sandboxId}/commands/${started.commandId}/stream`,
-    );
-    const handle = new CommandHandle(started.commandId, started.pid, ws, options);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
+    const handle = await this.follow(started.commandId, started.pid, options);
     if (options.stdin !== undefined) {
       handle.sendStdin(options.stdin);
       handle.closeStdin();
     }
     return options.background ? handle : handle.wait();
   }
+
+  /**
+   * Follows a command started earlier, by this client or one before it (a process since
+   * restarted), known by its commandId or pid: its output from where the last stream left it,
+   * its exit, input and kill. A command another stream follows now is refused (ERR_STATE).
+   */
+  async connect(command: string | number, callbacks: OutputCallbacks = {}): Promise<CommandHandle> {
+    const info = await this.find(command);
+    return this.follow(info.commandId, info.pid, callbacks);
+  }
+
+  /** The sandbox's commands that run, or whose exit is unread, terminals among them. */
+  async list(): Promise<CommandInfo[]> {
+    return (await this.connection.json<CommandList>('GET', `/v1/sandboxes/${this.sandboxId}/commands`))
+      .commands;
+  }
+
+  /** Kills a command (SIGKILL) by its commandId or pid, whether or not a stream follows it. */
+  async kill(command: string | number): Promise<void> {
+    const info = await this.find(command);
+    await this.connection.json('DELETE', `/v1/sandboxes/${this.sandboxId}/commands/${info.commandId}`);
+  }
+
+  private async find(command: string | number): Promise<CommandInfo> {
+    const found = (await this.list()).find((c) =>
+      typeof command === 'number' ? c.pid === command : c.commandId === command,
+    );
+    if (!found) {
+      throw new HullApiError(
+        'ERR_NOT_FOUND',
+        `command ${command} is not running in sandbox ${this.sandboxId}, and has no unread exit`,
+        404,
+      );
+    }
+    return found;
+  }
+
+  private follow(commandId: string, pid: number, options: OutputCallbacks): Promise<CommandHandle> {
+    return openStream(
+      this.connection,
+      this.sandboxId,
+      commandId,
+      (ws) => new CommandHandle(commandId, pid, ws, options),
+    );
+  }
+}
+
+/**
+ * Opens a command's (or a terminal's) stream, with `follow` listening from before it opens: the
+ * first frames can arrive with the upgrade's answer, in the same tick as `open`.
+ */
+export async function openStream<T>(
+  connection: Connection,
+  sandboxId: string,
+  commandId: string,
+  follow: (ws: WebSocket) => T,
+): Promise<T> {
+  const ws = connection.websocket(`/v1/sandboxes/${sandboxId}/commands/${commandId}/stream`);
+  const followed = follow(ws);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return followed;
 }

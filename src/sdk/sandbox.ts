@@ -3,10 +3,14 @@ import { Commands } from './commands.js';
 import { Connection, type ConnectionOptions } from './connection.js';
 import { Files } from './files.js';
 import { Ports } from './ports.js';
+import { Pty } from './pty.js';
 
+export type { CommandInfo, FileStat, PtySize, WatchEvent } from '../serve/api-session-types.js';
 export type { FileEntry, SandboxInfo } from '../serve/api-types.js';
-export type { CommandHandle, CommandOptions, CommandResult } from './commands.js';
+export type { CommandHandle, CommandOptions, CommandResult, OutputCallbacks } from './commands.js';
 export { type ConnectionOptions, HullApiError } from './connection.js';
+export type { WatchHandle } from './files.js';
+export type { PtyHandle, PtyOptions } from './pty.js';
 
 export type SandboxOptions = CreateSandboxRequest & ConnectionOptions;
 
@@ -20,6 +24,7 @@ export class Sandbox {
   readonly commands: Commands;
   readonly files: Files;
   readonly ports: Ports;
+  readonly pty: Pty;
 
   private constructor(
     private readonly connection: Connection,
@@ -30,6 +35,7 @@ export class Sandbox {
     this.commands = new Commands(connection, sandboxId);
     this.files = new Files(connection, sandboxId);
     this.ports = new Ports(connection, sandboxId);
+    this.pty = new Pty(connection, sandboxId);
   }
 
   static async create(options: SandboxOptions): Promise<Sandbox> {

@@ -1,4 +1,5 @@
 import type { SchemaName } from './api-schemas.js';
+import { SESSION_ROUTES } from './api-session-routes.js';
 
 /**
  * The API's routes as data: server.ts registers each with its schemas, openapi.ts publishes
@@ -146,4 +147,5 @@ export const API_ROUTES: readonly ApiRoute[] = [
     body: 'PathRequest',
     responses: { 204: null },
   },
+  ...SESSION_ROUTES,
 ];

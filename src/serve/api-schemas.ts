@@ -1,3 +1,5 @@
+import { sessionSchemas } from './api-session-schemas.js';
+
 /**
  * The API's JSON Schemas, written once: fastify's ajv checks requests against them and
  * openapi.ts publishes the very same objects. Every string and map is bounded here, so that
@@ -215,6 +217,7 @@ export const schemas = {
     required: ['exists'],
     properties: { exists: { type: 'boolean' } },
   },
+  ...sessionSchemas(LIMITS),
 } as const;
 
 export type SchemaName = keyof typeof schemas;

@@ -9,6 +9,10 @@ export type ApiErrorCode =
   | 'ERR_VALIDATION'
   | 'ERR_UNAUTHORIZED'
   | 'ERR_TOO_LARGE'
+  /** 429: a limit of the server (live sandboxes, commands of a sandbox): retry later. */
+  | 'ERR_LIMIT'
+  /** 503 with Retry-After: the server has as much in hand as it takes: retry shortly. */
+  | 'ERR_BUSY'
   | 'ERR_ROUTE'
   | 'ERR_NOT_FOUND'
   | 'ERR_EXISTS'

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../cli/global-options.js';
+import { DEFAULT_ADMISSION } from './admission.js';
 import { DEFAULT_MAX_UPLOAD_BYTES } from './limits.js';
 import { DEFAULT_API_SOCKET } from './listen-address.js';
 import type { ServeOptions } from './run.js';
@@ -15,6 +16,16 @@ export function registerServe(program: Command): void {
     )
     .option('--token-file <file>', 'a file holding the bearer token every request must carry')
     .option('--max-upload-mib <n>', 'the largest file upload', String(DEFAULT_MAX_UPLOAD_BYTES / 1024 / 1024))
+    .option(
+      '--max-sandboxes <n>',
+      'live sandboxes the server holds; past it creates get 429 ERR_LIMIT',
+      String(DEFAULT_ADMISSION.maxSandboxes),
+    )
+    .option(
+      '--max-requests <n>',
+      'requests in hand at once; past it requests get 503 ERR_BUSY',
+      String(DEFAULT_ADMISSION.maxRequests),
+    )
     .action(async (options: ServeOptions, command: Command) => {
       // Loaded by this verb only: the HTTP framework and its schema checker would otherwise be
       // evaluated by every hull process, each sandbox's monitor included.

@@ -11,6 +11,10 @@ export interface GuestProcess {
   pid: number;
   exit: Promise<ProcessExit>;
   kill(signalNumber: number): Promise<void>;
+  /** Resizes the process's terminal (one started with `terminal: true`). */
+  resize(rows: number, columns: number): Promise<void>;
+  /** Stops following the process (its connection closes); it runs on, its output kept in the guest. */
+  detach(): void;
 }
 
 /**
@@ -34,6 +38,31 @@ export async function execInSandbox(
     monitor.close();
     throw err;
   }
+  return follow(monitor, ref, pid, stdio);
+}
+
+/**
+ * Follows a process exec'd earlier (by a server since restarted): the guest agent keeps each
+ * exec's unread output and its exit until asked, so reading resumes where the last reader
+ * stopped. ERR_STATE when the sandbox's monitor is gone.
+ */
+export async function attachInSandbox(
+  settings: RuntimeSettings,
+  sandboxId: string,
+  exec: { execId: string; pid: number },
+  stdio: HostStdio,
+  signal: AbortSignal,
+): Promise<GuestProcess> {
+  const monitor = await MonitorClient.connect(containerDir(settings, sandboxId), sandboxId, signal);
+  return follow(monitor, { containerId: sandboxId, execId: exec.execId }, exec.pid, stdio);
+}
+
+function follow(
+  monitor: MonitorClient,
+  ref: { containerId: string; execId: string },
+  pid: number,
+  stdio: HostStdio,
+): GuestProcess {
   const attached = new AttachedProcess(monitor.agent, ref, stdio, new Promise(() => {}));
   const exit = attached.exit.finally(() => monitor.close());
   return {
@@ -42,6 +71,9 @@ export async function execInSandbox(
     exit,
     kill: (signalNumber) =>
       monitor.agent.signalProcess(ref, signalNumber, { signal: AbortSignal.timeout(5000) }).catch(() => {}),
+    resize: (rows, columns) =>
+      monitor.agent.resizeTerminal(ref, rows, columns, AbortSignal.timeout(5000)).catch(() => {}),
+    detach: () => monitor.close(),
   };
 }
 

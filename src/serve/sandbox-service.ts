@@ -109,6 +109,11 @@ export class SandboxService {
     return this.info(record);
   }
 
+  /** How many sandboxes the server holds (live, or being killed): what its limit counts. */
+  count(): number {
+    return this.records.size;
+  }
+
   /** A live sandbox's record, or ERR_NOT_FOUND. */
   record(id: string): SandboxRecord {
     const record = this.records.get(id);

@@ -8,6 +8,8 @@ import { bridgeNetwork } from '../network/serve-bridge.js';
 import { installRoot } from '../paths.js';
 import { CommandSessions } from './command-sessions.js';
 import { hullVerbs } from './container-lifecycle.js';
+import { FileMetadata } from './file-metadata.js';
+import { FileWatches } from './file-watch.js';
 import { OPENAPI_PATH } from './openapi.js';
 import { SandboxFiles } from './sandbox-files.js';
 import { SandboxNetworks } from './sandbox-network.js';
@@ -32,6 +34,8 @@ describe('the API server', () => {
       ),
       commands: new CommandSessions(settings),
       files: new SandboxFiles(settings),
+      metadata: new FileMetadata(settings),
+      watches: new FileWatches(settings),
       token: TOKEN,
     });
   });

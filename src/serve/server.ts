@@ -9,8 +9,10 @@ import Fastify, {
 import type { WebSocket } from 'ws';
 import { HullError, isHullError } from '../errors.js';
 import { logger } from '../log.js';
+import { Admission, DEFAULT_ADMISSION } from './admission.js';
 import { API_ROUTES, type ApiRoute } from './api-routes.js';
 import { schemas } from './api-schemas.js';
+import type { RenameRequest, StartPtyRequest } from './api-session-types.js';
 import type {
   ApiErrorCode,
   CreateSandboxRequest,
@@ -21,6 +23,8 @@ import type {
 } from './api-types.js';
 import { requireToken } from './auth.js';
 import type { CommandSessions } from './command-sessions.js';
+import type { FileMetadata } from './file-metadata.js';
+import type { FileWatches } from './file-watch.js';
 import { DEFAULT_MAX_UPLOAD_BYTES } from './limits.js';
 import { OPENAPI_PATH, openApiDocument } from './openapi.js';
 import type { SandboxFiles } from './sandbox-files.js';
@@ -37,6 +41,10 @@ export interface ServerParts {
   sandboxes: SandboxService;
   commands: CommandSessions;
   files: SandboxFiles;
+  metadata: FileMetadata;
+  watches: FileWatches;
+  /** How much the server takes at once (sandboxes, requests, streams). */
+  admission?: Admission;
   /** Every request must carry it (`Authorization: Bearer …`) when set. */
   token?: string;
   maxUploadBytes?: number;
@@ -55,6 +63,8 @@ const STATUS: Partial<Record<string, number>> = {
   ERR_STATE: 409,
   ERR_NO_NETWORK: 409,
   ERR_TOO_LARGE: 413,
+  ERR_LIMIT: 429,
+  ERR_BUSY: 503,
   ERR_REGISTRY: 424,
   ERR_UNSUPPORTED: 501,
 };
@@ -125,6 +135,9 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
       `no such route: ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}; see ${OPENAPI_PATH}`,
     ),
   );
+  const admission = parts.admission ?? new Admission(DEFAULT_ADMISSION);
+  // Counted before anything else is done for a request, the token check included.
+  app.addHook('onRequest', admission.hook(sendError));
   if (parts.token) app.addHook('onRequest', requireToken(parts.token, sendError));
   // Files come as raw streams, handed to the handler unread.
   app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
@@ -132,13 +145,15 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   const document = openApiDocument();
   app.get(OPENAPI_PATH, async () => document);
 
-  const { sandboxes, commands, files } = parts;
+  const { sandboxes, commands, files, metadata, watches } = parts;
   const sandboxOf = (request: FastifyRequest) =>
     sandboxes.record((request.params as { sandboxId: string }).sandboxId);
   const pathOf = (request: FastifyRequest) => (request.query as { path: string }).path;
   const handlers: Record<string, Handler> = {
-    createSandbox: async (request, reply) =>
-      reply.code(201).send(await sandboxes.create(request.body as CreateSandboxRequest)),
+    createSandbox: async (request, reply) => {
+      const create = () => sandboxes.create(request.body as CreateSandboxRequest);
+      return reply.code(201).send(await admission.createSandbox(sandboxes.count(), create));
+    },
     listSandboxes: async (request) => {
       const given = (request.query as { metadata?: string | string[] }).metadata ?? [];
       const pairs = Array.isArray(given) ? given : [given];
@@ -192,15 +207,45 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
       await files.makeDir(sandboxOf(request), (request.body as PathRequest).path);
       return reply.code(204).send();
     },
+    startPty: async (request, reply) =>
+      reply.code(201).send(await commands.startPty(sandboxOf(request), request.body as StartPtyRequest)),
+    listCommands: async (request) => ({ commands: commands.list(sandboxOf(request).sandboxId) }),
+    killCommand: async (request, reply) => {
+      const { commandId } = request.params as { commandId: string };
+      await commands.kill(sandboxOf(request).sandboxId, commandId);
+      return reply.code(204).send();
+    },
+    statFile: async (request) => metadata.stat(sandboxOf(request), pathOf(request)),
+    renameFile: async (request, reply) => {
+      const { from, to } = request.body as RenameRequest;
+      await metadata.rename(sandboxOf(request), from, to);
+      return reply.code(204).send();
+    },
+  };
+
+  const streams: Record<string, (socket: WebSocket, request: FastifyRequest) => void> = {
+    streamCommand: (socket, request) => {
+      const { sandboxId, commandId } = request.params as { sandboxId: string; commandId: string };
+      commands.attach(sandboxId, commandId, socket);
+    },
+    watchFiles: (socket, request) => {
+      let record: ReturnType<typeof sandboxOf>;
+      try {
+        record = sandboxOf(request);
+      } catch (err) {
+        socket.close(4404, (err as Error).message.slice(0, 120));
+        return;
+      }
+      void watches.attach(record, pathOf(request), socket);
+    },
   };
 
   for (const route of API_ROUTES) {
     const schema = schemaOf(route);
     if (route.websocket) {
-      app.get(route.url, { websocket: true, schema }, (socket: WebSocket, request) => {
-        const { sandboxId, commandId } = request.params as { sandboxId: string; commandId: string };
-        commands.attach(sandboxId, commandId, socket);
-      });
+      const stream = streams[route.operationId];
+      if (!stream) throw new HullError('ERR_INTERNAL', `no stream handler for ${route.operationId}`);
+      app.get(route.url, { websocket: true, schema }, stream);
       continue;
     }
     const handler = handlers[route.operationId];

@@ -14,10 +14,12 @@
  * start and stay up on this machine (P4, `--part density`, up to 100: tests/perf/density.ts),
  * then a metadata-heavy job (unpack and stat a 20,000-file tree) on a `hull serve` sandbox's
  * root on disks ÷ in a `hull run` container on the 9p share ÷ runc (`--part rootfs`:
- * tests/perf/rootfs.ts), and writes them as JSON. Machines here are shared and noisy: only
- * ratios taken in the same run mean anything.
+ * tests/perf/rootfs.ts), then the sandboxes API against the command line (`--part serve`:
+ * tests/perf/serve.ts: a command's round trip, 100 MiB of files, 50 sandboxes made at once),
+ * then saved VMs (`--part saved`), and writes them as JSON. Machines here are shared and
+ * noisy: only ratios taken in the same run mean anything.
  *
- *   npm run bench [-- --runs N --rootfs-runs N --out FILE --part all|start|network|memory|density|rootfs|saved]
+ *   npm run bench [-- --runs N --rootfs-runs N --out FILE --part all|start|network|memory|density|rootfs|serve|saved]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -36,6 +38,7 @@ import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js'
 import { measureNetwork, median, type NetworkFigures } from './network.js';
 import { measureRootfs } from './rootfs.js';
 import { measureSavedVms, printSavedVms } from './saved-vm.js';
+import { measureServe, printServe } from './serve.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,8 +50,8 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-if (!['all', 'start', 'network', 'memory', 'density', 'rootfs', 'saved'].includes(values.part!)) {
-  throw new Error(`--part ${values.part}: use all, start, network, memory, density, rootfs or saved`);
+if (!['all', 'start', 'network', 'memory', 'density', 'rootfs', 'serve', 'saved'].includes(values.part!)) {
+  throw new Error(`--part ${values.part}: use all, start, network, memory, density, rootfs, serve or saved`);
 }
 
 function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
@@ -210,7 +213,9 @@ try {
   }
   const saved = part('saved') ? await measureSavedVms(scratch) : undefined;
   if (saved) printSavedVms(saved);
-  const result = { ...start, network, idleMemory, templatedIdleMemory, density, rootfs, saved };
+  const serve = part('serve') ? await measureServe(scratch, runs) : undefined;
+  if (serve) printServe(serve);
+  const result = { ...start, network, idleMemory, templatedIdleMemory, density, rootfs, serve, saved };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);
 } finally {

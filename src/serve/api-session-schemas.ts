@@ -1,0 +1,90 @@
+/**
+ * JSON Schemas of terminals, commands found again and file metadata, merged into api-schemas.ts's
+ * `schemas` (checked by fastify, published in the OpenAPI document). Bounded like the rest.
+ */
+import type { LIMITS as Limits } from './api-schemas.js';
+
+/** Given api-schemas.ts's LIMITS (a parameter, so that the two modules do not import each other). */
+export function sessionSchemas(LIMITS: typeof Limits) {
+  const guestPath = {
+    type: 'string',
+    minLength: 1,
+    maxLength: LIMITS.pathChars,
+    pattern: '^/[^\\u0000]*$',
+  } as const;
+
+  const stringMap = {
+    type: 'object',
+    maxProperties: LIMITS.mapEntries,
+    propertyNames: { type: 'string', minLength: 1, maxLength: LIMITS.keyChars, pattern: '^[^=\\u0000]+$' },
+    additionalProperties: { type: 'string', maxLength: LIMITS.valueChars, pattern: '^[^\\u0000]*$' },
+  } as const;
+
+  /** A terminal dimension in character cells. */
+  const cells = { type: 'integer', minimum: 1, maximum: 1000 } as const;
+
+  const commandInfo = {
+    type: 'object',
+    required: ['commandId', 'pid', 'cmd', 'background', 'pty', 'startedAt', 'status', 'attached'],
+    properties: {
+      commandId: { type: 'string' },
+      pid: { type: 'integer' },
+      cmd: { type: 'array', items: { type: 'string' } },
+      background: { type: 'boolean' },
+      pty: { type: 'boolean' },
+      startedAt: { type: 'string', format: 'date-time' },
+      status: { type: 'string', enum: ['running', 'exited'] },
+      exitCode: { type: 'integer' },
+      attached: { type: 'boolean' },
+      outputMayBeIncomplete: { type: 'boolean' },
+    },
+  } as const;
+
+  return {
+    StartPtyRequest: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cols', 'rows'],
+      properties: {
+        cols: cells,
+        rows: cells,
+        cmd: {
+          type: 'array',
+          minItems: 1,
+          maxItems: LIMITS.argvEntries,
+          items: { type: 'string', maxLength: LIMITS.argChars, pattern: '^[^\\u0000]*$' },
+        },
+        cwd: guestPath,
+        env: stringMap,
+        user: { type: 'string', pattern: '^(root|[0-9]{1,10}(:[0-9]{1,10})?)$' },
+      },
+    },
+    CommandInfo: commandInfo,
+    CommandList: {
+      type: 'object',
+      required: ['commands'],
+      properties: { commands: { type: 'array', items: commandInfo } },
+    },
+    FileStat: {
+      type: 'object',
+      required: ['name', 'path', 'type', 'size', 'mode', 'uid', 'gid', 'modifiedAt'],
+      properties: {
+        name: { type: 'string' },
+        path: { type: 'string' },
+        type: { type: 'string', enum: ['file', 'dir', 'symlink', 'other'] },
+        size: { type: 'integer' },
+        mode: { type: 'integer' },
+        uid: { type: 'integer' },
+        gid: { type: 'integer' },
+        modifiedAt: { type: 'string', format: 'date-time' },
+        symlinkTarget: { type: 'string' },
+      },
+    },
+    RenameRequest: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['from', 'to'],
+      properties: { from: guestPath, to: guestPath },
+    },
+  } as const;
+}

@@ -1,0 +1,148 @@
+/**
+ * The sandboxes API against the command line, interleaved in one run (only ratios mean
+ * anything on these shared machines):
+ *   - `commands.run('true')` round trip through a running `hull serve` ÷ `hull exec true` on the
+ *     same sandbox (goal <= 0.25: no CLI process per call);
+ *   - files.write + files.read of 100 MiB ÷ the same bytes through `hull exec sh -c 'cat > F'`
+ *     and `hull exec cat F`;
+ *   - 50 sandboxes created concurrently through the API, each then running a command: how many
+ *     answered, and how long the whole took.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { Sandbox } from '../../src/sdk/sandbox.js';
+import { HULL, startHull } from '../e2e/harness.js';
+import { pushBusybox, startRegistry } from '../fixtures/registry.js';
+import { median } from './network.js';
+
+export interface ServeFigures {
+  runs: number;
+  medianMs: { runTrue: number; execTrue: number; files100MiB: number; exec100MiB: number };
+  ratios: { runTrueOverExecTrue: number; files100MiBOverExecCat: number };
+  concurrent: { asked: number; created: number; answered: number; wallMs: number };
+}
+
+const MIB = 1024 * 1024;
+
+/** Runs hull (the bundled CLI) with `input` on its stdin; resolves with the elapsed ms. */
+function timedHull(args: string[], input?: Buffer): Promise<number> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [HULL, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+    child.on('close', (code) => {
+      if (code === 0) resolve(performance.now() - started);
+      else reject(new Error(`hull ${args.join(' ')} failed (${code}): ${stderr.trim()}`));
+    });
+  });
+}
+
+async function timed(action: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await action();
+  return performance.now() - started;
+}
+
+export async function measureServe(scratch: string, runs: number, concurrent = 50): Promise<ServeFigures> {
+  const root = join(scratch, 'serve-root');
+  const registry = await startRegistry(join(scratch, 'serve-registry'));
+  const server = startHull(['--root', root, 'serve', '--listen', `unix:${join(scratch, 'api.sock')}`], {
+    input: null,
+  });
+  const api = `unix:${join(scratch, 'api.sock')}`;
+  const made: Sandbox[] = [];
+  try {
+    const image = await pushBusybox(scratch, registry);
+    await server.waitForOutput('listening on', 60_000);
+    const sandbox = await Sandbox.create({ api, image, timeoutMs: 3_600_000 });
+    made.push(sandbox);
+    const exec = (args: string[], input?: Buffer) =>
+      timedHull(['--root', root, 'exec', sandbox.sandboxId, ...args], input);
+    const data = randomBytes(100 * MIB);
+    const samples = {
+      runTrue: [] as number[],
+      execTrue: [] as number[],
+      files: [] as number[],
+      exec: [] as number[],
+    };
+    // One warm-up of each.
+    await sandbox.commands.run('true');
+    await exec(['true']);
+    for (let i = 0; i < runs; i++) {
+      samples.runTrue.push(await timed(() => sandbox.commands.run('true')));
+      samples.execTrue.push(await exec(['true']));
+      samples.files.push(
+        await timed(async () => {
+          await sandbox.files.write('/tmp/bench.bin', Readable.from([data]), { length: data.length });
+          const back = await sandbox.files.read('/tmp/bench.bin', { format: 'stream' });
+          let size = 0;
+          for await (const chunk of back) size += (chunk as Buffer).length;
+          if (size !== data.length) throw new Error(`read ${size} bytes of ${data.length}`);
+        }),
+      );
+      samples.exec.push(
+        (await exec(['sh', '-c', 'cat > /tmp/bench-cli.bin'], data)) +
+          (await exec(['cat', '/tmp/bench-cli.bin'])),
+      );
+      process.stderr.write('.');
+    }
+    process.stderr.write('\n');
+
+    // Many at once, as a burst of users would.
+    const started = performance.now();
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: concurrent - 1 }, async () => {
+        const one = await Sandbox.create({ api, image, timeoutMs: 3_600_000 });
+        made.push(one);
+        return (await one.commands.run('echo ok')).stdout === 'ok\n';
+      }),
+    );
+    const wallMs = performance.now() - started;
+    const answered = outcomes.filter((o) => o.status === 'fulfilled' && o.value).length + 1;
+    const medianMs = {
+      runTrue: median(samples.runTrue),
+      execTrue: median(samples.execTrue),
+      files100MiB: median(samples.files),
+      exec100MiB: median(samples.exec),
+    };
+    return {
+      runs,
+      medianMs: {
+        runTrue: Math.round(medianMs.runTrue),
+        execTrue: Math.round(medianMs.execTrue),
+        files100MiB: Math.round(medianMs.files100MiB),
+        exec100MiB: Math.round(medianMs.exec100MiB),
+      },
+      ratios: {
+        runTrueOverExecTrue: Number((medianMs.runTrue / medianMs.execTrue).toFixed(3)),
+        files100MiBOverExecCat: Number((medianMs.files100MiB / medianMs.exec100MiB).toFixed(3)),
+      },
+      concurrent: { asked: concurrent, created: made.length, answered, wallMs: Math.round(wallMs) },
+    };
+  } finally {
+    await Promise.allSettled(made.map((s) => s.kill()));
+    server.child.kill('SIGTERM');
+    await server.result;
+    await registry.stop();
+  }
+}
+
+export function printServe(figures: ServeFigures): void {
+  const { medianMs: m, ratios: r, concurrent: c } = figures;
+  console.log(
+    `serve: commands.run('true') ${m.runTrue} ms / hull exec true ${m.execTrue} ms = ${r.runTrueOverExecTrue} (goal <= 0.25)`,
+  );
+  console.log(
+    `serve: files write+read 100 MiB ${m.files100MiB} ms / hull exec cat ${m.exec100MiB} ms = ${r.files100MiBOverExecCat}`,
+  );
+  console.log(
+    `serve: ${c.asked} sandboxes created concurrently through the API: ${c.created} created, ${c.answered} answered a command, in ${c.wallMs} ms`,
+  );
+}
