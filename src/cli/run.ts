@@ -80,7 +80,7 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
     return await runAttached(rawId, options, globals);
   } finally {
     recorder.stop();
-    const trace = traceFile(recorder.phases(hostNowMs()));
+    const trace = traceFile(recorder.phases(hostNowMs()), undefined, recorder.guestSteps());
     await writeFile(options.trace, `${JSON.stringify(trace, null, 1)}\n`);
   }
 }
@@ -124,6 +124,8 @@ async function runAttached(rawId: string, options: RunOptions, globals: GlobalOp
         netns: configuredNetns(bundle.spec),
         createRuntimeHooks: (state) => runHostHooks(bundle.spec, 'createRuntime', state),
         podVm: pod ? podVmOf(globals, pod.key, id, bundle) : undefined,
+        // Nothing runs between this create and its start (the poststart hooks come after).
+        startAtCreate: true,
       },
       controller.signal,
     );

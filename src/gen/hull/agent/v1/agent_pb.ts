@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hull/agent/v1/agent.proto.
  */
 export const file_hull_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChlodWxsL2FnZW50L3YxL2FnZW50LnByb3RvEg1odWxsLmFnZW50LnYxIgcKBUVtcHR5Ig4KDENoZWNrUmVxdWVzdCLvAQoNQ2hlY2tSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAIgASgJEg8KB2Jvb3RfaWQYAyABKAkSFgoOYWdlbnRfc25hcHNob3QYBCABKAkSQQoLYm9vdF9waGFzZXMYBSADKAsyLC5odWxsLmFnZW50LnYxLkNoZWNrUmVzcG9uc2UuQm9vdFBoYXNlc0VudHJ5EhYKDnVwdGltZV9zZWNvbmRzGAYgASgBGjEKD0Jvb3RQaGFzZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBInYKFENyZWF0ZVNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSEQoJc2hhcmVfdGFnGAMgASgJEhQKDGhvc3RfdGltZV9tcxgEIAEoAxIPCgdlbnRyb3B5GAUgASgMIhcKFURlc3Ryb3lTYW5kYm94UmVxdWVzdCLAAQoWQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFQoNb2NpX3NwZWNfanNvbhgCIAEoDBIZChFyb290ZnNfc2hhcmVfcGF0aBgDIAEoCRIxCg1zaGFyZWRfbW91bnRzGAQgAygLMhouaHVsbC5hZ2VudC52MS5TaGFyZWRNb3VudBIcChRzYW5kYm94X2NvbnRhaW5lcl9pZBgFIAEoCRINCgVzdGRpbhgGIAEoCCIwCgtTaGFyZWRNb3VudBINCgVpbmRleBgBIAEoDRISCgpzaGFyZV9wYXRoGAIgASgJIi0KFVN0YXJ0Q29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiHQoOUHJvY2Vzc1N0YXJ0ZWQSCwoDcGlkGAEgASgNIi4KFlJlbW92ZUNvbnRhaW5lclJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJImAKEkV4ZWNQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIUCgxwcm9jZXNzX2pzb24YAyABKAwSDQoFc3RkaW4YBCABKAgiWgoUU2lnbmFsUHJvY2Vzc1JlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDgoGc2lnbmFsGAMgASgNEgsKA2FsbBgEIAEoCCI7ChJXYWl0UHJvY2Vzc1JlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiKgoTV2FpdFByb2Nlc3NSZXNwb25zZRITCgtleGl0X3N0YXR1cxgBIAEoBSJJChJXcml0ZVN0cmVhbVJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDAoEZGF0YRgDIAEoDCIlChNXcml0ZVN0cmVhbVJlc3BvbnNlEg4KBmxlbmd0aBgBIAEoDSJOChFSZWFkU3RyZWFtUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRISCgptYXhfbGVuZ3RoGAMgASgNIiIKElJlYWRTdHJlYW1SZXNwb25zZRIMCgRkYXRhGAEgASgMIjoKEUNsb3NlU3RkaW5SZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJIigKEENvbnRhaW5lclJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJIkYKFlVwZGF0ZUNvbnRhaW5lclJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEhYKDnJlc291cmNlc19qc29uGAIgASgMIiUKFUxpc3RQcm9jZXNzZXNSZXNwb25zZRIMCgRwaWRzGAEgAygNIpoBChZTdGF0c0NvbnRhaW5lclJlc3BvbnNlEkwKDGNncm91cF9maWxlcxgBIAMoCzI2Lmh1bGwuYWdlbnQudjEuU3RhdHNDb250YWluZXJSZXNwb25zZS5DZ3JvdXBGaWxlc0VudHJ5GjIKEENncm91cEZpbGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIVChNTdGF0c1NhbmRib3hSZXF1ZXN0IpABChRTdGF0c1NhbmRib3hSZXNwb25zZRJGCgpwcm9jX2ZpbGVzGAEgAygLMjIuaHVsbC5hZ2VudC52MS5TdGF0c1NhbmRib3hSZXNwb25zZS5Qcm9jRmlsZXNFbnRyeRowCg5Qcm9jRmlsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpwBChNTZXR1cE5ldHdvcmtSZXF1ZXN0EjMKCmludGVyZmFjZXMYASADKAsyHy5odWxsLmFnZW50LnYxLk5ldHdvcmtJbnRlcmZhY2USJAoGcm91dGVzGAIgAygLMhQuaHVsbC5hZ2VudC52MS5Sb3V0ZRIqCgluZWlnaGJvcnMYAyADKAsyFy5odWxsLmFnZW50LnYxLk5laWdoYm9yInkKEE5ldHdvcmtJbnRlcmZhY2USDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSCwoDbXR1GAMgASgNEisKCWFkZHJlc3NlcxgEIAMoCzIYLmh1bGwuYWdlbnQudjEuSXBBZGRyZXNzEhAKCGNhcmRfbWFjGAUgASgJIkMKCUlwQWRkcmVzcxIOCgZmYW1pbHkYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIVCg1wcmVmaXhfbGVuZ3RoGAMgASgNIpwBCgVSb3V0ZRIOCgZmYW1pbHkYASABKAkSEwoLZGVzdGluYXRpb24YAiABKAkSDwoHZ2F0ZXdheRgDIAEoCRIOCgZkZXZpY2UYBCABKAkSDgoGc291cmNlGAUgASgJEg0KBXNjb3BlGAYgASgJEhMKBm1ldHJpYxgHIAEoDUgAiAEBEg4KBm9ubGluaxgIIAEoCEIJCgdfbWV0cmljIjgKCE5laWdoYm9yEg8KB2FkZHJlc3MYASABKAkSCwoDbWFjGAIgASgJEg4KBmRldmljZRgDIAEoCSJbChNUdHlXaW5SZXNpemVSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEgwKBHJvd3MYAyABKA0SDwoHY29sdW1ucxgEIAEoDTJMCgZIZWFsdGgSQgoFQ2hlY2sSGy5odWxsLmFnZW50LnYxLkNoZWNrUmVxdWVzdBocLmh1bGwuYWdlbnQudjEuQ2hlY2tSZXNwb25zZTLVDAoMQWdlbnRTZXJ2aWNlEkoKDUNyZWF0ZVNhbmRib3gSIy5odWxsLmFnZW50LnYxLkNyZWF0ZVNhbmRib3hSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJMCg5EZXN0cm95U2FuZGJveBIkLmh1bGwuYWdlbnQudjEuRGVzdHJveVNhbmRib3hSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICgxTZXR1cE5ldHdvcmsSIi5odWxsLmFnZW50LnYxLlNldHVwTmV0d29ya1JlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5ElcKD0NyZWF0ZUNvbnRhaW5lchIlLmh1bGwuYWdlbnQudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBodLmh1bGwuYWdlbnQudjEuUHJvY2Vzc1N0YXJ0ZWQSTAoOU3RhcnRDb250YWluZXISJC5odWxsLmFnZW50LnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSTgoPUmVtb3ZlQ29udGFpbmVyEiUuaHVsbC5hZ2VudC52MS5SZW1vdmVDb250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJPCgtFeGVjUHJvY2VzcxIhLmh1bGwuYWdlbnQudjEuRXhlY1Byb2Nlc3NSZXF1ZXN0Gh0uaHVsbC5hZ2VudC52MS5Qcm9jZXNzU3RhcnRlZBJKCg1TaWduYWxQcm9jZXNzEiMuaHVsbC5hZ2VudC52MS5TaWduYWxQcm9jZXNzUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSVAoLV2FpdFByb2Nlc3MSIS5odWxsLmFnZW50LnYxLldhaXRQcm9jZXNzUmVxdWVzdBoiLmh1bGwuYWdlbnQudjEuV2FpdFByb2Nlc3NSZXNwb25zZRJTCgpXcml0ZVN0ZGluEiEuaHVsbC5hZ2VudC52MS5Xcml0ZVN0cmVhbVJlcXVlc3QaIi5odWxsLmFnZW50LnYxLldyaXRlU3RyZWFtUmVzcG9uc2USUQoKUmVhZFN0ZG91dBIgLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlcXVlc3QaIS5odWxsLmFnZW50LnYxLlJlYWRTdHJlYW1SZXNwb25zZRJRCgpSZWFkU3RkZXJyEiAuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVxdWVzdBohLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlc3BvbnNlEkQKCkNsb3NlU3RkaW4SIC5odWxsLmFnZW50LnYxLkNsb3NlU3RkaW5SZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICgxUdHlXaW5SZXNpemUSIi5odWxsLmFnZW50LnYxLlR0eVdpblJlc2l6ZVJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkcKDlBhdXNlQ29udGFpbmVyEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICg9SZXN1bWVDb250YWluZXISHy5odWxsLmFnZW50LnYxLkNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5Ek4KD1VwZGF0ZUNvbnRhaW5lchIlLmh1bGwuYWdlbnQudjEuVXBkYXRlQ29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSVgoNTGlzdFByb2Nlc3NlcxIfLmh1bGwuYWdlbnQudjEuQ29udGFpbmVyUmVxdWVzdBokLmh1bGwuYWdlbnQudjEuTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlElgKDlN0YXRzQ29udGFpbmVyEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GiUuaHVsbC5hZ2VudC52MS5TdGF0c0NvbnRhaW5lclJlc3BvbnNlElcKDFN0YXRzU2FuZGJveBIiLmh1bGwuYWdlbnQudjEuU3RhdHNTYW5kYm94UmVxdWVzdBojLmh1bGwuYWdlbnQudjEuU3RhdHNTYW5kYm94UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChlodWxsL2FnZW50L3YxL2FnZW50LnByb3RvEg1odWxsLmFnZW50LnYxIgcKBUVtcHR5Ig4KDENoZWNrUmVxdWVzdCLvAQoNQ2hlY2tSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAIgASgJEg8KB2Jvb3RfaWQYAyABKAkSFgoOYWdlbnRfc25hcHNob3QYBCABKAkSQQoLYm9vdF9waGFzZXMYBSADKAsyLC5odWxsLmFnZW50LnYxLkNoZWNrUmVzcG9uc2UuQm9vdFBoYXNlc0VudHJ5EhYKDnVwdGltZV9zZWNvbmRzGAYgASgBGjEKD0Jvb3RQaGFzZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBInYKFENyZWF0ZVNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSEQoJc2hhcmVfdGFnGAMgASgJEhQKDGhvc3RfdGltZV9tcxgEIAEoAxIPCgdlbnRyb3B5GAUgASgMIhcKFURlc3Ryb3lTYW5kYm94UmVxdWVzdCLPAQoWQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFQoNb2NpX3NwZWNfanNvbhgCIAEoDBIZChFyb290ZnNfc2hhcmVfcGF0aBgDIAEoCRIxCg1zaGFyZWRfbW91bnRzGAQgAygLMhouaHVsbC5hZ2VudC52MS5TaGFyZWRNb3VudBIcChRzYW5kYm94X2NvbnRhaW5lcl9pZBgFIAEoCRINCgVzdGRpbhgGIAEoCBINCgVzdGFydBgIIAEoCCIwCgtTaGFyZWRNb3VudBINCgVpbmRleBgBIAEoDRISCgpzaGFyZV9wYXRoGAIgASgJIi0KFVN0YXJ0Q29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiOwoQQ29udGFpbmVyU3RhcnRlZBInCgVzdGVwcxgBIAMoCzIYLmh1bGwuYWdlbnQudjEuR3Vlc3RTdGVwIkYKDlByb2Nlc3NTdGFydGVkEgsKA3BpZBgBIAEoDRInCgVzdGVwcxgCIAMoCzIYLmh1bGwuYWdlbnQudjEuR3Vlc3RTdGVwIiUKCUd1ZXN0U3RlcBIMCgRuYW1lGAEgASgJEgoKAm1zGAIgASgBIi4KFlJlbW92ZUNvbnRhaW5lclJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJImAKEkV4ZWNQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIUCgxwcm9jZXNzX2pzb24YAyABKAwSDQoFc3RkaW4YBCABKAgiWgoUU2lnbmFsUHJvY2Vzc1JlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDgoGc2lnbmFsGAMgASgNEgsKA2FsbBgEIAEoCCI7ChJXYWl0UHJvY2Vzc1JlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiKgoTV2FpdFByb2Nlc3NSZXNwb25zZRITCgtleGl0X3N0YXR1cxgBIAEoBSJJChJXcml0ZVN0cmVhbVJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDAoEZGF0YRgDIAEoDCIlChNXcml0ZVN0cmVhbVJlc3BvbnNlEg4KBmxlbmd0aBgBIAEoDSJOChFSZWFkU3RyZWFtUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRISCgptYXhfbGVuZ3RoGAMgASgNIiIKElJlYWRTdHJlYW1SZXNwb25zZRIMCgRkYXRhGAEgASgMIjoKEUNsb3NlU3RkaW5SZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJIigKEENvbnRhaW5lclJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJIkYKFlVwZGF0ZUNvbnRhaW5lclJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEhYKDnJlc291cmNlc19qc29uGAIgASgMIiUKFUxpc3RQcm9jZXNzZXNSZXNwb25zZRIMCgRwaWRzGAEgAygNIpoBChZTdGF0c0NvbnRhaW5lclJlc3BvbnNlEkwKDGNncm91cF9maWxlcxgBIAMoCzI2Lmh1bGwuYWdlbnQudjEuU3RhdHNDb250YWluZXJSZXNwb25zZS5DZ3JvdXBGaWxlc0VudHJ5GjIKEENncm91cEZpbGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIVChNTdGF0c1NhbmRib3hSZXF1ZXN0IpABChRTdGF0c1NhbmRib3hSZXNwb25zZRJGCgpwcm9jX2ZpbGVzGAEgAygLMjIuaHVsbC5hZ2VudC52MS5TdGF0c1NhbmRib3hSZXNwb25zZS5Qcm9jRmlsZXNFbnRyeRowCg5Qcm9jRmlsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpwBChNTZXR1cE5ldHdvcmtSZXF1ZXN0EjMKCmludGVyZmFjZXMYASADKAsyHy5odWxsLmFnZW50LnYxLk5ldHdvcmtJbnRlcmZhY2USJAoGcm91dGVzGAIgAygLMhQuaHVsbC5hZ2VudC52MS5Sb3V0ZRIqCgluZWlnaGJvcnMYAyADKAsyFy5odWxsLmFnZW50LnYxLk5laWdoYm9yInkKEE5ldHdvcmtJbnRlcmZhY2USDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSCwoDbXR1GAMgASgNEisKCWFkZHJlc3NlcxgEIAMoCzIYLmh1bGwuYWdlbnQudjEuSXBBZGRyZXNzEhAKCGNhcmRfbWFjGAUgASgJIkMKCUlwQWRkcmVzcxIOCgZmYW1pbHkYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIVCg1wcmVmaXhfbGVuZ3RoGAMgASgNIpwBCgVSb3V0ZRIOCgZmYW1pbHkYASABKAkSEwoLZGVzdGluYXRpb24YAiABKAkSDwoHZ2F0ZXdheRgDIAEoCRIOCgZkZXZpY2UYBCABKAkSDgoGc291cmNlGAUgASgJEg0KBXNjb3BlGAYgASgJEhMKBm1ldHJpYxgHIAEoDUgAiAEBEg4KBm9ubGluaxgIIAEoCEIJCgdfbWV0cmljIjgKCE5laWdoYm9yEg8KB2FkZHJlc3MYASABKAkSCwoDbWFjGAIgASgJEg4KBmRldmljZRgDIAEoCSJbChNUdHlXaW5SZXNpemVSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEgwKBHJvd3MYAyABKA0SDwoHY29sdW1ucxgEIAEoDTJMCgZIZWFsdGgSQgoFQ2hlY2sSGy5odWxsLmFnZW50LnYxLkNoZWNrUmVxdWVzdBocLmh1bGwuYWdlbnQudjEuQ2hlY2tSZXNwb25zZTLgDAoMQWdlbnRTZXJ2aWNlEkoKDUNyZWF0ZVNhbmRib3gSIy5odWxsLmFnZW50LnYxLkNyZWF0ZVNhbmRib3hSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJMCg5EZXN0cm95U2FuZGJveBIkLmh1bGwuYWdlbnQudjEuRGVzdHJveVNhbmRib3hSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICgxTZXR1cE5ldHdvcmsSIi5odWxsLmFnZW50LnYxLlNldHVwTmV0d29ya1JlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5ElcKD0NyZWF0ZUNvbnRhaW5lchIlLmh1bGwuYWdlbnQudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBodLmh1bGwuYWdlbnQudjEuUHJvY2Vzc1N0YXJ0ZWQSVwoOU3RhcnRDb250YWluZXISJC5odWxsLmFnZW50LnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBofLmh1bGwuYWdlbnQudjEuQ29udGFpbmVyU3RhcnRlZBJOCg9SZW1vdmVDb250YWluZXISJS5odWxsLmFnZW50LnYxLlJlbW92ZUNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5Ek8KC0V4ZWNQcm9jZXNzEiEuaHVsbC5hZ2VudC52MS5FeGVjUHJvY2Vzc1JlcXVlc3QaHS5odWxsLmFnZW50LnYxLlByb2Nlc3NTdGFydGVkEkoKDVNpZ25hbFByb2Nlc3MSIy5odWxsLmFnZW50LnYxLlNpZ25hbFByb2Nlc3NSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJUCgtXYWl0UHJvY2VzcxIhLmh1bGwuYWdlbnQudjEuV2FpdFByb2Nlc3NSZXF1ZXN0GiIuaHVsbC5hZ2VudC52MS5XYWl0UHJvY2Vzc1Jlc3BvbnNlElMKCldyaXRlU3RkaW4SIS5odWxsLmFnZW50LnYxLldyaXRlU3RyZWFtUmVxdWVzdBoiLmh1bGwuYWdlbnQudjEuV3JpdGVTdHJlYW1SZXNwb25zZRJRCgpSZWFkU3Rkb3V0EiAuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVxdWVzdBohLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlc3BvbnNlElEKClJlYWRTdGRlcnISIC5odWxsLmFnZW50LnYxLlJlYWRTdHJlYW1SZXF1ZXN0GiEuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVzcG9uc2USRAoKQ2xvc2VTdGRpbhIgLmh1bGwuYWdlbnQudjEuQ2xvc2VTdGRpblJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkgKDFR0eVdpblJlc2l6ZRIiLmh1bGwuYWdlbnQudjEuVHR5V2luUmVzaXplUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSRwoOUGF1c2VDb250YWluZXISHy5odWxsLmFnZW50LnYxLkNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkgKD1Jlc3VtZUNvbnRhaW5lchIfLmh1bGwuYWdlbnQudjEuQ29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSTgoPVXBkYXRlQ29udGFpbmVyEiUuaHVsbC5hZ2VudC52MS5VcGRhdGVDb250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJWCg1MaXN0UHJvY2Vzc2VzEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GiQuaHVsbC5hZ2VudC52MS5MaXN0UHJvY2Vzc2VzUmVzcG9uc2USWAoOU3RhdHNDb250YWluZXISHy5odWxsLmFnZW50LnYxLkNvbnRhaW5lclJlcXVlc3QaJS5odWxsLmFnZW50LnYxLlN0YXRzQ29udGFpbmVyUmVzcG9uc2USVwoMU3RhdHNTYW5kYm94EiIuaHVsbC5hZ2VudC52MS5TdGF0c1NhbmRib3hSZXF1ZXN0GiMuaHVsbC5hZ2VudC52MS5TdGF0c1NhbmRib3hSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message hull.agent.v1.Empty
@@ -202,6 +202,15 @@ export type CreateContainerRequest = Message<"hull.agent.v1.CreateContainerReque
    * @generated from field: bool stdin = 6;
    */
   stdin: boolean;
+
+  /**
+   * Start the process as soon as it is created, in the same step (crun run --detach): for a
+   * caller that starts the container right away with nothing to run in between (`hull run`),
+   * it saves the guest a second crun process. The answer's container is then running.
+   *
+   * @generated from field: bool start = 8;
+   */
+  start: boolean;
 };
 
 /**
@@ -257,6 +266,25 @@ export const StartContainerRequestSchema: GenMessage<StartContainerRequest> = /*
   messageDesc(file_hull_agent_v1_agent, 7);
 
 /**
+ * @generated from message hull.agent.v1.ContainerStarted
+ */
+export type ContainerStarted = Message<"hull.agent.v1.ContainerStarted"> & {
+  /**
+   * What the guest did to start it, in order (see GuestStep).
+   *
+   * @generated from field: repeated hull.agent.v1.GuestStep steps = 1;
+   */
+  steps: GuestStep[];
+};
+
+/**
+ * Describes the message hull.agent.v1.ContainerStarted.
+ * Use `create(ContainerStartedSchema)` to create a new message.
+ */
+export const ContainerStartedSchema: GenMessage<ContainerStarted> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 8);
+
+/**
  * @generated from message hull.agent.v1.ProcessStarted
  */
 export type ProcessStarted = Message<"hull.agent.v1.ProcessStarted"> & {
@@ -266,6 +294,13 @@ export type ProcessStarted = Message<"hull.agent.v1.ProcessStarted"> & {
    * @generated from field: uint32 pid = 1;
    */
   pid: number;
+
+  /**
+   * What the guest did to create it, in order (see GuestStep).
+   *
+   * @generated from field: repeated hull.agent.v1.GuestStep steps = 2;
+   */
+  steps: GuestStep[];
 };
 
 /**
@@ -273,7 +308,32 @@ export type ProcessStarted = Message<"hull.agent.v1.ProcessStarted"> & {
  * Use `create(ProcessStartedSchema)` to create a new message.
  */
 export const ProcessStartedSchema: GenMessage<ProcessStarted> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 8);
+  messageDesc(file_hull_agent_v1_agent, 9);
+
+/**
+ * One step of the guest's work on a request, for the sandbox's trace: its name and how long it
+ * took by the guest's monotonic clock. Steps run one after the other and end with the answer.
+ *
+ * @generated from message hull.agent.v1.GuestStep
+ */
+export type GuestStep = Message<"hull.agent.v1.GuestStep"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: double ms = 2;
+   */
+  ms: number;
+};
+
+/**
+ * Describes the message hull.agent.v1.GuestStep.
+ * Use `create(GuestStepSchema)` to create a new message.
+ */
+export const GuestStepSchema: GenMessage<GuestStep> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 10);
 
 /**
  * @generated from message hull.agent.v1.RemoveContainerRequest
@@ -290,7 +350,7 @@ export type RemoveContainerRequest = Message<"hull.agent.v1.RemoveContainerReque
  * Use `create(RemoveContainerRequestSchema)` to create a new message.
  */
 export const RemoveContainerRequestSchema: GenMessage<RemoveContainerRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 9);
+  messageDesc(file_hull_agent_v1_agent, 11);
 
 /**
  * @generated from message hull.agent.v1.ExecProcessRequest
@@ -326,7 +386,7 @@ export type ExecProcessRequest = Message<"hull.agent.v1.ExecProcessRequest"> & {
  * Use `create(ExecProcessRequestSchema)` to create a new message.
  */
 export const ExecProcessRequestSchema: GenMessage<ExecProcessRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 10);
+  messageDesc(file_hull_agent_v1_agent, 12);
 
 /**
  * @generated from message hull.agent.v1.SignalProcessRequest
@@ -362,7 +422,7 @@ export type SignalProcessRequest = Message<"hull.agent.v1.SignalProcessRequest">
  * Use `create(SignalProcessRequestSchema)` to create a new message.
  */
 export const SignalProcessRequestSchema: GenMessage<SignalProcessRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 11);
+  messageDesc(file_hull_agent_v1_agent, 13);
 
 /**
  * @generated from message hull.agent.v1.WaitProcessRequest
@@ -384,7 +444,7 @@ export type WaitProcessRequest = Message<"hull.agent.v1.WaitProcessRequest"> & {
  * Use `create(WaitProcessRequestSchema)` to create a new message.
  */
 export const WaitProcessRequestSchema: GenMessage<WaitProcessRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 12);
+  messageDesc(file_hull_agent_v1_agent, 14);
 
 /**
  * @generated from message hull.agent.v1.WaitProcessResponse
@@ -403,7 +463,7 @@ export type WaitProcessResponse = Message<"hull.agent.v1.WaitProcessResponse"> &
  * Use `create(WaitProcessResponseSchema)` to create a new message.
  */
 export const WaitProcessResponseSchema: GenMessage<WaitProcessResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 13);
+  messageDesc(file_hull_agent_v1_agent, 15);
 
 /**
  * @generated from message hull.agent.v1.WriteStreamRequest
@@ -430,7 +490,7 @@ export type WriteStreamRequest = Message<"hull.agent.v1.WriteStreamRequest"> & {
  * Use `create(WriteStreamRequestSchema)` to create a new message.
  */
 export const WriteStreamRequestSchema: GenMessage<WriteStreamRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 14);
+  messageDesc(file_hull_agent_v1_agent, 16);
 
 /**
  * @generated from message hull.agent.v1.WriteStreamResponse
@@ -447,7 +507,7 @@ export type WriteStreamResponse = Message<"hull.agent.v1.WriteStreamResponse"> &
  * Use `create(WriteStreamResponseSchema)` to create a new message.
  */
 export const WriteStreamResponseSchema: GenMessage<WriteStreamResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 15);
+  messageDesc(file_hull_agent_v1_agent, 17);
 
 /**
  * @generated from message hull.agent.v1.ReadStreamRequest
@@ -476,7 +536,7 @@ export type ReadStreamRequest = Message<"hull.agent.v1.ReadStreamRequest"> & {
  * Use `create(ReadStreamRequestSchema)` to create a new message.
  */
 export const ReadStreamRequestSchema: GenMessage<ReadStreamRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 16);
+  messageDesc(file_hull_agent_v1_agent, 18);
 
 /**
  * @generated from message hull.agent.v1.ReadStreamResponse
@@ -495,7 +555,7 @@ export type ReadStreamResponse = Message<"hull.agent.v1.ReadStreamResponse"> & {
  * Use `create(ReadStreamResponseSchema)` to create a new message.
  */
 export const ReadStreamResponseSchema: GenMessage<ReadStreamResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 17);
+  messageDesc(file_hull_agent_v1_agent, 19);
 
 /**
  * @generated from message hull.agent.v1.CloseStdinRequest
@@ -517,7 +577,7 @@ export type CloseStdinRequest = Message<"hull.agent.v1.CloseStdinRequest"> & {
  * Use `create(CloseStdinRequestSchema)` to create a new message.
  */
 export const CloseStdinRequestSchema: GenMessage<CloseStdinRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 18);
+  messageDesc(file_hull_agent_v1_agent, 20);
 
 /**
  * @generated from message hull.agent.v1.ContainerRequest
@@ -534,7 +594,7 @@ export type ContainerRequest = Message<"hull.agent.v1.ContainerRequest"> & {
  * Use `create(ContainerRequestSchema)` to create a new message.
  */
 export const ContainerRequestSchema: GenMessage<ContainerRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 19);
+  messageDesc(file_hull_agent_v1_agent, 21);
 
 /**
  * @generated from message hull.agent.v1.UpdateContainerRequest
@@ -558,7 +618,7 @@ export type UpdateContainerRequest = Message<"hull.agent.v1.UpdateContainerReque
  * Use `create(UpdateContainerRequestSchema)` to create a new message.
  */
 export const UpdateContainerRequestSchema: GenMessage<UpdateContainerRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 20);
+  messageDesc(file_hull_agent_v1_agent, 22);
 
 /**
  * @generated from message hull.agent.v1.ListProcessesResponse
@@ -577,7 +637,7 @@ export type ListProcessesResponse = Message<"hull.agent.v1.ListProcessesResponse
  * Use `create(ListProcessesResponseSchema)` to create a new message.
  */
 export const ListProcessesResponseSchema: GenMessage<ListProcessesResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 21);
+  messageDesc(file_hull_agent_v1_agent, 23);
 
 /**
  * @generated from message hull.agent.v1.StatsContainerResponse
@@ -598,7 +658,7 @@ export type StatsContainerResponse = Message<"hull.agent.v1.StatsContainerRespon
  * Use `create(StatsContainerResponseSchema)` to create a new message.
  */
 export const StatsContainerResponseSchema: GenMessage<StatsContainerResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 22);
+  messageDesc(file_hull_agent_v1_agent, 24);
 
 /**
  * @generated from message hull.agent.v1.StatsSandboxRequest
@@ -611,7 +671,7 @@ export type StatsSandboxRequest = Message<"hull.agent.v1.StatsSandboxRequest"> &
  * Use `create(StatsSandboxRequestSchema)` to create a new message.
  */
 export const StatsSandboxRequestSchema: GenMessage<StatsSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 23);
+  messageDesc(file_hull_agent_v1_agent, 25);
 
 /**
  * @generated from message hull.agent.v1.StatsSandboxResponse
@@ -631,7 +691,7 @@ export type StatsSandboxResponse = Message<"hull.agent.v1.StatsSandboxResponse">
  * Use `create(StatsSandboxResponseSchema)` to create a new message.
  */
 export const StatsSandboxResponseSchema: GenMessage<StatsSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 24);
+  messageDesc(file_hull_agent_v1_agent, 26);
 
 /**
  * The network the guest takes over from the host namespace the client prepared: the same
@@ -662,7 +722,7 @@ export type SetupNetworkRequest = Message<"hull.agent.v1.SetupNetworkRequest"> &
  * Use `create(SetupNetworkRequestSchema)` to create a new message.
  */
 export const SetupNetworkRequestSchema: GenMessage<SetupNetworkRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 25);
+  messageDesc(file_hull_agent_v1_agent, 27);
 
 /**
  * @generated from message hull.agent.v1.NetworkInterface
@@ -704,7 +764,7 @@ export type NetworkInterface = Message<"hull.agent.v1.NetworkInterface"> & {
  * Use `create(NetworkInterfaceSchema)` to create a new message.
  */
 export const NetworkInterfaceSchema: GenMessage<NetworkInterface> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 26);
+  messageDesc(file_hull_agent_v1_agent, 28);
 
 /**
  * @generated from message hull.agent.v1.IpAddress
@@ -733,7 +793,7 @@ export type IpAddress = Message<"hull.agent.v1.IpAddress"> & {
  * Use `create(IpAddressSchema)` to create a new message.
  */
 export const IpAddressSchema: GenMessage<IpAddress> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 27);
+  messageDesc(file_hull_agent_v1_agent, 29);
 
 /**
  * @generated from message hull.agent.v1.Route
@@ -789,7 +849,7 @@ export type Route = Message<"hull.agent.v1.Route"> & {
  * Use `create(RouteSchema)` to create a new message.
  */
 export const RouteSchema: GenMessage<Route> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 28);
+  messageDesc(file_hull_agent_v1_agent, 30);
 
 /**
  * @generated from message hull.agent.v1.Neighbor
@@ -816,7 +876,7 @@ export type Neighbor = Message<"hull.agent.v1.Neighbor"> & {
  * Use `create(NeighborSchema)` to create a new message.
  */
 export const NeighborSchema: GenMessage<Neighbor> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 29);
+  messageDesc(file_hull_agent_v1_agent, 31);
 
 /**
  * @generated from message hull.agent.v1.TtyWinResizeRequest
@@ -848,7 +908,7 @@ export type TtyWinResizeRequest = Message<"hull.agent.v1.TtyWinResizeRequest"> &
  * Use `create(TtyWinResizeRequestSchema)` to create a new message.
  */
 export const TtyWinResizeRequestSchema: GenMessage<TtyWinResizeRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 30);
+  messageDesc(file_hull_agent_v1_agent, 32);
 
 /**
  * @generated from service hull.agent.v1.Health
@@ -907,7 +967,7 @@ export const AgentService: GenService<{
   startContainer: {
     methodKind: "unary";
     input: typeof StartContainerRequestSchema;
-    output: typeof EmptySchema;
+    output: typeof ContainerStartedSchema;
   },
   /**
    * @generated from rpc hull.agent.v1.AgentService.RemoveContainer
