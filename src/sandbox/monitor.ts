@@ -330,8 +330,13 @@ async function ownSandbox(
       start: options.startAtCreate === true,
     });
   } catch (err) {
+    // Started in the same step, the container's process may have taken its VM down (a kernel
+    // it crashed): that is a lost VM, named as one, not a failed create.
+    const explained = options.startAtCreate
+      ? await sandbox.explainFailure(err, `container ${options.id}`)
+      : err;
     await sandbox.destroy();
-    throw err;
+    throw explained;
   }
   return ownVm(sandbox);
 }
