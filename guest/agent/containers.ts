@@ -13,6 +13,7 @@ import type { Reaper } from './reaper.js';
 import { mountRootfsDisks } from './rootfs-disks.js';
 import { mountShare, SHARE_ROOT } from './share.js';
 import { networkSysctls, toGuestSpec } from './spec.js';
+import { type GuestStep, StepClock } from './steps.js';
 import { applySysctls } from './sysctls.js';
 import { openGuestTerminal } from './terminal.js';
 import { startWatcher } from './watch.js';
@@ -47,6 +48,8 @@ export interface CreateRequest {
   stdin: boolean;
   /** The root is on the VM's disks (see rootfs-disks.ts), not in the share. */
   rootfsDisks?: { writableBytes: bigint };
+  /** Start the process in the same step (crun run --detach). */
+  start: boolean;
 }
 
 type Status = 'created' | 'running';
@@ -75,7 +78,12 @@ export class Containers {
 
   constructor(private readonly reaper: Reaper) {}
 
-  async create(request: CreateRequest): Promise<number> {
+  /**
+   * Creates the container (crun create) or, with `request.start`, creates and starts it in one
+   * step (crun run --detach). Returns its pid and the steps it took.
+   */
+  async create(request: CreateRequest): Promise<{ pid: number; steps: GuestStep[] }> {
+    const clock = new StepClock();
     const { id } = request;
     if (this.containers.has(id)) throw new AgentError('exists', `container ${id} already exists`);
     const sandbox = request.sandboxContainerId ? this.get(request.sandboxContainerId) : undefined;
@@ -87,6 +95,7 @@ export class Containers {
     const rootfs = request.rootfsDisks
       ? await mountRootfsDisks(id, request.rootfsDisks.writableBytes)
       : sharePath(request.rootfsSharePath);
+    clock.lap(request.rootfsDisks ? 'mount root disks' : 'mount share');
     const bundle = join(BUNDLES, id);
     await mkdir(bundle, { recursive: true });
     const spec = toGuestSpec(request.spec, {
@@ -100,9 +109,11 @@ export class Containers {
     if (mayAdministerNetwork(spec.process?.capabilities)) {
       await prepareForNetAdmin();
     }
+    clock.lap('configuration');
     const pidFile = join(bundle, 'init.pid');
+    const verb = request.start ? ['run', '--detach'] : ['create'];
     const proc = await this.spawnDetached(
-      ['create', '--bundle', bundle, '--pid-file', pidFile, id],
+      [...verb, '--bundle', bundle, '--pid-file', pidFile, id],
       bundle,
       pidFile,
       {
@@ -113,17 +124,22 @@ export class Containers {
       await rm(bundle, { recursive: true, force: true });
       throw err;
     });
-    this.containers.set(id, { id, bundle, init: proc, status: 'created', execs: new Map() });
-    log.debug('created', { id, pid: proc.pid });
-    return proc.pid;
+    clock.lap(request.start ? 'crun run' : 'crun create');
+    const status = request.start ? 'running' : 'created';
+    this.containers.set(id, { id, bundle, init: proc, status, execs: new Map() });
+    log.debug(status, { id, pid: proc.pid });
+    return { pid: proc.pid, steps: clock.steps };
   }
 
-  async start(id: string): Promise<void> {
+  async start(id: string): Promise<GuestStep[]> {
     const container = this.get(id);
     if (container.status !== 'created')
       throw new AgentError('wrong-state', `container ${id} is already started`);
+    const clock = new StepClock();
     await crun(['start', id], join(container.bundle, 'crun.log')).done;
+    clock.lap('crun start');
     container.status = 'running';
+    return clock.steps;
   }
 
   async exec(id: string, execId: string, processSpec: Process, stdin: boolean): Promise<number> {

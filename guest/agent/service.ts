@@ -93,7 +93,7 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
       return {};
     },
     createContainer: async (req) => {
-      const pid = await containers.create({
+      const { pid, steps } = await containers.create({
         id: req.containerId,
         spec: parseJson<Spec>(req.ociSpecJson, 'the container configuration'),
         rootfsSharePath: req.rootfsSharePath,
@@ -101,13 +101,15 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
         sandboxContainerId: req.sandboxContainerId,
         stdin: req.stdin,
         rootfsDisks: req.rootfsDisks && { writableBytes: req.rootfsDisks.writableBytes },
+        start: req.start,
       });
-      return { pid };
+      if (req.start) startFreePageReporting();
+      return { pid, steps };
     },
     startContainer: async (req) => {
-      await containers.start(req.containerId);
+      const steps = await containers.start(req.containerId);
       startFreePageReporting();
-      return {};
+      return { steps };
     },
     removeContainer: async (req) => {
       await containers.remove(req.containerId);

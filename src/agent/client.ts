@@ -7,6 +7,7 @@ import { AgentService, Health } from '../gen/hull/agent/v1/agent_pb.js';
 import { timedAgentRequest } from '../metrics/agent-requests.js';
 import type { GuestNetwork } from '../network/guest-network.js';
 import type { Process, Spec } from '../oci/spec.js';
+import { hostNowMs, markGuestSteps } from '../trace/boot-marks.js';
 import { TtrpcClient } from '../ttrpc/client.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
 import { sleep } from '../util/deadline.js';
@@ -156,11 +157,14 @@ export class AgentClient {
     await this.call(AgentService.method.destroySandbox, {}, signal);
   }
 
-  /** Creates the container without starting its process; returns the guest pid. */
+  /**
+   * Creates the container without starting its process, or with `start` creates and starts it
+   * in one step; returns the guest pid.
+   */
   async createContainer(
     id: string,
     spec: Spec,
-    placement: ContainerPlacement & ProcessInput,
+    placement: ContainerPlacement & ProcessInput & { start?: boolean },
     signal: AbortSignal,
   ): Promise<number> {
     const res = await this.call(
@@ -173,14 +177,17 @@ export class AgentClient {
         sandboxContainerId: placement.sandboxContainerId ?? '',
         stdin: placement.stdin,
         rootfsDisks: placement.rootfsDisks && { writableBytes: BigInt(placement.rootfsDisks.writableBytes) },
+        start: placement.start ?? false,
       },
       signal,
     );
+    markGuestSteps('container create', res.steps, hostNowMs());
     return res.pid;
   }
 
   async startContainer(id: string, signal: AbortSignal): Promise<void> {
-    await this.call(AgentService.method.startContainer, { containerId: id }, signal);
+    const res = await this.call(AgentService.method.startContainer, { containerId: id }, signal);
+    markGuestSteps('container start', res.steps, hostNowMs());
   }
 
   async removeContainer(id: string, signal: AbortSignal): Promise<void> {

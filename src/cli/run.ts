@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { checkSettings } from '../config/settings.js';
-import { HullError } from '../errors.js';
+import { HullError, isHullError } from '../errors.js';
 import { configuredNetns } from '../network/namespace.js';
 import { ownStdio } from '../sandbox/attached-process.js';
 import { loadBundle } from '../sandbox/bundle.js';
@@ -80,7 +80,7 @@ async function run(rawId: string, options: RunOptions, globals: GlobalOptions): 
     return await runAttached(rawId, options, globals);
   } finally {
     recorder.stop();
-    const trace = traceFile(recorder.phases(hostNowMs()));
+    const trace = traceFile(recorder.phases(hostNowMs()), undefined, recorder.guestSteps());
     await writeFile(options.trace, `${JSON.stringify(trace, null, 1)}\n`);
   }
 }
@@ -124,6 +124,8 @@ async function runAttached(rawId: string, options: RunOptions, globals: GlobalOp
         netns: configuredNetns(bundle.spec),
         createRuntimeHooks: (state) => runHostHooks(bundle.spec, 'createRuntime', state),
         podVm: pod ? podVmOf(globals, pod.key, id, bundle) : undefined,
+        // Nothing runs between this create and its start (the poststart hooks come after).
+        startAtCreate: true,
       },
       controller.signal,
     );
@@ -147,6 +149,12 @@ async function runAttached(rawId: string, options: RunOptions, globals: GlobalOp
   } catch (err) {
     if (monitor) await monitor.waitExit();
     if (received) return 128 + constants.signals[received];
+    if (!monitor && !pod && isHullError(err, 'ERR_VM_EXITED')) {
+      // The process, started with its create, took its VM down (see startAtCreate): as for
+      // any VM lost under a running container, its one line and 137.
+      process.stderr.write(`hull: ${err.message}\n`);
+      return 128 + constants.signals.SIGKILL;
+    }
     throw err;
   } finally {
     stopForwarding();

@@ -43,6 +43,8 @@ export class ContainerMonitor {
   private exit: Promise<number> | undefined;
   /** The start request while it is on its way: the VM must outlive its answer. */
   private starting: Promise<void> | undefined;
+  /** Created and started in one step (see `startAtCreate`): start() only records it. */
+  private startedAtCreate = false;
   private server: Server | undefined;
   private terminal: HostTerminal | undefined;
   private readonly log = logger('monitor');
@@ -84,6 +86,12 @@ export class ContainerMonitor {
        * (not started); else the container gets a VM of its own.
        */
       podVm?: (input: ProcessInput, signal: AbortSignal) => Promise<ContainerVm>;
+      /**
+       * The caller starts the container as soon as it is created, with nothing to run in
+       * between (`hull run`): a container of its own VM is then created and started in one
+       * step in the guest, and start() only records it.
+       */
+      startAtCreate?: boolean;
     },
     signal: AbortSignal,
   ): Promise<ContainerMonitor> {
@@ -105,6 +113,7 @@ export class ContainerMonitor {
       sandbox = options.podVm
         ? await options.podVm(inputOf(stdio), signal)
         : await ownSandbox(options, inputOf(stdio), signal);
+      const startedAtCreate = !options.podVm && options.startAtCreate === true;
       markHost('container-created');
       await keepBootRecord(options.dir, trace);
       const monitor = new ContainerMonitor(
@@ -118,6 +127,10 @@ export class ContainerMonitor {
         trace,
         metrics,
       );
+      if (startedAtCreate) {
+        monitor.startedAtCreate = true;
+        monitor.status = 'running';
+      }
       if (terminal) {
         forwardResizes(terminal, sandbox.agent, { containerId: id });
         monitor.terminal = terminal;
@@ -194,14 +207,19 @@ export class ContainerMonitor {
   }
 
   async start(): Promise<void> {
-    this.starting = this.transition('start', 'running', (s) =>
-      this.sandbox.agent
-        .startContainer(this.id, s)
-        .catch(async (err: unknown) =>
-          Promise.reject(await this.sandbox.explainFailure(err, `container ${this.id}`)),
-        ),
-    );
-    await this.starting;
+    if (this.startedAtCreate) {
+      // Started with its create, in the guest's one step: there is nothing left to ask it.
+      this.startedAtCreate = false;
+    } else {
+      this.starting = this.transition('start', 'running', (s) =>
+        this.sandbox.agent
+          .startContainer(this.id, s)
+          .catch(async (err: unknown) =>
+            Promise.reject(await this.sandbox.explainFailure(err, `container ${this.id}`)),
+          ),
+      );
+      await this.starting;
+    }
     markHost('container-started');
     await runHostHooks(this.bundle.spec, 'poststart', this.state()).catch((err: unknown) => {
       // The spec: a failing poststart hook is logged, and the container keeps running.
@@ -283,7 +301,14 @@ export class ContainerMonitor {
 
 /** A VM of the container's own, which takes over the network namespace it names. */
 async function ownSandbox(
-  options: { id: string; dir: string; bundle: Bundle; settings: RuntimeSettings; netns?: string },
+  options: {
+    id: string;
+    dir: string;
+    bundle: Bundle;
+    settings: RuntimeSettings;
+    netns?: string;
+    startAtCreate?: boolean;
+  },
   input: ProcessInput,
   signal: AbortSignal,
 ): Promise<ContainerVm> {
@@ -306,10 +331,18 @@ async function ownSandbox(
     },
   );
   try {
-    await sandbox.createContainer(options.id, options.bundle, signal, input);
+    await sandbox.createContainer(options.id, options.bundle, signal, {
+      ...input,
+      start: options.startAtCreate === true,
+    });
   } catch (err) {
+    // Started in the same step, the container's process may have taken its VM down (a kernel
+    // it crashed): that is a lost VM, named as one, not a failed create.
+    const explained = options.startAtCreate
+      ? await sandbox.explainFailure(err, `container ${options.id}`)
+      : err;
     await sandbox.destroy();
-    throw err;
+    throw explained;
   }
   return ownVm(sandbox);
 }

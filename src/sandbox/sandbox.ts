@@ -263,7 +263,8 @@ export class Sandbox {
   }
 
   /**
-   * Shares a bundle's files with the guest and creates its container there (not started).
+   * Shares a bundle's files with the guest and creates its container there (not started, or
+   * with `start` started in the same step).
    * In a pod, `sandboxContainerId` names the pod's sandbox container, created earlier;
    * `stdin` says whether the host will relay input (else the process reads /dev/null).
    */
@@ -271,7 +272,7 @@ export class Sandbox {
     containerId: string,
     bundle: Bundle,
     signal: AbortSignal,
-    options: ProcessInput & { sandboxContainerId?: string },
+    options: ProcessInput & { sandboxContainerId?: string; start?: boolean },
   ): Promise<number> {
     if (bundle.spec.annotations?.[ROOTFS_IMAGE_ANNOTATION] !== undefined || this.rootfsDisks) {
       return this.createContainerOnDisks(containerId, bundle, signal, options);
@@ -288,7 +289,12 @@ export class Sandbox {
       return await this.agent.createContainer(
         containerId,
         spec,
-        { ...placement, sandboxContainerId: options.sandboxContainerId, stdin: options.stdin },
+        {
+          ...placement,
+          sandboxContainerId: options.sandboxContainerId,
+          stdin: options.stdin,
+          start: options.start,
+        },
         signal,
       );
     } catch (err) {

@@ -15,7 +15,17 @@ export type BootMark =
       /** The guest's uptime in its answer, and the host time the answer arrived. */
       uptimeSeconds: number;
       answeredAtMs: number;
+    }
+  | {
+      kind: 'guest-steps';
+      /** The host phase the guest's answer ends. */
+      phase: GuestStepsPhase;
+      /** What the guest did, in order, back to back, ending with its answer. */
+      steps: { name: string; ms: number }[];
+      answeredAtMs: number;
     };
+
+export type GuestStepsPhase = 'container create' | 'container start';
 
 export type HostMarkName =
   | 'vmm-spawn'
@@ -41,5 +51,20 @@ export function markHost(name: HostMarkName): void {
 export function markGuest(phases: Record<string, number>, uptimeSeconds: number, answeredAtMs: number): void {
   if (bootMarks.hasSubscribers) {
     bootMarks.publish({ kind: 'guest', phases, uptimeSeconds, answeredAtMs } satisfies BootMark);
+  }
+}
+
+export function markGuestSteps(
+  phase: GuestStepsPhase,
+  steps: { name: string; ms: number }[],
+  answeredAtMs: number,
+): void {
+  if (bootMarks.hasSubscribers && steps.length > 0) {
+    bootMarks.publish({
+      kind: 'guest-steps',
+      phase,
+      steps: steps.map(({ name, ms }) => ({ name, ms })),
+      answeredAtMs,
+    } satisfies BootMark);
   }
 }

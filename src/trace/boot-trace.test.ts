@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bootMarks } from './boot-marks.js';
-import { BootTraceRecorder, traceFile } from './boot-trace.js';
+import { BootTraceRecorder, GUEST_STEPS_TID, traceFile } from './boot-trace.js';
 import { waterfallSvg } from './waterfall-svg.js';
 
 const publish = (mark: object) => bootMarks.publish(mark);
@@ -76,5 +76,51 @@ test('a run that ended before its guest answered has host phases only', () => {
       ['hull start-up', 0, 10],
       ['QEMU start', 10, 50],
     ],
+  );
+});
+
+test("the guest's steps sit back to back inside the phase they explain, ending with its answer", () => {
+  const recorder = new BootTraceRecorder(1000);
+  try {
+    publish({ kind: 'host', name: 'sandbox-ready', atMs: 1000 });
+    publish({
+      kind: 'guest-steps',
+      phase: 'container create',
+      steps: [
+        { name: 'mount share', ms: 20 },
+        { name: 'crun create', ms: 150 },
+      ],
+      answeredAtMs: 1200,
+    });
+    publish({ kind: 'host', name: 'container-created', atMs: 1200 });
+    // A second create (another container of a pod) does not replace the first.
+    publish({
+      kind: 'guest-steps',
+      phase: 'container create',
+      steps: [{ name: 'x', ms: 1 }],
+      answeredAtMs: 1300,
+    });
+  } finally {
+    recorder.stop();
+  }
+  const steps = recorder.guestSteps();
+  assert.deepEqual(
+    steps.map((p) => [p.name, p.where, p.startMs, p.endMs]),
+    [
+      ['container create: mount share', 'guest', 1030, 1050],
+      ['container create: crun create', 'guest', 1050, 1200],
+    ],
+  );
+  const file = traceFile(recorder.phases(1250), 'hull run --trace', steps);
+  const drawn = file.traceEvents.filter((e) => e.tid === GUEST_STEPS_TID);
+  assert.deepEqual(
+    drawn.map((e) => [e.name, e.ts, e.dur]),
+    [
+      ['container create: mount share', 30_000, 20_000],
+      ['container create: crun create', 50_000, 150_000],
+    ],
+  );
+  assert.ok(
+    file.traceEvents.filter((e) => e.tid !== GUEST_STEPS_TID).every((e) => e.tid === 1 || e.tid === 2),
   );
 });

@@ -1,4 +1,4 @@
-import { type BootMark, bootMarks, type HostMarkName } from './boot-marks.js';
+import { type BootMark, bootMarks, type GuestStepsPhase, type HostMarkName } from './boot-marks.js';
 
 /** One phase of a sandbox's life: where it ran, and when (host milliseconds). */
 export interface TracePhase {
@@ -32,11 +32,14 @@ export interface TraceFile {
 export class BootTraceRecorder {
   private readonly host = new Map<HostMarkName, number>();
   private guest: Extract<BootMark, { kind: 'guest' }> | undefined;
+  private readonly steps = new Map<GuestStepsPhase, Extract<BootMark, { kind: 'guest-steps' }>>();
   private readonly listener = (message: unknown) => {
     const mark = message as BootMark;
     // The first time counts: in a pod, the sandbox's container is created and started first.
     if (mark.kind === 'host') {
       if (!this.host.has(mark.name)) this.host.set(mark.name, mark.atMs);
+    } else if (mark.kind === 'guest-steps') {
+      if (!this.steps.has(mark.phase)) this.steps.set(mark.phase, mark);
     } else this.guest = mark;
   };
 
@@ -95,6 +98,26 @@ export class BootTraceRecorder {
     }
     return phases;
   }
+
+  /**
+   * The guest's steps inside the host's container create and start (crun create, mounting the
+   * share, ...): each placed back to back so the last ends when the answer arrived (the answer's
+   * transit is not counted, so they may sit a moment late). Drawn under the phase they explain.
+   */
+  guestSteps(): TracePhase[] {
+    const out: TracePhase[] = [];
+    for (const mark of this.steps.values()) {
+      let endMs = mark.answeredAtMs;
+      const placed: TracePhase[] = [];
+      for (const step of [...mark.steps].reverse()) {
+        const startMs = endMs - Math.max(0, step.ms);
+        placed.unshift({ name: `${mark.phase}: ${step.name}`, where: 'guest', startMs, endMs });
+        endMs = startMs;
+      }
+      out.push(...placed);
+    }
+    return out.sort((a, b) => a.startMs - b.startMs);
+  }
 }
 
 /** A sandbox's boot phases as kept beside its state (`boot.json`), for metrics. */
@@ -113,10 +136,17 @@ export function bootRecord(phases: TracePhase[], sandboxReadyMs: number): BootRe
   };
 }
 
-export function traceFile(phases: TracePhase[], tool = 'hull run --trace'): TraceFile {
+/** Thread of the guest's steps: apart from the consecutive phases (threads 1 and 2). */
+export const GUEST_STEPS_TID = 3;
+
+export function traceFile(
+  phases: TracePhase[],
+  tool = 'hull run --trace',
+  steps: TracePhase[] = [],
+): TraceFile {
   const origin = phases[0]?.startMs ?? 0;
   return {
-    traceEvents: phases.map((p) => {
+    traceEvents: [...phases, ...steps].map((p, i) => {
       // Both ends rounded the same way, so one phase ends exactly where the next begins.
       const ts = Math.round((p.startMs - origin) * 1000);
       const end = Math.round((p.endMs - origin) * 1000);
@@ -127,7 +157,7 @@ export function traceFile(phases: TracePhase[], tool = 'hull run --trace'): Trac
         ts,
         dur: end - ts,
         pid: 1,
-        tid: p.where === 'host' ? 1 : 2,
+        tid: i >= phases.length ? GUEST_STEPS_TID : p.where === 'host' ? 1 : 2,
       };
     }),
     displayTimeUnit: 'ms',

@@ -34,7 +34,7 @@ export class SandboxTrace {
     const { dir } = this;
     if (!dir) return undefined;
     try {
-      const trace = traceFile(this.recorder.phases(hostNowMs()), tool);
+      const trace = traceFile(this.recorder.phases(hostNowMs()), tool, this.recorder.guestSteps());
       const stamp = trace.otherData.startedAt.replace(/[:.]/g, '-');
       const path = join(dir, `${id}-${stamp}.json`);
       await mkdir(dir, { recursive: true, mode: 0o755 });

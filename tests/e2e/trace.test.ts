@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { TraceFile } from '../../src/trace/boot-trace.js';
+import { GUEST_STEPS_TID, type TraceFile } from '../../src/trace/boot-trace.js';
 import { bundleTests, hull, hullDetached } from './harness.js';
 
 /** Issue 13: where a start's time goes, on the host and in the guest. */
@@ -21,7 +21,7 @@ describe('hull run --trace and hull trace --svg', { timeout: 600_000 }, () => {
     const wallMs = performance.now() - started;
     assert.equal(r.code, 0, r.stderr);
     const trace = JSON.parse(await readFile(file, 'utf8')) as TraceFile;
-    const events = trace.traceEvents;
+    const events = trace.traceEvents.filter((e) => e.tid !== GUEST_STEPS_TID);
     const names = events.map((e) => e.name);
     for (const phase of [
       'QEMU start',
@@ -47,13 +47,29 @@ describe('hull run --trace and hull trace --svg', { timeout: 600_000 }, () => {
       `the phases cover ${extentMs.toFixed(0)} ms of a ${wallMs.toFixed(0)} ms run`,
     );
 
+    // Inside the create, the guest's own steps: `hull run` creates and starts in one crun run.
+    const create = events.find((e) => e.name === 'container create')!;
+    const steps = trace.traceEvents.filter((e) => e.tid === GUEST_STEPS_TID);
+    const stepNames = steps.map((e) => e.name);
+    for (const step of ['container create: mount share', 'container create: crun run']) {
+      assert.ok(stepNames.includes(step), `${step} is in ${stepNames.join(', ')}`);
+    }
+    assert.ok(!stepNames.includes('container create: crun create'), 'no separate crun create');
+    for (const step of steps) {
+      assert.equal(step.cat, 'guest');
+      assert.ok(
+        step.dur <= create.dur,
+        `${step.name} (${step.dur} us) fits in the create (${create.dur} us)`,
+      );
+    }
+
     const svg = join(t.scratch, 'trace.svg');
     const drawn = await hull(['trace', file, '--svg', svg]);
     assert.equal(drawn.code, 0, drawn.stderr);
     const picture = await readFile(svg, 'utf8');
     assert.match(picture, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
-    assert.equal((picture.match(/<rect [^>]*rx="2"/g) ?? []).length, events.length);
-    const slowest = events.reduce((a, e) => (e.dur > a.dur ? e : a));
+    assert.equal((picture.match(/<rect [^>]*rx="2"/g) ?? []).length, trace.traceEvents.length);
+    const slowest = trace.traceEvents.reduce((a, e) => (e.dur > a.dur ? e : a));
     const ms = (slowest.dur / 1000).toFixed(slowest.dur < 10_000 ? 1 : 0);
     assert.match(picture, new RegExp(`>${ms} ms {2}◀ slowest<`), 'the slowest phase is marked');
   });
@@ -75,6 +91,10 @@ describe('hull run --trace and hull trace --svg', { timeout: 600_000 }, () => {
     const names = trace.traceEvents.map((e) => e.name);
     for (const phase of ['QEMU start', 'container start', 'container run', 'teardown']) {
       assert.ok(names.includes(phase), `${phase} is in ${names.join(', ')}`);
+    }
+    // A detached container is created, then started: each has its guest steps.
+    for (const step of ['container create: crun create', 'container start: crun start']) {
+      assert.ok(names.includes(step), `${step} is in ${names.join(', ')}`);
     }
     assert.ok(
       names.includes('guest kernel') || names.includes('clone wakes'),

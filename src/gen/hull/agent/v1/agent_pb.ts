@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hull/agent/v1/agent.proto.
  */
 export const file_hull_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChlodWxsL2FnZW50L3YxL2FnZW50LnByb3RvEg1odWxsLmFnZW50LnYxIgcKBUVtcHR5Ig4KDENoZWNrUmVxdWVzdCLvAQoNQ2hlY2tSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAIgASgJEg8KB2Jvb3RfaWQYAyABKAkSFgoOYWdlbnRfc25hcHNob3QYBCABKAkSQQoLYm9vdF9waGFzZXMYBSADKAsyLC5odWxsLmFnZW50LnYxLkNoZWNrUmVzcG9uc2UuQm9vdFBoYXNlc0VudHJ5EhYKDnVwdGltZV9zZWNvbmRzGAYgASgBGjEKD0Jvb3RQaGFzZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBInYKFENyZWF0ZVNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSEQoJc2hhcmVfdGFnGAMgASgJEhQKDGhvc3RfdGltZV9tcxgEIAEoAxIPCgdlbnRyb3B5GAUgASgMIhcKFURlc3Ryb3lTYW5kYm94UmVxdWVzdCLyAQoWQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFQoNb2NpX3NwZWNfanNvbhgCIAEoDBIZChFyb290ZnNfc2hhcmVfcGF0aBgDIAEoCRIxCg1zaGFyZWRfbW91bnRzGAQgAygLMhouaHVsbC5hZ2VudC52MS5TaGFyZWRNb3VudBIcChRzYW5kYm94X2NvbnRhaW5lcl9pZBgFIAEoCRINCgVzdGRpbhgGIAEoCBIwCgxyb290ZnNfZGlza3MYByABKAsyGi5odWxsLmFnZW50LnYxLlJvb3Rmc0Rpc2tzIiUKC1Jvb3Rmc0Rpc2tzEhYKDndyaXRhYmxlX2J5dGVzGAEgASgEIjAKC1NoYXJlZE1vdW50Eg0KBWluZGV4GAEgASgNEhIKCnNoYXJlX3BhdGgYAiABKAkiLQoVU3RhcnRDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSIdCg5Qcm9jZXNzU3RhcnRlZBILCgNwaWQYASABKA0iLgoWUmVtb3ZlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiYAoSRXhlY1Byb2Nlc3NSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhQKDHByb2Nlc3NfanNvbhgDIAEoDBINCgVzdGRpbhgEIAEoCCJaChRTaWduYWxQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIOCgZzaWduYWwYAyABKA0SCwoDYWxsGAQgASgIIjsKEldhaXRQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCSIqChNXYWl0UHJvY2Vzc1Jlc3BvbnNlEhMKC2V4aXRfc3RhdHVzGAEgASgFIkkKEldyaXRlU3RyZWFtUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIMCgRkYXRhGAMgASgMIiUKE1dyaXRlU3RyZWFtUmVzcG9uc2USDgoGbGVuZ3RoGAEgASgNIk4KEVJlYWRTdHJlYW1SZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhIKCm1heF9sZW5ndGgYAyABKA0iIgoSUmVhZFN0cmVhbVJlc3BvbnNlEgwKBGRhdGEYASABKAwiOgoRQ2xvc2VTdGRpblJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiKAoQQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiRgoWVXBkYXRlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFgoOcmVzb3VyY2VzX2pzb24YAiABKAwiJQoVTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlEgwKBHBpZHMYASADKA0imgEKFlN0YXRzQ29udGFpbmVyUmVzcG9uc2USTAoMY2dyb3VwX2ZpbGVzGAEgAygLMjYuaHVsbC5hZ2VudC52MS5TdGF0c0NvbnRhaW5lclJlc3BvbnNlLkNncm91cEZpbGVzRW50cnkaMgoQQ2dyb3VwRmlsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhUKE1N0YXRzU2FuZGJveFJlcXVlc3QikAEKFFN0YXRzU2FuZGJveFJlc3BvbnNlEkYKCnByb2NfZmlsZXMYASADKAsyMi5odWxsLmFnZW50LnYxLlN0YXRzU2FuZGJveFJlc3BvbnNlLlByb2NGaWxlc0VudHJ5GjAKDlByb2NGaWxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEinAEKE1NldHVwTmV0d29ya1JlcXVlc3QSMwoKaW50ZXJmYWNlcxgBIAMoCzIfLmh1bGwuYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZRIkCgZyb3V0ZXMYAiADKAsyFC5odWxsLmFnZW50LnYxLlJvdXRlEioKCW5laWdoYm9ycxgDIAMoCzIXLmh1bGwuYWdlbnQudjEuTmVpZ2hib3IieQoQTmV0d29ya0ludGVyZmFjZRIMCgRuYW1lGAEgASgJEgsKA21hYxgCIAEoCRILCgNtdHUYAyABKA0SKwoJYWRkcmVzc2VzGAQgAygLMhguaHVsbC5hZ2VudC52MS5JcEFkZHJlc3MSEAoIY2FyZF9tYWMYBSABKAkiQwoJSXBBZGRyZXNzEg4KBmZhbWlseRgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEhUKDXByZWZpeF9sZW5ndGgYAyABKA0inAEKBVJvdXRlEg4KBmZhbWlseRgBIAEoCRITCgtkZXN0aW5hdGlvbhgCIAEoCRIPCgdnYXRld2F5GAMgASgJEg4KBmRldmljZRgEIAEoCRIOCgZzb3VyY2UYBSABKAkSDQoFc2NvcGUYBiABKAkSEwoGbWV0cmljGAcgASgNSACIAQESDgoGb25saW5rGAggASgIQgkKB19tZXRyaWMiOAoITmVpZ2hib3ISDwoHYWRkcmVzcxgBIAEoCRILCgNtYWMYAiABKAkSDgoGZGV2aWNlGAMgASgJIlsKE1R0eVdpblJlc2l6ZVJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDAoEcm93cxgDIAEoDRIPCgdjb2x1bW5zGAQgASgNIkcKEFdhdGNoUGF0aFJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDAoEcGF0aBgDIAEoCTJMCgZIZWFsdGgSQgoFQ2hlY2sSGy5odWxsLmFnZW50LnYxLkNoZWNrUmVxdWVzdBocLmh1bGwuYWdlbnQudjEuQ2hlY2tSZXNwb25zZTKiDQoMQWdlbnRTZXJ2aWNlEkoKDUNyZWF0ZVNhbmRib3gSIy5odWxsLmFnZW50LnYxLkNyZWF0ZVNhbmRib3hSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJMCg5EZXN0cm95U2FuZGJveBIkLmh1bGwuYWdlbnQudjEuRGVzdHJveVNhbmRib3hSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICgxTZXR1cE5ldHdvcmsSIi5odWxsLmFnZW50LnYxLlNldHVwTmV0d29ya1JlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5ElcKD0NyZWF0ZUNvbnRhaW5lchIlLmh1bGwuYWdlbnQudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBodLmh1bGwuYWdlbnQudjEuUHJvY2Vzc1N0YXJ0ZWQSTAoOU3RhcnRDb250YWluZXISJC5odWxsLmFnZW50LnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSTgoPUmVtb3ZlQ29udGFpbmVyEiUuaHVsbC5hZ2VudC52MS5SZW1vdmVDb250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJPCgtFeGVjUHJvY2VzcxIhLmh1bGwuYWdlbnQudjEuRXhlY1Byb2Nlc3NSZXF1ZXN0Gh0uaHVsbC5hZ2VudC52MS5Qcm9jZXNzU3RhcnRlZBJKCg1TaWduYWxQcm9jZXNzEiMuaHVsbC5hZ2VudC52MS5TaWduYWxQcm9jZXNzUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSVAoLV2FpdFByb2Nlc3MSIS5odWxsLmFnZW50LnYxLldhaXRQcm9jZXNzUmVxdWVzdBoiLmh1bGwuYWdlbnQudjEuV2FpdFByb2Nlc3NSZXNwb25zZRJTCgpXcml0ZVN0ZGluEiEuaHVsbC5hZ2VudC52MS5Xcml0ZVN0cmVhbVJlcXVlc3QaIi5odWxsLmFnZW50LnYxLldyaXRlU3RyZWFtUmVzcG9uc2USUQoKUmVhZFN0ZG91dBIgLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlcXVlc3QaIS5odWxsLmFnZW50LnYxLlJlYWRTdHJlYW1SZXNwb25zZRJRCgpSZWFkU3RkZXJyEiAuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVxdWVzdBohLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlc3BvbnNlEkQKCkNsb3NlU3RkaW4SIC5odWxsLmFnZW50LnYxLkNsb3NlU3RkaW5SZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICgxUdHlXaW5SZXNpemUSIi5odWxsLmFnZW50LnYxLlR0eVdpblJlc2l6ZVJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkcKDlBhdXNlQ29udGFpbmVyEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICg9SZXN1bWVDb250YWluZXISHy5odWxsLmFnZW50LnYxLkNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5Ek4KD1VwZGF0ZUNvbnRhaW5lchIlLmh1bGwuYWdlbnQudjEuVXBkYXRlQ29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSVgoNTGlzdFByb2Nlc3NlcxIfLmh1bGwuYWdlbnQudjEuQ29udGFpbmVyUmVxdWVzdBokLmh1bGwuYWdlbnQudjEuTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlElgKDlN0YXRzQ29udGFpbmVyEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GiUuaHVsbC5hZ2VudC52MS5TdGF0c0NvbnRhaW5lclJlc3BvbnNlElcKDFN0YXRzU2FuZGJveBIiLmh1bGwuYWdlbnQudjEuU3RhdHNTYW5kYm94UmVxdWVzdBojLmh1bGwuYWdlbnQudjEuU3RhdHNTYW5kYm94UmVzcG9uc2USSwoJV2F0Y2hQYXRoEh8uaHVsbC5hZ2VudC52MS5XYXRjaFBhdGhSZXF1ZXN0Gh0uaHVsbC5hZ2VudC52MS5Qcm9jZXNzU3RhcnRlZGIGcHJvdG8z");
+  fileDesc("ChlodWxsL2FnZW50L3YxL2FnZW50LnByb3RvEg1odWxsLmFnZW50LnYxIgcKBUVtcHR5Ig4KDENoZWNrUmVxdWVzdCLvAQoNQ2hlY2tSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhYKDmtlcm5lbF9yZWxlYXNlGAIgASgJEg8KB2Jvb3RfaWQYAyABKAkSFgoOYWdlbnRfc25hcHNob3QYBCABKAkSQQoLYm9vdF9waGFzZXMYBSADKAsyLC5odWxsLmFnZW50LnYxLkNoZWNrUmVzcG9uc2UuQm9vdFBoYXNlc0VudHJ5EhYKDnVwdGltZV9zZWNvbmRzGAYgASgBGjEKD0Jvb3RQaGFzZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBInYKFENyZWF0ZVNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSEQoJc2hhcmVfdGFnGAMgASgJEhQKDGhvc3RfdGltZV9tcxgEIAEoAxIPCgdlbnRyb3B5GAUgASgMIhcKFURlc3Ryb3lTYW5kYm94UmVxdWVzdCKBAgoWQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFQoNb2NpX3NwZWNfanNvbhgCIAEoDBIZChFyb290ZnNfc2hhcmVfcGF0aBgDIAEoCRIxCg1zaGFyZWRfbW91bnRzGAQgAygLMhouaHVsbC5hZ2VudC52MS5TaGFyZWRNb3VudBIcChRzYW5kYm94X2NvbnRhaW5lcl9pZBgFIAEoCRINCgVzdGRpbhgGIAEoCBIwCgxyb290ZnNfZGlza3MYByABKAsyGi5odWxsLmFnZW50LnYxLlJvb3Rmc0Rpc2tzEg0KBXN0YXJ0GAggASgIIiUKC1Jvb3Rmc0Rpc2tzEhYKDndyaXRhYmxlX2J5dGVzGAEgASgEIjAKC1NoYXJlZE1vdW50Eg0KBWluZGV4GAEgASgNEhIKCnNoYXJlX3BhdGgYAiABKAkiLQoVU3RhcnRDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSI7ChBDb250YWluZXJTdGFydGVkEicKBXN0ZXBzGAEgAygLMhguaHVsbC5hZ2VudC52MS5HdWVzdFN0ZXAiRgoOUHJvY2Vzc1N0YXJ0ZWQSCwoDcGlkGAEgASgNEicKBXN0ZXBzGAIgAygLMhguaHVsbC5hZ2VudC52MS5HdWVzdFN0ZXAiJQoJR3Vlc3RTdGVwEgwKBG5hbWUYASABKAkSCgoCbXMYAiABKAEiLgoWUmVtb3ZlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiYAoSRXhlY1Byb2Nlc3NSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhQKDHByb2Nlc3NfanNvbhgDIAEoDBINCgVzdGRpbhgEIAEoCCJaChRTaWduYWxQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIOCgZzaWduYWwYAyABKA0SCwoDYWxsGAQgASgIIjsKEldhaXRQcm9jZXNzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCSIqChNXYWl0UHJvY2Vzc1Jlc3BvbnNlEhMKC2V4aXRfc3RhdHVzGAEgASgFIkkKEldyaXRlU3RyZWFtUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSDwoHZXhlY19pZBgCIAEoCRIMCgRkYXRhGAMgASgMIiUKE1dyaXRlU3RyZWFtUmVzcG9uc2USDgoGbGVuZ3RoGAEgASgNIk4KEVJlYWRTdHJlYW1SZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgdleGVjX2lkGAIgASgJEhIKCm1heF9sZW5ndGgYAyABKA0iIgoSUmVhZFN0cmVhbVJlc3BvbnNlEgwKBGRhdGEYASABKAwiOgoRQ2xvc2VTdGRpblJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkiKAoQQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiRgoWVXBkYXRlQ29udGFpbmVyUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkSFgoOcmVzb3VyY2VzX2pzb24YAiABKAwiJQoVTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlEgwKBHBpZHMYASADKA0imgEKFlN0YXRzQ29udGFpbmVyUmVzcG9uc2USTAoMY2dyb3VwX2ZpbGVzGAEgAygLMjYuaHVsbC5hZ2VudC52MS5TdGF0c0NvbnRhaW5lclJlc3BvbnNlLkNncm91cEZpbGVzRW50cnkaMgoQQ2dyb3VwRmlsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhUKE1N0YXRzU2FuZGJveFJlcXVlc3QikAEKFFN0YXRzU2FuZGJveFJlc3BvbnNlEkYKCnByb2NfZmlsZXMYASADKAsyMi5odWxsLmFnZW50LnYxLlN0YXRzU2FuZGJveFJlc3BvbnNlLlByb2NGaWxlc0VudHJ5GjAKDlByb2NGaWxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEinAEKE1NldHVwTmV0d29ya1JlcXVlc3QSMwoKaW50ZXJmYWNlcxgBIAMoCzIfLmh1bGwuYWdlbnQudjEuTmV0d29ya0ludGVyZmFjZRIkCgZyb3V0ZXMYAiADKAsyFC5odWxsLmFnZW50LnYxLlJvdXRlEioKCW5laWdoYm9ycxgDIAMoCzIXLmh1bGwuYWdlbnQudjEuTmVpZ2hib3IieQoQTmV0d29ya0ludGVyZmFjZRIMCgRuYW1lGAEgASgJEgsKA21hYxgCIAEoCRILCgNtdHUYAyABKA0SKwoJYWRkcmVzc2VzGAQgAygLMhguaHVsbC5hZ2VudC52MS5JcEFkZHJlc3MSEAoIY2FyZF9tYWMYBSABKAkiQwoJSXBBZGRyZXNzEg4KBmZhbWlseRgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEhUKDXByZWZpeF9sZW5ndGgYAyABKA0inAEKBVJvdXRlEg4KBmZhbWlseRgBIAEoCRITCgtkZXN0aW5hdGlvbhgCIAEoCRIPCgdnYXRld2F5GAMgASgJEg4KBmRldmljZRgEIAEoCRIOCgZzb3VyY2UYBSABKAkSDQoFc2NvcGUYBiABKAkSEwoGbWV0cmljGAcgASgNSACIAQESDgoGb25saW5rGAggASgIQgkKB19tZXRyaWMiOAoITmVpZ2hib3ISDwoHYWRkcmVzcxgBIAEoCRILCgNtYWMYAiABKAkSDgoGZGV2aWNlGAMgASgJIlsKE1R0eVdpblJlc2l6ZVJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDAoEcm93cxgDIAEoDRIPCgdjb2x1bW5zGAQgASgNIkcKEFdhdGNoUGF0aFJlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB2V4ZWNfaWQYAiABKAkSDAoEcGF0aBgDIAEoCTJMCgZIZWFsdGgSQgoFQ2hlY2sSGy5odWxsLmFnZW50LnYxLkNoZWNrUmVxdWVzdBocLmh1bGwuYWdlbnQudjEuQ2hlY2tSZXNwb25zZTKtDQoMQWdlbnRTZXJ2aWNlEkoKDUNyZWF0ZVNhbmRib3gSIy5odWxsLmFnZW50LnYxLkNyZWF0ZVNhbmRib3hSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJMCg5EZXN0cm95U2FuZGJveBIkLmh1bGwuYWdlbnQudjEuRGVzdHJveVNhbmRib3hSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJICgxTZXR1cE5ldHdvcmsSIi5odWxsLmFnZW50LnYxLlNldHVwTmV0d29ya1JlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5ElcKD0NyZWF0ZUNvbnRhaW5lchIlLmh1bGwuYWdlbnQudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBodLmh1bGwuYWdlbnQudjEuUHJvY2Vzc1N0YXJ0ZWQSVwoOU3RhcnRDb250YWluZXISJC5odWxsLmFnZW50LnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBofLmh1bGwuYWdlbnQudjEuQ29udGFpbmVyU3RhcnRlZBJOCg9SZW1vdmVDb250YWluZXISJS5odWxsLmFnZW50LnYxLlJlbW92ZUNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5Ek8KC0V4ZWNQcm9jZXNzEiEuaHVsbC5hZ2VudC52MS5FeGVjUHJvY2Vzc1JlcXVlc3QaHS5odWxsLmFnZW50LnYxLlByb2Nlc3NTdGFydGVkEkoKDVNpZ25hbFByb2Nlc3MSIy5odWxsLmFnZW50LnYxLlNpZ25hbFByb2Nlc3NSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJUCgtXYWl0UHJvY2VzcxIhLmh1bGwuYWdlbnQudjEuV2FpdFByb2Nlc3NSZXF1ZXN0GiIuaHVsbC5hZ2VudC52MS5XYWl0UHJvY2Vzc1Jlc3BvbnNlElMKCldyaXRlU3RkaW4SIS5odWxsLmFnZW50LnYxLldyaXRlU3RyZWFtUmVxdWVzdBoiLmh1bGwuYWdlbnQudjEuV3JpdGVTdHJlYW1SZXNwb25zZRJRCgpSZWFkU3Rkb3V0EiAuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVxdWVzdBohLmh1bGwuYWdlbnQudjEuUmVhZFN0cmVhbVJlc3BvbnNlElEKClJlYWRTdGRlcnISIC5odWxsLmFnZW50LnYxLlJlYWRTdHJlYW1SZXF1ZXN0GiEuaHVsbC5hZ2VudC52MS5SZWFkU3RyZWFtUmVzcG9uc2USRAoKQ2xvc2VTdGRpbhIgLmh1bGwuYWdlbnQudjEuQ2xvc2VTdGRpblJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkgKDFR0eVdpblJlc2l6ZRIiLmh1bGwuYWdlbnQudjEuVHR5V2luUmVzaXplUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSRwoOUGF1c2VDb250YWluZXISHy5odWxsLmFnZW50LnYxLkNvbnRhaW5lclJlcXVlc3QaFC5odWxsLmFnZW50LnYxLkVtcHR5EkgKD1Jlc3VtZUNvbnRhaW5lchIfLmh1bGwuYWdlbnQudjEuQ29udGFpbmVyUmVxdWVzdBoULmh1bGwuYWdlbnQudjEuRW1wdHkSTgoPVXBkYXRlQ29udGFpbmVyEiUuaHVsbC5hZ2VudC52MS5VcGRhdGVDb250YWluZXJSZXF1ZXN0GhQuaHVsbC5hZ2VudC52MS5FbXB0eRJWCg1MaXN0UHJvY2Vzc2VzEh8uaHVsbC5hZ2VudC52MS5Db250YWluZXJSZXF1ZXN0GiQuaHVsbC5hZ2VudC52MS5MaXN0UHJvY2Vzc2VzUmVzcG9uc2USWAoOU3RhdHNDb250YWluZXISHy5odWxsLmFnZW50LnYxLkNvbnRhaW5lclJlcXVlc3QaJS5odWxsLmFnZW50LnYxLlN0YXRzQ29udGFpbmVyUmVzcG9uc2USVwoMU3RhdHNTYW5kYm94EiIuaHVsbC5hZ2VudC52MS5TdGF0c1NhbmRib3hSZXF1ZXN0GiMuaHVsbC5hZ2VudC52MS5TdGF0c1NhbmRib3hSZXNwb25zZRJLCglXYXRjaFBhdGgSHy5odWxsLmFnZW50LnYxLldhdGNoUGF0aFJlcXVlc3QaHS5odWxsLmFnZW50LnYxLlByb2Nlc3NTdGFydGVkYgZwcm90bzM");
 
 /**
  * @generated from message hull.agent.v1.Empty
@@ -212,6 +212,15 @@ export type CreateContainerRequest = Message<"hull.agent.v1.CreateContainerReque
    * @generated from field: hull.agent.v1.RootfsDisks rootfs_disks = 7;
    */
   rootfsDisks?: RootfsDisks | undefined;
+
+  /**
+   * Start the process as soon as it is created, in the same step (crun run --detach): for a
+   * caller that starts the container right away with nothing to run in between (`hull run`),
+   * it saves the guest a second crun process. The answer's container is then running.
+   *
+   * @generated from field: bool start = 8;
+   */
+  start: boolean;
 };
 
 /**
@@ -289,6 +298,25 @@ export const StartContainerRequestSchema: GenMessage<StartContainerRequest> = /*
   messageDesc(file_hull_agent_v1_agent, 8);
 
 /**
+ * @generated from message hull.agent.v1.ContainerStarted
+ */
+export type ContainerStarted = Message<"hull.agent.v1.ContainerStarted"> & {
+  /**
+   * What the guest did to start it, in order (see GuestStep).
+   *
+   * @generated from field: repeated hull.agent.v1.GuestStep steps = 1;
+   */
+  steps: GuestStep[];
+};
+
+/**
+ * Describes the message hull.agent.v1.ContainerStarted.
+ * Use `create(ContainerStartedSchema)` to create a new message.
+ */
+export const ContainerStartedSchema: GenMessage<ContainerStarted> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 9);
+
+/**
  * @generated from message hull.agent.v1.ProcessStarted
  */
 export type ProcessStarted = Message<"hull.agent.v1.ProcessStarted"> & {
@@ -298,6 +326,13 @@ export type ProcessStarted = Message<"hull.agent.v1.ProcessStarted"> & {
    * @generated from field: uint32 pid = 1;
    */
   pid: number;
+
+  /**
+   * What the guest did to create it, in order (see GuestStep).
+   *
+   * @generated from field: repeated hull.agent.v1.GuestStep steps = 2;
+   */
+  steps: GuestStep[];
 };
 
 /**
@@ -305,7 +340,32 @@ export type ProcessStarted = Message<"hull.agent.v1.ProcessStarted"> & {
  * Use `create(ProcessStartedSchema)` to create a new message.
  */
 export const ProcessStartedSchema: GenMessage<ProcessStarted> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 9);
+  messageDesc(file_hull_agent_v1_agent, 10);
+
+/**
+ * One step of the guest's work on a request, for the sandbox's trace: its name and how long it
+ * took by the guest's monotonic clock. Steps run one after the other and end with the answer.
+ *
+ * @generated from message hull.agent.v1.GuestStep
+ */
+export type GuestStep = Message<"hull.agent.v1.GuestStep"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: double ms = 2;
+   */
+  ms: number;
+};
+
+/**
+ * Describes the message hull.agent.v1.GuestStep.
+ * Use `create(GuestStepSchema)` to create a new message.
+ */
+export const GuestStepSchema: GenMessage<GuestStep> = /*@__PURE__*/
+  messageDesc(file_hull_agent_v1_agent, 11);
 
 /**
  * @generated from message hull.agent.v1.RemoveContainerRequest
@@ -322,7 +382,7 @@ export type RemoveContainerRequest = Message<"hull.agent.v1.RemoveContainerReque
  * Use `create(RemoveContainerRequestSchema)` to create a new message.
  */
 export const RemoveContainerRequestSchema: GenMessage<RemoveContainerRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 10);
+  messageDesc(file_hull_agent_v1_agent, 12);
 
 /**
  * @generated from message hull.agent.v1.ExecProcessRequest
@@ -358,7 +418,7 @@ export type ExecProcessRequest = Message<"hull.agent.v1.ExecProcessRequest"> & {
  * Use `create(ExecProcessRequestSchema)` to create a new message.
  */
 export const ExecProcessRequestSchema: GenMessage<ExecProcessRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 11);
+  messageDesc(file_hull_agent_v1_agent, 13);
 
 /**
  * @generated from message hull.agent.v1.SignalProcessRequest
@@ -394,7 +454,7 @@ export type SignalProcessRequest = Message<"hull.agent.v1.SignalProcessRequest">
  * Use `create(SignalProcessRequestSchema)` to create a new message.
  */
 export const SignalProcessRequestSchema: GenMessage<SignalProcessRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 12);
+  messageDesc(file_hull_agent_v1_agent, 14);
 
 /**
  * @generated from message hull.agent.v1.WaitProcessRequest
@@ -416,7 +476,7 @@ export type WaitProcessRequest = Message<"hull.agent.v1.WaitProcessRequest"> & {
  * Use `create(WaitProcessRequestSchema)` to create a new message.
  */
 export const WaitProcessRequestSchema: GenMessage<WaitProcessRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 13);
+  messageDesc(file_hull_agent_v1_agent, 15);
 
 /**
  * @generated from message hull.agent.v1.WaitProcessResponse
@@ -435,7 +495,7 @@ export type WaitProcessResponse = Message<"hull.agent.v1.WaitProcessResponse"> &
  * Use `create(WaitProcessResponseSchema)` to create a new message.
  */
 export const WaitProcessResponseSchema: GenMessage<WaitProcessResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 14);
+  messageDesc(file_hull_agent_v1_agent, 16);
 
 /**
  * @generated from message hull.agent.v1.WriteStreamRequest
@@ -462,7 +522,7 @@ export type WriteStreamRequest = Message<"hull.agent.v1.WriteStreamRequest"> & {
  * Use `create(WriteStreamRequestSchema)` to create a new message.
  */
 export const WriteStreamRequestSchema: GenMessage<WriteStreamRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 15);
+  messageDesc(file_hull_agent_v1_agent, 17);
 
 /**
  * @generated from message hull.agent.v1.WriteStreamResponse
@@ -479,7 +539,7 @@ export type WriteStreamResponse = Message<"hull.agent.v1.WriteStreamResponse"> &
  * Use `create(WriteStreamResponseSchema)` to create a new message.
  */
 export const WriteStreamResponseSchema: GenMessage<WriteStreamResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 16);
+  messageDesc(file_hull_agent_v1_agent, 18);
 
 /**
  * @generated from message hull.agent.v1.ReadStreamRequest
@@ -508,7 +568,7 @@ export type ReadStreamRequest = Message<"hull.agent.v1.ReadStreamRequest"> & {
  * Use `create(ReadStreamRequestSchema)` to create a new message.
  */
 export const ReadStreamRequestSchema: GenMessage<ReadStreamRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 17);
+  messageDesc(file_hull_agent_v1_agent, 19);
 
 /**
  * @generated from message hull.agent.v1.ReadStreamResponse
@@ -527,7 +587,7 @@ export type ReadStreamResponse = Message<"hull.agent.v1.ReadStreamResponse"> & {
  * Use `create(ReadStreamResponseSchema)` to create a new message.
  */
 export const ReadStreamResponseSchema: GenMessage<ReadStreamResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 18);
+  messageDesc(file_hull_agent_v1_agent, 20);
 
 /**
  * @generated from message hull.agent.v1.CloseStdinRequest
@@ -549,7 +609,7 @@ export type CloseStdinRequest = Message<"hull.agent.v1.CloseStdinRequest"> & {
  * Use `create(CloseStdinRequestSchema)` to create a new message.
  */
 export const CloseStdinRequestSchema: GenMessage<CloseStdinRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 19);
+  messageDesc(file_hull_agent_v1_agent, 21);
 
 /**
  * @generated from message hull.agent.v1.ContainerRequest
@@ -566,7 +626,7 @@ export type ContainerRequest = Message<"hull.agent.v1.ContainerRequest"> & {
  * Use `create(ContainerRequestSchema)` to create a new message.
  */
 export const ContainerRequestSchema: GenMessage<ContainerRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 20);
+  messageDesc(file_hull_agent_v1_agent, 22);
 
 /**
  * @generated from message hull.agent.v1.UpdateContainerRequest
@@ -590,7 +650,7 @@ export type UpdateContainerRequest = Message<"hull.agent.v1.UpdateContainerReque
  * Use `create(UpdateContainerRequestSchema)` to create a new message.
  */
 export const UpdateContainerRequestSchema: GenMessage<UpdateContainerRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 21);
+  messageDesc(file_hull_agent_v1_agent, 23);
 
 /**
  * @generated from message hull.agent.v1.ListProcessesResponse
@@ -609,7 +669,7 @@ export type ListProcessesResponse = Message<"hull.agent.v1.ListProcessesResponse
  * Use `create(ListProcessesResponseSchema)` to create a new message.
  */
 export const ListProcessesResponseSchema: GenMessage<ListProcessesResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 22);
+  messageDesc(file_hull_agent_v1_agent, 24);
 
 /**
  * @generated from message hull.agent.v1.StatsContainerResponse
@@ -630,7 +690,7 @@ export type StatsContainerResponse = Message<"hull.agent.v1.StatsContainerRespon
  * Use `create(StatsContainerResponseSchema)` to create a new message.
  */
 export const StatsContainerResponseSchema: GenMessage<StatsContainerResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 23);
+  messageDesc(file_hull_agent_v1_agent, 25);
 
 /**
  * @generated from message hull.agent.v1.StatsSandboxRequest
@@ -643,7 +703,7 @@ export type StatsSandboxRequest = Message<"hull.agent.v1.StatsSandboxRequest"> &
  * Use `create(StatsSandboxRequestSchema)` to create a new message.
  */
 export const StatsSandboxRequestSchema: GenMessage<StatsSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 24);
+  messageDesc(file_hull_agent_v1_agent, 26);
 
 /**
  * @generated from message hull.agent.v1.StatsSandboxResponse
@@ -663,7 +723,7 @@ export type StatsSandboxResponse = Message<"hull.agent.v1.StatsSandboxResponse">
  * Use `create(StatsSandboxResponseSchema)` to create a new message.
  */
 export const StatsSandboxResponseSchema: GenMessage<StatsSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 25);
+  messageDesc(file_hull_agent_v1_agent, 27);
 
 /**
  * The network the guest takes over from the host namespace the client prepared: the same
@@ -694,7 +754,7 @@ export type SetupNetworkRequest = Message<"hull.agent.v1.SetupNetworkRequest"> &
  * Use `create(SetupNetworkRequestSchema)` to create a new message.
  */
 export const SetupNetworkRequestSchema: GenMessage<SetupNetworkRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 26);
+  messageDesc(file_hull_agent_v1_agent, 28);
 
 /**
  * @generated from message hull.agent.v1.NetworkInterface
@@ -736,7 +796,7 @@ export type NetworkInterface = Message<"hull.agent.v1.NetworkInterface"> & {
  * Use `create(NetworkInterfaceSchema)` to create a new message.
  */
 export const NetworkInterfaceSchema: GenMessage<NetworkInterface> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 27);
+  messageDesc(file_hull_agent_v1_agent, 29);
 
 /**
  * @generated from message hull.agent.v1.IpAddress
@@ -765,7 +825,7 @@ export type IpAddress = Message<"hull.agent.v1.IpAddress"> & {
  * Use `create(IpAddressSchema)` to create a new message.
  */
 export const IpAddressSchema: GenMessage<IpAddress> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 28);
+  messageDesc(file_hull_agent_v1_agent, 30);
 
 /**
  * @generated from message hull.agent.v1.Route
@@ -821,7 +881,7 @@ export type Route = Message<"hull.agent.v1.Route"> & {
  * Use `create(RouteSchema)` to create a new message.
  */
 export const RouteSchema: GenMessage<Route> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 29);
+  messageDesc(file_hull_agent_v1_agent, 31);
 
 /**
  * @generated from message hull.agent.v1.Neighbor
@@ -848,7 +908,7 @@ export type Neighbor = Message<"hull.agent.v1.Neighbor"> & {
  * Use `create(NeighborSchema)` to create a new message.
  */
 export const NeighborSchema: GenMessage<Neighbor> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 30);
+  messageDesc(file_hull_agent_v1_agent, 32);
 
 /**
  * @generated from message hull.agent.v1.TtyWinResizeRequest
@@ -880,7 +940,7 @@ export type TtyWinResizeRequest = Message<"hull.agent.v1.TtyWinResizeRequest"> &
  * Use `create(TtyWinResizeRequestSchema)` to create a new message.
  */
 export const TtyWinResizeRequestSchema: GenMessage<TtyWinResizeRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 31);
+  messageDesc(file_hull_agent_v1_agent, 33);
 
 /**
  * Watches a directory of a container with inotify, from inside the container's mount
@@ -912,7 +972,7 @@ export type WatchPathRequest = Message<"hull.agent.v1.WatchPathRequest"> & {
  * Use `create(WatchPathRequestSchema)` to create a new message.
  */
 export const WatchPathRequestSchema: GenMessage<WatchPathRequest> = /*@__PURE__*/
-  messageDesc(file_hull_agent_v1_agent, 32);
+  messageDesc(file_hull_agent_v1_agent, 34);
 
 /**
  * @generated from service hull.agent.v1.Health
@@ -971,7 +1031,7 @@ export const AgentService: GenService<{
   startContainer: {
     methodKind: "unary";
     input: typeof StartContainerRequestSchema;
-    output: typeof EmptySchema;
+    output: typeof ContainerStartedSchema;
   },
   /**
    * @generated from rpc hull.agent.v1.AgentService.RemoveContainer
