@@ -37,6 +37,8 @@ export interface ArchProfile {
    * fastest that runs the image (see below).
    */
   defaultCpuModel(accel: Accel): string;
+  /** QEMU's type name of CPU model M is M plus this (`-device M<suffix>,help` lists its options). */
+  cpuTypeSuffix: string;
   /** Kernel command-line words that make a panic or reboot end the VM (QEMU has -no-reboot). */
   powerOffArgs: string[];
   /** Whether the kernel takes the host's TSC rate (tsc_early_khz) instead of measuring it. */
@@ -69,6 +71,7 @@ const X86_64: ArchProfile = {
   virtioMmioSlots: 8,
   console: 'ttyS0',
   defaultCpuModel: (accel) => (accel === 'kvm' ? 'host' : 'max'),
+  cpuTypeSuffix: '-x86_64-cpu',
   // A reboot by triple fault, which -no-reboot turns into QEMU's exit.
   powerOffArgs: ['reboot=t'],
   tscHint: true,
@@ -101,6 +104,7 @@ const ARM64: ArchProfile = {
   // for each model): cortex-a72 3.9-4.1 s, cortex-a76 4.6-4.9 s, max 14.6-14.9 s. Node and
   // the agent run on cortex-a72: Armv8.0 is all Node needs.
   defaultCpuModel: (accel) => (accel === 'kvm' ? 'host' : 'cortex-a72'),
+  cpuTypeSuffix: '-arm-cpu',
   // PSCI: the kernel's reboot is a firmware call, which -no-reboot turns into QEMU's exit.
   powerOffArgs: [],
   // The generic timer's rate is in the device tree: nothing to measure.
