@@ -47,6 +47,11 @@ export interface ArchProfile {
   kernelArgs: string[];
   /** Debian's kernel metapackage for guests of this architecture. */
   kernelPackage: string;
+  /**
+   * How `hull image build --kernel minimal` builds this architecture's kernel: Linux's ARCH=,
+   * the make target, and where the image it makes is (one QEMU's -kernel takes).
+   */
+  minimalKernel: { linuxArch: string; target: string; output: string };
   /** The kernel modules that provide KVM on a host of this architecture (one is enough). */
   kvmModules: string[];
   /** The cross C compiler Debian ships for building this architecture's programs elsewhere. */
@@ -77,6 +82,7 @@ const X86_64: ArchProfile = {
   tscHint: true,
   kernelArgs: ['noreplace-smp'],
   kernelPackage: 'linux-image-amd64',
+  minimalKernel: { linuxArch: 'x86', target: 'bzImage', output: 'arch/x86/boot/bzImage' },
   kvmModules: ['kvm_intel', 'kvm_amd'],
   crossCompiler: 'x86_64-linux-gnu-gcc',
   crossPackages: ['gcc-x86-64-linux-gnu', 'libc6-dev-amd64-cross'],
@@ -111,6 +117,8 @@ const ARM64: ArchProfile = {
   tscHint: false,
   kernelArgs: [],
   kernelPackage: 'linux-image-arm64',
+  // The uncompressed Image: what Debian's arm64 kernel package ships too, and -kernel boots.
+  minimalKernel: { linuxArch: 'arm64', target: 'Image', output: 'arch/arm64/boot/Image' },
   // KVM is usually built into arm64 kernels; /sys/module/kvm is there all the same.
   kvmModules: ['kvm'],
   crossCompiler: 'aarch64-linux-gnu-gcc',
