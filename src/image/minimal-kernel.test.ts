@@ -73,7 +73,10 @@ test("arm64's fragment comes after the common one and overrides what is x86's al
     '# CONFIG_RTC_DRV_CMOS is not set\nCONFIG_VIRTIO_MMIO=y\nCONFIG_RTC_DRV_PL031=y\n',
   );
   await checkFragmentApplied([join(dir, 'common'), join(dir, 'arm64')], join(dir, '.config'));
-  await writeFile(join(dir, '.config'), 'CONFIG_RTC_DRV_CMOS=y\nCONFIG_VIRTIO_MMIO=y\nCONFIG_RTC_DRV_PL031=y\n');
+  await writeFile(
+    join(dir, '.config'),
+    'CONFIG_RTC_DRV_CMOS=y\nCONFIG_VIRTIO_MMIO=y\nCONFIG_RTC_DRV_PL031=y\n',
+  );
   await assert.rejects(
     checkFragmentApplied([join(dir, 'common'), join(dir, 'arm64')], join(dir, '.config')),
     /dropped CONFIG_RTC_DRV_CMOS=n:/,
