@@ -308,6 +308,10 @@ describe('arm64 guests', { timeout: 1_800_000 }, () => {
     assert.match(listed.stdout, /^[0-9a-f]{16} +x86_64 +\S+-amd64 \(debian\) +\S+ +\*$/m);
     const described = await hull(['env'], { env });
     assert.match(described.stdout, /^guest image: +[0-9a-f]{16}, arm64 /m);
+    assert.match(
+      described.stdout,
+      /^architectures: +host x86_64; images: x86_64 [0-9a-f]{16} \(\S+-amd64\), arm64 [0-9a-f]{16} \(\S+-arm64\)$/m,
+    );
     assert.match(described.stdout, /^accelerator: +tcg \(an arm64 guest on an x86_64 host is emulated\)$/m);
     assert.match(described.stdout, /^guest CPU model: +cortex-a72$/m);
   });
