@@ -8,6 +8,7 @@ import { raceSignal } from '../util/deadline.js';
 import { VERSION } from '../version.js';
 import { type MetricsForm, statsAnswer } from './metrics.js';
 import { RPC_TIMEOUT_MS, type ShimPod } from './pod.js';
+import { runtimeConfigPath } from './runtime-options.js';
 
 const STATUS = {
   created: Status.CREATED,
@@ -49,6 +50,7 @@ export function taskService(
           stdout: req.stdout,
           stderr: req.stderr,
           terminal: req.terminal,
+          configPath: runtimeConfigPath(req.options),
         },
         ctx.signal,
       );

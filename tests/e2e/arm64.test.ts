@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { RuntimeService } from '../../src/gen/runtime/v1/cri_pb.js';
 import type { ListedTemplate } from '../../src/template/store.js';
 import type { TraceFile } from '../../src/trace/boot-trace.js';
 import {
@@ -11,9 +12,11 @@ import {
   unpackArm64ToolsRootfs,
 } from '../fixtures/arm64-image.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
+import { writeBridgeNetwork } from '../fixtures/cni.js';
 import { Containerd, HULL_RUNTIME } from '../fixtures/containerd.js';
+import { CriClient } from '../fixtures/cri-client.js';
 import { FEATURE_STEPS, FEATURES, privilegedWithDevices } from '../fixtures/kernel-features.js';
-import { busyboxImageArchive } from '../fixtures/oci-image.js';
+import { busyboxImageArchive, pauseImageArchive } from '../fixtures/oci-image.js';
 import { privatePodman } from '../fixtures/podman.js';
 import { fetchFromHost } from '../fixtures/web-server.js';
 import {
@@ -22,8 +25,12 @@ import {
   hullKeepingOutput,
   privateDirs,
   processExit,
+  qemuProcessesUsing,
   runCommand,
 } from './harness.js';
+
+/** The CNI bridge of the CRI pod, on the host. */
+const CRI_BRIDGE = `hullcra${process.pid % 10000}`;
 
 /** The host port `-p 127.0.0.1:PORT:80` publishes, apart from the other tests' (theirs are even). */
 const PORT = 18_001 + (process.pid % 1000) * 2;
@@ -274,6 +281,83 @@ describe('arm64 guests', { timeout: 1_800_000 }, () => {
       assert.equal(r.code, 5, r.stderr);
     } finally {
       await containerd.stop();
+    }
+    await assertNothingLeft(containerd.hullRoot);
+  });
+
+  test('a Kubernetes pod of arm64 containers through the CRI: RuntimeClass handler hull-arm64, whose configuration sets vm.arch', async () => {
+    const dir = join(dirs.scratch, 'cri');
+    // As a Kata user configures a handler: the runtime's options name its configuration file.
+    const config = join(dirs.scratch, 'hull-arm64.toml');
+    await writeFile(config, `state_dir = "${env.HULL_STATE_DIR}"\n[vm]\narch = "arm64"\n`);
+    await writeBridgeNetwork(join(dir, 'cni', 'net.d'), join(dirs.scratch, 'cni-leases'), {
+      bridge: CRI_BRIDGE,
+      subnet: '10.231.34.0/24',
+    });
+    const containerd = await Containerd.start(dir, {
+      extraConfig: [
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.hull-arm64]',
+        `  runtime_type = "${HULL_RUNTIME}"`,
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.hull-arm64.options]',
+        `  ConfigPath = "${config}"`,
+      ].join('\n'),
+    });
+    const cri = new CriClient(containerd.socket);
+    try {
+      const images = join(dirs.scratch, 'cri-images');
+      // The pause image is the host's (x86_64), as containerd pulls it; the app's is arm64.
+      const tag = 'localhost/hullbox-arm64:latest';
+      for (const [archive, platform] of [
+        [await pauseImageArchive(images), 'linux/amd64'],
+        [
+          await busyboxImageArchive(join(images, 'arm64'), {
+            busybox: ARM64_BUSYBOX,
+            architecture: 'arm64',
+            tag,
+          }),
+          'linux/arm64',
+        ],
+      ] as const) {
+        const load = await containerd.ctr(['images', 'import', '--platform', platform, archive], 'k8s.io');
+        assert.equal(load.code, 0, load.stderr);
+      }
+      const sandboxConfig = {
+        metadata: { name: 'arm64-pod', uid: 'arm64-pod-uid', namespace: 'default' },
+        hostname: 'arm64-pod',
+        logDirectory: join(dirs.scratch, 'pod-logs'),
+        linux: {},
+      };
+      await mkdir(sandboxConfig.logDirectory, { recursive: true });
+      const { podSandboxId } = await cri.call(RuntimeService.method.runPodSandbox, {
+        config: sandboxConfig,
+        runtimeHandler: 'hull-arm64',
+      });
+      const { containerId } = await cri.call(RuntimeService.method.createContainer, {
+        podSandboxId,
+        config: {
+          metadata: { name: 'app' },
+          image: { image: tag },
+          command: ['sleep', '1000'],
+          logPath: 'app.log',
+        },
+        sandboxConfig,
+      });
+      await cri.call(RuntimeService.method.startContainer, { containerId });
+      const r = await cri.call(RuntimeService.method.execSync, {
+        containerId,
+        cmd: ['uname', '-m'],
+        timeout: 60n,
+      });
+      assert.equal(Buffer.from(r.stdout).toString(), 'aarch64\n', Buffer.from(r.stderr).toString());
+      const [qemu, ...more] = await qemuProcessesUsing(containerd.hullRoot);
+      assert.deepEqual(more, [], 'one VM for the pod');
+      assert.match(await readFile(`/proc/${qemu}/cmdline`, 'utf8'), /qemu-system-aarch64/);
+      await cri.call(RuntimeService.method.stopPodSandbox, { podSandboxId });
+      await cri.call(RuntimeService.method.removePodSandbox, { podSandboxId });
+    } finally {
+      cri.close();
+      await containerd.stop();
+      await runCommand('ip', ['link', 'del', CRI_BRIDGE]);
     }
     await assertNothingLeft(containerd.hullRoot);
   });
