@@ -41,7 +41,7 @@ export async function runnableSandboxBundle(bundle: Bundle, vmArch: Arch, workDi
 }
 
 /** The static busybox of the `arch` guest image's initramfs (cpio reads the archive; ~30 ms). */
-async function guestBusybox(arch: Arch): Promise<Buffer> {
+export async function guestBusybox(arch: Arch): Promise<Buffer> {
   const image = await currentImage(arch);
   const archive = await open(image.initrd, 'r');
   try {

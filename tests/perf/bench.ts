@@ -12,10 +12,12 @@
  * tests/perf/network.ts), then what an idle sandbox costs the host, cloned and booted (P3: PSS
  * of ten idle sandboxes each: tests/perf/idle-memory.ts), then how many idle cloned sandboxes
  * start and stay up on this machine (P4, `--part density`, up to 100: tests/perf/density.ts),
- * and writes them as JSON. Machines here are shared and noisy: only ratios taken in the same run
+ * then the same start and memory figures for arm64 guests when an arm64 image is installed,
+ * each as a ratio to the arm64 floor (`--part arm64`: tests/perf/arm64.ts), and writes them as
+ * JSON. Machines here are shared and noisy: only ratios taken in the same run
  * mean anything.
  *
- *   npm run bench [-- --runs N --out FILE --part all|start|network|memory|density]
+ *   npm run bench [-- --runs N --out FILE --part all|start|network|memory|density|arm64]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -29,6 +31,7 @@ import { agentSnapshotFor, defaultMemoryMiB, vmTargetFor } from '../../src/sandb
 import { which } from '../../src/sys/exec.js';
 import { HULL } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
+import { measureArm64, printArm64 } from './arm64.js';
 import { measureDensity } from './density.js';
 import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js';
 import { measureNetwork, median, type NetworkFigures } from './network.js';
@@ -41,8 +44,8 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-if (!['all', 'start', 'network', 'memory', 'density'].includes(values.part!)) {
-  throw new Error(`--part ${values.part}: use all, start, network, memory or density`);
+if (!['all', 'start', 'network', 'memory', 'density', 'arm64'].includes(values.part!)) {
+  throw new Error(`--part ${values.part}: use all, start, network, memory, density or arm64`);
 }
 
 function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
@@ -185,6 +188,8 @@ try {
     );
     console.log(`P3: cloned / booted = ${(t.pssMiB.sandbox / idleMemory.pssMiB.sandbox).toFixed(3)}`);
   }
+  const arm64 = part('arm64') ? await measureArm64(scratch, runs) : undefined;
+  if (arm64) printArm64(arm64, { floor: start?.medianMs.floor, pssMiB: idleMemory?.pssMiB.sandbox });
   const density =
     values.part === 'density' || values.part === 'all' ? await measureDensity(scratch) : undefined;
   if (density) {
@@ -192,7 +197,7 @@ try {
       `P4: ${density.started} idle cloned sandboxes started (stopped at ${density.limit}${density.stoppedBecause ? `: ${density.stoppedBecause}` : ''}); ${density.answered} answered \`hull exec true\` at the end; host memory available ${density.availableMiB.before} MiB before, ${density.availableMiB.after} MiB with them`,
     );
   }
-  const result = { ...start, network, idleMemory, templatedIdleMemory, density };
+  const result = { ...start, network, idleMemory, templatedIdleMemory, arm64, density };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);
 } finally {
