@@ -20,12 +20,18 @@ const PAUSE_ARGS = [GUEST_PAUSE_PATH, 'sleep', '2147483647'];
  * by the guest image's own static busybox sleeping, bound read-only into the container: no
  * emulation, and the image's root filesystem is otherwise the pause image's.
  */
-export async function runnableSandboxBundle(bundle: Bundle, vmArch: Arch, workDir: string): Promise<Bundle> {
+export async function runnableSandboxBundle(
+  bundle: Bundle,
+  vmArch: Arch,
+  workDir: string,
+  /** The guest's busybox (the image's; a test gives its own). */
+  busyboxOf: (arch: Arch) => Promise<Buffer> = guestBusybox,
+): Promise<Bundle> {
   const arch = await programArch(bundle.rootfs, bundle.spec.process);
   if (arch === undefined || arch === vmArch) return bundle;
   const busybox = join(workDir, 'guest-busybox');
   await mkdir(workDir, { recursive: true });
-  await writeFile(busybox, await guestBusybox(vmArch));
+  await writeFile(busybox, await busyboxOf(vmArch));
   await chmod(busybox, 0o555);
   return {
     ...bundle,
