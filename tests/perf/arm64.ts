@@ -6,7 +6,6 @@
  * x86_64's: floor, cold `hull run`, `hull run` cloned from its template, and the PSS of an
  * idle sandbox (booted) and of an idle clone.
  */
-import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { archProfile } from '../../src/hypervisor/arch.js';
@@ -20,6 +19,7 @@ import { HULL } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { idleSandboxes } from './idle-memory.js';
 import { median } from './network.js';
+import { timed } from './timed.js';
 
 export interface Arm64Figures {
   kernel: string;
@@ -29,17 +29,6 @@ export interface Arm64Figures {
   ratios: { hullOverFloor: number; templateOverFloor: number; templateOverCold: number };
   idlePssMiB: { booted: number; cloned: number; sandboxes: number };
   samplesMs: Record<string, number[]>;
-}
-
-function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
-  const started = process.hrtime.bigint();
-  const r = spawnSync(command, args, {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (r.status !== 0) throw new Error(`${command} failed (${r.status}): ${r.stderr.toString().trim()}`);
-  return ms;
 }
 
 /** The arm64 figures, or undefined (and one line saying why) without an arm64 image. */

@@ -19,7 +19,6 @@
  *
  *   npm run bench [-- --runs N --out FILE --part all|start|network|memory|density|arm64]
  */
-import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -35,6 +34,7 @@ import { measureArm64, printArm64 } from './arm64.js';
 import { measureDensity } from './density.js';
 import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js';
 import { measureNetwork, median, type NetworkFigures } from './network.js';
+import { timed } from './timed.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,17 +46,6 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 if (!['all', 'start', 'network', 'memory', 'density', 'arm64'].includes(values.part!)) {
   throw new Error(`--part ${values.part}: use all, start, network, memory, density or arm64`);
-}
-
-function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
-  const started = process.hrtime.bigint();
-  const r = spawnSync(command, args, {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (r.status !== 0) throw new Error(`${command} failed (${r.status}): ${r.stderr.toString().trim()}`);
-  return ms;
 }
 
 /** (a), (b), (b') and (c) above, interleaved. */
