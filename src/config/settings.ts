@@ -1,6 +1,7 @@
 import { isIPv4 } from 'node:net';
 import { HullError } from '../errors.js';
 import { parseArch } from '../hypervisor/arch.js';
+import { parseCpuSpec } from '../hypervisor/cpu-model.js';
 import { DEFAULT_TCG_CACHE_MIB } from '../hypervisor/qemu/command-line.js';
 
 /**
@@ -116,13 +117,14 @@ const SETTINGS: Record<SettingName, SettingSpec> = {
     fileKey: 'vm.cpu_model',
     fileType: 'string',
     description:
-      'guest CPU model (qemu-system-x86_64 or qemu-system-aarch64 -cpu help); auto: host under KVM, under TCG max on x86_64, cortex-a72 on arm64',
+      'guest CPU model and options, MODEL[,NAME=VALUE...] (qemu-system-x86_64 or qemu-system-aarch64 -cpu help; e.g. max,pauth=off); auto: host under KVM, under TCG max on x86_64, cortex-a72 on arm64',
     defaultValue: 'auto',
     check: (raw, where) => {
-      if (raw !== 'auto' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(raw)) {
+      const spec = raw === 'auto' ? undefined : parseCpuSpec(raw);
+      if (spec && 'error' in spec) {
         throw new HullError(
           'ERR_CONFIG',
-          `${where}=${JSON.stringify(raw)} is not a CPU model name: \`qemu-system-x86_64 -cpu help\` (or qemu-system-aarch64) lists them`,
+          `${where}=${JSON.stringify(raw)} is not valid: ${spec.error}; use MODEL[,NAME=VALUE...], models from \`qemu-system-x86_64 -cpu help\` (or qemu-system-aarch64)`,
         );
       }
       return raw;

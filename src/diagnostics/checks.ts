@@ -26,6 +26,7 @@ import { heldMemoryBytes } from '../template/memory.js';
 import { liveTemplate } from '../template/store.js';
 import { vmmConfinement } from './confinement.js';
 import { availableMemoryMiB, cgroupLayout, clientSetups } from './host-facts.js';
+import { formatImagesByArch, imagesByArch } from './images-by-arch.js';
 
 /**
  * `hull check`: one line per requirement, as `kata-runtime check` does for Kata. A `fail`
@@ -276,6 +277,7 @@ export async function runChecks(): Promise<{ results: CheckResult[]; notices: st
     await checkQemu(probe),
     await checkAccelerator(probe),
     await checkImage(probe),
+    ok('architectures', formatImagesByArch(await imagesByArch())),
     await checkCpuModel(probe),
     ...(await checkAgentBoot(probe)),
     await checkSnapshot(probe),

@@ -1,6 +1,6 @@
 import { configFileInUse, type EffectiveSetting, effectiveSettings } from '../config/settings.js';
 import { messageOf } from '../errors.js';
-import { hostArch } from '../hypervisor/arch.js';
+import { type Arch, hostArch } from '../hypervisor/arch.js';
 import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
 import { currentImage } from '../image/manifest.js';
 import { snapshotDisk } from '../image/snapshot.js';
@@ -14,6 +14,7 @@ import {
 } from '../sandbox/runtime.js';
 import { VERSION } from '../version.js';
 import { cgroupLayout } from './host-facts.js';
+import { type ArchImage, formatImagesByArch, imagesByArch } from './images-by-arch.js';
 
 /**
  * `hull env`: the effective configuration and versions in one block, for bug reports, as
@@ -42,6 +43,8 @@ export interface Environment {
     memoryMiB: number;
   };
   host: { kernel: string; cgroups: string; arch: string };
+  /** Each architecture's current image. */
+  images: ArchImage[];
   /** The configuration file whose values are in force, if one is. */
   configFile?: string;
   settings: EffectiveSetting[];
@@ -57,6 +60,7 @@ export async function describeEnvironment(): Promise<Environment> {
     image: { dir: imagesDir(), arch },
     vm: { vcpus: defaultVcpus(), memoryMiB: defaultMemoryMiB() },
     host: { kernel: (await import('node:os')).release(), cgroups: cgroupLayout(), arch: hostArch() },
+    images: await imagesByArch(),
     configFile: configFileInUse(),
     settings: effectiveSettings(),
   };
@@ -93,6 +97,7 @@ export function formatEnvironment(env: Environment): string {
     ['qemu', env.qemu],
     ['host kernel', `${env.host.kernel} (${env.host.arch})`],
     ['host cgroups', env.host.cgroups],
+    ['architectures', formatImagesByArch(env.images, env.host.arch as Arch)],
     [
       'guest image',
       env.image.hash ? `${env.image.hash}, ${env.image.arch} (${env.image.dir})` : env.image.problem,

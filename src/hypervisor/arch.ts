@@ -37,6 +37,8 @@ export interface ArchProfile {
    * fastest that runs the image (see below).
    */
   defaultCpuModel(accel: Accel): string;
+  /** QEMU's type name of CPU model M is M plus this (`-device M<suffix>,help` lists its options). */
+  cpuTypeSuffix: string;
   /** Kernel command-line words that make a panic or reboot end the VM (QEMU has -no-reboot). */
   powerOffArgs: string[];
   /** Whether the kernel takes the host's TSC rate (tsc_early_khz) instead of measuring it. */
@@ -45,6 +47,11 @@ export interface ArchProfile {
   kernelArgs: string[];
   /** Debian's kernel metapackage for guests of this architecture. */
   kernelPackage: string;
+  /**
+   * How `hull image build --kernel minimal` builds this architecture's kernel: Linux's ARCH=,
+   * the make target, and where the image it makes is (one QEMU's -kernel takes).
+   */
+  minimalKernel: { linuxArch: string; target: string; output: string };
   /** The kernel modules that provide KVM on a host of this architecture (one is enough). */
   kvmModules: string[];
   /** The cross C compiler Debian ships for building this architecture's programs elsewhere. */
@@ -69,11 +76,13 @@ const X86_64: ArchProfile = {
   virtioMmioSlots: 8,
   console: 'ttyS0',
   defaultCpuModel: (accel) => (accel === 'kvm' ? 'host' : 'max'),
+  cpuTypeSuffix: '-x86_64-cpu',
   // A reboot by triple fault, which -no-reboot turns into QEMU's exit.
   powerOffArgs: ['reboot=t'],
   tscHint: true,
   kernelArgs: ['noreplace-smp'],
   kernelPackage: 'linux-image-amd64',
+  minimalKernel: { linuxArch: 'x86', target: 'bzImage', output: 'arch/x86/boot/bzImage' },
   kvmModules: ['kvm_intel', 'kvm_amd'],
   crossCompiler: 'x86_64-linux-gnu-gcc',
   crossPackages: ['gcc-x86-64-linux-gnu', 'libc6-dev-amd64-cross'],
@@ -101,12 +110,15 @@ const ARM64: ArchProfile = {
   // for each model): cortex-a72 3.9-4.1 s, cortex-a76 4.6-4.9 s, max 14.6-14.9 s. Node and
   // the agent run on cortex-a72: Armv8.0 is all Node needs.
   defaultCpuModel: (accel) => (accel === 'kvm' ? 'host' : 'cortex-a72'),
+  cpuTypeSuffix: '-arm-cpu',
   // PSCI: the kernel's reboot is a firmware call, which -no-reboot turns into QEMU's exit.
   powerOffArgs: [],
   // The generic timer's rate is in the device tree: nothing to measure.
   tscHint: false,
   kernelArgs: [],
   kernelPackage: 'linux-image-arm64',
+  // The uncompressed Image: what Debian's arm64 kernel package ships too, and -kernel boots.
+  minimalKernel: { linuxArch: 'arm64', target: 'Image', output: 'arch/arm64/boot/Image' },
   // KVM is usually built into arm64 kernels; /sys/module/kvm is there all the same.
   kvmModules: ['kvm'],
   crossCompiler: 'aarch64-linux-gnu-gcc',

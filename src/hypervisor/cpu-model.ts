@@ -31,6 +31,47 @@ export function parseCpuHelp(text: string): string[] {
   return names;
 }
 
+/** A `-cpu` argument: a model and QEMU CPU properties, `max,pauth=off` or `max,pauth-impdef=on`. */
+export interface CpuSpec {
+  model: string;
+  options: { name: string; value: string }[];
+}
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** name=value, each of a charset QEMU's option parser gives no meaning to (no `,`, `=`, quotes). */
+const CPU_OPTION = /^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})=([A-Za-z0-9_.-]{1,64})$/;
+const MAX_CPU_OPTIONS = 16;
+
+/**
+ * Splits a configured CPU (`MODEL[,NAME=VALUE...]`) into its model and options, or says in a
+ * few words why it is not one. The whole string goes on QEMU's command line as one argument,
+ * so nothing in it may reach QEMU's option parser as more than a property: each part is of a
+ * safe charset, and `help`, bare flags and `+feature` forms are refused.
+ */
+export function parseCpuSpec(text: string): CpuSpec | { error: string } {
+  const [model = '', ...parts] = text.split(',');
+  if (!MODEL_NAME.test(model)) return { error: `${JSON.stringify(model)} is not a CPU model name` };
+  if (parts.length > MAX_CPU_OPTIONS) return { error: `more than ${MAX_CPU_OPTIONS} CPU options` };
+  const options: CpuSpec['options'] = [];
+  for (const part of parts) {
+    const m = CPU_OPTION.exec(part);
+    if (!m) return { error: `${JSON.stringify(part)} is not a CPU option of the form name=value` };
+    if (options.some((o) => o.name === m[1])) return { error: `CPU option ${m[1]} is given twice` };
+    options.push({ name: m[1]!, value: m[2]! });
+  }
+  return { model, options };
+}
+
+/** The property names in `qemu-system-* -device <cpu type>,help` output (`  name=<type> - ...`). */
+export function parseCpuPropertyHelp(text: string): string[] {
+  const names: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s+([A-Za-z0-9][A-Za-z0-9_.-]*)=<[^>]*>/.exec(line);
+    if (m?.[1]) names.push(m[1]);
+  }
+  return names;
+}
+
 /**
  * What decides the CPU the guest sees: the model, the accelerator and the QEMU binary that
  * implements both; with `host` under KVM, the host CPU's own model and feature flags too.

@@ -168,6 +168,8 @@ export interface Hypervisor {
   version(signal?: AbortSignal): Promise<string>;
   /** The guest CPU models this VMM offers. */
   cpuModels(signal?: AbortSignal): Promise<string[]>;
+  /** The options (`name=value` after the model in `-cpu`) CPU model `model` takes; empty if unknown. */
+  cpuModelOptions(model: string, signal?: AbortSignal): Promise<string[]>;
   /**
    * Everything about a VM that its clones must share with their template (devices, sizes,
    * CPU, kernel command line, the VMM binary), as one string: templates are keyed by it.

@@ -17,7 +17,7 @@ import {
   markCurrent,
   sha256File,
 } from './manifest.js';
-import { buildMinimalKernel, minimalKernelKey } from './minimal-kernel.js';
+import { buildMinimalKernel, minimalKernelFragments, minimalKernelKey } from './minimal-kernel.js';
 import { modulesNamedBy, parseModuleList, resolveLoadOrder } from './modules.js';
 import { Progress } from './progress.js';
 import { buildRootfs } from './rootfs.js';
@@ -123,7 +123,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     guestSyscalls: join(installRoot(), 'guest', 'agent', 'native', 'guest-syscalls.c'),
     modules: join(sources, 'guest-modules.txt'),
     containerModules: join(sources, 'container-modules.txt'),
-    fragment: join(sources, 'kernel', 'minimal.config'),
+    kernelConfigs: join(sources, 'kernel'),
     agent: agentBundlePath(),
   };
   if (!(await exists(files.agent))) {
@@ -139,21 +139,16 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
   const foreign =
     arch === hostArch() ? undefined : await foreignTools(arch, hostTools, options.force === true, signal);
   const tools = foreign?.tools ?? hostTools;
-  if (foreign && options.kernel !== 'debian') {
-    throw new HullError(
-      'ERR_UNSUPPORTED',
-      `--kernel minimal is built for the host's architecture only: use --kernel debian for ${arch}`,
-    );
-  }
+  const fragments = minimalKernelFragments(files.kernelConfigs, arch);
   let kernelSource: KernelSource | undefined;
   let kernelId: string;
-  if (foreign) {
+  if (options.kernel === 'minimal') {
+    kernelId = `minimal:${await minimalKernelKey(fragments, arch, signal)}`;
+  } else if (foreign) {
     kernelId = `debian:${archProfile(arch).kernelPackage}:${foreign.sysroot.kernel.release}`;
-  } else if (options.kernel === 'debian') {
+  } else {
     kernelSource = await resolveDebianKernel(signal);
     kernelId = `debian:${kernelSource.packageName}=${kernelSource.packageVersion}`;
-  } else {
-    kernelId = `minimal:${await minimalKernelKey(files.fragment, signal)}`;
   }
   const hash = createHash('sha256');
   // An x86_64 image's inputs are hashed as before there was a choice: its id is unchanged.
@@ -172,7 +167,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     files.containerModules,
     tools.kmod,
     files.agent,
-    ...(foreign ? [foreign.sysroot.kernel.vmlinuz] : []),
+    ...(foreign && options.kernel === 'debian' ? [foreign.sysroot.kernel.vmlinuz] : []),
   ];
   for (const file of inputFiles) hash.update(`${file} ${await sha256File(file)}\n`);
   const id = hash.digest('hex').slice(0, 16);
@@ -194,25 +189,32 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     let release: string;
     let modulesDir: string | undefined;
     let deviceDiscovery: DeviceDiscovery;
-    if (foreign) {
+    if (options.kernel === 'minimal') {
+      progress.begin(
+        `kernel: building a minimal ${arch} kernel from linux-source (several minutes${foreign ? ', cross-compiled' : ''})`,
+      );
+      ({ vmlinuz, release } = await buildMinimalKernel(fragments, join(stateDir(), 'cache', 'kernels'), {
+        arch,
+        signal,
+      }));
+      // The fragment builds virtio-mmio command-line devices in and leaves ACPI out (arm64's
+      // virt lists its devices in the device tree all the same).
+      deviceDiscovery = 'cmdline';
+      progress.end();
+    } else if (foreign) {
       const kernel = foreign.sysroot.kernel;
       ({ vmlinuz, release, modulesDir } = kernel);
       deviceDiscovery = deviceDiscoveryOf(await readFile(kernel.config, 'utf8'));
-    } else if (kernelSource) {
-      progress.begin(`kernel: ${kernelSource.packageName} ${kernelSource.packageVersion}`);
-      const kernel = await extractDebianKernel(kernelSource, join(stateDir(), 'cache', 'debs'), work, signal);
+    } else {
+      progress.begin(`kernel: ${kernelSource!.packageName} ${kernelSource!.packageVersion}`);
+      const kernel = await extractDebianKernel(
+        kernelSource!,
+        join(stateDir(), 'cache', 'debs'),
+        work,
+        signal,
+      );
       ({ vmlinuz, release, modulesDir } = kernel);
       deviceDiscovery = deviceDiscoveryOf(await readFile(kernel.config, 'utf8'));
-      progress.end();
-    } else {
-      progress.begin('kernel: building a minimal kernel from linux-source (several minutes)');
-      ({ vmlinuz, release } = await buildMinimalKernel(
-        files.fragment,
-        join(stateDir(), 'cache', 'kernels'),
-        signal,
-      ));
-      // The fragment builds virtio-mmio command-line devices in and leaves ACPI out.
-      deviceDiscovery = 'cmdline';
       progress.end();
     }
 

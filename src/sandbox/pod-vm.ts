@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
 import { AgentService } from '../gen/hull/agent/v1/agent_pb.js';
 import { PodVm as PodVmService } from '../gen/hull/pod/v1/pod_pb.js';
+import type { Arch } from '../hypervisor/arch.js';
 import { logger } from '../log.js';
 import { configuredNetns } from '../network/namespace.js';
 import { vcpusCovering } from '../oci/guest-resources.js';
@@ -13,6 +14,7 @@ import { formatIdentity, identityOf } from '../sys/process-identity.js';
 import { listenPrivately } from '../sys/unix-socket.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { type Bundle, loadBundle } from './bundle.js';
+import { containerArch } from './container-arch.js';
 import { withLock } from './lock.js';
 import { defaultVcpus, type RuntimeSettings, startSandbox } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
@@ -63,6 +65,7 @@ export class PodVm {
     readonly key: string,
     readonly dir: string,
     private readonly sandbox: Sandbox,
+    private readonly arch: Arch,
   ) {
     this.done = new Promise((resolve) => {
       this.finish = resolve;
@@ -86,6 +89,8 @@ export class PodVm {
     const dir = podDir(options.settings.root, options.key);
     const { spec } = options.bundle;
     const vcpus = vcpusCovering(spec.linux?.resources, options.settings.vcpus ?? defaultVcpus());
+    // The architecture of its first container (a podman container on a network is a pod of one).
+    const arch = await containerArch(options.bundle);
     const sandbox = await startSandbox(
       podSandboxId(options.key),
       { ...options.settings, vcpus },
@@ -95,10 +100,11 @@ export class PodVm {
         netns: configuredNetns(spec),
         // The pod's own host cgroup, not its first container's, which may be deleted first.
         spec: { linux: { resources: spec.linux?.resources } },
+        arch,
         signal,
       },
     );
-    const pod = new PodVm(options.key, dir, sandbox);
+    const pod = new PodVm(options.key, dir, sandbox, arch);
     try {
       await writeFile(
         join(dir, HOLDER_FILE),
@@ -168,6 +174,13 @@ export class PodVm {
     this.members.add(id);
     try {
       const bundle = await loadBundle(bundleDir);
+      const arch = await containerArch(bundle);
+      if (arch !== this.arch) {
+        throw new HullError(
+          'ERR_UNSUPPORTED',
+          `container ${id} is ${arch} and the VM of pod ${this.key} is ${this.arch}: the containers of a pod share one VM, of one architecture`,
+        );
+      }
       await this.sandbox.createContainer(id, { ...bundle, spec: withPodNamespaces(bundle.spec) }, signal, {
         stdin,
       });

@@ -4,7 +4,7 @@ import { setting } from '../config/settings.js';
 import { HullError, messageOf } from '../errors.js';
 import { decideAccel } from '../hypervisor/accel.js';
 import { type Arch, archProfile, hostArch } from '../hypervisor/arch.js';
-import { defaultCpuModel, guestCpuIdentity } from '../hypervisor/cpu-model.js';
+import { defaultCpuModel, guestCpuIdentity, parseCpuSpec } from '../hypervisor/cpu-model.js';
 import type { Accel, Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import { probeKvmBoot } from '../hypervisor/qemu/probe.js';
 import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
@@ -115,17 +115,40 @@ export async function vmTargetFor(
   const arch = imageArch(image);
   let cpuModel = defaultCpuModel(accel, arch);
   if (configured !== 'auto') {
-    const models = await hypervisor.cpuModels();
-    if (!models.includes(configured)) {
-      throw new HullError(
-        'ERR_CONFIG',
-        `HULL_CPU_MODEL=${configured}: QEMU has no such CPU model; \`${archProfile(image.manifest.arch ?? 'x86_64').qemuBinary} -cpu help\` lists them`,
-      );
-    }
+    await checkCpuModel(configured, hypervisor, arch);
     cpuModel = configured;
   }
   const tscHint = accel === 'tcg' && archProfile(arch).tscHint;
   return { accel, accelReason: reason, cpuModel, tscKhz: tscHint ? await hostTscKhz() : undefined };
+}
+
+/**
+ * A configured CPU (`MODEL[,NAME=VALUE...]`, its syntax checked with the setting) checked
+ * against this QEMU: the model is one it lists, each option one that model has.
+ */
+export async function checkCpuModel(
+  configured: string,
+  hypervisor: Pick<Hypervisor, 'cpuModels' | 'cpuModelOptions'>,
+  arch: Arch,
+): Promise<void> {
+  const { qemuBinary, cpuTypeSuffix } = archProfile(arch);
+  const spec = parseCpuSpec(configured);
+  if ('error' in spec) throw new HullError('ERR_CONFIG', `HULL_CPU_MODEL=${configured}: ${spec.error}`);
+  if (!(await hypervisor.cpuModels()).includes(spec.model)) {
+    throw new HullError(
+      'ERR_CONFIG',
+      `HULL_CPU_MODEL=${configured}: QEMU has no such CPU model; \`${qemuBinary} -cpu help\` lists them`,
+    );
+  }
+  if (spec.options.length === 0) return;
+  const known = await hypervisor.cpuModelOptions(spec.model);
+  const unknown = spec.options.find((o) => !known.includes(o.name));
+  if (unknown) {
+    throw new HullError(
+      'ERR_CONFIG',
+      `HULL_CPU_MODEL=${configured}: CPU model ${spec.model} has no option ${unknown.name}; \`${qemuBinary} -device ${spec.model}${cpuTypeSuffix},help\` lists them`,
+    );
+  }
 }
 
 export interface AgentSnapshot {

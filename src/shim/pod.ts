@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { loadConfigFile } from '../config/config-file.js';
 import { checkSettings } from '../config/settings.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
 import {
@@ -13,13 +14,14 @@ import {
   TaskResumedSchema,
   TaskStartSchema,
 } from '../gen/containerd/events/task_pb.js';
+import type { Arch } from '../hypervisor/arch.js';
 import { logger } from '../log.js';
 import { configuredNetns } from '../network/namespace.js';
 import { POD_PINNED_NAMESPACES, POD_SHARED_NAMESPACES } from '../oci/pod-namespaces.js';
 import type { Process } from '../oci/spec.js';
 import { inputOf, type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
-import { containerArch } from '../sandbox/container-arch.js';
+import { containerArch, programArch } from '../sandbox/container-arch.js';
 import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
 import { startSandbox } from '../sandbox/runtime.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
@@ -27,6 +29,7 @@ import type { FilesystemMount, Mounter } from '../sys/mount.js';
 import { markHost } from '../trace/boot-marks.js';
 import { settledWithin } from '../util/deadline.js';
 import type { EventPublisher } from './events.js';
+import { runnableSandboxBundle } from './guest-pause.js';
 import { cgroupMetrics } from './metrics.js';
 import { taskRole, vmSize } from './pod-identity.js';
 import { mountRootfs, unmountRootfs } from './rootfs.js';
@@ -49,6 +52,8 @@ export interface CreateTask extends TaskIo {
   id: string;
   bundle: string;
   rootfs: readonly FilesystemMount[];
+  /** The configuration file the runtime's options name (ConfigPath), for the pod's first task. */
+  configPath?: string;
 }
 
 /**
@@ -58,6 +63,8 @@ export interface CreateTask extends TaskIo {
  */
 export class ShimPod {
   private sandbox: Sandbox | undefined;
+  /** The architecture of the pod's VM, once it is made. */
+  private arch: Arch | undefined;
   private readonly containers = new Map<string, TaskContainer>();
   private readonly log = logger('pod');
 
@@ -86,15 +93,29 @@ export class ShimPod {
     return this.sandbox?.vm.pid ?? 0;
   }
 
+  /** A container whose program is of another architecture than the pod's VM fails in one line. */
+  private async checkArch(id: string, bundle: Bundle): Promise<void> {
+    const program = await programArch(bundle.rootfs, bundle.spec.process);
+    if (program && this.arch && program !== this.arch) {
+      throw new HullError(
+        'ERR_UNSUPPORTED',
+        `container ${id} runs an ${program} program and its pod's VM is ${this.arch}: the containers of a pod share one VM; give the pod the dev.hull.arch annotation or a RuntimeClass whose configuration sets vm.arch = "${program}"`,
+      );
+    }
+  }
+
   async create(request: CreateTask, signal: AbortSignal): Promise<number> {
     if (this.containers.has(request.id)) {
       throw new HullError('ERR_EXISTS', `task ${request.id} already exists in this pod`);
     }
+    // A RuntimeClass handler's own configuration (Kata's ConfigPath): one shim serves one pod,
+    // so the file's settings are the pod's, read before its VM is made.
+    if (request.configPath && !this.sandbox) loadConfigFile(request.configPath);
     checkSettings();
     const rootfsMounted = await mountRootfs(this.options.mounter, request.bundle, request.rootfs);
     let bootedHere = false;
     try {
-      const bundle = await loadBundle(request.bundle);
+      let bundle = await loadBundle(request.bundle);
       const role = taskRole(request.id, bundle.spec);
       await checkNamespacePaths(
         bundle,
@@ -104,6 +125,11 @@ export class ShimPod {
       );
       if (role.kind !== 'container') {
         if (this.sandbox) throw new HullError('ERR_EXISTS', `pod ${role.podId} already has its sandbox`);
+        // A lone task's program decides; a pod's, its sandbox (pause) container's, unless
+        // vm.arch or the dev.hull.arch pod annotation says.
+        this.arch = await containerArch(bundle);
+        if (role.kind === 'sandbox')
+          bundle = await runnableSandboxBundle(bundle, this.arch, join(this.options.dir, 'guest-pause'));
         this.sandbox = await startSandbox(
           request.id,
           { root: this.options.dir, debug: this.options.debug, ...vmSize(bundle.spec) },
@@ -113,8 +139,7 @@ export class ShimPod {
             // A pod's network namespace (CNI's) is named by path; a lone task's new one has only lo.
             netns: configuredNetns(bundle.spec),
             spec: bundle.spec,
-            // A lone task's program decides; a pod's, its sandbox (pause) container's.
-            arch: await containerArch(bundle),
+            arch: this.arch,
             signal,
           },
         );
@@ -122,6 +147,7 @@ export class ShimPod {
         this.watchVm(this.sandbox);
       }
       const sandbox = this.requireSandbox();
+      if (role.kind === 'container') await this.checkArch(request.id, bundle);
       const io = await openTaskIo(
         request,
         { containerId: request.id, namespace: this.options.namespace },

@@ -9,6 +9,7 @@ import { raceSignal } from '../util/deadline.js';
 import { VERSION } from '../version.js';
 import { type MetricsForm, statsAnswer } from './metrics.js';
 import { RPC_TIMEOUT_MS, type ShimPod } from './pod.js';
+import { runtimeConfigPath } from './runtime-options.js';
 
 const STATUS = {
   created: Status.CREATED,
@@ -51,6 +52,7 @@ export function taskService(
           stdout: req.stdout,
           stderr: req.stderr,
           terminal: req.terminal,
+          configPath: runtimeConfigPath(req.options),
         },
         ctx.signal,
       );

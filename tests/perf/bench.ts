@@ -16,12 +16,13 @@
  * root on disks ÷ in a `hull run` container on the 9p share ÷ runc (`--part rootfs`:
  * tests/perf/rootfs.ts), then the sandboxes API against the command line (`--part serve`:
  * tests/perf/serve.ts: a command's round trip, 100 MiB of files, 50 sandboxes made at once),
- * then saved VMs (`--part saved`), and writes them as JSON. Machines here are shared and
- * noisy: only ratios taken in the same run mean anything.
+ * then saved VMs (`--part saved`), then the same start and memory figures for arm64 guests
+ * when an arm64 image is installed, each as a ratio to the arm64 floor (`--part arm64`:
+ * tests/perf/arm64.ts), and writes them as JSON. Machines here are shared and noisy: only
+ * ratios taken in the same run mean anything.
  *
- *   npm run bench [-- --runs N --rootfs-runs N --out FILE --part all|start|network|memory|density|rootfs|serve|saved]
+ *   npm run bench [-- --runs N --rootfs-runs N --out FILE --part all|start|network|memory|density|rootfs|serve|saved|arm64]
  */
-import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -33,12 +34,14 @@ import { agentSnapshotFor, defaultMemoryMiB, vmTargetFor } from '../../src/sandb
 import { which } from '../../src/sys/exec.js';
 import { HULL } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
+import { measureArm64, printArm64 } from './arm64.js';
 import { measureDensity } from './density.js';
 import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js';
 import { measureNetwork, median, type NetworkFigures } from './network.js';
 import { measureRootfs } from './rootfs.js';
 import { measureSavedVms, printSavedVms } from './saved-vm.js';
 import { measureServe, printServe } from './serve.js';
+import { timed } from './timed.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,19 +53,9 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-if (!['all', 'start', 'network', 'memory', 'density', 'rootfs', 'serve', 'saved'].includes(values.part!)) {
-  throw new Error(`--part ${values.part}: use all, start, network, memory, density, rootfs, serve or saved`);
-}
-
-function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
-  const started = process.hrtime.bigint();
-  const r = spawnSync(command, args, {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (r.status !== 0) throw new Error(`${command} failed (${r.status}): ${r.stderr.toString().trim()}`);
-  return ms;
+const PARTS = ['all', 'start', 'network', 'memory', 'density', 'rootfs', 'serve', 'saved', 'arm64'];
+if (!PARTS.includes(values.part!)) {
+  throw new Error(`--part ${values.part}: use one of ${PARTS.join(', ')}`);
 }
 
 /** (a), (b), (b') and (c) above, interleaved. */
@@ -194,6 +187,8 @@ try {
     );
     console.log(`P3: cloned / booted = ${(t.pssMiB.sandbox / idleMemory.pssMiB.sandbox).toFixed(3)}`);
   }
+  const arm64 = part('arm64') ? await measureArm64(scratch, runs) : undefined;
+  if (arm64) printArm64(arm64, { floor: start?.medianMs.floor, pssMiB: idleMemory?.pssMiB.sandbox });
   const density =
     values.part === 'density' || values.part === 'all' ? await measureDensity(scratch) : undefined;
   if (density) {
@@ -215,7 +210,7 @@ try {
   if (saved) printSavedVms(saved);
   const serve = part('serve') ? await measureServe(scratch, runs) : undefined;
   if (serve) printServe(serve);
-  const result = { ...start, network, idleMemory, templatedIdleMemory, density, rootfs, serve, saved };
+  const result = { ...start, network, idleMemory, templatedIdleMemory, arm64, density, rootfs, serve, saved };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);
 } finally {

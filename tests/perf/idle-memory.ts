@@ -64,17 +64,19 @@ export async function measureTemplatedIdleMemory(
   };
 }
 
-async function idleSandboxes(
+export async function idleSandboxes(
   dir: string,
   count: number,
   env: NodeJS.ProcessEnv,
   /** Read while the sandboxes run (the template's held memory). */
   alongside?: () => Promise<number>,
+  /** Another architecture's busybox: its sandboxes are of that architecture. */
+  busybox?: string,
 ): Promise<IdleMemoryFigures & { extra?: number }> {
   const root = join(dir, 'root');
   const bundle = join(dir, 'bundle');
   await mkdir(bundle, { recursive: true });
-  await makeBusyboxBundle(bundle, ['sleep', '100000']);
+  await makeBusyboxBundle(bundle, ['sleep', '100000'], undefined, busybox);
   const ids = Array.from({ length: count }, (_, i) => `idle-${i}`);
   try {
     for (const id of ids) {

@@ -384,22 +384,46 @@ static void refuse(int nr, int error) {
   RET(ERRNO(error));
 }
 
+/* The filter admits system calls of the architecture hull-jail is built for only. */
+#if defined(__x86_64__)
+#define HOST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define HOST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "hull-jail runs on x86_64 and aarch64 hosts"
+#endif
+
 static void install_filter(void) {
   LOAD(offsetof(struct seccomp_data, arch));
-  JUMP(BPF_JEQ, AUDIT_ARCH_X86_64, 1, 0);
+  JUMP(BPF_JEQ, HOST_AUDIT_ARCH, 1, 0);
   RET(SECCOMP_RET_KILL_PROCESS);
+#ifdef __x86_64__
   LOAD(offsetof(struct seccomp_data, nr));
   /* x32 system calls share numbers with a flag bit: none of them is needed. */
   JUMP(BPF_JGE, 0x40000000, 0, 1);
   RET(ERRNO(ENOSYS));
+#endif
+  /*
+   * arm64 has only the *at forms (the generic system call table): chmod, open, creat and
+   * mknod are x86_64's older names for what fchmodat, openat and mknodat do there. The
+   * numbers of the newer calls (425, 437, 452) are the same on both.
+   */
+#ifdef SYS_chmod
   refuse_mode_bits(SYS_chmod, 1);
+#endif
   refuse_mode_bits(SYS_fchmod, 1);
   refuse_mode_bits(SYS_fchmodat, 2);
   refuse_mode_bits(452 /* fchmodat2 */, 2);
+#ifdef SYS_open
   refuse_created_with_mode_bits(SYS_open, 1, 2);
+#endif
   refuse_created_with_mode_bits(SYS_openat, 2, 3);
+#ifdef SYS_creat
   refuse_mode_bits(SYS_creat, 1);
+#endif
+#ifdef SYS_mknod
   refuse_device_nodes(SYS_mknod, 1);
+#endif
   refuse_device_nodes(SYS_mknodat, 2);
   refuse(437 /* openat2: its mode is behind a pointer */, ENOSYS);
   refuse(425 /* io_uring_setup: its operations bypass this filter */, ENOSYS);

@@ -13,7 +13,7 @@ import { findSystemTool } from '../../sys/system-tool.js';
 import { listenPrivately } from '../../sys/unix-socket.js';
 import { deadlineSignal, raceSignal, sleep } from '../../util/deadline.js';
 import { type Arch, archProfile } from '../arch.js';
-import { parseCpuHelp } from '../cpu-model.js';
+import { parseCpuHelp, parseCpuPropertyHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
 import { watchShareServer } from '../jail/share-server.js';
@@ -292,6 +292,14 @@ export class QemuHypervisor implements Hypervisor {
       errorCode: 'ERR_QEMU_MISSING',
     });
     return parseCpuHelp(out);
+  }
+
+  async cpuModelOptions(model: string, signal?: AbortSignal): Promise<string[]> {
+    const type = `${model}${archProfile(this.arch).cpuTypeSuffix}`;
+    const out = await run(await this.resolveBinary(), ['-device', `${type},help`], { signal }).catch(
+      () => '',
+    );
+    return parseCpuPropertyHelp(out);
   }
 
   async templateShape(config: VmConfig): Promise<string> {

@@ -1,0 +1,98 @@
+import { join } from 'node:path';
+import { run } from './exec.js';
+
+/**
+ * The C programs hull runs on the host, beside its JavaScript: each does what Node cannot.
+ * One list, read by the build (scripts/bundle.mjs, with the host's `cc`) and by the test that
+ * cross-builds them for the other architecture (tests/e2e/host-programs.test.ts).
+ */
+export interface HostProgram {
+  name: string;
+  /** Sources, relative to the repository. */
+  sources: string[];
+  flags: string[];
+  /** Libraries linked (`-lNAME`), found in the target's library directories. */
+  libraries: string[];
+  /** Header directories of those libraries, relative to a sysroot (`/` for the host). */
+  includes: string[];
+}
+
+export const HOST_PROGRAMS: readonly HostProgram[] = [
+  // Passes terminals over unix sockets.
+  { name: 'hull-tty', sources: ['src/sys/tty/hull-tty.c'], flags: ['-Os'], libraries: [], includes: [] },
+  // Confines QEMU: namespaces, capabilities, seccomp.
+  {
+    name: 'hull-jail',
+    sources: ['src/hypervisor/jail/hull-jail.c'],
+    flags: ['-Os'],
+    libraries: [],
+    includes: [],
+  },
+  // Holds a VM template's memory in a sealed memfd.
+  {
+    name: 'hull-template-memory',
+    sources: ['src/template/memory/hull-template-memory.c'],
+    flags: ['-Os'],
+    libraries: [],
+    includes: [],
+  },
+  // Serves the share to QEMU over FUSE, keeping setuid/setgid bits and device nodes off the
+  // host while the guest sees them (the operations in hull-share-server.c, the files it knows
+  // and their descriptors in nodes.c, xattrs in xattrs.c). libfuse3 is the maintained FUSE
+  // library; Node has no FUSE binding worth the name.
+  {
+    name: 'hull-share-server',
+    sources: [
+      'src/storage/share-server/hull-share-server.c',
+      'src/storage/share-server/nodes.c',
+      'src/storage/share-server/xattrs.c',
+    ],
+    flags: ['-O2'],
+    libraries: ['fuse3'],
+    includes: ['usr/include/fuse3'],
+  },
+  // Mounts and unmounts inside a share by file descriptor (openat2), following no symlink a
+  // guest may have made; Node has neither openat2 nor mount(2).
+  {
+    name: 'hull-share-mount',
+    sources: ['src/storage/share-mount/hull-share-mount.c'],
+    flags: ['-O2'],
+    libraries: [],
+    includes: [],
+  },
+];
+
+/**
+ * Compiles every host program into `outDir` with `compiler`: the host's `cc`, or a cross
+ * compiler such as aarch64-linux-gnu-gcc with `sysroot`, a Debian multiarch root of the
+ * target (its libc6-dev and each library's -dev package unpacked), which gcc and ld then read
+ * for every header, library and linker script.
+ */
+export async function compileHostPrograms(options: {
+  compiler: string;
+  repository: string;
+  outDir: string;
+  sysroot?: string;
+  signal?: AbortSignal;
+}): Promise<string[]> {
+  const outputs: string[] = [];
+  for (const program of HOST_PROGRAMS) {
+    const output = join(options.outDir, program.name);
+    await run(
+      options.compiler,
+      [
+        ...(options.sysroot ? [`--sysroot=${options.sysroot}`] : []),
+        ...program.flags,
+        '-Wall',
+        ...program.includes.map((dir) => `-I${join(options.sysroot ?? '/', dir)}`),
+        '-o',
+        output,
+        ...program.sources.map((source) => join(options.repository, source)),
+        ...program.libraries.map((library) => `-l${library}`),
+      ],
+      { signal: options.signal, errorCode: 'ERR_INTERNAL', purpose: `compiling ${program.name}` },
+    );
+    outputs.push(output);
+  }
+  return outputs;
+}

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { access, open, rename, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { archProfile } from '../../src/hypervisor/arch.js';
+import { compileHostPrograms, HOST_PROGRAMS } from '../../src/sys/host-programs.js';
+import { privateDirs } from './harness.js';
+
+const run = promisify(execFile);
+const REPOSITORY = resolve(fileURLToPath(import.meta.url), '../../../..');
+
+/**
+ * Debian's arm64 libfuse3-dev unpacked with what it depends on (libc6-dev, the kernel's
+ * headers), never run: the sysroot the cross compiler builds against.
+ */
+const ARM64_LIBS = '/var/tmp/hull-test-images/arm64-host-libs';
+
+async function arm64Libraries(): Promise<string> {
+  if (
+    await access(join(ARM64_LIBS, '.complete')).then(
+      () => true,
+      () => false,
+    )
+  )
+    return ARM64_LIBS;
+  const work = `${ARM64_LIBS}.tmp-${process.pid}`;
+  try {
+    await run(
+      'mmdebstrap',
+      ['--quiet', '--variant=extract', '--architectures=arm64', '--include=libfuse3-dev', 'bookworm', work],
+      {
+        maxBuffer: 1 << 26,
+      },
+    );
+    await (await open(join(work, '.complete'), 'w')).close();
+    await rm(ARM64_LIBS, { recursive: true, force: true });
+    await rename(work, ARM64_LIBS);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return ARM64_LIBS;
+}
+
+/** An ELF file's class, byte order and machine (e_machine). */
+async function elfHeader(file: string): Promise<{ class64: boolean; machine: number }> {
+  const handle = await open(file, 'r');
+  try {
+    const { buffer } = await handle.read(Buffer.alloc(20), 0, 20, 0);
+    assert.deepEqual([...buffer.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46], `${file} is an ELF file`);
+    return {
+      class64: buffer[4] === 2,
+      machine: buffer[5] === 2 ? buffer.readUInt16BE(18) : buffer.readUInt16LE(18),
+    };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * hull on an arm64 host: every C program hull builds for the host builds for arm64 with
+ * Debian's cross compiler (no arm64 machine is here to run them; the ELF header says what
+ * they are built for).
+ */
+describe('hull on an arm64 host', { timeout: 600_000 }, () => {
+  test("every host program cross-builds for arm64 with Debian's aarch64 compiler (ELF machine 183)", async () => {
+    const dirs = await privateDirs('host-programs');
+    try {
+      const arm64 = archProfile('arm64');
+      const outputs = await compileHostPrograms({
+        compiler: arm64.crossCompiler,
+        repository: REPOSITORY,
+        outDir: dirs.scratch,
+        sysroot: await arm64Libraries(),
+      });
+      assert.deepEqual(
+        outputs.map((o) => o.split('/').pop()),
+        ['hull-tty', 'hull-jail', 'hull-template-memory', 'hull-share-server', 'hull-share-mount'],
+      );
+      assert.equal(outputs.length, HOST_PROGRAMS.length);
+      for (const output of outputs) {
+        assert.deepEqual(await elfHeader(output), { class64: true, machine: 183 }, `${output} is EM_AARCH64`);
+        assert.equal(arm64.elfMachine, 183);
+      }
+      // The host's own build of the same list, for comparison: x86_64's machine.
+      for (const program of HOST_PROGRAMS) {
+        const host = join(REPOSITORY, 'dist', 'native', program.name);
+        assert.equal((await elfHeader(host)).machine, archProfile('x86_64').elfMachine, host);
+      }
+    } finally {
+      await dirs.cleanup();
+    }
+  });
+});
