@@ -39,6 +39,9 @@ packages=(
   docker-registry       # a registry on 127.0.0.1 for `hull serve`'s sandboxes from image references
   containernetworking-plugins   # CNI plugins: pod networks in the CRI tests
   iptables iproute2      # hull serve: its sandboxes' bridge, NAT and firewall
+  e2fsprogs             # hull serve: a sandbox's writable disk (mkfs.ext4 on the host, never mounted)
+  qemu-utils            # qemu-img: a forked sandbox's disk as a qcow2 overlay of its snapshot's
+  criu                  # podman checks for CRIU before it asks the runtime to checkpoint
   curl                  # tests and the benchmark fetch from servers in containers
   python3 bsdutils      # test peers: a console-socket receiver; `script` for `podman run -t`
   mmdebstrap            # test images made from Debian packages (nginx, iptables, iproute2)
