@@ -8,12 +8,11 @@ import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/names
 import { ownStdio } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir, removeContainerLeftovers } from '../sandbox/container-dir.js';
-import { validateContainerId } from '../sandbox/container-id.js';
+import { containerDir, validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
 import { checkedPodOf, recordPod } from '../sandbox/pod-claim.js';
 import { joinPod } from '../sandbox/pod-member.js';
-import { containerDir } from '../sandbox/runtime.js';
 import type { ContainerState } from '../sandbox/state.js';
 import { askParent } from '../sys/detached-helper.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
