@@ -18,7 +18,8 @@ interface Verb {
  */
 export const VERBS: readonly Verb[] = [
   { words: ['run'], load: async () => (await import('./run.js')).registerRun },
-  { words: ['create', '_monitor'], load: async () => (await import('./create.js')).registerCreate },
+  { words: ['create'], load: async () => (await import('./create.js')).registerCreate },
+  { words: ['_monitor'], load: async () => (await import('./monitor-helper.js')).registerMonitorHelper },
   { words: ['_podvm'], load: async () => (await import('./pod-vm.js')).registerPodVm },
   { words: ['start'], load: async () => (await import('./start.js')).registerStart },
   { words: ['state'], load: async () => (await import('./state.js')).registerState },
