@@ -57,7 +57,8 @@ export function toTextLine(json: string): string {
 }
 
 export async function configureLogging(options: LogOptions): Promise<void> {
-  const { pino } = await import('pino');
+  // The default export: what an ES module (and esbuild's chunks) sees of pino's CommonJS module.
+  const { default: pino } = await import('pino');
   const textDestination = (dest: string | number): DestinationStream => {
     const out = pino.destination({ dest, sync: true, mkdir: true });
     return { write: (line: string) => out.write(toTextLine(line)) };
