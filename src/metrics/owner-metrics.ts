@@ -81,8 +81,11 @@ export class OwnerMetrics {
   }
 
   private load(): Promise<Figures> {
+    // prom-client's default export: what an ES module (and esbuild's chunks) sees of its
+    // CommonJS module.
     this.loading ??= Promise.all([import('prom-client'), import('./sandbox-metrics.js')]).then(
-      ([{ Counter, Histogram, Registry }, { failuresCounter }]) => {
+      ([{ default: prom }, { failuresCounter }]) => {
+        const { Counter, Histogram, Registry } = prom;
         const registry = new Registry();
         const figures: Figures = {
           registry,
