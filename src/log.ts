@@ -1,12 +1,37 @@
-import { type Logger, pino } from 'pino';
+import type { DestinationStream } from 'pino';
 
 /**
  * hull's structured logger. Each subsystem logs through a named child (`log.child({ scope })`),
  * so one switch shows or hides a subsystem. Lines follow the OCI runtime convention
  * (`{"level":"error","msg":"…","time":"RFC 3339"}`) that podman and containerd parse to show a
- * runtime's last error. Logging is off unless a destination is configured.
+ * runtime's last error. Logging is off unless a destination is configured, and pino is loaded
+ * only then: a command that logs nothing does not pay for evaluating it.
  */
-let root: Logger = pino({ level: 'silent' });
+export interface Logger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+  isLevelEnabled(level: string): boolean;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+interface LogFn {
+  (fields: object, message?: string): void;
+  (message: string): void;
+}
+
+/** The logger until one is configured: it drops every line. */
+const SILENT: Logger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  isLevelEnabled: () => false,
+  child: () => SILENT,
+};
+
+let root: Logger = SILENT;
 
 /** Where log lines go when a path or fd will not do (the shim's FIFO to containerd). */
 export interface LineSink {
@@ -31,7 +56,13 @@ export function toTextLine(json: string): string {
   return `${fields.join(' ')}\n`;
 }
 
-export function configureLogging(options: LogOptions): void {
+export async function configureLogging(options: LogOptions): Promise<void> {
+  // The default export: what an ES module (and esbuild's chunks) sees of pino's CommonJS module.
+  const { default: pino } = await import('pino');
+  const textDestination = (dest: string | number): DestinationStream => {
+    const out = pino.destination({ dest, sync: true, mkdir: true });
+    return { write: (line: string) => out.write(toTextLine(line)) };
+  };
   root = pino(
     {
       level: options.level,
@@ -51,9 +82,4 @@ export function configureLogging(options: LogOptions): void {
 export function logger(scope: string): Logger {
   // A proxy-free child per call: cheap, and picks up configureLogging() done earlier.
   return root.child({ scope });
-}
-
-function textDestination(dest: string | number): { write(line: string): void } {
-  const out = pino.destination({ dest, sync: true, mkdir: true });
-  return { write: (line: string) => out.write(toTextLine(line)) };
 }

@@ -1,10 +1,10 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { validateContainerId } from '../sandbox/container-id.js';
+import { containerDir, validateContainerId } from '../sandbox/container-id.js';
 import { withLock } from '../sandbox/lock.js';
-import { MonitorClient } from '../sandbox/monitor-client.js';
-import { containerDir, type RuntimeSettings } from '../sandbox/runtime.js';
+import type { MonitorClient } from '../sandbox/monitor-client.js';
+import type { RuntimeSettings } from '../sandbox/runtime.js';
 import {
   type ContainerState,
   effectiveState,
@@ -52,6 +52,9 @@ export async function withMonitor<T>(
   ref: ContainerRef,
   fn: (monitor: MonitorClient) => Promise<T>,
 ): Promise<T> {
+  // Loaded here, not with this file: `state` and `list` never talk to a monitor, and the
+  // client brings the protobuf runtime and the agent's API.
+  const { MonitorClient } = await import('../sandbox/monitor-client.js');
   const monitor = await MonitorClient.connect(ref.dir, ref.id, AbortSignal.timeout(10_000));
   try {
     return await fn(monitor);

@@ -1,34 +1,19 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { ProcessInput } from '../agent/client.js';
 import { checkSettings } from '../config/settings.js';
 import { HullError, isHullError } from '../errors.js';
-import { logger } from '../log.js';
-import { monitorNetns, NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
-import { ownStdio } from '../sandbox/attached-process.js';
-import { type Bundle, loadBundle } from '../sandbox/bundle.js';
+import { NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
+import { loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir, removeContainerLeftovers } from '../sandbox/container-dir.js';
 import { validateContainerId } from '../sandbox/container-id.js';
 import { runHostHooks } from '../sandbox/hooks.js';
-import { ContainerMonitor } from '../sandbox/monitor.js';
 import { checkedPodOf, recordPod } from '../sandbox/pod-claim.js';
-import { joinPod } from '../sandbox/pod-member.js';
-import { containerDir } from '../sandbox/runtime.js';
 import type { ContainerState } from '../sandbox/state.js';
-import { askParent } from '../sys/detached-helper.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
-import { forwardSignals } from './signals.js';
-import { reportFailure, reportToParent, spawnHelper } from './spawn-helper.js';
+import { spawnHelper } from './spawn-helper.js';
 
-interface MonitorOptions {
-  bundle: string;
-  consoleSocket?: string;
-  /** The pod whose VM the container runs in (pod-claim.ts), when it is in one. */
-  pod?: string;
-}
-
-const HOOKS_QUESTION = 'createRuntime-hooks ';
+export const HOOKS_QUESTION = 'createRuntime-hooks ';
 
 function parseHookQuestion(question: string): ContainerState {
   if (!question.startsWith(HOOKS_QUESTION)) {
@@ -107,74 +92,4 @@ export function registerCreate(program: Command): void {
     .action(async (rawId: string, options: CreateOptions, command: Command) => {
       await createContainer(rawId, options, command.optsWithGlobals<GlobalOptions>());
     });
-
-  // The monitor `create` starts; not for users. It holds the caller's stdio.
-  program
-    .command('_monitor', { hidden: true })
-    .argument('<container-id>')
-    .requiredOption('--bundle <dir>')
-    .option('--console-socket <path>')
-    .option('--pod <key>')
-    .action(async (id: string, options: MonitorOptions, command: Command) => {
-      const globals = command.optsWithGlobals<GlobalOptions>();
-      const settings = settingsFrom(globals);
-      const creator = process.ppid;
-      let monitor: ContainerMonitor;
-      try {
-        const bundle = await loadBundle(options.bundle);
-        const dir = containerDir(settings, id);
-        monitor = await ContainerMonitor.create(
-          {
-            id,
-            dir,
-            bundle,
-            settings,
-            stdio: ownStdio(),
-            consoleSocket: options.consoleSocket,
-            netns: monitorNetns(bundle.spec),
-            createRuntimeHooks: (state) =>
-              askParent(`${HOOKS_QUESTION}${JSON.stringify(state)}`).then(() => {}),
-            podVm: options.pod ? podVmOf(globals, options.pod, id, bundle) : undefined,
-          },
-          AbortSignal.timeout(300_000),
-        );
-        await monitor.serve();
-      } catch (err) {
-        await reportFailure(err);
-        process.exitCode = isHullError(err) ? 1 : 2;
-        return;
-      }
-      if (process.ppid !== creator) {
-        // The `create` that asked for this container died while its VM booted: no one will
-        // start it, so it stops now, and reads as stopped until `delete` removes it.
-        logger('monitor').error({ creator }, 'the create command died before the container was created');
-        void monitor.sandbox.release();
-        process.exitCode = await monitor.waitExit();
-        return;
-      }
-      forwardSignals((signalNumber) => void monitor.kill(signalNumber, false).catch(() => {}));
-      await reportToParent(`ready ${process.pid}`);
-      process.exitCode = await monitor.waitExit();
-    });
-}
-
-/** How a member monitor reaches its pod's VM: the pod's holder, started if none answers. */
-export function podVmOf(globals: GlobalOptions, key: string, id: string, bundle: Bundle) {
-  return (input: ProcessInput, signal: AbortSignal) =>
-    joinPod(
-      {
-        root: settingsFrom(globals).root,
-        key,
-        id,
-        bundle,
-        input,
-        startHolder: async () => {
-          await spawnHelper(globals, ['_podvm', '--bundle', bundle.dir, key], {
-            keepStdio: false,
-            name: `the VM holder of pod ${key}`,
-          });
-        },
-      },
-      signal,
-    );
 }

@@ -6,9 +6,7 @@ import { logger } from '../log.js';
 import type { Spec } from '../oci/spec.js';
 import { removeContainerLeftovers } from '../sandbox/container-dir.js';
 import { runHostHooks } from '../sandbox/hooks.js';
-import { MonitorClient } from '../sandbox/monitor-client.js';
 import { POD_FILE } from '../sandbox/pod-claim.js';
-import { leavePod } from '../sandbox/pod-member.js';
 import { monitorOf, requireAllowed } from '../sandbox/state.js';
 import { isAlive, signalIfAlive } from '../sys/process-identity.js';
 import { sleep } from '../util/deadline.js';
@@ -40,7 +38,11 @@ export function registerDelete(program: Command): void {
         }
         const pod = await readFile(join(ref.dir, POD_FILE), 'utf8').catch(() => undefined);
         await removeContainerLeftovers(ref.dir, ref.id, spec);
-        if (pod) await leavePod(ref.settings.root, pod, ref.id);
+        if (pod) {
+          // Loaded for a pod's member only: it brings the pod VM's protobuf API.
+          const { leavePod } = await import('../sandbox/pod-member.js');
+          await leavePod(ref.settings.root, pod, ref.id);
+        }
       });
       // As runc's: a forced delete of a container that is already gone has nothing to do
       // (CRI-O's cleanup after a failed create counts on it).
@@ -57,6 +59,8 @@ function ignoreNotFound(err: unknown): void {
  * recorded monitor only, never a process that has since taken its pid.
  */
 export async function stopMonitor(ref: ContainerRef): Promise<void> {
+  // Loaded here: the delete of a stopped container, podman's usual one, talks to no monitor.
+  const { MonitorClient } = await import('../sandbox/monitor-client.js');
   const monitor = await MonitorClient.connect(ref.dir, ref.id, AbortSignal.timeout(5000)).catch(
     () => undefined,
   );

@@ -14,9 +14,10 @@ import { checkedPodOf, recordPod } from '../sandbox/pod-claim.js';
 import { hostNowMs } from '../trace/boot-marks.js';
 import { BootTraceRecorder, traceFile } from '../trace/boot-trace.js';
 import { withContainer, withMonitor } from './container-ref.js';
-import { createContainer, podVmOf } from './create.js';
+import { createContainer } from './create.js';
 import { stopMonitor } from './delete.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
+import { podVmOf } from './monitor-helper.js';
 import { writePidFile } from './pid-file.js';
 import { forwardSignals } from './signals.js';
 

@@ -27,7 +27,7 @@ test("a sandbox owner's registry times each agent request by method and counts f
       ),
     );
     metrics.failed('ERR_STATE');
-    const text = await metrics.registry.metrics();
+    const text = await (await metrics.registry()).metrics();
     for (const line of [
       'hull_agent_request_duration_seconds_count{sandbox="box",method="StartContainer"} 2',
       'hull_agent_request_duration_seconds_count{sandbox="box",method="ExecProcess"} 1',
@@ -44,7 +44,7 @@ test("a sandbox owner's registry times each agent request by method and counts f
     async () => 'ok',
     (e) => e,
   );
-  const after = (await metrics.registry.metrics()).split('\n');
+  const after = (await (await metrics.registry()).metrics()).split('\n');
   const line = 'hull_agent_request_duration_seconds_count{sandbox="box",method="StartContainer"} 2';
   assert.ok(after.includes(line), 'stopped: no longer counting');
 });

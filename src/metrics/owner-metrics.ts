@@ -1,12 +1,24 @@
-import { Counter, Histogram, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
+import type { Counter, Histogram, MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 import type { AgentClient } from '../agent/client.js';
 import { processCost } from '../sys/processes.js';
 import { type AgentRequestEnd, agentRequests } from './agent-requests.js';
 import { guestUse, sandboxGuestUse } from './guest-use.js';
-import { type HostProcess, type SandboxSample, sandboxRegistry } from './sandbox-metrics.js';
+import type { HostProcess, SandboxSample } from './sandbox-metrics.js';
 
 /** Agent requests take from a millisecond (a signal) to a minute (a process's exit, waited on). */
 const REQUEST_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** What is kept while prom-client is not loaded yet; past this many, it is loaded. */
+const MAX_PENDING = 1000;
+
+type Recorded = { request: AgentRequestEnd } | { failure: string };
+
+interface Figures {
+  registry: Registry;
+  latency: Histogram<'sandbox' | 'method'>;
+  agentFailures: Counter<'sandbox' | 'method' | 'code'>;
+  failures: Counter<'code' | 'source'>;
+}
 
 export type RegistryJson = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -17,45 +29,88 @@ export type RegistryJson = MetricObjectWithValues<MetricValue<string>>[];
  * sandbox's sample (see collect-service.ts).
  */
 export class OwnerMetrics {
-  readonly registry = new Registry();
-  private readonly latency: Histogram<'sandbox' | 'method'>;
-  private readonly agentFailures: Counter<'sandbox' | 'method' | 'code'>;
-  private readonly failures: Counter<'code' | 'source'>;
-  private readonly listener = (message: unknown) => {
-    const end = message as AgentRequestEnd;
-    this.latency.observe({ sandbox: this.sandboxId, method: end.method }, end.seconds);
-    if (end.failure)
-      this.agentFailures.inc({ sandbox: this.sandboxId, method: end.method, code: end.failure });
-  };
+  /**
+   * The figures in prom-client's registry, made when they are first asked for (or when
+   * MAX_PENDING records wait): until then what happens is kept in `pending`, so a monitor no
+   * one asks for figures does not load prom-client (about 1.5 MiB of its heap).
+   */
+  private figures: Figures | undefined;
+  private loading: Promise<Figures> | undefined;
+  private pending: Recorded[] = [];
+  private readonly listener = (message: unknown) => this.record({ request: message as AgentRequestEnd });
 
   constructor(
     private readonly sandboxId: string,
     private readonly source: Exclude<HostProcess, 'qemu'>,
   ) {
-    this.latency = new Histogram({
-      name: 'hull_agent_request_duration_seconds',
-      help: 'Time from a request to the guest agent to its answer, by method',
-      labelNames: ['sandbox', 'method'],
-      buckets: REQUEST_BUCKETS,
-      registers: [this.registry],
-    });
-    this.agentFailures = new Counter({
-      name: 'hull_agent_request_failures_total',
-      help: 'Requests to the guest agent that failed, by method and error code',
-      labelNames: ['sandbox', 'method', 'code'],
-      registers: [this.registry],
-    });
-    this.failures = failuresCounter(this.registry);
     agentRequests.subscribe(this.listener);
   }
 
   /** A request this process served failed with `code` (see errors.ts). */
   failed(code: string): void {
-    this.failures.inc({ code, source: this.source });
+    this.record({ failure: code });
   }
 
   stop(): void {
     agentRequests.unsubscribe(this.listener);
+  }
+
+  /** This process's own figures (not its sandbox's sample: see collect). */
+  async registry(): Promise<Registry> {
+    return (await this.load()).registry;
+  }
+
+  private record(recorded: Recorded): void {
+    if (this.figures) {
+      this.apply(this.figures, recorded);
+      return;
+    }
+    this.pending.push(recorded);
+    if (this.pending.length >= MAX_PENDING) void this.load();
+  }
+
+  private apply(figures: Figures, recorded: Recorded): void {
+    if ('failure' in recorded) {
+      figures.failures.inc({ code: recorded.failure, source: this.source });
+      return;
+    }
+    const end = recorded.request;
+    figures.latency.observe({ sandbox: this.sandboxId, method: end.method }, end.seconds);
+    if (end.failure)
+      figures.agentFailures.inc({ sandbox: this.sandboxId, method: end.method, code: end.failure });
+  }
+
+  private load(): Promise<Figures> {
+    // prom-client's default export: what an ES module (and esbuild's chunks) sees of its
+    // CommonJS module.
+    this.loading ??= Promise.all([import('prom-client'), import('./sandbox-metrics.js')]).then(
+      ([{ default: prom }, { failuresCounter }]) => {
+        const { Counter, Histogram, Registry } = prom;
+        const registry = new Registry();
+        const figures: Figures = {
+          registry,
+          latency: new Histogram({
+            name: 'hull_agent_request_duration_seconds',
+            help: 'Time from a request to the guest agent to its answer, by method',
+            labelNames: ['sandbox', 'method'],
+            buckets: REQUEST_BUCKETS,
+            registers: [registry],
+          }),
+          agentFailures: new Counter({
+            name: 'hull_agent_request_failures_total',
+            help: 'Requests to the guest agent that failed, by method and error code',
+            labelNames: ['sandbox', 'method', 'code'],
+            registers: [registry],
+          }),
+          failures: failuresCounter(registry),
+        };
+        for (const recorded of this.pending) this.apply(figures, recorded);
+        this.pending = [];
+        this.figures = figures;
+        return figures;
+      },
+    );
+    return this.loading;
   }
 
   /**
@@ -86,20 +141,11 @@ export class OwnerMetrics {
       const cost = pid ? await processCost(pid) : undefined;
       if (cost) sample.host.push({ process: name, ...cost });
     }
+    const { sandboxRegistry } = await import('./sandbox-metrics.js');
     const figures = sandboxRegistry([sample], false);
     return [
       ...(await figures.getMetricsAsJSON()),
-      ...(await this.registry.getMetricsAsJSON()),
+      ...(await (await this.registry()).getMetricsAsJSON()),
     ] as RegistryJson;
   }
-}
-
-/** Failures by error code: of command-line verbs (source cli), and of a shim's requests. */
-export function failuresCounter(registry: Registry): Counter<'code' | 'source'> {
-  return new Counter({
-    name: 'hull_failures_total',
-    help: 'Failed commands and requests, by error code and where they failed (cli, shim)',
-    labelNames: ['code', 'source'],
-    registers: [registry],
-  });
 }

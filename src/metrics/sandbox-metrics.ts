@@ -140,3 +140,13 @@ export function sandboxRegistry(samples: SandboxSample[], allStatuses = true): R
   for (const [status, count] of byStatus) sandboxes.set({ status }, count);
   return registry;
 }
+
+/** Failures by error code: of command-line verbs (source cli), and of a shim's requests. */
+export function failuresCounter(registry: Registry): Counter<'code' | 'source'> {
+  return new Counter({
+    name: 'hull_failures_total',
+    help: 'Failed commands and requests, by error code and where they failed (cli, shim)',
+    labelNames: ['code', 'source'],
+    registers: [registry],
+  });
+}

@@ -5,8 +5,9 @@ import type { Spec } from '../oci/spec.js';
 import { VmmCgroup } from '../sys/cgroup.js';
 import { HostMounter, removeUnmounted } from '../sys/mount.js';
 import { killProcessesMentioning } from '../sys/processes.js';
+import { containerDir } from './container-id.js';
 import { hostCgroupPath } from './host-cgroup.js';
-import { containerDir, type RuntimeSettings } from './runtime.js';
+import type { RuntimeSettings } from './runtime.js';
 
 /**
  * Creates the container's directory under the runtime root. Its existence is the claim on

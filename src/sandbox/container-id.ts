@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { HullError } from '../errors.js';
 
 /**
@@ -45,5 +46,18 @@ export function validateContainerId(id: string): string {
  * 64-hex ones, are stored under a short hash of themselves. The state file keeps the ID.
  */
 export function idDirectoryName(id: string): string {
-  return id.length <= 32 ? id : `id-${createHash('sha256').update(id).digest('hex').slice(0, 24)}`;
+  return id.length <= 32 ? id : `id-${sha256Hex(id).slice(0, 24)}`;
+}
+
+/** node:crypto, loaded by the first long ID: `hull state` of a short one does without it. */
+let crypto: typeof import('node:crypto') | undefined;
+
+function sha256Hex(text: string): string {
+  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+  return crypto.createHash('sha256').update(text).digest('hex');
+}
+
+/** The directory of a container's state under the runtime root. */
+export function containerDir(settings: { root: string }, id: string): string {
+  return join(settings.root, idDirectoryName(id));
 }

@@ -5,7 +5,7 @@ import { HullError } from '../errors.js';
 import { Monitor } from '../gen/hull/monitor/v1/monitor_pb.js';
 import { connectUnix } from '../sys/unix-socket.js';
 import { TtrpcClient } from '../ttrpc/client.js';
-import { MONITOR_SOCKET } from './monitor.js';
+import { MONITOR_SOCKET } from './monitor-socket.js';
 
 /** A command-line verb's connection to a container's monitor. */
 export class MonitorClient {

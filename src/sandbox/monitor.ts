@@ -25,11 +25,10 @@ import type { Bundle } from './bundle.js';
 import { containerArch } from './container-arch.js';
 import { type ContainerVm, ownVm } from './container-vm.js';
 import { hasCreateRuntimeHooks, runHostHooks } from './hooks.js';
+import { MONITOR_SOCKET } from './monitor-socket.js';
 import { defaultVcpus, type RuntimeSettings, startSandbox } from './runtime.js';
 import { type ContainerState, type Operation, requireAllowed, type Status, writeState } from './state.js';
 import { toWireStatus } from './wire-status.js';
-
-export const MONITOR_SOCKET = 'monitor.sock';
 
 /**
  * The long-lived host process of one container: it owns the container's VM (or, in a pod, has

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Spec } from '../oci/spec.js';
 import { identityOf } from '../sys/process-identity.js';
+import { containerDir } from './container-id.js';
 import { podOf, recordPod } from './pod-claim.js';
-import { containerDir } from './runtime.js';
 import { type ContainerState, writeState } from './state.js';
 
 /** Pinned namespaces as CRI-O's pinns leaves them: bind-mounted namespace files of a pod. */

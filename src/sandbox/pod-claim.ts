@@ -5,8 +5,9 @@ import type { Spec } from '../oci/spec.js';
 import { isPinnedNamespace } from '../sys/namespaces.js';
 import { isAlive } from '../sys/process-identity.js';
 import type { Bundle } from './bundle.js';
+import { containerDir } from './container-id.js';
 import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from './namespace-paths.js';
-import { containerDir, type RuntimeSettings } from './runtime.js';
+import type { RuntimeSettings } from './runtime.js';
 import { effectiveState, monitorOf, readState } from './state.js';
 
 /** The file in a container's directory naming the pod whose VM it runs in. */

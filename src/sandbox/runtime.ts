@@ -31,7 +31,6 @@ import {
   templateConfigOf,
   templateKey,
 } from '../template/clone.js';
-import { idDirectoryName } from './container-id.js';
 import { hostCgroupLimits, hostCgroupPath } from './host-cgroup.js';
 import { withLock } from './lock.js';
 import { Sandbox, type SandboxOptions, vmConfigFor } from './sandbox.js';
@@ -224,11 +223,6 @@ export async function agentSnapshotFor(
  */
 export function templating(): boolean {
   return setting('template') === 'on' && setting('debugConsole') !== 'on';
-}
-
-/** The directory of a container's state under the runtime root. */
-export function containerDir(settings: RuntimeSettings, id: string): string {
-  return join(settings.root, idDirectoryName(id));
 }
 
 /**

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError, isHullError } from '../errors.js';
-import { containerDir, type RuntimeSettings } from '../sandbox/runtime.js';
+import { containerDir } from '../sandbox/container-id.js';
+import type { RuntimeSettings } from '../sandbox/runtime.js';
 import { effectiveState, readState } from '../sandbox/state.js';
 import { run } from '../sys/exec.js';
 

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { Process } from '../oci/spec.js';
 import { AttachedProcess, type HostStdio, inputOf, type ProcessExit } from '../sandbox/attached-process.js';
+import { containerDir } from '../sandbox/container-id.js';
 import { MonitorClient } from '../sandbox/monitor-client.js';
-import { containerDir, type RuntimeSettings } from '../sandbox/runtime.js';
+import type { RuntimeSettings } from '../sandbox/runtime.js';
 
 /** A process exec'd in a sandbox's container, its stdio relayed to host streams. */
 export interface GuestProcess {

@@ -29,7 +29,7 @@ import { taskService } from './task-service.js';
  */
 export async function serveShim(flags: ShimFlags, podId: string): Promise<void> {
   const sink = openShimLog(flags.bundle);
-  if (sink) configureLogging({ destination: sink, level: flags.debug ? 'debug' : 'info' });
+  if (sink) await configureLogging({ destination: sink, level: flags.debug ? 'debug' : 'info' });
   const log = logger('shim');
   const dir = podDir(flags, podId);
   const socketPath = join(dir, SHIM_SOCKET);

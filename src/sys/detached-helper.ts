@@ -13,6 +13,8 @@ export interface HelperOptions {
   timeoutMs?: number;
   /** A program the helper runs under, which execs it (`unshare --net --`): its pid stays the helper's. */
   wrapper?: string[];
+  /** Node's own options (V8 flags) for the helper, given before its script. */
+  nodeOptions?: string[];
   /**
    * Answers a question the helper asks before it is ready ("ask …" lines): what it needs done
    * by its parent, in the parent's context. The answer goes back as one line; a throw ends
@@ -33,7 +35,7 @@ export async function spawnDetachedHelper(
   options: HelperOptions,
 ): Promise<{ pid: number; detail: string }> {
   const [program, ...wrapperArgs] = [...(options.wrapper ?? []), process.execPath];
-  const child = spawn(program!, [...wrapperArgs, process.argv[1]!, ...args], {
+  const child = spawn(program!, [...wrapperArgs, ...(options.nodeOptions ?? []), process.argv[1]!, ...args], {
     stdio: options.keepStdio
       ? ['inherit', 'inherit', 'inherit', 'pipe']
       : ['ignore', 'ignore', 'ignore', 'pipe'],

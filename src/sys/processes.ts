@@ -89,3 +89,46 @@ export async function processCost(pid: number): Promise<ProcessCost | undefined>
 
 /** USER_HZ: the unit of /proc/<pid>/stat times, 100 on every Linux architecture hull runs on. */
 const CLOCK_TICKS_PER_SECOND = 100;
+
+/** A process's PSS by kind of mapping, in bytes (see memoryByMapping). */
+export interface MemoryByMapping {
+  total: number;
+  /**
+   * Anonymous mappings that are executable: in QEMU under TCG, the translation cache (the
+   * guest's code translated for the host), which KVM does not have.
+   */
+  anonymousExecutable: number;
+  /** Other anonymous memory: heaps, guest RAM, stacks. */
+  anonymous: number;
+  /** Mapped files: the programs and libraries, and guest RAM or images backed by files. */
+  file: number;
+}
+
+/** A process's PSS split by kind of mapping, from /proc/<pid>/smaps; undefined once it is gone. */
+export async function memoryByMapping(pid: number): Promise<MemoryByMapping | undefined> {
+  let smaps: string;
+  try {
+    smaps = await readFile(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const memory: MemoryByMapping = { total: 0, anonymousExecutable: 0, anonymous: 0, file: 0 };
+  let kind: 'anonymousExecutable' | 'anonymous' | 'file' = 'anonymous';
+  for (const line of smaps.split('\n')) {
+    // A mapping's header: "start-end perms offset dev inode [path]".
+    const header = /^[0-9a-f]+-[0-9a-f]+ ([rwxps-]{4}) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (header) {
+      const [, perms, inode, path] = header;
+      // memfd and shared anonymous memory have an inode but are anonymous all the same.
+      const anonymous = inode === '0' || path!.startsWith('/memfd:') || path!.startsWith('/dev/zero');
+      kind = !anonymous ? 'file' : perms!.includes('x') ? 'anonymousExecutable' : 'anonymous';
+      continue;
+    }
+    const pss = /^Pss:\s+(\d+) kB$/.exec(line);
+    if (pss) {
+      memory[kind] += Number(pss[1]) * 1024;
+      memory.total += Number(pss[1]) * 1024;
+    }
+  }
+  return memory;
+}

@@ -11,7 +11,7 @@ import { processesMentioning, statusField } from '../../src/sys/processes.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 
 /** The bundled CLI, run with this very node so tests can narrow PATH without losing node. */
-export const HULL = resolve(fileURLToPath(import.meta.url), '../../../bundle/hull.mjs');
+export const HULL = resolve(fileURLToPath(import.meta.url), '../../../bundle/hull.cjs');
 
 export interface HullResult {
   code: number | null;

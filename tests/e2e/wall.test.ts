@@ -6,7 +6,7 @@ import type { DescService } from '@bufbuild/protobuf';
 import { AgentClient } from '../../src/agent/client.js';
 import { AgentService } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import { shareServerOf } from '../../src/hypervisor/jail/share-server.js';
-import { MONITOR_SOCKET } from '../../src/sandbox/monitor.js';
+import { MONITOR_SOCKET } from '../../src/sandbox/monitor-socket.js';
 import { statusField } from '../../src/sys/processes.js';
 import { connectUnix } from '../../src/sys/unix-socket.js';
 import { TtrpcClient } from '../../src/ttrpc/client.js';

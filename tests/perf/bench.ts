@@ -21,9 +21,13 @@
  * tests/perf/arm64.ts), and writes them as JSON. Machines here are shared and noisy: only
  * ratios taken in the same run mean anything.
  *
- *   npm run bench [-- --runs N --rootfs-runs N --out FILE --part all|start|network|memory|density|rootfs|serve|saved|arm64]
+ * First of all, what a verb costs beyond Node: `hull list` on an empty root ÷ `node -e 0`, pair
+ * by pair (tests/perf/cli-start.ts); and beside the start figures, the phases of one templated
+ * run, from its `hull run --trace`.
+ *
+ *   npm run bench [-- --runs N --rootfs-runs N --out FILE --part all|cli|start|network|memory|density|rootfs|serve|saved|arm64]
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,9 +36,11 @@ import { QemuHypervisor } from '../../src/hypervisor/qemu/qemu.js';
 import { currentImage } from '../../src/image/manifest.js';
 import { agentSnapshotFor, defaultMemoryMiB, vmTargetFor } from '../../src/sandbox/runtime.js';
 import { which } from '../../src/sys/exec.js';
+import type { TraceFile } from '../../src/trace/boot-trace.js';
 import { HULL } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { measureArm64, printArm64 } from './arm64.js';
+import { measureCliStart } from './cli-start.js';
 import { measureDensity } from './density.js';
 import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js';
 import { measureNetwork, median, type NetworkFigures } from './network.js';
@@ -53,7 +59,7 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-const PARTS = ['all', 'start', 'network', 'memory', 'density', 'rootfs', 'serve', 'saved', 'arm64'];
+const PARTS = ['all', 'cli', 'start', 'network', 'memory', 'density', 'rootfs', 'serve', 'saved', 'arm64'];
 if (!PARTS.includes(values.part!)) {
   throw new Error(`--part ${values.part}: use one of ${PARTS.join(', ')}`);
 }
@@ -119,6 +125,13 @@ async function measureStart(scratch: string) {
     process.stderr.write('.');
   }
   process.stderr.write('\n');
+  const traced = join(scratch, 'templated-trace.json');
+  timed(
+    process.execPath,
+    [HULL, '--root', root, 'run', '--trace', traced, '-b', bundle, 'bench-traced'],
+    templated,
+  );
+  const templatedTrace = tracePhases(JSON.parse(await readFile(traced, 'utf8')) as TraceFile);
   const floor = median(samples.floor);
   const hull = median(samples.hull);
   const hullNoSnapshot = median(samples.hullNoSnapshot);
@@ -147,6 +160,7 @@ async function measureStart(scratch: string) {
     },
     target: { hullOverFloor: 1.25, templateOverCold: 0.15 },
     samplesMs: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map(Math.round)])),
+    templatedTraceMs: templatedTrace,
   };
   console.log(`accelerator: ${accel} (${reason}), CPU model ${target.cpuModel}`);
   console.log(
@@ -157,7 +171,17 @@ async function measureStart(scratch: string) {
   console.log(`P1: hull run from the template / floor = ${result.ratios.templateOverFloor}`);
   console.log(`hull run cold with the agent snapshot / without = ${result.ratios.snapshotOverNoSnapshot}`);
   if (runcMs) console.log(`hull run / runc  = ${result.ratios.hullOverRunc}`);
+  console.log(
+    `trace of a templated hull run true: ${Object.entries(templatedTrace)
+      .map(([phase, ms]) => `${phase} ${ms}`)
+      .join(', ')} (ms)`,
+  );
   return result;
+}
+
+/** A trace's phases in their order, each with its milliseconds (a guest phase beside the host's). */
+function tracePhases(trace: TraceFile): Record<string, number> {
+  return Object.fromEntries(trace.traceEvents.map((e) => [e.name, Math.round(e.dur / 1000)]));
 }
 
 function printNetwork(figures: NetworkFigures): void {
@@ -172,18 +196,24 @@ function printNetwork(figures: NetworkFigures): void {
 const scratch = await mkdtemp(join(tmpdir(), 'hull-bench-'));
 try {
   const part = (name: string) => values.part === 'all' || values.part === name;
+  const cli = part('cli') ? await measureCliStart(scratch) : undefined;
+  if (cli) {
+    console.log(
+      `hull list / node -e 0 = ${cli.hullListOverNode} (goal <= 1.3; median of ${cli.pairs} pairs: ${cli.medianMs.hullList} vs ${cli.medianMs.node} ms)`,
+    );
+  }
   const start = part('start') ? await measureStart(scratch) : undefined;
   const network = part('network') ? await measureNetwork(scratch, runs) : undefined;
   if (network) printNetwork(network);
   const idleMemory = part('memory') ? await measureIdleMemory(scratch) : undefined;
   const templatedIdleMemory = part('memory') ? await measureTemplatedIdleMemory(scratch) : undefined;
   if (idleMemory && templatedIdleMemory) {
-    const show = (figures: typeof idleMemory) =>
-      `QEMU ${figures.pssMiB.qemu} MiB + monitor ${figures.pssMiB.monitor} MiB = ${figures.pssMiB.sandbox} MiB PSS`;
+    const show = ({ pssMiB: m }: typeof idleMemory) =>
+      `QEMU ${m.qemu} MiB (${m.qemuTranslatedCode} of it TCG's translated code) + monitor ${m.monitor} MiB = ${m.sandbox} MiB PSS, ${m.sandboxWithoutTranslatedCode} MiB without the translated code`;
     const t = templatedIdleMemory;
     console.log(`P3: idle sandbox, median of ${t.sandboxes} side by side, booted: ${show(idleMemory)}`);
     console.log(
-      `P3: idle sandbox, median of ${t.sandboxes} side by side, cloned: ${show(t)} (goal <= 60); their template holds ${t.templateHeldMiB} MiB, with a tenth of it ${t.sandboxWithTemplateShareMiB} MiB`,
+      `P3: idle sandbox, median of ${t.sandboxes} side by side, cloned: ${show(t)} (goal <= 55 without the translated code); their template holds ${t.templateHeldMiB} MiB, with a tenth of it ${t.sandboxWithTemplateShareMiB} MiB`,
     );
     console.log(`P3: cloned / booted = ${(t.pssMiB.sandbox / idleMemory.pssMiB.sandbox).toFixed(3)}`);
   }
@@ -210,7 +240,18 @@ try {
   if (saved) printSavedVms(saved);
   const serve = part('serve') ? await measureServe(scratch, runs) : undefined;
   if (serve) printServe(serve);
-  const result = { ...start, network, idleMemory, templatedIdleMemory, arm64, density, rootfs, serve, saved };
+  const result = {
+    cli,
+    ...start,
+    network,
+    idleMemory,
+    templatedIdleMemory,
+    arm64,
+    density,
+    rootfs,
+    serve,
+    saved,
+  };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written to ${resolve(values.out!)}`);
 } finally {

@@ -3,13 +3,15 @@
  * `sleep` containers are started with `hull run -d`, left to settle, and each sandbox's
  * processes (QEMU and its monitor) are counted by proportional set size, so pages shared
  * between sandboxes (QEMU's code, the guest kernel file, a template's memory that clones
- * read) count once in all. The figure is the median sandbox; every sandbox is deleted after.
+ * read) count once in all. The figure is the median sandbox, with and without QEMU's executable
+ * anonymous memory (under TCG its translated code, which KVM does not have); every sandbox is
+ * deleted after.
  * Cloned sandboxes also share their template's memory, held by a process of its own that maps
  * none of it: what it holds is given apart, and divided among the sandboxes in an upper bound.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { processCost, processesMentioning } from '../../src/sys/processes.js';
+import { memoryByMapping, processesMentioning } from '../../src/sys/processes.js';
 import type { ListedTemplate } from '../../src/template/store.js';
 import { hull, hullDetached } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
@@ -17,8 +19,18 @@ import { median } from './network.js';
 
 export interface IdleMemoryFigures {
   sandboxes: number;
-  /** The median sandbox, in MiB: QEMU, its monitor, and both. */
-  pssMiB: { qemu: number; monitor: number; sandbox: number };
+  /**
+   * The median sandbox, in MiB: QEMU, its monitor, and both; QEMU's executable anonymous
+   * memory (under TCG its translated code, which KVM does not have) on its own, and the
+   * sandbox without it.
+   */
+  pssMiB: {
+    qemu: number;
+    qemuTranslatedCode: number;
+    monitor: number;
+    sandbox: number;
+    sandboxWithoutTranslatedCode: number;
+  };
 }
 
 export interface TemplatedMemoryFigures extends IdleMemoryFigures {
@@ -87,22 +99,33 @@ export async function idleSandboxes(
     process.stderr.write('\n');
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const qemu: number[] = [];
+    const translatedCode: number[] = [];
     const monitor: number[] = [];
     for (const id of ids) {
       const state = JSON.parse((await hull(['--root', root, 'state', id])).stdout) as { pid: number };
       const [vmm] = await processesMentioning(`${join(root, id)}/`, (cmdline) =>
         cmdline.includes('qemu-system'),
       );
-      const costs = await Promise.all([vmm, state.pid].map((pid) => (pid ? processCost(pid) : undefined)));
+      const costs = await Promise.all(
+        [vmm, state.pid].map((pid) => (pid ? memoryByMapping(pid) : undefined)),
+      );
       if (!costs[0] || !costs[1]) throw new Error(`${id}: its QEMU or monitor is not running`);
-      qemu.push(costs[0].pssBytes / MiB);
-      monitor.push(costs[1].pssBytes / MiB);
+      qemu.push(costs[0].total / MiB);
+      translatedCode.push(costs[0].anonymousExecutable / MiB);
+      monitor.push(costs[1].total / MiB);
     }
     const sandbox = qemu.map((q, i) => q + monitor[i]!);
+    const withoutCode = sandbox.map((s, i) => s - translatedCode[i]!);
     const round = (x: number) => Math.round(x);
     return {
       sandboxes: count,
-      pssMiB: { qemu: round(median(qemu)), monitor: round(median(monitor)), sandbox: round(median(sandbox)) },
+      pssMiB: {
+        qemu: round(median(qemu)),
+        qemuTranslatedCode: round(median(translatedCode)),
+        monitor: round(median(monitor)),
+        sandbox: round(median(sandbox)),
+        sandboxWithoutTranslatedCode: round(median(withoutCode)),
+      },
       extra: await alongside?.(),
     };
   } finally {
