@@ -61,11 +61,12 @@ export function qemuPaths(runDir: string): QemuPaths & { jailRoot: string; migra
     qmpSocket: join(runDir, 'qmp.sock'),
     // A template's device state comes out here: QEMU 7.2 migrates to a descriptor only by
     // a name passed over QMP with SCM_RIGHTS, which Node cannot send.
-    migrationSocket: join(runDir, 'migration.sock'),
+    // Short: with agent.sock, the longest name here, it bounds how deep a state directory may be.
+    migrationSocket: join(runDir, 'mig.sock'),
     consoleLog: join(runDir, 'console.log'),
     jailRoot: join(runDir, 'vmm-root'),
   };
-  if (Buffer.byteLength(paths.migrationSocket) > MAX_SOCKET_PATH) {
+  if (Buffer.byteLength(paths.agentSocket) > MAX_SOCKET_PATH) {
     throw new HullError(
       'ERR_USAGE',
       `the state directory ${runDir} is too long for unix sockets: use a shorter --root`,
