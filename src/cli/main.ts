@@ -29,6 +29,7 @@ import { registerPodVm } from './pod-vm.js';
 import { registerPs } from './ps.js';
 import { registerRestore } from './restore.js';
 import { registerResume } from './resume.js';
+import { registerResumeSaved } from './resume-saved.js';
 import { registerRun } from './run.js';
 import { registerSpec } from './spec.js';
 import { registerStart } from './start.js';
@@ -74,6 +75,7 @@ function program(): Command {
   for (const register of [
     registerRun,
     registerCreate,
+    registerResumeSaved,
     registerPodVm,
     registerStart,
     registerState,

@@ -61,6 +61,7 @@ const STATUS: Partial<Record<string, number>> = {
   ERR_ROUTE: 404,
   ERR_EXISTS: 409,
   ERR_STATE: 409,
+  ERR_SAVED_STATE: 409,
   ERR_NO_NETWORK: 409,
   ERR_TOO_LARGE: 413,
   ERR_LIMIT: 429,
@@ -169,6 +170,8 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
       await sandboxes.kill(record.sandboxId);
       return reply.code(204).send();
     },
+    pauseSandbox: async (request) => sandboxes.pause(sandboxOf(request).sandboxId),
+    resumeSandbox: async (request) => sandboxes.resume(sandboxOf(request).sandboxId),
     setSandboxTimeout: async (request) =>
       sandboxes.setTimeout(sandboxOf(request).sandboxId, (request.body as SetTimeoutRequest).timeoutMs),
     portUrl: async (request) => {

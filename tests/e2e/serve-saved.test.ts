@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { HullApiError, Sandbox } from 'hull/sdk';
+import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
+import { killEverySandbox, serveStateDir } from '../fixtures/serve.js';
+import { type HullRun, privateDirs, qemuProcessesUsing, startHull } from './harness.js';
+
+/** The counter lines a sandbox's loop appended to /count, as numbers. */
+async function countsOf(sandbox: Sandbox): Promise<number[]> {
+  const text = (await sandbox.commands.run('cat /count')).stdout;
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => Number(line));
+}
+
+/** Whether `counts` is 1, 2, 3, … with no gap and no restart. */
+function assertOneRun(counts: number[]): void {
+  assert.deepEqual(
+    counts,
+    Array.from({ length: counts.length }, (_, i) => i + 1),
+    'the counter went on from where it was, never from 1 again',
+  );
+}
+
+/**
+ * Issue 28: a sandbox of `hull serve` paused to disk (its VM's memory and devices saved, no
+ * QEMU left) and resumed through the SDK, with a process holding a counter in memory that
+ * goes on counting, across a server killed and started again; a damaged saved state refused
+ * in one line, the sandbox left paused.
+ */
+describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let registry: Registry;
+  let image: string;
+  let env: NodeJS.ProcessEnv;
+  let server: HullRun | undefined;
+  let api: string;
+  let sandbox: Sandbox;
+
+  const containerDir = (id: string) => join(dirs.root, id);
+  const savedState = (id: string) => join(dirs.root, '@serve', 'sandboxes', id, 'saved', 'vm.state');
+
+  async function startServe(): Promise<void> {
+    server = startHull(['--root', dirs.root, 'serve', '--listen', api], { env, input: null });
+    await server.waitForOutput('listening on', 60_000);
+  }
+
+  async function stopServe(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    server?.child.kill(signal);
+    await server?.result;
+    server = undefined;
+  }
+
+  before(async () => {
+    dirs = await privateDirs('serve-saved');
+    const state = await serveStateDir(dirs.scratch);
+    env = { HULL_STATE_DIR: state };
+    registry = await startRegistry(join(dirs.scratch, 'registry'));
+    image = await pushBusybox(dirs.scratch, registry);
+    api = `unix:${join(dirs.scratch, 'api.sock')}`;
+    await startServe();
+    sandbox = await Sandbox.create({ api, image, network: 'none', timeoutMs: 900_000 });
+    // A counter held in the shell's memory, each value appended to a file of the disk.
+    await sandbox.commands.run('i=0; while true; do i=$((i+1)); echo $i >> /count; sleep 0.2; done', {
+      background: true,
+    });
+  });
+
+  after(async () => {
+    await killEverySandbox(api);
+    await stopServe();
+    await registry?.stop();
+    assert.deepEqual(await qemuProcessesUsing(`${dirs.root}/`), [], 'no QEMU process is left');
+    await dirs?.cleanup();
+  });
+
+  test('pause → server killed and started again → resume: the counter goes on from where it was', async () => {
+    await new Promise((r) => setTimeout(r, 2000));
+    const beforePause = await countsOf(sandbox);
+    assert.ok(beforePause.length >= 3, `the counter runs: ${beforePause.length}`);
+    const pauseStarted = Date.now();
+    await sandbox.pause();
+    const pauseMs = Date.now() - pauseStarted;
+    assert.equal((await sandbox.getInfo()).status, 'paused');
+    assert.deepEqual(
+      await qemuProcessesUsing(containerDir(sandbox.sandboxId)),
+      [],
+      'a paused sandbox has no QEMU',
+    );
+
+    await stopServe('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000));
+    await startServe();
+    const listed = await Sandbox.list({ api });
+    assert.deepEqual(
+      listed.map((s) => [s.sandboxId, s.status]),
+      [[sandbox.sandboxId, 'paused']],
+      'the restarted server keeps the paused sandbox, paused',
+    );
+    assert.deepEqual(await qemuProcessesUsing(containerDir(sandbox.sandboxId)), []);
+
+    const resumeStarted = Date.now();
+    const resumed = await Sandbox.resume(sandbox.sandboxId, { api });
+    const resumeMs = Date.now() - resumeStarted;
+    console.log(`pause ${pauseMs} ms, resume ${resumeMs} ms`);
+    assert.equal(resumed.info.status, 'running');
+    await new Promise((r) => setTimeout(r, 2000));
+    const afterResume = await countsOf(resumed);
+    assertOneRun(afterResume);
+    assert.ok(
+      afterResume.length >= beforePause.length + 5,
+      `it counts on after the resume: ${beforePause.length} before, ${afterResume.length} now`,
+    );
+    sandbox = resumed;
+  });
+
+  test('a damaged saved state is refused in one line and the sandbox stays paused; connect resumes it once whole', async () => {
+    await sandbox.pause();
+    const path = savedState(sandbox.sandboxId);
+    const file = await open(path, 'r+');
+    const { size } = await file.stat();
+    const middle = Math.floor(size / 2);
+    const byte = Buffer.alloc(1);
+    await file.read(byte, 0, 1, middle);
+    await file.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, middle);
+    try {
+      await assert.rejects(Sandbox.resume(sandbox.sandboxId, { api }), (err: unknown) => {
+        assert.ok(err instanceof HullApiError, String(err));
+        assert.equal(err.code, 'ERR_SAVED_STATE', err.message);
+        assert.match(err.message, /SHA-256 is not the one recorded at save; the sandbox stays paused$/);
+        assert.doesNotMatch(err.message, /\n/);
+        return true;
+      });
+      assert.equal((await sandbox.getInfo()).status, 'paused');
+      assert.deepEqual(await qemuProcessesUsing(containerDir(sandbox.sandboxId)), []);
+    } finally {
+      await file.write(byte, 0, 1, middle);
+      await file.close();
+    }
+    assert.ok((await readdir(join(dirs.root, '@serve', 'sandboxes', sandbox.sandboxId, 'saved'))).length > 0);
+
+    const again = await Sandbox.connect(sandbox.sandboxId, { api });
+    assert.equal((await again.getInfo()).status, 'running');
+    assertOneRun(await countsOf(again));
+    sandbox = again;
+  });
+});
