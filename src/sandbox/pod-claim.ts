@@ -1,6 +1,7 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
+import { ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
 import type { Spec } from '../oci/spec.js';
 import { isPinnedNamespace } from '../sys/namespaces.js';
 import { isAlive } from '../sys/process-identity.js';
@@ -32,6 +33,9 @@ export interface PodPlacement {
  * the monitor of a live container of the same root names that container's pod.
  */
 export async function podOf(settings: RuntimeSettings, spec: Spec): Promise<PodPlacement | undefined> {
+  // A container with its root on disks has a VM of its own (only that VM has its disks): a
+  // sandbox of `hull serve`, whose pinned network namespace is its own, not a pod's.
+  if (spec.annotations?.[ROOTFS_IMAGE_ANNOTATION] !== undefined) return undefined;
   const namespaces = spec.linux?.namespaces ?? [];
   for (const type of POD_KEY_TYPES) {
     const path = namespaces.find((ns) => ns.type === type)?.path;

@@ -7,6 +7,25 @@ import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.
 import { killEverySandbox, serveStateDir } from '../fixtures/serve.js';
 import { type HullRun, privateDirs, qemuProcessesUsing, startHull } from './harness.js';
 
+/** The body `url` answers with, or undefined when nothing answers within 3 s. */
+async function answers(url: string): Promise<string | undefined> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    return await response.text();
+  } catch {
+    return undefined;
+  }
+}
+
+async function answersSoon(url: string): Promise<string | undefined> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const text = await answers(url);
+    if (text !== undefined || Date.now() > deadline) return text;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 /** The counter lines a sandbox's loop appended to /count, as numbers. */
 async function countsOf(sandbox: Sandbox): Promise<number[]> {
   const text = (await sandbox.commands.run('cat /count')).stdout;
@@ -146,5 +165,24 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     assert.equal((await again.getInfo()).status, 'running');
     assertOneRun(await countsOf(again));
     sandbox = again;
+  });
+
+  test('a sandbox with a network: its port URL answers again after a resume; one killed while paused leaves nothing', async () => {
+    const web = await Sandbox.create({ api, image, timeoutMs: 900_000 });
+    await web.commands.run('mkdir -p /www && echo hello-saved > /www/index.html && httpd -p 8080 -h /www');
+    const url = await web.ports.url(8080);
+    assert.equal(await answersSoon(`${url}/`), 'hello-saved\n');
+    await web.pause();
+    assert.equal(await answers(`${url}/`), undefined, 'a paused sandbox answers nothing');
+    const resumed = await Sandbox.resume(web.sandboxId, { api });
+    assert.equal(await answersSoon(`${url}/`), 'hello-saved\n', 'the same URL answers after the resume');
+    assert.equal((await resumed.commands.run('cat /www/index.html')).stdout, 'hello-saved\n');
+
+    await resumed.pause();
+    await resumed.kill();
+    assert.deepEqual(await qemuProcessesUsing(containerDir(web.sandboxId)), []);
+    const left = await readdir(join(dirs.root, '@serve', 'sandboxes')).catch(() => [] as string[]);
+    assert.ok(!left.includes(web.sandboxId), 'nothing of the killed paused sandbox is left');
+    assert.ok(!(await readdir(dirs.root)).includes(web.sandboxId), 'nor its container');
   });
 });
