@@ -170,8 +170,24 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
       await sandboxes.kill(record.sandboxId);
       return reply.code(204).send();
     },
-    pauseSandbox: async (request) => sandboxes.pause(sandboxOf(request).sandboxId),
-    resumeSandbox: async (request) => sandboxes.resume(sandboxOf(request).sandboxId),
+    pauseSandbox: async (request) => {
+      const { sandboxId, paused } = sandboxOf(request);
+      if (paused) return sandboxes.info(sandboxOf(request));
+      commands.letGoOfSandbox(sandboxId);
+      try {
+        return await sandboxes.pause(sandboxId);
+      } catch (err) {
+        // Still running: its commands are followed again.
+        if (!sandboxOf(request).paused) await commands.recover([sandboxId]);
+        throw err;
+      }
+    },
+    resumeSandbox: async (request) => {
+      const { sandboxId, paused } = sandboxOf(request);
+      const info = await sandboxes.resume(sandboxId);
+      if (paused) await commands.recover([sandboxId]);
+      return info;
+    },
     setSandboxTimeout: async (request) =>
       sandboxes.setTimeout(sandboxOf(request).sandboxId, (request.body as SetTimeoutRequest).timeoutMs),
     portUrl: async (request) => {

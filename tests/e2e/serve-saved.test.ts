@@ -58,6 +58,7 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
   let server: HullRun | undefined;
   let api: string;
   let sandbox: Sandbox;
+  let counterId: string;
 
   const containerDir = (id: string) => join(dirs.root, id);
   const savedState = (id: string) => join(dirs.root, '@serve', 'sandboxes', id, 'saved', 'vm.state');
@@ -83,9 +84,11 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     await startServe();
     sandbox = await Sandbox.create({ api, image, network: 'none', timeoutMs: 900_000 });
     // A counter held in the shell's memory, each value appended to a file of the disk.
-    await sandbox.commands.run('i=0; while true; do i=$((i+1)); echo $i >> /count; sleep 0.2; done', {
-      background: true,
-    });
+    const counter = await sandbox.commands.run(
+      'i=0; while true; do i=$((i+1)); echo $i >> /count; echo "tick $i"; sleep 0.2; done',
+      { background: true },
+    );
+    counterId = counter.commandId;
   });
 
   after(async () => {
@@ -133,6 +136,19 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
       afterResume.length >= beforePause.length + 5,
       `it counts on after the resume: ${beforePause.length} before, ${afterResume.length} now`,
     );
+    // Its background command is followed again, as after a server restart.
+    let followed = '';
+    const handle = await resumed.commands.connect(counterId, {
+      onStdout: (d) => {
+        followed += d;
+      },
+    });
+    const deadline = Date.now() + 30_000;
+    while (!/tick \d+\n[\s\S]*tick \d+\n/.test(followed) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    handle.disconnect();
+    assert.match(followed, /tick \d+\n/, "the background command's output is followed again");
     sandbox = resumed;
   });
 
