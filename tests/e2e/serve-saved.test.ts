@@ -106,11 +106,24 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     const pauseStarted = Date.now();
     await sandbox.pause();
     const pauseMs = Date.now() - pauseStarted;
-    assert.equal((await sandbox.getInfo()).status, 'paused');
+    const paused = await sandbox.getInfo();
+    assert.equal(paused.status, 'paused');
     assert.deepEqual(
       await qemuProcessesUsing(containerDir(sandbox.sandboxId)),
       [],
       'a paused sandbox has no QEMU',
+    );
+    await assert.rejects(sandbox.commands.run('true'), (err: unknown) => {
+      assert.ok(err instanceof HullApiError && err.code === 'ERR_STATE' && err.status === 409, String(err));
+      assert.match(err.message, /is paused: resume it first/);
+      return true;
+    });
+    // Its time to live does not run while it is paused: the expiry moves on with the clock.
+    await new Promise((r) => setTimeout(r, 1500));
+    const later = await sandbox.getInfo();
+    assert.ok(
+      Date.parse(later.expiresAt) - Date.parse(paused.expiresAt) >= 1000,
+      `expiry ${paused.expiresAt} then ${later.expiresAt}`,
     );
 
     await stopServe('SIGKILL');
