@@ -63,8 +63,11 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
   const containerDir = (id: string) => join(dirs.root, id);
   const savedState = (id: string) => join(dirs.root, '@serve', 'sandboxes', id, 'saved', 'vm.state');
 
-  async function startServe(): Promise<void> {
-    server = startHull(['--root', dirs.root, 'serve', '--listen', api], { env, input: null });
+  async function startServe(extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
+    server = startHull(['--root', dirs.root, 'serve', '--listen', api], {
+      env: { ...env, ...extraEnv },
+      input: null,
+    });
     await server.waitForOutput('listening on', 60_000);
   }
 
@@ -213,5 +216,25 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     const left = await readdir(join(dirs.root, '@serve', 'sandboxes')).catch(() => [] as string[]);
     assert.ok(!left.includes(web.sandboxId), 'nothing of the killed paused sandbox is left');
     assert.ok(!(await readdir(dirs.root)).includes(web.sandboxId), 'nor its container');
+  });
+
+  test('a sandbox whose VM was booted, not cloned, is not paused: one line, and it runs on', async () => {
+    await stopServe();
+    await startServe({ HULL_TEMPLATE: 'off' });
+    try {
+      const booted = await Sandbox.create({ api, image, network: 'none', timeoutMs: 900_000 });
+      await assert.rejects(booted.pause(), (err: unknown) => {
+        assert.ok(err instanceof HullApiError && err.code === 'ERR_UNSUPPORTED', String(err));
+        assert.match(err.message, /turn templates on/);
+        assert.doesNotMatch(err.message, /\n/);
+        return true;
+      });
+      assert.equal((await booted.getInfo()).status, 'running');
+      assert.equal((await booted.commands.run('echo still here')).stdout, 'still here\n');
+      await booted.kill();
+    } finally {
+      await stopServe();
+      await startServe();
+    }
   });
 });
