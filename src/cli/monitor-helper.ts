@@ -19,6 +19,8 @@ interface MonitorOptions {
   consoleSocket?: string;
   /** The pod whose VM the container runs in (pod-claim.ts), when it is in one. */
   pod?: string;
+  /** The directory the container's VM was paused to: resumed from it (see `_resume`). */
+  resumeFrom?: string;
 }
 
 /**
@@ -32,6 +34,7 @@ export function registerMonitorHelper(program: Command): void {
     .requiredOption('--bundle <dir>')
     .option('--console-socket <path>')
     .option('--pod <key>')
+    .option('--resume-from <dir>')
     .action(async (id: string, options: MonitorOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const settings = settingsFrom(globals);
@@ -52,6 +55,7 @@ export function registerMonitorHelper(program: Command): void {
             createRuntimeHooks: (state) =>
               askParent(`${HOOKS_QUESTION}${JSON.stringify(state)}`).then(() => {}),
             podVm: options.pod ? podVmOf(globals, options.pod, id, bundle) : undefined,
+            resumeFrom: options.resumeFrom,
           },
           AbortSignal.timeout(300_000),
         );

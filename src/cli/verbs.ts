@@ -20,6 +20,7 @@ export const VERBS: readonly Verb[] = [
   { words: ['run'], load: async () => (await import('./run.js')).registerRun },
   { words: ['create'], load: async () => (await import('./create.js')).registerCreate },
   { words: ['_monitor'], load: async () => (await import('./monitor-helper.js')).registerMonitorHelper },
+  { words: ['_resume'], load: async () => (await import('./resume-saved.js')).registerResumeSaved },
   { words: ['_podvm'], load: async () => (await import('./pod-vm.js')).registerPodVm },
   { words: ['start'], load: async () => (await import('./start.js')).registerStart },
   { words: ['state'], load: async () => (await import('./state.js')).registerState },

@@ -1,4 +1,7 @@
 import type { AgentClient } from '../agent/client.js';
+import { HullError } from '../errors.js';
+import { saveRunningVm } from '../snapshot/saved-vm.js';
+import type { SavedStateRecord } from '../snapshot/state-file.js';
 import type { Sandbox } from './sandbox.js';
 
 /**
@@ -21,6 +24,11 @@ export interface ContainerVm {
   shutdown(): void;
   /** Takes the container out of the VM, and a VM of its own away. Safe to call twice. */
   release(): Promise<void>;
+  /**
+   * Saves the VM to `dir` and stops it (pause to disk, see snapshot/saved-vm.ts); the caller
+   * then releases it. Only a VM of the container's own.
+   */
+  saveTo(dir: string, signal: AbortSignal): Promise<SavedStateRecord>;
 }
 
 /** A lone container's VM: the monitor owns it, and it ends with the container. */
@@ -34,5 +42,14 @@ export function ownVm(sandbox: Sandbox): ContainerVm {
     explainFailure: (err, what) => sandbox.explainFailure(err, what),
     shutdown: () => void sandbox.vm.stop(),
     release: () => sandbox.destroy(),
+    saveTo: (dir, signal) => {
+      if (!sandbox.saving) throw new HullError('ERR_UNSUPPORTED', 'this VM cannot be saved');
+      return saveRunningVm(
+        { vm: sandbox.vm, agent: sandbox.agent, ...sandbox.saving },
+        dir,
+        { resume: false },
+        signal,
+      );
+    },
   };
 }

@@ -37,6 +37,7 @@ export class MonitorClient {
     this.call(Monitor.method.update, { resourcesJson: Buffer.from(JSON.stringify(resources)) }, signal);
   processes = async (signal: AbortSignal) => (await this.call(Monitor.method.processes, {}, signal)).pids;
   shutdown = (signal: AbortSignal) => this.call(Monitor.method.shutdown, {}, signal);
+  saveVm = (dir: string, signal: AbortSignal) => this.call(Monitor.method.saveVm, { dir }, signal);
 
   close(): void {
     this.rpc.close();

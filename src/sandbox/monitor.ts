@@ -12,6 +12,7 @@ import { OwnerMetrics } from '../metrics/owner-metrics.js';
 import { vcpusCovering } from '../oci/guest-resources.js';
 import type { Process } from '../oci/spec.js';
 import { containerImagesDir } from '../paths.js';
+import type { SavedStateRecord } from '../snapshot/state-file.js';
 import { rootfsDisksOf } from '../storage/rootfs-disks.js';
 import { identityOf } from '../sys/process-identity.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
@@ -44,6 +45,8 @@ export class ContainerMonitor {
   private starting: Promise<void> | undefined;
   /** Created and started in one step (see `startAtCreate`): start() only records it. */
   private startedAtCreate = false;
+  /** Where the VM was saved to (pause to disk): its end is then no loss. */
+  private savedTo: string | undefined;
   private server: Server | undefined;
   private terminal: HostTerminal | undefined;
   private readonly log = logger('monitor');
@@ -91,6 +94,11 @@ export class ContainerMonitor {
        * step in the guest, and start() only records it.
        */
       startAtCreate?: boolean;
+      /**
+       * The directory the container's VM was paused to (SaveVm): the VM is resumed from it,
+       * with the container running in it as it was, and nothing is created.
+       */
+      resumeFrom?: string;
     },
     signal: AbortSignal,
   ): Promise<ContainerMonitor> {
@@ -100,7 +108,8 @@ export class ContainerMonitor {
     const created = new Date().toISOString();
     const creating = stateOf({ id, bundle, created, status: 'creating' });
     await writeState(options.dir, creating);
-    if (hasCreateRuntimeHooks(bundle.spec)) await options.createRuntimeHooks(creating);
+    // A resumed container's hooks ran when it was created.
+    if (hasCreateRuntimeHooks(bundle.spec) && !options.resumeFrom) await options.createRuntimeHooks(creating);
     const terminal = await openTerminalFor(bundle.spec.process, options.consoleSocket, signal);
     let sandbox: ContainerVm | undefined;
     const metrics = new OwnerMetrics(id, 'monitor');
@@ -130,6 +139,7 @@ export class ContainerMonitor {
         monitor.startedAtCreate = true;
         monitor.status = 'running';
       }
+      if (options.resumeFrom) monitor.status = 'running';
       if (terminal) {
         forwardResizes(terminal, sandbox.agent, { containerId: id });
         monitor.terminal = terminal;
@@ -183,6 +193,10 @@ export class ContainerMonitor {
           setImmediate(() => this.sandbox.shutdown());
           return {};
         },
+        saveVm: async (req) => {
+          const record = await this.saveVm(req.dir);
+          return { bytes: BigInt(record.bytes), saveMs: BigInt(record.saveMs) };
+        },
       })
       .register(
         Metrics,
@@ -234,6 +248,30 @@ export class ContainerMonitor {
     });
   }
 
+  /**
+   * Pause to disk: the VM saved into `dir`, then stopped and its host resources released; the
+   * monitor then ends, leaving the container's state stopped and its directory for the monitor
+   * that resumes it (`hull _resume`). Answered once no QEMU of the container runs.
+   */
+  private async saveVm(dir: string): Promise<SavedStateRecord> {
+    requireAllowed(this.id, this.status, 'pause');
+    if (this.status !== 'running' || this.savedTo !== undefined) {
+      throw new HullError(
+        'ERR_STATE',
+        `container ${this.id} is ${this.status}: only a running container's VM is saved`,
+      );
+    }
+    this.savedTo = dir;
+    try {
+      const record = await this.sandbox.saveTo(dir, AbortSignal.timeout(300_000));
+      await this.sandbox.release();
+      return record;
+    } catch (err) {
+      this.savedTo = undefined;
+      throw err;
+    }
+  }
+
   /** Whether the VM has ended by itself (killed, or its kernel panicked), waiting up to `signal`. */
   async vmEndedByItself(signal: AbortSignal): Promise<boolean> {
     return (await this.sandbox.lossReason(signal)) !== undefined;
@@ -275,7 +313,10 @@ export class ContainerMonitor {
     // A process that exits at once (`true`) is reaped in the guest before crun start returns,
     // so its exit can arrive before the start's answer; tearing down then fails the start.
     await this.starting?.catch(() => {});
-    const lost = vmLost ? await this.sandbox.lossReason(AbortSignal.timeout(5000)) : undefined;
+    const lost =
+      vmLost && this.savedTo === undefined
+        ? await this.sandbox.lossReason(AbortSignal.timeout(5000))
+        : undefined;
     if (lost) {
       this.log.error({ reason: lost }, 'the VM ended under the container');
       this.notice(`hull: the VM of container ${this.id} ended under it: ${lost}`);
@@ -287,6 +328,11 @@ export class ContainerMonitor {
     markHost('torn-down');
     this.metrics.stop();
     await this.trace.finish(this.id, 'hull monitor');
+    if (this.savedTo !== undefined) {
+      // Its process lives on in the saved VM: no exit status of it is known.
+      await writeState(this.dir, this.state()).catch(() => {});
+      return 0;
+    }
     await writeState(this.dir, { ...this.state(), exitStatus, ...(lost ? { vmLost: lost } : {}) }).catch(
       () => {},
     );
@@ -307,6 +353,7 @@ async function ownSandbox(
     settings: RuntimeSettings;
     netns?: string;
     startAtCreate?: boolean;
+    resumeFrom?: string;
   },
   input: ProcessInput,
   signal: AbortSignal,
@@ -326,9 +373,12 @@ async function ownSandbox(
         imagesDir: containerImagesDir(),
         root: options.settings.root,
       }),
+      resumeFrom: options.resumeFrom,
       signal,
     },
   );
+  // Resumed: its container runs in the saved guest already.
+  if (options.resumeFrom) return ownVm(sandbox);
   try {
     await sandbox.createContainer(options.id, options.bundle, signal, {
       ...input,

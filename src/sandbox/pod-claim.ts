@@ -1,7 +1,7 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
-import { ROOTFS_DISK_ANNOTATION } from '../oci/rootfs-annotations.js';
+import { ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
 import type { Spec } from '../oci/spec.js';
 import { isPinnedNamespace } from '../sys/namespaces.js';
 import { isAlive } from '../sys/process-identity.js';
@@ -31,15 +31,14 @@ export interface PodPlacement {
  * The pod a container's config places it in, if any. CRI-O pins each pod's network, IPC and
  * UTS namespaces and names them in all of the pod's containers: the key is the inode of the
  * first pinned one. podman names its infra container's `/proc/<pid>/ns/<type>`: a pid that is
- * the monitor of a live container of the same root names that container's pod. A container
- * whose root is on disks names no pod by a pinned namespace: that namespace is its VM's.
+ * the monitor of a live container of the same root names that container's pod.
  */
 export async function podOf(settings: RuntimeSettings, spec: Spec): Promise<PodPlacement | undefined> {
+  // A container with its root on disks has a VM of its own (only that VM has its disks): a
+  // sandbox of `hull serve`, whose pinned network namespace is its own, not a pod's.
+  if (spec.annotations?.[ROOTFS_IMAGE_ANNOTATION] !== undefined) return undefined;
   const namespaces = spec.linux?.namespaces ?? [];
-  // A root on disks is only ever a VM's own (a pod's VM holds the share, which it needs): a
-  // pinned namespace it names (hull serve's per-sandbox netns) is what its VM takes over.
-  const ownVm = spec.annotations?.[ROOTFS_DISK_ANNOTATION] !== undefined;
-  for (const type of ownVm ? [] : POD_KEY_TYPES) {
+  for (const type of POD_KEY_TYPES) {
     const path = namespaces.find((ns) => ns.type === type)?.path;
     if (path && (await isPinnedNamespace(path, type))) {
       return { key: `${type}:${(await stat(path)).ino}`, memberPaths: new Set() };

@@ -174,6 +174,12 @@ class PodConnection {
         releasing ??= release();
         return releasing;
       },
+      saveTo: async () => {
+        throw new HullError(
+          'ERR_UNSUPPORTED',
+          "a pod's container cannot be paused to disk: its VM is the pod's, shared with its other containers",
+        );
+      },
     };
   }
 

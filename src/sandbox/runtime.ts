@@ -22,6 +22,7 @@ import {
 import { logger } from '../log.js';
 import type { Spec } from '../oci/spec.js';
 import { stateDir } from '../paths.js';
+import { savedVmSource } from '../snapshot/resume-source.js';
 import type { RootfsDisks } from '../storage/rootfs-disks.js';
 import { HostMounter } from '../sys/mount.js';
 import {
@@ -331,6 +332,8 @@ export async function startSandbox(
     arch?: Arch;
     /** The container's root disks, when its bundle names them (see storage/rootfs-disks.ts). */
     rootfsDisks?: RootfsDisks;
+    /** A directory the sandbox's own VM was paused to (see snapshot/resume-source.ts): resumed from it. */
+    resumeFrom?: string;
     signal: AbortSignal;
   },
 ): Promise<Sandbox> {
@@ -358,7 +361,12 @@ export async function startSandbox(
       hostname: options.hostname,
       netns: options.netns,
       rootfsDisks: options.rootfsDisks,
-      cloneSource: base.cloneSource,
+      cloneSource: options.resumeFrom
+        ? savedVmSource(options.resumeFrom, {
+            hypervisor: base.options.hypervisor,
+            imageHash: base.options.image.manifest.hash,
+          })
+        : base.cloneSource,
       notice,
     },
     options.signal,

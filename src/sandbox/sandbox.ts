@@ -27,6 +27,16 @@ export function debugConsoleSocket(sandboxDir: string): string {
   return join(sandboxDir, 'debug', 'console.sock');
 }
 
+/** What saving a sandbox's VM needs besides the VM and its agent (see snapshot/saved-vm.ts). */
+export interface SavingParts {
+  /** The VM's configuration as it was started. */
+  config: VmConfig;
+  hypervisor: Hypervisor;
+  imageHash: string;
+  /** Whether the VM was cloned (or resumed): a booted VM's RAM has no name to save by. */
+  cloned: boolean;
+}
+
 export interface SandboxOptions {
   id: string;
   /** This sandbox's own directory under the runtime root; must not exist yet. */
@@ -94,6 +104,8 @@ export class Sandbox {
     readonly network?: GuestNetwork,
     /** The root disks of the container the VM was made for, if it has them. */
     private readonly rootfsDisks?: RootfsDisks,
+    /** What saving the VM needs (snapshot/saved-vm.ts SavableVm, less the VM and agent). */
+    readonly saving?: SavingParts,
   ) {
     void vm.exited.then((exit) => {
       // A share server's death is the VM's own end even when a destroy came in while its
@@ -231,7 +243,7 @@ export class Sandbox {
           await clone?.discard('its guest refused the agent snapshot');
         }
         await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
-        if (network?.interfaces.length) {
+        if (network?.interfaces.length && !clone?.resumed) {
           await agent.setupNetwork(network, boot.signal, { cardMacs: clone?.cardMacs });
         }
         markHost('sandbox-ready');
@@ -246,6 +258,12 @@ export class Sandbox {
           options.vcpus,
           network,
           options.rootfsDisks,
+          {
+            config,
+            hypervisor: options.hypervisor,
+            imageHash: options.image.manifest.hash,
+            cloned: clone !== undefined,
+          },
         );
       } finally {
         boot.dispose();

@@ -45,9 +45,25 @@ export class Sandbox {
     return new Sandbox(connection, info.sandboxId, info);
   }
 
+  /** The sandbox `sandboxId`, resumed first if it is paused. */
   static async connect(sandboxId: string, options: ConnectionOptions = {}): Promise<Sandbox> {
     const connection = new Connection(options);
     const info = await connection.json<SandboxInfo>('GET', `/v1/sandboxes/${encodeURIComponent(sandboxId)}`);
+    if (info.status === 'paused') return Sandbox.resume(sandboxId, options);
+    return new Sandbox(connection, sandboxId, info);
+  }
+
+  /**
+   * Resumes a paused sandbox (see pause()): its processes go on where they were, its files as
+   * they were, its clock set to now. Open TCP connections may break, as after a laptop sleep.
+   * A damaged saved state is refused (HullApiError ERR_SAVED_STATE) and the sandbox stays paused.
+   */
+  static async resume(sandboxId: string, options: ConnectionOptions = {}): Promise<Sandbox> {
+    const connection = new Connection(options);
+    const info = await connection.json<SandboxInfo>(
+      'POST',
+      `/v1/sandboxes/${encodeURIComponent(sandboxId)}/resume`,
+    );
     return new Sandbox(connection, sandboxId, info);
   }
 
@@ -73,6 +89,15 @@ export class Sandbox {
   /** Sets the time to live, from now: the server kills the sandbox when it is over. */
   async setTimeout(timeoutMs: number): Promise<void> {
     await this.connection.json('POST', `/v1/sandboxes/${this.sandboxId}/timeout`, { timeoutMs });
+  }
+
+  /**
+   * Pauses the sandbox to disk: its VM's memory and devices are saved beside its disk and no VM
+   * runs until `Sandbox.resume` (or `connect`). Its time to live does not run while paused; a
+   * paused sandbox outlives a restart of the server.
+   */
+  async pause(): Promise<void> {
+    await this.connection.json('POST', `/v1/sandboxes/${this.sandboxId}/pause`);
   }
 
   /** Kills the sandbox; nothing of it is left. */

@@ -64,6 +64,24 @@ export const API_ROUTES: readonly ApiRoute[] = [
     responses: { 200: 'SandboxInfo' },
   },
   {
+    operationId: 'pauseSandbox',
+    method: 'POST',
+    url: '/v1/sandboxes/:sandboxId/pause',
+    summary:
+      "Pause a sandbox to disk: its VM's memory and devices saved beside its disk, then no VM runs; its time to live stops until it is resumed",
+    params: 'SandboxIdParams',
+    responses: { 200: 'SandboxInfo' },
+  },
+  {
+    operationId: 'resumeSandbox',
+    method: 'POST',
+    url: '/v1/sandboxes/:sandboxId/resume',
+    summary:
+      'Resume a paused sandbox: its processes go on where they were, its clock set to now (open TCP connections may break, as after a laptop sleep); a damaged saved state is refused with ERR_SAVED_STATE and the sandbox stays paused',
+    params: 'SandboxIdParams',
+    responses: { 200: 'SandboxInfo' },
+  },
+  {
     operationId: 'portUrl',
     method: 'POST',
     url: '/v1/sandboxes/:sandboxId/ports',

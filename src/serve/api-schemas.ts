@@ -70,7 +70,7 @@ const sandboxInfo = {
     network: { type: 'string', enum: ['none', 'internet'] },
     createdAt: { type: 'string', format: 'date-time' },
     expiresAt: { type: 'string', format: 'date-time' },
-    status: { type: 'string', enum: ['running', 'stopped'] },
+    status: { type: 'string', enum: ['running', 'stopped', 'paused'] },
   },
 } as const;
 

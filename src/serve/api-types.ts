@@ -17,6 +17,8 @@ export type ApiErrorCode =
   | 'ERR_NOT_FOUND'
   | 'ERR_EXISTS'
   | 'ERR_STATE'
+  /** 409: a paused sandbox's saved state was refused (damaged, foreign); it stays paused. */
+  | 'ERR_SAVED_STATE'
   | 'ERR_CONFIG'
   | 'ERR_REGISTRY'
   | 'ERR_UNSUPPORTED'
@@ -56,8 +58,10 @@ export interface SandboxInfo {
   metadata: Record<string, string>;
   network: NetworkMode;
   createdAt: string;
+  /** While paused, when it would expire if resumed now (its time to live does not run). */
   expiresAt: string;
-  status: 'running' | 'stopped';
+  /** `paused`: saved to disk (sandbox.pause()), no VM running; resume brings it back. */
+  status: 'running' | 'stopped' | 'paused';
 }
 
 export interface SandboxList {

@@ -126,6 +126,13 @@ class CommandSession {
     this.pump();
   }
 
+  /** Ends the stream attached, if any, without ending the command (its sandbox is paused). */
+  closeStream(code: number, reason: string): void {
+    const ws = this.consumer;
+    this.consumer = undefined;
+    ws?.close(code, reason);
+  }
+
   private push(frame: Frame, callback: () => void): void {
     this.queue.push(frame);
     this.queuedBytes += frame.length;
@@ -414,6 +421,20 @@ export class CommandSessions {
     // Forgotten first, so that their records stay for the next server.
     this.sessions.clear();
     for (const session of sessions) session.process?.detach();
+  }
+
+  /**
+   * The sandbox is being paused to disk: its commands are let go as by a server that stops
+   * (their records stay), their streams closed; `recover` follows them again once it is
+   * resumed, as after a restart of the server (a foreground one is then ended).
+   */
+  letGoOfSandbox(sandboxId: string): void {
+    for (const [id, session] of this.sessions) {
+      if (session.sandboxId !== sandboxId) continue;
+      this.sessions.delete(id);
+      session.process?.detach();
+      session.closeStream(1001, 'the sandbox was paused: follow the command again once it is resumed');
+    }
   }
 
   /** The commands of a sandbox that is going away: their streams end with the VM. */

@@ -3,6 +3,7 @@ import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError, isHullError } from '../errors.js';
 import { containerDir } from '../sandbox/container-id.js';
+import { MonitorClient } from '../sandbox/monitor-client.js';
 import type { RuntimeSettings } from '../sandbox/runtime.js';
 import { effectiveState, readState } from '../sandbox/state.js';
 import { run } from '../sys/exec.js';
@@ -22,6 +23,10 @@ export interface ContainerVerbs {
   ): Promise<void>;
   delete(id: string, signal: AbortSignal): Promise<void>;
   running(id: string): Promise<boolean>;
+  /** Pause to disk: the container's VM saved into `dir`, its QEMU and monitor ended. */
+  save(id: string, dir: string, signal: AbortSignal): Promise<void>;
+  /** The container paused to `dir` running again (`hull _resume`). */
+  resume(id: string, bundle: string, dir: string, signal: AbortSignal): Promise<void>;
 }
 
 /** How the server runs hull: this same program (the bundled CLI) with the server's --root. */
@@ -80,6 +85,38 @@ export function hullVerbs(settings: RuntimeSettings): ContainerVerbs {
         if (await this.running(id).catch(() => false)) throw err;
         // Already gone (or never made): what is left to remove is the server's own.
         if (!isHullError(err)) throw err;
+      }
+    },
+    async save(id, dir, signal) {
+      const monitor = await MonitorClient.connect(containerDir(settings, id), id, signal);
+      try {
+        await monitor.saveVm(dir, signal);
+      } finally {
+        monitor.close();
+      }
+    },
+    async resume(id, bundle, dir, signal) {
+      // The new monitor takes `_resume`'s stdout and stderr, as the first took `create`'s.
+      const outputPath = join(bundle, '..', 'create.log');
+      const output = await open(outputPath, 'a', 0o600);
+      try {
+        const child = spawn(process.execPath, hull(['_resume', '--bundle', bundle, '--saved', dir, id]), {
+          stdio: ['ignore', output.fd, output.fd],
+          signal,
+        });
+        const code = await new Promise<number | null>((resolve) => {
+          child.on('exit', (exitCode) => resolve(exitCode));
+          child.on('error', () => resolve(null));
+        });
+        if (code !== 0) {
+          const last = (await readFile(outputPath, 'utf8').catch(() => '')).trim().split('\n').pop();
+          throw new HullError(
+            'ERR_SAVED_STATE',
+            `sandbox ${id} was not resumed: ${last?.replace(/^hull: /, '') || `exit ${code}`}`,
+          );
+        }
+      } finally {
+        await output.close();
       }
     },
     async running(id) {

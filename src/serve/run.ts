@@ -84,7 +84,9 @@ export async function serve(options: ServeOptions, globals: GlobalOptions): Prom
   // Commands a killed server left running are followed again (their output waits in the guest),
   // unless another server on this root follows them now.
   if (await claimRoot(settings.root)) {
-    await commands.recover((await sandboxes.list()).map((s) => s.sandboxId));
+    // A paused sandbox's commands are followed again when it is resumed.
+    const live = (await sandboxes.list()).filter((s) => s.status !== 'paused');
+    await commands.recover(live.map((s) => s.sandboxId));
   } else {
     logger('serve').warn({ root: settings.root }, "another hull serve follows this root's commands");
   }

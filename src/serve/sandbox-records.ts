@@ -19,6 +19,11 @@ export interface SandboxRecord extends Omit<SandboxInfo, 'expiresAt' | 'status'>
   internet?: SandboxAddress;
   /** The host port of each sandbox port given a URL (`sandbox.ports.url`). */
   ports?: Record<string, number>;
+  /**
+   * Paused to disk (sandbox.pause()): its VM saved in `<dir>/saved`, no QEMU running, and
+   * its time to live stopped with `remainingMs` left, given back when it is resumed.
+   */
+  paused?: { at: string; remainingMs: number };
 }
 
 const RECORD_FILE = 'sandbox.json';
@@ -29,6 +34,11 @@ export function sandboxesDir(root: string): string {
 
 export function sandboxDir(root: string, id: string): string {
   return join(sandboxesDir(root), id);
+}
+
+/** Where a paused sandbox's VM is saved (snapshot/state-file.ts's files). */
+export function savedDir(root: string, id: string): string {
+  return join(sandboxDir(root, id), 'saved');
 }
 
 export async function writeRecord(root: string, record: SandboxRecord): Promise<void> {

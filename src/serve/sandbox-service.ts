@@ -14,6 +14,8 @@ import {
   readRecords,
   removeSandboxDir,
   type SandboxRecord,
+  sandboxDir,
+  savedDir,
   writeRecord,
 } from './sandbox-records.js';
 import { sandboxSpec } from './sandbox-spec.js';
@@ -22,6 +24,8 @@ import { sandboxSpec } from './sandbox-spec.js';
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 /** setTimeout's longest delay; a longer time to live is re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long saving a sandbox's VM, or starting it again, may take. */
+const PAUSE_TIMEOUT_MS = 5 * 60_000;
 /** How long creating a sandbox (pull, unpack, VM) may take. */
 const CREATE_TIMEOUT_MS = 20 * 60_000;
 
@@ -36,6 +40,7 @@ export class SandboxService {
   private readonly records = new Map<string, SandboxRecord>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly killing = new Map<string, Promise<void>>();
+  private readonly pausing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly root: string,
@@ -53,6 +58,8 @@ export class SandboxService {
     for (const id of incomplete) await this.remove(id);
     for (const record of records) {
       this.records.set(record.sandboxId, record);
+      // A paused sandbox has no VM to find and no time running: it waits for its resume.
+      if (record.paused) continue;
       if (record.expiresAtMs <= Date.now() || !(await this.verbs.running(record.sandboxId))) {
         await this.kill(record.sandboxId);
       } else {
@@ -132,6 +139,7 @@ export class SandboxService {
       process: _process,
       internet: _internet,
       ports: _ports,
+      paused,
       cpus,
       memoryMiB,
       ...rest
@@ -140,9 +148,76 @@ export class SandboxService {
       ...rest,
       ...(cpus ? { cpus } : {}),
       ...(memoryMiB ? { memoryMiB } : {}),
-      expiresAt: new Date(expiresAtMs).toISOString(),
-      status: (await this.verbs.running(record.sandboxId)) ? 'running' : 'stopped',
+      expiresAt: new Date(paused ? Date.now() + paused.remainingMs : expiresAtMs).toISOString(),
+      status: paused ? 'paused' : (await this.verbs.running(record.sandboxId)) ? 'running' : 'stopped',
     };
+  }
+
+  /**
+   * Pauses a sandbox to disk: its VM saved beside its disk (see snapshot/saved-vm.ts), its QEMU
+   * and monitor ended, its time to live stopped. Pausing a paused sandbox changes nothing.
+   */
+  async pause(id: string): Promise<SandboxInfo> {
+    return this.oneAtATime(id, async () => {
+      const record = this.record(id);
+      if (record.paused) return this.info(record);
+      if (!(await this.verbs.running(id))) {
+        throw new HullError('ERR_STATE', `sandbox ${id} is not running: only a running sandbox is paused`);
+      }
+      const remainingMs = Math.max(0, record.expiresAtMs - Date.now());
+      clearTimeout(this.timers.get(id));
+      this.timers.delete(id);
+      try {
+        await this.verbs.save(id, savedDir(this.root, id), AbortSignal.timeout(PAUSE_TIMEOUT_MS));
+      } catch (err) {
+        this.arm(record);
+        throw err;
+      }
+      record.paused = { at: new Date().toISOString(), remainingMs };
+      await writeRecord(this.root, record);
+      log.info({ sandbox: id }, 'sandbox paused to disk');
+      return this.info(record);
+    });
+  }
+
+  /**
+   * Resumes a paused sandbox: a new monitor starts its VM from the saved state and takes up its
+   * container. A state refused (damaged, foreign) or a VM that does not come back leaves it
+   * paused, with one line. Resuming a running sandbox changes nothing.
+   */
+  async resume(id: string): Promise<SandboxInfo> {
+    return this.oneAtATime(id, async () => {
+      const record = this.record(id);
+      if (!record.paused) return this.info(record);
+      const dir = sandboxDir(this.root, id);
+      await this.verbs.resume(
+        id,
+        join(dir, 'bundle'),
+        savedDir(this.root, id),
+        AbortSignal.timeout(PAUSE_TIMEOUT_MS),
+      );
+      record.expiresAtMs = Date.now() + record.paused.remainingMs;
+      record.paused = undefined;
+      await writeRecord(this.root, record);
+      this.arm(record);
+      log.info({ sandbox: id }, 'sandbox resumed');
+      return this.info(record);
+    });
+  }
+
+  /** Pause and resume of one sandbox, one after the other. */
+  private oneAtATime<T>(id: string, act: () => Promise<T>): Promise<T> {
+    const before = this.pausing.get(id) ?? Promise.resolve();
+    const next = before.catch(() => {}).then(act);
+    const settled = next.then(
+      () => {},
+      () => {},
+    );
+    this.pausing.set(id, settled);
+    void settled.then(() => {
+      if (this.pausing.get(id) === settled) this.pausing.delete(id);
+    });
+    return next;
   }
 
   /** A base URL on the host reaching `port` of the sandbox, made on the first request. */
@@ -172,8 +247,10 @@ export class SandboxService {
   async setTimeout(id: string, timeoutMs: number): Promise<SandboxInfo> {
     const record = this.record(id);
     record.expiresAtMs = Date.now() + timeoutMs;
+    // Paused, its time starts running when it is resumed.
+    if (record.paused) record.paused.remainingMs = timeoutMs;
     await writeRecord(this.root, record);
-    this.arm(record);
+    if (!record.paused) this.arm(record);
     return this.info(record);
   }
 

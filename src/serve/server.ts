@@ -61,6 +61,7 @@ const STATUS: Partial<Record<string, number>> = {
   ERR_ROUTE: 404,
   ERR_EXISTS: 409,
   ERR_STATE: 409,
+  ERR_SAVED_STATE: 409,
   ERR_NO_NETWORK: 409,
   ERR_TOO_LARGE: 413,
   ERR_LIMIT: 429,
@@ -146,8 +147,20 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   app.get(OPENAPI_PATH, async () => document);
 
   const { sandboxes, commands, files, metadata, watches } = parts;
-  const sandboxOf = (request: FastifyRequest) =>
+  /** The sandbox a request names, live or paused. */
+  const recordOf = (request: FastifyRequest) =>
     sandboxes.record((request.params as { sandboxId: string }).sandboxId);
+  /** The sandbox a request names, running: a paused one has nothing to run commands or read files in. */
+  const sandboxOf = (request: FastifyRequest) => {
+    const record = recordOf(request);
+    if (record.paused) {
+      throw new HullError(
+        'ERR_STATE',
+        `sandbox ${record.sandboxId} is paused: resume it first (Sandbox.resume, or POST /v1/sandboxes/${record.sandboxId}/resume)`,
+      );
+    }
+    return record;
+  };
   const pathOf = (request: FastifyRequest) => (request.query as { path: string }).path;
   const handlers: Record<string, Handler> = {
     createSandbox: async (request, reply) => {
@@ -162,15 +175,33 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
       );
       return { sandboxes: await sandboxes.list(metadata) };
     },
-    getSandbox: async (request) => sandboxes.info(sandboxOf(request)),
+    getSandbox: async (request) => sandboxes.info(recordOf(request)),
     killSandbox: async (request, reply) => {
-      const record = sandboxOf(request);
+      const record = recordOf(request);
       commands.forgetSandbox(record.sandboxId);
       await sandboxes.kill(record.sandboxId);
       return reply.code(204).send();
     },
+    pauseSandbox: async (request) => {
+      const { sandboxId, paused } = recordOf(request);
+      if (paused) return sandboxes.info(recordOf(request));
+      commands.letGoOfSandbox(sandboxId);
+      try {
+        return await sandboxes.pause(sandboxId);
+      } catch (err) {
+        // Still running: its commands are followed again.
+        if (!recordOf(request).paused) await commands.recover([sandboxId]);
+        throw err;
+      }
+    },
+    resumeSandbox: async (request) => {
+      const { sandboxId, paused } = recordOf(request);
+      const info = await sandboxes.resume(sandboxId);
+      if (paused) await commands.recover([sandboxId]);
+      return info;
+    },
     setSandboxTimeout: async (request) =>
-      sandboxes.setTimeout(sandboxOf(request).sandboxId, (request.body as SetTimeoutRequest).timeoutMs),
+      sandboxes.setTimeout(recordOf(request).sandboxId, (request.body as SetTimeoutRequest).timeoutMs),
     portUrl: async (request) => {
       const { port } = request.body as PortRequest;
       return { port, url: await sandboxes.portUrl(sandboxOf(request).sandboxId, port) };

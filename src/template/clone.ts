@@ -81,6 +81,11 @@ export interface CloneSource {
   streamIdsFrom?: number;
   /** A clone that cannot start fails its sandbox rather than booting it (a fork). */
   noBootInstead?: boolean;
+  /**
+   * The VM is the sandbox's own, paused to disk and resumed (see snapshot/resume-source.ts):
+   * its guest already has its network set up and its container running.
+   */
+  resumed?: boolean;
   /** Closes this process's descriptors once the VMM has its own. */
   close(): Promise<void>;
   /** The template cannot be used (`why`): it goes, and the next start makes it again. */

@@ -476,12 +476,22 @@ class QemuVm implements Vm {
       { capabilities: [{ capability: 'x-ignore-shared', state: options.ignoreSharedMemory }] },
       signal,
     );
-    const written = raceSignal(accept(listener), signal).then((stream) => pipeline(stream, sink, { signal }));
-    written.catch(() => {});
-    await this.qmp.execute('migrate', { uri: `unix:${path}` }, signal);
-    await this.waitForMigration(signal);
-    await written;
-    await options.whileStopped?.();
+    try {
+      const written = raceSignal(accept(listener), signal).then((stream) =>
+        pipeline(stream, sink, { signal }),
+      );
+      written.catch(() => {});
+      await this.qmp.execute('migrate', { uri: `unix:${path}` }, signal);
+      await this.waitForMigration(signal);
+      await written;
+      await options.whileStopped?.();
+    } catch (err) {
+      // A save that failed leaves the VM running as it was, never stopped for good.
+      const settle = AbortSignal.timeout(5000);
+      await this.qmp.execute('migrate_cancel', undefined, settle).catch(() => {});
+      await this.qmp.execute('cont', undefined, settle).catch(() => {});
+      throw err;
+    }
     // A snapshot of a running VM: it goes on where it was (QEMU takes its disks back at `cont`).
     if (options.resume) await this.qmp.execute('cont', undefined, signal);
   }

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hull/monitor/v1/monitor.proto.
  */
 export const file_hull_monitor_v1_monitor: GenFile = /*@__PURE__*/
-  fileDesc("Ch1odWxsL21vbml0b3IvdjEvbW9uaXRvci5wcm90bxIPaHVsbC5tb25pdG9yLnYxIgcKBUVtcHR5IioKC0tpbGxSZXF1ZXN0Eg4KBnNpZ25hbBgBIAEoDRILCgNhbGwYAiABKAgiJwoNVXBkYXRlUmVxdWVzdBIWCg5yZXNvdXJjZXNfanNvbhgBIAEoDCIhChFQcm9jZXNzZXNSZXNwb25zZRIMCgRwaWRzGAEgAygNMroDCgdNb25pdG9yEjcKBVN0YXJ0EhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5GhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5EjwKBEtpbGwSHC5odWxsLm1vbml0b3IudjEuS2lsbFJlcXVlc3QaFi5odWxsLm1vbml0b3IudjEuRW1wdHkSNwoFUGF1c2USFi5odWxsLm1vbml0b3IudjEuRW1wdHkaFi5odWxsLm1vbml0b3IudjEuRW1wdHkSOAoGUmVzdW1lEhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5GhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5EkAKBlVwZGF0ZRIeLmh1bGwubW9uaXRvci52MS5VcGRhdGVSZXF1ZXN0GhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5EkcKCVByb2Nlc3NlcxIWLmh1bGwubW9uaXRvci52MS5FbXB0eRoiLmh1bGwubW9uaXRvci52MS5Qcm9jZXNzZXNSZXNwb25zZRI6CghTaHV0ZG93bhIWLmh1bGwubW9uaXRvci52MS5FbXB0eRoWLmh1bGwubW9uaXRvci52MS5FbXB0eWIGcHJvdG8z");
+  fileDesc("Ch1odWxsL21vbml0b3IvdjEvbW9uaXRvci5wcm90bxIPaHVsbC5tb25pdG9yLnYxIgcKBUVtcHR5IioKC0tpbGxSZXF1ZXN0Eg4KBnNpZ25hbBgBIAEoDRILCgNhbGwYAiABKAgiJwoNVXBkYXRlUmVxdWVzdBIWCg5yZXNvdXJjZXNfanNvbhgBIAEoDCIcCg1TYXZlVm1SZXF1ZXN0EgsKA2RpchgBIAEoCSIwCg5TYXZlVm1SZXNwb25zZRINCgVieXRlcxgBIAEoBBIPCgdzYXZlX21zGAIgASgEIiEKEVByb2Nlc3Nlc1Jlc3BvbnNlEgwKBHBpZHMYASADKA0yhQQKB01vbml0b3ISNwoFU3RhcnQSFi5odWxsLm1vbml0b3IudjEuRW1wdHkaFi5odWxsLm1vbml0b3IudjEuRW1wdHkSPAoES2lsbBIcLmh1bGwubW9uaXRvci52MS5LaWxsUmVxdWVzdBoWLmh1bGwubW9uaXRvci52MS5FbXB0eRI3CgVQYXVzZRIWLmh1bGwubW9uaXRvci52MS5FbXB0eRoWLmh1bGwubW9uaXRvci52MS5FbXB0eRI4CgZSZXN1bWUSFi5odWxsLm1vbml0b3IudjEuRW1wdHkaFi5odWxsLm1vbml0b3IudjEuRW1wdHkSQAoGVXBkYXRlEh4uaHVsbC5tb25pdG9yLnYxLlVwZGF0ZVJlcXVlc3QaFi5odWxsLm1vbml0b3IudjEuRW1wdHkSRwoJUHJvY2Vzc2VzEhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5GiIuaHVsbC5tb25pdG9yLnYxLlByb2Nlc3Nlc1Jlc3BvbnNlEjoKCFNodXRkb3duEhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5GhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5EkkKBlNhdmVWbRIeLmh1bGwubW9uaXRvci52MS5TYXZlVm1SZXF1ZXN0Gh8uaHVsbC5tb25pdG9yLnYxLlNhdmVWbVJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message hull.monitor.v1.Empty
@@ -72,6 +72,47 @@ export const UpdateRequestSchema: GenMessage<UpdateRequest> = /*@__PURE__*/
   messageDesc(file_hull_monitor_v1_monitor, 2);
 
 /**
+ * Where a sandbox's VM is saved (pause to disk): a directory the monitor makes 0700.
+ *
+ * @generated from message hull.monitor.v1.SaveVmRequest
+ */
+export type SaveVmRequest = Message<"hull.monitor.v1.SaveVmRequest"> & {
+  /**
+   * @generated from field: string dir = 1;
+   */
+  dir: string;
+};
+
+/**
+ * Describes the message hull.monitor.v1.SaveVmRequest.
+ * Use `create(SaveVmRequestSchema)` to create a new message.
+ */
+export const SaveVmRequestSchema: GenMessage<SaveVmRequest> = /*@__PURE__*/
+  messageDesc(file_hull_monitor_v1_monitor, 3);
+
+/**
+ * @generated from message hull.monitor.v1.SaveVmResponse
+ */
+export type SaveVmResponse = Message<"hull.monitor.v1.SaveVmResponse"> & {
+  /**
+   * @generated from field: uint64 bytes = 1;
+   */
+  bytes: bigint;
+
+  /**
+   * @generated from field: uint64 save_ms = 2;
+   */
+  saveMs: bigint;
+};
+
+/**
+ * Describes the message hull.monitor.v1.SaveVmResponse.
+ * Use `create(SaveVmResponseSchema)` to create a new message.
+ */
+export const SaveVmResponseSchema: GenMessage<SaveVmResponse> = /*@__PURE__*/
+  messageDesc(file_hull_monitor_v1_monitor, 4);
+
+/**
  * @generated from message hull.monitor.v1.ProcessesResponse
  */
 export type ProcessesResponse = Message<"hull.monitor.v1.ProcessesResponse"> & {
@@ -86,7 +127,7 @@ export type ProcessesResponse = Message<"hull.monitor.v1.ProcessesResponse"> & {
  * Use `create(ProcessesResponseSchema)` to create a new message.
  */
 export const ProcessesResponseSchema: GenMessage<ProcessesResponse> = /*@__PURE__*/
-  messageDesc(file_hull_monitor_v1_monitor, 3);
+  messageDesc(file_hull_monitor_v1_monitor, 5);
 
 /**
  * @generated from service hull.monitor.v1.Monitor
@@ -151,6 +192,18 @@ export const Monitor: GenService<{
     methodKind: "unary";
     input: typeof EmptySchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * Saves the VM (devices, RAM) into a directory and ends QEMU, and then the monitor, leaving
+   * the container's process in the saved guest: `hull _resume` takes it up again. Only a VM of
+   * the container's own, cloned from a template, whose root is on disks.
+   *
+   * @generated from rpc hull.monitor.v1.Monitor.SaveVm
+   */
+  saveVm: {
+    methodKind: "unary";
+    input: typeof SaveVmRequestSchema;
+    output: typeof SaveVmResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_hull_monitor_v1_monitor, 0);

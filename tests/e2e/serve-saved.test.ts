@@ -1,0 +1,240 @@
+import assert from 'node:assert/strict';
+import { open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { HullApiError, Sandbox } from 'hull/sdk';
+import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
+import { killEverySandbox, serveStateDir } from '../fixtures/serve.js';
+import { type HullRun, privateDirs, qemuProcessesUsing, startHull } from './harness.js';
+
+/** The body `url` answers with, or undefined when nothing answers within 3 s. */
+async function answers(url: string): Promise<string | undefined> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    return await response.text();
+  } catch {
+    return undefined;
+  }
+}
+
+async function answersSoon(url: string): Promise<string | undefined> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const text = await answers(url);
+    if (text !== undefined || Date.now() > deadline) return text;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The counter lines a sandbox's loop appended to /count, as numbers. */
+async function countsOf(sandbox: Sandbox): Promise<number[]> {
+  const text = (await sandbox.commands.run('cat /count')).stdout;
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => Number(line));
+}
+
+/** Whether `counts` is 1, 2, 3, … with no gap and no restart. */
+function assertOneRun(counts: number[]): void {
+  assert.deepEqual(
+    counts,
+    Array.from({ length: counts.length }, (_, i) => i + 1),
+    'the counter went on from where it was, never from 1 again',
+  );
+}
+
+/**
+ * Issue 28: a sandbox of `hull serve` paused to disk (its VM's memory and devices saved, no
+ * QEMU left) and resumed through the SDK, with a process holding a counter in memory that
+ * goes on counting, across a server killed and started again; a damaged saved state refused
+ * in one line, the sandbox left paused.
+ */
+describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let registry: Registry;
+  let image: string;
+  let env: NodeJS.ProcessEnv;
+  let server: HullRun | undefined;
+  let api: string;
+  let sandbox: Sandbox;
+  let counterId: string;
+
+  const containerDir = (id: string) => join(dirs.root, id);
+  const savedState = (id: string) => join(dirs.root, '@serve', 'sandboxes', id, 'saved', 'vm.state');
+
+  async function startServe(extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
+    server = startHull(['--root', dirs.root, 'serve', '--listen', api], {
+      env: { ...env, ...extraEnv },
+      input: null,
+    });
+    await server.waitForOutput('listening on', 60_000);
+  }
+
+  async function stopServe(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    server?.child.kill(signal);
+    await server?.result;
+    server = undefined;
+  }
+
+  before(async () => {
+    dirs = await privateDirs('serve-saved');
+    const state = await serveStateDir(dirs.scratch);
+    env = { HULL_STATE_DIR: state };
+    registry = await startRegistry(join(dirs.scratch, 'registry'));
+    image = await pushBusybox(dirs.scratch, registry);
+    api = `unix:${join(dirs.scratch, 'api.sock')}`;
+    await startServe();
+    sandbox = await Sandbox.create({ api, image, network: 'none', timeoutMs: 900_000 });
+    // A counter held in the shell's memory, each value appended to a file of the disk.
+    const counter = await sandbox.commands.run(
+      'i=0; while true; do i=$((i+1)); echo $i >> /count; echo "tick $i"; sleep 0.2; done',
+      { background: true },
+    );
+    counterId = counter.commandId;
+  });
+
+  after(async () => {
+    await killEverySandbox(api);
+    await stopServe();
+    await registry?.stop();
+    assert.deepEqual(await qemuProcessesUsing(`${dirs.root}/`), [], 'no QEMU process is left');
+    await dirs?.cleanup();
+  });
+
+  test('pause → server killed and started again → resume: the counter goes on from where it was', async () => {
+    await new Promise((r) => setTimeout(r, 2000));
+    const beforePause = await countsOf(sandbox);
+    assert.ok(beforePause.length >= 3, `the counter runs: ${beforePause.length}`);
+    const pauseStarted = Date.now();
+    await sandbox.pause();
+    const pauseMs = Date.now() - pauseStarted;
+    const paused = await sandbox.getInfo();
+    assert.equal(paused.status, 'paused');
+    assert.deepEqual(
+      await qemuProcessesUsing(containerDir(sandbox.sandboxId)),
+      [],
+      'a paused sandbox has no QEMU',
+    );
+    await assert.rejects(sandbox.commands.run('true'), (err: unknown) => {
+      assert.ok(err instanceof HullApiError && err.code === 'ERR_STATE' && err.status === 409, String(err));
+      assert.match(err.message, /is paused: resume it first/);
+      return true;
+    });
+    // Its time to live does not run while it is paused: the expiry moves on with the clock.
+    await new Promise((r) => setTimeout(r, 1500));
+    const later = await sandbox.getInfo();
+    assert.ok(
+      Date.parse(later.expiresAt) - Date.parse(paused.expiresAt) >= 1000,
+      `expiry ${paused.expiresAt} then ${later.expiresAt}`,
+    );
+
+    await stopServe('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000));
+    await startServe();
+    const listed = await Sandbox.list({ api });
+    assert.deepEqual(
+      listed.map((s) => [s.sandboxId, s.status]),
+      [[sandbox.sandboxId, 'paused']],
+      'the restarted server keeps the paused sandbox, paused',
+    );
+    assert.deepEqual(await qemuProcessesUsing(containerDir(sandbox.sandboxId)), []);
+
+    const resumeStarted = Date.now();
+    const resumed = await Sandbox.resume(sandbox.sandboxId, { api });
+    const resumeMs = Date.now() - resumeStarted;
+    console.log(`pause ${pauseMs} ms, resume ${resumeMs} ms`);
+    assert.equal(resumed.info.status, 'running');
+    await new Promise((r) => setTimeout(r, 2000));
+    const afterResume = await countsOf(resumed);
+    assertOneRun(afterResume);
+    assert.ok(
+      afterResume.length >= beforePause.length + 5,
+      `it counts on after the resume: ${beforePause.length} before, ${afterResume.length} now`,
+    );
+    // Its background command is followed again, as after a server restart.
+    let followed = '';
+    const handle = await resumed.commands.connect(counterId, {
+      onStdout: (d) => {
+        followed += d;
+      },
+    });
+    const deadline = Date.now() + 30_000;
+    while (!/tick \d+\n[\s\S]*tick \d+\n/.test(followed) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    handle.disconnect();
+    assert.match(followed, /tick \d+\n/, "the background command's output is followed again");
+    sandbox = resumed;
+  });
+
+  test('a damaged saved state is refused in one line and the sandbox stays paused; connect resumes it once whole', async () => {
+    await sandbox.pause();
+    const path = savedState(sandbox.sandboxId);
+    const file = await open(path, 'r+');
+    const { size } = await file.stat();
+    const middle = Math.floor(size / 2);
+    const byte = Buffer.alloc(1);
+    await file.read(byte, 0, 1, middle);
+    await file.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, middle);
+    try {
+      await assert.rejects(Sandbox.resume(sandbox.sandboxId, { api }), (err: unknown) => {
+        assert.ok(err instanceof HullApiError, String(err));
+        assert.equal(err.code, 'ERR_SAVED_STATE', err.message);
+        assert.match(err.message, /SHA-256 is not the one recorded at save; the sandbox stays paused$/);
+        assert.doesNotMatch(err.message, /\n/);
+        return true;
+      });
+      assert.equal((await sandbox.getInfo()).status, 'paused');
+      assert.deepEqual(await qemuProcessesUsing(containerDir(sandbox.sandboxId)), []);
+    } finally {
+      await file.write(byte, 0, 1, middle);
+      await file.close();
+    }
+    assert.ok((await readdir(join(dirs.root, '@serve', 'sandboxes', sandbox.sandboxId, 'saved'))).length > 0);
+
+    const again = await Sandbox.connect(sandbox.sandboxId, { api });
+    assert.equal((await again.getInfo()).status, 'running');
+    assertOneRun(await countsOf(again));
+    sandbox = again;
+  });
+
+  test('a sandbox with a network: its port URL answers again after a resume; one killed while paused leaves nothing', async () => {
+    const web = await Sandbox.create({ api, image, timeoutMs: 900_000 });
+    await web.commands.run('mkdir -p /www && echo hello-saved > /www/index.html && httpd -p 8080 -h /www');
+    const url = await web.ports.url(8080);
+    assert.equal(await answersSoon(`${url}/`), 'hello-saved\n');
+    await web.pause();
+    assert.equal(await answers(`${url}/`), undefined, 'a paused sandbox answers nothing');
+    const resumed = await Sandbox.resume(web.sandboxId, { api });
+    assert.equal(await answersSoon(`${url}/`), 'hello-saved\n', 'the same URL answers after the resume');
+    assert.equal((await resumed.commands.run('cat /www/index.html')).stdout, 'hello-saved\n');
+
+    await resumed.pause();
+    await resumed.kill();
+    assert.deepEqual(await qemuProcessesUsing(containerDir(web.sandboxId)), []);
+    const left = await readdir(join(dirs.root, '@serve', 'sandboxes')).catch(() => [] as string[]);
+    assert.ok(!left.includes(web.sandboxId), 'nothing of the killed paused sandbox is left');
+    assert.ok(!(await readdir(dirs.root)).includes(web.sandboxId), 'nor its container');
+  });
+
+  test('a sandbox whose VM was booted, not cloned, is not paused: one line, and it runs on', async () => {
+    await stopServe();
+    await startServe({ HULL_TEMPLATE: 'off' });
+    try {
+      const booted = await Sandbox.create({ api, image, network: 'none', timeoutMs: 900_000 });
+      await assert.rejects(booted.pause(), (err: unknown) => {
+        assert.ok(err instanceof HullApiError && err.code === 'ERR_UNSUPPORTED', String(err));
+        assert.match(err.message, /turn templates on/);
+        assert.doesNotMatch(err.message, /\n/);
+        return true;
+      });
+      assert.equal((await booted.getInfo()).status, 'running');
+      assert.equal((await booted.commands.run('echo still here')).stdout, 'still here\n');
+      await booted.kill();
+    } finally {
+      await stopServe();
+      await startServe();
+    }
+  });
+});
