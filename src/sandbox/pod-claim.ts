@@ -1,6 +1,7 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
+import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
 import type { Spec } from '../oci/spec.js';
 import { isPinnedNamespace } from '../sys/namespaces.js';
 import { isAlive } from '../sys/process-identity.js';
@@ -65,12 +66,16 @@ export async function podOf(settings: RuntimeSettings, spec: Spec): Promise<PodP
  * The pod of a lone OCI container's bundle (the OCI command's create and run), after checking
  * its namespace paths: a pod's pinned IPC and UTS namespaces (CRI-O's), or those podman names
  * through its infra container's monitor, are the pod VM's own; any other path is refused.
+ * A container with its root on disks is in no pod: only a VM of its own can have those disks,
+ * and the pinned network namespace it names (`hull serve`'s, one per sandbox) is its alone.
  */
 export async function checkedPodOf(
   settings: RuntimeSettings,
   bundle: Bundle,
 ): Promise<PodPlacement | undefined> {
-  const pod = await podOf(settings, bundle.spec);
+  const annotations = bundle.spec.annotations ?? {};
+  const onDisks = ROOTFS_IMAGE_ANNOTATION in annotations || ROOTFS_DISK_ANNOTATION in annotations;
+  const pod = onDisks ? undefined : await podOf(settings, bundle.spec);
   await checkNamespacePaths(
     bundle,
     NO_JOINABLE_NAMESPACES,
