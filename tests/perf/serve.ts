@@ -109,6 +109,9 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
       startSamples.hullRun.push(await hullRun(`bench-serve-${i}`));
       process.stderr.write('.');
     }
+    process.stderr.write(
+      `\nSandbox.create ${startSamples.create.map(Math.round)} ms, templated hull run true ${startSamples.hullRun.map(Math.round)} ms\n`,
+    );
     const data = randomBytes(100 * MIB);
     const samples = {
       runTrue: [] as number[],
@@ -124,16 +127,15 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
       samples.execTrue.push(await exec(['true']));
       samples.files.push(
         await timed(async () => {
-          await sandbox.files.write('/tmp/bench.bin', Readable.from([data]), { length: data.length });
-          const back = await sandbox.files.read('/tmp/bench.bin', { format: 'stream' });
+          await sandbox.files.write('/bench.bin', Readable.from([data]), { length: data.length });
+          const back = await sandbox.files.read('/bench.bin', { format: 'stream' });
           let size = 0;
           for await (const chunk of back) size += (chunk as Buffer).length;
           if (size !== data.length) throw new Error(`read ${size} bytes of ${data.length}`);
         }),
       );
       samples.exec.push(
-        (await exec(['sh', '-c', 'cat > /tmp/bench-cli.bin'], data)) +
-          (await exec(['cat', '/tmp/bench-cli.bin'])),
+        (await exec(['sh', '-c', 'cat > /bench-cli.bin'], data)) + (await exec(['cat', '/bench-cli.bin'])),
       );
       process.stderr.write('.');
     }
