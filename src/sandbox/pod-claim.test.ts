@@ -5,10 +5,11 @@ import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
 import type { Spec } from '../oci/spec.js';
 import { identityOf } from '../sys/process-identity.js';
 import { containerDir } from './container-id.js';
-import { podOf, recordPod } from './pod-claim.js';
+import { checkedPodOf, podOf, recordPod } from './pod-claim.js';
 import { type ContainerState, writeState } from './state.js';
 
 /** Pinned namespaces as CRI-O's pinns leaves them: bind-mounted namespace files of a pod. */
@@ -67,6 +68,34 @@ test("a pod is named by its pinned namespaces, or by /proc/<pid>/ns of a live me
     );
   } finally {
     sh(`umount ${dir}/netns-a ${dir}/netns-b 2>/dev/null; umount ${dir}; true`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a container with its root on disks is in no pod, though it names a pinned network namespace (hull serve's)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hull-podclaim-'));
+  const sh = (script: string) => execFileSync('sh', ['-c', script], { stdio: 'pipe' });
+  try {
+    sh(`mount --bind ${dir} ${dir} && mount --make-private ${dir}`);
+    const settings = { root: join(dir, 'root'), debug: false };
+    const netns = pinPod(dir, 'netns-serve');
+    const bundle = (annotations?: Record<string, string>) => ({
+      dir,
+      rootfs: join(dir, 'rootfs'),
+      spec: { annotations, linux: { namespaces: [{ type: 'network', path: netns }] } } as Spec,
+    });
+    assert.match(
+      (await checkedPodOf(settings, bundle()))?.key ?? '',
+      /^network:\d+$/,
+      'a pod, as CRI-O pins',
+    );
+    const onDisks = {
+      [ROOTFS_IMAGE_ANNOTATION]: '/images/x/rootfs.erofs',
+      [ROOTFS_DISK_ANNOTATION]: '/root/disk.raw',
+    };
+    assert.equal(await checkedPodOf(settings, bundle(onDisks)), undefined);
+  } finally {
+    sh(`umount ${dir}/netns-serve 2>/dev/null; umount ${dir}; true`);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdtemp, readdir } from 'node:fs/promises';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { HullApiError, Sandbox } from 'hull/sdk';
+import { HullApiError, Sandbox, type WatchEvent } from 'hull/sdk';
 import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../../src/oci/rootfs-annotations.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
@@ -55,6 +57,37 @@ class Qmp {
   close(): void {
     this.socket.destroy();
   }
+}
+
+/** Resolves once `read()` holds `text`; fails after `timeoutMs`. */
+async function until(read: () => string, text: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!read().includes(text)) {
+    if (Date.now() > deadline)
+      throw new Error(`never saw ${text}; had: ${JSON.stringify(read().slice(-500))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * `mib` MiB of random bytes as a stream, made 1 MiB at a time (never held whole), and the
+ * sha256 of what it gave once it has ended.
+ */
+function randomStream(mib: number): { stream: Readable; digest: () => string } {
+  const hash = createHash('sha256');
+  let left = mib;
+  const stream = new Readable({
+    read() {
+      if (left-- === 0) {
+        this.push(null);
+        return;
+      }
+      const chunk = randomBytes(2 ** 20);
+      hash.update(chunk);
+      this.push(chunk);
+    },
+  });
+  return { stream, digest: () => hash.digest('hex') };
 }
 
 /**
@@ -120,7 +153,7 @@ describe('hull serve: a sandbox root on disks', { timeout: 1_200_000 }, () => {
     await dirs?.cleanup();
   });
 
-  test('overlay over erofs and ext4, no 9p; writes persist, stay apart, stop at diskMiB; kill leaves no disk', async () => {
+  test('overlay over erofs and ext4, no 9p; writes persist, stay apart, stop at diskMiB; 200 MiB streamed both ways; a root directory watched; kill leaves no disk', async () => {
     await startServe();
     const [a, b] = await Promise.all([
       Sandbox.create({ api, image, network: 'none', diskMiB: 128, timeoutMs: 600_000 }),
@@ -179,6 +212,46 @@ describe('hull serve: a sandbox root on disks', { timeout: 1_200_000 }, () => {
       assert.deepEqual(await qemuProcessesUsing(`${dirs.root}/${killed}`), []);
       // The other sandbox is untouched.
       assert.equal((await b.commands.run('echo still')).stdout, 'still\n');
+
+      // A 200 MiB binary file onto the writable disk and back, streamed both ways (the server's
+      // default upload limit, 1 GiB, takes it), the same bytes by sha256 on each side.
+      const mib = 200;
+      const sent = randomStream(mib);
+      await b.files.write('/data/big.bin', sent.stream, { length: mib * 2 ** 20 });
+      const written = sent.digest();
+      const inGuest = await b.commands.run('sha256sum /data/big.bin');
+      assert.equal(inGuest.stdout.split(' ')[0], written, inGuest.stderr);
+      const back = createHash('sha256');
+      let received = 0;
+      for await (const chunk of await b.files.read('/data/big.bin', { format: 'stream' })) {
+        received += (chunk as Buffer).length;
+        back.update(chunk as Buffer);
+      }
+      assert.equal(received, mib * 2 ** 20);
+      assert.equal(back.digest('hex'), written, 'the bytes read back are the bytes written');
+      assert.equal((await b.commands.run('rm /data/big.bin')).exitCode, 0);
+
+      // A directory of the root is on disks, so inotify sees changes in it.
+      assert.equal((await b.commands.run('mkdir -p /srv/watched')).exitCode, 0);
+      const events: WatchEvent[] = [];
+      const seen = () => events.map((e) => `${e.type} ${e.name}`).join('\n');
+      const watch = await b.files.watch('/srv/watched', (e) => events.push(e));
+      try {
+        assert.equal((await b.commands.run('echo x > /srv/watched/made; rm /srv/watched/made')).exitCode, 0);
+        await until(seen, 'remove made');
+        assert.ok(seen().includes('create made'), seen());
+        assert.ok(
+          events.every((e) => e.path === `/srv/watched/${e.name}`),
+          seen(),
+        );
+      } finally {
+        await watch.stop();
+      }
+      // Stopped: later changes are no longer reported.
+      const stoppedAt = events.length;
+      assert.equal((await b.commands.run('touch /srv/watched/later')).exitCode, 0);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(events.length, stoppedAt, seen());
     } finally {
       await a.kill().catch(() => {});
       await b.kill().catch(() => {});

@@ -15,7 +15,8 @@
  * then a metadata-heavy job (unpack and stat a 20,000-file tree) on a `hull serve` sandbox's
  * root on disks ÷ in a `hull run` container on the 9p share ÷ runc (`--part rootfs`:
  * tests/perf/rootfs.ts), then the sandboxes API against the command line (`--part serve`:
- * tests/perf/serve.ts: a command's round trip, 100 MiB of files, 50 sandboxes made at once),
+ * tests/perf/serve.ts: Sandbox.create ÷ a templated `hull run true`, a command's round trip,
+ * 100 MiB of files, 50 sandboxes made at once),
  * then saved VMs (`--part saved`), then the same start and memory figures for arm64 guests
  * when an arm64 image is installed, each as a ratio to the arm64 floor (`--part arm64`:
  * tests/perf/arm64.ts), and writes them as JSON. Machines here are shared and noisy: only

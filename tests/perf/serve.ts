@@ -1,6 +1,9 @@
 /**
  * The sandboxes API against the command line, interleaved in one run (only ratios mean
  * anything on these shared machines):
+ *   - `Sandbox.create` from a cached image ÷ a templated `hull run true` of the same busybox
+ *     (goal <= 1.2), pair by pair: both clone a VM from a template, and serve's sandbox also
+ *     gets its disks and overlay root;
  *   - `commands.run('true')` round trip through a running `hull serve` ÷ `hull exec true` on the
  *     same sandbox (goal <= 0.25: no CLI process per call);
  *   - files.write + files.read of 100 MiB ÷ the same bytes through `hull exec sh -c 'cat > F'`
@@ -10,27 +13,43 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Sandbox } from '../../src/sdk/sandbox.js';
 import { HULL, startHull } from '../e2e/harness.js';
+import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { pushBusybox, startRegistry } from '../fixtures/registry.js';
 import { median } from './network.js';
 
 export interface ServeFigures {
   runs: number;
-  medianMs: { runTrue: number; execTrue: number; files100MiB: number; exec100MiB: number };
-  ratios: { runTrueOverExecTrue: number; files100MiBOverExecCat: number };
+  medianMs: {
+    create: number;
+    hullRunTemplated: number;
+    runTrue: number;
+    execTrue: number;
+    files100MiB: number;
+    exec100MiB: number;
+  };
+  ratios: {
+    createOverHullRun: number;
+    runTrueOverExecTrue: number;
+    files100MiBOverExecCat: number;
+  };
   concurrent: { asked: number; created: number; answered: number; wallMs: number };
 }
 
 const MIB = 1024 * 1024;
 
 /** Runs hull (the bundled CLI) with `input` on its stdin; resolves with the elapsed ms. */
-function timedHull(args: string[], input?: Buffer): Promise<number> {
+function timedHull(args: string[], input?: Buffer, env: NodeJS.ProcessEnv = {}): Promise<number> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [HULL, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [HULL, ...args], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => {
       stderr += c.toString();
@@ -65,6 +84,34 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
     made.push(sandbox);
     const exec = (args: string[], input?: Buffer) =>
       timedHull(['--root', root, 'exec', sandbox.sandboxId, ...args], input);
+
+    // Start-up, pair by pair: a sandbox made through the API (no network, as `hull run` of a
+    // bundle has none; killed after, untimed) and `hull run true` cloned from its template.
+    const bundle = join(scratch, 'serve-bundle');
+    await mkdir(bundle);
+    await makeBusyboxBundle(bundle, ['true']);
+    const runRoot = join(scratch, 'serve-run-root');
+    const hullRun = (name: string) =>
+      timedHull(['--root', runRoot, 'run', '-b', bundle, name], undefined, { HULL_TEMPLATE: 'on' });
+    const create = async () => {
+      const started = performance.now();
+      const one = await Sandbox.create({ api, image, network: 'none', timeoutMs: 600_000 });
+      const ms = performance.now() - started;
+      await one.kill();
+      return ms;
+    };
+    const startSamples = { create: [] as number[], hullRun: [] as number[] };
+    // One warm-up of each: the templated run makes its template.
+    await create();
+    await hullRun('bench-serve-warm');
+    for (let i = 0; i < runs; i++) {
+      startSamples.create.push(await create());
+      startSamples.hullRun.push(await hullRun(`bench-serve-${i}`));
+      process.stderr.write('.');
+    }
+    process.stderr.write(
+      `\nSandbox.create ${startSamples.create.map(Math.round)} ms, templated hull run true ${startSamples.hullRun.map(Math.round)} ms\n`,
+    );
     const data = randomBytes(100 * MIB);
     const samples = {
       runTrue: [] as number[],
@@ -80,16 +127,15 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
       samples.execTrue.push(await exec(['true']));
       samples.files.push(
         await timed(async () => {
-          await sandbox.files.write('/tmp/bench.bin', Readable.from([data]), { length: data.length });
-          const back = await sandbox.files.read('/tmp/bench.bin', { format: 'stream' });
+          await sandbox.files.write('/bench.bin', Readable.from([data]), { length: data.length });
+          const back = await sandbox.files.read('/bench.bin', { format: 'stream' });
           let size = 0;
           for await (const chunk of back) size += (chunk as Buffer).length;
           if (size !== data.length) throw new Error(`read ${size} bytes of ${data.length}`);
         }),
       );
       samples.exec.push(
-        (await exec(['sh', '-c', 'cat > /tmp/bench-cli.bin'], data)) +
-          (await exec(['cat', '/tmp/bench-cli.bin'])),
+        (await exec(['sh', '-c', 'cat > /bench-cli.bin'], data)) + (await exec(['cat', '/bench-cli.bin'])),
       );
       process.stderr.write('.');
     }
@@ -107,6 +153,8 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
     const wallMs = performance.now() - started;
     const answered = outcomes.filter((o) => o.status === 'fulfilled' && o.value).length + 1;
     const medianMs = {
+      create: median(startSamples.create),
+      hullRunTemplated: median(startSamples.hullRun),
       runTrue: median(samples.runTrue),
       execTrue: median(samples.execTrue),
       files100MiB: median(samples.files),
@@ -115,12 +163,15 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
     return {
       runs,
       medianMs: {
+        create: Math.round(medianMs.create),
+        hullRunTemplated: Math.round(medianMs.hullRunTemplated),
         runTrue: Math.round(medianMs.runTrue),
         execTrue: Math.round(medianMs.execTrue),
         files100MiB: Math.round(medianMs.files100MiB),
         exec100MiB: Math.round(medianMs.exec100MiB),
       },
       ratios: {
+        createOverHullRun: Number((medianMs.create / medianMs.hullRunTemplated).toFixed(3)),
         runTrueOverExecTrue: Number((medianMs.runTrue / medianMs.execTrue).toFixed(3)),
         files100MiBOverExecCat: Number((medianMs.files100MiB / medianMs.exec100MiB).toFixed(3)),
       },
@@ -136,6 +187,9 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
 
 export function printServe(figures: ServeFigures): void {
   const { medianMs: m, ratios: r, concurrent: c } = figures;
+  console.log(
+    `serve: Sandbox.create from a cached image ${m.create} ms / templated hull run true ${m.hullRunTemplated} ms = ${r.createOverHullRun} (goal <= 1.2)`,
+  );
   console.log(
     `serve: commands.run('true') ${m.runTrue} ms / hull exec true ${m.execTrue} ms = ${r.runTrueOverExecTrue} (goal <= 0.25)`,
   );
