@@ -93,13 +93,7 @@ export async function ensureBridge(network: BridgeNetwork, signal?: AbortSignal)
 /** Removes the bridge, its firewall and its leases (tests, and an operator's clean-up). */
 export async function removeBridge(network: BridgeNetwork, signal?: AbortSignal): Promise<void> {
   const chains = firewallChains(network.bridge);
-  for (const [tool, table, parent, chain] of [
-    ['iptables', 'filter', 'INPUT', chains.input],
-    ['iptables', 'filter', 'FORWARD', chains.forward],
-    ['iptables', 'nat', 'POSTROUTING', chains.nat],
-    ['ip6tables', 'filter', 'INPUT', chains.input],
-    ['ip6tables', 'filter', 'FORWARD', chains.input],
-  ] as const) {
+  for (const [tool, table, parent, chain] of jumpPoints(chains)) {
     for (const rule of jumpRules(parent, chain, network.bridge)) {
       while (
         await iptables(tool, ['-t', table, '-D', ...rule], signal).then(
@@ -136,6 +130,17 @@ async function enableForwarding(): Promise<void> {
   if ((await readFile(path, 'utf8')).trim() === '1') return;
   await writeFile(path, '1');
   log.info({}, 'turned on IPv4 forwarding for the sandboxes bridge');
+}
+
+/** Each of a bridge's chains with the tool, table and built-in chain it is jumped to from. */
+function jumpPoints(chains: ReturnType<typeof firewallChains>) {
+  return [
+    ['iptables', 'filter', 'INPUT', chains.input],
+    ['iptables', 'filter', 'FORWARD', chains.forward],
+    ['iptables', 'nat', 'POSTROUTING', chains.nat],
+    ['ip6tables', 'filter', 'INPUT', chains.input],
+    ['ip6tables', 'filter', 'FORWARD', chains.input],
+  ] as const;
 }
 
 /** Where a bridge's chains are jumped to from (the bridge is named, so the jumps never depend on the subnet). */
@@ -192,13 +197,7 @@ async function installFirewall(network: BridgeNetwork, signal?: AbortSignal): Pr
     errorCode: 'ERR_NETWORK',
     purpose: `writing the IPv6 firewall of ${bridge}`,
   });
-  for (const [tool, table, parent, chain] of [
-    ['iptables', 'filter', 'INPUT', chains.input],
-    ['iptables', 'filter', 'FORWARD', chains.forward],
-    ['iptables', 'nat', 'POSTROUTING', chains.nat],
-    ['ip6tables', 'filter', 'INPUT', chains.input],
-    ['ip6tables', 'filter', 'FORWARD', chains.input],
-  ] as const) {
+  for (const [tool, table, parent, chain] of jumpPoints(chains)) {
     for (const rule of jumpRules(parent, chain, bridge)) {
       const present = await iptables(tool, ['-t', table, '-C', ...rule], signal).then(
         () => true,

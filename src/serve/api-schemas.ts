@@ -1,4 +1,7 @@
+import { guestPath, LIMITS, stringMap } from './api-schema-parts.js';
 import { sessionSchemas } from './api-session-schemas.js';
+
+export { LIMITS } from './api-schema-parts.js';
 
 /**
  * The API's JSON Schemas, written once: fastify's ajv checks requests against them and
@@ -7,35 +10,6 @@ import { sessionSchemas } from './api-session-schemas.js';
  */
 
 import { MAX_WRITABLE_DISK_MIB, MIN_WRITABLE_DISK_MIB } from '../storage/rootfs-disks.js';
-
-/** Limits of the API's input; bodies are bounded as a whole by the server (server.ts). */
-export const LIMITS = {
-  imageRefChars: 512,
-  mapEntries: 64,
-  keyChars: 128,
-  valueChars: 4096,
-  pathChars: 4096,
-  argvEntries: 1024,
-  argChars: 65536,
-  maxTimeoutMs: 7 * 24 * 3600 * 1000,
-  maxCpus: 64,
-  maxMemoryMiB: 1024 * 1024,
-} as const;
-
-const stringMap = {
-  type: 'object',
-  maxProperties: LIMITS.mapEntries,
-  propertyNames: { type: 'string', minLength: 1, maxLength: LIMITS.keyChars, pattern: '^[^=\\u0000]+$' },
-  additionalProperties: { type: 'string', maxLength: LIMITS.valueChars, pattern: '^[^\\u0000]*$' },
-} as const;
-
-/** An absolute path in the container: resolved in the guest, never on the host. */
-const guestPath = {
-  type: 'string',
-  minLength: 1,
-  maxLength: LIMITS.pathChars,
-  pattern: '^/[^\\u0000]*$',
-} as const;
 
 const metadataPair = {
   type: 'string',
@@ -217,7 +191,7 @@ export const schemas = {
     required: ['exists'],
     properties: { exists: { type: 'boolean' } },
   },
-  ...sessionSchemas(LIMITS),
+  ...sessionSchemas(),
 } as const;
 
 export type SchemaName = keyof typeof schemas;

@@ -2,24 +2,9 @@
  * JSON Schemas of terminals, commands found again and file metadata, merged into api-schemas.ts's
  * `schemas` (checked by fastify, published in the OpenAPI document). Bounded like the rest.
  */
-import type { LIMITS as Limits } from './api-schemas.js';
+import { guestPath, LIMITS, stringMap } from './api-schema-parts.js';
 
-/** Given api-schemas.ts's LIMITS (a parameter, so that the two modules do not import each other). */
-export function sessionSchemas(LIMITS: typeof Limits) {
-  const guestPath = {
-    type: 'string',
-    minLength: 1,
-    maxLength: LIMITS.pathChars,
-    pattern: '^/[^\\u0000]*$',
-  } as const;
-
-  const stringMap = {
-    type: 'object',
-    maxProperties: LIMITS.mapEntries,
-    propertyNames: { type: 'string', minLength: 1, maxLength: LIMITS.keyChars, pattern: '^[^=\\u0000]+$' },
-    additionalProperties: { type: 'string', maxLength: LIMITS.valueChars, pattern: '^[^\\u0000]*$' },
-  } as const;
-
+export function sessionSchemas() {
   /** A terminal dimension in character cells. */
   const cells = { type: 'integer', minimum: 1, maximum: 1000 } as const;
 

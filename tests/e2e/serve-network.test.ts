@@ -11,7 +11,13 @@ import { leaseDir } from '../../src/network/ip-leases.js';
 import { bridgeNetwork, removeBridge } from '../../src/network/serve-bridge.js';
 import { guestResolvConf } from '../../src/serve/sandbox-network.js';
 import { freePort, pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
-import { type HullRun, hull, privateDirs, runCommand, startHull } from './harness.js';
+import {
+  answers,
+  answersSoon,
+  startServe as startServeOn,
+  stopServe as stopServeRun,
+} from '../fixtures/serve.js';
+import { type HullRun, hull, privateDirs, runCommand } from './harness.js';
 
 /** "The internet" of this test: a network namespace routed through the host, outside any sandbox's subnet. */
 const INTERNET_HOST_END = '198.51.100.1';
@@ -47,17 +53,15 @@ describe('hull serve: sandbox networking', { timeout: 1_200_000 }, () => {
 
   async function startServe(): Promise<void> {
     // On every address, so that the sandboxes could reach it if the firewall let them.
-    server = startHull(
-      ['--root', dirs.root, 'serve', '--listen', `0.0.0.0:${apiPort}`, '--token-file', tokenFile],
-      { env, input: null },
+    server = await startServeOn(
+      dirs.root,
+      ['--listen', `0.0.0.0:${apiPort}`, '--token-file', tokenFile],
+      env,
     );
-    await server.waitForOutput('listening on', 60_000);
   }
 
   async function stopServe(signal: NodeJS.Signals): Promise<void> {
-    if (!server) return;
-    server.child.kill(signal);
-    await server.result;
+    await stopServeRun(server, signal);
     server = undefined;
   }
 
@@ -98,25 +102,6 @@ describe('hull serve: sandbox networking', { timeout: 1_200_000 }, () => {
     const match = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(stdout);
     assert.ok(match, `the sandbox has an address on eth0: ${stdout}`);
     return match[1]!;
-  }
-
-  async function answers(url: string): Promise<string | undefined> {
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-      return await response.text();
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Until the server in the guest answers (it starts a moment after the command returns). */
-  async function answersSoon(url: string): Promise<string | undefined> {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const text = await answers(url);
-      if (text !== undefined || Date.now() > deadline) return text;
-      await new Promise((r) => setTimeout(r, 500));
-    }
   }
 
   async function vethsOnBridge(): Promise<string[]> {
@@ -247,10 +232,10 @@ describe('hull serve: sandbox networking', { timeout: 1_200_000 }, () => {
       internet,
     ];
     // The same check's control from the host: each of these answers it.
-    assert.equal(await answers(`http://${bAddress}:8080/`), 'hello-from-b\n');
-    assert.equal(await answers(`http://${hostAddresses[0]}:${hostPort}/`), 'host service');
+    assert.equal(await answers(`http://${bAddress}:8080/`, 10_000), 'hello-from-b\n');
+    assert.equal(await answers(`http://${hostAddresses[0]}:${hostPort}/`, 10_000), 'host service');
     assert.ok(
-      await answers(`http://${hostAddresses[0]}:${apiPort}/openapi.json`),
+      await answers(`http://${hostAddresses[0]}:${apiPort}/openapi.json`, 10_000),
       'the API answers the host',
     );
     assert.deepEqual(await reachedFrom(a, targets), [internet], 'only the internet answered the sandbox');
@@ -261,7 +246,7 @@ describe('hull serve: sandbox networking', { timeout: 1_200_000 }, () => {
   test('sandbox.ports.url(port) reaches a server in the sandbox from the host', async () => {
     const url = await b.ports.url(8080);
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.equal(await answersSoon(`${url}/`), 'hello-from-b\n');
+    assert.equal(await answersSoon(`${url}/`, 10_000), 'hello-from-b\n');
     assert.equal(await b.ports.url(8080), url, 'asked again, the same URL');
     await assert.rejects(none.ports.url(8080), (err) => {
       return err instanceof HullApiError && err.status === 409 && err.code === 'ERR_NO_NETWORK';
@@ -271,16 +256,16 @@ describe('hull serve: sandbox networking', { timeout: 1_200_000 }, () => {
 
   test('a port URL survives a server killed and restarted; a sandbox that ended meanwhile leaves nothing', async () => {
     const aUrl = await a.ports.url(8081);
-    assert.equal(await answersSoon(`${aUrl}/`), 'hello-from-a\n');
+    assert.equal(await answersSoon(`${aUrl}/`, 10_000), 'hello-from-a\n');
     const bUrl = await b.ports.url(8080);
     await stopServe('SIGKILL');
-    assert.equal(await answers(`${aUrl}/`), undefined, 'no server, no proxy');
+    assert.equal(await answers(`${aUrl}/`, 10_000), undefined, 'no server, no proxy');
     // b's container ends while no server runs.
     const deleted = await hull(['--root', dirs.root, 'delete', '--force', b.sandboxId], { env });
     assert.equal(deleted.code, 0, deleted.stderr);
     await startServe();
-    assert.equal(await answersSoon(`${aUrl}/`), 'hello-from-a\n', "a's URL answers again");
-    assert.equal(await answers(`${bUrl}/`), undefined, "b's URL is gone");
+    assert.equal(await answersSoon(`${aUrl}/`, 10_000), 'hello-from-a\n', "a's URL answers again");
+    assert.equal(await answers(`${bUrl}/`, 10_000), undefined, "b's URL is gone");
     assert.equal(await netnsExists(b), false, "b's network namespace is gone");
     const leases = await readdir(leaseDir(bridge));
     assert.equal(leases.length, 1, `only a's address is leased: ${leases}`);
@@ -312,6 +297,6 @@ describe('hull serve: sandbox networking', { timeout: 1_200_000 }, () => {
     assert.equal(await netnsExists(a), false);
     assert.deepEqual(await vethsOnBridge(), []);
     assert.deepEqual(await readdir(leaseDir(bridge)), []);
-    assert.equal(await answers(`${aUrl}/`), undefined);
+    assert.equal(await answers(`${aUrl}/`, 10_000), undefined);
   });
 });

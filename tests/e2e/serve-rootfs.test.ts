@@ -9,8 +9,13 @@ import { HullApiError, Sandbox, type WatchEvent } from 'hull/sdk';
 import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../../src/oci/rootfs-annotations.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
-import { killEverySandbox, serveStateDir } from '../fixtures/serve.js';
-import { type HullRun, hull, privateDirs, qemuProcessesUsing, startHull } from './harness.js';
+import {
+  killEverySandbox,
+  serveStateDir,
+  startServe as startServeOn,
+  stopServe as stopServeRun,
+} from '../fixtures/serve.js';
+import { type HullRun, hull, privateDirs, qemuProcessesUsing } from './harness.js';
 
 /** A QMP session on a VM's debug QMP socket: what `query-migrate` and `migrate` say. */
 class Qmp {
@@ -124,16 +129,11 @@ describe('hull serve: a sandbox root on disks', { timeout: 1_200_000 }, () => {
    */
   async function startServe(extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
     await stopServe();
-    server = startHull(['--root', dirs.root, 'serve', '--listen', api], {
-      env: { ...env, ...extraEnv },
-      input: null,
-    });
-    await server.waitForOutput('listening on', 60_000);
+    server = await startServeOn(dirs.root, ['--listen', api], { ...env, ...extraEnv });
   }
 
   async function stopServe(): Promise<void> {
-    server?.child.kill('SIGTERM');
-    await server?.result;
+    await stopServeRun(server);
     server = undefined;
   }
 

@@ -4,27 +4,15 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
-import { killEverySandbox, serveStateDir } from '../fixtures/serve.js';
-import { type HullRun, privateDirs, qemuProcessesUsing, startHull } from './harness.js';
-
-/** The body `url` answers with, or undefined when nothing answers within 3 s. */
-async function answers(url: string): Promise<string | undefined> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    return await response.text();
-  } catch {
-    return undefined;
-  }
-}
-
-async function answersSoon(url: string): Promise<string | undefined> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const text = await answers(url);
-    if (text !== undefined || Date.now() > deadline) return text;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+import {
+  answers,
+  answersSoon,
+  killEverySandbox,
+  serveStateDir,
+  startServe as startServeOn,
+  stopServe as stopServeRun,
+} from '../fixtures/serve.js';
+import { type HullRun, privateDirs, qemuProcessesUsing } from './harness.js';
 
 /** The counter lines a sandbox's loop appended to /count, as numbers. */
 async function countsOf(sandbox: Sandbox): Promise<number[]> {
@@ -64,16 +52,11 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
   const savedState = (id: string) => join(dirs.root, '@serve', 'sandboxes', id, 'saved', 'vm.state');
 
   async function startServe(extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
-    server = startHull(['--root', dirs.root, 'serve', '--listen', api], {
-      env: { ...env, ...extraEnv },
-      input: null,
-    });
-    await server.waitForOutput('listening on', 60_000);
+    server = await startServeOn(dirs.root, ['--listen', api], { ...env, ...extraEnv });
   }
 
   async function stopServe(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    server?.child.kill(signal);
-    await server?.result;
+    await stopServeRun(server, signal);
     server = undefined;
   }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +10,12 @@ import { HullApiError, Sandbox, type WatchEvent } from 'hull/sdk';
 import { WebSocket } from 'ws';
 import { statusField } from '../../src/sys/processes.js';
 import { freePort, pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
+import {
+  killEverySandbox,
+  serveStateDir,
+  startServe as startServeOn,
+  stopServe as stopServeRun,
+} from '../fixtures/serve.js';
 import { type HullRun, privateDirs, qemuProcessesUsing, startHull } from './harness.js';
 
 /** The SDK as a separate client process imports it: the built module itself. */
@@ -43,35 +49,19 @@ describe('hull serve: terminals, commands found again, limits and attacks', { ti
   let api: string;
   let sandbox: Sandbox;
 
-  async function startServe(): Promise<HullRun> {
-    const run = startHull(
-      [
-        ...['--root', dirs.root, 'serve', '--listen', api, '--max-upload-mib', '2'],
-        ...['--max-sandboxes', '1', '--max-requests', '64'],
-      ],
-      { env, input: null },
-    );
-    await run.waitForOutput('listening on', 60_000);
-    return run;
+  function startServe(): Promise<HullRun> {
+    const limits = ['--max-upload-mib', '2', '--max-sandboxes', '1', '--max-requests', '64'];
+    return startServeOn(dirs.root, ['--listen', api, ...limits], env);
   }
 
   async function stopServe(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    if (!server) return;
-    server.child.kill(signal);
-    await server.result;
+    await stopServeRun(server, signal);
     server = undefined;
   }
 
   before(async () => {
     dirs = await privateDirs('serve-sessions');
-    const state = join(dirs.scratch, 'state');
-    await mkdir(state);
-    // The guest image of this checkout (a private one when its agent differs from the machine's).
-    const machineState = process.env.HULL_STATE_DIR || '/var/lib/hull';
-    for (const shared of ['images', 'templates'])
-      await symlink(join(machineState, shared), join(state, shared));
-    await copyFile(join(machineState, 'accel.json'), join(state, 'accel.json')).catch(() => {});
-    env = { HULL_STATE_DIR: state };
+    env = { HULL_STATE_DIR: await serveStateDir(dirs.scratch) };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);
     api = `unix:${join(dirs.scratch, 'api.sock')}`;
@@ -80,9 +70,7 @@ describe('hull serve: terminals, commands found again, limits and attacks', { ti
   });
 
   after(async () => {
-    for (const info of await Sandbox.list({ api }).catch(() => [])) {
-      await (await Sandbox.connect(info.sandboxId, { api })).kill().catch(() => {});
-    }
+    await killEverySandbox(api);
     await stopServe();
     await registry?.stop();
     assert.deepEqual(await qemuProcessesUsing(`${dirs.root}/`), [], 'no QEMU process is left');

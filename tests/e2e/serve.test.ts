@@ -8,7 +8,12 @@ import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
 import { bridgeNetwork, removeBridge } from '../../src/network/serve-bridge.js';
 import { freePort, pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
-import { killEverySandbox, serveStateDir } from '../fixtures/serve.js';
+import {
+  killEverySandbox,
+  serveStateDir,
+  startServe as startServeOn,
+  stopServe as stopServeRun,
+} from '../fixtures/serve.js';
 import { type HullRun, hull, privateDirs, processExit, qemuProcessesUsing, startHull } from './harness.js';
 
 /** Issue 27: sandboxes as a service, used through the SDK as a user would. */
@@ -23,22 +28,12 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
   const bridge = bridgeNetwork(`hs${process.pid % 100000}`, '10.212.0.0/24');
 
   /** `hull serve` on the file's own socket and root, as a user would start it. */
-  async function startServe(extra: string[] = []): Promise<HullRun> {
-    const run = startHull(
-      ['--root', dirs.root, 'serve', '--listen', api, '--max-upload-mib', '2', ...extra],
-      {
-        env,
-        input: null,
-      },
-    );
-    await run.waitForOutput('listening on', 60_000);
-    return run;
+  function startServe(extra: string[] = []): Promise<HullRun> {
+    return startServeOn(dirs.root, ['--listen', api, '--max-upload-mib', '2', ...extra], env);
   }
 
   async function stopServe(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    if (!server) return;
-    server.child.kill(signal);
-    await server.result;
+    await stopServeRun(server, signal);
     server = undefined;
   }
 
