@@ -260,6 +260,8 @@ describe('lost processes: each loss named, nothing left behind', { timeout: 900_
     create.child.kill('SIGKILL');
     process.kill(monitor, 'SIGKILL');
     await create.code;
+    // A SIGKILL is delivered, not done, when kill returns: ask once the monitor is gone.
+    await processExit(monitor, 10_000);
     assert.equal((await stateOf(b.id)).status, 'stopped', 'a container whose creator died is stopped');
     assert.ok((await cgroupDirs(b.id)).length > 0, 'the dead monitor left its cgroups');
     const deleted = await h('delete', b.id);
