@@ -31,3 +31,14 @@ export const guestPath = {
   maxLength: LIMITS.pathChars,
   pattern: '^/[^\\u0000]*$',
 } as const;
+
+/** A command as an argv: bounded, without NUL bytes. */
+export const argv = {
+  type: 'array',
+  minItems: 1,
+  maxItems: LIMITS.argvEntries,
+  items: { type: 'string', maxLength: LIMITS.argChars, pattern: '^[^\\u0000]*$' },
+} as const;
+
+/** Who a process runs as in the container: root or uid[:gid]. */
+export const guestUser = { type: 'string', pattern: '^(root|[0-9]{1,10}(:[0-9]{1,10})?)$' } as const;

@@ -1,4 +1,4 @@
-import { guestPath, LIMITS, stringMap } from './api-schema-parts.js';
+import { argv, guestPath, guestUser, LIMITS, stringMap } from './api-schema-parts.js';
 import { sessionSchemas } from './api-session-schemas.js';
 
 export { LIMITS } from './api-schema-parts.js';
@@ -122,19 +122,11 @@ export const schemas = {
     required: ['cmd'],
     properties: {
       cmd: {
-        oneOf: [
-          { type: 'string', minLength: 1, maxLength: LIMITS.argChars },
-          {
-            type: 'array',
-            minItems: 1,
-            maxItems: LIMITS.argvEntries,
-            items: { type: 'string', maxLength: LIMITS.argChars, pattern: '^[^\\u0000]*$' },
-          },
-        ],
+        oneOf: [{ type: 'string', minLength: 1, maxLength: LIMITS.argChars }, argv],
       },
       cwd: guestPath,
       env: stringMap,
-      user: { type: 'string', pattern: '^(root|[0-9]{1,10}(:[0-9]{1,10})?)$' },
+      user: guestUser,
       stdin: { type: 'boolean' },
       timeoutMs,
       background: { type: 'boolean' },

@@ -2,7 +2,7 @@
  * JSON Schemas of terminals, commands found again and file metadata, merged into api-schemas.ts's
  * `schemas` (checked by fastify, published in the OpenAPI document). Bounded like the rest.
  */
-import { guestPath, LIMITS, stringMap } from './api-schema-parts.js';
+import { argv, guestPath, guestUser, stringMap } from './api-schema-parts.js';
 
 export function sessionSchemas() {
   /** A terminal dimension in character cells. */
@@ -33,15 +33,10 @@ export function sessionSchemas() {
       properties: {
         cols: cells,
         rows: cells,
-        cmd: {
-          type: 'array',
-          minItems: 1,
-          maxItems: LIMITS.argvEntries,
-          items: { type: 'string', maxLength: LIMITS.argChars, pattern: '^[^\\u0000]*$' },
-        },
+        cmd: argv,
         cwd: guestPath,
         env: stringMap,
-        user: { type: 'string', pattern: '^(root|[0-9]{1,10}(:[0-9]{1,10})?)$' },
+        user: guestUser,
       },
     },
     CommandInfo: commandInfo,
