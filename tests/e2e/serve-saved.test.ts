@@ -3,11 +3,13 @@ import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
+import { removeBridge } from '../../src/network/serve-bridge.js';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
 import {
   answers,
   answersSoon,
   killEverySandbox,
+  serveBridge,
   serveStateDir,
   startServe as startServeOn,
   stopServe as stopServeRun,
@@ -43,6 +45,8 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
   let registry: Registry;
   let image: string;
   let env: NodeJS.ProcessEnv;
+  // Sandboxes with network 'internet' go on a bridge of this file's own.
+  const bridge = serveBridge('hp', '10.215.0.0/24');
   let server: HullRun | undefined;
   let api: string;
   let sandbox: Sandbox;
@@ -63,7 +67,7 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
   before(async () => {
     dirs = await privateDirs('serve-saved');
     const state = await serveStateDir(dirs.scratch);
-    env = { HULL_STATE_DIR: state };
+    env = { HULL_STATE_DIR: state, ...bridge.env };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);
     api = `unix:${join(dirs.scratch, 'api.sock')}`;
@@ -81,6 +85,7 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     await killEverySandbox(api);
     await stopServe();
     await registry?.stop();
+    await removeBridge(bridge.network);
     assert.deepEqual(await qemuProcessesUsing(`${dirs.root}/`), [], 'no QEMU process is left');
     await dirs?.cleanup();
   });

@@ -8,10 +8,12 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { HullApiError, Sandbox, type WatchEvent } from 'hull/sdk';
 import { WebSocket } from 'ws';
+import { removeBridge } from '../../src/network/serve-bridge.js';
 import { statusField } from '../../src/sys/processes.js';
 import { freePort, pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
 import {
   killEverySandbox,
+  serveBridge,
   serveStateDir,
   startServe as startServeOn,
   stopServe as stopServeRun,
@@ -45,6 +47,8 @@ describe('hull serve: terminals, commands found again, limits and attacks', { ti
   let registry: Registry;
   let image: string;
   let env: NodeJS.ProcessEnv;
+  // Sandboxes with network 'internet' go on a bridge of this file's own.
+  const bridge = serveBridge('hx', '10.214.0.0/24');
   let server: HullRun | undefined;
   let api: string;
   let sandbox: Sandbox;
@@ -61,7 +65,7 @@ describe('hull serve: terminals, commands found again, limits and attacks', { ti
 
   before(async () => {
     dirs = await privateDirs('serve-sessions');
-    env = { HULL_STATE_DIR: await serveStateDir(dirs.scratch) };
+    env = { HULL_STATE_DIR: await serveStateDir(dirs.scratch), ...bridge.env };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);
     api = `unix:${join(dirs.scratch, 'api.sock')}`;
@@ -73,6 +77,7 @@ describe('hull serve: terminals, commands found again, limits and attacks', { ti
     await killEverySandbox(api);
     await stopServe();
     await registry?.stop();
+    await removeBridge(bridge.network);
     assert.deepEqual(await qemuProcessesUsing(`${dirs.root}/`), [], 'no QEMU process is left');
     await dirs?.cleanup();
   });

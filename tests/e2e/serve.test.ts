@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
-import { bridgeNetwork, removeBridge } from '../../src/network/serve-bridge.js';
+import { removeBridge } from '../../src/network/serve-bridge.js';
 import { freePort, pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
 import {
   killEverySandbox,
+  serveBridge,
   serveStateDir,
   startServe as startServeOn,
   stopServe as stopServeRun,
@@ -25,7 +26,7 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
   let server: HullRun | undefined;
   let socket: string;
   let api: string;
-  const bridge = bridgeNetwork(`hs${process.pid % 100000}`, '10.212.0.0/24');
+  const bridge = serveBridge('hs', '10.212.0.0/24');
 
   /** `hull serve` on the file's own socket and root, as a user would start it. */
   function startServe(extra: string[] = []): Promise<HullRun> {
@@ -49,11 +50,7 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
   before(async () => {
     dirs = await privateDirs('serve');
     // Sandboxes have network 'internet' by default: on a bridge of this file's own.
-    env = {
-      HULL_STATE_DIR: await serveStateDir(dirs.scratch),
-      HULL_SERVE_BRIDGE: bridge.bridge,
-      HULL_SERVE_SUBNET: '10.212.0.0/24',
-    };
+    env = { HULL_STATE_DIR: await serveStateDir(dirs.scratch), ...bridge.env };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);
     socket = join(dirs.scratch, 'api.sock');
@@ -65,7 +62,7 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
     await killEverySandbox(api);
     await stopServe();
     await registry?.stop();
-    await removeBridge(bridge);
+    await removeBridge(bridge.network);
     await dirs?.cleanup();
   });
 
