@@ -1,7 +1,12 @@
 import { HullError } from '../errors.js';
 import { CAPABILITY_NAMES } from './capabilities.js';
 import { INPUT_LIMITS as L } from './input-limits.js';
-import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from './rootfs-annotations.js';
+import {
+  ROOTFS_ANNOTATION,
+  ROOTFS_ANNOTATION_VALUES,
+  ROOTFS_DISK_ANNOTATION,
+  ROOTFS_IMAGE_ANNOTATION,
+} from './rootfs-annotations.js';
 import { allOf, fields, flag, integer, listOf, mapOf, oneOf, type Shape, ShapeError, text } from './shape.js';
 import type { Process, Spec } from './spec.js';
 
@@ -302,12 +307,19 @@ const hostname = text({
   why: `at most ${L.hostnameChars} (HOST_NAME_MAX)`,
 });
 
-/** The root disks' annotations, when there: absolute paths (their places are checked later). */
+const rootfsChoice = oneOf(new Set(ROOTFS_ANNOTATION_VALUES), `use ${ROOTFS_ANNOTATION_VALUES.join(' or ')}`);
+
+/**
+ * The root disks' annotations, when there: absolute paths (their places are checked later),
+ * and the choice of where the root is (share or disk).
+ */
 const rootfsDiskAnnotations: Shape = (value, at) => {
   for (const key of [ROOTFS_IMAGE_ANNOTATION, ROOTFS_DISK_ANNOTATION]) {
     const annotation = (value as Record<string, unknown>)[key];
     if (annotation !== undefined) absolutePath(annotation, `${at}[${key}]`);
   }
+  const choice = (value as Record<string, unknown>)[ROOTFS_ANNOTATION];
+  if (choice !== undefined) rootfsChoice(choice, `${at}[${ROOTFS_ANNOTATION}]`);
 };
 
 const SPEC_SHAPE: Shape = fields(

@@ -10,9 +10,11 @@ import { logger } from '../log.js';
 import { metricsService } from '../metrics/collect-service.js';
 import { OwnerMetrics } from '../metrics/owner-metrics.js';
 import { vcpusCovering } from '../oci/guest-resources.js';
+import { asksRootOnDisks } from '../oci/rootfs-annotations.js';
 import type { Process } from '../oci/spec.js';
 import { containerImagesDir } from '../paths.js';
 import type { SavedStateRecord } from '../snapshot/state-file.js';
+import { bundleDisksIn, makeBundleDisks, specOnDisks } from '../storage/bundle-disks.js';
 import { rootfsDisksOf } from '../storage/rootfs-disks.js';
 import { identityOf } from '../sys/process-identity.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
@@ -360,6 +362,17 @@ async function ownSandbox(
 ): Promise<ContainerVm> {
   const { spec } = options.bundle;
   const vcpus = vcpusCovering(spec.linux?.resources, options.settings.vcpus ?? defaultVcpus());
+  // Root disks made from the bundle (dev.hull.rootfs=disk): made now, or put back by `restore`.
+  const fromBundle = asksRootOnDisks(spec.annotations) ? await specOnDisks(options.id, spec) : undefined;
+  const rootfsDisks =
+    (await rootfsDisksOf(spec.annotations, {
+      imagesDir: containerImagesDir(),
+      root: options.settings.root,
+    })) ??
+    (fromBundle &&
+      (options.resumeFrom
+        ? await bundleDisksIn(options.dir)
+        : await makeBundleDisks(options.dir, options.bundle.rootfs, fromBundle.files, signal)));
   const sandbox = await startSandbox(
     options.id,
     { ...options.settings, vcpus },
@@ -369,18 +382,18 @@ async function ownSandbox(
       netns: options.netns,
       spec,
       arch: await containerArch(options.bundle),
-      rootfsDisks: await rootfsDisksOf(spec.annotations, {
-        imagesDir: containerImagesDir(),
-        root: options.settings.root,
-      }),
+      rootfsDisks,
       resumeFrom: options.resumeFrom,
+      // Disks made from the bundle are a checkpoint's (cli/restore.ts), not a paused sandbox's.
+      resumedStays: fromBundle ? `container ${options.id} stays checkpointed` : undefined,
       signal,
     },
   );
   // Resumed: its container runs in the saved guest already.
   if (options.resumeFrom) return ownVm(sandbox);
   try {
-    await sandbox.createContainer(options.id, options.bundle, signal, {
+    const bundle = fromBundle ? { ...options.bundle, spec: fromBundle.spec } : options.bundle;
+    await sandbox.createContainer(options.id, bundle, signal, {
       ...input,
       start: options.startAtCreate === true,
     });

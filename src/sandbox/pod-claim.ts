@@ -1,7 +1,7 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
-import { ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
+import { hasRootOnDisks } from '../oci/rootfs-annotations.js';
 import type { Spec } from '../oci/spec.js';
 import { isPinnedNamespace } from '../sys/namespaces.js';
 import { isAlive } from '../sys/process-identity.js';
@@ -35,8 +35,9 @@ export interface PodPlacement {
  */
 export async function podOf(settings: RuntimeSettings, spec: Spec): Promise<PodPlacement | undefined> {
   // A container with its root on disks has a VM of its own (only that VM has its disks): a
-  // sandbox of `hull serve`, whose pinned network namespace is its own, not a pod's.
-  if (spec.annotations?.[ROOTFS_IMAGE_ANNOTATION] !== undefined) return undefined;
+  // sandbox of `hull serve`, whose pinned network namespace is its own, not a pod's, or a
+  // container made savable (dev.hull.rootfs=disk), whose network namespace its VM takes over.
+  if (hasRootOnDisks(spec.annotations)) return undefined;
   const namespaces = spec.linux?.namespaces ?? [];
   for (const type of POD_KEY_TYPES) {
     const path = namespaces.find((ns) => ns.type === type)?.path;

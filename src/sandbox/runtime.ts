@@ -334,6 +334,8 @@ export async function startSandbox(
     rootfsDisks?: RootfsDisks;
     /** A directory the sandbox's own VM was paused to (see snapshot/resume-source.ts): resumed from it. */
     resumeFrom?: string;
+    /** What a refused saved state leaves as it was, said in the refusal (see state-file.ts). */
+    resumedStays?: string;
     signal: AbortSignal;
   },
 ): Promise<Sandbox> {
@@ -365,6 +367,7 @@ export async function startSandbox(
         ? savedVmSource(options.resumeFrom, {
             hypervisor: base.options.hypervisor,
             imageHash: base.options.image.manifest.hash,
+            stays: options.resumedStays,
           })
         : base.cloneSource,
       notice,

@@ -12,7 +12,11 @@ import { requireNetns } from '../network/netns.js';
 import { connectTaps, disconnectTaps } from '../network/tc-redirect.js';
 import { hostHasVhostNet } from '../network/vhost.js';
 import { guestResources } from '../oci/guest-resources.js';
-import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
+import {
+  hasRootOnDisks,
+  ROOTFS_DISK_ANNOTATION,
+  ROOTFS_IMAGE_ANNOTATION,
+} from '../oci/rootfs-annotations.js';
 import { isBindMount } from '../oci/spec.js';
 import type { RootfsDisks } from '../storage/rootfs-disks.js';
 import { SandboxShare } from '../storage/share.js';
@@ -292,7 +296,7 @@ export class Sandbox {
     signal: AbortSignal,
     options: ProcessInput & { sandboxContainerId?: string; start?: boolean },
   ): Promise<number> {
-    if (bundle.spec.annotations?.[ROOTFS_IMAGE_ANNOTATION] !== undefined || this.rootfsDisks) {
+    if (hasRootOnDisks(bundle.spec.annotations) || this.rootfsDisks) {
       return this.createContainerOnDisks(containerId, bundle, signal, options);
     }
     const placement = await this.share.addContainer(
@@ -333,7 +337,8 @@ export class Sandbox {
     options: ProcessInput & { sandboxContainerId?: string },
   ): Promise<number> {
     const disks = this.rootfsDisks;
-    if (!disks || disks.writable !== bundle.spec.annotations?.[ROOTFS_DISK_ANNOTATION]) {
+    const named = bundle.spec.annotations?.[ROOTFS_DISK_ANNOTATION];
+    if (!disks || (named !== undefined && disks.writable !== named)) {
       throw new HullError(
         'ERR_CONFIG',
         `container ${containerId} has its root on disks (${ROOTFS_IMAGE_ANNOTATION}), which only a VM of its own can have: not in a pod`,

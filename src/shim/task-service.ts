@@ -130,7 +130,11 @@ export function taskService(
     }),
     checkpoint: async (req) => {
       pod.state(req.id, '');
-      const refusal = checkpointRefusal(`container ${clip(req.id)}`, 'share');
+      const refusal = checkpointRefusal(
+        `container ${clip(req.id)}`,
+        'share',
+        'a sandbox of `hull serve` (its root on a disk) can be paused, forked and snapshotted',
+      );
       if (refusal) throw refusal;
       return {};
     },

@@ -1,4 +1,4 @@
-import { chmod, constants, copyFile, rm } from 'node:fs/promises';
+import { chmod, constants, copyFile, rename, rm } from 'node:fs/promises';
 import { HullError, messageOf } from '../errors.js';
 import { run } from '../sys/exec.js';
 import { findSystemTool } from '../sys/system-tool.js';
@@ -19,6 +19,14 @@ import { findSystemTool } from '../sys/system-tool.js';
 
 /** Copies `source` to `target` (0644 in a 0700 directory), a reflink where the filesystem has them, else sparse. */
 export async function freezeDiskCopy(source: string, target: string, signal: AbortSignal): Promise<void> {
+  await cloneOrSparseCopy(source, target, signal);
+  // Read by the VMM of every fork (each its own user) as its overlay's backing file, through a
+  // bind mount of the file alone; the snapshot's directory (root's, 0700) keeps others out.
+  await chmod(target, 0o644);
+}
+
+/** Copies `source` to `target` (replaced): a reflink where the filesystem has them, else sparse. */
+export async function cloneOrSparseCopy(source: string, target: string, signal: AbortSignal): Promise<void> {
   await rm(target, { force: true });
   try {
     await copyFile(source, target, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
@@ -26,9 +34,17 @@ export async function freezeDiskCopy(source: string, target: string, signal: Abo
     // No reflinks: cp keeps the holes, which copyFile does not.
     await run('cp', ['--sparse=always', '--', source, target], { signal, purpose: 'copying the disk' });
   }
-  // Read by the VMM of every fork (each its own user) as its overlay's backing file, through a
-  // bind mount of the file alone; the snapshot's directory (root's, 0700) keeps others out.
-  await chmod(target, 0o644);
+}
+
+/** Moves a disk file: a rename, or across filesystems a sparse copy and the source removed. */
+export async function moveDisk(source: string, target: string, signal: AbortSignal): Promise<void> {
+  try {
+    await rename(source, target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await cloneOrSparseCopy(source, target, signal);
+    await rm(source, { force: true });
+  }
 }
 
 /** A fork's writable disk: a qcow2 overlay on `backing` (a snapshot's frozen copy). */

@@ -13,12 +13,13 @@ import { openCheckedState } from './state-file.js';
  */
 export function savedVmSource(
   dir: string,
-  parts: { hypervisor: Hypervisor; imageHash: string },
+  parts: { hypervisor: Hypervisor; imageHash: string; stays?: string },
 ): (config: VmConfig, signal: AbortSignal) => Promise<{ source: CloneSource }> {
   return async (config, signal) => {
     const expect = {
       vmm: await parts.hypervisor.identity(),
       shape: await savedShape(config, parts.hypervisor, parts.imageHash),
+      stays: parts.stays,
     };
     const { file, record } = await openCheckedState(dir, expect, signal);
     return {

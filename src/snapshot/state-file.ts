@@ -153,13 +153,18 @@ export async function readStateRecord(dir: string): Promise<SavedStateRecord | u
  */
 export async function openCheckedState(
   dir: string,
-  expect: { vmm: string; shape: string },
+  expect: {
+    vmm: string;
+    shape: string;
+    /** What a refusal says is left as it was (a paused sandbox, a checkpointed container). */
+    stays?: string;
+  },
   signal: AbortSignal,
 ): Promise<{ file: FileHandle; record: SavedStateRecord }> {
   const refuse = (why: string) =>
     new HullError(
       'ERR_SAVED_STATE',
-      `the saved state in ${dir} is refused: ${why}; the sandbox stays paused`,
+      `the saved state in ${dir} is refused: ${why}; ${expect.stays ?? 'the sandbox stays paused'}`,
     );
   const record = await readStateRecord(dir);
   if (!record) throw refuse(`no valid ${RECORD_FILE} (not a state hull saved)`);

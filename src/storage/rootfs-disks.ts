@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { chmod, lstat, open, realpath, rename, rm, stat, truncate } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { HullError } from '../errors.js';
+import { type ErrorCode, HullError } from '../errors.js';
 import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
 import { run } from '../sys/exec.js';
 
@@ -55,13 +55,18 @@ const MKFS_EROFS_TIMEOUT_MS = 10 * 60_000;
  * runs as a user of its own, can open it: the cache directory above it is root's alone (0700),
  * and a VMM reaches it only by the bind mount its jail is given.
  */
-export async function makeImageDisk(rootfsDir: string, target: string, signal: AbortSignal): Promise<void> {
+export async function makeImageDisk(
+  rootfsDir: string,
+  target: string,
+  signal: AbortSignal,
+  errorCode: ErrorCode = 'ERR_REGISTRY',
+): Promise<void> {
   if (await isRegularFile(target)) return;
   const temporary = join(dirname(target), `.${Math.random().toString(36).slice(2)}.erofs`);
   try {
     await run('mkfs.erofs', ['--quiet', temporary, rootfsDir], {
       signal: AbortSignal.any([signal, AbortSignal.timeout(MKFS_EROFS_TIMEOUT_MS)]),
-      errorCode: 'ERR_REGISTRY',
+      errorCode,
       purpose: 'making the image disk (mkfs.erofs, from erofs-utils)',
     });
     const { size } = await stat(temporary);

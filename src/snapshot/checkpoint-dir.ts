@@ -1,0 +1,124 @@
+import { chmod, chown, link, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HullError } from '../errors.js';
+import { bundleDiskPaths, bundleDisksIn } from '../storage/bundle-disks.js';
+import type { RootfsDisks } from '../storage/rootfs-disks.js';
+import { cloneOrSparseCopy, moveDisk } from './disks.js';
+
+/**
+ * An OCI checkpoint of a container whose VM can be saved (`hull checkpoint --image-path DIR`,
+ * which podman's `container checkpoint` runs): everything the container is, in DIR (0700),
+ * because its caller deletes the container from the runtime once it is checkpointed (podman
+ * does) and may move DIR to another host (`--export`):
+ *
+ *  - `vm.state` and `vm-state.json`: the saved VM, root's and 0600, checked before QEMU reads
+ *    a byte of it (state-file.ts);
+ *  - `image.erofs` and `disk.raw`: the container's root disks (storage/bundle-disks.ts), moved
+ *    out of its directory; the writable disk root's and 0600 again;
+ *  - `inventory.img`: hull's record of the checkpoint, written last. The name is CRIU's:
+ *    podman's restore looks for that file before it asks the runtime to restore, as its sign
+ *    that a whole checkpoint is there.
+ *
+ * A restore puts the disks back in the new container's directory and leaves DIR as it was
+ * (its caller removes it once the container runs, or keeps it with `--keep`, and a refused or
+ * failed restore must leave the checkpoint whole): the writable disk is copied (sparse, or a
+ * reflink), the read-only image linked where DIR is on the same filesystem.
+ */
+const RECORD_FILE = 'inventory.img';
+const FORMAT = 'hull-checkpoint/1';
+const IMAGE_FILE = 'image.erofs';
+const WRITABLE_FILE = 'disk.raw';
+
+export interface CheckpointRecord {
+  format: typeof FORMAT;
+  containerId: string;
+  writableBytes: number;
+  checkpointedAt: string;
+}
+
+/** Moves a checkpointed container's disks into `dir`, then writes the record that completes it. */
+export async function completeCheckpoint(
+  dir: string,
+  containerId: string,
+  disks: RootfsDisks,
+  signal: AbortSignal,
+): Promise<CheckpointRecord> {
+  const image = join(dir, IMAGE_FILE);
+  const writable = join(dir, WRITABLE_FILE);
+  await moveDisk(disks.image, image, signal);
+  await moveDisk(disks.writable, writable, signal);
+  // Its last VMM's user had it (the jail gives it the disk): the checkpoint's is root's.
+  await chown(writable, 0, 0);
+  await chmod(writable, 0o600);
+  const record: CheckpointRecord = {
+    format: FORMAT,
+    containerId,
+    writableBytes: disks.writableBytes,
+    checkpointedAt: new Date().toISOString(),
+  };
+  const temporary = join(dir, `${RECORD_FILE}.new`);
+  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  await rename(temporary, join(dir, RECORD_FILE));
+  return record;
+}
+
+/** The record of the checkpoint in `dir`, or a one-line refusal when it is not one hull made. */
+export async function readCheckpoint(dir: string, containerId: string): Promise<CheckpointRecord> {
+  const refuse = (why: string) =>
+    new HullError(
+      'ERR_SAVED_STATE',
+      `container ${containerId} cannot be restored from ${dir}: ${why}; the checkpoint is left as it is`,
+    );
+  const text = await readFile(join(dir, RECORD_FILE), 'utf8').catch(() => undefined);
+  if (text === undefined) throw refuse(`it holds no ${RECORD_FILE}`);
+  let record: CheckpointRecord;
+  try {
+    record = JSON.parse(text) as CheckpointRecord;
+  } catch {
+    throw refuse('it is not a checkpoint hull made (a runc or crun checkpoint cannot be restored in a VM)');
+  }
+  if (record?.format !== FORMAT) {
+    throw refuse('it is not a checkpoint hull made (a runc or crun checkpoint cannot be restored in a VM)');
+  }
+  if (!Number.isSafeInteger(record.writableBytes)) throw refuse(`its ${RECORD_FILE} is damaged`);
+  return record;
+}
+
+/**
+ * Puts the checkpoint's disks in `containerDir` (see the top of this file) and returns them,
+ * checked against the record. The caller removes `containerDir` if anything later fails.
+ */
+export async function placeCheckpointDisks(
+  dir: string,
+  record: CheckpointRecord,
+  containerDir: string,
+  signal: AbortSignal,
+): Promise<RootfsDisks> {
+  const paths = bundleDiskPaths(containerDir);
+  await mkdir(paths.dir, { mode: 0o700 });
+  const missing = (err: unknown): never => {
+    throw new HullError(
+      'ERR_SAVED_STATE',
+      `the checkpoint in ${dir} lacks its root disks (${(err as NodeJS.ErrnoException).code ?? err}); the checkpoint is left as it is`,
+    );
+  };
+  await link(join(dir, IMAGE_FILE), paths.image).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EXDEV') missing(err);
+    await cloneOrSparseCopy(join(dir, IMAGE_FILE), paths.image, signal);
+  });
+  await cloneOrSparseCopy(join(dir, WRITABLE_FILE), paths.writable, signal).catch(missing);
+  await chmod(paths.writable, 0o600);
+  const disks = await bundleDisksIn(containerDir).catch((err: unknown) => {
+    throw new HullError(
+      'ERR_SAVED_STATE',
+      `the root disks of the checkpoint in ${dir} are damaged (${err instanceof Error ? err.message : err}); the checkpoint is left as it is`,
+    );
+  });
+  if (disks.writableBytes !== record.writableBytes) {
+    throw new HullError(
+      'ERR_SAVED_STATE',
+      `the writable disk of the checkpoint in ${dir} is ${disks.writableBytes} bytes, ${record.writableBytes} were saved; the checkpoint is left as it is`,
+    );
+  }
+  return disks;
+}

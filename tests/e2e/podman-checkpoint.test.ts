@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { open, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { containerDir } from '../../src/sandbox/container-id.js';
+import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { type PrivatePodman, privatePodman } from '../fixtures/podman.js';
+import { assertNothingLeft, privateDirs, qemuProcessesUsing } from './harness.js';
+
+/**
+ * Issue 28: podman `container checkpoint` / `container restore` of a container whose VM can be
+ * saved (its root on disks hull makes from the rootfs podman mounted: the annotation
+ * dev.hull.rootfs=disk). The shell's counter, held in its memory, goes on from where it was;
+ * a file written before is there; while checkpointed nothing of the container runs or stays
+ * in hull's root; a damaged checkpoint is refused in one line and stays a checkpoint.
+ */
+describe('podman container checkpoint/restore with --runtime hull', { timeout: 900_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let podman: PrivatePodman['podman'];
+
+  before(async () => {
+    dirs = await privateDirs('podman-ckpt');
+    // conmon passes its runtime none of podman's environment: HULL_ROOT reaches hull by a script.
+    ({ podman } = await privatePodman(dirs.scratch, { hullEnv: { HULL_ROOT: hullRoot() } }));
+    const load = await podman('load', '-i', await busyboxImageArchive(join(dirs.scratch, 'image')));
+    assert.equal(load.code, 0, load.stderr);
+  });
+  after(async () => {
+    await podman('rm', '-a', '-f', '-t', '1');
+    await dirs.cleanup();
+  });
+
+  const hullRoot = () => join(dirs.scratch, 'hull');
+  const statusOf = async (name: string) =>
+    (await podman('inspect', '--format', '{{.State.Status}} {{.State.Checkpointed}}', name)).stdout.trim();
+  const counterOf = async (name: string) => {
+    const r = await podman('exec', name, 'cat', '/tmp/count');
+    assert.equal(r.code, 0, r.stderr);
+    return Number(r.stdout.trim());
+  };
+  /** Waits until the counter reaches `atLeast` (the shell counts 5 a second, slower under TCG). */
+  const counterReaches = async (name: string, atLeast: number) => {
+    let count = await counterOf(name);
+    for (let i = 0; i < 300 && count < atLeast; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      count = await counterOf(name);
+    }
+    assert.ok(count >= atLeast, `the counter reached ${count}, not ${atLeast}`);
+    return count;
+  };
+  /** Flips one byte of a file in place (twice puts it back). */
+  const flipByte = async (path: string) => {
+    const file = await open(path, 'r+');
+    try {
+      const { size } = await file.stat();
+      const byte = Buffer.alloc(1);
+      await file.read(byte, 0, 1, Math.floor(size / 2));
+      byte[0] = byte[0]! ^ 0xff;
+      await file.write(byte, 0, 1, Math.floor(size / 2));
+    } finally {
+      await file.close();
+    }
+  };
+
+  test('a container on disks: checkpoint ends its VM, restore continues its counter with its files intact; a damaged checkpoint is refused and kept', async () => {
+    const started = await podman(
+      'run',
+      '-d',
+      '--name',
+      'saved',
+      '--annotation',
+      'dev.hull.rootfs=disk',
+      IMAGE,
+      'sh',
+      '-c',
+      'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done',
+    );
+    assert.equal(started.code, 0, started.stderr);
+    try {
+      const id = (await podman('inspect', '--format', '{{.Id}}', 'saved')).stdout.trim();
+      const written = await podman('exec', 'saved', 'sh', '-c', 'echo written-before > /data.txt');
+      assert.equal(written.code, 0, written.stderr);
+      const before = await counterReaches('saved', 10);
+
+      const checkpoint = await podman('container', 'checkpoint', 'saved');
+      assert.equal(checkpoint.code, 0, checkpoint.stderr);
+      assert.equal(await statusOf('saved'), 'exited true');
+      const listed = await podman('ps', '-a', '--filter', 'name=saved', '--format', '{{.Status}}');
+      assert.match(listed.stdout, /^Exited \(0\)/);
+      // While checkpointed the container holds nothing: no VM, nothing in hull's root.
+      const containerDirectory = containerDir({ root: hullRoot() }, id);
+      assert.deepEqual(await qemuProcessesUsing(`${containerDirectory}/`), []);
+      assert.equal(existsSync(containerDirectory), false, "hull's root keeps nothing of it");
+      const checkpointDir = join(dirs.scratch, 'storage', 'overlay-containers', id, 'userdata', 'checkpoint');
+      const files = (await readdir(checkpointDir)).sort();
+      assert.deepEqual(files, ['disk.raw', 'image.erofs', 'inventory.img', 'vm-state.json', 'vm.state']);
+      for (const name of ['vm.state', 'vm-state.json', 'disk.raw', 'inventory.img']) {
+        const info = await stat(join(checkpointDir, name));
+        assert.deepEqual([info.uid, info.mode & 0o777], [0, 0o600], `${name} is root's, 0600`);
+      }
+      assert.equal((await stat(checkpointDir)).mode & 0o777, 0o700);
+
+      // A damaged state: one line, and the container stays checkpointed.
+      await flipByte(join(checkpointDir, 'vm.state'));
+      const refused = await podman('container', 'restore', 'saved');
+      assert.notEqual(refused.code, 0);
+      assert.match(
+        refused.stderr,
+        /its SHA-256 is not the one recorded at save; container [0-9a-f]+ stays checkpointed/,
+      );
+      assert.equal(refused.stderr.split('\n').filter((line) => line.includes('SHA-256')).length, 1);
+      assert.equal(await statusOf('saved'), 'exited true');
+      assert.deepEqual(await qemuProcessesUsing(`${containerDirectory}/`), []);
+      assert.equal(existsSync(containerDirectory), false);
+      await flipByte(join(checkpointDir, 'vm.state'));
+
+      const restored = await podman('container', 'restore', 'saved');
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.equal(await statusOf('saved'), 'running false');
+      const running = await podman('ps', '--filter', 'name=saved', '--format', '{{.Status}}');
+      assert.match(running.stdout, /^Up /);
+      // The shell was not started again: its counter goes on from where it was, and counts.
+      const after = await counterOf('saved');
+      assert.ok(after >= before, `the counter went on from ${before}, not back to ${after}`);
+      await counterReaches('saved', after + 3);
+      const data = await podman('exec', 'saved', 'cat', '/data.txt');
+      assert.deepEqual([data.code, data.stdout], [0, 'written-before\n']);
+      assert.equal((await qemuProcessesUsing(`${containerDirectory}/`)).length, 1, 'one VM again');
+
+      const stopped = await podman('stop', '-t', '1', 'saved');
+      assert.equal(stopped.code, 0, stopped.stderr);
+    } finally {
+      await podman('rm', '-f', '-t', '1', 'saved');
+    }
+    await assertNothingLeft(hullRoot());
+  });
+});
