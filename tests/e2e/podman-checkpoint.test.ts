@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { containerDir } from '../../src/sandbox/container-id.js';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
 import { type PrivatePodman, privatePodman } from '../fixtures/podman.js';
-import { assertNothingLeft, privateDirs, qemuProcessesUsing } from './harness.js';
+import { assertNothingLeft, privateDirs, qemuProcessesUsing, runCommand } from './harness.js';
 
 /**
  * Issue 28: podman `container checkpoint` / `container restore` of a container whose VM can be
@@ -134,5 +134,68 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
       await podman('rm', '-f', '-t', '1', 'saved');
     }
     await assertNothingLeft(hullRoot());
+  });
+
+  /**
+   * podman tears the container's network down at a checkpoint and makes it again at a restore,
+   * with the same address and MAC: the resumed guest's configuration still holds, and its VM
+   * takes over the new namespace. Checkpointed twice: a restored container saves again.
+   */
+  test('a container on disks with a network: its server answers at the same address after each of two restores', async () => {
+    const networked = await privateDirs('podman-ckpt-net');
+    const bridgeExisted = (await runCommand('ip', ['link', 'show', 'cni-podman0'])).code === 0;
+    const root = join(networked.scratch, 'hull');
+    const net = await privatePodman(networked.scratch, {
+      bridgeSubnet: '10.231.47.0/24',
+      hullEnv: { HULL_ROOT: root },
+    });
+    try {
+      const load = await net.podman(
+        'load',
+        '-i',
+        await busyboxImageArchive(join(networked.scratch, 'image')),
+      );
+      assert.equal(load.code, 0, load.stderr);
+      const started = await net.podman(
+        'run',
+        '-d',
+        '--name',
+        'web',
+        '--annotation',
+        'dev.hull.rootfs=disk',
+        IMAGE,
+        'sh',
+        '-c',
+        'echo served > /tmp/index.html; httpd -f -p 80 -h /tmp',
+      );
+      assert.equal(started.code, 0, started.stderr);
+      const addressOf = async () =>
+        (await net.podman('inspect', '--format', '{{.NetworkSettings.IPAddress}}', 'web')).stdout.trim();
+      const address = await addressOf();
+      assert.match(address, /^10\.231\.47\.\d+$/);
+      const page = async () => {
+        for (let i = 0; i < 50; i++) {
+          const r = await runCommand('curl', ['-s', '-m', '5', `http://${address}/index.html`]);
+          if (r.code === 0) return r.stdout;
+          await new Promise((done) => setTimeout(done, 200));
+        }
+        return '';
+      };
+      assert.equal(await page(), 'served\n');
+      for (let round = 1; round <= 2; round++) {
+        const checkpoint = await net.podman('container', 'checkpoint', 'web');
+        assert.equal(checkpoint.code, 0, checkpoint.stderr);
+        const restored = await net.podman('container', 'restore', 'web');
+        assert.equal(restored.code, 0, restored.stderr);
+        assert.equal(await addressOf(), address);
+        assert.equal(await page(), 'served\n', `the server answers after restore ${round}`);
+      }
+      assert.equal((await net.podman('rm', '-f', '-t', '1', 'web')).code, 0);
+      await assertNothingLeft(root);
+    } finally {
+      await net.podman('rm', '-a', '-f', '-t', '1');
+      if (!bridgeExisted) await runCommand('ip', ['link', 'del', 'cni-podman0']);
+      await networked.cleanup();
+    }
   });
 });
