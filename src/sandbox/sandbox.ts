@@ -13,7 +13,9 @@ import { connectTaps, disconnectTaps } from '../network/tc-redirect.js';
 import { hostHasVhostNet } from '../network/vhost.js';
 import { guestResources } from '../oci/guest-resources.js';
 import {
+  asksRootOnDisks,
   hasRootOnDisks,
+  ROOTFS_ANNOTATION,
   ROOTFS_DISK_ANNOTATION,
   ROOTFS_IMAGE_ANNOTATION,
 } from '../oci/rootfs-annotations.js';
@@ -334,20 +336,23 @@ export class Sandbox {
     containerId: string,
     bundle: Bundle,
     signal: AbortSignal,
-    options: ProcessInput & { sandboxContainerId?: string },
+    options: ProcessInput & { sandboxContainerId?: string; start?: boolean },
   ): Promise<number> {
     const disks = this.rootfsDisks;
     const named = bundle.spec.annotations?.[ROOTFS_DISK_ANNOTATION];
+    const asked = asksRootOnDisks(bundle.spec.annotations)
+      ? `${ROOTFS_ANNOTATION}=disk`
+      : ROOTFS_IMAGE_ANNOTATION;
     if (!disks || (named !== undefined && disks.writable !== named)) {
       throw new HullError(
         'ERR_CONFIG',
-        `container ${containerId} has its root on disks (${ROOTFS_IMAGE_ANNOTATION}), which only a VM of its own can have: not in a pod`,
+        `container ${containerId} has its root on disks (${asked}), which only a container with a VM of its own can have (hull create or run, podman, hull serve): not in a pod, nor through the containerd shim`,
       );
     }
     if ((bundle.spec.mounts ?? []).some(isBindMount)) {
       throw new HullError(
         'ERR_CONFIG',
-        `container ${containerId} has its root on disks (${ROOTFS_IMAGE_ANNOTATION}) and bind mounts, which only the share carries: remove the bind mounts`,
+        `container ${containerId} has its root on disks (${asked}) and bind mounts, which only the share carries: remove the bind mounts`,
       );
     }
     const spec = structuredClone(bundle.spec);
@@ -361,6 +366,8 @@ export class Sandbox {
         rootfsDisks: { writableBytes: disks.writableBytes },
         sandboxContainerId: options.sandboxContainerId,
         stdin: options.stdin,
+        // `hull run`: created and started in one step, as on the share.
+        start: options.start,
       },
       signal,
     );

@@ -81,6 +81,9 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
       const id = (await podman('inspect', '--format', '{{.Id}}', 'saved')).stdout.trim();
       const written = await podman('exec', 'saved', 'sh', '-c', 'echo written-before > /data.txt');
       assert.equal(written.code, 0, written.stderr);
+      // The files podman binds are copies on the container's disk.
+      const hostname = await podman('exec', 'saved', 'cat', '/etc/hostname');
+      assert.deepEqual([hostname.code, hostname.stdout.trim()], [0, id.slice(0, 12)]);
       const before = await counterReaches('saved', 10);
 
       const checkpoint = await podman('container', 'checkpoint', 'saved');
