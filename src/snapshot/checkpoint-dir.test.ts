@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { isHullError } from '../errors.js';
 import { bundleDiskPaths } from '../storage/bundle-disks.js';
 import { IMAGE_DISK_BYTES } from '../storage/rootfs-disks.js';
+import { run } from '../sys/exec.js';
 import { completeCheckpoint, placeCheckpointDisks, readCheckpoint } from './checkpoint-dir.js';
 
 const dirs: string[] = [];
@@ -25,7 +27,12 @@ async function containerWithDisks(): Promise<{ dir: string; disks: ReturnType<ty
   const dir = await scratch();
   const disks = bundleDiskPaths(dir);
   await mkdir(disks.dir);
-  await writeFile(disks.image, 'erofs');
+  // An erofs superblock saying 2 blocks of 4 KiB, then the padding.
+  const superblock = Buffer.alloc(2 * 4096);
+  superblock.writeUInt32LE(0xe0f5e1e2, 1024);
+  superblock.writeUInt8(12, 1024 + 12);
+  superblock.writeUInt32LE(2, 1024 + 36);
+  await writeFile(disks.image, superblock);
   await truncate(disks.image, IMAGE_DISK_BYTES);
   await writeFile(disks.writable, 'ext4', { mode: 0o600 });
   await truncate(disks.writable, 64 * 2 ** 20);
@@ -42,15 +49,22 @@ test('a checkpoint holds the disks and its record; a restore puts them back and 
     signal(),
   );
   assert.deepEqual((await readdir(container.disks.dir)).sort(), []);
-  assert.deepEqual((await readdir(checkpoint)).sort(), ['disk.raw', 'image.erofs', 'inventory.img']);
-  assert.equal((await stat(join(checkpoint, 'disk.raw'))).mode & 0o777, 0o600);
+  const kept = ['disk.qcow2', 'image.erofs', 'inventory.img'];
+  assert.deepEqual((await readdir(checkpoint)).sort(), kept);
+  for (const name of kept) assert.equal((await stat(join(checkpoint, name))).mode & 0o777, 0o600);
+  // As large as what the container holds, not as its disks (podman's tar would write holes out).
+  assert.equal((await stat(join(checkpoint, 'image.erofs'))).size, 2 * 4096);
+  assert.ok((await stat(join(checkpoint, 'disk.qcow2'))).size < 2 ** 20);
   assert.deepEqual(await readCheckpoint(checkpoint, 'c1'), record);
 
   const restored = await scratch();
   const disks = await placeCheckpointDisks(checkpoint, record, restored, signal());
   assert.equal(disks.writableBytes, 64 * 2 ** 20);
   assert.equal((await stat(disks.writable)).size, 64 * 2 ** 20);
-  assert.deepEqual((await readdir(checkpoint)).sort(), ['disk.raw', 'image.erofs', 'inventory.img']);
+  assert.equal((await readFile(disks.writable)).subarray(0, 4).toString(), 'ext4');
+  assert.equal((await stat(disks.image)).size, IMAGE_DISK_BYTES);
+  assert.deepEqual((await readdir(checkpoint)).sort(), kept);
+  assert.equal((await stat(join(checkpoint, 'image.erofs'))).size, 2 * 4096, 'the checkpoint is as it was');
 });
 
 test('a checkpoint hull did not make (a runc one, or none) is refused in one line, and so are missing disks', async () => {
@@ -63,6 +77,7 @@ test('a checkpoint hull did not make (a runc one, or none) is refused in one lin
   const record = {
     format: 'hull-checkpoint/1' as const,
     containerId: 'c1',
+    imageBytes: 4096,
     writableBytes: 64 * 2 ** 20,
     checkpointedAt: '',
   };
@@ -71,4 +86,26 @@ test('a checkpoint hull did not make (a runc one, or none) is refused in one lin
     placeCheckpointDisks(runc, record, await scratch(), signal()),
     refusedAs(/lacks its root disks .*the checkpoint is left as it is$/),
   );
+});
+
+test("a checkpoint's qcow2 disk that names another file (a backing file) is refused: no host file is read", async () => {
+  const dir = await scratch();
+  const secret = join(dir, 'secret');
+  await writeFile(secret, 'host secret');
+  await truncate(secret, 64 * 2 ** 20);
+  await writeFile(join(dir, 'image.erofs'), Buffer.alloc(4096));
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', secret, join(dir, 'disk.qcow2')]);
+  const record = {
+    format: 'hull-checkpoint/1' as const,
+    containerId: 'c1',
+    imageBytes: 4096,
+    writableBytes: 64 * 2 ** 20,
+    checkpointedAt: '',
+  };
+  const target = await scratch();
+  await assert.rejects(
+    placeCheckpointDisks(dir, record, target, signal()),
+    (err: unknown) => isHullError(err, 'ERR_SAVED_STATE') && /names another file to read/.test(err.message),
+  );
+  assert.equal(existsSync(bundleDiskPaths(target).writable), false);
 });

@@ -1,9 +1,9 @@
-import { chmod, chown, link, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HullError } from '../errors.js';
+import { HullError, messageOf } from '../errors.js';
 import { bundleDiskPaths, bundleDisksIn } from '../storage/bundle-disks.js';
-import type { RootfsDisks } from '../storage/rootfs-disks.js';
-import { cloneOrSparseCopy, moveDisk } from './disks.js';
+import { erofsBytes, IMAGE_DISK_BYTES, type RootfsDisks } from '../storage/rootfs-disks.js';
+import { cloneOrSparseCopy, compactDisk, expandDisk, moveDisk } from './disks.js';
 
 /**
  * An OCI checkpoint of a container whose VM can be saved (`hull checkpoint --image-path DIR`,
@@ -13,25 +13,28 @@ import { cloneOrSparseCopy, moveDisk } from './disks.js';
  *
  *  - `vm.state` and `vm-state.json`: the saved VM, root's and 0600, checked before QEMU reads
  *    a byte of it (state-file.ts);
- *  - `image.erofs` and `disk.raw`: the container's root disks (storage/bundle-disks.ts), moved
- *    out of its directory; the writable disk root's and 0600 again;
+ *  - `image.erofs` and `disk.qcow2`: the container's root disks (storage/bundle-disks.ts): the
+ *    image moved out of its directory without its padding, the writable disk as a qcow2 file of
+ *    its written clusters (disks.ts compactDisk), root's and 0600; so the directory is as large
+ *    as what the container holds, not as its disks' sizes, when podman tars it (`--export`);
  *  - `inventory.img`: hull's record of the checkpoint, written last. The name is CRIU's:
  *    podman's restore looks for that file before it asks the runtime to restore, as its sign
  *    that a whole checkpoint is there.
  *
- * A restore puts the disks back in the new container's directory and leaves DIR as it was
- * (its caller removes it once the container runs, or keeps it with `--keep`, and a refused or
- * failed restore must leave the checkpoint whole): the writable disk is copied (sparse, or a
- * reflink), the read-only image linked where DIR is on the same filesystem.
+ * A restore puts the disks back in the new container's directory, as they were, and leaves
+ * DIR as it was (its caller removes it once the container runs, or keeps it with `--keep`, and
+ * a refused or failed restore must leave the checkpoint whole).
  */
 const RECORD_FILE = 'inventory.img';
 const FORMAT = 'hull-checkpoint/1';
 const IMAGE_FILE = 'image.erofs';
-const WRITABLE_FILE = 'disk.raw';
+const WRITABLE_FILE = 'disk.qcow2';
 
 export interface CheckpointRecord {
   format: typeof FORMAT;
   containerId: string;
+  /** The image's erofs filesystem, without the padding the VM's disk has. */
+  imageBytes: number;
   writableBytes: number;
   checkpointedAt: string;
 }
@@ -44,15 +47,20 @@ export async function completeCheckpoint(
   signal: AbortSignal,
 ): Promise<CheckpointRecord> {
   const image = join(dir, IMAGE_FILE);
-  const writable = join(dir, WRITABLE_FILE);
+  const imageBytes = await erofsBytes(disks.image);
+  if (imageBytes === undefined) {
+    throw new HullError('ERR_SAVED_STATE', `the image disk ${disks.image} holds no erofs filesystem`);
+  }
   await moveDisk(disks.image, image, signal);
-  await moveDisk(disks.writable, writable, signal);
-  // Its last VMM's user had it (the jail gives it the disk): the checkpoint's is root's.
-  await chown(writable, 0, 0);
-  await chmod(writable, 0o600);
+  await truncate(image, imageBytes);
+  await chmod(image, 0o600);
+  const writable = join(dir, WRITABLE_FILE);
+  await compactDisk(disks.writable, writable, signal);
+  await rm(disks.writable);
   const record: CheckpointRecord = {
     format: FORMAT,
     containerId,
+    imageBytes,
     writableBytes: disks.writableBytes,
     checkpointedAt: new Date().toISOString(),
   };
@@ -80,7 +88,9 @@ export async function readCheckpoint(dir: string, containerId: string): Promise<
   if (record?.format !== FORMAT) {
     throw refuse('it is not a checkpoint hull made (a runc or crun checkpoint cannot be restored in a VM)');
   }
-  if (!Number.isSafeInteger(record.writableBytes)) throw refuse(`its ${RECORD_FILE} is damaged`);
+  if (!Number.isSafeInteger(record.writableBytes) || !Number.isSafeInteger(record.imageBytes)) {
+    throw refuse(`its ${RECORD_FILE} is damaged`);
+  }
   return record;
 }
 
@@ -102,11 +112,25 @@ export async function placeCheckpointDisks(
       `the checkpoint in ${dir} lacks its root disks (${(err as NodeJS.ErrnoException).code ?? err}); the checkpoint is left as it is`,
     );
   };
-  await link(join(dir, IMAGE_FILE), paths.image).catch(async (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EXDEV') missing(err);
-    await cloneOrSparseCopy(join(dir, IMAGE_FILE), paths.image, signal);
+  const image = join(dir, IMAGE_FILE);
+  const imageInfo = await lstat(image).catch(missing);
+  if (!imageInfo.isFile() || imageInfo.size !== record.imageBytes) {
+    throw new HullError(
+      'ERR_SAVED_STATE',
+      `the image disk of the checkpoint in ${dir} is not the one saved (${imageInfo.size} bytes, ${record.imageBytes} recorded); the checkpoint is left as it is`,
+    );
+  }
+  await cloneOrSparseCopy(image, paths.image, signal);
+  await truncate(paths.image, IMAGE_DISK_BYTES);
+  // Read by the VMM, a user of its own, through a bind mount of the file (see rootfs-disks.ts).
+  await chmod(paths.image, 0o644);
+  const writable = join(dir, WRITABLE_FILE);
+  if (!(await lstat(writable).catch(missing)).isFile()) missing(new Error('not a regular file'));
+  await expandDisk(writable, paths.writable, signal).catch((err: unknown) => {
+    throw new HullError('ERR_SAVED_STATE', `${messageOf(err)}; the checkpoint in ${dir} is left as it is`, {
+      cause: err,
+    });
   });
-  await cloneOrSparseCopy(join(dir, WRITABLE_FILE), paths.writable, signal).catch(missing);
   await chmod(paths.writable, 0o600);
   const disks = await bundleDisksIn(containerDir).catch((err: unknown) => {
     throw new HullError(

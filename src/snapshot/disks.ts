@@ -68,3 +68,54 @@ export async function forkDisk(backing: string, target: string, signal: AbortSig
     throw new HullError('ERR_SAVED_STATE', `making a fork's disk failed: ${messageOf(err)}`, { cause: err });
   }
 }
+
+/**
+ * A raw disk as a qcow2 file holding only its written clusters: what a checkpoint keeps, so
+ * that copying it (podman `checkpoint --export` tars the checkpoint, and tar would write a
+ * sparse file's holes out whole) costs what the container wrote, not the disk's size.
+ */
+export async function compactDisk(raw: string, target: string, signal: AbortSignal): Promise<void> {
+  await rm(target, { force: true });
+  await run(qemuImgOrFail('checkpoints'), ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, target], {
+    signal,
+    errorCode: 'ERR_SAVED_STATE',
+    purpose: 'compacting the disk',
+  });
+  await chmod(target, 0o600);
+}
+
+/**
+ * The raw disk (sparse) of a compacted one. The qcow2 file may come from elsewhere (podman
+ * `restore --import`): one that names another file to read (a backing file, an external data
+ * file) is refused, so that no host file is read into a container's disk.
+ */
+export async function expandDisk(qcow2: string, target: string, signal: AbortSignal): Promise<void> {
+  const qemuImg = qemuImgOrFail('restores');
+  const info = JSON.parse(
+    await run(qemuImg, ['info', '--output=json', '-f', 'qcow2', qcow2], {
+      signal,
+      errorCode: 'ERR_SAVED_STATE',
+      purpose: 'reading the disk',
+    }),
+  ) as { 'backing-filename'?: string; 'format-specific'?: { data?: { 'data-file'?: string } } };
+  if (info['backing-filename'] !== undefined || info['format-specific']?.data?.['data-file'] !== undefined) {
+    throw new HullError('ERR_SAVED_STATE', `the disk ${qcow2} names another file to read: it is refused`);
+  }
+  await rm(target, { force: true });
+  await run(qemuImg, ['convert', '-q', '-f', 'qcow2', '-O', 'raw', qcow2, target], {
+    signal,
+    errorCode: 'ERR_SAVED_STATE',
+    purpose: 'expanding the disk',
+  });
+}
+
+function qemuImgOrFail(what: string): string {
+  const qemuImg = findSystemTool('qemu-img');
+  if (!qemuImg) {
+    throw new HullError(
+      'ERR_QEMU_MISSING',
+      `qemu-img is not installed, and ${what} need it for their disks: run \`apt-get install qemu-utils\``,
+    );
+  }
+  return qemuImg;
+}

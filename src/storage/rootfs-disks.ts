@@ -26,6 +26,29 @@ import { run } from '../sys/exec.js';
 /** The image disk's size as the guest sees it: every erofs image is padded to it (sparse). */
 export const IMAGE_DISK_BYTES = 64 * 2 ** 30;
 
+/** An erofs superblock: its magic at 1024, then (from there) blkszbits at 12 and blocks at 36. */
+const EROFS_SUPERBLOCK_OFFSET = 1024;
+const EROFS_MAGIC = 0xe0f5e1e2;
+
+/**
+ * The size of the erofs filesystem an image disk holds (the disk without its padding), read
+ * from its superblock; undefined if it holds none.
+ */
+export async function erofsBytes(path: string): Promise<number | undefined> {
+  const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const superblock = Buffer.alloc(64);
+    await file.read(superblock, 0, superblock.length, EROFS_SUPERBLOCK_OFFSET);
+    if (superblock.readUInt32LE(0) !== EROFS_MAGIC) return undefined;
+    const blockBits = superblock.readUInt8(12);
+    if (blockBits < 9 || blockBits > 16) return undefined;
+    const bytes = superblock.readUInt32LE(36) * 2 ** blockBits;
+    return bytes > 0 && bytes <= IMAGE_DISK_BYTES ? bytes : undefined;
+  } finally {
+    await file.close();
+  }
+}
+
 /** Bounds of a writable disk's size. */
 export const MIN_WRITABLE_DISK_MIB = 64;
 export const MAX_WRITABLE_DISK_MIB = 64 * 1024;

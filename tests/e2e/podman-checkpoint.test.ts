@@ -63,7 +63,7 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
     }
   };
 
-  test('a container on disks: checkpoint ends its VM, restore continues its counter with its files intact; a damaged checkpoint is refused and kept', async () => {
+  test('a container on disks: checkpoint ends its VM, restore continues its counter with its files intact; a damaged checkpoint is refused and kept; export and import', async (t) => {
     const started = await podman(
       'run',
       '-d',
@@ -86,8 +86,10 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
       assert.deepEqual([hostname.code, hostname.stdout.trim()], [0, id.slice(0, 12)]);
       const before = await counterReaches('saved', 10);
 
+      let since = Date.now();
       const checkpoint = await podman('container', 'checkpoint', 'saved');
       assert.equal(checkpoint.code, 0, checkpoint.stderr);
+      t.diagnostic(`podman container checkpoint: ${Date.now() - since} ms`);
       assert.equal(await statusOf('saved'), 'exited true');
       const listed = await podman('ps', '-a', '--filter', 'name=saved', '--format', '{{.Status}}');
       assert.match(listed.stdout, /^Exited \(0\)/);
@@ -97,8 +99,9 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
       assert.equal(existsSync(containerDirectory), false, "hull's root keeps nothing of it");
       const checkpointDir = join(dirs.scratch, 'storage', 'overlay-containers', id, 'userdata', 'checkpoint');
       const files = (await readdir(checkpointDir)).sort();
-      assert.deepEqual(files, ['disk.raw', 'image.erofs', 'inventory.img', 'vm-state.json', 'vm.state']);
-      for (const name of ['vm.state', 'vm-state.json', 'disk.raw', 'inventory.img']) {
+      const kept = ['disk.qcow2', 'image.erofs', 'inventory.img', 'vm-state.json', 'vm.state'];
+      assert.deepEqual(files, kept);
+      for (const name of kept) {
         const info = await stat(join(checkpointDir, name));
         assert.deepEqual([info.uid, info.mode & 0o777], [0, 0o600], `${name} is root's, 0600`);
       }
@@ -118,8 +121,10 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
       assert.equal(existsSync(containerDirectory), false);
       await flipByte(join(checkpointDir, 'vm.state'));
 
+      since = Date.now();
       const restored = await podman('container', 'restore', 'saved');
       assert.equal(restored.code, 0, restored.stderr);
+      t.diagnostic(`podman container restore: ${Date.now() - since} ms`);
       assert.equal(await statusOf('saved'), 'running false');
       const running = await podman('ps', '--filter', 'name=saved', '--format', '{{.Status}}');
       assert.match(running.stdout, /^Up /);
@@ -130,6 +135,26 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
       const data = await podman('exec', 'saved', 'cat', '/data.txt');
       assert.deepEqual([data.code, data.stdout], [0, 'written-before\n']);
       assert.equal((await qemuProcessesUsing(`${containerDirectory}/`)).length, 1, 'one VM again');
+
+      // Exported (podman tars the checkpoint: as large as what the VM and container hold) and
+      // imported after the container was removed: the same processes go on.
+      const archive = join(dirs.scratch, 'saved.tar.zst');
+      const beforeExport = await counterOf('saved');
+      const exported = await podman('container', 'checkpoint', '--export', archive, 'saved');
+      assert.equal(exported.code, 0, exported.stderr);
+      const { size } = await stat(archive);
+      t.diagnostic(`checkpoint --export archive: ${(size / 2 ** 20).toFixed(1)} MiB`);
+      assert.ok(size < 256 * 2 ** 20, `the archive is ${size} bytes`);
+      assert.equal((await podman('rm', 'saved')).code, 0);
+      const imported = await podman('container', 'restore', '--import', archive);
+      assert.equal(imported.code, 0, imported.stderr);
+      const afterImport = await counterOf('saved');
+      assert.ok(
+        afterImport >= beforeExport,
+        `the counter went on from ${beforeExport}, not back to ${afterImport}`,
+      );
+      const importedData = await podman('exec', 'saved', 'cat', '/data.txt');
+      assert.deepEqual([importedData.code, importedData.stdout], [0, 'written-before\n']);
 
       const stopped = await podman('stop', '-t', '1', 'saved');
       assert.equal(stopped.code, 0, stopped.stderr);
