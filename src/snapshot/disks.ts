@@ -109,7 +109,8 @@ export async function expandDisk(qcow2: string, target: string, signal: AbortSig
   });
 }
 
-function qemuImgOrFail(what: string): string {
+/** qemu-img's path, or a one-line error saying what needs it and how to install it. */
+export function qemuImgOrFail(what: string): string {
   const qemuImg = findSystemTool('qemu-img');
   if (!qemuImg) {
     throw new HullError(

@@ -21,8 +21,7 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
 
   before(async () => {
     dirs = await privateDirs('podman-ckpt');
-    // conmon passes its runtime none of podman's environment: HULL_ROOT reaches hull by a script.
-    ({ podman } = await privatePodman(dirs.scratch, { hullEnv: { HULL_ROOT: hullRoot() } }));
+    ({ podman } = await privatePodman(dirs.scratch));
     const load = await podman('load', '-i', await busyboxImageArchive(join(dirs.scratch, 'image')));
     assert.equal(load.code, 0, load.stderr);
   });
@@ -173,10 +172,7 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
     const networked = await privateDirs('podman-ckpt-net');
     const bridgeExisted = (await runCommand('ip', ['link', 'show', 'cni-podman0'])).code === 0;
     const root = join(networked.scratch, 'hull');
-    const net = await privatePodman(networked.scratch, {
-      bridgeSubnet: '10.231.47.0/24',
-      hullEnv: { HULL_ROOT: root },
-    });
+    const net = await privatePodman(networked.scratch, { bridgeSubnet: '10.231.47.0/24' });
     try {
       const load = await net.podman(
         'load',
