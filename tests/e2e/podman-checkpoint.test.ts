@@ -85,6 +85,14 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
       assert.deepEqual([hostname.code, hostname.stdout.trim()], [0, id.slice(0, 12)]);
       const before = await counterReaches('saved', 10);
 
+      // hull saves a VM by ending it: --leave-running is refused in one line, and it runs on.
+      const leaveRunning = await podman('container', 'checkpoint', '--leave-running', 'saved');
+      assert.notEqual(leaveRunning.code, 0);
+      assert.equal(
+        leaveRunning.stderr.split('\n').filter((l) => l.includes('cannot be left running')).length,
+        1,
+      );
+      assert.equal(await statusOf('saved'), 'running false');
       let since = Date.now();
       const checkpoint = await podman('container', 'checkpoint', 'saved');
       assert.equal(checkpoint.code, 0, checkpoint.stderr);
