@@ -16,6 +16,15 @@ after(async () => {
 });
 const signal = () => AbortSignal.timeout(30_000);
 
+/** The record of a checkpoint with a 4 KiB image and a 64 MiB writable disk. */
+const record = {
+  format: 'hull-checkpoint/1' as const,
+  containerId: 'c1',
+  imageBytes: 4096,
+  writableBytes: 64 * 2 ** 20,
+  checkpointedAt: '',
+};
+
 async function scratch(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'hull-checkpoint-'));
   dirs.push(dir);
@@ -42,7 +51,7 @@ async function containerWithDisks(): Promise<{ dir: string; disks: ReturnType<ty
 test('a checkpoint holds the disks and its record; a restore puts them back and leaves the checkpoint whole', async () => {
   const container = await containerWithDisks();
   const checkpoint = await scratch();
-  const record = await completeCheckpoint(
+  const saved = await completeCheckpoint(
     checkpoint,
     'c1',
     { image: container.disks.image, writable: container.disks.writable, writableBytes: 64 * 2 ** 20 },
@@ -55,10 +64,10 @@ test('a checkpoint holds the disks and its record; a restore puts them back and 
   // As large as what the container holds, not as its disks (podman's tar would write holes out).
   assert.equal((await stat(join(checkpoint, 'image.erofs'))).size, 2 * 4096);
   assert.ok((await stat(join(checkpoint, 'disk.qcow2'))).size < 2 ** 20);
-  assert.deepEqual(await readCheckpoint(checkpoint, 'c1'), record);
+  assert.deepEqual(await readCheckpoint(checkpoint, 'c1'), saved);
 
   const restored = await scratch();
-  const disks = await placeCheckpointDisks(checkpoint, record, restored, signal());
+  const disks = await placeCheckpointDisks(checkpoint, saved, restored, signal());
   assert.equal(disks.writableBytes, 64 * 2 ** 20);
   assert.equal((await stat(disks.writable)).size, 64 * 2 ** 20);
   assert.equal((await readFile(disks.writable)).subarray(0, 4).toString(), 'ext4');
@@ -74,13 +83,6 @@ test('a checkpoint hull did not make (a runc one, or none) is refused in one lin
     isHullError(err, 'ERR_SAVED_STATE') && pattern.test(err.message) && !err.message.includes('\n');
   await assert.rejects(readCheckpoint(runc, 'c1'), refusedAs(/not a checkpoint hull made/));
   await assert.rejects(readCheckpoint(await scratch(), 'c1'), refusedAs(/holds no inventory.img/));
-  const record = {
-    format: 'hull-checkpoint/1' as const,
-    containerId: 'c1',
-    imageBytes: 4096,
-    writableBytes: 64 * 2 ** 20,
-    checkpointedAt: '',
-  };
   await writeFile(join(runc, 'inventory.img'), JSON.stringify(record));
   await assert.rejects(
     placeCheckpointDisks(runc, record, await scratch(), signal()),
@@ -95,13 +97,6 @@ test("a checkpoint's qcow2 disk that names another file (a backing file) is refu
   await truncate(secret, 64 * 2 ** 20);
   await writeFile(join(dir, 'image.erofs'), Buffer.alloc(4096));
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', secret, join(dir, 'disk.qcow2')]);
-  const record = {
-    format: 'hull-checkpoint/1' as const,
-    containerId: 'c1',
-    imageBytes: 4096,
-    writableBytes: 64 * 2 ** 20,
-    checkpointedAt: '',
-  };
   const target = await scratch();
   await assert.rejects(
     placeCheckpointDisks(dir, record, target, signal()),
