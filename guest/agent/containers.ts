@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Process, Spec } from '../../src/oci/spec.js';
 import { CONTAINERS_CGROUP } from './cgroups.js';
 import { crun } from './crun.js';
+import { directExecArgs, spawnDirect } from './direct-exec.js';
 import { AgentError } from './errors.js';
 import { mayAdministerNetwork, prepareForNetAdmin } from './kernel-modules.js';
 import { guestLogger } from './log.js';
@@ -57,6 +58,8 @@ type Status = 'created' | 'running';
 interface Container {
   id: string;
   bundle: string;
+  /** Its configuration as crun runs it (toGuestSpec). */
+  spec: Spec;
   init: GuestProcess;
   status: Status;
   execs: Map<string, GuestProcess>;
@@ -126,7 +129,7 @@ export class Containers {
     });
     clock.lap(request.start ? 'crun run' : 'crun create');
     const status = request.start ? 'running' : 'created';
-    this.containers.set(id, { id, bundle, init: proc, status, execs: new Map() });
+    this.containers.set(id, { id, bundle, spec, init: proc, status, execs: new Map() });
     log.debug(status, { id, pid: proc.pid });
     return { pid: proc.pid, steps: clock.steps };
   }
@@ -142,9 +145,33 @@ export class Containers {
     return clock.steps;
   }
 
-  async exec(id: string, execId: string, processSpec: Process, stdin: boolean): Promise<number> {
+  /**
+   * Starts a process in the container: with `direct`, by hull-spawn when it applies everything
+   * the process asks for (direct-exec.ts), else, and without `direct`, by `crun exec`.
+   */
+  async exec(
+    id: string,
+    execId: string,
+    processSpec: Process,
+    stdin: boolean,
+    direct = false,
+  ): Promise<{ pid: number; direct: boolean; steps: GuestStep[] }> {
+    const clock = new StepClock();
     const container = this.get(id);
     if (container.execs.has(execId)) throw new AgentError('exists', `exec ${execId} already exists in ${id}`);
+    const running = container.status === 'running' && !container.init.exited;
+    const args =
+      direct && running
+        ? directExecArgs(container.spec, processSpec, {
+            initPid: container.init.pid,
+            cgroupDir: join(CONTAINERS_CGROUP, id),
+          })
+        : undefined;
+    if (args) {
+      const proc = await this.spawnDirectly(args, processSpec.env ?? [], stdin, clock);
+      container.execs.set(execId, proc);
+      return { pid: proc.pid, direct: true, steps: clock.steps };
+    }
     const file = join(container.bundle, `exec-${execId}.json`);
     const pidFile = join(container.bundle, `exec-${execId}.pid`);
     await writeFile(file, JSON.stringify(processSpec));
@@ -154,8 +181,32 @@ export class Containers {
       pidFile,
       { stdin, terminal: processSpec.terminal ? { size: processSpec.consoleSize } : undefined },
     );
+    clock.lap('crun exec');
     container.execs.set(execId, proc);
-    return proc.pid;
+    return { pid: proc.pid, direct: false, steps: clock.steps };
+  }
+
+  /** The process hull-spawn started on pipes as crun exec's get them (spawnDetached). */
+  private async spawnDirectly(
+    args: string[],
+    env: string[],
+    stdin: boolean,
+    clock: StepClock,
+  ): Promise<GuestProcess> {
+    const pipes = processPipes(stdin);
+    const spawned = spawnDirect(args, env, pipes.childFds);
+    clock.lap('spawn hull-spawn');
+    pipes.closeChildEnds();
+    const outputs = { stdout: new OutputPipe(pipes.stdout), stderr: new OutputPipe(pipes.stderr) };
+    let pid: number;
+    try {
+      pid = await spawned;
+    } catch (err) {
+      pipes.destroy();
+      throw err;
+    }
+    clock.lap('hull-spawn');
+    return new GuestProcess(pid, pipes.stdin, outputs.stdout, outputs.stderr, this.reaper);
   }
 
   /** Watches `path` as the container sees it (watch.ts); followed as an exec under `execId`. */

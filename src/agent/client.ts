@@ -199,10 +199,16 @@ export class AgentClient {
     process: Process,
     input: ProcessInput,
     signal: AbortSignal,
+    options: { direct?: boolean } = {},
   ): Promise<number> {
     const res = await this.call(
       AgentService.method.execProcess,
-      { ...ref, processJson: Buffer.from(JSON.stringify(process)), stdin: input.stdin },
+      {
+        ...ref,
+        processJson: Buffer.from(JSON.stringify(process)),
+        stdin: input.stdin,
+        direct: options.direct ?? false,
+      },
       signal,
     );
     return res.pid;
