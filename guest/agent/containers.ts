@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Process, Spec } from '../../src/oci/spec.js';
 import { CONTAINERS_CGROUP } from './cgroups.js';
 import { crun } from './crun.js';
-import { directExecArgs, spawnDirect } from './direct-exec.js';
+import { directExecArgs } from './direct-exec.js';
 import { AgentError } from './errors.js';
 import { mayAdministerNetwork, prepareForNetAdmin } from './kernel-modules.js';
 import { guestLogger } from './log.js';
@@ -13,6 +13,7 @@ import { GuestProcess } from './process.js';
 import type { Reaper } from './reaper.js';
 import { mountRootfsDisks } from './rootfs-disks.js';
 import { mountShare, SHARE_ROOT } from './share.js';
+import { SpawnerUnavailable, SpawnServer } from './spawn-server.js';
 import { networkSysctls, toGuestSpec } from './spec.js';
 import { type GuestStep, StepClock } from './steps.js';
 import { applySysctls } from './sysctls.js';
@@ -78,6 +79,7 @@ async function readPid(pidFile: string): Promise<number> {
 export class Containers {
   private readonly containers = new Map<string, Container>();
   private terminals = 0;
+  private readonly spawner = new SpawnServer();
 
   constructor(private readonly reaper: Reaper) {}
 
@@ -167,10 +169,10 @@ export class Containers {
             cgroupDir: join(CONTAINERS_CGROUP, id),
           })
         : undefined;
-    if (args) {
-      const proc = await this.spawnDirectly(args, processSpec.env ?? [], stdin, clock);
-      container.execs.set(execId, proc);
-      return { pid: proc.pid, direct: true, steps: clock.steps };
+    const spawned = args && (await this.spawnDirectly(args, processSpec.env ?? [], stdin, clock));
+    if (spawned) {
+      container.execs.set(execId, spawned);
+      return { pid: spawned.pid, direct: true, steps: clock.steps };
     }
     const file = join(container.bundle, `exec-${execId}.json`);
     const pidFile = join(container.bundle, `exec-${execId}.pid`);
@@ -186,16 +188,19 @@ export class Containers {
     return { pid: proc.pid, direct: false, steps: clock.steps };
   }
 
-  /** The process hull-spawn started on pipes as crun exec's get them (spawnDetached). */
+  /**
+   * The process hull-spawn started on pipes as crun exec's get them (spawnDetached); undefined
+   * when hull-spawn could not be asked, and so started nothing.
+   */
   private async spawnDirectly(
     args: string[],
     env: string[],
     stdin: boolean,
     clock: StepClock,
-  ): Promise<GuestProcess> {
+  ): Promise<GuestProcess | undefined> {
     const pipes = processPipes(stdin);
-    const spawned = spawnDirect(args, env, pipes.childFds);
-    clock.lap('spawn hull-spawn');
+    const spawned = this.spawner.spawn(args, env, pipes.childFds);
+    clock.lap('ask hull-spawn');
     pipes.closeChildEnds();
     const outputs = { stdout: new OutputPipe(pipes.stdout), stderr: new OutputPipe(pipes.stderr) };
     let pid: number;
@@ -203,7 +208,9 @@ export class Containers {
       pid = await spawned;
     } catch (err) {
       pipes.destroy();
-      throw err;
+      if (!(err instanceof SpawnerUnavailable)) throw err;
+      log.warn('starting the process with crun exec', { why: err.message });
+      return undefined;
     }
     clock.lap('hull-spawn');
     return new GuestProcess(pid, pipes.stdin, outputs.stdout, outputs.stderr, this.reaper);

@@ -1,10 +1,5 @@
 import { CAPABILITY_NAMES } from '../../src/oci/capabilities.js';
 import type { Process, Spec } from '../../src/oci/spec.js';
-import { childProcess } from './builtins.js';
-import { AgentError } from './errors.js';
-
-/** The guest image's spawner (guest/image/hull-spawn.c). */
-export const HULL_SPAWN = '/usr/bin/hull-spawn';
 
 /** Kernel numbers of the capabilities: CAPABILITY_NAMES lists them in that order, 0 to 40. */
 const CAPABILITY_NUMBERS = new Map([...CAPABILITY_NAMES].map((name, number) => [name, number]));
@@ -47,8 +42,6 @@ const JOINABLE_NAMESPACES = new Set(['pid', 'network', 'ipc', 'uts', 'mount', 'c
 /** hull-spawn's own bounds (MAX_GROUPS, MAX_RLIMITS). */
 const MAX_GROUPS = 64;
 const MAX_RLIMITS = 16;
-/** Its report: a pid, or a one-line message of at most 512 bytes. */
-const MAX_REPORT_BYTES = 1024;
 const MAX_ID = 2 ** 32 - 2;
 
 export interface DirectExecPlacement {
@@ -134,47 +127,4 @@ export function directExecArgs(
     '--',
     ...argv,
   ];
-}
-
-/** What hull-spawn reported on its descriptor 3: the pid, or why it started nothing. */
-export function parseSpawnReport(report: string, exitCode: number | null): number {
-  const line = report.split('\n')[0] ?? '';
-  const pid = /^[1-9][0-9]{0,9}$/.test(line) ? Number(line) : Number.NaN;
-  if (exitCode === 0 && Number.isSafeInteger(pid)) return pid;
-  const why = line.trim() || `${HULL_SPAWN} exited with ${exitCode ?? 'a signal'}`;
-  throw new AgentError('runtime-failed', `exec: ${why}`);
-}
-
-/**
- * Runs hull-spawn with `args` (directExecArgs), the process's environment and its three stdio
- * descriptors; resolves with the pid of the process it started, which runs on after it.
- */
-export async function spawnDirect(
-  args: string[],
-  env: readonly string[],
-  stdio: [number, number, number],
-): Promise<number> {
-  const environment: Record<string, string> = {};
-  for (const line of env) {
-    const eq = line.indexOf('=');
-    if (eq > 0) environment[line.slice(0, eq)] = line.slice(eq + 1);
-  }
-  const child = childProcess().spawn(HULL_SPAWN, args, {
-    stdio: [...stdio, 'pipe'],
-    env: environment,
-  });
-  const report: Buffer[] = [];
-  let reportBytes = 0;
-  child.stdio[3]?.on('data', (chunk: Buffer) => {
-    if (reportBytes < MAX_REPORT_BYTES) report.push(chunk.subarray(0, MAX_REPORT_BYTES - reportBytes));
-    reportBytes += chunk.length;
-  });
-  const exitCode = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', (err) =>
-      reject(new AgentError('runtime-failed', `cannot run ${HULL_SPAWN}: ${err.message}`)),
-    );
-    // 'close': the exit, and the report read to its end.
-    child.once('close', (code) => resolve(code));
-  });
-  return parseSpawnReport(Buffer.concat(report).toString('utf8'), exitCode);
 }

@@ -20,7 +20,8 @@
  *      (the child inherits that; exec of the target program resets it);
  *   2. joins PID's pid namespace for its children, and forks: the child is in the container's
  *      pid namespace; hull-spawn itself never is;
- *   3. the child joins the container's cgroup (before its cgroup namespace), then the cgroup,
+ *   3. the child, born in the container's cgroup (clone3 CLONE_INTO_CGROUP; else it joins it
+ *      before its cgroup namespace), joins the cgroup,
  *      IPC, UTS, network and last the mount namespace, which also sets its root and working
  *      directory to the container's root; it closes every descriptor but 0, 1 and 2 and the
  *      report pipe (close-on-exec);
@@ -52,6 +53,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -94,15 +97,23 @@ struct options {
   char **argv;
 };
 
-/* Writes a one-line message to `fd` (the report pipe, or the child's error pipe). */
+/* In server mode, the request whose report this process writes (see serve()). */
+static const char *request_id;
+
+/*
+ * Writes a one-line message to `fd` (the report descriptor, or the child's error pipe), in one
+ * write: reports of concurrent requests share the server's socket. A report starts with the
+ * request's id in server mode.
+ */
 static void say(int fd, const char *format, ...) {
-  char line[512];
+  char line[600];
+  int prefix = fd == REPORT_FD && request_id ? snprintf(line, 80, "%.64s ", request_id) : 0;
   va_list args;
   va_start(args, format);
-  int n = vsnprintf(line, sizeof line - 1, format, args);
+  int n = prefix + vsnprintf(line + prefix, 512, format, args);
   va_end(args);
-  if (n < 0) return;
-  if (n > (int)sizeof line - 2) n = sizeof line - 2;
+  if (n < prefix) return;
+  if (n > prefix + 511) n = prefix + 511;
   line[n++] = '\n';
   ssize_t ignored = write(fd, line, n);
   (void)ignored;
@@ -345,6 +356,27 @@ static void exec_program(char **argv, int err) {
   say(err, "executable file `%s` not found in $PATH: No such file or directory", file);
 }
 
+/*
+ * Forks a child born in the cgroup `cgroup_dir` (clone3's CLONE_INTO_CGROUP, as crun does):
+ * moving a process between cgroups afterwards waits for an RCU grace period, slow under
+ * emulation. On a kernel without it, a plain fork, and the child writes itself into
+ * cgroup.procs; otherwise `*cgroup_procs` is closed and set to -1 (nothing left to do).
+ */
+static pid_t fork_into(int cgroup_dir, int *cgroup_procs) {
+  struct {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+  } args = {.flags = 0x200000000ULL /* CLONE_INTO_CGROUP */, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgroup_dir};
+  long pid = syscall(SYS_clone3, &args, sizeof args);
+  if (pid >= 0) {
+    close(*cgroup_procs);
+    *cgroup_procs = -1;
+    return (pid_t)pid;
+  }
+  if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) return -1;
+  return fork();
+}
+
 /* Steps 3 to 6, in the forked child; returns only on failure, having said why on `err`. */
 static void child(const struct options *o, int joined[], int cgroup_procs, int last_cap, int err) {
   /* Whatever else the agent left open is closed at exec, as crun closes what it does not pass. */
@@ -352,11 +384,11 @@ static void child(const struct options *o, int joined[], int cgroup_procs, int l
     say(err, "close_range: %s", strerror(errno));
     return;
   }
-  if (write(cgroup_procs, "0", 1) != 1) {
+  if (cgroup_procs >= 0 && write(cgroup_procs, "0", 1) != 1) {
     say(err, "joining the container's cgroup %s: %s", o->cgroup, strerror(errno));
     return;
   }
-  close(cgroup_procs);
+  if (cgroup_procs >= 0) close(cgroup_procs);
   for (size_t i = 0; i < JOINED_COUNT; i++) {
     if (joined[i] < 0) continue;
     if (setns(joined[i], JOINED[i].type)) {
@@ -381,12 +413,8 @@ static void child(const struct options *o, int joined[], int cgroup_procs, int l
   exec_program(o->argv, err);
 }
 
-int main(int argc, char **argv) {
-  struct options o;
-  if (fcntl(REPORT_FD, F_GETFD) < 0) return 1;
-  if (parse(argc, argv, &o)) return 1;
-  /* Nothing in the container may open this process's or its child's /proc entries. */
-  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) return usage("cannot mark itself non-dumpable");
+/* One request: everything above but the parsing. Reports on REPORT_FD; returns the exit status. */
+static int spawn(struct options o) {
   int last_cap = last_capability();
   int pid_ns, joined[JOINED_COUNT];
   if (namespace_of(o.pid, "pid", &pid_ns)) {
@@ -402,8 +430,9 @@ int main(int argc, char **argv) {
   char procs[PATH_MAX];
   if (snprintf(procs, sizeof procs, "%s/cgroup.procs", o.cgroup) >= (int)sizeof procs)
     return usage("-c: too long");
+  int cgroup_dir = open(o.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int cgroup_procs = open(procs, O_WRONLY | O_CLOEXEC);
-  if (cgroup_procs < 0) {
+  if (cgroup_dir < 0 || cgroup_procs < 0) {
     say(REPORT_FD, "opening %s: %s", procs, strerror(errno));
     return 1;
   }
@@ -417,13 +446,14 @@ int main(int argc, char **argv) {
     say(REPORT_FD, "pipe: %s", strerror(errno));
     return 1;
   }
-  pid_t pid = fork();
+  pid_t pid = fork_into(cgroup_dir, &cgroup_procs);
   if (pid < 0) {
     say(REPORT_FD, "fork: %s", strerror(errno));
     return 1;
   }
   if (pid == 0) {
     close(errors[0]);
+    close(cgroup_dir);
     close(REPORT_FD);
     if (pid_ns >= 0) close(pid_ns);
     child(&o, joined, cgroup_procs, last_cap, errors[1]);
@@ -448,4 +478,129 @@ int main(int argc, char **argv) {
   }
   say(REPORT_FD, "%d", (int)pid);
   return 0;
+}
+
+/*
+ * Server mode (`hull-spawn --serve`), which the agent starts once: descriptor 3 is a stream
+ * socket to the agent. A request is a 4-byte length (host order) and that many bytes, the
+ * first of them carrying three descriptors (SCM_RIGHTS: the process's stdin, stdout, stderr):
+ *   ID \0 ENVCOUNT \0 ENV... ARGS...       every string NUL-ended
+ * ENV the process's environment, ARGS the command line's options and program as above. For
+ * each, a child of the server (small, so its fork is cheap where forking the agent is not)
+ * does what the command line would and writes "ID PID\n" or "ID MESSAGE\n" to the socket. A
+ * malformed request is answered with a message (under its id when it has one); a broken
+ * stream (a short read, missing descriptors) ends the server, as the agent's end closing does.
+ */
+#define MAX_REQUEST_BYTES (1 << 20)
+#define MAX_STRINGS 65536
+
+static int read_exactly(int fd, char *buffer, size_t size) {
+  for (size_t done = 0; done < size;) {
+    ssize_t n = read(fd, buffer + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    done += n;
+  }
+  return 0;
+}
+
+/* The request's length and its three descriptors; 1 at the end of the stream, -1 on error. */
+static int receive_header(uint32_t *length, int fds[3]) {
+  char control[CMSG_SPACE(3 * sizeof(int))];
+  struct iovec iov = {length, sizeof *length};
+  struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+  ssize_t n;
+  do n = recvmsg(REPORT_FD, &message, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  while (n < 0 && errno == EINTR);
+  if (n == 0) return 1;
+  if (n != sizeof *length || (message.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) return -1;
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
+  if (!cmsg || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+      cmsg->cmsg_len != CMSG_LEN(3 * sizeof(int))) {
+    /* Close whatever came, however many. */
+    for (; cmsg; cmsg = CMSG_NXTHDR(&message, cmsg)) {
+      if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+      int *received = (int *)CMSG_DATA(cmsg);
+      for (size_t i = 0; i < (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) close(received[i]);
+    }
+    return -1;
+  }
+  memcpy(fds, CMSG_DATA(cmsg), 3 * sizeof(int));
+  return 0;
+}
+
+/* Splits the request into strings; the id, environment and command line as argv-style arrays. */
+static int split_request(char *body, uint32_t length, char ***env, char ***argv, int *argc) {
+  if (length == 0 || body[length - 1] != 0) return -1;
+  size_t count = 0;
+  for (uint32_t i = 0; i < length; i++) count += body[i] == 0;
+  if (count < 3 || count > MAX_STRINGS) return -1;
+  char **strings = calloc(count + 2, sizeof *strings);
+  if (!strings) return -1;
+  /* strings[0] stands for argv[0] of the command line. */
+  strings[0] = "hull-spawn";
+  char *p = body;
+  for (size_t i = 1; i <= count; i++, p += strlen(p) + 1) strings[i] = p;
+  request_id = strings[1];
+  uint64_t env_count;
+  if (!request_id[0] || strlen(request_id) > 64 || parse_u64(strings[2], 10, count - 2, &env_count)) return -1;
+  /* Environment: strings[3 .. 3+env_count); its array NULL-ended in place of argv[0]'s slot. */
+  char **environment = calloc(env_count + 1, sizeof *environment);
+  if (!environment) return -1;
+  memcpy(environment, strings + 3, env_count * sizeof *environment);
+  *env = environment;
+  /* The command line: "hull-spawn" then what follows the environment. */
+  char **command = strings + 2 + env_count;
+  command[0] = "hull-spawn";
+  *argv = command;
+  *argc = (int)(count - 1 - env_count);
+  return 0;
+}
+
+/* A child of the server, for one request: its stdio, environment and options, then spawn(). */
+static int serve_one(char *body, uint32_t length, int fds[3]) {
+  signal(SIGCHLD, SIG_DFL);
+  char **env, **argv;
+  int argc;
+  if (split_request(body, length, &env, &argv, &argc)) return usage("a malformed request");
+  for (int i = 0; i < 3; i++) {
+    if (dup2(fds[i], i) < 0) {
+      say(REPORT_FD, "dup2: %s", strerror(errno));
+      return 1;
+    }
+  }
+  environ = env;
+  struct options o;
+  optind = 1;
+  if (parse(argc, argv, &o)) return 1;
+  return spawn(o);
+}
+
+static int serve(void) {
+  /* Children that handled a request are reaped by the kernel; their own children reset this. */
+  signal(SIGCHLD, SIG_IGN);
+  for (;;) {
+    uint32_t length;
+    int fds[3];
+    int got = receive_header(&length, fds);
+    if (got == 1) return 0;
+    if (got < 0 || length == 0 || length > MAX_REQUEST_BYTES) return 1;
+    char *body = malloc(length);
+    if (!body || read_exactly(REPORT_FD, body, length)) return 1;
+    pid_t pid = fork();
+    if (pid == 0) _exit(serve_one(body, length, fds));
+    for (int i = 0; i < 3; i++) close(fds[i]);
+    free(body);
+    if (pid < 0) return 1;
+  }
+}
+
+int main(int argc, char **argv) {
+  if (fcntl(REPORT_FD, F_GETFD) < 0) return 1;
+  /* Nothing in a container may open this process's or its children's /proc entries. */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) return usage("cannot mark itself non-dumpable");
+  if (argc == 2 && strcmp(argv[1], "--serve") == 0) return serve();
+  struct options o;
+  if (parse(argc, argv, &o)) return 1;
+  return spawn(o);
 }
