@@ -200,7 +200,7 @@ export class AgentClient {
     input: ProcessInput,
     signal: AbortSignal,
     options: { direct?: boolean } = {},
-  ): Promise<number> {
+  ): Promise<{ pid: number; steps: { name: string; ms: number }[] }> {
     const res = await this.call(
       AgentService.method.execProcess,
       {
@@ -211,7 +211,7 @@ export class AgentClient {
       },
       signal,
     );
-    return res.pid;
+    return { pid: res.pid, steps: res.steps.map(({ name, ms }) => ({ name, ms })) };
   }
 
   async signalProcess(

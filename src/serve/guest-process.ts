@@ -36,7 +36,7 @@ export async function execInSandbox(
   try {
     // Without crun when the guest can (guest/agent/direct-exec.ts): a command's whole cost
     // under software emulation was mostly crun's own start.
-    pid = await monitor.agent.execProcess(ref, spec, inputOf(stdio), signal, { direct: true });
+    ({ pid } = await monitor.agent.execProcess(ref, spec, inputOf(stdio), signal, { direct: true }));
   } catch (err) {
     monitor.close();
     throw err;

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Sandbox } from 'hull/sdk';
+import { containerDir } from '../../src/sandbox/container-id.js';
+import { MonitorClient } from '../../src/sandbox/monitor-client.js';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
 import { killEverySandbox, serveStateDir, startServe, stopServe } from '../fixtures/serve.js';
 import { type HullRun, hull, privateDirs, qemuProcessesUsing } from './harness.js';
@@ -85,6 +87,46 @@ describe('hull serve: a command starts as crun exec would start it', { timeout: 
     assert.ok(lines.includes('Gid:\t1000\t1000\t1000\t1000'), command.stdout);
     assert.ok(lines.includes('CapEff:\t0000000000000000'), command.stdout);
     assert.ok(lines.includes('CapPrm:\t0000000000000000'), command.stdout);
+  });
+
+  test("the guest's steps: hull-spawn when asked and it applies everything, crun exec otherwise", async () => {
+    const id = sandbox.sandboxId;
+    const monitor = await MonitorClient.connect(
+      containerDir({ root: dirs.root }, id),
+      id,
+      AbortSignal.timeout(30_000),
+    );
+    try {
+      const base = {
+        terminal: false,
+        user: { uid: 0, gid: 0 },
+        args: ['true'],
+        env: ['PATH=/bin'],
+        cwd: '/',
+      };
+      const started = async (execId: string, spec: typeof base, direct: boolean) => {
+        const ref = { containerId: id, execId };
+        const { steps } = await monitor.agent.execProcess(
+          ref,
+          spec,
+          { stdin: false },
+          AbortSignal.timeout(30_000),
+          {
+            direct,
+          },
+        );
+        assert.equal(await monitor.agent.waitProcess(ref, AbortSignal.timeout(30_000)), 0);
+        return steps.map((step) => step.name);
+      };
+      assert.deepEqual(await started('steps-direct', base, true), ['ask hull-spawn', 'hull-spawn']);
+      assert.deepEqual(await started('steps-crun', base, false), ['crun exec']);
+      // An OOM score is crun's to set: asked for direct, it still goes to crun.
+      assert.deepEqual(await started('steps-oom', { ...base, oomScoreAdj: 0 } as typeof base, true), [
+        'crun exec',
+      ]);
+    } finally {
+      monitor.close();
+    }
   });
 
   test('cwd and env given with the command, and a program that is not there fails in one line', async () => {
