@@ -15,17 +15,18 @@
  * process's, unchanged. Stdin, stdout and stderr are the process's own.
  *
  * What it does, in crun exec's order:
- *   1. opens PID's namespaces and CGROUP/cgroup.procs; marks itself non-dumpable, so that
- *      nothing in the container can open /proc/N/{fd,exe,mem} of the child before it execs
- *      (the child inherits that; exec of the target program resets it);
- *   2. joins PID's pid namespace for its children, and forks: the child is in the container's
- *      pid namespace; hull-spawn itself never is;
- *   3. the child, born in the container's cgroup (clone3 CLONE_INTO_CGROUP; else it joins it
- *      before its cgroup namespace), joins the cgroup,
+ *   1. marks itself non-dumpable, so that nothing in the container can open /proc/N/{fd,exe,
+ *      mem} of its child before that execs (the child inherits it; the exec resets it); opens
+ *      PID's namespaces and the cgroup;
+ *   2. joins PID's pid namespace for its children only, and forks the child into the cgroup
+ *      (clone3 CLONE_INTO_CGROUP, as crun; on a kernel without it the child writes itself into
+ *      cgroup.procs before entering the cgroup namespace): the child is in the container's pid
+ *      namespace and cgroup; hull-spawn itself never is;
+ *   3. the child marks every descriptor but 0, 1 and 2 close-on-exec, and joins the cgroup,
  *      IPC, UTS, network and last the mount namespace, which also sets its root and working
- *      directory to the container's root; it closes every descriptor but 0, 1 and 2 and the
- *      report pipe (close-on-exec);
- *   4. resource limits (while it may still raise them), the working directory, the umask;
+ *      directory to the container's root;
+ *   4. resource limits (while it may still raise them), the working directory, the umask, and
+ *      HOME from the container's /etc/passwd when the environment has none;
  *   5. drops the bounding set, sets the groups, gid and uid keeping its capabilities, then
  *      sets the effective, permitted and inheritable sets and raises the ambient ones;
  *   6. no_new_privs, then execve of FILE, looked up in the process's PATH as crun does.
@@ -35,8 +36,11 @@
  *
  * It reports on descriptor 3: "PID\n" (the process's pid in the guest) once the process has
  * exec'd, and exits 0; or a one-line message, exit status 1, when any step failed (nothing
- * is left running then, and its exit is reaped here). The process is not waited for: once hull-spawn exits it belongs to
- * PID 1, which reaps it, as a process crun exec left behind.
+ * is left running then, and the child's exit is reaped here). The process is not waited for:
+ * once hull-spawn exits it belongs to PID 1, which reaps it, as a process crun exec left.
+ *
+ * The agent runs it once as a server (`hull-spawn --serve`, see serve() below) and asks it for
+ * each process; the command line above is the same, carried in the request.
  */
 #define _GNU_SOURCE
 #include <errno.h>
