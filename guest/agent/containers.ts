@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Process, Spec } from '../../src/oci/spec.js';
 import { CONTAINERS_CGROUP } from './cgroups.js';
 import { crun } from './crun.js';
+import { directExecArgs } from './direct-exec.js';
 import { AgentError } from './errors.js';
 import { mayAdministerNetwork, prepareForNetAdmin } from './kernel-modules.js';
 import { guestLogger } from './log.js';
@@ -12,6 +13,7 @@ import { GuestProcess } from './process.js';
 import type { Reaper } from './reaper.js';
 import { mountRootfsDisks } from './rootfs-disks.js';
 import { mountShare, SHARE_ROOT } from './share.js';
+import { SpawnerUnavailable, SpawnServer } from './spawn-server.js';
 import { networkSysctls, toGuestSpec } from './spec.js';
 import { type GuestStep, StepClock } from './steps.js';
 import { applySysctls } from './sysctls.js';
@@ -57,6 +59,8 @@ type Status = 'created' | 'running';
 interface Container {
   id: string;
   bundle: string;
+  /** Its configuration as crun runs it (toGuestSpec). */
+  spec: Spec;
   init: GuestProcess;
   status: Status;
   execs: Map<string, GuestProcess>;
@@ -75,6 +79,7 @@ async function readPid(pidFile: string): Promise<number> {
 export class Containers {
   private readonly containers = new Map<string, Container>();
   private terminals = 0;
+  private readonly spawner = new SpawnServer();
 
   constructor(private readonly reaper: Reaper) {}
 
@@ -126,7 +131,7 @@ export class Containers {
     });
     clock.lap(request.start ? 'crun run' : 'crun create');
     const status = request.start ? 'running' : 'created';
-    this.containers.set(id, { id, bundle, init: proc, status, execs: new Map() });
+    this.containers.set(id, { id, bundle, spec, init: proc, status, execs: new Map() });
     log.debug(status, { id, pid: proc.pid });
     return { pid: proc.pid, steps: clock.steps };
   }
@@ -142,9 +147,33 @@ export class Containers {
     return clock.steps;
   }
 
-  async exec(id: string, execId: string, processSpec: Process, stdin: boolean): Promise<number> {
+  /**
+   * Starts a process in the container: with `direct`, by hull-spawn when it applies everything
+   * the process asks for (direct-exec.ts), else, and without `direct`, by `crun exec`.
+   */
+  async exec(
+    id: string,
+    execId: string,
+    processSpec: Process,
+    stdin: boolean,
+    direct = false,
+  ): Promise<{ pid: number; direct: boolean; steps: GuestStep[] }> {
+    const clock = new StepClock();
     const container = this.get(id);
     if (container.execs.has(execId)) throw new AgentError('exists', `exec ${execId} already exists in ${id}`);
+    const running = container.status === 'running' && !container.init.exited;
+    const args =
+      direct && running
+        ? directExecArgs(container.spec, processSpec, {
+            initPid: container.init.pid,
+            cgroupDir: join(CONTAINERS_CGROUP, id),
+          })
+        : undefined;
+    const spawned = args && (await this.spawnDirectly(args, processSpec.env ?? [], stdin, clock));
+    if (spawned) {
+      container.execs.set(execId, spawned);
+      return { pid: spawned.pid, direct: true, steps: clock.steps };
+    }
     const file = join(container.bundle, `exec-${execId}.json`);
     const pidFile = join(container.bundle, `exec-${execId}.pid`);
     await writeFile(file, JSON.stringify(processSpec));
@@ -154,8 +183,37 @@ export class Containers {
       pidFile,
       { stdin, terminal: processSpec.terminal ? { size: processSpec.consoleSize } : undefined },
     );
+    clock.lap('crun exec');
     container.execs.set(execId, proc);
-    return proc.pid;
+    return { pid: proc.pid, direct: false, steps: clock.steps };
+  }
+
+  /**
+   * The process hull-spawn started on pipes as crun exec's get them (spawnDetached); undefined
+   * when hull-spawn could not be asked, and so started nothing.
+   */
+  private async spawnDirectly(
+    args: string[],
+    env: string[],
+    stdin: boolean,
+    clock: StepClock,
+  ): Promise<GuestProcess | undefined> {
+    const pipes = processPipes(stdin);
+    const spawned = this.spawner.spawn(args, env, pipes.childFds);
+    clock.lap('ask hull-spawn');
+    pipes.closeChildEnds();
+    const outputs = { stdout: new OutputPipe(pipes.stdout), stderr: new OutputPipe(pipes.stderr) };
+    let pid: number;
+    try {
+      pid = await spawned;
+    } catch (err) {
+      pipes.destroy();
+      if (!(err instanceof SpawnerUnavailable)) throw err;
+      log.warn('starting the process with crun exec', { why: err.message });
+      return undefined;
+    }
+    clock.lap('hull-spawn');
+    return new GuestProcess(pid, pipes.stdin, outputs.stdout, outputs.stderr, this.reaper);
   }
 
   /** Watches `path` as the container sees it (watch.ts); followed as an exec under `execId`. */

@@ -118,7 +118,8 @@ export function agentService(containers: Containers, shutdown: () => void): Impl
     execProcess: async (req) => {
       if (!req.execId) throw new AgentError('invalid', 'an exec needs an exec id');
       const spec = parseJson<Process>(req.processJson, 'the process');
-      return { pid: await containers.exec(req.containerId, req.execId, spec, req.stdin) };
+      const started = await containers.exec(req.containerId, req.execId, spec, req.stdin, req.direct);
+      return { pid: started.pid, steps: started.steps };
     },
     signalProcess: async (req) => {
       if (req.all) await containers.signalAll(req.containerId, req.signal);

@@ -8,6 +8,10 @@ interface GuestSyscalls {
   addEntropy(bytes: Buffer): void;
   /** Sets the wall clock to `ms` since the epoch. */
   setRealtime(ms: number): void;
+  /** A connected unix stream socket pair, close-on-exec. */
+  socketPair(): [number, number];
+  /** Sends `bytes` in one go, its first byte carrying `fds` (1 to 3); throws rather than block. */
+  sendWithFds(socket: number, bytes: Buffer, fds: number[]): void;
 }
 
 let addon: GuestSyscalls | undefined;

@@ -199,13 +199,19 @@ export class AgentClient {
     process: Process,
     input: ProcessInput,
     signal: AbortSignal,
-  ): Promise<number> {
+    options: { direct?: boolean } = {},
+  ): Promise<{ pid: number; steps: { name: string; ms: number }[] }> {
     const res = await this.call(
       AgentService.method.execProcess,
-      { ...ref, processJson: Buffer.from(JSON.stringify(process)), stdin: input.stdin },
+      {
+        ...ref,
+        processJson: Buffer.from(JSON.stringify(process)),
+        stdin: input.stdin,
+        direct: options.direct ?? false,
+      },
       signal,
     );
-    return res.pid;
+    return { pid: res.pid, steps: res.steps.map(({ name, ms }) => ({ name, ms })) };
   }
 
   async signalProcess(

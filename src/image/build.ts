@@ -120,6 +120,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     hullInit: join(sources, 'hull-init.c'),
     hullTty: join(installRoot(), 'src', 'sys', 'tty', 'hull-tty.c'),
     hullWatch: join(sources, 'hull-watch.c'),
+    hullSpawn: join(sources, 'hull-spawn.c'),
     guestSyscalls: join(installRoot(), 'guest', 'agent', 'native', 'guest-syscalls.c'),
     modules: join(sources, 'guest-modules.txt'),
     containerModules: join(sources, 'container-modules.txt'),
@@ -162,6 +163,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     files.hullInit,
     files.hullTty,
     files.hullWatch,
+    files.hullSpawn,
     files.guestSyscalls,
     files.modules,
     files.containerModules,
@@ -218,15 +220,19 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       progress.end();
     }
 
-    progress.begin('guest programs: compiling hull-init, hull-tty, hull-watch and the agent addon');
+    progress.begin(
+      'guest programs: compiling hull-init, hull-tty, hull-watch, hull-spawn and the agent addon',
+    );
     const hullInit = join(work, 'hull-init');
     const hullTty = join(work, 'hull-tty');
     const hullWatch = join(work, 'hull-watch');
+    const hullSpawn = join(work, 'hull-spawn');
     const guestSyscalls = join(work, 'guest-syscalls.node');
     const compile = [
       [files.hullInit, hullInit, ['-static']],
       [files.hullTty, hullTty, ['-static']],
       [files.hullWatch, hullWatch, ['-static']],
+      [files.hullSpawn, hullSpawn, ['-static']],
       [
         files.guestSyscalls,
         guestSyscalls,
@@ -272,6 +278,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       hullInit,
       hullTty,
       hullWatch,
+      hullSpawn,
       guestSyscalls,
       agentBundle: files.agent,
       moduleTree: modulesDir
@@ -315,6 +322,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     await rm(hullInit, { force: true });
     await rm(hullTty, { force: true });
     await rm(hullWatch, { force: true });
+    await rm(hullSpawn, { force: true });
     await rm(guestSyscalls, { force: true });
     await rm(dir, { recursive: true, force: true });
     await rename(work, dir);

@@ -15,6 +15,8 @@ export interface RootfsInputs {
   hullTty: string;
   /** The directory watcher (guest/image/hull-watch.c). */
   hullWatch: string;
+  /** Starts processes in containers without crun (guest/image/hull-spawn.c). */
+  hullSpawn: string;
   /** The agent's Node-API addon (guest/agent/native/guest-syscalls.c). */
   guestSyscalls: string;
   agentBundle: string;
@@ -58,6 +60,7 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
   await stageFile(stage, inputs.hullInit, '/sbin/hull-init', 0o755);
   await stageFile(stage, inputs.hullTty, '/usr/bin/hull-tty', 0o755);
   await stageFile(stage, inputs.hullWatch, '/usr/bin/hull-watch', 0o755);
+  await stageFile(stage, inputs.hullSpawn, '/usr/bin/hull-spawn', 0o755);
   await stageFile(stage, inputs.guestSyscalls, '/opt/hull/guest-syscalls.node', 0o644);
   await stageFile(stage, inputs.agentBundle, '/opt/hull/agent.cjs', 0o644);
   if (inputs.moduleTree) await stageModuleTree(stage, inputs.moduleTree, signal);

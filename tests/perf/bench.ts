@@ -16,7 +16,7 @@
  * root on disks ÷ in a `hull run` container on the 9p share ÷ runc (`--part rootfs`:
  * tests/perf/rootfs.ts), then the sandboxes API against the command line (`--part serve`:
  * tests/perf/serve.ts: Sandbox.create ÷ a templated `hull run true`, a command's round trip,
- * 100 MiB of files, 50 sandboxes made at once),
+ * 100 MiB of files, 50 sandboxes made at once; `--part commands`: the command round trip alone),
  * then saved VMs (`--part saved`), then the same start and memory figures for arm64 guests
  * when an arm64 image is installed, each as a ratio to the arm64 floor (`--part arm64`:
  * tests/perf/arm64.ts), and writes them as JSON. Machines here are shared and noisy: only
@@ -26,7 +26,7 @@
  * by pair (tests/perf/cli-start.ts); and beside the start figures, the phases of one templated
  * run, from its `hull run --trace`.
  *
- *   npm run bench [-- --runs N --rootfs-runs N --out FILE --part all|cli|start|network|memory|density|rootfs|serve|saved|arm64]
+ *   npm run bench [-- --runs N --rootfs-runs N --out FILE --part all|cli|start|network|memory|density|rootfs|serve|commands|saved|arm64]
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -47,7 +47,7 @@ import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js'
 import { measureNetwork, median, type NetworkFigures } from './network.js';
 import { measureRootfs } from './rootfs.js';
 import { measureSavedVms, printSavedVms } from './saved-vm.js';
-import { measureServe, printServe } from './serve.js';
+import { measureCommands, measureServe, printCommands, printServe } from './serve.js';
 import { timed } from './timed.js';
 
 const { values } = parseArgs({
@@ -60,7 +60,19 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-const PARTS = ['all', 'cli', 'start', 'network', 'memory', 'density', 'rootfs', 'serve', 'saved', 'arm64'];
+const PARTS = [
+  'all',
+  'cli',
+  'start',
+  'network',
+  'memory',
+  'density',
+  'rootfs',
+  'serve',
+  'commands',
+  'saved',
+  'arm64',
+];
 if (!PARTS.includes(values.part!)) {
   throw new Error(`--part ${values.part}: use one of ${PARTS.join(', ')}`);
 }
@@ -241,6 +253,9 @@ try {
   if (saved) printSavedVms(saved);
   const serve = part('serve') ? await measureServe(scratch, runs) : undefined;
   if (serve) printServe(serve);
+  // Only when asked: --part serve measures the same round trip among its figures.
+  const commands = values.part === 'commands' ? await measureCommands(scratch, runs) : undefined;
+  if (commands) printCommands(commands);
   const result = {
     cli,
     ...start,
@@ -251,6 +266,7 @@ try {
     density,
     rootfs,
     serve,
+    commands,
     saved,
   };
   await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);

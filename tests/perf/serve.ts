@@ -10,6 +10,7 @@
  *     and `hull exec cat F`;
  *   - 50 sandboxes created concurrently through the API, each then running a command: how many
  *     answered, and how long the whole took.
+ * `measureCommands` (`--part commands`) takes the command round trip alone.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -41,6 +42,14 @@ export interface ServeFigures {
 }
 
 const MIB = 1024 * 1024;
+
+export interface CommandFigures {
+  runs: number;
+  /** Every sample, in the order taken. */
+  samplesMs: { runTrue: number[]; execTrue: number[] };
+  medianMs: { runTrue: number; execTrue: number };
+  runTrueOverExecTrue: number;
+}
 
 /** Runs hull (the bundled CLI) with `input` on its stdin; resolves with the elapsed ms. */
 function timedHull(args: string[], input?: Buffer, env: NodeJS.ProcessEnv = {}): Promise<number> {
@@ -183,6 +192,53 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
     await server.result;
     await registry.stop();
   }
+}
+
+/** `commands.run('true')` ÷ `hull exec true` on one sandbox of a running `hull serve`, pair by pair. */
+export async function measureCommands(scratch: string, runs: number): Promise<CommandFigures> {
+  const root = join(scratch, 'commands-root');
+  const registry = await startRegistry(join(scratch, 'commands-registry'));
+  const socket = join(scratch, 'commands-api.sock');
+  const server = startHull(['--root', root, 'serve', '--listen', `unix:${socket}`], { input: null });
+  let sandbox: Sandbox | undefined;
+  try {
+    const image = await pushBusybox(scratch, registry);
+    await server.waitForOutput('listening on', 60_000);
+    sandbox = await Sandbox.create({ api: `unix:${socket}`, image, network: 'none', timeoutMs: 3_600_000 });
+    const id = sandbox.sandboxId;
+    const samples = { runTrue: [] as number[], execTrue: [] as number[] };
+    await sandbox.commands.run('true');
+    await timedHull(['--root', root, 'exec', id, 'true']);
+    for (let i = 0; i < runs; i++) {
+      const one = sandbox;
+      samples.runTrue.push(await timed(() => one.commands.run('true')));
+      samples.execTrue.push(await timedHull(['--root', root, 'exec', id, 'true']));
+      process.stderr.write('.');
+    }
+    process.stderr.write('\n');
+    const medianMs = { runTrue: median(samples.runTrue), execTrue: median(samples.execTrue) };
+    return {
+      runs,
+      samplesMs: {
+        runTrue: samples.runTrue.map(Math.round),
+        execTrue: samples.execTrue.map(Math.round),
+      },
+      medianMs: { runTrue: Math.round(medianMs.runTrue), execTrue: Math.round(medianMs.execTrue) },
+      runTrueOverExecTrue: Number((medianMs.runTrue / medianMs.execTrue).toFixed(3)),
+    };
+  } finally {
+    await sandbox?.kill().catch(() => {});
+    server.child.kill('SIGTERM');
+    await server.result;
+    await registry.stop();
+  }
+}
+
+export function printCommands(figures: CommandFigures): void {
+  const { medianMs: m, samplesMs: s } = figures;
+  console.log(
+    `commands: commands.run('true') ${m.runTrue} ms / hull exec true ${m.execTrue} ms = ${figures.runTrueOverExecTrue} (goal <= 0.25; samples ${s.runTrue} / ${s.execTrue} ms)`,
+  );
 }
 
 export function printServe(figures: ServeFigures): void {

@@ -12,6 +12,8 @@
  *    random bytes are credited to the pool (RNDADDENTROPY) and the generator reseeded at once
  *    (RNDRESEEDCRNG), so clones never draw the same numbers.
  *  - setRealtime(): the wall clock set to the millisecond (date(1) takes whole seconds).
+ *  - socketPair() and sendWithFds(): the agent's channel to hull-spawn's server, which takes
+ *    each process's stdio descriptors with its request (SCM_RIGHTS, which Node cannot send).
  *
  * A Node-API addon (ABI-stable, loaded by the agent with process.dlopen) rather than a helper
  * process: a pipe must be made in the process that keeps its other end.
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,12 +140,84 @@ static napi_value set_realtime(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* socketPair() -> [fd, fd]: a connected unix stream socket pair, both close-on-exec. */
+static napi_value socket_pair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    throw_errno(env, "ERR_GUEST_SOCKET", "socketpair");
+    return NULL;
+  }
+  napi_value pair, end;
+  if (napi_create_array_with_length(env, 2, &pair) != napi_ok) goto fail;
+  for (uint32_t i = 0; i < 2; i++) {
+    if (napi_create_int32(env, fds[i], &end) != napi_ok) goto fail;
+    if (napi_set_element(env, pair, i, end) != napi_ok) goto fail;
+  }
+  return pair;
+fail:
+  close(fds[0]);
+  close(fds[1]);
+  napi_throw_error(env, "ERR_GUEST_SOCKET", "cannot return the socket's descriptors");
+  return NULL;
+}
+
+/*
+ * sendWithFds(socket, bytes, [fd, fd, fd]): sends `bytes` in one sendmsg, its first byte
+ * carrying the descriptors; never blocks (the socket may be Node's, non-blocking): throws with
+ * errno's name, EAGAIN included, when not all of it could be sent.
+ */
+static napi_value send_with_fds(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value args[3];
+  int32_t socket_fd;
+  void *data;
+  size_t length;
+  uint32_t count;
+  bool is_array;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 3 ||
+      napi_get_value_int32(env, args[0], &socket_fd) != napi_ok ||
+      napi_get_buffer_info(env, args[1], &data, &length) != napi_ok || length == 0 ||
+      napi_is_array(env, args[2], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, args[2], &count) != napi_ok || count == 0 || count > 3) {
+    napi_throw_type_error(env, "ERR_GUEST_SOCKET", "sendWithFds(fd, buffer, [1 to 3 fds])");
+    return NULL;
+  }
+  int fds[3];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    if (napi_get_element(env, args[2], i, &element) != napi_ok ||
+        napi_get_value_int32(env, element, &fds[i]) != napi_ok || fds[i] < 0) {
+      napi_throw_type_error(env, "ERR_GUEST_SOCKET", "sendWithFds: a descriptor is a number");
+      return NULL;
+    }
+  }
+  char control[CMSG_SPACE(3 * sizeof(int))];
+  memset(control, 0, sizeof control);
+  struct iovec iov = {data, length};
+  struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                           .msg_controllen = CMSG_SPACE(count * sizeof(int))};
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(count * sizeof(int));
+  memcpy(CMSG_DATA(cmsg), fds, count * sizeof(int));
+  ssize_t sent;
+  do sent = sendmsg(socket_fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0) throw_errno(env, "ERR_GUEST_SOCKET", "sendmsg");
+  else if ((size_t)sent != length) napi_throw_error(env, "ERR_GUEST_SOCKET", "sendmsg: sent in part");
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor functions[] = {
       {"pipe", NULL, make_pipe, NULL, NULL, NULL, napi_default, NULL},
       {"mount", NULL, do_mount, NULL, NULL, NULL, napi_default, NULL},
       {"addEntropy", NULL, add_entropy, NULL, NULL, NULL, napi_default, NULL},
       {"setRealtime", NULL, set_realtime, NULL, NULL, NULL, napi_default, NULL},
+      {"socketPair", NULL, socket_pair, NULL, NULL, NULL, napi_default, NULL},
+      {"sendWithFds", NULL, send_with_fds, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok) return NULL;
   return exports;
