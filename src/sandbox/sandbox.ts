@@ -330,7 +330,7 @@ export class Sandbox {
     containerId: string,
     bundle: Bundle,
     signal: AbortSignal,
-    options: ProcessInput & { sandboxContainerId?: string },
+    options: ProcessInput & { sandboxContainerId?: string; start?: boolean },
   ): Promise<number> {
     const disks = this.rootfsDisks;
     if (!disks || disks.writable !== bundle.spec.annotations?.[ROOTFS_DISK_ANNOTATION]) {
@@ -356,6 +356,7 @@ export class Sandbox {
         rootfsDisks: { writableBytes: disks.writableBytes },
         sandboxContainerId: options.sandboxContainerId,
         stdin: options.stdin,
+        start: options.start,
       },
       signal,
     );
