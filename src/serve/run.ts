@@ -76,7 +76,7 @@ export async function serve(options: ServeOptions, globals: GlobalOptions): Prom
   const sandboxes = new SandboxService(
     settings.root,
     new ContainerImageStore(),
-    hullVerbs(settings),
+    hullVerbs(globals),
     networks,
   );
   await sandboxes.recover();

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setting } from '../config/settings.js';
 import { makeSandboxRootfs } from '../container-images/sandbox-rootfs.js';
 import type { ContainerImageStore } from '../container-images/store.js';
 import { HullError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { DEFAULT_WRITABLE_DISK_MIB } from '../storage/rootfs-disks.js';
+import { StepSpans } from '../trace/step-spans.js';
 import type { CreateSandboxRequest, SandboxInfo } from './api-types.js';
 import type { ContainerVerbs } from './container-lifecycle.js';
 import { diskSeedOf, noNetwork, type SandboxNetworks, withSandboxNetwork } from './sandbox-network.js';
@@ -72,7 +74,8 @@ export class SandboxService {
 
   async create(request: CreateSandboxRequest): Promise<SandboxInfo> {
     const signal = AbortSignal.timeout(CREATE_TIMEOUT_MS);
-    const image = await this.images.pull(request.image, signal);
+    const spans = new StepSpans();
+    const image = await spans.step('image', () => this.images.pull(request.image, signal));
     const id = `sb-${randomBytes(8).toString('hex')}`;
     const dir = await makeSandboxDir(this.root, id);
     const record: SandboxRecord = {
@@ -90,29 +93,36 @@ export class SandboxService {
       process: image.config,
     };
     try {
-      if (record.network === 'internet') record.internet = await this.networks.attach(id, dir, signal);
+      if (record.network === 'internet') {
+        record.internet = await spans.step('network', () => this.networks.attach(id, dir, signal));
+      }
       const bundle = join(dir, 'bundle');
       await mkdir(bundle, { mode: 0o700 });
-      const seed = await diskSeedOf(record, dir);
-      const annotations = await makeSandboxRootfs(image, dir, {
-        bundle,
-        diskMiB: record.diskMiB,
-        signal,
-        seed,
+      const annotations = await spans.step('disks', async () => {
+        const seed = await diskSeedOf(record, dir);
+        const made = await makeSandboxRootfs(image, dir, { bundle, diskMiB: record.diskMiB, signal, seed });
+        if (seed) await rm(seed, { recursive: true, force: true });
+        return made;
       });
-      if (seed) await rm(seed, { recursive: true, force: true });
       const spec = withSandboxNetwork(sandboxSpec(record, annotations), record, dir);
       await writeFile(join(bundle, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`);
-      await this.verbs.create(id, bundle, { cpus: request.cpus, memoryMiB: request.memoryMiB }, signal);
+      await spans.step('container', () =>
+        this.verbs.create(id, bundle, { cpus: request.cpus, memoryMiB: request.memoryMiB }, signal),
+      );
       // Written last: a directory without a record is a create cut short (see recover).
       await writeRecord(this.root, record);
     } catch (err) {
+      log.info({ sandbox: id, ...spans.summary() }, 'sandbox create failed');
       await this.remove(id);
       throw err;
     }
     this.records.set(id, record);
     this.arm(record);
-    log.info({ sandbox: id, image: request.image, digest: image.digest }, 'sandbox created');
+    log.info(
+      { sandbox: id, image: request.image, digest: image.digest, ...spans.summary() },
+      'sandbox created',
+    );
+    await spans.write(setting('traceDir'), `${id}-create`, 'hull serve: create');
     return this.info(record);
   }
 
