@@ -3,10 +3,11 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setting } from '../config/settings.js';
 import { makeSandboxRootfs } from '../container-images/sandbox-rootfs.js';
-import type { ContainerImageStore } from '../container-images/store.js';
+import type { ContainerImageStore, PulledImage } from '../container-images/store.js';
 import { HullError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { DEFAULT_WRITABLE_DISK_MIB } from '../storage/rootfs-disks.js';
+import { hostNowMs } from '../trace/boot-marks.js';
 import { StepSpans } from '../trace/step-spans.js';
 import type { CreateSandboxRequest, SandboxInfo } from './api-types.js';
 import type { ContainerVerbs } from './container-lifecycle.js';
@@ -21,6 +22,7 @@ import {
   writeRecord,
 } from './sandbox-records.js';
 import { sandboxSpec } from './sandbox-spec.js';
+import { defaultStartSlots, StartSlots } from './start-slots.js';
 
 /** A sandbox's time to live when the request gives none (as hosted sandbox services do). */
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -49,6 +51,8 @@ export class SandboxService {
     private readonly images: ContainerImageStore,
     private readonly verbs: ContainerVerbs,
     private readonly networks: SandboxNetworks,
+    /** Sandboxes booted at once; other creates wait their turn (see start-slots.ts). */
+    private readonly startSlots = new StartSlots(defaultStartSlots()),
   ) {}
 
   /**
@@ -92,23 +96,12 @@ export class SandboxService {
       expiresAtMs: Date.now() + (request.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       process: image.config,
     };
+    const asked = hostNowMs();
     try {
-      if (record.network === 'internet') {
-        record.internet = await spans.step('network', () => this.networks.attach(id, dir, signal));
-      }
-      const bundle = join(dir, 'bundle');
-      await mkdir(bundle, { mode: 0o700 });
-      const annotations = await spans.step('disks', async () => {
-        const seed = await diskSeedOf(record, dir);
-        const made = await makeSandboxRootfs(image, dir, { bundle, diskMiB: record.diskMiB, signal, seed });
-        if (seed) await rm(seed, { recursive: true, force: true });
-        return made;
+      await this.startSlots.run(signal, () => {
+        spans.endSpan('queued', asked);
+        return this.makeSandbox(record, image, dir, spans, signal);
       });
-      const spec = withSandboxNetwork(sandboxSpec(record, annotations), record, dir);
-      await writeFile(join(bundle, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`);
-      await spans.step('container', () =>
-        this.verbs.create(id, bundle, { cpus: request.cpus, memoryMiB: request.memoryMiB }, signal),
-      );
       // Written last: a directory without a record is a create cut short (see recover).
       await writeRecord(this.root, record);
     } catch (err) {
@@ -124,6 +117,33 @@ export class SandboxService {
     );
     await spans.write(setting('traceDir'), `${id}-create`, 'hull serve: create');
     return this.info(record);
+  }
+
+  /** The sandbox's network, disks and container (its VM), each a span of the create. */
+  private async makeSandbox(
+    record: SandboxRecord,
+    image: PulledImage,
+    dir: string,
+    spans: StepSpans,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const id = record.sandboxId;
+    if (record.network === 'internet') {
+      record.internet = await spans.step('network', () => this.networks.attach(id, dir, signal));
+    }
+    const bundle = join(dir, 'bundle');
+    await mkdir(bundle, { mode: 0o700 });
+    const annotations = await spans.step('disks', async () => {
+      const seed = await diskSeedOf(record, dir);
+      const made = await makeSandboxRootfs(image, dir, { bundle, diskMiB: record.diskMiB, signal, seed });
+      if (seed) await rm(seed, { recursive: true, force: true });
+      return made;
+    });
+    const spec = withSandboxNetwork(sandboxSpec(record, annotations), record, dir);
+    await writeFile(join(bundle, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`);
+    await spans.step('container', () =>
+      this.verbs.create(id, bundle, { cpus: record.cpus, memoryMiB: record.memoryMiB }, signal),
+    );
   }
 
   /** How many sandboxes the server holds (live, or being killed): what its limit counts. */

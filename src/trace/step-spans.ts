@@ -23,6 +23,11 @@ export class StepSpans {
     }
   }
 
+  /** A span that began earlier and ends now (a wait whose start the caller noted with `now`). */
+  endSpan(name: string, startMs: number): void {
+    this.spans.push({ name, where: 'host', startMs, endMs: hostNowMs() });
+  }
+
   /** Each step's milliseconds, in the order they began, and the whole since this was made. */
   summary(): { steps: Record<string, number>; totalMs: number } {
     const steps: Record<string, number> = {};
