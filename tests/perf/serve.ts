@@ -75,6 +75,22 @@ function timedHull(args: string[], input?: Buffer, env: NodeJS.ProcessEnv = {}):
   });
 }
 
+/**
+ * A sample that failed is NaN, said on stderr, so the other figures of the run (the concurrent
+ * creates after it) are still measured and printed; a median with a NaN prints as NaN.
+ */
+async function failedAsNaN(what: string, sample: () => Promise<number>): Promise<number> {
+  try {
+    return await sample();
+  } catch (err) {
+    process.stderr.write(`\n${what} failed: ${(err as Error).message}\n`);
+    return Number.NaN;
+  }
+}
+
+/** The median, or NaN when a sample failed (sorting does not order NaN). */
+const medianUnlessFailed = (xs: number[]) => (xs.some(Number.isNaN) ? Number.NaN : median(xs));
+
 async function timed(action: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await action();
@@ -153,16 +169,23 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
       samples.runTrue.push(await timed(() => sandbox.commands.run('true')));
       samples.execTrue.push(await exec(['true']));
       samples.files.push(
-        await timed(async () => {
-          await sandbox.files.write('/bench.bin', Readable.from([data]), { length: data.length });
-          const back = await sandbox.files.read('/bench.bin', { format: 'stream' });
-          let size = 0;
-          for await (const chunk of back) size += (chunk as Buffer).length;
-          if (size !== data.length) throw new Error(`read ${size} bytes of ${data.length}`);
-        }),
+        await failedAsNaN('files write+read 100 MiB', () =>
+          timed(async () => {
+            await sandbox.files.write('/bench.bin', Readable.from([data]), { length: data.length });
+            const back = await sandbox.files.read('/bench.bin', { format: 'stream' });
+            let size = 0;
+            for await (const chunk of back) size += (chunk as Buffer).length;
+            if (size !== data.length) throw new Error(`read ${size} bytes of ${data.length}`);
+          }),
+        ),
       );
       samples.exec.push(
-        (await exec(['sh', '-c', 'cat > /bench-cli.bin'], data)) + (await exec(['cat', '/bench-cli.bin'])),
+        await failedAsNaN(
+          'hull exec cat 100 MiB',
+          async () =>
+            (await exec(['sh', '-c', 'cat > /bench-cli.bin'], data)) +
+            (await exec(['cat', '/bench-cli.bin'])),
+        ),
       );
       process.stderr.write('.');
     }
@@ -197,8 +220,8 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
       hullRunTemplated: median(startSamples.hullRun),
       runTrue: median(samples.runTrue),
       execTrue: median(samples.execTrue),
-      files100MiB: median(samples.files),
-      exec100MiB: median(samples.exec),
+      files100MiB: medianUnlessFailed(samples.files),
+      exec100MiB: medianUnlessFailed(samples.exec),
     };
     return {
       runs,
