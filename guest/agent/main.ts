@@ -5,8 +5,10 @@ import { delegateControllers } from './cgroups.js';
 import { AGENT_PORT_NAME, findPort, openPort } from './channel.js';
 import { Containers } from './containers.js';
 import { toStatus } from './errors.js';
+import { loadDriversOfDevices } from './kernel-modules.js';
 import { guestLogger, setDebug } from './log.js';
 import { Reaper } from './reaper.js';
+import { hasWritableRootDisk } from './rootfs-disks.js';
 import { agentService, healthService } from './service.js';
 
 /**
@@ -19,6 +21,8 @@ const log = guestLogger('agent');
 export async function startAgent(): Promise<void> {
   setDebug(/(^|\s)hull\.debug(\s|$)/.test(readFileSync('/proc/cmdline', 'utf8')));
   log.debug('agent started', { nodeStartupMs: Math.round(performance.now()) });
+  // A modprobe of its own meanwhile; awaited before the first answer (see loadDriversOfDevices).
+  const drivers = loadDriversOfDevices(hasWritableRootDisk);
   await delegateControllers();
   const reaper = new Reaper();
   reaper.listen(process.env.HULL_REAPER_FD ? Number(process.env.HULL_REAPER_FD) : undefined);
@@ -27,6 +31,7 @@ export async function startAgent(): Promise<void> {
   const server = new TtrpcServer(toStatus)
     .register(Health, healthService())
     .register(AgentService, agentService(containers, shutdown));
+  await drivers;
   const port = await openPort(await findPort(AGENT_PORT_NAME));
   port.on('end', () => {
     log.warn('the host hung up; shutting down');

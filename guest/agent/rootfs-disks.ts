@@ -30,6 +30,14 @@ async function diskBySerial(serial: string): Promise<{ name: string; path: strin
   throw new AgentError('runtime-failed', `the VM has no disk with serial ${serial}`);
 }
 
+/** Whether the VM was given a writable root disk (its serial is the host's, never a guest's). */
+export async function hasWritableRootDisk(): Promise<boolean> {
+  return diskBySerial(WRITABLE_DISK_SERIAL).then(
+    () => true,
+    () => false,
+  );
+}
+
 /**
  * Waits until the guest sees the writable disk at its real size. A VM cloned from a template
  * starts with the template's placeholder size; its VMM then reports the clone's own disk, and

@@ -28,6 +28,16 @@ export interface CreateOptions {
   consoleSocket?: string;
 }
 
+/** What a caller of createContainer in its own process (`hull serve`) may ask beyond the verb's flags. */
+export interface CreateExtras {
+  /** The container's process is started with its create, in one guest step (see `startAtCreate`). */
+  startAtCreate?: boolean;
+  /** The monitor's stdout and stderr go to this file instead of the caller's stdio. */
+  outputFd?: number;
+  /** Settings for the monitor's environment (HULL_VCPUS, HULL_MEMORY_MIB). */
+  env?: Record<string, string>;
+}
+
 /**
  * `create`: checks the bundle, claims the ID, and starts the container's monitor, which boots
  * the VM and creates the container; returns once it is created (or has failed and left
@@ -37,6 +47,7 @@ export async function createContainer(
   rawId: string,
   options: CreateOptions,
   globals: GlobalOptions,
+  extras: CreateExtras = {},
 ): Promise<{ id: string; pid: number }> {
   checkSettings();
   const id = validateContainerId(rawId);
@@ -53,9 +64,19 @@ export async function createContainer(
     const podArgs = pod ? ['--pod', pod.key] : [];
     const { pid } = await spawnHelper(
       globals,
-      ['_monitor', '--bundle', bundle.dir, ...consoleArgs, ...podArgs, id],
+      [
+        '_monitor',
+        '--bundle',
+        bundle.dir,
+        ...consoleArgs,
+        ...podArgs,
+        ...(extras.startAtCreate ? ['--start-at-create'] : []),
+        id,
+      ],
       {
-        keepStdio: !bundle.spec.process?.terminal,
+        keepStdio: !bundle.spec.process?.terminal && extras.outputFd === undefined,
+        outputFd: extras.outputFd,
+        env: extras.env,
         name: `the monitor of container ${id}`,
         // A network namespace the runtime makes is the monitor's own: hooks get its pid.
         wrapper: networkSource(bundle.spec).kind === 'new' ? NEW_NETNS_WRAPPER : undefined,

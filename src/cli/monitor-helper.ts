@@ -21,6 +21,8 @@ interface MonitorOptions {
   pod?: string;
   /** The directory the container's VM was paused to: resumed from it (see `_resume`). */
   resumeFrom?: string;
+  /** Nothing runs between the create and the start (`hull serve`'s sandboxes): one guest step. */
+  startAtCreate?: boolean;
 }
 
 /**
@@ -35,6 +37,7 @@ export function registerMonitorHelper(program: Command): void {
     .option('--console-socket <path>')
     .option('--pod <key>')
     .option('--resume-from <dir>')
+    .option('--start-at-create')
     .action(async (id: string, options: MonitorOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const settings = settingsFrom(globals);
@@ -56,6 +59,7 @@ export function registerMonitorHelper(program: Command): void {
               askParent(`${HOOKS_QUESTION}${JSON.stringify(state)}`).then(() => {}),
             podVm: options.pod ? podVmOf(globals, options.pod, id, bundle) : undefined,
             resumeFrom: options.resumeFrom,
+            startAtCreate: options.startAtCreate === true,
           },
           AbortSignal.timeout(300_000),
         );

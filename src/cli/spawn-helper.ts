@@ -25,7 +25,9 @@ export const HELPER_NODE_OPTIONS = ['--lite-mode', '--no-expose-wasm'];
 export function spawnHelper(
   globals: GlobalOptions,
   args: string[],
-  options: Pick<HelperOptions, 'keepStdio' | 'wrapper' | 'onAsk' | 'name'> = { keepStdio: true },
+  options: Pick<HelperOptions, 'keepStdio' | 'wrapper' | 'onAsk' | 'name' | 'outputFd' | 'env'> = {
+    keepStdio: true,
+  },
 ): Promise<{ pid: number; detail: string }> {
   const globalArgs = [
     '--root',

@@ -26,6 +26,10 @@ export function registerServe(program: Command): void {
       'requests in hand at once; past it requests get 503 ERR_BUSY',
       String(DEFAULT_ADMISSION.maxRequests),
     )
+    .option(
+      '--max-starting <n>',
+      'sandboxes booted at once; further creates wait their turn (default: two per CPU)',
+    )
     .action(async (options: ServeOptions, command: Command) => {
       // Loaded by this verb only: the HTTP framework and its schema checker would otherwise be
       // evaluated by every hull process, each sandbox's monitor included.

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HullError, isHullError } from '../errors.js';
+import { withContainer, withMonitor } from '../cli/container-ref.js';
+import { createContainer } from '../cli/create.js';
+import { type GlobalOptions, settingsFrom } from '../cli/global-options.js';
+import { HullError, isHullError, messageOf } from '../errors.js';
 import { containerDir } from '../sandbox/container-id.js';
 import { MonitorClient } from '../sandbox/monitor-client.js';
-import type { RuntimeSettings } from '../sandbox/runtime.js';
 import { effectiveState, readState } from '../sandbox/state.js';
 import { run } from '../sys/exec.js';
 
@@ -29,8 +31,16 @@ export interface ContainerVerbs {
   resume(id: string, bundle: string, dir: string, signal: AbortSignal): Promise<void>;
 }
 
-/** How the server runs hull: this same program (the bundled CLI) with the server's --root. */
-export function hullVerbs(settings: RuntimeSettings): ContainerVerbs {
+/**
+ * How the server runs hull's verbs. `create` is `hull run --detach`'s own code run in the
+ * server's process (create.ts's createContainer, then the monitor's start): the monitor is
+ * the same detached process the CLI would start, with the server's --root, --config and
+ * logging, but no CLI process is started before it or for the start. Nothing runs between a
+ * sandbox's create and its start, so its process is started with its create, in one step in
+ * the guest. The other verbs run this same program (the bundled CLI).
+ */
+export function hullVerbs(globals: GlobalOptions): ContainerVerbs {
+  const settings = settingsFrom(globals);
   const hull = (args: string[]) => [
     process.argv[1]!,
     '--root',
@@ -40,40 +50,29 @@ export function hullVerbs(settings: RuntimeSettings): ContainerVerbs {
   ];
   return {
     async create(id, bundle, size, signal) {
-      // The monitor keeps the stdout and stderr of `create` for the container's life (as a
-      // detached runc container keeps runc's): a file, never a pipe the server would wait on.
+      signal.throwIfAborted();
+      // The monitor keeps its stdout and stderr for the container's life (as a detached runc
+      // container keeps runc's): a file, never a pipe the server would wait on.
       const outputPath = join(bundle, '..', 'create.log');
       const output = await open(outputPath, 'w', 0o600);
+      const env = {
+        ...(size.cpus ? { HULL_VCPUS: String(size.cpus) } : {}),
+        ...(size.memoryMiB ? { HULL_MEMORY_MIB: String(size.memoryMiB) } : {}),
+      };
       try {
-        const env = {
-          ...process.env,
-          ...(size.cpus ? { HULL_VCPUS: String(size.cpus) } : {}),
-          ...(size.memoryMiB ? { HULL_MEMORY_MIB: String(size.memoryMiB) } : {}),
-        };
-        const child = spawn(process.execPath, hull(['create', '--bundle', bundle, id]), {
-          stdio: ['ignore', output.fd, output.fd],
-          env,
-          signal,
-        });
-        const code = await new Promise<number | null>((resolve) => {
-          child.on('exit', (exitCode) => resolve(exitCode));
-          child.on('error', () => resolve(null));
-        });
-        if (code !== 0) {
-          const said = (await readFile(outputPath, 'utf8').catch(() => '')).trim().split('\n').pop();
-          throw new HullError(
-            'ERR_VM_START',
-            `the sandbox's VM did not start: ${said?.replace(/^hull: /, '') || `exit ${code}`}`,
-          );
-        }
+        // Bounded by the monitor's own deadline for making its VM and container.
+        await createContainer(id, { bundle }, globals, { startAtCreate: true, outputFd: output.fd, env });
+      } catch (err) {
+        throw vmDidNotStart(err);
       } finally {
         await output.close();
       }
-      await run(process.execPath, hull(['start', id]), {
-        signal,
-        errorCode: 'ERR_VM_START',
-        purpose: 'starting the sandbox',
-      });
+      try {
+        await withContainer(globals, id, (ref) => withMonitor(ref, (monitor) => monitor.start(signal)));
+      } catch (err) {
+        await this.delete(id, AbortSignal.timeout(60_000)).catch(() => {});
+        throw vmDidNotStart(err);
+      }
     },
     async delete(id, signal) {
       try {
@@ -124,4 +123,19 @@ export function hullVerbs(settings: RuntimeSettings): ContainerVerbs {
       return state !== undefined && effectiveState(state).status === 'running';
     },
   };
+}
+
+/**
+ * A create that failed, said as the API says it (ERR_VM_START, a server-side failure), with
+ * the monitor's own code kept in the message: what the caller sent was valid.
+ */
+function vmDidNotStart(err: unknown): HullError {
+  const code = isHullError(err) ? `${err.code}: ` : '';
+  return new HullError(
+    'ERR_VM_START',
+    `the sandbox's VM did not start: ${code}${messageOf(err).replace(/^hull: /, '')}`,
+    {
+      cause: err,
+    },
+  );
 }

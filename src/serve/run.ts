@@ -19,6 +19,7 @@ import { SandboxFiles } from './sandbox-files.js';
 import { SandboxNetworks } from './sandbox-network.js';
 import { SandboxService } from './sandbox-service.js';
 import { buildServer } from './server.js';
+import { defaultStartSlots, StartSlots } from './start-slots.js';
 
 export interface ServeOptions {
   listen: string;
@@ -26,6 +27,7 @@ export interface ServeOptions {
   maxUploadMib?: string;
   maxSandboxes?: string;
   maxRequests?: string;
+  maxStarting?: string;
 }
 
 /** A whole-number option of at least 1, or ERR_USAGE naming it. */
@@ -66,6 +68,7 @@ export async function serve(options: ServeOptions, globals: GlobalOptions): Prom
     maxSandboxes: countOption(options.maxSandboxes, '--max-sandboxes', DEFAULT_ADMISSION.maxSandboxes),
     maxRequests: countOption(options.maxRequests, '--max-requests', DEFAULT_ADMISSION.maxRequests),
   });
+  const startSlots = new StartSlots(countOption(options.maxStarting, '--max-starting', defaultStartSlots()));
   const token = options.tokenFile ? await readTokenFile(options.tokenFile) : undefined;
   const settings = settingsFrom(globals);
   const networks = new SandboxNetworks(
@@ -76,8 +79,9 @@ export async function serve(options: ServeOptions, globals: GlobalOptions): Prom
   const sandboxes = new SandboxService(
     settings.root,
     new ContainerImageStore(),
-    hullVerbs(settings),
+    hullVerbs(globals),
     networks,
+    startSlots,
   );
   await sandboxes.recover();
   const commands = new CommandSessions(settings);

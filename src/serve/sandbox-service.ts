@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setting } from '../config/settings.js';
 import { makeSandboxRootfs } from '../container-images/sandbox-rootfs.js';
-import type { ContainerImageStore } from '../container-images/store.js';
+import type { ContainerImageStore, PulledImage } from '../container-images/store.js';
 import { HullError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { DEFAULT_WRITABLE_DISK_MIB } from '../storage/rootfs-disks.js';
+import { hostNowMs } from '../trace/boot-marks.js';
+import { StepSpans } from '../trace/step-spans.js';
 import type { CreateSandboxRequest, SandboxInfo } from './api-types.js';
 import type { ContainerVerbs } from './container-lifecycle.js';
 import { diskSeedOf, noNetwork, type SandboxNetworks, withSandboxNetwork } from './sandbox-network.js';
@@ -19,6 +22,7 @@ import {
   writeRecord,
 } from './sandbox-records.js';
 import { sandboxSpec } from './sandbox-spec.js';
+import { defaultStartSlots, StartSlots } from './start-slots.js';
 
 /** A sandbox's time to live when the request gives none (as hosted sandbox services do). */
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -47,6 +51,8 @@ export class SandboxService {
     private readonly images: ContainerImageStore,
     private readonly verbs: ContainerVerbs,
     private readonly networks: SandboxNetworks,
+    /** Sandboxes booted at once; other creates wait their turn (see start-slots.ts). */
+    private readonly startSlots = new StartSlots(defaultStartSlots()),
   ) {}
 
   /**
@@ -72,7 +78,8 @@ export class SandboxService {
 
   async create(request: CreateSandboxRequest): Promise<SandboxInfo> {
     const signal = AbortSignal.timeout(CREATE_TIMEOUT_MS);
-    const image = await this.images.pull(request.image, signal);
+    const spans = new StepSpans();
+    const image = await spans.step('image', () => this.images.pull(request.image, signal));
     const id = `sb-${randomBytes(8).toString('hex')}`;
     const dir = await makeSandboxDir(this.root, id);
     const record: SandboxRecord = {
@@ -89,31 +96,54 @@ export class SandboxService {
       expiresAtMs: Date.now() + (request.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       process: image.config,
     };
+    const asked = hostNowMs();
     try {
-      if (record.network === 'internet') record.internet = await this.networks.attach(id, dir, signal);
-      const bundle = join(dir, 'bundle');
-      await mkdir(bundle, { mode: 0o700 });
-      const seed = await diskSeedOf(record, dir);
-      const annotations = await makeSandboxRootfs(image, dir, {
-        bundle,
-        diskMiB: record.diskMiB,
-        signal,
-        seed,
+      await this.startSlots.run(signal, () => {
+        spans.endSpan('queued', asked);
+        return this.makeSandbox(record, image, dir, spans, signal);
       });
-      if (seed) await rm(seed, { recursive: true, force: true });
-      const spec = withSandboxNetwork(sandboxSpec(record, annotations), record, dir);
-      await writeFile(join(bundle, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`);
-      await this.verbs.create(id, bundle, { cpus: request.cpus, memoryMiB: request.memoryMiB }, signal);
       // Written last: a directory without a record is a create cut short (see recover).
       await writeRecord(this.root, record);
     } catch (err) {
+      log.info({ sandbox: id, ...spans.summary() }, 'sandbox create failed');
       await this.remove(id);
       throw err;
     }
     this.records.set(id, record);
     this.arm(record);
-    log.info({ sandbox: id, image: request.image, digest: image.digest }, 'sandbox created');
+    log.info(
+      { sandbox: id, image: request.image, digest: image.digest, ...spans.summary() },
+      'sandbox created',
+    );
+    await spans.write(setting('traceDir'), `${id}-create`, 'hull serve: create');
     return this.info(record);
+  }
+
+  /** The sandbox's network, disks and container (its VM), each a span of the create. */
+  private async makeSandbox(
+    record: SandboxRecord,
+    image: PulledImage,
+    dir: string,
+    spans: StepSpans,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const id = record.sandboxId;
+    if (record.network === 'internet') {
+      record.internet = await spans.step('network', () => this.networks.attach(id, dir, signal));
+    }
+    const bundle = join(dir, 'bundle');
+    await mkdir(bundle, { mode: 0o700 });
+    const annotations = await spans.step('disks', async () => {
+      const seed = await diskSeedOf(record, dir);
+      const made = await makeSandboxRootfs(image, dir, { bundle, diskMiB: record.diskMiB, signal, seed });
+      if (seed) await rm(seed, { recursive: true, force: true });
+      return made;
+    });
+    const spec = withSandboxNetwork(sandboxSpec(record, annotations), record, dir);
+    await writeFile(join(bundle, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`);
+    await spans.step('container', () =>
+      this.verbs.create(id, bundle, { cpus: record.cpus, memoryMiB: record.memoryMiB }, signal),
+    );
   }
 
   /** How many sandboxes the server holds (live, or being killed): what its limit counts. */

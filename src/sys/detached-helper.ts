@@ -7,6 +7,13 @@ import { HELPER_CHANNEL_ENV } from './inherited-fds.js';
 
 export interface HelperOptions {
   keepStdio: boolean;
+  /**
+   * Without keepStdio: a file the helper's stdout and stderr go to (its stdin is /dev/null),
+   * as a caller that lives on apart from the helper keeps a helper's output (`hull serve`).
+   */
+  outputFd?: number;
+  /** Variables set in the helper's environment on top of this process's. */
+  env?: Record<string, string>;
   /** What the helper is, for the line said when it dies before it is ready ("the monitor of …"). */
   name?: string;
   cwd?: string;
@@ -38,9 +45,11 @@ export async function spawnDetachedHelper(
   const child = spawn(program!, [...wrapperArgs, ...(options.nodeOptions ?? []), process.argv[1]!, ...args], {
     stdio: options.keepStdio
       ? ['inherit', 'inherit', 'inherit', 'pipe']
-      : ['ignore', 'ignore', 'ignore', 'pipe'],
+      : options.outputFd !== undefined
+        ? ['ignore', options.outputFd, options.outputFd, 'pipe']
+        : ['ignore', 'ignore', 'ignore', 'pipe'],
     cwd: options.cwd,
-    env: { ...process.env, [HELPER_CHANNEL_ENV]: '3' },
+    env: { ...process.env, ...options.env, [HELPER_CHANNEL_ENV]: '3' },
     detached: true,
   });
   const channel = child.stdio[3] as Socket;

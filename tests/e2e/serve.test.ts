@@ -310,6 +310,43 @@ describe('hull serve and the SDK', { timeout: 1_200_000 }, () => {
     assert.deepEqual(await readdir(dirs.root).catch(() => []), [], 'the runtime root is empty');
   });
 
+  test('sandboxes created at once, more than the server boots together, all answer, each with its own address', async () => {
+    const refused = await hull(['--root', dirs.root, 'serve', '--listen', api, '--max-starting', '0'], {
+      env,
+    });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr.trim(), /^hull: --max-starting 0: give a whole number from 1 to 1000000$/);
+    await stopServe();
+    // Two booted at a time: the other three wait their turn, with no boot deadline running.
+    server = await startServe(['--max-starting', '2']);
+    const made = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => Sandbox.create({ api, image, metadata: { burst: String(i) } })),
+    );
+    try {
+      const answers = await Promise.all(
+        made.map((sandbox) =>
+          sandbox.commands.run("ip -4 -o addr show eth0 | awk '{print $4}'; tr '\\0' ' ' < /proc/1/cmdline"),
+        ),
+      );
+      const addresses = answers.map((a) => a.stdout.split('\n')[0]!);
+      for (const [i, answer] of answers.entries()) {
+        assert.equal(answer.exitCode, 0, answer.stderr);
+        assert.match(
+          addresses[i]!,
+          /^10\.212\.0\.\d+\/24$/,
+          `sandbox ${i} has an address of the bridge's subnet`,
+        );
+        // The container's init is the sandbox's idle process, started (not only created).
+        assert.equal(answer.stdout.split('\n')[1], 'sleep 2147483647 ', `sandbox ${i}'s init runs`);
+      }
+      assert.equal(new Set(addresses).size, 5, `five addresses, all different: ${addresses.join(' ')}`);
+    } finally {
+      await Promise.all(made.map((sandbox) => sandbox.kill()));
+    }
+    for (const sandbox of made) await assertSandboxGone(sandbox.sandboxId);
+    assert.deepEqual(await Sandbox.list({ api }), []);
+  });
+
   test('hull container-images lists what was pulled, and prune removes what no sandbox uses', async () => {
     const listed = await hull(['--root', dirs.root, 'container-images', 'list', '--output', 'json'], { env });
     assert.equal(listed.code, 0, listed.stderr);

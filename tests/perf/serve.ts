@@ -3,13 +3,14 @@
  * anything on these shared machines):
  *   - `Sandbox.create` from a cached image ÷ a templated `hull run true` of the same busybox
  *     (goal <= 1.2), pair by pair: both clone a VM from a template, and serve's sandbox also
- *     gets its disks and overlay root;
+ *     gets its disks and overlay root; a create counts until its container runs, and the same
+ *     until its first command answered and with network 'internet' are printed beside it;
  *   - `commands.run('true')` round trip through a running `hull serve` ÷ `hull exec true` on the
  *     same sandbox (goal <= 0.25: no CLI process per call);
  *   - files.write + files.read of 100 MiB ÷ the same bytes through `hull exec sh -c 'cat > F'`
  *     and `hull exec cat F`;
  *   - 50 sandboxes created concurrently through the API, each then running a command: how many
- *     answered, and how long the whole took.
+ *     answered, how long the whole took, and the error codes of any that failed.
  * `measureCommands` (`--part commands`) takes the command round trip alone.
  */
 import { spawn } from 'node:child_process';
@@ -27,6 +28,8 @@ export interface ServeFigures {
   runs: number;
   medianMs: {
     create: number;
+    createAnswered: number;
+    createInternet: number;
     hullRunTemplated: number;
     runTrue: number;
     execTrue: number;
@@ -35,10 +38,19 @@ export interface ServeFigures {
   };
   ratios: {
     createOverHullRun: number;
+    createAnsweredOverHullRun: number;
+    createInternetOverHullRun: number;
     runTrueOverExecTrue: number;
     files100MiBOverExecCat: number;
   };
-  concurrent: { asked: number; created: number; answered: number; wallMs: number };
+  concurrent: {
+    asked: number;
+    created: number;
+    answered: number;
+    wallMs: number;
+    /** How many failed with each error code (the API's, else the thrown error's name). */
+    failures: Record<string, number>;
+  };
 }
 
 const MIB = 1024 * 1024;
@@ -72,6 +84,22 @@ function timedHull(args: string[], input?: Buffer, env: NodeJS.ProcessEnv = {}):
   });
 }
 
+/**
+ * A sample that failed is NaN, said on stderr, so the other figures of the run (the concurrent
+ * creates after it) are still measured and printed; a median with a NaN prints as NaN.
+ */
+async function failedAsNaN(what: string, sample: () => Promise<number>): Promise<number> {
+  try {
+    return await sample();
+  } catch (err) {
+    process.stderr.write(`\n${what} failed: ${(err as Error).message}\n`);
+    return Number.NaN;
+  }
+}
+
+/** The median, or NaN when a sample failed (sorting does not order NaN). */
+const medianUnlessFailed = (xs: number[]) => (xs.some(Number.isNaN) ? Number.NaN : median(xs));
+
 async function timed(action: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await action();
@@ -102,24 +130,39 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
     const runRoot = join(scratch, 'serve-run-root');
     const hullRun = (name: string) =>
       timedHull(['--root', runRoot, 'run', '-b', bundle, name], undefined, { HULL_TEMPLATE: 'on' });
-    const create = async () => {
+    // Sandbox.create resolves once the sandbox's container runs (its idle init started in the
+    // guest), the moment a command can be sent; `hull run true` also runs `true` and tears its
+    // VM down. Beside the goal's ratio, the first command's answer is timed too (what a user
+    // waits for before any output), and a sandbox with network 'internet' (the API's default).
+    const create = async (network: 'none' | 'internet') => {
       const started = performance.now();
-      const one = await Sandbox.create({ api, image, network: 'none', timeoutMs: 600_000 });
+      const one = await Sandbox.create({ api, image, network, timeoutMs: 600_000 });
       const ms = performance.now() - started;
+      await one.commands.run('true');
+      const answeredMs = performance.now() - started;
       await one.kill();
-      return ms;
+      return { ms, answeredMs };
     };
-    const startSamples = { create: [] as number[], hullRun: [] as number[] };
+    const startSamples = {
+      create: [] as number[],
+      createAnswered: [] as number[],
+      createInternet: [] as number[],
+      hullRun: [] as number[],
+    };
     // One warm-up of each: the templated run makes its template.
-    await create();
+    await create('none');
+    await create('internet');
     await hullRun('bench-serve-warm');
     for (let i = 0; i < runs; i++) {
-      startSamples.create.push(await create());
+      const none = await create('none');
+      startSamples.create.push(none.ms);
+      startSamples.createAnswered.push(none.answeredMs);
+      startSamples.createInternet.push((await create('internet')).ms);
       startSamples.hullRun.push(await hullRun(`bench-serve-${i}`));
       process.stderr.write('.');
     }
     process.stderr.write(
-      `\nSandbox.create ${startSamples.create.map(Math.round)} ms, templated hull run true ${startSamples.hullRun.map(Math.round)} ms\n`,
+      `\nSandbox.create ${startSamples.create.map(Math.round)} ms (until its first command answered ${startSamples.createAnswered.map(Math.round)} ms; with network 'internet' ${startSamples.createInternet.map(Math.round)} ms), templated hull run true ${startSamples.hullRun.map(Math.round)} ms\n`,
     );
     const data = randomBytes(100 * MIB);
     const samples = {
@@ -135,16 +178,23 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
       samples.runTrue.push(await timed(() => sandbox.commands.run('true')));
       samples.execTrue.push(await exec(['true']));
       samples.files.push(
-        await timed(async () => {
-          await sandbox.files.write('/bench.bin', Readable.from([data]), { length: data.length });
-          const back = await sandbox.files.read('/bench.bin', { format: 'stream' });
-          let size = 0;
-          for await (const chunk of back) size += (chunk as Buffer).length;
-          if (size !== data.length) throw new Error(`read ${size} bytes of ${data.length}`);
-        }),
+        await failedAsNaN('files write+read 100 MiB', () =>
+          timed(async () => {
+            await sandbox.files.write('/bench.bin', Readable.from([data]), { length: data.length });
+            const back = await sandbox.files.read('/bench.bin', { format: 'stream' });
+            let size = 0;
+            for await (const chunk of back) size += (chunk as Buffer).length;
+            if (size !== data.length) throw new Error(`read ${size} bytes of ${data.length}`);
+          }),
+        ),
       );
       samples.exec.push(
-        (await exec(['sh', '-c', 'cat > /bench-cli.bin'], data)) + (await exec(['cat', '/bench-cli.bin'])),
+        await failedAsNaN(
+          'hull exec cat 100 MiB',
+          async () =>
+            (await exec(['sh', '-c', 'cat > /bench-cli.bin'], data)) +
+            (await exec(['cat', '/bench-cli.bin'])),
+        ),
       );
       process.stderr.write('.');
     }
@@ -161,18 +211,33 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
     );
     const wallMs = performance.now() - started;
     const answered = outcomes.filter((o) => o.status === 'fulfilled' && o.value).length + 1;
+    const failures: Record<string, number> = {};
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled' && outcome.value) continue;
+      const code =
+        outcome.status === 'rejected'
+          ? String((outcome.reason as { code?: string }).code ?? (outcome.reason as Error).name)
+          : 'wrong output';
+      failures[code] = (failures[code] ?? 0) + 1;
+      if (outcome.status === 'rejected')
+        process.stderr.write(`a concurrent create failed: ${outcome.reason}\n`);
+    }
     const medianMs = {
       create: median(startSamples.create),
+      createAnswered: median(startSamples.createAnswered),
+      createInternet: median(startSamples.createInternet),
       hullRunTemplated: median(startSamples.hullRun),
       runTrue: median(samples.runTrue),
       execTrue: median(samples.execTrue),
-      files100MiB: median(samples.files),
-      exec100MiB: median(samples.exec),
+      files100MiB: medianUnlessFailed(samples.files),
+      exec100MiB: medianUnlessFailed(samples.exec),
     };
     return {
       runs,
       medianMs: {
         create: Math.round(medianMs.create),
+        createAnswered: Math.round(medianMs.createAnswered),
+        createInternet: Math.round(medianMs.createInternet),
         hullRunTemplated: Math.round(medianMs.hullRunTemplated),
         runTrue: Math.round(medianMs.runTrue),
         execTrue: Math.round(medianMs.execTrue),
@@ -181,10 +246,12 @@ export async function measureServe(scratch: string, runs: number, concurrent = 5
       },
       ratios: {
         createOverHullRun: Number((medianMs.create / medianMs.hullRunTemplated).toFixed(3)),
+        createAnsweredOverHullRun: Number((medianMs.createAnswered / medianMs.hullRunTemplated).toFixed(3)),
+        createInternetOverHullRun: Number((medianMs.createInternet / medianMs.hullRunTemplated).toFixed(3)),
         runTrueOverExecTrue: Number((medianMs.runTrue / medianMs.execTrue).toFixed(3)),
         files100MiBOverExecCat: Number((medianMs.files100MiB / medianMs.exec100MiB).toFixed(3)),
       },
-      concurrent: { asked: concurrent, created: made.length, answered, wallMs: Math.round(wallMs) },
+      concurrent: { asked: concurrent, created: made.length, answered, wallMs: Math.round(wallMs), failures },
     };
   } finally {
     await Promise.allSettled(made.map((s) => s.kill()));
@@ -247,6 +314,9 @@ export function printServe(figures: ServeFigures): void {
     `serve: Sandbox.create from a cached image ${m.create} ms / templated hull run true ${m.hullRunTemplated} ms = ${r.createOverHullRun} (goal <= 1.2)`,
   );
   console.log(
+    `serve: the same until its first command answered ${m.createAnswered} ms = ${r.createAnsweredOverHullRun}; with network 'internet' ${m.createInternet} ms = ${r.createInternetOverHullRun}`,
+  );
+  console.log(
     `serve: commands.run('true') ${m.runTrue} ms / hull exec true ${m.execTrue} ms = ${r.runTrueOverExecTrue} (goal <= 0.25)`,
   );
   console.log(
@@ -255,4 +325,6 @@ export function printServe(figures: ServeFigures): void {
   console.log(
     `serve: ${c.asked} sandboxes created concurrently through the API: ${c.created} created, ${c.answered} answered a command, in ${c.wallMs} ms`,
   );
+  const failed = Object.entries(c.failures);
+  if (failed.length) console.log(`serve: failed: ${failed.map(([code, n]) => `${n} ${code}`).join(', ')}`);
 }
