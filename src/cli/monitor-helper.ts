@@ -21,6 +21,10 @@ interface MonitorOptions {
   pod?: string;
   /** The directory the container's VM was paused to: resumed from it (see `_resume`). */
   resumeFrom?: string;
+  /** A snapshot this container is a fork of (see `create --fork-from`). */
+  forkFrom?: string;
+  /** Its parent's cards' MAC addresses, comma-separated. */
+  cardMacs?: string;
 }
 
 /**
@@ -35,6 +39,8 @@ export function registerMonitorHelper(program: Command): void {
     .option('--console-socket <path>')
     .option('--pod <key>')
     .option('--resume-from <dir>')
+    .option('--fork-from <dir>')
+    .option('--card-macs <list>')
     .action(async (id: string, options: MonitorOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const settings = settingsFrom(globals);
@@ -56,6 +62,9 @@ export function registerMonitorHelper(program: Command): void {
               askParent(`${HOOKS_QUESTION}${JSON.stringify(state)}`).then(() => {}),
             podVm: options.pod ? podVmOf(globals, options.pod, id, bundle) : undefined,
             resumeFrom: options.resumeFrom,
+            forkFrom: options.forkFrom
+              ? { dir: options.forkFrom, cardMacs: (options.cardMacs ?? '').split(',').filter(Boolean) }
+              : undefined,
           },
           AbortSignal.timeout(300_000),
         );

@@ -12,6 +12,7 @@ import { OwnerMetrics } from '../metrics/owner-metrics.js';
 import { vcpusCovering } from '../oci/guest-resources.js';
 import type { Process } from '../oci/spec.js';
 import { containerImagesDir } from '../paths.js';
+import type { ForkFrom } from '../snapshot/fork-source.js';
 import type { SavedStateRecord } from '../snapshot/state-file.js';
 import { rootfsDisksOf } from '../storage/rootfs-disks.js';
 import { identityOf } from '../sys/process-identity.js';
@@ -99,6 +100,8 @@ export class ContainerMonitor {
        * with the container running in it as it was, and nothing is created.
        */
       resumeFrom?: string;
+      /** A snapshot (SaveVm keep_running) this container is a fork of: see ForkFrom. */
+      forkFrom?: ForkFrom;
     },
     signal: AbortSignal,
   ): Promise<ContainerMonitor> {
@@ -108,8 +111,9 @@ export class ContainerMonitor {
     const created = new Date().toISOString();
     const creating = stateOf({ id, bundle, created, status: 'creating' });
     await writeState(options.dir, creating);
-    // A resumed container's hooks ran when it was created.
-    if (hasCreateRuntimeHooks(bundle.spec) && !options.resumeFrom) await options.createRuntimeHooks(creating);
+    // A resumed container's hooks ran when it was created; a fork's, when its parent was.
+    const takenUp = options.resumeFrom !== undefined || options.forkFrom !== undefined;
+    if (hasCreateRuntimeHooks(bundle.spec) && !takenUp) await options.createRuntimeHooks(creating);
     const terminal = await openTerminalFor(bundle.spec.process, options.consoleSocket, signal);
     let sandbox: ContainerVm | undefined;
     const metrics = new OwnerMetrics(id, 'monitor');
@@ -139,7 +143,7 @@ export class ContainerMonitor {
         monitor.startedAtCreate = true;
         monitor.status = 'running';
       }
-      if (options.resumeFrom) monitor.status = 'running';
+      if (takenUp) monitor.status = 'running';
       if (terminal) {
         forwardResizes(terminal, sandbox.agent, { containerId: id });
         monitor.terminal = terminal;
@@ -194,7 +198,7 @@ export class ContainerMonitor {
           return {};
         },
         saveVm: async (req) => {
-          const record = await this.saveVm(req.dir);
+          const record = req.keepRunning ? await this.snapshotVm(req.dir) : await this.saveVm(req.dir);
           return { bytes: BigInt(record.bytes), saveMs: BigInt(record.saveMs) };
         },
       })
@@ -270,6 +274,20 @@ export class ContainerMonitor {
       this.savedTo = undefined;
       throw err;
     }
+  }
+
+  /**
+   * A snapshot: the VM saved into `dir` with a frozen copy of its writable disk, and running on
+   * (see snapshot/saved-vm.ts); forks and new sandboxes start from it.
+   */
+  private async snapshotVm(dir: string): Promise<SavedStateRecord> {
+    if (this.status !== 'running' || this.savedTo !== undefined) {
+      throw new HullError(
+        'ERR_STATE',
+        `container ${this.id} is ${this.status}: only a running container's VM is snapshotted`,
+      );
+    }
+    return this.sandbox.saveTo(dir, AbortSignal.timeout(300_000), { resume: true });
   }
 
   /** Whether the VM has ended by itself (killed, or its kernel panicked), waiting up to `signal`. */
@@ -354,6 +372,7 @@ async function ownSandbox(
     netns?: string;
     startAtCreate?: boolean;
     resumeFrom?: string;
+    forkFrom?: ForkFrom;
   },
   input: ProcessInput,
   signal: AbortSignal,
@@ -374,11 +393,12 @@ async function ownSandbox(
         root: options.settings.root,
       }),
       resumeFrom: options.resumeFrom,
+      forkFrom: options.forkFrom,
       signal,
     },
   );
-  // Resumed: its container runs in the saved guest already.
-  if (options.resumeFrom) return ownVm(sandbox);
+  // Resumed or forked: its container runs in the saved guest already.
+  if (options.resumeFrom || options.forkFrom) return ownVm(sandbox);
   try {
     await sandbox.createContainer(options.id, options.bundle, signal, {
       ...input,

@@ -6,6 +6,7 @@ import { containerDir } from '../sandbox/container-id.js';
 import { MonitorClient } from '../sandbox/monitor-client.js';
 import type { RuntimeSettings } from '../sandbox/runtime.js';
 import { effectiveState, readState } from '../sandbox/state.js';
+import type { ForkFrom } from '../snapshot/fork-source.js';
 import { run } from '../sys/exec.js';
 
 /**
@@ -15,16 +16,20 @@ import { run } from '../sys/exec.js';
  * other front doors use.
  */
 export interface ContainerVerbs {
+  /** `fork`: the container starts as a fork of a snapshot, running at once (create --fork-from). */
   create(
     id: string,
     bundle: string,
     size: { cpus?: number; memoryMiB?: number },
     signal: AbortSignal,
+    fork?: ForkFrom,
   ): Promise<void>;
   delete(id: string, signal: AbortSignal): Promise<void>;
   running(id: string): Promise<boolean>;
   /** Pause to disk: the container's VM saved into `dir`, its QEMU and monitor ended. */
   save(id: string, dir: string, signal: AbortSignal): Promise<void>;
+  /** A snapshot: the container's VM saved into `dir` with a copy of its disk, running on. */
+  snapshot(id: string, dir: string, signal: AbortSignal): Promise<void>;
   /** The container paused to `dir` running again (`hull _resume`). */
   resume(id: string, bundle: string, dir: string, signal: AbortSignal): Promise<void>;
 }
@@ -39,7 +44,7 @@ export function hullVerbs(settings: RuntimeSettings): ContainerVerbs {
     ...args,
   ];
   return {
-    async create(id, bundle, size, signal) {
+    async create(id, bundle, size, signal, fork) {
       // The monitor keeps the stdout and stderr of `create` for the container's life (as a
       // detached runc container keeps runc's): a file, never a pipe the server would wait on.
       const outputPath = join(bundle, '..', 'create.log');
@@ -50,7 +55,8 @@ export function hullVerbs(settings: RuntimeSettings): ContainerVerbs {
           ...(size.cpus ? { HULL_VCPUS: String(size.cpus) } : {}),
           ...(size.memoryMiB ? { HULL_MEMORY_MIB: String(size.memoryMiB) } : {}),
         };
-        const child = spawn(process.execPath, hull(['create', '--bundle', bundle, id]), {
+        const forkArgs = fork ? ['--fork-from', fork.dir, '--card-macs', fork.cardMacs.join(',')] : [];
+        const child = spawn(process.execPath, hull(['create', '--bundle', bundle, ...forkArgs, id]), {
           stdio: ['ignore', output.fd, output.fd],
           env,
           signal,
@@ -69,6 +75,8 @@ export function hullVerbs(settings: RuntimeSettings): ContainerVerbs {
       } finally {
         await output.close();
       }
+      // A fork runs already: its process is the parent's, going on.
+      if (fork) return;
       await run(process.execPath, hull(['start', id]), {
         signal,
         errorCode: 'ERR_VM_START',
@@ -91,6 +99,14 @@ export function hullVerbs(settings: RuntimeSettings): ContainerVerbs {
       const monitor = await MonitorClient.connect(containerDir(settings, id), id, signal);
       try {
         await monitor.saveVm(dir, signal);
+      } finally {
+        monitor.close();
+      }
+    },
+    async snapshot(id, dir, signal) {
+      const monitor = await MonitorClient.connect(containerDir(settings, id), id, signal);
+      try {
+        await monitor.saveVm(dir, signal, { keepRunning: true });
       } finally {
         monitor.close();
       }
