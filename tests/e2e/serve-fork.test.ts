@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
 import { removeBridge } from '../../src/network/serve-bridge.js';
 import { listTemplates } from '../../src/template/store.js';
-import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
+import { pushPython } from '../fixtures/python-image.js';
+import { type Registry, startRegistry } from '../fixtures/registry.js';
 import { killEverySandbox, serveBridge, serveStateDir, startServe, stopServe } from '../fixtures/serve.js';
 import { type HullRun, privateDirs, qemuProcessesUsing } from './harness.js';
 
@@ -34,10 +35,29 @@ async function said(sandbox: Sandbox, cmd: string): Promise<string> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The counter: a number in the Python process's memory, each value appended to /count. */
+const COUNTER = `import time
+i = 0
+while True:
+    i += 1
+    with open('/count', 'a') as f:
+        f.write(f'{i}\\n')
+    time.sleep(0.2)
+`;
+
+/** Resolves once the counter has started (Python's start-up takes a while under TCG). */
+async function waitForCount(sandbox: Sandbox): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await sandbox.files.exists('/count'))) {
+    if (Date.now() > deadline) throw new Error('the Python counter did not start');
+    await sleep(250);
+  }
+}
+
 /**
  * Issue 28: a running sandbox of `hull serve` forked and snapshotted through the SDK. A
- * process holding a counter in memory (a shell loop appending each value to a file of the
- * disk) goes on in every fork and in every sandbox started from a snapshot, from the parent's
+ * Python process holding a counter in memory (appending each value to a file of the disk;
+ * the image is Debian's python3-minimal) goes on in every fork and in every sandbox started from a snapshot, from the parent's
  * value; each copy is a sandbox of its own (random bytes, boot id, MAC, address, hostname,
  * files), the parent runs on, and bad requests leave nothing behind.
  */
@@ -57,14 +77,14 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
     dirs = await privateDirs('serve-fork');
     const state = await serveStateDir(dirs.scratch);
     registry = await startRegistry(join(dirs.scratch, 'registry'));
-    image = await pushBusybox(dirs.scratch, registry);
+    image = await pushPython(dirs.scratch, registry);
     api = `unix:${join(dirs.scratch, 'api.sock')}`;
     server = await startServe(dirs.root, ['--listen', api], { HULL_STATE_DIR: state, ...bridge.env });
     parent = await Sandbox.create({ api, image, network: 'internet', timeoutMs: 900_000 });
-    // A counter held in the shell's memory, each value appended to a file of the disk.
-    await parent.commands.run('i=0; while true; do i=$((i+1)); echo $i >> /count; sleep 0.2; done', {
-      background: true,
-    });
+    // A counter held in a Python process's memory, each value appended to a file of the disk.
+    await parent.files.write('/counter.py', COUNTER);
+    await parent.commands.run('python3 /counter.py', { background: true });
+    await waitForCount(parent);
   });
 
   after(async () => {
@@ -109,7 +129,7 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
         random: await said(s, 'head -c 16 /dev/urandom | od -An -tx1'),
         bootId: await said(s, 'cat /proc/sys/kernel/random/boot_id'),
         mac: await said(s, 'cat /sys/class/net/eth0/address'),
-        address: await said(s, "ip -4 -o addr show dev eth0 | awk '{print $4}'"),
+        address: await said(s, 'hostname -I'),
         hostname: await said(s, 'hostname'),
       });
       const identities: Awaited<ReturnType<typeof identity>>[] = [];
