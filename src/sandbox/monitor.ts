@@ -278,7 +278,10 @@ export class ContainerMonitor {
 
   /**
    * A snapshot: the VM saved into `dir` with a frozen copy of its writable disk, and running on
-   * (see snapshot/saved-vm.ts); forks and new sandboxes start from it.
+   * (see snapshot/saved-vm.ts); forks and new sandboxes start from it. The container is frozen
+   * (its cgroup) while its VM is saved, so its processes stand still in the saved guest: a
+   * copy thaws them only once it is its own sandbox (see ownSandbox), never running a moment
+   * with the parent's name, address or random state.
    */
   private async snapshotVm(dir: string): Promise<SavedStateRecord> {
     if (this.status !== 'running' || this.savedTo !== undefined) {
@@ -287,7 +290,13 @@ export class ContainerMonitor {
         `container ${this.id} is ${this.status}: only a running container's VM is snapshotted`,
       );
     }
-    return this.sandbox.saveTo(dir, AbortSignal.timeout(300_000), { resume: true });
+    const signal = AbortSignal.timeout(300_000);
+    await this.sandbox.agent.pauseContainer(this.id, signal);
+    try {
+      return await this.sandbox.saveTo(dir, signal, { resume: true });
+    } finally {
+      await this.sandbox.agent.resumeContainer(this.id, AbortSignal.timeout(60_000));
+    }
   }
 
   /** Whether the VM has ended by itself (killed, or its kernel panicked), waiting up to `signal`. */
@@ -397,8 +406,19 @@ async function ownSandbox(
       signal,
     },
   );
-  // Resumed or forked: its container runs in the saved guest already.
-  if (options.resumeFrom || options.forkFrom) return ownVm(sandbox);
+  // Resumed: its container runs in the saved guest already.
+  if (options.resumeFrom) return ownVm(sandbox);
+  if (options.forkFrom) {
+    // Its container, frozen at the snapshot, thaws now that the guest is this sandbox (its ID,
+    // hostname, clock, entropy and network given by Sandbox.create).
+    try {
+      await sandbox.agent.resumeContainer(options.id, signal);
+    } catch (err) {
+      await sandbox.destroy();
+      throw err;
+    }
+    return ownVm(sandbox);
+  }
   try {
     await sandbox.createContainer(options.id, options.bundle, signal, {
       ...input,

@@ -11,8 +11,9 @@ import { killEverySandbox, serveBridge, serveStateDir, startServe, stopServe } f
  * ratios mean anything on these shared machines): a fork of 1 and of 10 against a templated
  * Sandbox.create, the host PSS of each of 10 idle forks against a created sandbox's, pause
  * and resume per GiB of guest memory touched, resume against create. Busybox sandboxes of 512
- * MiB with network 'internet' (on a bridge of the bench's own), the parent's guest with
- * 192 MiB written to its page cache; its own server, root and state directory.
+ * MiB with network 'internet' (on a bridge of the bench's own); forks of an idle parent (a
+ * shell loop), which then writes 192 MiB to its page cache before its pause; its own server,
+ * root and state directory.
  */
 export interface SavedVmFigures {
   memoryMiB: number;
@@ -75,9 +76,6 @@ export async function measureSavedVms(scratch: string): Promise<SavedVmFigures> 
     await (await Sandbox.create({ ...request, image })).kill();
     const created = await timed(() => Sandbox.create({ ...request, image }));
     const parent = await Sandbox.create({ ...request, image });
-    await parent.commands.run(`dd if=/dev/urandom of=/tmp/fill bs=1M count=${TOUCHED_MIB} 2>/dev/null`, {
-      timeoutMs: 600_000,
-    });
     await parent.commands.run('i=0; while true; do i=$((i+1)); sleep 1; done', { background: true });
 
     const one = await timed(() => parent.fork({ count: 1 }));
@@ -89,6 +87,11 @@ export async function measureSavedVms(scratch: string): Promise<SavedVmFigures> 
     const forkPssMiB = median(forkPss);
     for (const fork of ten.value) await fork.kill();
 
+    // Then memory touched, for pause and resume per GiB (the forks above were of an idle guest,
+    // as the created sandbox they are compared with is).
+    await parent.commands.run(`dd if=/dev/urandom of=/tmp/fill bs=1M count=${TOUCHED_MIB} 2>/dev/null`, {
+      timeoutMs: 600_000,
+    });
     const pause = await timed(() => parent.pause());
     const saved = JSON.parse(
       await readFile(join(root, '@serve', 'sandboxes', parent.sandboxId, 'saved', 'vm-state.json'), 'utf8'),
