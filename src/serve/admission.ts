@@ -64,7 +64,9 @@ export class Admission {
     if (live + this.creating + count > this.limits.maxSandboxes) {
       throw new HullError(
         'ERR_LIMIT',
-        `the server already has ${this.limits.maxSandboxes} sandboxes (its --max-sandboxes): kill one, or retry later`,
+        count > 1
+          ? `${count} more sandboxes would take the server past its ${this.limits.maxSandboxes} (its --max-sandboxes): kill some, fork fewer, or retry later`
+          : `the server already has ${this.limits.maxSandboxes} sandboxes (its --max-sandboxes): kill one, or retry later`,
       );
     }
     this.creating += count;
