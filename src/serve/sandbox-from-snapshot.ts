@@ -5,7 +5,6 @@ import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-a
 import type { Spec } from '../oci/spec.js';
 import { snapshotDiskPath } from '../snapshot/saved-vm.js';
 import { run } from '../sys/exec.js';
-import type { SandboxRecord } from './sandbox-records.js';
 import type { SnapshotRecord } from './snapshot-records.js';
 
 /**
@@ -47,7 +46,6 @@ export async function imageDiskOfBundle(bundle: string): Promise<string> {
  * writable disk its own copy. `specOf` makes the config (serve's sandboxSpec and network).
  */
 export async function bundleFromSnapshot(
-  record: SandboxRecord,
   snapshot: { record: SnapshotRecord; dir: string },
   sandboxDir: string,
   specOf: (annotations: Record<string, string>) => Spec,

@@ -317,7 +317,6 @@ export class SandboxService {
     try {
       if (record.network === 'internet') record.internet = await this.networks.attach(id, dir, signal);
       const bundle = await bundleFromSnapshot(
-        record,
         { record: snapshot, dir: fromDir },
         dir,
         (annotations) => withSandboxNetwork(sandboxSpec(record, annotations), record, dir),
