@@ -210,10 +210,32 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
       for (const s of sandboxes) await s.kill().catch(() => {});
     }
     assert.deepEqual(await readdir(serveDir('snapshots')).catch(() => [] as string[]), []);
+    assert.ok(
+      (await listTemplates()).every((t) => !t.key.startsWith('snap-')),
+      "a removed snapshot's template is gone",
+    );
+  });
+
+  test("a sandbox with network 'none' forks too: its copy has its files and a hostname of its own", async () => {
+    const lone = await Sandbox.create({ api, image, network: 'none', timeoutMs: 900_000 });
+    try {
+      await lone.files.write('/note', 'before the fork');
+      const [copy] = await lone.fork();
+      try {
+        assert.equal(await said(copy!, 'cat /note'), 'before the fork');
+        assert.equal(await said(copy!, 'hostname'), copy!.sandboxId);
+        assert.equal(await copy!.files.exists('/sys/class/net/eth0'), false, 'no network card');
+      } finally {
+        await copy?.kill();
+      }
+    } finally {
+      await lone.kill();
+    }
   });
 
   test('bad input gets a one-line 4xx and leaves nothing behind', async () => {
     const sandboxesBefore = (await readdir(serveDir('sandboxes'))).sort();
+    const qemusBefore = (await qemuProcessesUsing(`${dirs.root}/`)).sort();
     const refused = async (attempt: Promise<unknown>, status: number, code: string, message: RegExp) =>
       assert.rejects(attempt, (err: unknown) => {
         assert.ok(err instanceof HullApiError, String(err));
@@ -252,5 +274,6 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
       (await Sandbox.list({ api })).map((s) => s.sandboxId),
       [parent.sandboxId],
     );
+    assert.deepEqual((await qemuProcessesUsing(`${dirs.root}/`)).sort(), qemusBefore, 'no QEMU is left');
   });
 });

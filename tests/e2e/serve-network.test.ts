@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { freePort, pushBusybox, type Registry, startRegistry } from '../fixtures
 import {
   answers,
   answersSoon,
+  serveStateDir,
   startServe as startServeOn,
   stopServe as stopServeRun,
 } from '../fixtures/serve.js';
@@ -120,11 +121,8 @@ describe('hull serve: sandbox networking', { timeout: 1_200_000 }, () => {
 
   before(async () => {
     dirs = await privateDirs('serve-net');
-    const state = join(dirs.scratch, 'state');
-    await mkdir(state);
-    for (const shared of ['images', 'templates'])
-      await symlink(join('/var/lib/hull', shared), join(state, shared));
-    await copyFile('/var/lib/hull/accel.json', join(state, 'accel.json')).catch(() => {});
+    // The images and templates of $HULL_STATE_DIR (a guest image built from this checkout).
+    const state = await serveStateDir(dirs.scratch);
     env = { HULL_STATE_DIR: state, HULL_SERVE_BRIDGE: bridge, HULL_SERVE_SUBNET: subnet };
     registry = await startRegistry(join(dirs.scratch, 'registry'));
     image = await pushBusybox(dirs.scratch, registry);
