@@ -28,6 +28,8 @@ import {
   removeSnapshotDir,
   type SnapshotRecord,
   snapshotDir,
+  snapshotInfo,
+  snapshotRecordOf,
   writeSnapshotRecord,
 } from './snapshot-records.js';
 
@@ -267,25 +269,13 @@ export class SandboxService {
     const imageDisk = await imageDiskOfBundle(join(sandboxDir(this.root, id), 'bundle'));
     const cardMacs = record.internet ? [await this.networks.guestMac(id, signal)] : [];
     await this.verbs.snapshot(id, dir, signal);
-    const { cpus, memoryMiB } = record;
-    const snapshot: SnapshotRecord = {
+    const snapshot = snapshotRecordOf(record, {
       snapshotId,
-      sandboxId: id,
-      image: record.image,
-      imageDigest: record.imageDigest,
-      ...(cpus ? { cpus } : {}),
-      ...(memoryMiB ? { memoryMiB } : {}),
-      diskMiB: record.diskMiB,
-      env: record.env,
-      metadata: options.metadata,
-      network: record.network,
-      createdAt: new Date().toISOString(),
       bytes: (await readStateRecord(dir))?.bytes ?? 0,
-      process: record.process,
       imageDisk,
       cardMacs,
-      ...(options.passing ? { passing: true } : {}),
-    };
+      ...options,
+    });
     await writeSnapshotRecord(this.root, snapshot);
     return snapshot;
   }
@@ -529,9 +519,4 @@ export class SandboxService {
     await this.networks.detach(id, this.records.get(id)?.internet?.bridge);
     await removeSandboxDir(this.root, id);
   }
-}
-
-function snapshotInfo(record: SnapshotRecord): SnapshotInfo {
-  const { process: _process, imageDisk: _disk, cardMacs: _macs, passing: _passing, ...info } = record;
-  return info;
 }

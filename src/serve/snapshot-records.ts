@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import type { ImageProcessConfig } from '../container-images/store.js';
 import type { SnapshotInfo } from './api-types.js';
+import type { SandboxRecord } from './sandbox-records.js';
 
 /**
  * What serve keeps of each snapshot (sandbox.snapshot(), and the passing one a fork makes):
@@ -22,6 +23,38 @@ export interface SnapshotRecord extends SnapshotInfo {
 }
 
 const RECORD_FILE = 'snapshot.json';
+
+/** A snapshot of the sandbox `record`: what sandboxes started from it are made as. */
+export function snapshotRecordOf(
+  record: SandboxRecord,
+  parts: Pick<SnapshotRecord, 'snapshotId' | 'bytes' | 'imageDisk' | 'cardMacs' | 'metadata' | 'passing'>,
+): SnapshotRecord {
+  const { cpus, memoryMiB } = record;
+  return {
+    snapshotId: parts.snapshotId,
+    sandboxId: record.sandboxId,
+    image: record.image,
+    imageDigest: record.imageDigest,
+    ...(cpus ? { cpus } : {}),
+    ...(memoryMiB ? { memoryMiB } : {}),
+    diskMiB: record.diskMiB,
+    env: record.env,
+    metadata: parts.metadata,
+    network: record.network,
+    createdAt: new Date().toISOString(),
+    bytes: parts.bytes,
+    process: record.process,
+    imageDisk: parts.imageDisk,
+    cardMacs: parts.cardMacs,
+    ...(parts.passing ? { passing: true } : {}),
+  };
+}
+
+/** What the API shows of a snapshot. */
+export function snapshotInfo(record: SnapshotRecord): SnapshotInfo {
+  const { process: _process, imageDisk: _disk, cardMacs: _macs, passing: _passing, ...info } = record;
+  return info;
+}
 export const SNAPSHOT_ID_PATTERN = '^snap-[0-9a-f]{16}$';
 
 export function snapshotsDir(root: string): string {
