@@ -18,9 +18,12 @@ import { networkSysctls, toGuestSpec } from './spec.js';
 import { type GuestStep, StepClock } from './steps.js';
 import { applySysctls } from './sysctls.js';
 import { openGuestTerminal } from './terminal.js';
+import { runTool } from './tool.js';
 import { startWatcher } from './watch.js';
 
 const log = guestLogger('containers');
+/** The image's busybox (its nsenter and hostname applets). */
+const BUSYBOX = '/bin/busybox';
 
 /** The cgroup files a stats request reads; missing ones (a controller not enabled) are left out. */
 const CGROUP_STAT_FILES = [
@@ -57,6 +60,7 @@ export interface CreateRequest {
 type Status = 'created' | 'running';
 
 interface Container {
+  /** crun's name for it, and its guest paths': the one it was created with (see rename). */
   id: string;
   bundle: string;
   /** Its configuration as crun runs it (toGuestSpec). */
@@ -141,7 +145,7 @@ export class Containers {
     if (container.status !== 'created')
       throw new AgentError('wrong-state', `container ${id} is already started`);
     const clock = new StepClock();
-    await crun(['start', id], join(container.bundle, 'crun.log')).done;
+    await crun(['start', container.id], join(container.bundle, 'crun.log')).done;
     clock.lap('crun start');
     container.status = 'running';
     return clock.steps;
@@ -178,7 +182,7 @@ export class Containers {
     const pidFile = join(container.bundle, `exec-${execId}.pid`);
     await writeFile(file, JSON.stringify(processSpec));
     const proc = await this.spawnDetached(
-      ['exec', '--detach', '--pid-file', pidFile, '--process', file, id],
+      ['exec', '--detach', '--pid-file', pidFile, '--process', file, container.id],
       container.bundle,
       pidFile,
       { stdin, terminal: processSpec.terminal ? { size: processSpec.consoleSize } : undefined },
@@ -238,25 +242,25 @@ export class Containers {
 
   async pause(id: string): Promise<void> {
     const container = this.get(id);
-    await crun(['pause', id], join(container.bundle, 'crun.log')).done;
+    await crun(['pause', container.id], join(container.bundle, 'crun.log')).done;
   }
 
   async resume(id: string): Promise<void> {
     const container = this.get(id);
-    await crun(['resume', id], join(container.bundle, 'crun.log')).done;
+    await crun(['resume', container.id], join(container.bundle, 'crun.log')).done;
   }
 
   async update(id: string, resourcesJson: string): Promise<void> {
     const container = this.get(id);
     const file = join(container.bundle, 'resources.json');
     await writeFile(file, resourcesJson);
-    await crun(['update', '--resources', file, id], join(container.bundle, 'crun.log')).done;
+    await crun(['update', '--resources', file, container.id], join(container.bundle, 'crun.log')).done;
   }
 
   /** Guest pids of the container's processes. */
   async processes(id: string): Promise<number[]> {
     const container = this.get(id);
-    const run = crun(['ps', '--format', 'json', id], join(container.bundle, 'crun.log'), 'pipe');
+    const run = crun(['ps', '--format', 'json', container.id], join(container.bundle, 'crun.log'), 'pipe');
     const out: Buffer[] = [];
     run.child.stdin?.end();
     // Listen before waiting: the output may be complete before crun's exit is seen.
@@ -271,8 +275,7 @@ export class Containers {
 
   /** The container's cgroup v2 interface files, by name (see StatsContainerResponse). */
   async cgroupFiles(id: string): Promise<Record<string, string>> {
-    this.get(id);
-    const dir = join(CONTAINERS_CGROUP, id);
+    const dir = join(CONTAINERS_CGROUP, this.get(id).id);
     const files: Record<string, string> = {};
     for (const name of CGROUP_STAT_FILES) {
       const text = await readFile(join(dir, name), 'utf8').catch(() => undefined);
@@ -285,16 +288,45 @@ export class Containers {
 
   async signalAll(id: string, signal: number): Promise<void> {
     const container = this.get(id);
-    await crun(['kill', '--all', id, String(signal)], join(container.bundle, 'crun.log')).done;
+    await crun(['kill', '--all', container.id, String(signal)], join(container.bundle, 'crun.log')).done;
   }
 
   async remove(id: string): Promise<void> {
     const container = this.get(id);
-    await crun(['delete', '--force', id], join(container.bundle, 'crun.log')).done.catch((err: unknown) => {
-      log.warn('crun delete failed', { id, error: String(err) });
-    });
+    await crun(['delete', '--force', container.id], join(container.bundle, 'crun.log')).done.catch(
+      (err: unknown) => {
+        log.warn('crun delete failed', { id, error: String(err) });
+      },
+    );
     await rm(container.bundle, { recursive: true, force: true });
     this.containers.delete(id);
+  }
+
+  /**
+   * The host names a container `to` from now on (a fork of a saved VM: the guest's container is
+   * the parent's, named by the parent's ID). crun and the guest's paths keep the name it was
+   * created with; only the host's name for it changes. Nothing named `from`: nothing to do.
+   */
+  async rename(from: string, to: string, hostname: string): Promise<void> {
+    const container = this.containers.get(from);
+    if (!container || from === to) return;
+    if (this.containers.has(to)) throw new AgentError('exists', `container ${to} already exists`);
+    this.containers.delete(from);
+    this.containers.set(to, container);
+    log.debug('renamed', { from, to, crunId: container.id });
+    // Its UTS namespace (crun gave it the parent's hostname) takes the fork's, before the host
+    // asks it anything: busybox's nsenter runs hostname in that namespace alone.
+    if (hostname && !container.init.exited) {
+      await runTool(BUSYBOX, [
+        'nsenter',
+        '-t',
+        String(container.init.pid),
+        '-u',
+        BUSYBOX,
+        'hostname',
+        hostname,
+      ]);
+    }
   }
 
   private get(id: string): Container {

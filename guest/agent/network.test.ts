@@ -31,14 +31,18 @@ test('cards are renamed aside first, then named, addressed and routed; gateways 
   assert.equal(
     networkScript(request, cards),
     [
+      'link set dev eth0 down',
       'link set dev eth0 name hullnic0',
+      'link set dev eth1 down',
       'link set dev eth1 name hullnic1',
       'link set dev hullnic0 name eth1',
       'link set dev eth1 mtu 1400',
+      'addr flush dev eth1',
       'addr add 10.0.0.2/24 dev eth1',
       'addr add fd00::2/64 dev eth1 nodad',
       'link set dev eth1 up',
       'link set dev hullnic1 name eth0',
+      'addr flush dev eth0',
       'link set dev eth0 up',
       'route replace 10.9.0.0/16 dev eth1 scope link',
       'route replace ::/0 via fd00::1 dev eth1 metric 1024',
@@ -64,9 +68,11 @@ test("a clone's card, found by its template's MAC, is given the interface's own"
   assert.equal(
     networkScript(request, new Map([['02:68:75:6c:6c:00', 'eth0']])),
     [
+      'link set dev eth0 down',
       'link set dev eth0 name hullnic0',
       'link set dev hullnic0 address 0a:58:0a:58:00:07',
       'link set dev hullnic0 name eth0',
+      'addr flush dev eth0',
       'link set dev eth0 up',
       '',
     ].join('\n'),

@@ -23,7 +23,8 @@ export async function setupNetwork(req: SetupNetworkRequest): Promise<void> {
 }
 
 /**
- * The `ip -batch` script. Cards are first renamed out of the way, since a card's kernel name
+ * The `ip -batch` script. Cards are first taken down (a fork's are up, with its parent's
+ * addresses, which are flushed) and renamed out of the way, since a card's kernel name
  * (eth1) may be another interface's wanted name, and given their interface's MAC address when
  * they have another (a clone's cards are its template's); routes through a gateway come after
  * the routes that make the gateway reachable.
@@ -32,7 +33,10 @@ export function networkScript(req: SetupNetworkRequest, cards: Map<string, strin
   const lines: string[] = [];
   const temporary = (index: number) => `hullnic${index}`;
   req.interfaces.forEach((nic, index) => {
-    lines.push(`link set dev ${word(cards.get(cardMac(nic)) ?? '')} name ${temporary(index)}`);
+    const card = word(cards.get(cardMac(nic)) ?? '');
+    // A fork's cards are up, addressed and routed as its parent's were: an up card keeps its name.
+    lines.push(`link set dev ${card} down`);
+    lines.push(`link set dev ${card} name ${temporary(index)}`);
     if (cardMac(nic) !== nic.mac.toLowerCase()) {
       lines.push(`link set dev ${temporary(index)} address ${word(nic.mac)}`);
     }
@@ -41,6 +45,7 @@ export function networkScript(req: SetupNetworkRequest, cards: Map<string, strin
     const name = word(nic.name);
     lines.push(`link set dev ${temporary(index)} name ${name}`);
     if (nic.mtu) lines.push(`link set dev ${name} mtu ${nic.mtu}`);
+    lines.push(`addr flush dev ${name}`);
     for (const a of nic.addresses) {
       lines.push(
         `addr add ${word(a.address)}/${a.prefixLength} dev ${name}${a.family === 'inet6' ? ' nodad' : ''}`,

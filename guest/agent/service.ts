@@ -78,9 +78,14 @@ export function healthService(): ImplOf<typeof Health> {
  * AgentErrors, which the server turns into wire statuses in one place (errors.ts).
  */
 export function agentService(containers: Containers, shutdown: () => void): ImplOf<typeof AgentService> {
+  // The sandbox this VM is (CreateSandbox's ID): a VM of a lone container names it as its
+  // container, so a fork of a saved VM, told its own ID, renames the parent's container.
+  let sandboxId = '';
   return {
     createSandbox: async (req) => {
       takeSandboxIdentity(req);
+      if (sandboxId && req.sandboxId) await containers.rename(sandboxId, req.sandboxId, req.hostname);
+      if (req.sandboxId) sandboxId = req.sandboxId;
       return {};
     },
     setupNetwork: async (req) => {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ContainerImageStore } from '../container-images/store.js';
 import { readRecords } from '../serve/sandbox-records.js';
+import { readSnapshotRecords } from '../serve/snapshot-records.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { formatTable, outputFormat } from './output-format.js';
 
@@ -38,11 +39,13 @@ export function registerContainerImages(program: Command): void {
     });
   images
     .command('prune')
-    .description('remove every pulled image no sandbox under --root was made from')
+    .description('remove every pulled image no sandbox or snapshot under --root was made from')
     .action(async (_options: unknown, command: Command) => {
       const root = settingsFrom(command.optsWithGlobals<GlobalOptions>()).root;
       const { records } = await readRecords(root);
-      const removed = await new ContainerImageStore().prune(new Set(records.map((r) => r.imageDigest)));
+      const snapshots = (await readSnapshotRecords(root)).records;
+      const inUse = new Set([...records, ...snapshots].map((r) => r.imageDigest));
+      const removed = await new ContainerImageStore().prune(inUse);
       for (const digest of removed) process.stdout.write(`${digest}\n`);
     });
 }

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { checkSettings } from '../config/settings.js';
 import { HullError, isHullError } from '../errors.js';
 import { NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
@@ -26,6 +26,12 @@ export interface CreateOptions {
   bundle: string;
   pidFile?: string;
   consoleSocket?: string;
+  /**
+   * Not for users (`hull serve` forks): the container is a fork of the snapshot in this
+   * directory, running at once (see snapshot/fork-source.ts); `cardMacs` are its parent's.
+   */
+  forkFrom?: string;
+  cardMacs?: string;
 }
 
 /** What a caller of createContainer in its own process (`hull serve`) may ask beyond the verb's flags. */
@@ -62,6 +68,9 @@ export async function createContainer(
     if (pod) await recordPod(settings, id, pod.key);
     const consoleArgs = options.consoleSocket ? ['--console-socket', resolve(options.consoleSocket)] : [];
     const podArgs = pod ? ['--pod', pod.key] : [];
+    const forkArgs = options.forkFrom
+      ? ['--fork-from', resolve(options.forkFrom), '--card-macs', options.cardMacs ?? '']
+      : [];
     const { pid } = await spawnHelper(
       globals,
       [
@@ -70,6 +79,7 @@ export async function createContainer(
         bundle.dir,
         ...consoleArgs,
         ...podArgs,
+        ...forkArgs,
         ...(extras.startAtCreate ? ['--start-at-create'] : []),
         id,
       ],
@@ -110,6 +120,8 @@ export function registerCreate(program: Command): void {
     .option('--no-pivot', 'accepted for runc compatibility; the guest always pivots')
     .option('--no-new-keyring', 'accepted for runc compatibility')
     .option('--preserve-fds <n>', 'accepted for runc compatibility')
+    .addOption(new Option('--fork-from <dir>').hideHelp())
+    .addOption(new Option('--card-macs <list>').hideHelp())
     .action(async (rawId: string, options: CreateOptions, command: Command) => {
       await createContainer(rawId, options, command.optsWithGlobals<GlobalOptions>());
     });

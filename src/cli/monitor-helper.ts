@@ -23,6 +23,10 @@ interface MonitorOptions {
   resumeFrom?: string;
   /** Nothing runs between the create and the start (`hull serve`'s sandboxes): one guest step. */
   startAtCreate?: boolean;
+  /** A snapshot this container is a fork of (see `create --fork-from`). */
+  forkFrom?: string;
+  /** Its parent's cards' MAC addresses, comma-separated. */
+  cardMacs?: string;
 }
 
 /**
@@ -38,6 +42,8 @@ export function registerMonitorHelper(program: Command): void {
     .option('--pod <key>')
     .option('--resume-from <dir>')
     .option('--start-at-create')
+    .option('--fork-from <dir>')
+    .option('--card-macs <list>')
     .action(async (id: string, options: MonitorOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const settings = settingsFrom(globals);
@@ -60,6 +66,9 @@ export function registerMonitorHelper(program: Command): void {
             podVm: options.pod ? podVmOf(globals, options.pod, id, bundle) : undefined,
             resumeFrom: options.resumeFrom,
             startAtCreate: options.startAtCreate === true,
+            forkFrom: options.forkFrom
+              ? { dir: options.forkFrom, cardMacs: (options.cardMacs ?? '').split(',').filter(Boolean) }
+              : undefined,
           },
           AbortSignal.timeout(300_000),
         );

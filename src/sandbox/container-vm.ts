@@ -26,9 +26,9 @@ export interface ContainerVm {
   release(): Promise<void>;
   /**
    * Saves the VM to `dir` and stops it (pause to disk, see snapshot/saved-vm.ts); the caller
-   * then releases it. Only a VM of the container's own.
+   * then releases it. `resume`: a snapshot, the VM runs on. Only a VM of the container's own.
    */
-  saveTo(dir: string, signal: AbortSignal): Promise<SavedStateRecord>;
+  saveTo(dir: string, signal: AbortSignal, options?: { resume: boolean }): Promise<SavedStateRecord>;
 }
 
 /** A lone container's VM: the monitor owns it, and it ends with the container. */
@@ -42,12 +42,12 @@ export function ownVm(sandbox: Sandbox): ContainerVm {
     explainFailure: (err, what) => sandbox.explainFailure(err, what),
     shutdown: () => void sandbox.vm.stop(),
     release: () => sandbox.destroy(),
-    saveTo: (dir, signal) => {
+    saveTo: (dir, signal, options) => {
       if (!sandbox.saving) throw new HullError('ERR_UNSUPPORTED', 'this VM cannot be saved');
       return saveRunningVm(
         { vm: sandbox.vm, agent: sandbox.agent, ...sandbox.saving },
         dir,
-        { resume: false },
+        { resume: options?.resume === true },
         signal,
       );
     },

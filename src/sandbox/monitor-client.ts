@@ -37,7 +37,8 @@ export class MonitorClient {
     this.call(Monitor.method.update, { resourcesJson: Buffer.from(JSON.stringify(resources)) }, signal);
   processes = async (signal: AbortSignal) => (await this.call(Monitor.method.processes, {}, signal)).pids;
   shutdown = (signal: AbortSignal) => this.call(Monitor.method.shutdown, {}, signal);
-  saveVm = (dir: string, signal: AbortSignal) => this.call(Monitor.method.saveVm, { dir }, signal);
+  saveVm = (dir: string, signal: AbortSignal, options: { keepRunning?: boolean } = {}) =>
+    this.call(Monitor.method.saveVm, { dir, keepRunning: options.keepRunning === true }, signal);
 
   close(): void {
     this.rpc.close();

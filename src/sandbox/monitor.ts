@@ -13,6 +13,7 @@ import { vcpusCovering } from '../oci/guest-resources.js';
 import { asksRootOnDisks } from '../oci/rootfs-annotations.js';
 import type { Process } from '../oci/spec.js';
 import { containerImagesDir } from '../paths.js';
+import type { ForkFrom } from '../snapshot/fork-source.js';
 import type { SavedStateRecord } from '../snapshot/state-file.js';
 import { bundleDisksIn, makeBundleDisks, specOnDisks } from '../storage/bundle-disks.js';
 import { rootfsDisksOf } from '../storage/rootfs-disks.js';
@@ -101,6 +102,8 @@ export class ContainerMonitor {
        * with the container running in it as it was, and nothing is created.
        */
       resumeFrom?: string;
+      /** A snapshot (SaveVm keep_running) this container is a fork of: see ForkFrom. */
+      forkFrom?: ForkFrom;
     },
     signal: AbortSignal,
   ): Promise<ContainerMonitor> {
@@ -110,8 +113,9 @@ export class ContainerMonitor {
     const created = new Date().toISOString();
     const creating = stateOf({ id, bundle, created, status: 'creating' });
     await writeState(options.dir, creating);
-    // A resumed container's hooks ran when it was created.
-    if (hasCreateRuntimeHooks(bundle.spec) && !options.resumeFrom) await options.createRuntimeHooks(creating);
+    // A resumed container's hooks ran when it was created; a fork's, when its parent was.
+    const takenUp = options.resumeFrom !== undefined || options.forkFrom !== undefined;
+    if (hasCreateRuntimeHooks(bundle.spec) && !takenUp) await options.createRuntimeHooks(creating);
     const terminal = await openTerminalFor(bundle.spec.process, options.consoleSocket, signal);
     let sandbox: ContainerVm | undefined;
     const metrics = new OwnerMetrics(id, 'monitor');
@@ -141,7 +145,7 @@ export class ContainerMonitor {
         monitor.startedAtCreate = true;
         monitor.status = 'running';
       }
-      if (options.resumeFrom) monitor.status = 'running';
+      if (takenUp) monitor.status = 'running';
       if (terminal) {
         forwardResizes(terminal, sandbox.agent, { containerId: id });
         monitor.terminal = terminal;
@@ -196,7 +200,7 @@ export class ContainerMonitor {
           return {};
         },
         saveVm: async (req) => {
-          const record = await this.saveVm(req.dir);
+          const record = req.keepRunning ? await this.snapshotVm(req.dir) : await this.saveVm(req.dir);
           return { bytes: BigInt(record.bytes), saveMs: BigInt(record.saveMs) };
         },
       })
@@ -271,6 +275,29 @@ export class ContainerMonitor {
     } catch (err) {
       this.savedTo = undefined;
       throw err;
+    }
+  }
+
+  /**
+   * A snapshot: the VM saved into `dir` with a frozen copy of its writable disk, and running on
+   * (see snapshot/saved-vm.ts); forks and new sandboxes start from it. The container is frozen
+   * (its cgroup) while its VM is saved, so its processes stand still in the saved guest: a
+   * copy thaws them only once it is its own sandbox (see ownSandbox), never running a moment
+   * with the parent's name, address or random state.
+   */
+  private async snapshotVm(dir: string): Promise<SavedStateRecord> {
+    if (this.status !== 'running' || this.savedTo !== undefined) {
+      throw new HullError(
+        'ERR_STATE',
+        `container ${this.id} is ${this.status}: only a running container's VM is snapshotted`,
+      );
+    }
+    const signal = AbortSignal.timeout(300_000);
+    await this.sandbox.agent.pauseContainer(this.id, signal);
+    try {
+      return await this.sandbox.saveTo(dir, signal, { resume: true });
+    } finally {
+      await this.sandbox.agent.resumeContainer(this.id, AbortSignal.timeout(60_000));
     }
   }
 
@@ -356,6 +383,7 @@ async function ownSandbox(
     netns?: string;
     startAtCreate?: boolean;
     resumeFrom?: string;
+    forkFrom?: ForkFrom;
   },
   input: ProcessInput,
   signal: AbortSignal,
@@ -386,11 +414,23 @@ async function ownSandbox(
       resumeFrom: options.resumeFrom,
       // Disks made from the bundle are a checkpoint's (cli/restore.ts), not a paused sandbox's.
       resumedStays: fromBundle ? `container ${options.id} stays checkpointed` : undefined,
+      forkFrom: options.forkFrom,
       signal,
     },
   );
   // Resumed: its container runs in the saved guest already.
   if (options.resumeFrom) return ownVm(sandbox);
+  if (options.forkFrom) {
+    // Its container, frozen at the snapshot, thaws now that the guest is this sandbox (its ID,
+    // hostname, clock, entropy and network given by Sandbox.create).
+    try {
+      await sandbox.agent.resumeContainer(options.id, signal);
+    } catch (err) {
+      await sandbox.destroy();
+      throw err;
+    }
+    return ownVm(sandbox);
+  }
   try {
     const bundle = fromBundle ? { ...options.bundle, spec: fromBundle.spec } : options.bundle;
     await sandbox.createContainer(options.id, bundle, signal, {

@@ -22,6 +22,7 @@ import {
 import { logger } from '../log.js';
 import type { Spec } from '../oci/spec.js';
 import { stateDir } from '../paths.js';
+import { type ForkFrom, snapshotForkSource } from '../snapshot/fork-source.js';
 import { savedVmSource } from '../snapshot/resume-source.js';
 import type { RootfsDisks } from '../storage/rootfs-disks.js';
 import { HostMounter } from '../sys/mount.js';
@@ -318,6 +319,18 @@ export async function templateKeyFor(
   return { key: await templateKey(shape, hypervisor, image.manifest.hash), shape };
 }
 
+/** A fork's clone source; forks need templates (a snapshot is made a template to fork from). */
+function forkSourceOf(fork: ForkFrom, base: Awaited<ReturnType<typeof sandboxBase>>) {
+  if (!base.templates) {
+    throw new HullError(
+      'ERR_UNSUPPORTED',
+      'forks are clones of a snapshot made a template, and templates are off here (HULL_TEMPLATE, --boot, or the debug console)',
+    );
+  }
+  const { hypervisor, describe, buildTimeoutMs } = base.templates;
+  return snapshotForkSource(fork, { hypervisor, describe, timeoutMs: buildTimeoutMs });
+}
+
 /** Boots a sandbox VM for `id` with the current guest image, in `options.dir`. */
 export async function startSandbox(
   id: string,
@@ -336,6 +349,8 @@ export async function startSandbox(
     resumeFrom?: string;
     /** What a refused saved state leaves as it was, said in the refusal (see state-file.ts). */
     resumedStays?: string;
+    /** A snapshot of another sandbox's VM: this sandbox starts as a fork of it. */
+    forkFrom?: ForkFrom;
     signal: AbortSignal;
   },
 ): Promise<Sandbox> {
@@ -369,7 +384,9 @@ export async function startSandbox(
             imageHash: base.options.image.manifest.hash,
             stays: options.resumedStays,
           })
-        : base.cloneSource,
+        : options.forkFrom
+          ? forkSourceOf(options.forkFrom, base)
+          : base.cloneSource,
       notice,
     },
     options.signal,

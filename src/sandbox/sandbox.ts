@@ -184,7 +184,8 @@ export class Sandbox {
           ? {
               netns: network.netns,
               nics: network.interfaces.map(({ tap, mac }) => ({ tap, mac })),
-              vhost: await hostHasVhostNet(),
+              // vhost-net needs virtio-net headers, which a savable VM's taps have not (jail.ts).
+              vhost: !options.rootfsDisks && (await hostHasVhostNet()),
             }
           : undefined,
       });

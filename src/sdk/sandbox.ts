@@ -1,4 +1,10 @@
-import type { CreateSandboxRequest, SandboxInfo, SandboxList } from '../serve/api-types.js';
+import type {
+  CreateSandboxRequest,
+  SandboxInfo,
+  SandboxList,
+  SnapshotInfo,
+  SnapshotList,
+} from '../serve/api-types.js';
 import { Commands } from './commands.js';
 import { Connection, type ConnectionOptions } from './connection.js';
 import { Files } from './files.js';
@@ -6,7 +12,7 @@ import { Ports } from './ports.js';
 import { Pty } from './pty.js';
 
 export type { CommandInfo, FileStat, PtySize, WatchEvent } from '../serve/api-session-types.js';
-export type { FileEntry, SandboxInfo } from '../serve/api-types.js';
+export type { FileEntry, SandboxInfo, SnapshotInfo } from '../serve/api-types.js';
 export type { CommandHandle, CommandOptions, CommandResult, OutputCallbacks } from './commands.js';
 export { type ConnectionOptions, HullApiError } from './connection.js';
 export type { WatchHandle } from './files.js';
@@ -19,6 +25,7 @@ export type SandboxOptions = CreateSandboxRequest & ConnectionOptions;
  *
  *   const sandbox = await Sandbox.create({ image: 'docker.io/library/python:3.12-slim' });
  *   const { stdout } = await sandbox.commands.run('python3 -c "print(6*7)"');
+ *   const copies = await sandbox.fork({ count: 3 });
  */
 export class Sandbox {
   readonly commands: Commands;
@@ -98,6 +105,44 @@ export class Sandbox {
    */
   async pause(): Promise<void> {
     await this.connection.json('POST', `/v1/sandboxes/${this.sandboxId}/pause`);
+  }
+
+  /**
+   * `count` running copies of this sandbox (it runs on): each goes on from its memory, processes
+   * and files as they are now, with its own disk, address, MAC, hostname, boot id and fresh
+   * entropy; their memory is shared copy-on-write. Open TCP connections may break in the copies.
+   * All or none: if one copy cannot start, none is left.
+   */
+  async fork(options: { count?: number } = {}): Promise<Sandbox[]> {
+    const list = await this.connection.json<SandboxList>('POST', `/v1/sandboxes/${this.sandboxId}/fork`, {
+      count: options.count ?? 1,
+    });
+    return list.sandboxes.map((info) => new Sandbox(this.connection, info.sandboxId, info));
+  }
+
+  /**
+   * Keeps a snapshot of this sandbox (it runs on): `Sandbox.create({ fromSnapshot })` starts any
+   * number of sandboxes from it, each going on from where this one is now.
+   */
+  snapshot(options: { metadata?: Record<string, string> } = {}): Promise<SnapshotInfo> {
+    return this.connection.json<SnapshotInfo>('POST', `/v1/sandboxes/${this.sandboxId}/snapshots`, options);
+  }
+
+  /** The snapshots the server keeps. */
+  static async listSnapshots(options: ConnectionOptions = {}): Promise<SnapshotInfo[]> {
+    return (await new Connection(options).json<SnapshotList>('GET', '/v1/snapshots')).snapshots;
+  }
+
+  static getSnapshot(snapshotId: string, options: ConnectionOptions = {}): Promise<SnapshotInfo> {
+    return new Connection(options).json<SnapshotInfo>(
+      'GET',
+      `/v1/snapshots/${encodeURIComponent(snapshotId)}`,
+    );
+  }
+
+  /** Removes a snapshot; the sandboxes started from it live on. */
+  static async removeSnapshot(snapshotId: string, options: ConnectionOptions = {}): Promise<void> {
+    await new Connection(options).json('DELETE', `/v1/snapshots/${encodeURIComponent(snapshotId)}`);
   }
 
   /** Kills the sandbox; nothing of it is left. */

@@ -24,4 +24,13 @@ describe("the server's admission", () => {
     await assert.rejects(admission.createSandbox(0, async () => Promise.reject(new Error('failed'))));
     assert.equal(await admission.createSandbox(1, async () => 'again'), 'again');
   });
+
+  test('a fork of N counts N sandboxes, and is refused whole when they do not fit', async () => {
+    const admission = new Admission({ maxSandboxes: 5, maxRequests: 10, maxStreams: 10 });
+    await assert.rejects(
+      admission.createSandbox(1, async () => 'never', 5),
+      (err) => isHullError(err) && err.code === 'ERR_LIMIT',
+    );
+    assert.equal(await admission.createSandbox(1, async () => 'four', 4), 'four');
+  });
 });

@@ -60,18 +60,20 @@ export class Admission {
   }
 
   /** Runs a create if there is room for one more sandbox beside the `live` ones, else ERR_LIMIT. */
-  async createSandbox<T>(live: number, create: () => Promise<T>): Promise<T> {
-    if (live + this.creating >= this.limits.maxSandboxes) {
+  async createSandbox<T>(live: number, create: () => Promise<T>, count = 1): Promise<T> {
+    if (live + this.creating + count > this.limits.maxSandboxes) {
       throw new HullError(
         'ERR_LIMIT',
-        `the server already has ${this.limits.maxSandboxes} sandboxes (its --max-sandboxes): kill one, or retry later`,
+        count > 1
+          ? `${count} more sandboxes would take the server past its ${this.limits.maxSandboxes} (its --max-sandboxes): kill some, fork fewer, or retry later`
+          : `the server already has ${this.limits.maxSandboxes} sandboxes (its --max-sandboxes): kill one, or retry later`,
       );
     }
-    this.creating++;
+    this.creating += count;
     try {
       return await create();
     } finally {
-      this.creating--;
+      this.creating -= count;
     }
   }
 }

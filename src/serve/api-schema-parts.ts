@@ -15,6 +15,8 @@ export const LIMITS = {
   maxTimeoutMs: 7 * 24 * 3600 * 1000,
   maxCpus: 64,
   maxMemoryMiB: 1024 * 1024,
+  /** The most copies one fork makes (each is a sandbox, counted by the server's limit too). */
+  maxForks: 16,
 } as const;
 
 export const stringMap = {

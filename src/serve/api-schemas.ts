@@ -19,6 +19,38 @@ const metadataPair = {
 
 const timeoutMs = { type: 'integer', minimum: 1, maximum: LIMITS.maxTimeoutMs } as const;
 
+const snapshotId = { type: 'string', pattern: '^snap-[0-9a-f]{16}$' } as const;
+
+const snapshotInfo = {
+  type: 'object',
+  required: [
+    'snapshotId',
+    'sandboxId',
+    'image',
+    'imageDigest',
+    'diskMiB',
+    'env',
+    'metadata',
+    'network',
+    'createdAt',
+    'bytes',
+  ],
+  properties: {
+    snapshotId: { type: 'string' },
+    sandboxId: { type: 'string' },
+    image: { type: 'string' },
+    imageDigest: { type: 'string' },
+    cpus: { type: 'integer' },
+    memoryMiB: { type: 'integer' },
+    diskMiB: { type: 'integer' },
+    env: { type: 'object', additionalProperties: { type: 'string' } },
+    metadata: { type: 'object', additionalProperties: { type: 'string' } },
+    network: { type: 'string', enum: ['none', 'internet'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    bytes: { type: 'integer' },
+  },
+} as const;
+
 const sandboxInfo = {
   type: 'object',
   required: [
@@ -63,8 +95,10 @@ export const schemas = {
   CreateSandboxRequest: {
     type: 'object',
     additionalProperties: false,
-    required: ['image'],
+    // An image, or a snapshot (whose image it is).
+    anyOf: [{ required: ['image'] }, { required: ['fromSnapshot'] }],
     properties: {
+      fromSnapshot: snapshotId,
       image: {
         type: 'string',
         minLength: 1,
@@ -96,6 +130,28 @@ export const schemas = {
         anyOf: [metadataPair, { type: 'array', maxItems: LIMITS.mapEntries, items: metadataPair }],
       },
     },
+  },
+  ForkRequest: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['count'],
+    properties: { count: { type: 'integer', minimum: 1, maximum: LIMITS.maxForks } },
+  },
+  CreateSnapshotRequest: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { metadata: stringMap },
+  },
+  SnapshotInfo: snapshotInfo,
+  SnapshotList: {
+    type: 'object',
+    required: ['snapshots'],
+    properties: { snapshots: { type: 'array', items: snapshotInfo } },
+  },
+  SnapshotIdParams: {
+    type: 'object',
+    required: ['snapshotId'],
+    properties: { snapshotId },
   },
   SandboxIdParams: {
     type: 'object',

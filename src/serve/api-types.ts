@@ -34,8 +34,14 @@ export interface ApiError {
 export type NetworkMode = 'none' | 'internet';
 
 export interface CreateSandboxRequest {
-  /** A container image reference: `registry/name:tag` or `…@sha256:…`. */
-  image: string;
+  /** A container image reference: `registry/name:tag` or `…@sha256:…`. Or `fromSnapshot`. */
+  image?: string;
+  /**
+   * A snapshot (sandbox.snapshot()) the sandbox starts from, running as its sandbox was at the
+   * snapshot: its image, size and network are the snapshot's (cpus, memoryMiB, diskMiB and
+   * network, if given, must be the same).
+   */
+  fromSnapshot?: string;
   cpus?: number;
   memoryMiB?: number;
   /** The size of the sandbox's writable disk: what it can write in its filesystem, in MiB. */
@@ -66,6 +72,37 @@ export interface SandboxInfo {
 
 export interface SandboxList {
   sandboxes: SandboxInfo[];
+}
+
+/** sandbox.fork(): how many running copies to make (1 to LIMITS.maxForks). */
+export interface ForkRequest {
+  count: number;
+}
+
+export interface CreateSnapshotRequest {
+  metadata?: Record<string, string>;
+}
+
+/** A running sandbox's saved state, which sandboxes start from (Sandbox.create fromSnapshot). */
+export interface SnapshotInfo {
+  snapshotId: string;
+  /** The sandbox it was taken of (which may be gone since). */
+  sandboxId: string;
+  image: string;
+  imageDigest: string;
+  cpus?: number;
+  memoryMiB?: number;
+  diskMiB: number;
+  env: Record<string, string>;
+  metadata: Record<string, string>;
+  network: NetworkMode;
+  createdAt: string;
+  /** The saved VM's size on disk (its memory and devices), without the disk's copy. */
+  bytes: number;
+}
+
+export interface SnapshotList {
+  snapshots: SnapshotInfo[];
 }
 
 export interface SetTimeoutRequest {

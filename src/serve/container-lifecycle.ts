@@ -8,6 +8,7 @@ import { HullError, isHullError, messageOf } from '../errors.js';
 import { containerDir } from '../sandbox/container-id.js';
 import { MonitorClient } from '../sandbox/monitor-client.js';
 import { effectiveState, readState } from '../sandbox/state.js';
+import type { ForkFrom } from '../snapshot/fork-source.js';
 import { run } from '../sys/exec.js';
 
 /**
@@ -17,16 +18,20 @@ import { run } from '../sys/exec.js';
  * other front doors use.
  */
 export interface ContainerVerbs {
+  /** `fork`: the container starts as a fork of a snapshot, running at once (create --fork-from). */
   create(
     id: string,
     bundle: string,
     size: { cpus?: number; memoryMiB?: number },
     signal: AbortSignal,
+    fork?: ForkFrom,
   ): Promise<void>;
   delete(id: string, signal: AbortSignal): Promise<void>;
   running(id: string): Promise<boolean>;
   /** Pause to disk: the container's VM saved into `dir`, its QEMU and monitor ended. */
   save(id: string, dir: string, signal: AbortSignal): Promise<void>;
+  /** A snapshot: the container's VM saved into `dir` with a copy of its disk, running on. */
+  snapshot(id: string, dir: string, signal: AbortSignal): Promise<void>;
   /** The container paused to `dir` running again (`hull _resume`). */
   resume(id: string, bundle: string, dir: string, signal: AbortSignal): Promise<void>;
 }
@@ -49,7 +54,7 @@ export function hullVerbs(globals: GlobalOptions): ContainerVerbs {
     ...args,
   ];
   return {
-    async create(id, bundle, size, signal) {
+    async create(id, bundle, size, signal, fork) {
       signal.throwIfAborted();
       // The monitor keeps its stdout and stderr for the container's life (as a detached runc
       // container keeps runc's): a file, never a pipe the server would wait on.
@@ -61,12 +66,19 @@ export function hullVerbs(globals: GlobalOptions): ContainerVerbs {
       };
       try {
         // Bounded by the monitor's own deadline for making its VM and container.
-        await createContainer(id, { bundle }, globals, { startAtCreate: true, outputFd: output.fd, env });
+        await createContainer(
+          id,
+          { bundle, forkFrom: fork?.dir, cardMacs: fork?.cardMacs.join(',') },
+          globals,
+          // A fork runs already (its process is the parent's, going on): nothing to start.
+          { startAtCreate: !fork, outputFd: output.fd, env },
+        );
       } catch (err) {
         throw vmDidNotStart(err);
       } finally {
         await output.close();
       }
+      if (fork) return;
       try {
         await withContainer(globals, id, (ref) => withMonitor(ref, (monitor) => monitor.start(signal)));
       } catch (err) {
@@ -90,6 +102,14 @@ export function hullVerbs(globals: GlobalOptions): ContainerVerbs {
       const monitor = await MonitorClient.connect(containerDir(settings, id), id, signal);
       try {
         await monitor.saveVm(dir, signal);
+      } finally {
+        monitor.close();
+      }
+    },
+    async snapshot(id, dir, signal) {
+      const monitor = await MonitorClient.connect(containerDir(settings, id), id, signal);
+      try {
+        await monitor.saveVm(dir, signal, { keepRunning: true });
       } finally {
         monitor.close();
       }

@@ -126,6 +126,21 @@ export class SandboxNetworks {
   }
 
   /**
+   * The MAC address of the sandbox's eth0, which its guest's card took (a fork's card keeps
+   * its parent's until the fork's own is set up; see snapshot/fork-source.ts).
+   */
+  async guestMac(sandboxId: string, signal: AbortSignal): Promise<string> {
+    const out = await ip(
+      ['-j', '-n', netnsName(sandboxId), 'link', 'show', 'dev', 'eth0'],
+      `reading the MAC address of ${sandboxId}`,
+      signal,
+    );
+    const mac = (JSON.parse(out) as { address?: string }[])[0]?.address;
+    if (!mac) throw new HullError('ERR_NETWORK', `sandbox ${sandboxId} has no eth0 in its namespace`);
+    return mac;
+  }
+
+  /**
    * Removes the sandbox's namespace (its veth goes with it), then its address lease: a lease
    * is the last thing of a sandbox's network, so the sweep that follows leases finds all.
    */

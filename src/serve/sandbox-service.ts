@@ -6,11 +6,14 @@ import { makeSandboxRootfs } from '../container-images/sandbox-rootfs.js';
 import type { ContainerImageStore, PulledImage } from '../container-images/store.js';
 import { HullError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
+import { removeSnapshotTemplate } from '../snapshot/saved-vm.js';
+import { readStateRecord } from '../snapshot/state-file.js';
 import { DEFAULT_WRITABLE_DISK_MIB } from '../storage/rootfs-disks.js';
 import { hostNowMs } from '../trace/boot-marks.js';
 import { StepSpans } from '../trace/step-spans.js';
-import type { CreateSandboxRequest, SandboxInfo } from './api-types.js';
+import type { CreateSandboxRequest, CreateSnapshotRequest, SandboxInfo, SnapshotInfo } from './api-types.js';
 import type { ContainerVerbs } from './container-lifecycle.js';
+import { bundleFromSnapshot, imageDiskOfBundle } from './sandbox-from-snapshot.js';
 import { diskSeedOf, noNetwork, type SandboxNetworks, withSandboxNetwork } from './sandbox-network.js';
 import {
   makeSandboxDir,
@@ -22,6 +25,16 @@ import {
   writeRecord,
 } from './sandbox-records.js';
 import { sandboxSpec } from './sandbox-spec.js';
+import {
+  makeSnapshotDir,
+  readSnapshotRecords,
+  removeSnapshotDir,
+  type SnapshotRecord,
+  snapshotDir,
+  snapshotInfo,
+  snapshotRecordOf,
+  writeSnapshotRecord,
+} from './snapshot-records.js';
 import { defaultStartSlots, StartSlots } from './start-slots.js';
 
 /** A sandbox's time to live when the request gives none (as hosted sandbox services do). */
@@ -45,6 +58,7 @@ export class SandboxService {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly killing = new Map<string, Promise<void>>();
   private readonly pausing = new Map<string, Promise<void>>();
+  private readonly snapshots = new Map<string, SnapshotRecord>();
 
   constructor(
     private readonly root: string,
@@ -60,6 +74,13 @@ export class SandboxService {
    * and one whose time is over, whose VM ended, or whose create was cut short is removed.
    */
   async recover(): Promise<void> {
+    const snapshots = await readSnapshotRecords(this.root);
+    // A fork's passing snapshot, or one cut short, is of no use to anyone now.
+    for (const id of snapshots.incomplete) await this.dropSnapshot(id);
+    for (const snapshot of snapshots.records) {
+      if (snapshot.passing) await this.dropSnapshot(snapshot.snapshotId);
+      else this.snapshots.set(snapshot.snapshotId, snapshot);
+    }
     const { records, incomplete } = await readRecords(this.root);
     for (const id of incomplete) await this.remove(id);
     for (const record of records) {
@@ -77,14 +98,22 @@ export class SandboxService {
   }
 
   async create(request: CreateSandboxRequest): Promise<SandboxInfo> {
+    if (request.fromSnapshot) return this.createFromSnapshot(request, request.fromSnapshot);
+    const reference = request.image;
+    if (!reference) {
+      throw new HullError(
+        'ERR_CONFIG',
+        'a sandbox is made from an image or a snapshot: give image or fromSnapshot',
+      );
+    }
     const signal = AbortSignal.timeout(CREATE_TIMEOUT_MS);
     const spans = new StepSpans();
-    const image = await spans.step('image', () => this.images.pull(request.image, signal));
+    const image = await spans.step('image', () => this.images.pull(reference, signal));
     const id = `sb-${randomBytes(8).toString('hex')}`;
     const dir = await makeSandboxDir(this.root, id);
     const record: SandboxRecord = {
       sandboxId: id,
-      image: request.image,
+      image: reference,
       imageDigest: image.digest,
       cpus: request.cpus,
       memoryMiB: request.memoryMiB,
@@ -144,6 +173,199 @@ export class SandboxService {
     await spans.step('container', () =>
       this.verbs.create(id, bundle, { cpus: record.cpus, memoryMiB: record.memoryMiB }, signal),
     );
+  }
+
+  /**
+   * A sandbox started from a snapshot, running as the snapshot's sandbox was: the same image,
+   * size and network (a request asking another is refused), its own disk, address and time.
+   */
+  private async createFromSnapshot(request: CreateSandboxRequest, snapshotId: string): Promise<SandboxInfo> {
+    const snapshot = this.snapshotRecord(snapshotId);
+    const differs = (['image', 'cpus', 'memoryMiB', 'diskMiB', 'network'] as const).filter(
+      (key) => request[key] !== undefined && request[key] !== snapshot[key],
+    );
+    if (differs.length) {
+      throw new HullError(
+        'ERR_CONFIG',
+        `a sandbox from snapshot ${snapshotId} has its ${differs.join(', ')}: leave ${differs.length > 1 ? 'them' : 'it'} out`,
+      );
+    }
+    return this.startFromSnapshot(snapshot, {
+      env: { ...snapshot.env, ...request.env },
+      metadata: request.metadata ?? {},
+      expiresAtMs: Date.now() + (request.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+    });
+  }
+
+  /**
+   * Keeps a snapshot of a running sandbox, which runs on: its VM saved (memory and devices)
+   * and its writable disk copied while the VM stands still (see snapshot/saved-vm.ts).
+   */
+  async snapshot(id: string, request: CreateSnapshotRequest): Promise<SnapshotInfo> {
+    const record = this.runningRecord(id);
+    const { id: snapshotId, dir } = await makeSnapshotDir(this.root);
+    try {
+      const snapshot = await this.oneAtATime(id, () =>
+        this.takeSnapshot(record, snapshotId, dir, { metadata: request.metadata ?? {} }),
+      );
+      this.snapshots.set(snapshotId, snapshot);
+      log.info({ sandbox: id, snapshot: snapshotId }, 'snapshot kept');
+      return snapshotInfo(snapshot);
+    } catch (err) {
+      await this.dropSnapshot(snapshotId);
+      throw err;
+    }
+  }
+
+  /**
+   * `count` running copies of a running sandbox, which runs on: a passing snapshot, made a
+   * template once, that every fork clones copy-on-write, each with its own disk, address and
+   * identity (see snapshot/fork-source.ts); removed once they run. All or none: a fork that
+   * fails to start takes the others with it.
+   */
+  async fork(id: string, count: number): Promise<SandboxInfo[]> {
+    const record = this.runningRecord(id);
+    const { id: snapshotId, dir } = await makeSnapshotDir(this.root);
+    try {
+      const snapshot = await this.oneAtATime(id, () =>
+        this.takeSnapshot(record, snapshotId, dir, { metadata: record.metadata, passing: true }),
+      );
+      const started = await Promise.allSettled(
+        Array.from({ length: count }, () =>
+          this.startFromSnapshot(snapshot, {
+            env: record.env,
+            metadata: record.metadata,
+            expiresAtMs: record.expiresAtMs,
+          }),
+        ),
+      );
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed) {
+        for (const s of started) if (s.status === 'fulfilled') await this.kill(s.value.sandboxId);
+        throw failed.reason;
+      }
+      log.info({ sandbox: id, count }, 'sandbox forked');
+      return started.map((s) => (s as PromiseFulfilledResult<SandboxInfo>).value);
+    } finally {
+      await this.dropSnapshot(snapshotId);
+    }
+  }
+
+  listSnapshots(): SnapshotInfo[] {
+    return [...this.snapshots.values()]
+      .map(snapshotInfo)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  describeSnapshot(id: string): SnapshotInfo {
+    return snapshotInfo(this.snapshotRecord(id));
+  }
+
+  /** A kept snapshot's record, or ERR_NOT_FOUND. */
+  snapshotRecord(id: string): SnapshotRecord {
+    const snapshot = this.snapshots.get(id);
+    if (!snapshot) {
+      throw new HullError('ERR_NOT_FOUND', `snapshot ${id} does not exist: list them with GET /v1/snapshots`);
+    }
+    return snapshot;
+  }
+
+  /** Removes a snapshot (its saved VM, its disk's copy, its template); sandboxes from it live on. */
+  async removeSnapshot(id: string): Promise<void> {
+    this.snapshotRecord(id);
+    this.snapshots.delete(id);
+    await this.dropSnapshot(id);
+  }
+
+  /** A live sandbox that runs (not paused), or ERR_NOT_FOUND / ERR_STATE. */
+  private runningRecord(id: string): SandboxRecord {
+    const record = this.record(id);
+    if (record.paused) {
+      throw new HullError('ERR_STATE', `sandbox ${id} is paused: resume it first`);
+    }
+    return record;
+  }
+
+  private async takeSnapshot(
+    record: SandboxRecord,
+    snapshotId: string,
+    dir: string,
+    options: { metadata: Record<string, string>; passing?: boolean },
+  ): Promise<SnapshotRecord> {
+    const id = record.sandboxId;
+    if (!(await this.verbs.running(id))) {
+      throw new HullError('ERR_STATE', `sandbox ${id} is not running: only a running sandbox is snapshotted`);
+    }
+    const signal = AbortSignal.timeout(PAUSE_TIMEOUT_MS);
+    const imageDisk = await imageDiskOfBundle(join(sandboxDir(this.root, id), 'bundle'));
+    const cardMacs = record.internet ? [await this.networks.guestMac(id, signal)] : [];
+    await this.verbs.snapshot(id, dir, signal);
+    const snapshot = snapshotRecordOf(record, {
+      snapshotId,
+      bytes: (await readStateRecord(dir))?.bytes ?? 0,
+      imageDisk,
+      cardMacs,
+      ...options,
+    });
+    await writeSnapshotRecord(this.root, snapshot);
+    return snapshot;
+  }
+
+  /** One sandbox from a snapshot: its own directory, network, disk copy and container. */
+  private async startFromSnapshot(
+    snapshot: SnapshotRecord,
+    parts: { env: Record<string, string>; metadata: Record<string, string>; expiresAtMs: number },
+  ): Promise<SandboxInfo> {
+    const signal = AbortSignal.timeout(CREATE_TIMEOUT_MS);
+    const id = `sb-${randomBytes(8).toString('hex')}`;
+    const dir = await makeSandboxDir(this.root, id);
+    const { cpus, memoryMiB } = snapshot;
+    const record: SandboxRecord = {
+      sandboxId: id,
+      image: snapshot.image,
+      imageDigest: snapshot.imageDigest,
+      ...(cpus ? { cpus } : {}),
+      ...(memoryMiB ? { memoryMiB } : {}),
+      diskMiB: snapshot.diskMiB,
+      env: parts.env,
+      metadata: parts.metadata,
+      network: snapshot.network,
+      createdAt: new Date().toISOString(),
+      expiresAtMs: parts.expiresAtMs,
+      process: snapshot.process,
+    };
+    const fromDir = snapshotDir(this.root, snapshot.snapshotId);
+    try {
+      if (record.network === 'internet') record.internet = await this.networks.attach(id, dir, signal);
+      const bundle = await bundleFromSnapshot(
+        { record: snapshot, dir: fromDir },
+        dir,
+        (annotations) => withSandboxNetwork(sandboxSpec(record, annotations), record, dir),
+        signal,
+      );
+      // A copy's VM is cloned as any sandbox's is: it waits its turn with the creates.
+      await this.startSlots.run(signal, () =>
+        this.verbs.create(id, bundle, { cpus, memoryMiB }, signal, {
+          dir: fromDir,
+          cardMacs: snapshot.cardMacs,
+        }),
+      );
+      await writeRecord(this.root, record);
+    } catch (err) {
+      await this.remove(id);
+      throw err;
+    }
+    this.records.set(id, record);
+    this.arm(record);
+    return this.info(record);
+  }
+
+  /** A snapshot's files and template gone (whatever of them there is). */
+  private async dropSnapshot(id: string): Promise<void> {
+    await removeSnapshotTemplate(snapshotDir(this.root, id)).catch((err: unknown) =>
+      log.error({ snapshot: id, err: messageOf(err) }, "removing a snapshot's template failed"),
+    );
+    await removeSnapshotDir(this.root, id);
   }
 
   /** How many sandboxes the server holds (live, or being killed): what its limit counts. */
@@ -301,7 +523,7 @@ export class SandboxService {
 
   /** Digests of the images live sandboxes were made from (kept by an image prune). */
   digestsInUse(): Set<string> {
-    return new Set([...this.records.values()].map((r) => r.imageDigest));
+    return new Set([...this.records.values(), ...this.snapshots.values()].map((r) => r.imageDigest));
   }
 
   /** Stops the timers (the server is closing); the sandboxes live on. */

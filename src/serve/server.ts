@@ -16,6 +16,8 @@ import type { RenameRequest, StartPtyRequest } from './api-session-types.js';
 import type {
   ApiErrorCode,
   CreateSandboxRequest,
+  CreateSnapshotRequest,
+  ForkRequest,
   PathRequest,
   PortRequest,
   SetTimeoutRequest,
@@ -199,6 +201,25 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
       const info = await sandboxes.resume(sandboxId);
       if (paused) await commands.recover([sandboxId]);
       return info;
+    },
+    forkSandbox: async (request, reply) => {
+      const { count } = request.body as ForkRequest;
+      const { sandboxId } = recordOf(request);
+      const fork = () => sandboxes.fork(sandboxId, count);
+      return reply
+        .code(201)
+        .send({ sandboxes: await admission.createSandbox(sandboxes.count(), fork, count) });
+    },
+    snapshotSandbox: async (request, reply) =>
+      reply
+        .code(201)
+        .send(await sandboxes.snapshot(recordOf(request).sandboxId, request.body as CreateSnapshotRequest)),
+    listSnapshots: async () => ({ snapshots: sandboxes.listSnapshots() }),
+    getSnapshot: async (request) =>
+      sandboxes.describeSnapshot((request.params as { snapshotId: string }).snapshotId),
+    removeSnapshot: async (request, reply) => {
+      await sandboxes.removeSnapshot((request.params as { snapshotId: string }).snapshotId);
+      return reply.code(204).send();
     },
     setSandboxTimeout: async (request) =>
       sandboxes.setTimeout(recordOf(request).sandboxId, (request.body as SetTimeoutRequest).timeoutMs),

@@ -6,9 +6,9 @@ import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
 import { withLock } from '../sandbox/lock.js';
 import { buildTemplate, type TemplateBuild } from '../template/build.js';
 import { type CloneSource, openCloneSource, templateConfigOf, templateKey } from '../template/clone.js';
-import { liveTemplate, type TemplateRecord, templatesDir } from '../template/store.js';
+import { liveTemplate, removeTemplate, type TemplateRecord, templatesDir } from '../template/store.js';
 import { forkDisk, freezeDiskCopy } from './disks.js';
-import { openCheckedState, type SavedStateRecord, saveVmState } from './state-file.js';
+import { openCheckedState, readStateRecord, type SavedStateRecord, saveVmState } from './state-file.js';
 
 /** A snapshot's frozen copy of its VM's writable disk, beside its state. */
 export function snapshotDiskPath(dir: string): string {
@@ -149,7 +149,7 @@ export async function snapshotTemplate(
   await mkdir(templatesDir(), { recursive: true, mode: 0o700 });
   const { file, record } = await openCheckedState(dir, expect, signal);
   try {
-    const key = `snap-${record.sha256.slice(0, 16)}`;
+    const key = snapshotTemplateKeyOf(record);
     return await withLock(templatesDir(), signal, async () => {
       const live = await liveTemplate(key);
       if (live) return live;
@@ -164,6 +164,19 @@ export async function snapshotTemplate(
   } finally {
     await file.close();
   }
+}
+
+function snapshotTemplateKeyOf(record: SavedStateRecord): string {
+  return `snap-${record.sha256.slice(0, 16)}`;
+}
+
+/**
+ * Removes the template made of the snapshot in `dir`, if one was (its held memory goes; the
+ * forks running from it keep their own mappings of it).
+ */
+export async function removeSnapshotTemplate(dir: string): Promise<void> {
+  const record = await readStateRecord(dir);
+  if (record) await removeTemplate(snapshotTemplateKeyOf(record));
 }
 
 /**

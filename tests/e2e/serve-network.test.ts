@@ -121,7 +121,7 @@ describe('hull serve: sandbox networking', { timeout: 1_200_000 }, () => {
 
   before(async () => {
     dirs = await privateDirs('serve-net');
-    // The machine's guest image, or HULL_STATE_DIR's (one built from this tree).
+    // The images and templates of $HULL_STATE_DIR (a guest image built from this checkout).
     const state = await serveStateDir(dirs.scratch);
     env = { HULL_STATE_DIR: state, HULL_SERVE_BRIDGE: bridge, HULL_SERVE_SUBNET: subnet };
     registry = await startRegistry(join(dirs.scratch, 'registry'));

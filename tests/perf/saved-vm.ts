@@ -1,28 +1,31 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sandboxBase } from '../../src/sandbox/runtime.js';
-import { Sandbox, type SandboxOptions, vmConfigFor } from '../../src/sandbox/sandbox.js';
-import { forkSource, resumeSavedVm, saveRunningVm, snapshotTemplate } from '../../src/snapshot/saved-vm.js';
-import { HostMounter } from '../../src/sys/mount.js';
-import { listTemplates, removeTemplate } from '../../src/template/store.js';
+import { removeBridge } from '../../src/network/serve-bridge.js';
+import { Sandbox } from '../../src/sdk/sandbox.js';
+import { qemuProcessesUsing } from '../e2e/harness.js';
+import { pushBusybox, startRegistry } from '../fixtures/registry.js';
+import { killEverySandbox, serveBridge, serveStateDir, startServe, stopServe } from '../fixtures/serve.js';
 
 /**
- * Issue 28's figures for saved VMs, below the API server (src/snapshot/): pause to disk and
- * resume per GiB saved, a fork of 1 and of 10 against a templated create, and the host PSS of
- * each of 10 idle forks against a created sandbox's. One guest size (256 MiB, 1 vCPU), VMs
- * made in this process; the caller's HULL_STATE_DIR holds the templates (made here, removed).
+ * Issue 28's figures for saved sandboxes, through `hull serve` and the SDK, in one run (only
+ * ratios mean anything on these shared machines): a fork of 1 and of 10 against a templated
+ * Sandbox.create, the host PSS of each of 10 idle forks against a created sandbox's, pause
+ * and resume per GiB of guest memory touched, resume against create. Busybox sandboxes of 512
+ * MiB with network 'internet' (on a bridge of the bench's own); forks of an idle parent (a
+ * shell loop), which then writes 192 MiB to its page cache before its pause; its own server,
+ * root and state directory.
  */
 export interface SavedVmFigures {
+  memoryMiB: number;
+  /** The parent's saved state: what its guest's memory held (touched) at the pause. */
   savedMiB: number;
+  createMs: number;
+  forkOfOneMs: number;
+  forkOfTenMs: number;
   pauseMs: number;
   resumeMs: number;
   pauseSecondsPerGiB: number;
   resumeSecondsPerGiB: number;
-  createMs: number;
-  snapshotMs: number;
-  snapshotTemplateMs: number;
-  forkOfOneMs: number;
-  forkOfTenMs: number;
   createdPssMiB: number;
   forkPssMiB: number;
   ratios: {
@@ -33,145 +36,106 @@ export interface SavedVmFigures {
   };
 }
 
+const MEMORY_MIB = 512;
+const TOUCHED_MIB = 192;
+
 async function pssMiB(pid: number): Promise<number> {
   const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
   return Number(/^Pss:\s+(\d+) kB/m.exec(text)?.[1] ?? 0) / 1024;
 }
 
+/** The QEMU of a serve sandbox (its container's directory is in QEMU's command line). */
+async function qemuOf(root: string, sandboxId: string): Promise<number> {
+  const [pid] = await qemuProcessesUsing(`${join(root, sandboxId)}/`);
+  if (!pid) throw new Error(`no QEMU for ${sandboxId}`);
+  return pid;
+}
+
+async function timed<T>(action: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const started = performance.now();
+  const value = await action();
+  return { ms: Math.round(performance.now() - started), value };
+}
+
 const round = (n: number, digits = 3) => Number(n.toFixed(digits));
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function measureSavedVms(scratch: string): Promise<SavedVmFigures> {
-  process.env.HULL_TEMPLATE = 'on';
-  const signal = () => AbortSignal.timeout(300_000);
-  const root = join(scratch, 'saved-vm');
-  await mkdir(root, { recursive: true });
-  const base = await sandboxBase({ debug: false }, signal());
-  const imageHash = base.options.image.manifest.hash;
-  const optionsFor = (id: string): SandboxOptions => ({
-    ...base.options,
-    id,
-    dir: join(root, id),
-    mounter: new HostMounter(),
-    vcpus: 1,
-    memoryMiB: 256,
-    cloneSource: base.cloneSource,
-  });
-  const live: Sandbox[] = [];
+  const root = join(scratch, 'saved-root');
+  const registry = await startRegistry(join(scratch, 'saved-registry'));
+  const bridge = serveBridge('hb', '10.217.0.0/24');
+  const api = `unix:${join(scratch, 'saved-api.sock')}`;
+  await mkdir(join(scratch, 'saved-state'), { recursive: true });
+  const state = await serveStateDir(join(scratch, 'saved-state'));
+  const server = await startServe(root, ['--listen', api], { HULL_STATE_DIR: state, ...bridge.env });
+  const request = { api, memoryMiB: MEMORY_MIB, timeoutMs: 3_600_000 } as const;
   try {
+    const image = await pushBusybox(scratch, registry);
     // The template of this shape is made by the first create, not timed.
-    live.push(await Sandbox.create(optionsFor('warm'), signal()));
-    let started = Date.now();
-    const created = await Sandbox.create(optionsFor('created'), signal());
-    const createMs = Date.now() - started;
-    live.push(created);
-    await new Promise((r) => setTimeout(r, 3000));
-    const createdPssMiB = await pssMiB(created.vm.pid);
+    await (await Sandbox.create({ ...request, image })).kill();
+    const created = await timed(() => Sandbox.create({ ...request, image }));
+    const parent = await Sandbox.create({ ...request, image });
+    await parent.commands.run('i=0; while true; do i=$((i+1)); sleep 1; done', { background: true });
 
-    const parentOptions = optionsFor('parent');
-    const parent = await Sandbox.create(parentOptions, signal());
-    live.push(parent);
-    const config = vmConfigFor(parentOptions, { shareDir: join(parentOptions.dir, 'shared') });
-    const target = {
-      vm: parent.vm,
-      agent: parent.agent,
-      config,
-      hypervisor: base.options.hypervisor,
-      imageHash,
-      cloned: true,
-    };
-    const describe = { accel: base.options.accel, cpuModel: base.options.cpuModel, imageHash };
+    const one = await timed(() => parent.fork({ count: 1 }));
+    for (const fork of one.value) await fork.kill();
+    const ten = await timed(() => parent.fork({ count: 10 }));
+    await sleep(5000);
+    const createdPssMiB = await pssMiB(await qemuOf(root, created.value.sandboxId));
+    const forkPss = await Promise.all(ten.value.map(async (f) => pssMiB(await qemuOf(root, f.sandboxId))));
+    const forkPssMiB = median(forkPss);
+    for (const fork of ten.value) await fork.kill();
 
-    // A fork: snapshot (the parent runs on), its template, then the clones.
-    const fork = async (name: string, count: number) => {
-      const began = Date.now();
-      const dir = join(root, `${name}-snapshot`);
-      const saved = await saveRunningVm(target, dir, { resume: true }, signal());
-      const savedAt = Date.now();
-      const template = await snapshotTemplate(
-        dir,
-        config,
-        { hypervisor: base.options.hypervisor, describe, timeoutMs: 120_000 },
-        signal(),
-      );
-      const templateAt = Date.now();
-      for (let i = 0; i < count; i++) {
-        live.push(
-          await Sandbox.create(
-            { ...optionsFor(`${name}-${i}`), cloneSource: () => forkSource(template, config) },
-            signal(),
-          ),
-        );
-      }
-      return { ms: Date.now() - began, snapshotMs: savedAt - began, templateMs: templateAt - savedAt, saved };
-    };
-    const one = await fork('one', 1);
-    const ten = await fork('ten', 10);
-    await new Promise((r) => setTimeout(r, 3000));
-    const forkPids = live.slice(-10).map((s) => s.vm.pid);
-    const pss = (await Promise.all(forkPids.map(pssMiB))).sort((a, b) => a - b);
-    const forkPssMiB = pss[Math.floor(pss.length / 2)]!;
-    for (const sandbox of live.splice(3)) await sandbox.destroy();
-
-    // Pause to disk and resume.
-    const pausedDir = join(root, 'paused');
-    started = Date.now();
-    const saved = await saveRunningVm(target, pausedDir, { resume: false }, signal());
-    await parent.vm.stop();
-    const pauseMs = Date.now() - started;
-    const resumedDir = join(root, 'resumed');
-    await mkdir(join(resumedDir, 'shared'), { recursive: true, mode: 0o700 });
-    started = Date.now();
-    const resumed = await resumeSavedVm(
-      { ...config, id: 'resumed', runDir: resumedDir, shareDir: join(resumedDir, 'shared') },
-      pausedDir,
-      { hypervisor: base.options.hypervisor, imageHash, sandboxId: 'parent' },
-      signal(),
-    );
-    const resumeMs = Date.now() - started;
-    resumed.agent.close();
-    await resumed.vm.stop();
-
+    // Then memory touched, for pause and resume per GiB (the forks above were of an idle guest,
+    // as the created sandbox they are compared with is).
+    await parent.commands.run(`dd if=/dev/urandom of=/tmp/fill bs=1M count=${TOUCHED_MIB} 2>/dev/null`, {
+      timeoutMs: 600_000,
+    });
+    const pause = await timed(() => parent.pause());
+    const saved = JSON.parse(
+      await readFile(join(root, '@serve', 'sandboxes', parent.sandboxId, 'saved', 'vm-state.json'), 'utf8'),
+    ) as { bytes: number };
+    const resume = await timed(() => Sandbox.resume(parent.sandboxId, { api }));
     const savedGiB = saved.bytes / 2 ** 30;
     return {
+      memoryMiB: MEMORY_MIB,
       savedMiB: round(saved.bytes / 2 ** 20, 1),
-      pauseMs,
-      resumeMs,
-      pauseSecondsPerGiB: round(pauseMs / 1000 / savedGiB),
-      resumeSecondsPerGiB: round(resumeMs / 1000 / savedGiB),
-      createMs,
-      snapshotMs: ten.snapshotMs,
-      snapshotTemplateMs: ten.templateMs,
+      createMs: created.ms,
       forkOfOneMs: one.ms,
       forkOfTenMs: ten.ms,
+      pauseMs: pause.ms,
+      resumeMs: resume.ms,
+      pauseSecondsPerGiB: round(pause.ms / 1000 / savedGiB),
+      resumeSecondsPerGiB: round(resume.ms / 1000 / savedGiB),
       createdPssMiB: round(createdPssMiB, 1),
       forkPssMiB: round(forkPssMiB, 1),
       ratios: {
-        forkOfOneOverCreate: round(one.ms / createMs),
-        forkOfTenEachOverCreate: round(ten.ms / 10 / createMs),
+        forkOfOneOverCreate: round(one.ms / created.ms),
+        forkOfTenEachOverCreate: round(ten.ms / 10 / created.ms),
         forkPssOverCreated: round(forkPssMiB / createdPssMiB),
-        resumeOverCreate: round(resumeMs / createMs),
+        resumeOverCreate: round(resume.ms / created.ms),
       },
     };
   } finally {
-    for (const sandbox of live) await sandbox.destroy().catch(() => {});
-    for (const template of await listTemplates()) {
-      if (template.key.startsWith('snap-')) await removeTemplate(template.key);
-    }
-    await rm(root, { recursive: true, force: true });
+    await killEverySandbox(api);
+    await stopServe(server);
+    await registry.stop();
+    await removeBridge(bridge.network);
   }
 }
 
 export function printSavedVms(f: SavedVmFigures): void {
   console.log(
-    `saved VMs (256 MiB guest, ${f.savedMiB} MiB saved): pause ${f.pauseMs} ms (${f.pauseSecondsPerGiB} s/GiB), resume ${f.resumeMs} ms (${f.resumeSecondsPerGiB} s/GiB, state checked by its hash first)`,
+    `saved sandboxes (through the API, ${f.memoryMiB} MiB guests): templated Sandbox.create ${f.createMs} ms; fork of 1 ${f.forkOfOneMs} ms, of 10 ${f.forkOfTenMs} ms`,
   );
   console.log(
-    `saved VMs: templated create ${f.createMs} ms; fork of 1 ${f.forkOfOneMs} ms, of 10 ${f.forkOfTenMs} ms (snapshot ${f.snapshotMs} ms, its template ${f.snapshotTemplateMs} ms)`,
+    `saved sandboxes: fork of 1 / create = ${f.ratios.forkOfOneOverCreate}; fork of 10, each / create = ${f.ratios.forkOfTenEachOverCreate} (goal <= 1)`,
   );
   console.log(
-    `saved VMs: fork of 1 / create = ${f.ratios.forkOfOneOverCreate}; fork of 10, each / create = ${f.ratios.forkOfTenEachOverCreate} (goal <= 1); resume / create = ${f.ratios.resumeOverCreate}`,
+    `saved sandboxes: idle QEMU PSS, a fork (median of 10) ${f.forkPssMiB} MiB / a created sandbox ${f.createdPssMiB} MiB = ${f.ratios.forkPssOverCreated} (goal <= 0.5)`,
   );
   console.log(
-    `saved VMs: idle QEMU PSS, a fork (median of 10) ${f.forkPssMiB} MiB / a created sandbox ${f.createdPssMiB} MiB = ${f.ratios.forkPssOverCreated} (goal <= 0.5)`,
+    `saved sandboxes: pause ${f.pauseMs} ms, resume ${f.resumeMs} ms for ${f.savedMiB} MiB of guest memory touched: pause ${f.pauseSecondsPerGiB} s/GiB, resume ${f.resumeSecondsPerGiB} s/GiB; resume / create = ${f.ratios.resumeOverCreate}`,
   );
 }

@@ -23,6 +23,7 @@
  *     --netns PATH         the network namespace the --tap devices are made in
  *     --tap NAME=FD        make the tap device NAME in --netns and leave it open on fd FD for
  *                          PROGRAM (the device lives as long as the fd); repeatable
+ *     --plain-tap NAME=FD  the same, without virtio-net headers (IFF_VNET_HDR): see jail.ts
  *
  * PROGRAM always runs in a new, empty network namespace: a VMM reaches its guest's network
  * only through the tap fds it is given, and its sockets by path.
@@ -87,6 +88,7 @@ struct options {
   struct {
     const char *name;
     int fd;
+    int plain;
   } taps[MAX_ITEMS];
   int ntaps;
   char **argv;
@@ -146,7 +148,7 @@ static void parse(int argc, char **argv, struct options *o) {
       o->gid = parse_id(v);
     } else if (strcmp(a, "--netns") == 0) {
       o->netns = v;
-    } else if (strcmp(a, "--tap") == 0) {
+    } else if (strcmp(a, "--tap") == 0 || strcmp(a, "--plain-tap") == 0) {
       const char *eq = strchr(v, '=');
       char *end;
       if (o->ntaps == MAX_ITEMS) usage("too many --tap");
@@ -154,6 +156,7 @@ static void parse(int argc, char **argv, struct options *o) {
       long fd = strtol(eq + 1, &end, 10);
       if (*end || fd < 3 || fd > 1000) usage("--tap takes NAME=FD with FD from 3 to 1000");
       o->taps[o->ntaps].name = strndup(v, eq - v);
+      o->taps[o->ntaps].plain = a[2] == 'p';
       o->taps[o->ntaps++].fd = (int)fd;
     } else {
       usage("unknown option");
@@ -285,7 +288,7 @@ static void open_taps(const struct options *o) {
       if (fd < 0) die("opening", "/dev/net/tun");
       struct ifreq ifr;
       memset(&ifr, 0, sizeof ifr);
-      ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+      ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (o->taps[i].plain ? 0 : IFF_VNET_HDR);
       strncpy(ifr.ifr_name, o->taps[i].name, IFNAMSIZ - 1);
       if (ioctl(fd, TUNSETIFF, &ifr) < 0) die("making tap device", o->taps[i].name);
       if (fd != o->taps[i].fd) {

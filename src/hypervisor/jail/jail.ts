@@ -43,8 +43,12 @@ export interface JailPlan {
   share: { path: string; writableTop: boolean };
   devices: string[];
   cgroupProcs: string[];
-  /** Tap devices to make in `netns`, each left open on its fd for the VMM. */
-  taps?: { netns: string; devices: { name: string; fd: number }[] };
+  /**
+   * Tap devices to make in `netns`, each left open on its fd for the VMM. `plain`: without
+   * virtio-net headers, so that the VM's saved state never asks for them (a VM that can be
+   * saved and forked; its forks' template has cards without a tap, see qemu.ts jailPlan).
+   */
+  taps?: { netns: string; plain: boolean; devices: { name: string; fd: number }[] };
 }
 
 export function hullJailPath(): string {
@@ -63,7 +67,10 @@ export function jailArgs(plan: JailPlan, program: string, args: readonly string[
       ? [
           '--netns',
           plan.taps.netns,
-          ...plan.taps.devices.flatMap((tap) => ['--tap', `${tap.name}=${tap.fd}`]),
+          ...plan.taps.devices.flatMap((tap) => [
+            plan.taps!.plain ? '--plain-tap' : '--tap',
+            `${tap.name}=${tap.fd}`,
+          ]),
         ]
       : []),
     '--root',

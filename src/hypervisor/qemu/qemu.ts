@@ -166,6 +166,11 @@ async function jailPlan(
     cgroupProcs: cgroup.procsFiles,
     taps: config.network && {
       netns: config.network.netns,
+      // QEMU saves whether a card's tap had virtio-net headers, and refuses to load a state
+      // that had them into a card without (a template's, whose cards have no tap). A VM whose
+      // root is on disks can be saved, snapshotted and forked: its taps have none. A clone's
+      // guest negotiated its card's features with its template's tapless card anyway.
+      plain: config.rootfsDisks !== undefined,
       devices: config.network.nics
         .map((nic, index) => ({ name: nic.tap, fd: tapFd(index) }))
         .filter((tap) => tap.name),

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hull/monitor/v1/monitor.proto.
  */
 export const file_hull_monitor_v1_monitor: GenFile = /*@__PURE__*/
-  fileDesc("Ch1odWxsL21vbml0b3IvdjEvbW9uaXRvci5wcm90bxIPaHVsbC5tb25pdG9yLnYxIgcKBUVtcHR5IioKC0tpbGxSZXF1ZXN0Eg4KBnNpZ25hbBgBIAEoDRILCgNhbGwYAiABKAgiJwoNVXBkYXRlUmVxdWVzdBIWCg5yZXNvdXJjZXNfanNvbhgBIAEoDCIcCg1TYXZlVm1SZXF1ZXN0EgsKA2RpchgBIAEoCSIwCg5TYXZlVm1SZXNwb25zZRINCgVieXRlcxgBIAEoBBIPCgdzYXZlX21zGAIgASgEIiEKEVByb2Nlc3Nlc1Jlc3BvbnNlEgwKBHBpZHMYASADKA0yhQQKB01vbml0b3ISNwoFU3RhcnQSFi5odWxsLm1vbml0b3IudjEuRW1wdHkaFi5odWxsLm1vbml0b3IudjEuRW1wdHkSPAoES2lsbBIcLmh1bGwubW9uaXRvci52MS5LaWxsUmVxdWVzdBoWLmh1bGwubW9uaXRvci52MS5FbXB0eRI3CgVQYXVzZRIWLmh1bGwubW9uaXRvci52MS5FbXB0eRoWLmh1bGwubW9uaXRvci52MS5FbXB0eRI4CgZSZXN1bWUSFi5odWxsLm1vbml0b3IudjEuRW1wdHkaFi5odWxsLm1vbml0b3IudjEuRW1wdHkSQAoGVXBkYXRlEh4uaHVsbC5tb25pdG9yLnYxLlVwZGF0ZVJlcXVlc3QaFi5odWxsLm1vbml0b3IudjEuRW1wdHkSRwoJUHJvY2Vzc2VzEhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5GiIuaHVsbC5tb25pdG9yLnYxLlByb2Nlc3Nlc1Jlc3BvbnNlEjoKCFNodXRkb3duEhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5GhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5EkkKBlNhdmVWbRIeLmh1bGwubW9uaXRvci52MS5TYXZlVm1SZXF1ZXN0Gh8uaHVsbC5tb25pdG9yLnYxLlNhdmVWbVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Ch1odWxsL21vbml0b3IvdjEvbW9uaXRvci5wcm90bxIPaHVsbC5tb25pdG9yLnYxIgcKBUVtcHR5IioKC0tpbGxSZXF1ZXN0Eg4KBnNpZ25hbBgBIAEoDRILCgNhbGwYAiABKAgiJwoNVXBkYXRlUmVxdWVzdBIWCg5yZXNvdXJjZXNfanNvbhgBIAEoDCIyCg1TYXZlVm1SZXF1ZXN0EgsKA2RpchgBIAEoCRIUCgxrZWVwX3J1bm5pbmcYAiABKAgiMAoOU2F2ZVZtUmVzcG9uc2USDQoFYnl0ZXMYASABKAQSDwoHc2F2ZV9tcxgCIAEoBCIhChFQcm9jZXNzZXNSZXNwb25zZRIMCgRwaWRzGAEgAygNMoUECgdNb25pdG9yEjcKBVN0YXJ0EhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5GhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5EjwKBEtpbGwSHC5odWxsLm1vbml0b3IudjEuS2lsbFJlcXVlc3QaFi5odWxsLm1vbml0b3IudjEuRW1wdHkSNwoFUGF1c2USFi5odWxsLm1vbml0b3IudjEuRW1wdHkaFi5odWxsLm1vbml0b3IudjEuRW1wdHkSOAoGUmVzdW1lEhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5GhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5EkAKBlVwZGF0ZRIeLmh1bGwubW9uaXRvci52MS5VcGRhdGVSZXF1ZXN0GhYuaHVsbC5tb25pdG9yLnYxLkVtcHR5EkcKCVByb2Nlc3NlcxIWLmh1bGwubW9uaXRvci52MS5FbXB0eRoiLmh1bGwubW9uaXRvci52MS5Qcm9jZXNzZXNSZXNwb25zZRI6CghTaHV0ZG93bhIWLmh1bGwubW9uaXRvci52MS5FbXB0eRoWLmh1bGwubW9uaXRvci52MS5FbXB0eRJJCgZTYXZlVm0SHi5odWxsLm1vbml0b3IudjEuU2F2ZVZtUmVxdWVzdBofLmh1bGwubW9uaXRvci52MS5TYXZlVm1SZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message hull.monitor.v1.Empty
@@ -81,6 +81,13 @@ export type SaveVmRequest = Message<"hull.monitor.v1.SaveVmRequest"> & {
    * @generated from field: string dir = 1;
    */
   dir: string;
+
+  /**
+   * A snapshot: the VM runs on, and its writable disk is copied into `dir` while it is stopped.
+   *
+   * @generated from field: bool keep_running = 2;
+   */
+  keepRunning: boolean;
 };
 
 /**
@@ -196,7 +203,8 @@ export const Monitor: GenService<{
   /**
    * Saves the VM (devices, RAM) into a directory and ends QEMU, and then the monitor, leaving
    * the container's process in the saved guest: `hull _resume` takes it up again. Only a VM of
-   * the container's own, cloned from a template, whose root is on disks.
+   * the container's own, cloned from a template, whose root is on disks. With keep_running, a
+   * snapshot: the VM and the monitor run on.
    *
    * @generated from rpc hull.monitor.v1.Monitor.SaveVm
    */

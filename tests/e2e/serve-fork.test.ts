@@ -1,0 +1,279 @@
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { HullApiError, Sandbox } from 'hull/sdk';
+import { removeBridge } from '../../src/network/serve-bridge.js';
+import { listTemplates } from '../../src/template/store.js';
+import { pushPython } from '../fixtures/python-image.js';
+import { type Registry, startRegistry } from '../fixtures/registry.js';
+import { killEverySandbox, serveBridge, serveStateDir, startServe, stopServe } from '../fixtures/serve.js';
+import { type HullRun, privateDirs, qemuProcessesUsing } from './harness.js';
+
+/** The counter lines a sandbox's loop appended to /count, as numbers. */
+async function countsOf(sandbox: Sandbox): Promise<number[]> {
+  const text = (await sandbox.commands.run('cat /count')).stdout;
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => Number(line));
+}
+
+/** Whether `counts` is 1, 2, 3, … with no gap and no restart. */
+function assertOneRun(counts: number[], what: string): void {
+  assert.deepEqual(
+    counts,
+    Array.from({ length: counts.length }, (_, i) => i + 1),
+    `${what}: the counter went on from where it was, never from 1 again`,
+  );
+}
+
+/** What a sandbox says to `cmd`, trimmed. */
+async function said(sandbox: Sandbox, cmd: string): Promise<string> {
+  return (await sandbox.commands.run(cmd)).stdout.trim();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The counter: a number in the Python process's memory, each value appended to /count. */
+const COUNTER = `import time
+i = 0
+while True:
+    i += 1
+    with open('/count', 'a') as f:
+        f.write(f'{i}\\n')
+    time.sleep(0.2)
+`;
+
+/** Resolves once the counter has started (Python's start-up takes a while under TCG). */
+async function waitForCount(sandbox: Sandbox): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await sandbox.files.exists('/count'))) {
+    if (Date.now() > deadline) throw new Error('the Python counter did not start');
+    await sleep(250);
+  }
+}
+
+/**
+ * Issue 28: a running sandbox of `hull serve` forked and snapshotted through the SDK. A
+ * Python process holding a counter in memory (appending each value to a file of the disk;
+ * the image is Debian's python3-minimal) goes on in every fork and in every sandbox started from a snapshot, from the parent's
+ * value; each copy is a sandbox of its own (random bytes, boot id, MAC, address, hostname,
+ * files), the parent runs on, and bad requests leave nothing behind.
+ */
+describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
+  let dirs: Awaited<ReturnType<typeof privateDirs>>;
+  let registry: Registry;
+  let image: string;
+  let server: HullRun | undefined;
+  let api: string;
+  let parent: Sandbox;
+  const bridge = serveBridge('hf', '10.216.0.0/24');
+
+  const containerDir = (id: string) => join(dirs.root, id);
+  const serveDir = (kind: string) => join(dirs.root, '@serve', kind);
+
+  before(async () => {
+    dirs = await privateDirs('serve-fork');
+    const state = await serveStateDir(dirs.scratch);
+    registry = await startRegistry(join(dirs.scratch, 'registry'));
+    image = await pushPython(dirs.scratch, registry);
+    api = `unix:${join(dirs.scratch, 'api.sock')}`;
+    server = await startServe(dirs.root, ['--listen', api], { HULL_STATE_DIR: state, ...bridge.env });
+    parent = await Sandbox.create({ api, image, network: 'internet', timeoutMs: 900_000 });
+    // A counter held in a Python process's memory, each value appended to a file of the disk.
+    await parent.files.write('/counter.py', COUNTER);
+    await parent.commands.run('python3 /counter.py', { background: true });
+    await waitForCount(parent);
+  });
+
+  after(async () => {
+    await killEverySandbox(api);
+    for (const snapshot of await Sandbox.listSnapshots({ api }).catch(() => [])) {
+      await Sandbox.removeSnapshot(snapshot.snapshotId, { api }).catch(() => {});
+    }
+    await stopServe(server);
+    await registry?.stop();
+    await removeBridge(bridge.network);
+    assert.deepEqual(await qemuProcessesUsing(`${dirs.root}/`), [], 'no QEMU process is left');
+    await dirs?.cleanup();
+  });
+
+  test('a fork of 5: each goes on from the parent, then on its own; none is a twin of another', async () => {
+    await sleep(2000);
+    const atFork = (await countsOf(parent)).length;
+    assert.ok(atFork >= 3, `the parent counts: ${atFork}`);
+    const started = Date.now();
+    const forks = await parent.fork({ count: 5 });
+    console.log(`a fork of 5: ${Date.now() - started} ms`);
+    try {
+      assert.equal(forks.length, 5);
+      const ids = forks.map((f) => f.sandboxId);
+      assert.equal(new Set([...ids, parent.sandboxId]).size, 6, 'each fork is a sandbox of its own');
+      for (const fork of forks) assert.equal(fork.info.status, 'running');
+      const listed = (await Sandbox.list({ api })).map((s) => s.sandboxId).sort();
+      assert.deepEqual(listed, [...ids, parent.sandboxId].sort());
+
+      // Every fork's counter went on from the parent's value at the fork, never from 1.
+      await sleep(1500);
+      for (const fork of forks) {
+        const counts = await countsOf(fork);
+        assertOneRun(counts, fork.sandboxId);
+        assert.ok(counts.length > atFork, `${fork.sandboxId} counted on: ${counts.length} after ${atFork}`);
+      }
+      assertOneRun(await countsOf(parent), 'the parent');
+
+      // Each its own: random bytes, boot id, MAC, address and hostname differ from every other's.
+      const all = [parent, ...forks];
+      const identity = async (s: Sandbox) => ({
+        random: await said(s, 'head -c 16 /dev/urandom | od -An -tx1'),
+        bootId: await said(s, 'cat /proc/sys/kernel/random/boot_id'),
+        mac: await said(s, 'cat /sys/class/net/eth0/address'),
+        address: await said(s, 'hostname -I'),
+        hostname: await said(s, 'hostname'),
+      });
+      const identities: Awaited<ReturnType<typeof identity>>[] = [];
+      for (const s of forks) identities.push(await identity(s));
+      // The parent's boot id is read only now: the kernel makes it at its first read.
+      identities.push(await identity(parent));
+      for (const key of ['random', 'bootId', 'mac', 'address', 'hostname'] as const) {
+        const values = identities.map((i) => i[key]);
+        assert.ok(values.every(Boolean), `${key}: ${values.join(' ')}`);
+        assert.equal(new Set(values).size, all.length, `${key} differs in each: ${values.join(' ')}`);
+      }
+      assert.deepEqual(
+        identities.slice(0, forks.length).map((i) => i.hostname),
+        forks.map((f) => f.sandboxId),
+      );
+
+      // Their files are their own: what one writes reaches neither the others nor the parent.
+      for (const fork of forks) await fork.files.write('/mine', fork.sandboxId);
+      for (const fork of forks) assert.equal(await said(fork, 'cat /mine'), fork.sandboxId);
+      assert.equal(await parent.files.exists('/mine'), false, "a fork's file is not the parent's");
+      // And the counters diverge: a fork killed stops only its own.
+      const [first, ...rest] = forks;
+      await first!.kill();
+      await sleep(1000);
+      for (const fork of rest) assertOneRun(await countsOf(fork), fork.sandboxId);
+    } finally {
+      for (const fork of forks) await fork.kill().catch(() => {});
+    }
+    for (const fork of forks) {
+      assert.deepEqual(await qemuProcessesUsing(containerDir(fork.sandboxId)), [], 'no QEMU left of a fork');
+    }
+    assert.deepEqual(
+      (await readdir(serveDir('snapshots')).catch(() => [] as string[])).length,
+      0,
+      "the fork's passing snapshot is gone",
+    );
+    assert.ok(
+      (await listTemplates()).every((t) => !t.key.startsWith('snap-')),
+      'and its template, once the forks run',
+    );
+    assert.equal((await parent.getInfo()).status, 'running', 'the parent runs on');
+  });
+
+  test('a snapshot started 10 times; listed, removed, and its sandboxes live on', async () => {
+    const atSnapshot = (await countsOf(parent)).length;
+    const snapshot = await parent.snapshot({ metadata: { purpose: 'test' } });
+    assert.match(snapshot.snapshotId, /^snap-[0-9a-f]{16}$/);
+    assert.equal(snapshot.sandboxId, parent.sandboxId);
+    assert.ok(snapshot.bytes > 1 << 20, `the snapshot holds the VM's memory: ${snapshot.bytes}`);
+    assert.deepEqual(
+      (await Sandbox.listSnapshots({ api })).map((s) => s.snapshotId),
+      [snapshot.snapshotId],
+    );
+    assert.equal((await Sandbox.getSnapshot(snapshot.snapshotId, { api })).metadata.purpose, 'test');
+
+    const started = Date.now();
+    const sandboxes = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        Sandbox.create({ api, fromSnapshot: snapshot.snapshotId, metadata: { from: 'snapshot' } }),
+      ),
+    );
+    console.log(`10 sandboxes from a snapshot: ${Date.now() - started} ms`);
+    try {
+      assert.equal(new Set(sandboxes.map((s) => s.sandboxId)).size, 10);
+      // The snapshot can go while its sandboxes run: they hold their own disks and memory.
+      await Sandbox.removeSnapshot(snapshot.snapshotId, { api });
+      assert.deepEqual(await Sandbox.listSnapshots({ api }), []);
+      await assert.rejects(Sandbox.getSnapshot(snapshot.snapshotId, { api }), /does not exist/);
+      await sleep(1000);
+      for (const s of sandboxes) {
+        const counts = await countsOf(s);
+        assertOneRun(counts, s.sandboxId);
+        assert.ok(counts.length >= atSnapshot, `${s.sandboxId}: ${counts.length} from ${atSnapshot}`);
+        assert.equal(await said(s, 'hostname'), s.sandboxId);
+      }
+      assert.equal((await Sandbox.list({ api, metadata: { from: 'snapshot' } })).length, 10);
+    } finally {
+      for (const s of sandboxes) await s.kill().catch(() => {});
+    }
+    assert.deepEqual(await readdir(serveDir('snapshots')).catch(() => [] as string[]), []);
+    assert.ok(
+      (await listTemplates()).every((t) => !t.key.startsWith('snap-')),
+      "a removed snapshot's template is gone",
+    );
+  });
+
+  test("a sandbox with network 'none' forks too: its copy has its files and a hostname of its own", async () => {
+    const lone = await Sandbox.create({ api, image, network: 'none', timeoutMs: 900_000 });
+    try {
+      await lone.files.write('/note', 'before the fork');
+      const [copy] = await lone.fork();
+      try {
+        assert.equal(await said(copy!, 'cat /note'), 'before the fork');
+        assert.equal(await said(copy!, 'hostname'), copy!.sandboxId);
+        assert.equal(await copy!.files.exists('/sys/class/net/eth0'), false, 'no network card');
+      } finally {
+        await copy?.kill();
+      }
+    } finally {
+      await lone.kill();
+    }
+  });
+
+  test('bad input gets a one-line 4xx and leaves nothing behind', async () => {
+    const sandboxesBefore = (await readdir(serveDir('sandboxes'))).sort();
+    const qemusBefore = (await qemuProcessesUsing(`${dirs.root}/`)).sort();
+    const refused = async (attempt: Promise<unknown>, status: number, code: string, message: RegExp) =>
+      assert.rejects(attempt, (err: unknown) => {
+        assert.ok(err instanceof HullApiError, String(err));
+        assert.equal(err.status, status, err.message);
+        assert.equal(err.code, code, err.message);
+        assert.match(err.message, message);
+        assert.doesNotMatch(err.message, /\n/);
+        return true;
+      });
+    await refused(parent.fork({ count: 0 }), 400, 'ERR_VALIDATION', /count/);
+    await refused(parent.fork({ count: 17 }), 400, 'ERR_VALIDATION', /count/);
+    await refused(
+      Sandbox.create({ api, fromSnapshot: 'snap-0123456789abcdef' }),
+      404,
+      'ERR_NOT_FOUND',
+      /snapshot snap-0123456789abcdef does not exist/,
+    );
+    await refused(Sandbox.create({ api, fromSnapshot: '../etc' }), 400, 'ERR_VALIDATION', /fromSnapshot/);
+    await refused(
+      Sandbox.removeSnapshot('snap-0123456789abcdef', { api }),
+      404,
+      'ERR_NOT_FOUND',
+      /does not exist/,
+    );
+    const snapshot = await parent.snapshot();
+    await refused(
+      Sandbox.create({ api, fromSnapshot: snapshot.snapshotId, diskMiB: 4096 }),
+      400,
+      'ERR_CONFIG',
+      /has its diskMiB: leave it out/,
+    );
+    await Sandbox.removeSnapshot(snapshot.snapshotId, { api });
+    assert.deepEqual((await readdir(serveDir('sandboxes'))).sort(), sandboxesBefore, 'no sandbox is left');
+    assert.deepEqual(await readdir(serveDir('snapshots')).catch(() => [] as string[]), []);
+    assert.deepEqual(
+      (await Sandbox.list({ api })).map((s) => s.sandboxId),
+      [parent.sandboxId],
+    );
+    assert.deepEqual((await qemuProcessesUsing(`${dirs.root}/`)).sort(), qemusBefore, 'no QEMU is left');
+  });
+});
