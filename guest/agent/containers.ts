@@ -170,7 +170,7 @@ export class Containers {
       direct && running
         ? directExecArgs(container.spec, processSpec, {
             initPid: container.init.pid,
-            cgroupDir: join(CONTAINERS_CGROUP, id),
+            cgroupDir: join(CONTAINERS_CGROUP, container.id),
           })
         : undefined;
     const spawned = args && (await this.spawnDirectly(args, processSpec.env ?? [], stdin, clock));
