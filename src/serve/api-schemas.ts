@@ -21,6 +21,19 @@ const timeoutMs = { type: 'integer', minimum: 1, maximum: LIMITS.maxTimeoutMs } 
 
 const snapshotId = { type: 'string', pattern: '^snap-[0-9a-f]{16}$' } as const;
 
+/** What a sandbox and a snapshot of it both have: the image and size it was made with. */
+const madeWith = {
+  image: { type: 'string' },
+  imageDigest: { type: 'string' },
+  cpus: { type: 'integer' },
+  memoryMiB: { type: 'integer' },
+  diskMiB: { type: 'integer' },
+  env: { type: 'object', additionalProperties: { type: 'string' } },
+  metadata: { type: 'object', additionalProperties: { type: 'string' } },
+  network: { type: 'string', enum: ['none', 'internet'] },
+  createdAt: { type: 'string', format: 'date-time' },
+} as const;
+
 const snapshotInfo = {
   type: 'object',
   required: [
@@ -38,15 +51,7 @@ const snapshotInfo = {
   properties: {
     snapshotId: { type: 'string' },
     sandboxId: { type: 'string' },
-    image: { type: 'string' },
-    imageDigest: { type: 'string' },
-    cpus: { type: 'integer' },
-    memoryMiB: { type: 'integer' },
-    diskMiB: { type: 'integer' },
-    env: { type: 'object', additionalProperties: { type: 'string' } },
-    metadata: { type: 'object', additionalProperties: { type: 'string' } },
-    network: { type: 'string', enum: ['none', 'internet'] },
-    createdAt: { type: 'string', format: 'date-time' },
+    ...madeWith,
     bytes: { type: 'integer' },
   },
 } as const;
@@ -66,15 +71,7 @@ const sandboxInfo = {
   ],
   properties: {
     sandboxId: { type: 'string' },
-    image: { type: 'string' },
-    imageDigest: { type: 'string' },
-    cpus: { type: 'integer' },
-    memoryMiB: { type: 'integer' },
-    diskMiB: { type: 'integer' },
-    env: { type: 'object', additionalProperties: { type: 'string' } },
-    metadata: { type: 'object', additionalProperties: { type: 'string' } },
-    network: { type: 'string', enum: ['none', 'internet'] },
-    createdAt: { type: 'string', format: 'date-time' },
+    ...madeWith,
     expiresAt: { type: 'string', format: 'date-time' },
     status: { type: 'string', enum: ['running', 'stopped', 'paused'] },
   },

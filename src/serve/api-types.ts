@@ -53,8 +53,8 @@ export interface CreateSandboxRequest {
   network?: NetworkMode;
 }
 
-export interface SandboxInfo {
-  sandboxId: string;
+/** What a sandbox and a snapshot of it both have: the image and size it was made with. */
+export interface MadeWith {
   image: string;
   imageDigest: string;
   cpus?: number;
@@ -64,6 +64,10 @@ export interface SandboxInfo {
   metadata: Record<string, string>;
   network: NetworkMode;
   createdAt: string;
+}
+
+export interface SandboxInfo extends MadeWith {
+  sandboxId: string;
   /** While paused, when it would expire if resumed now (its time to live does not run). */
   expiresAt: string;
   /** `paused`: saved to disk (sandbox.pause()), no VM running; resume brings it back. */
@@ -84,19 +88,10 @@ export interface CreateSnapshotRequest {
 }
 
 /** A running sandbox's saved state, which sandboxes start from (Sandbox.create fromSnapshot). */
-export interface SnapshotInfo {
+export interface SnapshotInfo extends MadeWith {
   snapshotId: string;
   /** The sandbox it was taken of (which may be gone since). */
   sandboxId: string;
-  image: string;
-  imageDigest: string;
-  cpus?: number;
-  memoryMiB?: number;
-  diskMiB: number;
-  env: Record<string, string>;
-  metadata: Record<string, string>;
-  network: NetworkMode;
-  createdAt: string;
   /** The saved VM's size on disk (its memory and devices), without the disk's copy. */
   bytes: number;
 }

@@ -7,26 +7,16 @@ import { removeBridge } from '../../src/network/serve-bridge.js';
 import { listTemplates } from '../../src/template/store.js';
 import { pushPython } from '../fixtures/python-image.js';
 import { type Registry, startRegistry } from '../fixtures/registry.js';
-import { killEverySandbox, serveBridge, serveStateDir, startServe, stopServe } from '../fixtures/serve.js';
+import {
+  assertOneRun,
+  countsOf,
+  killEverySandbox,
+  serveBridge,
+  serveStateDir,
+  startServe,
+  stopServe,
+} from '../fixtures/serve.js';
 import { type HullRun, privateDirs, qemuProcessesUsing } from './harness.js';
-
-/** The counter lines a sandbox's loop appended to /count, as numbers. */
-async function countsOf(sandbox: Sandbox): Promise<number[]> {
-  const text = (await sandbox.commands.run('cat /count')).stdout;
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => Number(line));
-}
-
-/** Whether `counts` is 1, 2, 3, … with no gap and no restart. */
-function assertOneRun(counts: number[], what: string): void {
-  assert.deepEqual(
-    counts,
-    Array.from({ length: counts.length }, (_, i) => i + 1),
-    `${what}: the counter went on from where it was, never from 1 again`,
-  );
-}
 
 /** What a sandbox says to `cmd`, trimmed. */
 async function said(sandbox: Sandbox, cmd: string): Promise<string> {

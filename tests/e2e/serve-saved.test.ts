@@ -8,6 +8,8 @@ import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.
 import {
   answers,
   answersSoon,
+  assertOneRun,
+  countsOf,
   killEverySandbox,
   serveBridge,
   serveStateDir,
@@ -15,24 +17,6 @@ import {
   stopServe as stopServeRun,
 } from '../fixtures/serve.js';
 import { type HullRun, privateDirs, qemuProcessesUsing } from './harness.js';
-
-/** The counter lines a sandbox's loop appended to /count, as numbers. */
-async function countsOf(sandbox: Sandbox): Promise<number[]> {
-  const text = (await sandbox.commands.run('cat /count')).stdout;
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => Number(line));
-}
-
-/** Whether `counts` is 1, 2, 3, … with no gap and no restart. */
-function assertOneRun(counts: number[]): void {
-  assert.deepEqual(
-    counts,
-    Array.from({ length: counts.length }, (_, i) => i + 1),
-    'the counter went on from where it was, never from 1 again',
-  );
-}
 
 /**
  * Issue 28: a sandbox of `hull serve` paused to disk (its VM's memory and devices saved, no
