@@ -39,14 +39,8 @@ static void throw_errno(napi_env env, const char *code, const char *what) {
   napi_throw_error(env, code, message);
 }
 
-/* pipe() -> [readFd, writeFd], both close-on-exec; throws an Error naming errno otherwise. */
-static napi_value make_pipe(napi_env env, napi_callback_info info) {
-  (void)info;
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    throw_errno(env, "ERR_GUEST_PIPE", "pipe2");
-    return NULL;
-  }
+/* Returns a made pair of descriptors as a JS array [fd, fd]; closes both if it cannot. */
+static napi_value fd_pair(napi_env env, int fds[2], const char *code, const char *what) {
   napi_value pair, end;
   if (napi_create_array_with_length(env, 2, &pair) != napi_ok) goto fail;
   for (uint32_t i = 0; i < 2; i++) {
@@ -57,8 +51,19 @@ static napi_value make_pipe(napi_env env, napi_callback_info info) {
 fail:
   close(fds[0]);
   close(fds[1]);
-  napi_throw_error(env, "ERR_GUEST_PIPE", "cannot return the pipe's descriptors");
+  napi_throw_error(env, code, what);
   return NULL;
+}
+
+/* pipe() -> [readFd, writeFd], both close-on-exec; throws an Error naming errno otherwise. */
+static napi_value make_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    throw_errno(env, "ERR_GUEST_PIPE", "pipe2");
+    return NULL;
+  }
+  return fd_pair(env, fds, "ERR_GUEST_PIPE", "cannot return the pipe's descriptors");
 }
 
 /* Copies string argument `index` into `out`; 0 when it is not a string that fits. */
@@ -148,18 +153,7 @@ static napi_value socket_pair(napi_env env, napi_callback_info info) {
     throw_errno(env, "ERR_GUEST_SOCKET", "socketpair");
     return NULL;
   }
-  napi_value pair, end;
-  if (napi_create_array_with_length(env, 2, &pair) != napi_ok) goto fail;
-  for (uint32_t i = 0; i < 2; i++) {
-    if (napi_create_int32(env, fds[i], &end) != napi_ok) goto fail;
-    if (napi_set_element(env, pair, i, end) != napi_ok) goto fail;
-  }
-  return pair;
-fail:
-  close(fds[0]);
-  close(fds[1]);
-  napi_throw_error(env, "ERR_GUEST_SOCKET", "cannot return the socket's descriptors");
-  return NULL;
+  return fd_pair(env, fds, "ERR_GUEST_SOCKET", "cannot return the socket's descriptors");
 }
 
 /*
