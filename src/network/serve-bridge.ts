@@ -1,4 +1,5 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { HullError } from '../errors.js';
 import { logger } from '../log.js';
 import { run } from '../sys/exec.js';
@@ -107,6 +108,8 @@ export async function removeBridge(network: BridgeNetwork, signal?: AbortSignal)
   }
   await ip(['link', 'del', network.bridge], `removing ${network.bridge}`, signal).catch(() => {});
   await rm(leaseDir(network.bridge), { recursive: true, force: true });
+  // The directory of every bridge's leases goes with the last of them (rmdir: only if empty).
+  await rmdir(dirname(leaseDir(network.bridge))).catch(() => {});
 }
 
 async function refuseRoutedSubnet(network: BridgeNetwork, signal?: AbortSignal): Promise<void> {
