@@ -68,11 +68,14 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
   await stageFile(stage, inputs.hullWatch, '/usr/bin/hull-watch', 0o755);
   await stageFile(stage, inputs.guestSyscalls, '/opt/hull/guest-syscalls.node', 0o644);
   await stageFile(stage, inputs.agentBundle, '/opt/hull/agent.cjs', 0o644);
-  if (inputs.moduleTree) await stageModuleTree(stage, inputs.moduleTree, signal);
+  const modprobeFiles = inputs.moduleTree ? await stageModuleTree(stage, inputs.moduleTree, signal) : [];
   await writeFile(join(stage, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   await writeFile(join(stage, 'etc/group'), 'root:x:0:\n');
   await writeFile(join(stage, 'etc/hostname'), 'hull\n');
-  await writeFile(join(stage, PAGE_CACHE_LIST), `${crunFiles.join('\n')}\n`);
+  await writeFile(
+    join(stage, PAGE_CACHE_LIST),
+    `${[...new Set([...crunFiles, ...modprobeFiles])].join('\n')}\n`,
+  );
   await run('mkfs.erofs', ['--quiet', '--all-root', '-T0', inputs.output, stage], {
     signal,
     errorCode: 'ERR_IMAGE_BUILD',
