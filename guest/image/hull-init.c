@@ -24,6 +24,10 @@
  * "debug.0" for `hull debug-console` (off unless the host's configuration asks for it): a
  * shell that ends, when the user leaves, is started again for the next one.
  *
+ * It also starts reading ahead, into the page cache, the files listed in /opt/hull/page-cache.list
+ * (crun and its libraries, see src/image/rootfs.ts): the reads go on in the background while
+ * the agent starts, so a VM template is saved with them cached and its clones share them.
+ *
  * Records on the reaper pipe are text lines "PID STATUS\n" (STATUS is the raw waitpid status).
  */
 #define _GNU_SOURCE
@@ -48,6 +52,7 @@
 #define SNAPSHOT_BLOB SNAPSHOT_DIR "/agent.blob"
 #define AGENT_SCRIPT "/opt/hull/agent.cjs"
 #define SHARE_DIR "/run/hull/shared"
+#define PAGE_CACHE_LIST "/opt/hull/page-cache.list"
 
 static char *const agent_snapshot_argv[] = {"/usr/bin/node", "--snapshot-blob", SNAPSHOT_BLOB, NULL};
 static char *const agent_script_argv[] = {"/usr/bin/node", AGENT_SCRIPT, NULL};
@@ -309,6 +314,25 @@ static pid_t start_agent(int reaper_read, int ready_write, char *const *argv, ch
   _exit(127);
 }
 
+/*
+ * readahead(2) queues the reads and returns; the root disk's I/O then runs in QEMU beside the
+ * guest's CPU. A file that cannot be read is skipped: it only costs its reads later.
+ */
+static void read_ahead_listed_files(void) {
+  FILE *list = fopen(PAGE_CACHE_LIST, "re");
+  if (!list) return;
+  char path[4096];
+  while (fgets(path, sizeof path, list)) {
+    path[strcspn(path, "\n")] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    if (fstat(fd, &st) == 0) readahead(fd, 0, (size_t)st.st_size);
+    close(fd);
+  }
+  fclose(list);
+}
+
 /* True once the agent has written its ready byte (it stays in the pipe after the agent died). */
 static int agent_was_ready(int ready_read) {
   char byte;
@@ -325,6 +349,7 @@ int main(void) {
   loopback_up();
   if (cmdline_has("hull.build_snapshot")) build_snapshot();
   int from_snapshot = mount_snapshot_disk();
+  read_ahead_listed_files();
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);

@@ -25,7 +25,7 @@ import { foreignNode, guestSysroot, type SysrootTools } from './sysroot.js';
 import { extractVmlinux } from './vmlinux.js';
 
 /** Bumped when the builder itself changes what it makes from the same inputs. */
-const BUILDER_VERSION = '6';
+const BUILDER_VERSION = '7';
 
 export type KernelKind = 'debian' | 'minimal';
 

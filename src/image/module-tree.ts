@@ -1,4 +1,4 @@
-import { copyFile, mkdir, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../sys/exec.js';
 import type { ModuleFile } from './modules.js';
@@ -24,13 +24,14 @@ const TREE_FILES = ['modules.builtin', 'modules.builtin.modinfo', 'modules.order
  * Lays out the guest's /lib/modules/<release> with `modules`, indexes it with the host's
  * depmod, and installs kmod as the guest's /sbin/modprobe, the program the guest kernel runs
  * to load a module it is asked for. The tree is in the read-only root filesystem: modprobe
- * only reads it.
+ * only reads it. Returns the guest paths modprobe reads at every load: kmod, its libraries and
+ * the tree's indexes, and the module every sandbox loads.
  */
 export async function stageModuleTree(
   stage: string,
   options: ModuleTree,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<string[]> {
   const { modulesDir, release } = options;
   const tree = join(stage, 'lib', 'modules', release);
   for (const module of options.modules) {
@@ -45,7 +46,15 @@ export async function stageModuleTree(
     errorCode: 'ERR_IMAGE_BUILD',
     purpose: 'indexing the guest kernel modules (install kmod)',
   });
-  await stageBinary(stage, options.kmod, '/usr/bin/kmod', signal, options.sysroot);
+  const kmodFiles = await stageBinary(stage, options.kmod, '/usr/bin/kmod', signal, options.sysroot);
   await mkdir(join(stage, 'sbin'), { recursive: true });
   for (const tool of ['modprobe', 'lsmod']) await symlink('/usr/bin/kmod', join(stage, 'sbin', tool));
+  const indexes = (await readdir(tree))
+    .filter((f) => f.endsWith('.bin'))
+    .map((f) => `/lib/modules/${release}/${f}`);
+  // The balloon driver is loaded in every sandbox once its first container runs.
+  const everySandbox = options.modules
+    .filter((m) => m.path.endsWith('/virtio_balloon.ko'))
+    .map((m) => `/lib/modules/${release}/${m.path}`);
+  return [...kmodFiles, ...indexes, ...everySandbox];
 }

@@ -41,6 +41,7 @@ export async function sharedLibraries(binary: string, signal?: AbortSignal): Pro
 /**
  * Copies a binary and the libraries it loads to the same paths in the stage: the host's own,
  * or, given the `sysroot` of another architecture the binary comes from, that sysroot's.
+ * Returns the guest paths of the binary and its libraries.
  */
 export async function stageBinary(
   stage: string,
@@ -48,15 +49,13 @@ export async function stageBinary(
   guestPath: string,
   signal?: AbortSignal,
   sysroot?: string,
-): Promise<void> {
+): Promise<string[]> {
   await stageFile(stage, hostPath, guestPath, 0o755);
-  if (sysroot) {
-    for (const lib of await sysrootLibraries(sysroot, hostPath, signal)) {
-      await stageFile(stage, join(sysroot, lib), lib, 0o755);
-    }
-    return;
-  }
-  for (const lib of await sharedLibraries(hostPath, signal)) await stageFile(stage, lib, lib, 0o755);
+  const libs = sysroot
+    ? await sysrootLibraries(sysroot, hostPath, signal)
+    : await sharedLibraries(hostPath, signal);
+  for (const lib of libs) await stageFile(stage, sysroot ? join(sysroot, lib) : lib, lib, 0o755);
+  return [guestPath, ...libs];
 }
 
 /**
