@@ -11,10 +11,12 @@ import {
   assertOneRun,
   countsOf,
   killEverySandbox,
+  PYTHON_COUNTER,
   serveBridge,
   serveStateDir,
   startServe,
   stopServe,
+  waitForCount,
 } from '../fixtures/serve.js';
 import { type HullRun, privateDirs, qemuProcessesUsing } from './harness.js';
 
@@ -24,25 +26,6 @@ async function said(sandbox: Sandbox, cmd: string): Promise<string> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The counter: a number in the Python process's memory, each value appended to /count. */
-const COUNTER = `import time
-i = 0
-while True:
-    i += 1
-    with open('/count', 'a') as f:
-        f.write(f'{i}\\n')
-    time.sleep(0.2)
-`;
-
-/** Resolves once the counter has started (Python's start-up takes a while under TCG). */
-async function waitForCount(sandbox: Sandbox): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await sandbox.files.exists('/count'))) {
-    if (Date.now() > deadline) throw new Error('the Python counter did not start');
-    await sleep(250);
-  }
-}
 
 /**
  * Issue 28: a running sandbox of `hull serve` forked and snapshotted through the SDK. A
@@ -72,7 +55,7 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
     server = await startServe(dirs.root, ['--listen', api], { HULL_STATE_DIR: state, ...bridge.env });
     parent = await Sandbox.create({ api, image, network: 'internet', timeoutMs: 900_000 });
     // A counter held in a Python process's memory, each value appended to a file of the disk.
-    await parent.files.write('/counter.py', COUNTER);
+    await parent.files.write('/counter.py', PYTHON_COUNTER);
     await parent.commands.run('python3 /counter.py', { background: true });
     await waitForCount(parent);
   });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
 import { removeBridge } from '../../src/network/serve-bridge.js';
+import { pushPython } from '../fixtures/python-image.js';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
 import {
   answers,
@@ -11,16 +12,18 @@ import {
   assertOneRun,
   countsOf,
   killEverySandbox,
+  PYTHON_COUNTER,
   serveBridge,
   serveStateDir,
   startServe as startServeOn,
   stopServe as stopServeRun,
+  waitForCount,
 } from '../fixtures/serve.js';
 import { type HullRun, privateDirs, qemuProcessesUsing } from './harness.js';
 
 /**
  * Issue 28: a sandbox of `hull serve` paused to disk (its VM's memory and devices saved, no
- * QEMU left) and resumed through the SDK, with a process holding a counter in memory that
+ * QEMU left) and resumed through the SDK, with a Python process holding a counter in memory that
  * goes on counting, across a server killed and started again; a damaged saved state refused
  * in one line, the sandbox left paused.
  */
@@ -56,13 +59,13 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     image = await pushBusybox(dirs.scratch, registry);
     api = `unix:${join(dirs.scratch, 'api.sock')}`;
     await startServe();
-    sandbox = await Sandbox.create({ api, image, network: 'none', timeoutMs: 900_000 });
-    // A counter held in the shell's memory, each value appended to a file of the disk.
-    const counter = await sandbox.commands.run(
-      'i=0; while true; do i=$((i+1)); echo $i >> /count; echo "tick $i"; sleep 0.2; done',
-      { background: true },
-    );
+    const python = await pushPython(dirs.scratch, registry);
+    sandbox = await Sandbox.create({ api, image: python, network: 'none', timeoutMs: 900_000 });
+    // A counter held in a Python process's memory, each value appended to a file of the disk.
+    await sandbox.files.write('/counter.py', PYTHON_COUNTER);
+    const counter = await sandbox.commands.run('python3 /counter.py', { background: true });
     counterId = counter.commandId;
+    await waitForCount(sandbox);
   });
 
   after(async () => {
