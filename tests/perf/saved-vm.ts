@@ -2,6 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { removeBridge } from '../../src/network/serve-bridge.js';
 import { Sandbox } from '../../src/sdk/sandbox.js';
+import { memoryByMapping } from '../../src/sys/processes.js';
 import { qemuProcessesUsing } from '../e2e/harness.js';
 import { pushBusybox, startRegistry } from '../fixtures/registry.js';
 import { killEverySandbox, serveBridge, serveStateDir, startServe, stopServe } from '../fixtures/serve.js';
@@ -28,10 +29,14 @@ export interface SavedVmFigures {
   resumeSecondsPerGiB: number;
   createdPssMiB: number;
   forkPssMiB: number;
+  /** The same two without QEMU's executable anonymous memory (TCG's translated code). */
+  createdPssWithoutCodeMiB: number;
+  forkPssWithoutCodeMiB: number;
   ratios: {
     forkOfOneOverCreate: number;
     forkOfTenEachOverCreate: number;
     forkPssOverCreated: number;
+    forkPssOverCreatedWithoutCode: number;
     resumeOverCreate: number;
   };
 }
@@ -39,9 +44,14 @@ export interface SavedVmFigures {
 const MEMORY_MIB = 512;
 const TOUCHED_MIB = 192;
 
-async function pssMiB(pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
-  return Number(/^Pss:\s+(\d+) kB/m.exec(text)?.[1] ?? 0) / 1024;
+/**
+ * A QEMU's PSS in MiB, with and without its executable anonymous memory (under TCG its
+ * translated code, its own in every QEMU and absent under KVM), as the idle-memory figure.
+ */
+async function pssMiB(pid: number): Promise<{ all: number; withoutCode: number }> {
+  const memory = await memoryByMapping(pid);
+  if (!memory) throw new Error(`QEMU ${pid} is gone`);
+  return { all: memory.total / 2 ** 20, withoutCode: (memory.total - memory.anonymousExecutable) / 2 ** 20 };
 }
 
 /** The QEMU of a serve sandbox (its container's directory is in QEMU's command line). */
@@ -82,9 +92,11 @@ export async function measureSavedVms(scratch: string): Promise<SavedVmFigures> 
     for (const fork of one.value) await fork.kill();
     const ten = await timed(() => parent.fork({ count: 10 }));
     await sleep(5000);
-    const createdPssMiB = await pssMiB(await qemuOf(root, created.value.sandboxId));
+    const createdPss = await pssMiB(await qemuOf(root, created.value.sandboxId));
     const forkPss = await Promise.all(ten.value.map(async (f) => pssMiB(await qemuOf(root, f.sandboxId))));
-    const forkPssMiB = median(forkPss);
+    const createdPssMiB = createdPss.all;
+    const forkPssMiB = median(forkPss.map((p) => p.all));
+    const forkPssWithoutCodeMiB = median(forkPss.map((p) => p.withoutCode));
     for (const fork of ten.value) await fork.kill();
 
     // Then memory touched, for pause and resume per GiB (the forks above were of an idle guest,
@@ -110,10 +122,13 @@ export async function measureSavedVms(scratch: string): Promise<SavedVmFigures> 
       resumeSecondsPerGiB: round(resume.ms / 1000 / savedGiB),
       createdPssMiB: round(createdPssMiB, 1),
       forkPssMiB: round(forkPssMiB, 1),
+      createdPssWithoutCodeMiB: round(createdPss.withoutCode, 1),
+      forkPssWithoutCodeMiB: round(forkPssWithoutCodeMiB, 1),
       ratios: {
         forkOfOneOverCreate: round(one.ms / created.ms),
         forkOfTenEachOverCreate: round(ten.ms / 10 / created.ms),
         forkPssOverCreated: round(forkPssMiB / createdPssMiB),
+        forkPssOverCreatedWithoutCode: round(forkPssWithoutCodeMiB / createdPss.withoutCode),
         resumeOverCreate: round(resume.ms / created.ms),
       },
     };
@@ -133,7 +148,7 @@ export function printSavedVms(f: SavedVmFigures): void {
     `saved sandboxes: fork of 1 / create = ${f.ratios.forkOfOneOverCreate}; fork of 10, each / create = ${f.ratios.forkOfTenEachOverCreate} (goal <= 1)`,
   );
   console.log(
-    `saved sandboxes: idle QEMU PSS, a fork (median of 10) ${f.forkPssMiB} MiB / a created sandbox ${f.createdPssMiB} MiB = ${f.ratios.forkPssOverCreated} (goal <= 0.5)`,
+    `saved sandboxes: idle QEMU PSS, a fork (median of 10) ${f.forkPssMiB} MiB / a created sandbox ${f.createdPssMiB} MiB = ${f.ratios.forkPssOverCreated} (goal <= 0.5); without TCG's translated code ${f.forkPssWithoutCodeMiB} / ${f.createdPssWithoutCodeMiB} MiB = ${f.ratios.forkPssOverCreatedWithoutCode}`,
   );
   console.log(
     `saved sandboxes: pause ${f.pauseMs} ms, resume ${f.resumeMs} ms for ${f.savedMiB} MiB of guest memory touched: pause ${f.pauseSecondsPerGiB} s/GiB, resume ${f.resumeSecondsPerGiB} s/GiB; resume / create = ${f.ratios.resumeOverCreate}`,
