@@ -40,6 +40,11 @@ test('memory: the container limit plus the guest base, at most the VM, plus the 
     (512 + VMM_OVERHEAD_MIB) * MiB,
     'no translation cache under KVM',
   );
+  assert.equal(
+    hostCgroupLimits(undefined, { ...vm, clone: true }).memoryBytes,
+    2 * 512 * MiB + overhead,
+    "a clone's guest memory counts twice: its template's file's pages it fills, and its own copies",
+  );
 });
 
 test('CPU: the quota plus a quarter of a period; shares as given; none without', () => {

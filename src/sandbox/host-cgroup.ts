@@ -48,20 +48,21 @@ interface LinuxResources {
 /**
  * The host's limits for a sandbox whose container has `resources`, in a VM of `memoryMiB`:
  *  - memory: the container's limit plus the guest's base, at most the VM's memory (or the VM's
- *    memory without a limit), plus what the VMM adds (vmmCgroupLimits);
+ *    memory without a limit), twice for a clone of a template, plus what the VMM adds
+ *    (vmmCgroupLimits);
  *  - CPU: the container's quota plus CPU_OVERHEAD of a period; its shares as they are;
  *  - tasks: the VMM's.
  */
 export function hostCgroupLimits(
   resources: unknown,
-  vm: { memoryMiB: number; accel: Accel; tcgCacheMiB?: number },
+  vm: { memoryMiB: number; accel: Accel; tcgCacheMiB?: number; clone?: boolean },
 ): CgroupLimits {
   const r = (resources ?? {}) as LinuxResources;
   const MiB = 2 ** 20;
   const limit = r.memory?.limit;
   const guestBytes =
     limit && limit > 0 ? Math.min(limit + GUEST_BASE_MIB * MiB, vm.memoryMiB * MiB) : vm.memoryMiB * MiB;
-  const limits = vmmCgroupLimits(guestBytes, vm.accel, vm.tcgCacheMiB);
+  const limits = vmmCgroupLimits(guestBytes, vm.accel, vm.tcgCacheMiB, vm.clone);
   const { quota, period, shares } = r.cpu ?? {};
   if (quota && quota > 0) {
     const periodUs = period && period > 0 ? period : 100_000;

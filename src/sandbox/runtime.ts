@@ -371,6 +371,8 @@ export async function startSandbox(
           memoryMiB,
           accel: base.options.accel,
           tcgCacheMiB: base.options.tcgCacheMiB,
+          // A resumed VM's memory is its own (read from its saved state), not a template's.
+          clone: Boolean(options.forkFrom) || (!options.resumeFrom && Boolean(base.cloneSource)),
         }),
         // The process creating the sandbox owns its VM: the monitor, `hull run`, or the shim.
         owner: process.pid,
