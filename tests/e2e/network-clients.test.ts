@@ -17,21 +17,20 @@ const removeLink = (name: string) => runCommand('ip', ['link', 'del', name]);
 
 describe('podman --runtime hull on its default bridge network', { timeout: 600_000 }, () => {
   let dirs: Awaited<ReturnType<typeof privateDirs>>;
-  let bridgeExisted = false;
   let podman: PrivatePodman['podman'];
+  let bridge: string | undefined;
 
   before(async () => {
     dirs = await privateDirs('podman-net');
     const d = dirs.scratch;
-    bridgeExisted = (await runCommand('ip', ['link', 'show', 'cni-podman0'])).code === 0;
-    // podman's own default network (CNI bridge cni-podman0), on a subnet of the test's.
-    ({ podman } = await privatePodman(d, { bridgeSubnet: '10.231.30.0/24' }));
+    // podman's default network (CNI), on a subnet and bridge of the test's.
+    ({ podman, bridge } = await privatePodman(d, { bridgeSubnet: '10.231.30.0/24' }));
     const load = await podman('load', '-i', await busyboxImageArchive(join(d, 'image')));
     assert.equal(load.code, 0, load.stderr);
   });
   after(async () => {
     await podman('rm', '-a', '-f', '-t', '1');
-    if (!bridgeExisted) await removeLink('cni-podman0');
+    if (bridge) await removeLink(bridge);
     await dirs.cleanup();
   });
 

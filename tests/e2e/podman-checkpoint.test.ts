@@ -178,7 +178,6 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
    */
   test('a container on disks with a network: its server answers at the same address after each of two restores', async () => {
     const networked = await privateDirs('podman-ckpt-net');
-    const bridgeExisted = (await runCommand('ip', ['link', 'show', 'cni-podman0'])).code === 0;
     const root = join(networked.scratch, 'hull');
     const net = await privatePodman(networked.scratch, { bridgeSubnet: '10.231.47.0/24' });
     try {
@@ -226,7 +225,7 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
       await assertNothingLeft(root);
     } finally {
       await net.podman('rm', '-a', '-f', '-t', '1');
-      if (!bridgeExisted) await runCommand('ip', ['link', 'del', 'cni-podman0']);
+      if (net.bridge) await runCommand('ip', ['link', 'del', net.bridge]);
       await networked.cleanup();
     }
   });

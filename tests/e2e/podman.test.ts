@@ -161,14 +161,13 @@ describe('podman --runtime hull', { timeout: 600_000 }, () => {
 describe('podman pods with --runtime hull', { timeout: 600_000 }, () => {
   let dirs: Awaited<ReturnType<typeof privateDirs>>;
   let podman: PrivatePodman['podman'];
-  let bridgeExisted = false;
+  let bridge: string | undefined;
 
   before(async () => {
     dirs = await privateDirs('podman-pod');
     const d = dirs.scratch;
-    bridgeExisted = (await runCommand('ip', ['link', 'show', 'cni-podman0'])).code === 0;
     // A pod network (podman's CNI bridge): the pod's network namespace is the VM's.
-    ({ podman } = await privatePodman(d, { bridgeSubnet: '10.231.31.0/24' }));
+    ({ podman, bridge } = await privatePodman(d, { bridgeSubnet: '10.231.31.0/24' }));
     for (const archive of [
       await busyboxImageArchive(join(d, 'image')),
       await pauseImageArchive(join(d, 'image')),
@@ -179,7 +178,7 @@ describe('podman pods with --runtime hull', { timeout: 600_000 }, () => {
   });
   after(async () => {
     await podman('pod', 'rm', '-a', '-f', '-t', '1');
-    if (!bridgeExisted) await runCommand('ip', ['link', 'del', 'cni-podman0']);
+    if (bridge) await runCommand('ip', ['link', 'del', bridge]);
     await dirs.cleanup();
   });
 

@@ -119,8 +119,7 @@ async function untilServing(ports: Published, signal: AbortSignal): Promise<void
  */
 export async function measureNetwork(scratch: string, rounds: number): Promise<NetworkFigures> {
   const signal = AbortSignal.timeout(20 * 60_000);
-  const bridgeExisted = (await runCommand('ip', ['link', 'show', 'cni-podman0'])).code === 0;
-  const { podman } = await privatePodman(join(scratch, 'podman'), { bridgeSubnet: '10.231.40.0/24' });
+  const { podman, bridge } = await privatePodman(join(scratch, 'podman'), { bridgeSubnet: '10.231.40.0/24' });
   const base = 19_000 + (process.pid % 500) * 4;
   const ports: Record<'hull' | 'runc', Published> = {
     hull: { http: base, echo: base + 1 },
@@ -185,7 +184,7 @@ export async function measureNetwork(scratch: string, rounds: number): Promise<N
     };
   } finally {
     await podman('rm', '-a', '-f', '-t', '1');
-    if (!bridgeExisted) await runCommand('ip', ['link', 'del', 'cni-podman0']);
+    if (bridge) await runCommand('ip', ['link', 'del', bridge]);
   }
 }
 
