@@ -106,7 +106,7 @@ describe('podman --runtime hull', { timeout: 600_000 }, () => {
       const status = await podman('inspect', '--format', '{{.State.Status}}', 'ckpt');
       assert.equal(status.stdout.trim(), 'running');
       const exec = await podman('exec', 'ckpt', 'echo', 'still here');
-      assert.deepEqual([exec.code, exec.stdout], [0, 'still here\n']);
+      assert.deepEqual([exec.code, exec.stdout], [0, 'still here\n'], exec.stderr);
     } finally {
       await podman('rm', '-f', '-t', '1', 'ckpt');
     }
