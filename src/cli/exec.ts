@@ -12,6 +12,7 @@ import { readConfigJson } from '../sandbox/bundle.js';
 import { forwardResizes, openTerminalFor } from '../sandbox/monitor.js';
 import type { MonitorClient } from '../sandbox/monitor-client.js';
 import { monitorOf, readState, requireAllowed } from '../sandbox/state.js';
+import { waitUntilReparented } from '../sys/detached-helper.js';
 import { isAlive } from '../sys/process-identity.js';
 import { readRegularFile } from '../sys/regular-file.js';
 import { sleep } from '../util/deadline.js';
@@ -101,6 +102,7 @@ export function registerExec(program: Command): void {
         options: { consoleSocket?: string },
         command: Command,
       ) => {
+        const starterPid = process.ppid;
         const ref = await openContainer(command.optsWithGlobals<GlobalOptions>(), id).catch(
           async (err: unknown) => {
             await reportFailure(err);
@@ -121,9 +123,14 @@ export function registerExec(program: Command): void {
         });
         if (exit.vmLost) await sayWhatWasLost(ref);
         process.exitCode = exit.status;
+        // `hull exec --detach` exits as soon as it has written the pid file; end only after it.
+        await waitUntilReparented(starterPid, AbortSignal.timeout(REPARENT_WAIT_MS));
       },
     );
 }
+
+/** How long an exec's waiter waits for the `hull exec --detach` that started it to exit. */
+const REPARENT_WAIT_MS = 10_000;
 
 /** How long the container's monitor gets to record why the VM under an exec ended. */
 const LOSS_RECORD_WAIT_MS = 15_000;

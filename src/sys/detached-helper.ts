@@ -150,3 +150,18 @@ export async function reportToParent(line: string): Promise<void> {
     }
   });
 }
+
+/**
+ * The helper's side, before it ends: waits (bounded) until the process that started it has
+ * exited and this one has a new parent. A caller such as conmon reads the helper's pid from
+ * the pid file and waits for it as a subreaper; a helper that ended while its starter still
+ * ran would be reaped by the starter's own child handling, and its exit never seen by the
+ * caller (conmon then records -1, which podman reports as exit status 255).
+ */
+export async function waitUntilReparented(starterPid: number, signal: AbortSignal): Promise<void> {
+  while (process.ppid === starterPid && !signal.aborted) {
+    await new Promise((resolve) => setTimeout(resolve, REPARENT_POLL_MS));
+  }
+}
+
+const REPARENT_POLL_MS = 5;

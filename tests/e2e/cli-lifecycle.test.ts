@@ -6,6 +6,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 
+const SUBREAPER = resolve(fileURLToPath(import.meta.url), '../../../../tests/fixtures/subreaper-run.py');
 const RECEIVER = resolve(fileURLToPath(import.meta.url), '../../../../tests/fixtures/console-receiver.py');
 
 import {
@@ -15,6 +16,7 @@ import {
   privateDirs,
   processExit,
   qemuProcessesUsing,
+  runCommand,
   startHull,
 } from './harness.js';
 
@@ -124,6 +126,40 @@ describe('the OCI command line', { timeout: 600_000 }, () => {
     const read = await h('exec', b.id, 'cat', `${cgroup}/memory.max`, `${cgroup}/pids.max`);
     assert.equal(read.stdout, `${64 << 20}\n50\n`);
     assert.equal((await h('delete', '--force', b.id)).code, 0, 'delete --force stops a running container');
+    await c.exited;
+  });
+
+  // conmon waits, as a subreaper, for the pid `exec --detach` writes: an exec that ends at
+  // once must still end as conmon's child, or podman reports exit status 255.
+  test("a detached exec's pid is its caller's to wait for, however fast the process ends", async () => {
+    const b = await serviceBundle();
+    const c = await create(b);
+    await h('start', b.id);
+    // The second exec's starter is held while it writes the pid file, as a loaded host may:
+    // the process has ended by the time it goes on.
+    for (const [i, hold] of [0, 2, 0].entries()) {
+      const pidFile = join(b.dir, `exec-${i}.pid`);
+      const waited = await runCommand('python3', [
+        SUBREAPER,
+        pidFile,
+        String(hold),
+        process.execPath,
+        HULL,
+        '--root',
+        dirs.root,
+        'exec',
+        '--detach',
+        '--pid-file',
+        pidFile,
+        b.id,
+        'sh',
+        '-c',
+        `echo exec ${i}; exit 7`,
+      ]);
+      assert.equal(waited.code, 0, waited.stderr);
+      assert.equal(waited.stdout, `exec ${i}\nstatus 7\n`);
+    }
+    assert.equal((await h('delete', '--force', b.id)).code, 0);
     await c.exited;
   });
 
