@@ -191,7 +191,7 @@ export class ShimPod {
             rootfsDisks: root.rootfsDisks,
             // Its container runs in the saved guest already (frozen, see checkpoint()).
             resumeFrom: request.checkpoint,
-            resumedStays: `the checkpoint in ${request.checkpoint} is left as it is`,
+            resumedStays: 'the checkpoint is left as it is',
             signal,
           },
         );
