@@ -130,8 +130,12 @@ export function taskService(
       stats: statsAnswer(await pod.agentFor(req.id).statsContainer(req.id, timeout()), metricsForm),
     }),
     checkpoint: async (req) => {
-      if (!req.path)
-        throw new HullError('ERR_CONFIG', 'a checkpoint needs the directory to write it to (path)');
+      if (!req.path.startsWith('/')) {
+        throw new HullError(
+          'ERR_CONFIG',
+          'a checkpoint needs the absolute path of the directory to write it to',
+        );
+      }
       await pod.checkpoint(
         req.id,
         req.path,

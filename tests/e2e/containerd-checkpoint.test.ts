@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { processesMentioning } from '../../src/sys/processes.js';
@@ -139,8 +139,10 @@ describe('containerd checkpoint/restore with runtime io.containerd.hull.v2', { t
       const wrote = await ctr('task', 'exec', '--exec-id', 'w1', 'ck1', 'sh', '-c', 'echo kept > /kept');
       assert.equal(wrote.code, 0, wrote.stderr);
       const before = await counterReaches('ck1', 10);
+      const checkpointStart = Date.now();
       const checkpoint = await ctr('containers', 'checkpoint', '--task', 'ck1', 'ck1-ckpt:1');
       assert.equal(checkpoint.code, 0, checkpoint.stderr);
+      const checkpointMs = Date.now() - checkpointStart;
       // As runc's: the task runs on after its checkpoint (ctr resumed it).
       assert.equal(await statusOf('ck1'), 'RUNNING');
       const after = await counterReaches('ck1', before + 5);
@@ -152,8 +154,13 @@ describe('containerd checkpoint/restore with runtime io.containerd.hull.v2', { t
       );
       await assertNothingLeft(containerd.hullRoot);
 
+      const layerBytes = (await stat(await checkpointBlob('ck1-ckpt:1'))).size;
+      const restoreStart = Date.now();
       const restore = await ctr('containers', 'restore', '--live', 'ck1', 'ck1-ckpt:1');
       assert.equal(restore.code, 0, restore.stderr);
+      t.diagnostic(
+        `ctr containers checkpoint --task ${checkpointMs} ms (checkpoint layer ${(layerBytes / 2 ** 20).toFixed(1)} MiB), restore --live ${Date.now() - restoreStart} ms`,
+      );
       assert.equal(await statusOf('ck1'), 'RUNNING');
       const resumed = await counterOf('ck1');
       t.diagnostic(
