@@ -1,13 +1,11 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { HullError } from '../errors.js';
 import { asksRootOnDisks } from '../oci/rootfs-annotations.js';
 import { monitorOf } from '../sandbox/state.js';
-import { completeCheckpoint } from '../snapshot/checkpoint-dir.js';
-import { qemuImgOrFail } from '../snapshot/disks.js';
+import { completeCheckpoint, requireCheckpointRoom } from '../snapshot/checkpoint-dir.js';
 import { checkpointRefusal } from '../snapshot/savable.js';
-import { requireRoomFor } from '../snapshot/state-file.js';
 import { bundleDisksIn } from '../storage/bundle-disks.js';
 import { isAlive } from '../sys/process-identity.js';
 import { type ContainerRef, withContainer, withMonitor } from './container-ref.js';
@@ -91,8 +89,7 @@ async function checkpoint(ref: ContainerRef, dir: string): Promise<void> {
   const disks = await bundleDisksIn(ref.dir);
   // What the disks' move needs is checked before the VM is saved and ended: the container
   // then runs on when it is missing.
-  qemuImgOrFail('checkpoints');
-  await requireRoomFor(dir, (await stat(disks.writable)).blocks * 512);
+  await requireCheckpointRoom(dir, disks);
   const signal = AbortSignal.timeout(SAVE_TIMEOUT_MS);
   // A failed save lets the VM run on (saved-vm.ts): the container is as it was.
   await withMonitor(ref, (monitor) => monitor.saveVm(dir, signal));

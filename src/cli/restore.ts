@@ -3,11 +3,10 @@ import type { Command } from 'commander';
 import { checkSettings } from '../config/settings.js';
 import { HullError, isHullError } from '../errors.js';
 import { NEW_NETNS_WRAPPER, networkSource } from '../network/namespace.js';
-import { asksRootOnDisks, ROOTFS_ANNOTATION } from '../oci/rootfs-annotations.js';
 import { loadBundle } from '../sandbox/bundle.js';
 import { claimContainerDir, removeContainerDir, removeContainerLeftovers } from '../sandbox/container-dir.js';
 import { validateContainerId } from '../sandbox/container-id.js';
-import { placeCheckpointDisks, readCheckpoint } from '../snapshot/checkpoint-dir.js';
+import { placeCheckpointDisks, restorableCheckpoint } from '../snapshot/checkpoint-dir.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 import { writePidFile } from './pid-file.js';
 import { spawnHelper } from './spawn-helper.js';
@@ -69,14 +68,8 @@ async function restoreContainer(
     throw new HullError('ERR_USAGE', 'restore needs --image-path <dir>: the checkpoint to restore');
   }
   const imagePath = resolve(options.imagePath);
-  const record = await readCheckpoint(imagePath, id);
   const bundle = await loadBundle(options.bundle);
-  if (!asksRootOnDisks(bundle.spec.annotations)) {
-    throw new HullError(
-      'ERR_CONFIG',
-      `container ${id} cannot be restored from a checkpoint of its VM: its bundle lacks the annotation ${ROOTFS_ANNOTATION}=disk it was checkpointed with`,
-    );
-  }
+  const record = await restorableCheckpoint(imagePath, id, bundle.spec.annotations);
   if (bundle.spec.process?.terminal && !options.consoleSocket) {
     throw new HullError('ERR_CONFIG', 'process.terminal is true but no --console-socket was given: pass one');
   }

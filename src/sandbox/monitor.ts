@@ -10,13 +10,9 @@ import { logger } from '../log.js';
 import { metricsService } from '../metrics/collect-service.js';
 import { OwnerMetrics } from '../metrics/owner-metrics.js';
 import { vcpusCovering } from '../oci/guest-resources.js';
-import { asksRootOnDisks } from '../oci/rootfs-annotations.js';
 import type { Process } from '../oci/spec.js';
-import { containerImagesDir } from '../paths.js';
 import type { ForkFrom } from '../snapshot/fork-source.js';
 import type { SavedStateRecord } from '../snapshot/state-file.js';
-import { bundleDisksIn, makeBundleDisks, specOnDisks } from '../storage/bundle-disks.js';
-import { rootfsDisksOf } from '../storage/rootfs-disks.js';
 import { identityOf } from '../sys/process-identity.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { listenPrivately } from '../sys/unix-socket.js';
@@ -27,6 +23,7 @@ import { TtrpcServer } from '../ttrpc/server.js';
 import { AttachedProcess, type HostStdio, inputOf } from './attached-process.js';
 import type { Bundle } from './bundle.js';
 import { containerArch } from './container-arch.js';
+import { containerRoot } from './container-root.js';
 import { type ContainerVm, ownVm } from './container-vm.js';
 import { hasCreateRuntimeHooks, runHostHooks } from './hooks.js';
 import { MONITOR_SOCKET } from './monitor-socket.js';
@@ -391,16 +388,16 @@ async function ownSandbox(
   const { spec } = options.bundle;
   const vcpus = vcpusCovering(spec.linux?.resources, options.settings.vcpus ?? defaultVcpus());
   // Root disks made from the bundle (dev.hull.rootfs=disk): made now, or put back by `restore`.
-  const fromBundle = asksRootOnDisks(spec.annotations) ? await specOnDisks(options.id, spec) : undefined;
-  const rootfsDisks =
-    (await rootfsDisksOf(spec.annotations, {
-      imagesDir: containerImagesDir(),
+  const root = await containerRoot(
+    {
+      id: options.id,
+      dir: options.dir,
+      bundle: options.bundle,
       root: options.settings.root,
-    })) ??
-    (fromBundle &&
-      (options.resumeFrom
-        ? await bundleDisksIn(options.dir)
-        : await makeBundleDisks(options.dir, options.bundle.rootfs, fromBundle.files, signal)));
+      restored: options.resumeFrom !== undefined,
+    },
+    signal,
+  );
   const sandbox = await startSandbox(
     options.id,
     { ...options.settings, vcpus },
@@ -410,10 +407,10 @@ async function ownSandbox(
       netns: options.netns,
       spec,
       arch: await containerArch(options.bundle),
-      rootfsDisks,
+      rootfsDisks: root.rootfsDisks,
       resumeFrom: options.resumeFrom,
       // Disks made from the bundle are a checkpoint's (cli/restore.ts), not a paused sandbox's.
-      resumedStays: fromBundle ? `container ${options.id} stays checkpointed` : undefined,
+      resumedStays: root.fromBundle ? `container ${options.id} stays checkpointed` : undefined,
       forkFrom: options.forkFrom,
       signal,
     },
@@ -432,7 +429,7 @@ async function ownSandbox(
     return ownVm(sandbox);
   }
   try {
-    const bundle = fromBundle ? { ...options.bundle, spec: fromBundle.spec } : options.bundle;
+    const bundle = { ...options.bundle, spec: root.spec };
     await sandbox.createContainer(options.id, bundle, signal, {
       ...input,
       start: options.startAtCreate === true,

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { loadConfigFile } from '../config/config-file.js';
@@ -18,16 +19,23 @@ import type { Arch } from '../hypervisor/arch.js';
 import { logger } from '../log.js';
 import { configuredNetns } from '../network/namespace.js';
 import { POD_PINNED_NAMESPACES, POD_SHARED_NAMESPACES } from '../oci/pod-namespaces.js';
+import { asksRootOnDisks, ROOTFS_ANNOTATION } from '../oci/rootfs-annotations.js';
 import type { Process } from '../oci/spec.js';
 import { inputOf, type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
 import { containerArch, programArch } from '../sandbox/container-arch.js';
+import { containerRoot } from '../sandbox/container-root.js';
 import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from '../sandbox/namespace-paths.js';
 import { startSandbox } from '../sandbox/runtime.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
+import type { CheckpointRecord } from '../snapshot/checkpoint-dir.js';
+import { checkpointRefusal } from '../snapshot/savable.js';
+import { bundleDiskPaths } from '../storage/bundle-disks.js';
+import type { RootfsDisks } from '../storage/rootfs-disks.js';
 import type { FilesystemMount, Mounter } from '../sys/mount.js';
 import { markHost } from '../trace/boot-marks.js';
 import { settledWithin } from '../util/deadline.js';
+import { placeTaskCheckpoint, saveTaskCheckpoint } from './checkpoint.js';
 import type { EventPublisher } from './events.js';
 import { runnableSandboxBundle } from './guest-pause.js';
 import { cgroupMetrics } from './metrics.js';
@@ -35,6 +43,9 @@ import { taskRole, vmSize } from './pod-identity.js';
 import { mountRootfs, unmountRootfs } from './rootfs.js';
 import { openTaskIo, type TaskIo } from './task-io.js';
 import { type ProcessStatus, TaskProcess } from './task-process.js';
+
+/** How a lone task gets a root its VM can be saved with (said in the refusal of a task on 9p). */
+const SHIM_DISK_ROOT_HINT = `a task created with the annotation ${ROOTFS_ANNOTATION}=disk (ctr run --annotation ${ROOTFS_ANNOTATION}=disk) has its root on disks and can be`;
 
 /** How long one request to the guest may take before the Task request fails. */
 export const RPC_TIMEOUT_MS = 60_000;
@@ -46,6 +57,10 @@ interface TaskContainer {
   init: TaskProcess;
   execs: Map<string, TaskProcess>;
   paused: boolean;
+  /** The disks its root is on, made from its bundle (dev.hull.rootfs=disk): its VM can be saved. */
+  rootDisks?: RootfsDisks;
+  /** Restored from a checkpoint whose container was saved frozen: Start thaws it. */
+  thawAtStart?: boolean;
 }
 
 export interface CreateTask extends TaskIo {
@@ -54,6 +69,8 @@ export interface CreateTask extends TaskIo {
   rootfs: readonly FilesystemMount[];
   /** The configuration file the runtime's options name (ConfigPath), for the pod's first task. */
   configPath?: string;
+  /** A checkpoint (see checkpoint()) to restore the task from, unpacked here by containerd. */
+  checkpoint?: string;
 }
 
 /**
@@ -66,6 +83,8 @@ export class ShimPod {
   /** The architecture of the pod's VM, once it is made. */
   private arch: Arch | undefined;
   private readonly containers = new Map<string, TaskContainer>();
+  /** A Checkpoint is on its way (one at a time: each saves the whole VM). */
+  private checkpointing = false;
   private readonly log = logger('pod');
 
   constructor(
@@ -114,6 +133,7 @@ export class ShimPod {
     checkSettings();
     const rootfsMounted = await mountRootfs(this.options.mounter, request.bundle, request.rootfs);
     let bootedHere = false;
+    let madeDisks = false;
     try {
       let bundle = await loadBundle(request.bundle);
       const role = taskRole(request.id, bundle.spec);
@@ -123,6 +143,14 @@ export class ShimPod {
         signal,
         role.kind === 'sandbox' ? POD_PINNED_NAMESPACES : NO_JOINABLE_NAMESPACES,
       );
+      if (role.kind !== 'single' && (request.checkpoint || asksRootOnDisks(bundle.spec.annotations))) {
+        throw new HullError(
+          'ERR_UNSUPPORTED',
+          `task ${request.id} belongs to pod ${role.podId}, whose VM holds all its containers on the 9p share: only a lone task (ctr run) can have its root on disks (${ROOTFS_ANNOTATION}=disk) and be checkpointed and restored`,
+        );
+      }
+      let root: Awaited<ReturnType<typeof containerRoot>> | undefined;
+      let restored: CheckpointRecord | undefined;
       if (role.kind !== 'container') {
         if (this.sandbox) throw new HullError('ERR_EXISTS', `pod ${role.podId} already has its sandbox`);
         // A lone task's program decides; a pod's, its sandbox (pause) container's, unless
@@ -130,6 +158,26 @@ export class ShimPod {
         this.arch = await containerArch(bundle);
         if (role.kind === 'sandbox')
           bundle = await runnableSandboxBundle(bundle, this.arch, join(this.options.dir, 'guest-pause'));
+        madeDisks = asksRootOnDisks(bundle.spec.annotations);
+        if (request.checkpoint) {
+          restored = await placeTaskCheckpoint(
+            request.id,
+            bundle,
+            request.checkpoint,
+            this.options.dir,
+            signal,
+          );
+        }
+        root = await containerRoot(
+          {
+            id: request.id,
+            dir: this.options.dir,
+            bundle,
+            root: this.options.dir,
+            restored: Boolean(restored),
+          },
+          signal,
+        );
         this.sandbox = await startSandbox(
           request.id,
           { root: this.options.dir, debug: this.options.debug, ...vmSize(bundle.spec) },
@@ -140,6 +188,10 @@ export class ShimPod {
             netns: configuredNetns(bundle.spec),
             spec: bundle.spec,
             arch: this.arch,
+            rootfsDisks: root.rootfsDisks,
+            // Its container runs in the saved guest already (frozen, see checkpoint()).
+            resumeFrom: request.checkpoint,
+            resumedStays: 'the checkpoint is left as it is',
             signal,
           },
         );
@@ -154,10 +206,12 @@ export class ShimPod {
         signal,
       );
       try {
-        await sandbox.createContainer(request.id, bundle, signal, {
-          sandboxContainerId: role.kind === 'container' ? role.podId : undefined,
-          ...inputOf(io.stdio),
-        });
+        if (!restored) {
+          await sandbox.createContainer(request.id, root ? { ...bundle, spec: root.spec } : bundle, signal, {
+            sandboxContainerId: role.kind === 'container' ? role.podId : undefined,
+            ...inputOf(io.stdio),
+          });
+        }
       } catch (err) {
         io.close();
         throw err;
@@ -171,6 +225,8 @@ export class ShimPod {
         init,
         execs: new Map(),
         paused: false,
+        rootDisks: root?.fromBundle ? root.rootfsDisks : undefined,
+        thawAtStart: restored?.frozen === true,
       };
       this.containers.set(request.id, container);
       this.options.events.publish('/tasks/create', TaskCreateSchema, {
@@ -192,6 +248,8 @@ export class ShimPod {
         await this.sandbox?.destroy();
         this.sandbox = undefined;
       }
+      // Disks made (or put back from a checkpoint) for a task that is not created.
+      if (madeDisks) await rm(bundleDiskPaths(this.options.dir).dir, { recursive: true, force: true });
       if (rootfsMounted) await unmountRootfs(this.options.mounter, request.bundle).catch(() => {});
       throw err;
     }
@@ -206,9 +264,14 @@ export class ShimPod {
     const signal = AbortSignal.timeout(RPC_TIMEOUT_MS);
     proc.starting = (async () => {
       if (!execId) {
-        await sandbox.agent
-          .startContainer(id, signal)
-          .catch(async (err: unknown) => Promise.reject(await sandbox.explainFailure(err, `task ${id}`)));
+        // A restored task's process runs already, frozen as it was saved: it goes on now.
+        const started = container.thawAtStart
+          ? sandbox.agent.resumeContainer(id, signal)
+          : sandbox.agent.startContainer(id, signal);
+        await started.catch(async (err: unknown) =>
+          Promise.reject(await sandbox.explainFailure(err, `task ${id}`)),
+        );
+        container.thawAtStart = false;
         markHost('container-started');
         proc.status = 'running';
         this.options.events.publish('/tasks/start', TaskStartSchema, { containerId: id, pid: this.pid });
@@ -320,6 +383,39 @@ export class ShimPod {
     container.paused = paused;
     if (paused) this.options.events.publish('/tasks/paused', TaskPausedSchema, { containerId: id });
     else this.options.events.publish('/tasks/resumed', TaskResumedSchema, { containerId: id });
+  }
+
+  /**
+   * containerd's Checkpoint of a task whose root is on disks (see checkpoint.ts) into `dir`;
+   * `exit`: the task is killed once its checkpoint is whole (runc's `--exit`). A task on the 9p
+   * share is refused in one line and runs on.
+   */
+  async checkpoint(id: string, dir: string, exit: boolean, signal: AbortSignal): Promise<void> {
+    const container = this.container(id);
+    if (container.init.status !== 'running') {
+      throw new HullError(
+        'ERR_STATE',
+        `task ${id} is ${container.init.status}: only a running task is checkpointed`,
+      );
+    }
+    const refusal = checkpointRefusal(
+      `task ${id}`,
+      container.rootDisks ? 'disk' : 'share',
+      `${SHIM_DISK_ROOT_HINT} checkpointed (ctr containers checkpoint --task) and restored (ctr containers restore --live)`,
+    );
+    if (refusal) throw refusal;
+    if (this.checkpointing) throw new HullError('ERR_STATE', `task ${id} is being checkpointed already`);
+    this.checkpointing = true;
+    try {
+      await saveTaskCheckpoint(
+        { id, sandbox: this.requireSandbox(), disks: container.rootDisks!, paused: container.paused },
+        dir,
+        signal,
+      );
+    } finally {
+      this.checkpointing = false;
+    }
+    if (exit) await this.kill(id, '', 9, true);
   }
 
   /** What State answers for one process. */

@@ -40,3 +40,33 @@ export function runtimeConfigPath(options: Any | undefined): string | undefined 
   }
   return path;
 }
+
+/**
+ * The type runc's shim reads its Checkpoint options as (`containerd.runc.v1.CheckpointOptions`,
+ * field 1 `exit`): `ctr containers checkpoint --task` sends them to every runtime, with exit
+ * false; `ctr task checkpoint` sends none to a runtime that is not runc's.
+ */
+const CHECKPOINT_OPTIONS_TYPE = 'containerd.runc.v1.CheckpointOptions';
+
+/** Whether a Checkpoint's options ask the task to stop once it is checkpointed (runc's `--exit`). */
+export function checkpointExits(options: Any | undefined): boolean {
+  if (!options || options.typeUrl.replace(/^.*\//, '') !== CHECKPOINT_OPTIONS_TYPE) return false;
+  const reader = new BinaryReader(options.value);
+  let exit = false;
+  try {
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (field === 1 && wireType === WireType.Varint) exit = reader.bool();
+      else reader.skip(wireType);
+    }
+  } catch (err) {
+    throw new HullError(
+      'ERR_CONFIG',
+      `the checkpoint options (${CHECKPOINT_OPTIONS_TYPE}) are not valid protobuf`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return exit;
+}

@@ -3,13 +3,15 @@ import { HullError } from '../errors.js';
 import { Status, type Task } from '../gen/containerd/task/v2/shim_pb.js';
 import { clip } from '../oci/shape.js';
 import { checkProcessShape, checkResourcesShape } from '../oci/spec-schema.js';
-import { checkpointRefusal } from '../snapshot/savable.js';
 import type { CallContext, ImplOf } from '../ttrpc/server.js';
 import { raceSignal } from '../util/deadline.js';
 import { VERSION } from '../version.js';
 import { type MetricsForm, statsAnswer } from './metrics.js';
 import { RPC_TIMEOUT_MS, type ShimPod } from './pod.js';
-import { runtimeConfigPath } from './runtime-options.js';
+import { checkpointExits, runtimeConfigPath } from './runtime-options.js';
+
+/** How long a Checkpoint may take: the VM's RAM streamed to disk and hashed, its disks copied. */
+const SAVE_TIMEOUT_MS = 300_000;
 
 const STATUS = {
   created: Status.CREATED,
@@ -28,9 +30,9 @@ function json<T>(value: Uint8Array | undefined, what: string): T {
 
 /**
  * containerd's Task service over one pod. Each handler unpacks the request and calls the pod;
- * errors become wire statuses in one place (toWireStatus). Checkpoint refuses: the shim's
- * containers have their root on the 9p share, and QEMU cannot save a VM while 9p is mounted
- * (see snapshot/savable.ts).
+ * errors become wire statuses in one place (toWireStatus). Checkpoint saves the VM of a task
+ * whose root is on disks, and Create with `checkpoint` resumes it (checkpoint.ts); a task on
+ * the 9p share is refused, since QEMU cannot save a VM while 9p is mounted (snapshot/savable.ts).
  */
 export function taskService(
   pod: ShimPod,
@@ -41,8 +43,6 @@ export function taskService(
   const timeout = () => AbortSignal.timeout(RPC_TIMEOUT_MS);
   return {
     create: async (req, ctx: CallContext) => {
-      if (req.checkpoint)
-        throw new HullError('ERR_UNSUPPORTED', 'restoring from a checkpoint is not supported by hull');
       const pid = await pod.create(
         {
           id: req.id,
@@ -53,6 +53,7 @@ export function taskService(
           stderr: req.stderr,
           terminal: req.terminal,
           configPath: runtimeConfigPath(req.options),
+          checkpoint: req.checkpoint || undefined,
         },
         ctx.signal,
       );
@@ -129,13 +130,18 @@ export function taskService(
       stats: statsAnswer(await pod.agentFor(req.id).statsContainer(req.id, timeout()), metricsForm),
     }),
     checkpoint: async (req) => {
-      pod.state(req.id, '');
-      const refusal = checkpointRefusal(
-        `container ${clip(req.id)}`,
-        'share',
-        'a sandbox of `hull serve` (its root on a disk) can be paused, forked and snapshotted',
+      if (!req.path.startsWith('/')) {
+        throw new HullError(
+          'ERR_CONFIG',
+          'a checkpoint needs the absolute path of the directory to write it to',
+        );
+      }
+      await pod.checkpoint(
+        req.id,
+        req.path,
+        checkpointExits(req.options),
+        AbortSignal.timeout(SAVE_TIMEOUT_MS),
       );
-      if (refusal) throw refusal;
       return {};
     },
     connect: async () => ({ shimPid: process.pid, taskPid: pod.pid, version: VERSION }),

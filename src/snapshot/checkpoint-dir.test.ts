@@ -8,7 +8,12 @@ import { isHullError } from '../errors.js';
 import { bundleDiskPaths } from '../storage/bundle-disks.js';
 import { IMAGE_DISK_BYTES } from '../storage/rootfs-disks.js';
 import { run } from '../sys/exec.js';
-import { completeCheckpoint, placeCheckpointDisks, readCheckpoint } from './checkpoint-dir.js';
+import {
+  completeCheckpoint,
+  placeCheckpointDisks,
+  readCheckpoint,
+  restorableCheckpoint,
+} from './checkpoint-dir.js';
 
 const dirs: string[] = [];
 after(async () => {
@@ -103,4 +108,35 @@ test("a checkpoint's qcow2 disk that names another file (a backing file) is refu
     (err: unknown) => isHullError(err, 'ERR_SAVED_STATE') && /names another file to read/.test(err.message),
   );
   assert.equal(existsSync(bundleDiskPaths(target).writable), false);
+});
+
+test("a checkpoint of a VM that runs on (the shim's) copies the image and takes the frozen disk copy; it records the frozen container", async () => {
+  const container = await containerWithDisks();
+  const checkpoint = await scratch();
+  const frozenCopy = join(checkpoint, 'disk.raw');
+  await writeFile(frozenCopy, 'ext4', { mode: 0o644 });
+  await truncate(frozenCopy, 64 * 2 ** 20);
+  const saved = await completeCheckpoint(
+    checkpoint,
+    'c1',
+    { image: container.disks.image, writable: frozenCopy, writableBytes: 64 * 2 ** 20 },
+    signal(),
+    { imageStays: true, frozen: true },
+  );
+  assert.equal(saved.frozen, true);
+  assert.deepEqual((await readdir(checkpoint)).sort(), ['disk.qcow2', 'image.erofs', 'inventory.img']);
+  assert.deepEqual(
+    (await readdir(container.disks.dir)).sort(),
+    ['disk.raw', 'image.erofs'],
+    "the running VM's disks stay where they are",
+  );
+  assert.equal((await stat(container.disks.image)).size, IMAGE_DISK_BYTES);
+  assert.deepEqual(await restorableCheckpoint(checkpoint, 'c1', { 'dev.hull.rootfs': 'disk' }), saved);
+  await assert.rejects(
+    restorableCheckpoint(checkpoint, 'c1', {}),
+    (err: unknown) =>
+      isHullError(err, 'ERR_CONFIG') && /lacks the annotation dev.hull.rootfs=disk/.test(err.message),
+  );
+  await writeFile(join(checkpoint, 'inventory.img'), JSON.stringify({ ...saved, frozen: 'yes' }));
+  await assert.rejects(readCheckpoint(checkpoint, 'c1'), /damaged/);
 });

@@ -1,9 +1,11 @@
-import { chmod, lstat, mkdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
+import { asksRootOnDisks, ROOTFS_ANNOTATION } from '../oci/rootfs-annotations.js';
 import { bundleDiskPaths, bundleDisksIn } from '../storage/bundle-disks.js';
 import { erofsBytes, IMAGE_DISK_BYTES, type RootfsDisks } from '../storage/rootfs-disks.js';
-import { cloneOrSparseCopy, compactDisk, expandDisk, moveDisk } from './disks.js';
+import { cloneOrSparseCopy, compactDisk, expandDisk, moveDisk, qemuImgOrFail } from './disks.js';
+import { requireRoomFor } from './state-file.js';
 
 /**
  * An OCI checkpoint of a container whose VM can be saved (`hull checkpoint --image-path DIR`,
@@ -37,21 +39,33 @@ export interface CheckpointRecord {
   imageBytes: number;
   writableBytes: number;
   checkpointedAt: string;
+  /**
+   * The container was frozen (its cgroup) when its VM was saved, so that nothing in it ran
+   * while the VM was copied out: a restored task thaws it when it is started (the shim's).
+   */
+  frozen?: boolean;
 }
 
-/** Moves a checkpointed container's disks into `dir`, then writes the record that completes it. */
+/**
+ * Puts a checkpointed container's disks into `dir`, then writes the record that completes it.
+ * `disks.writable` is compacted into the checkpoint and removed: the container's own disk once
+ * its VM is gone (`hull checkpoint`), or the frozen copy a VM that runs on was saved with (the
+ * shim's Checkpoint). The image is moved, or copied when `imageStays` (its VM runs on).
+ */
 export async function completeCheckpoint(
   dir: string,
   containerId: string,
   disks: RootfsDisks,
   signal: AbortSignal,
+  options: { imageStays?: boolean; frozen?: boolean } = {},
 ): Promise<CheckpointRecord> {
   const image = join(dir, IMAGE_FILE);
   const imageBytes = await erofsBytes(disks.image);
   if (imageBytes === undefined) {
     throw new HullError('ERR_SAVED_STATE', `the image disk ${disks.image} holds no erofs filesystem`);
   }
-  await moveDisk(disks.image, image, signal);
+  if (options.imageStays) await cloneOrSparseCopy(disks.image, image, signal);
+  else await moveDisk(disks.image, image, signal);
   await truncate(image, imageBytes);
   await chmod(image, 0o600);
   const writable = join(dir, WRITABLE_FILE);
@@ -63,10 +77,47 @@ export async function completeCheckpoint(
     imageBytes,
     writableBytes: disks.writableBytes,
     checkpointedAt: new Date().toISOString(),
+    ...(options.frozen ? { frozen: true } : {}),
   };
   const temporary = join(dir, `${RECORD_FILE}.new`);
   await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
   await rename(temporary, join(dir, RECORD_FILE));
+  return record;
+}
+
+/**
+ * What a checkpoint's disks need, checked before the VM is saved (so that a container lacking
+ * it runs on as it was): qemu-img, and room in `dir` for the writable disk's written blocks —
+ * twice when the VM runs on (`frozenCopy`: a copy of the disk made while it was stopped, then
+ * compacted).
+ */
+export async function requireCheckpointRoom(
+  dir: string,
+  disks: RootfsDisks,
+  options: { frozenCopy?: boolean } = {},
+): Promise<void> {
+  qemuImgOrFail('checkpoints');
+  const written = (await stat(disks.writable)).blocks * 512;
+  await requireRoomFor(dir, options.frozenCopy ? 2 * written : written);
+}
+
+/**
+ * The record of the checkpoint in `dir` that a container with `annotations` (its bundle's) is
+ * restored from, or a one-line refusal: a checkpoint hull did not make, or a bundle without
+ * the root on disks it was checkpointed with.
+ */
+export async function restorableCheckpoint(
+  dir: string,
+  containerId: string,
+  annotations: Record<string, string> | undefined,
+): Promise<CheckpointRecord> {
+  const record = await readCheckpoint(dir, containerId);
+  if (!asksRootOnDisks(annotations)) {
+    throw new HullError(
+      'ERR_CONFIG',
+      `container ${containerId} cannot be restored from a checkpoint of its VM: its bundle lacks the annotation ${ROOTFS_ANNOTATION}=disk it was checkpointed with`,
+    );
+  }
   return record;
 }
 
@@ -88,7 +139,11 @@ export async function readCheckpoint(dir: string, containerId: string): Promise<
   if (record?.format !== FORMAT) {
     throw refuse('it is not a checkpoint hull made (a runc or crun checkpoint cannot be restored in a VM)');
   }
-  if (!Number.isSafeInteger(record.writableBytes) || !Number.isSafeInteger(record.imageBytes)) {
+  if (
+    !Number.isSafeInteger(record.writableBytes) ||
+    !Number.isSafeInteger(record.imageBytes) ||
+    (record.frozen !== undefined && typeof record.frozen !== 'boolean')
+  ) {
     throw refuse(`its ${RECORD_FILE} is damaged`);
   }
   return record;

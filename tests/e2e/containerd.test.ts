@@ -271,11 +271,14 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
     assert.ok(kib > 640 * 1024 && kib <= 768 * 1024, `MemTotal ${kib} kB`);
   });
 
-  test('a checkpoint is refused in one line and the task keeps running; a pod container without its pod is refused', async () => {
+  test('a checkpoint of a task on the 9p share is refused in one line and the task keeps running; a pod container without its pod is refused', async () => {
     assert.equal((await run('-d', IMAGE, 'u1', 'sleep', '1000')).code, 0);
     const checkpoint = await ctr('task', 'checkpoint', 'u1');
     assert.notEqual(checkpoint.code, 0);
-    assert.match(checkpoint.stderr, /QEMU cannot save a VM while 9p is mounted; a sandbox of `hull serve`/);
+    assert.match(
+      checkpoint.stderr,
+      /QEMU cannot save a VM while 9p is mounted; a task created with the annotation dev\.hull\.rootfs=disk/,
+    );
     assert.match((await ctr('task', 'ls')).stdout, /u1\s+\d+\s+RUNNING/);
     await killAndRemove('u1');
 
