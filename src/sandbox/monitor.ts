@@ -13,6 +13,7 @@ import { vcpusCovering } from '../oci/guest-resources.js';
 import { asksRootOnDisks } from '../oci/rootfs-annotations.js';
 import type { Process } from '../oci/spec.js';
 import { containerImagesDir } from '../paths.js';
+import { sandboxDiskPath } from '../serve/sandbox-records.js';
 import type { ForkFrom } from '../snapshot/fork-source.js';
 import type { SavedStateRecord } from '../snapshot/state-file.js';
 import { bundleDisksIn, makeBundleDisks, specOnDisks } from '../storage/bundle-disks.js';
@@ -396,6 +397,7 @@ async function ownSandbox(
     (await rootfsDisksOf(spec.annotations, {
       imagesDir: containerImagesDir(),
       root: options.settings.root,
+      ownDisk: sandboxDiskPath(options.settings.root, options.id),
     })) ??
     (fromBundle &&
       (options.resumeFrom
