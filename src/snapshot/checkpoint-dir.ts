@@ -1,8 +1,15 @@
-import { chmod, lstat, mkdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
 import { bundleDiskPaths, bundleDisksIn } from '../storage/bundle-disks.js';
-import { erofsBytes, IMAGE_DISK_BYTES, type RootfsDisks } from '../storage/rootfs-disks.js';
+import {
+  erofsBytes,
+  IMAGE_DISK_BYTES,
+  MAX_WRITABLE_DISK_MIB,
+  MIN_WRITABLE_DISK_MIB,
+  type RootfsDisks,
+} from '../storage/rootfs-disks.js';
+import { readRegularFile } from '../sys/regular-file.js';
 import { cloneOrSparseCopy, compactDisk, expandDisk, moveDisk } from './disks.js';
 
 /**
@@ -29,6 +36,8 @@ const RECORD_FILE = 'inventory.img';
 const FORMAT = 'hull-checkpoint/1';
 const IMAGE_FILE = 'image.erofs';
 const WRITABLE_FILE = 'disk.qcow2';
+/** The record is a few hundred bytes: a bigger file is not one hull wrote. */
+const MAX_RECORD_BYTES = 64 * 1024;
 
 export interface CheckpointRecord {
   format: typeof FORMAT;
@@ -65,7 +74,9 @@ export async function completeCheckpoint(
     checkpointedAt: new Date().toISOString(),
   };
   const temporary = join(dir, `${RECORD_FILE}.new`);
-  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  // A new file (`wx`): never written through whatever was left at that name.
+  await rm(temporary, { force: true });
+  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   await rename(temporary, join(dir, RECORD_FILE));
   return record;
 }
@@ -77,8 +88,18 @@ export async function readCheckpoint(dir: string, containerId: string): Promise<
       'ERR_SAVED_STATE',
       `container ${containerId} cannot be restored from ${dir}: ${why}; the checkpoint is left as it is`,
     );
-  const text = await readFile(join(dir, RECORD_FILE), 'utf8').catch(() => undefined);
-  if (text === undefined) throw refuse(`it holds no ${RECORD_FILE}`);
+  // The directory may come from elsewhere (podman `restore --import`): its record is read
+  // only as a small regular file of its own, never through a symlink, a FIFO or a device.
+  const text = await readRegularFile(join(dir, RECORD_FILE), {
+    maxBytes: MAX_RECORD_BYTES,
+    why: 'the record hull writes is a few hundred bytes',
+    code: 'ERR_SAVED_STATE',
+    missing: 'is missing',
+    noFollow: true,
+    notRegularHint: '',
+  }).catch((err: unknown) => {
+    throw refuse(messageOf(err).endsWith(' is missing') ? `it holds no ${RECORD_FILE}` : messageOf(err));
+  });
   let record: CheckpointRecord;
   try {
     record = JSON.parse(text) as CheckpointRecord;
@@ -88,7 +109,17 @@ export async function readCheckpoint(dir: string, containerId: string): Promise<
   if (record?.format !== FORMAT) {
     throw refuse('it is not a checkpoint hull made (a runc or crun checkpoint cannot be restored in a VM)');
   }
-  if (!Number.isSafeInteger(record.writableBytes) || !Number.isSafeInteger(record.imageBytes)) {
+  // The sizes bound what a restore writes on the host: an image no larger than the image disk,
+  // a writable disk of a size hull makes (a bigger one would be expanded, sparse or not).
+  if (
+    !Number.isSafeInteger(record.writableBytes) ||
+    !Number.isSafeInteger(record.imageBytes) ||
+    record.imageBytes <= 0 ||
+    record.imageBytes > IMAGE_DISK_BYTES ||
+    record.writableBytes % 2 ** 20 !== 0 ||
+    record.writableBytes < MIN_WRITABLE_DISK_MIB * 2 ** 20 ||
+    record.writableBytes > MAX_WRITABLE_DISK_MIB * 2 ** 20
+  ) {
     throw refuse(`its ${RECORD_FILE} is damaged`);
   }
   return record;
@@ -114,7 +145,9 @@ export async function placeCheckpointDisks(
   };
   const image = join(dir, IMAGE_FILE);
   const imageInfo = await lstat(image).catch(missing);
-  if (!imageInfo.isFile() || imageInfo.size !== record.imageBytes) {
+  // A file of its own: not a symlink, FIFO or device, nor a hardlink to a file elsewhere on
+  // the host, whose bytes would become the guest's disk.
+  if (!imageInfo.isFile() || imageInfo.nlink !== 1 || imageInfo.size !== record.imageBytes) {
     throw new HullError(
       'ERR_SAVED_STATE',
       `the image disk of the checkpoint in ${dir} is not the one saved (${imageInfo.size} bytes, ${record.imageBytes} recorded); the checkpoint is left as it is`,
@@ -125,8 +158,11 @@ export async function placeCheckpointDisks(
   // Read by the VMM, a user of its own, through a bind mount of the file (see rootfs-disks.ts).
   await chmod(paths.image, 0o644);
   const writable = join(dir, WRITABLE_FILE);
-  if (!(await lstat(writable).catch(missing)).isFile()) missing(new Error('not a regular file'));
-  await expandDisk(writable, paths.writable, signal).catch((err: unknown) => {
+  const writableInfo = await lstat(writable).catch(missing);
+  if (!writableInfo.isFile() || writableInfo.nlink !== 1) {
+    missing(new Error('disk.qcow2 is not a regular file of its own'));
+  }
+  await expandDisk(writable, paths.writable, record.writableBytes, signal).catch((err: unknown) => {
     throw new HullError('ERR_SAVED_STATE', `${messageOf(err)}; the checkpoint in ${dir} is left as it is`, {
       cause: err,
     });
