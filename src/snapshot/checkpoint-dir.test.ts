@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import {
   link,
@@ -33,8 +34,15 @@ const record = {
   containerId: 'c1',
   imageBytes: 4096,
   writableBytes: 64 * 2 ** 20,
+  imageSha256: '0'.repeat(64),
+  writableSha256: '0'.repeat(64),
   checkpointedAt: '',
 };
+
+const sha256Of = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 async function scratch(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'hull-checkpoint-'));
@@ -109,8 +117,14 @@ test("a checkpoint's qcow2 disk that names another file (a backing file) is refu
   await writeFile(join(dir, 'image.erofs'), Buffer.alloc(4096));
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', secret, join(dir, 'disk.qcow2')]);
   const target = await scratch();
+  // Its record made to match (whoever made the archive wrote the record too).
+  const forged = {
+    ...record,
+    imageSha256: await sha256Of(join(dir, 'image.erofs')),
+    writableSha256: await sha256Of(join(dir, 'disk.qcow2')),
+  };
   await assert.rejects(
-    placeCheckpointDisks(dir, record, target, signal()),
+    placeCheckpointDisks(dir, forged, target, signal()),
     (err: unknown) => isHullError(err, 'ERR_SAVED_STATE') && /names another file to read/.test(err.message),
   );
   assert.equal(existsSync(bundleDiskPaths(target).writable), false);
@@ -201,15 +215,46 @@ test("disks that are symlinks, hardlinks or FIFOs, or a qcow2 larger than record
     );
     assert.equal(existsSync(bundleDiskPaths(target).writable), false);
   }
-  // A qcow2 of a size beyond the record's: refused before it is expanded on the host.
+  // A qcow2 of a size beyond the record's, its record forged to match its hash: refused
+  // before it is expanded on the host.
   const checkpoint = await goodCheckpoint();
   const saved = await readCheckpoint(checkpoint, 'c1');
   await rm(join(checkpoint, 'disk.qcow2'));
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(checkpoint, 'disk.qcow2'), '1T']);
   const target = await scratch();
   await assert.rejects(
-    placeCheckpointDisks(checkpoint, saved, target, signal()),
+    placeCheckpointDisks(
+      checkpoint,
+      { ...saved, writableSha256: await sha256Of(join(checkpoint, 'disk.qcow2')) },
+      target,
+      signal(),
+    ),
     refusedAs(/is 1099511627776 bytes, 67108864 were saved: it is refused/),
   );
   assert.equal(existsSync(bundleDiskPaths(target).writable), false);
+});
+
+test('disks cut short or changed since the checkpoint (a qcow2 that would still convert, reading zeros) are refused by their hash', async () => {
+  for (const [name, damage] of [
+    ['disk.qcow2', 'truncated'],
+    ['disk.qcow2', 'changed'],
+    ['image.erofs', 'changed'],
+  ] as const) {
+    const checkpoint = await goodCheckpoint();
+    const saved = await readCheckpoint(checkpoint, 'c1');
+    const path = join(checkpoint, name);
+    if (damage === 'truncated') await truncate(path, 4096);
+    else {
+      const bytes = await readFile(path);
+      bytes[1100] = bytes[1100]! ^ 0xff;
+      await writeFile(path, bytes);
+    }
+    const target = await scratch();
+    await assert.rejects(
+      placeCheckpointDisks(checkpoint, saved, target, signal()),
+      refusedAs(/is not the one saved/),
+      `${name} ${damage}`,
+    );
+    assert.equal(existsSync(bundleDiskPaths(target).writable), false);
+  }
 });

@@ -1,4 +1,6 @@
-import { chmod, lstat, mkdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, open, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
 import { bundleDiskPaths, bundleDisksIn } from '../storage/bundle-disks.js';
@@ -38,6 +40,7 @@ const IMAGE_FILE = 'image.erofs';
 const WRITABLE_FILE = 'disk.qcow2';
 /** The record is a few hundred bytes: a bigger file is not one hull wrote. */
 const MAX_RECORD_BYTES = 64 * 1024;
+const SHA256 = /^[0-9a-f]{64}$/;
 
 export interface CheckpointRecord {
   format: typeof FORMAT;
@@ -45,6 +48,9 @@ export interface CheckpointRecord {
   /** The image's erofs filesystem, without the padding the VM's disk has. */
   imageBytes: number;
   writableBytes: number;
+  /** SHA-256 of `image.erofs` and of `disk.qcow2` as saved: a restore uses only these bytes. */
+  imageSha256: string;
+  writableSha256: string;
   checkpointedAt: string;
 }
 
@@ -71,6 +77,8 @@ export async function completeCheckpoint(
     containerId,
     imageBytes,
     writableBytes: disks.writableBytes,
+    imageSha256: await sha256Of(image, signal),
+    writableSha256: await sha256Of(writable, signal),
     checkpointedAt: new Date().toISOString(),
   };
   const temporary = join(dir, `${RECORD_FILE}.new`);
@@ -118,7 +126,9 @@ export async function readCheckpoint(dir: string, containerId: string): Promise<
     record.imageBytes > IMAGE_DISK_BYTES ||
     record.writableBytes % 2 ** 20 !== 0 ||
     record.writableBytes < MIN_WRITABLE_DISK_MIB * 2 ** 20 ||
-    record.writableBytes > MAX_WRITABLE_DISK_MIB * 2 ** 20
+    record.writableBytes > MAX_WRITABLE_DISK_MIB * 2 ** 20 ||
+    !SHA256.test(String(record.imageSha256)) ||
+    !SHA256.test(String(record.writableSha256))
   ) {
     throw refuse(`its ${RECORD_FILE} is damaged`);
   }
@@ -153,7 +163,16 @@ export async function placeCheckpointDisks(
       `the image disk of the checkpoint in ${dir} is not the one saved (${imageInfo.size} bytes, ${record.imageBytes} recorded); the checkpoint is left as it is`,
     );
   }
+  // Copied first, then checked: the bytes hashed are the ones the VM gets, whatever becomes of
+  // the checkpoint's file meanwhile.
   await cloneOrSparseCopy(image, paths.image, signal);
+  await requireSaved(
+    paths.image,
+    record.imageBytes,
+    record.imageSha256,
+    `the image disk of the checkpoint in ${dir}`,
+    signal,
+  );
   await truncate(paths.image, IMAGE_DISK_BYTES);
   // Read by the VMM, a user of its own, through a bind mount of the file (see rootfs-disks.ts).
   await chmod(paths.image, 0o644);
@@ -162,11 +181,23 @@ export async function placeCheckpointDisks(
   if (!writableInfo.isFile() || writableInfo.nlink !== 1) {
     missing(new Error('disk.qcow2 is not a regular file of its own'));
   }
-  await expandDisk(writable, paths.writable, record.writableBytes, signal).catch((err: unknown) => {
+  // A qcow2 file cut short or changed may still convert (what it lacks reads as zeros): only
+  // the one saved is expanded, from a copy checked against its hash.
+  const copy = join(paths.dir, WRITABLE_FILE);
+  await cloneOrSparseCopy(writable, copy, signal);
+  await requireSaved(
+    copy,
+    writableInfo.size,
+    record.writableSha256,
+    `the writable disk of the checkpoint in ${dir}`,
+    signal,
+  );
+  await expandDisk(copy, paths.writable, record.writableBytes, signal).catch((err: unknown) => {
     throw new HullError('ERR_SAVED_STATE', `${messageOf(err)}; the checkpoint in ${dir} is left as it is`, {
       cause: err,
     });
   });
+  await rm(copy);
   await chmod(paths.writable, 0o600);
   const disks = await bundleDisksIn(containerDir).catch((err: unknown) => {
     throw new HullError(
@@ -181,4 +212,40 @@ export async function placeCheckpointDisks(
     );
   }
   return disks;
+}
+
+/** Refuses a disk copy that is not `bytes` long with the SHA-256 recorded at checkpoint. */
+async function requireSaved(
+  copy: string,
+  bytes: number,
+  sha256: string,
+  what: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const { size } = await lstat(copy);
+  if (size !== bytes || (await sha256Of(copy, signal)) !== sha256) {
+    throw new HullError(
+      'ERR_SAVED_STATE',
+      `${what} is not the one saved (its SHA-256 is not the one recorded); the checkpoint is left as it is`,
+    );
+  }
+}
+
+/** The SHA-256 of a file hull wrote or copied (never through a symlink). */
+async function sha256Of(path: string, signal: AbortSignal): Promise<string> {
+  const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const hash = createHash('sha256');
+    const chunk = Buffer.alloc(4 * 2 ** 20);
+    for (let position = 0; ; ) {
+      signal.throwIfAborted();
+      const { bytesRead } = await file.read(chunk, 0, chunk.length, position);
+      if (bytesRead === 0) break;
+      hash.update(chunk.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+    return hash.digest('hex');
+  } finally {
+    await file.close();
+  }
 }
