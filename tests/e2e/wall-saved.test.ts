@@ -10,6 +10,7 @@ import {
   readFile,
   rename,
   rm,
+  rmdir,
   stat,
   symlink,
   truncate,
@@ -522,6 +523,82 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
       assert.deepEqual([data.code, data.stdout], [0, 'written-before\n'], 'the other container runs on');
     } finally {
       await removeContainer(victim.id);
+    }
+  });
+  test("a clone's guest that lifts its container's limit, fills all its RAM and then the page cache stays within the host cgroup's limit: held there or killed, never beyond", async (t2) => {
+    const v1 = !existsSync('/sys/fs/cgroup/cgroup.controllers');
+    const memoryDir = (path: string) =>
+      v1 ? join('/sys/fs/cgroup/memory', path) : join('/sys/fs/cgroup', path);
+    const parent = `/hull-e2e-wall-saved-${process.pid}`;
+    const path = `${parent}/mem`;
+    const b = await t.bundle(
+      [
+        'sh',
+        '-c',
+        [
+          'trap "exit 0" TERM',
+          // Root in a privileged container lifts its own limit in the guest (its cgroup files are
+          // read-only only by a mount option), then fills all the RAM, then the page cache.
+          'mount -o remount,rw /sys/fs/cgroup 2>/dev/null',
+          'for f in /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.limit_in_bytes; do [ -e $f ] && { echo max > $f || echo -1 > $f; } 2>/dev/null && echo "$f: $(cat $f)"; done',
+          'mkdir -p /mnt/fill && mount -t tmpfs -o size=100% fill /mnt/fill',
+          'dd if=/dev/zero of=/mnt/fill/ram bs=1M 2>&1 | tail -1; echo filled',
+          'dd if=/dev/zero of=/tmp/cache bs=1M count=1024 2>/dev/null; sync; echo cached',
+          'sleep 600 & wait',
+        ].join('; '),
+      ],
+      (spec) => {
+        privileged(spec);
+        spec.linux!.cgroupsPath = path;
+        spec.linux!.resources = { ...spec.linux!.resources, memory: { limit: 64 * 2 ** 20 } };
+      },
+    );
+    const run = await hullDetached(t.root, ['--pid-file', join(b.dir, 'pid'), '--bundle', b.dir, b.id]);
+    assert.equal(run.code, 0, run.stderr);
+    try {
+      const monitor = Number(await readFile(join(b.dir, 'pid'), 'utf8'));
+      const [qemu] = await qemuProcessesUsing(t.root);
+      assert.ok(qemu, 'the container has a VM');
+      const clone = (await readFile(`/proc/${qemu}/cmdline`, 'utf8')).includes('-incoming');
+      const limit = Number(
+        await readFile(join(memoryDir(path), v1 ? 'memory.limit_in_bytes' : 'memory.max'), 'utf8'),
+      );
+      const alive = (pid: number) => existsSync(`/proc/${pid}`);
+      let peak = 0;
+      const output = `${t.root}.detached.out`;
+      for (let i = 0; i < 600 && alive(qemu); i++) {
+        const current = Number(
+          await readFile(
+            join(memoryDir(path), v1 ? 'memory.usage_in_bytes' : 'memory.current'),
+            'utf8',
+          ).catch(() => '0'),
+        );
+        peak = Math.max(peak, current);
+        if ((await readFile(output, 'utf8').catch(() => '')).includes('cached')) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      if (v1)
+        peak = Math.max(
+          peak,
+          Number(await readFile(join(memoryDir(path), 'memory.max_usage_in_bytes'), 'utf8')),
+        );
+      else
+        peak = Math.max(
+          peak,
+          Number(await readFile(join(memoryDir(path), 'memory.peak'), 'utf8').catch(() => '0')),
+        );
+      const guestSaid = await readFile(output, 'utf8').catch(() => '');
+      const held = `clone ${clone}, limit ${limit / 2 ** 20} MiB, peak ${peak / 2 ** 20} MiB, QEMU ${alive(qemu) ? 'alive' : 'killed'}, monitor ${alive(monitor) ? 'alive' : 'gone'}, guest said ${JSON.stringify(guestSaid.slice(-200))}`;
+      t2.diagnostic(held);
+      // The attack ran: the guest filled its RAM (and went on), or was killed doing so.
+      assert.ok(guestSaid.includes('filled') || !alive(qemu), `the guest filled its memory: ${held}`);
+      assert.ok(peak <= limit, `the sandbox's host memory stayed within its limit: ${held}`);
+      // Killed at the limit: the VM, not its monitor (which would leave a QEMU nobody owns).
+      assert.ok(alive(monitor) || !alive(qemu), `no VM is left without its monitor: ${held}`);
+    } finally {
+      await hull(['--root', t.root, 'delete', '--force', b.id], { input: null });
+      await rm(`${t.root}.detached.out`, { force: true });
+      for (const dir of [memoryDir(path), memoryDir(parent)]) await rmdir(dir).catch(() => {});
     }
   });
 });
