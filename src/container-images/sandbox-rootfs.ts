@@ -31,6 +31,7 @@ export async function makeSandboxRootfs(
   options: { bundle: string; diskMiB: number; signal: AbortSignal; seed?: string },
 ): Promise<Record<string, string>> {
   await imageDiskOf(image, options.signal);
+  // The one disk the monitor lets this sandbox's bundle name (serve/sandbox-records.ts sandboxDiskPath).
   const writable = join(sandboxDir, 'disk.raw');
   await makeWritableDisk(writable, options.diskMiB, options.signal, options.seed);
   await mkdir(join(options.bundle, 'rootfs'), { mode: 0o700 });

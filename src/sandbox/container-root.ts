@@ -1,6 +1,7 @@
 import { asksRootOnDisks } from '../oci/rootfs-annotations.js';
 import type { Spec } from '../oci/spec.js';
 import { containerImagesDir } from '../paths.js';
+import { sandboxDiskPath } from '../serve/sandbox-records.js';
 import { bundleDisksIn, makeBundleDisks, specOnDisks } from '../storage/bundle-disks.js';
 import { type RootfsDisks, rootfsDisksOf } from '../storage/rootfs-disks.js';
 import type { Bundle } from './bundle.js';
@@ -23,6 +24,7 @@ export async function containerRoot(
   const named = await rootfsDisksOf(spec.annotations, {
     imagesDir: containerImagesDir(),
     root: options.root,
+    ownDisk: sandboxDiskPath(options.root, options.id),
   });
   if (named) return { rootfsDisks: named, spec, fromBundle: false };
   if (!asksRootOnDisks(spec.annotations)) return { spec, fromBundle: false };

@@ -59,6 +59,7 @@ export async function bundleFromSnapshot(
   });
   const bundle = join(sandboxDir, 'bundle');
   await mkdir(join(bundle, 'rootfs'), { recursive: true, mode: 0o700 });
+  // The one disk the monitor lets this sandbox's bundle name (sandbox-records.ts sandboxDiskPath).
   const writable = join(sandboxDir, 'disk.raw');
   await copySnapshotDisk(snapshot.dir, writable, signal);
   const spec = specOf({

@@ -36,6 +36,14 @@ export function sandboxDir(root: string, id: string): string {
   return join(sandboxesDir(root), id);
 }
 
+/**
+ * A sandbox's writable root disk (storage/rootfs-disks.ts): the one file a bundle's
+ * `dev.hull.rootfs.disk` may name for the container of this ID (checked by the monitor).
+ */
+export function sandboxDiskPath(root: string, id: string): string {
+  return join(sandboxDir(root, id), 'disk.raw');
+}
+
 /** Where a paused sandbox's VM is saved (snapshot/state-file.ts's files). */
 export function savedDir(root: string, id: string): string {
   return join(sandboxDir(root, id), 'saved');

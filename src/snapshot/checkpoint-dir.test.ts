@@ -1,6 +1,18 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import {
+  link,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -27,8 +39,15 @@ const record = {
   containerId: 'c1',
   imageBytes: 4096,
   writableBytes: 64 * 2 ** 20,
+  imageSha256: '0'.repeat(64),
+  writableSha256: '0'.repeat(64),
   checkpointedAt: '',
 };
+
+const sha256Of = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 async function scratch(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'hull-checkpoint-'));
@@ -103,8 +122,14 @@ test("a checkpoint's qcow2 disk that names another file (a backing file) is refu
   await writeFile(join(dir, 'image.erofs'), Buffer.alloc(4096));
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', secret, join(dir, 'disk.qcow2')]);
   const target = await scratch();
+  // Its record made to match (whoever made the archive wrote the record too).
+  const forged = {
+    ...record,
+    imageSha256: await sha256Of(join(dir, 'image.erofs')),
+    writableSha256: await sha256Of(join(dir, 'disk.qcow2')),
+  };
   await assert.rejects(
-    placeCheckpointDisks(dir, record, target, signal()),
+    placeCheckpointDisks(dir, forged, target, signal()),
     (err: unknown) => isHullError(err, 'ERR_SAVED_STATE') && /names another file to read/.test(err.message),
   );
   assert.equal(existsSync(bundleDiskPaths(target).writable), false);
@@ -139,4 +164,133 @@ test("a checkpoint of a VM that runs on (the shim's) copies the image and takes 
   );
   await writeFile(join(checkpoint, 'inventory.img'), JSON.stringify({ ...saved, frozen: 'yes' }));
   await assert.rejects(readCheckpoint(checkpoint, 'c1'), /damaged/);
+});
+
+const refusedAs = (pattern: RegExp) => (err: unknown) =>
+  isHullError(err, 'ERR_SAVED_STATE') &&
+  pattern.test(err.message) &&
+  !err.message.includes('\n') &&
+  /left as it is$/.test(err.message);
+
+/** A checkpoint made of a container with disks, as completeCheckpoint writes it. */
+async function goodCheckpoint(): Promise<string> {
+  const container = await containerWithDisks();
+  const checkpoint = await scratch();
+  await completeCheckpoint(
+    checkpoint,
+    'c1',
+    { image: container.disks.image, writable: container.disks.writable, writableBytes: 64 * 2 ** 20 },
+    signal(),
+  );
+  return checkpoint;
+}
+
+test('a record that is a symlink (to a host file, to /dev/zero), a FIFO or oversized is refused at once, without reading it', async () => {
+  for (const kind of ['host file', '/dev/zero', 'fifo', 'large']) {
+    const checkpoint = await goodCheckpoint();
+    const path = join(checkpoint, 'inventory.img');
+    const good = await readFile(path);
+    await rm(path);
+    if (kind === 'host file') {
+      const elsewhere = join(await scratch(), 'record');
+      await writeFile(elsewhere, good);
+      await symlink(elsewhere, path);
+    } else if (kind === '/dev/zero') await symlink('/dev/zero', path);
+    else if (kind === 'fifo') await run('mkfifo', ['-m', '600', path]);
+    else await writeFile(path, Buffer.concat([good, Buffer.alloc(2 ** 20, 0x20)]));
+    await assert.rejects(
+      readCheckpoint(checkpoint, 'c1'),
+      refusedAs(/symlink|FIFO|larger than 65536 bytes/),
+      kind,
+    );
+  }
+});
+
+test('record sizes no container has (an image larger than its disk, a writable disk out of bounds) are refused', async () => {
+  for (const sizes of [
+    { imageBytes: IMAGE_DISK_BYTES + 4096 },
+    { imageBytes: -1 },
+    { writableBytes: 2 ** 50 },
+    { writableBytes: 64 * 2 ** 20 + 1 },
+  ]) {
+    const checkpoint = await goodCheckpoint();
+    const path = join(checkpoint, 'inventory.img');
+    const record = JSON.parse(await readFile(path, 'utf8'));
+    await writeFile(path, JSON.stringify({ ...record, ...sizes }));
+    await assert.rejects(readCheckpoint(checkpoint, 'c1'), refusedAs(/its inventory.img is damaged/));
+  }
+});
+
+test("disks that are symlinks, hardlinks or FIFOs, or a qcow2 larger than recorded, are refused and nothing is put in the container's directory", async () => {
+  const host = join(await scratch(), 'host-file');
+  await writeFile(host, 'host secret');
+  for (const [name, kind] of [
+    ['image.erofs', 'symlink'],
+    ['image.erofs', 'hardlink'],
+    ['image.erofs', 'fifo'],
+    ['disk.qcow2', 'symlink'],
+    ['disk.qcow2', 'hardlink'],
+    ['disk.qcow2', 'fifo'],
+  ] as const) {
+    const checkpoint = await goodCheckpoint();
+    const saved = await readCheckpoint(checkpoint, 'c1');
+    const path = join(checkpoint, name);
+    const bytes = (await stat(path)).size;
+    await rm(path);
+    if (kind === 'symlink') await symlink(host, path);
+    else if (kind === 'hardlink') {
+      // A hardlink of the host file, of the size recorded.
+      await truncate(host, bytes);
+      await link(host, path);
+    } else await run('mkfifo', ['-m', '600', path]);
+    const target = await scratch();
+    await assert.rejects(
+      placeCheckpointDisks(checkpoint, saved, target, signal()),
+      refusedAs(/not the one saved|lacks its root disks/),
+      `${name} as a ${kind}`,
+    );
+    assert.equal(existsSync(bundleDiskPaths(target).writable), false);
+  }
+  // A qcow2 of a size beyond the record's, its record forged to match its hash: refused
+  // before it is expanded on the host.
+  const checkpoint = await goodCheckpoint();
+  const saved = await readCheckpoint(checkpoint, 'c1');
+  await rm(join(checkpoint, 'disk.qcow2'));
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(checkpoint, 'disk.qcow2'), '1T']);
+  const target = await scratch();
+  await assert.rejects(
+    placeCheckpointDisks(
+      checkpoint,
+      { ...saved, writableSha256: await sha256Of(join(checkpoint, 'disk.qcow2')) },
+      target,
+      signal(),
+    ),
+    refusedAs(/is 1099511627776 bytes, 67108864 were saved: it is refused/),
+  );
+  assert.equal(existsSync(bundleDiskPaths(target).writable), false);
+});
+
+test('disks cut short or changed since the checkpoint (a qcow2 that would still convert, reading zeros) are refused by their hash', async () => {
+  for (const [name, damage] of [
+    ['disk.qcow2', 'truncated'],
+    ['disk.qcow2', 'changed'],
+    ['image.erofs', 'changed'],
+  ] as const) {
+    const checkpoint = await goodCheckpoint();
+    const saved = await readCheckpoint(checkpoint, 'c1');
+    const path = join(checkpoint, name);
+    if (damage === 'truncated') await truncate(path, 4096);
+    else {
+      const bytes = await readFile(path);
+      bytes[1100] = bytes[1100]! ^ 0xff;
+      await writeFile(path, bytes);
+    }
+    const target = await scratch();
+    await assert.rejects(
+      placeCheckpointDisks(checkpoint, saved, target, signal()),
+      refusedAs(/is not the one saved/),
+      `${name} ${damage}`,
+    );
+    assert.equal(existsSync(bundleDiskPaths(target).writable), false);
+  }
 });

@@ -1,9 +1,18 @@
-import { chmod, lstat, mkdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, open, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
 import { asksRootOnDisks, ROOTFS_ANNOTATION } from '../oci/rootfs-annotations.js';
 import { bundleDiskPaths, bundleDisksIn } from '../storage/bundle-disks.js';
-import { erofsBytes, IMAGE_DISK_BYTES, type RootfsDisks } from '../storage/rootfs-disks.js';
+import {
+  erofsBytes,
+  IMAGE_DISK_BYTES,
+  MAX_WRITABLE_DISK_MIB,
+  MIN_WRITABLE_DISK_MIB,
+  type RootfsDisks,
+} from '../storage/rootfs-disks.js';
+import { readRegularFile } from '../sys/regular-file.js';
 import { cloneOrSparseCopy, compactDisk, expandDisk, moveDisk, qemuImgOrFail } from './disks.js';
 import { requireRoomFor } from './state-file.js';
 
@@ -31,6 +40,9 @@ const RECORD_FILE = 'inventory.img';
 const FORMAT = 'hull-checkpoint/1';
 const IMAGE_FILE = 'image.erofs';
 const WRITABLE_FILE = 'disk.qcow2';
+/** The record is a few hundred bytes: a bigger file is not one hull wrote. */
+const MAX_RECORD_BYTES = 64 * 1024;
+const SHA256 = /^[0-9a-f]{64}$/;
 
 export interface CheckpointRecord {
   format: typeof FORMAT;
@@ -38,6 +50,9 @@ export interface CheckpointRecord {
   /** The image's erofs filesystem, without the padding the VM's disk has. */
   imageBytes: number;
   writableBytes: number;
+  /** SHA-256 of `image.erofs` and of `disk.qcow2` as saved: a restore uses only these bytes. */
+  imageSha256: string;
+  writableSha256: string;
   checkpointedAt: string;
   /**
    * The container was frozen (its cgroup) when its VM was saved, so that nothing in it ran
@@ -76,11 +91,15 @@ export async function completeCheckpoint(
     containerId,
     imageBytes,
     writableBytes: disks.writableBytes,
+    imageSha256: await sha256Of(image, signal),
+    writableSha256: await sha256Of(writable, signal),
     checkpointedAt: new Date().toISOString(),
     ...(options.frozen ? { frozen: true } : {}),
   };
   const temporary = join(dir, `${RECORD_FILE}.new`);
-  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  // A new file (`wx`): never written through whatever was left at that name.
+  await rm(temporary, { force: true });
+  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   await rename(temporary, join(dir, RECORD_FILE));
   return record;
 }
@@ -128,8 +147,18 @@ export async function readCheckpoint(dir: string, containerId: string): Promise<
       'ERR_SAVED_STATE',
       `container ${containerId} cannot be restored from ${dir}: ${why}; the checkpoint is left as it is`,
     );
-  const text = await readFile(join(dir, RECORD_FILE), 'utf8').catch(() => undefined);
-  if (text === undefined) throw refuse(`it holds no ${RECORD_FILE}`);
+  // The directory may come from elsewhere (podman `restore --import`): its record is read
+  // only as a small regular file of its own, never through a symlink, a FIFO or a device.
+  const text = await readRegularFile(join(dir, RECORD_FILE), {
+    maxBytes: MAX_RECORD_BYTES,
+    why: 'the record hull writes is a few hundred bytes',
+    code: 'ERR_SAVED_STATE',
+    missing: 'is missing',
+    noFollow: true,
+    notRegularHint: '',
+  }).catch((err: unknown) => {
+    throw refuse(messageOf(err).endsWith(' is missing') ? `it holds no ${RECORD_FILE}` : messageOf(err));
+  });
   let record: CheckpointRecord;
   try {
     record = JSON.parse(text) as CheckpointRecord;
@@ -139,9 +168,18 @@ export async function readCheckpoint(dir: string, containerId: string): Promise<
   if (record?.format !== FORMAT) {
     throw refuse('it is not a checkpoint hull made (a runc or crun checkpoint cannot be restored in a VM)');
   }
+  // The sizes bound what a restore writes on the host: an image no larger than the image disk,
+  // a writable disk of a size hull makes (a bigger one would be expanded, sparse or not).
   if (
     !Number.isSafeInteger(record.writableBytes) ||
     !Number.isSafeInteger(record.imageBytes) ||
+    record.imageBytes <= 0 ||
+    record.imageBytes > IMAGE_DISK_BYTES ||
+    record.writableBytes % 2 ** 20 !== 0 ||
+    record.writableBytes < MIN_WRITABLE_DISK_MIB * 2 ** 20 ||
+    record.writableBytes > MAX_WRITABLE_DISK_MIB * 2 ** 20 ||
+    !SHA256.test(String(record.imageSha256)) ||
+    !SHA256.test(String(record.writableSha256)) ||
     (record.frozen !== undefined && typeof record.frozen !== 'boolean')
   ) {
     throw refuse(`its ${RECORD_FILE} is damaged`);
@@ -169,23 +207,49 @@ export async function placeCheckpointDisks(
   };
   const image = join(dir, IMAGE_FILE);
   const imageInfo = await lstat(image).catch(missing);
-  if (!imageInfo.isFile() || imageInfo.size !== record.imageBytes) {
+  // A file of its own: not a symlink, FIFO or device, nor a hardlink to a file elsewhere on
+  // the host, whose bytes would become the guest's disk.
+  if (!imageInfo.isFile() || imageInfo.nlink !== 1 || imageInfo.size !== record.imageBytes) {
     throw new HullError(
       'ERR_SAVED_STATE',
       `the image disk of the checkpoint in ${dir} is not the one saved (${imageInfo.size} bytes, ${record.imageBytes} recorded); the checkpoint is left as it is`,
     );
   }
+  // Copied first, then checked: the bytes hashed are the ones the VM gets, whatever becomes of
+  // the checkpoint's file meanwhile.
   await cloneOrSparseCopy(image, paths.image, signal);
+  await requireSaved(
+    paths.image,
+    record.imageBytes,
+    record.imageSha256,
+    `the image disk of the checkpoint in ${dir}`,
+    signal,
+  );
   await truncate(paths.image, IMAGE_DISK_BYTES);
   // Read by the VMM, a user of its own, through a bind mount of the file (see rootfs-disks.ts).
   await chmod(paths.image, 0o644);
   const writable = join(dir, WRITABLE_FILE);
-  if (!(await lstat(writable).catch(missing)).isFile()) missing(new Error('not a regular file'));
-  await expandDisk(writable, paths.writable, signal).catch((err: unknown) => {
+  const writableInfo = await lstat(writable).catch(missing);
+  if (!writableInfo.isFile() || writableInfo.nlink !== 1) {
+    missing(new Error('disk.qcow2 is not a regular file of its own'));
+  }
+  // A qcow2 file cut short or changed may still convert (what it lacks reads as zeros): only
+  // the one saved is expanded, from a copy checked against its hash.
+  const copy = join(paths.dir, WRITABLE_FILE);
+  await cloneOrSparseCopy(writable, copy, signal);
+  await requireSaved(
+    copy,
+    writableInfo.size,
+    record.writableSha256,
+    `the writable disk of the checkpoint in ${dir}`,
+    signal,
+  );
+  await expandDisk(copy, paths.writable, record.writableBytes, signal).catch((err: unknown) => {
     throw new HullError('ERR_SAVED_STATE', `${messageOf(err)}; the checkpoint in ${dir} is left as it is`, {
       cause: err,
     });
   });
+  await rm(copy);
   await chmod(paths.writable, 0o600);
   const disks = await bundleDisksIn(containerDir).catch((err: unknown) => {
     throw new HullError(
@@ -200,4 +264,40 @@ export async function placeCheckpointDisks(
     );
   }
   return disks;
+}
+
+/** Refuses a disk copy that is not `bytes` long with the SHA-256 recorded at checkpoint. */
+async function requireSaved(
+  copy: string,
+  bytes: number,
+  sha256: string,
+  what: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const { size } = await lstat(copy);
+  if (size !== bytes || (await sha256Of(copy, signal)) !== sha256) {
+    throw new HullError(
+      'ERR_SAVED_STATE',
+      `${what} is not the one saved (its SHA-256 is not the one recorded); the checkpoint is left as it is`,
+    );
+  }
+}
+
+/** The SHA-256 of a file hull wrote or copied (never through a symlink). */
+async function sha256Of(path: string, signal: AbortSignal): Promise<string> {
+  const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const hash = createHash('sha256');
+    const chunk = Buffer.alloc(4 * 2 ** 20);
+    for (let position = 0; ; ) {
+      signal.throwIfAborted();
+      const { bytesRead } = await file.read(chunk, 0, chunk.length, position);
+      if (bytesRead === 0) break;
+      hash.update(chunk.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+    return hash.digest('hex');
+  } finally {
+    await file.close();
+  }
 }

@@ -89,7 +89,12 @@ export async function compactDisk(raw: string, target: string, signal: AbortSign
  * `restore --import`): one that names another file to read (a backing file, an external data
  * file) is refused, so that no host file is read into a container's disk.
  */
-export async function expandDisk(qcow2: string, target: string, signal: AbortSignal): Promise<void> {
+export async function expandDisk(
+  qcow2: string,
+  target: string,
+  expectedBytes: number,
+  signal: AbortSignal,
+): Promise<void> {
   const qemuImg = qemuImgOrFail('restores');
   const info = JSON.parse(
     await run(qemuImg, ['info', '--output=json', '-f', 'qcow2', qcow2], {
@@ -97,9 +102,21 @@ export async function expandDisk(qcow2: string, target: string, signal: AbortSig
       errorCode: 'ERR_SAVED_STATE',
       purpose: 'reading the disk',
     }),
-  ) as { 'backing-filename'?: string; 'format-specific'?: { data?: { 'data-file'?: string } } };
+  ) as {
+    'virtual-size'?: number;
+    'backing-filename'?: string;
+    'format-specific'?: { data?: { 'data-file'?: string } };
+  };
   if (info['backing-filename'] !== undefined || info['format-specific']?.data?.['data-file'] !== undefined) {
     throw new HullError('ERR_SAVED_STATE', `the disk ${qcow2} names another file to read: it is refused`);
+  }
+  // Checked before a byte is written: a disk claiming more (its clusters compressed, or a
+  // size no container has) would be expanded onto the host's filesystem.
+  if (info['virtual-size'] !== expectedBytes) {
+    throw new HullError(
+      'ERR_SAVED_STATE',
+      `the disk ${qcow2} is ${info['virtual-size']} bytes, ${expectedBytes} were saved: it is refused`,
+    );
   }
   await rm(target, { force: true });
   await run(qemuImg, ['convert', '-q', '-f', 'qcow2', '-O', 'raw', qcow2, target], {

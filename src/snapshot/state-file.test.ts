@@ -112,3 +112,35 @@ test('a save without room for the VM is refused before writing, leaving no file'
   );
   assert.deepEqual(await readdir(dir), []);
 });
+
+test('a state that is a symlink (to another saved state), a hardlink or a FIFO is refused without waiting, and so is such a record', async () => {
+  const other = await saved();
+  const linked = await saved();
+  await rm(stateFilePath(linked));
+  await (await import('node:fs/promises')).symlink(stateFilePath(other), stateFilePath(linked));
+  await refused(linked, /it is a symlink/);
+
+  const hardlinked = await saved();
+  await rm(stateFilePath(hardlinked));
+  await (await import('node:fs/promises')).link(stateFilePath(other), stateFilePath(hardlinked));
+  await refused(hardlinked, /it has 2 links, not one of its own/);
+
+  const fifo = await saved();
+  await rm(stateFilePath(fifo));
+  await runMkfifo(stateFilePath(fifo));
+  await refused(fifo, /not a regular file/);
+
+  // The record: a FIFO would hang a plain read, /dev/zero would be read without end.
+  for (const target of ['fifo', '/dev/zero', join(other, 'vm-state.json')]) {
+    const dir = await saved();
+    await rm(join(dir, 'vm-state.json'));
+    if (target === 'fifo') await runMkfifo(join(dir, 'vm-state.json'));
+    else await (await import('node:fs/promises')).symlink(target, join(dir, 'vm-state.json'));
+    await refused(dir, /not a state hull saved/);
+  }
+});
+
+async function runMkfifo(path: string): Promise<void> {
+  const { run } = await import('../sys/exec.js');
+  await run('mkfifo', ['-m', '600', path]);
+}

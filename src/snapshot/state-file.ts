@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { type FileHandle, open, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import { type FileHandle, open, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { HullError, messageOf } from '../errors.js';
 import type { Vm } from '../hypervisor/hypervisor.js';
+import { readRegularFile } from '../sys/regular-file.js';
 
 /**
  * A saved VM on disk: QEMU's migration stream (its devices and, unless its RAM is a template's
@@ -21,6 +22,8 @@ export const STATE_FORMAT = 'hull-vm-state/1';
 
 const STATE_FILE = 'vm.state';
 const RECORD_FILE = 'vm-state.json';
+/** The record is under a kilobyte: a bigger file is not one hull wrote. */
+const MAX_RECORD_BYTES = 64 * 1024;
 
 /** QEMU's migration stream begins with "QEVM" (QEMU_VM_FILE_MAGIC), then version 3. */
 const QEMU_MAGIC = Buffer.from([0x51, 0x45, 0x56, 0x4d, 0x00, 0x00, 0x00, 0x03]);
@@ -128,15 +131,26 @@ export async function saveVmState(
     savedAt: new Date().toISOString(),
     saveMs: Date.now() - started,
   };
+  // A new file (`wx`): never written through whatever was left at that name.
+  await rm(join(dir, `${RECORD_FILE}.new`), { force: true });
   await writeFile(join(dir, `${RECORD_FILE}.new`), `${JSON.stringify(record, null, 2)}\n`, {
     mode: 0o600,
+    flag: 'wx',
   });
   await rename(join(dir, `${RECORD_FILE}.new`), join(dir, RECORD_FILE));
   return record;
 }
 
 export async function readStateRecord(dir: string): Promise<SavedStateRecord | undefined> {
-  const text = await readFile(join(dir, RECORD_FILE), 'utf8').catch(() => undefined);
+  // Read only as a small regular file of the directory's own (a checkpoint's may come from
+  // an archive): a symlink, FIFO or device is no record.
+  const text = await readRegularFile(join(dir, RECORD_FILE), {
+    maxBytes: MAX_RECORD_BYTES,
+    why: 'the record hull writes is under a kilobyte',
+    code: 'ERR_SAVED_STATE',
+    missing: 'is missing',
+    noFollow: true,
+  }).catch(() => undefined);
   if (text === undefined) return undefined;
   try {
     const record = JSON.parse(text) as SavedStateRecord;
@@ -170,12 +184,18 @@ export async function openCheckedState(
   if (!record) throw refuse(`no valid ${RECORD_FILE} (not a state hull saved)`);
   if (record.vmm !== expect.vmm) throw refuse(`it was saved by another QEMU (${record.vmm})`);
   if (record.shape !== expect.shape) throw refuse('it was saved from a VM of another shape');
-  const file = await open(stateFilePath(dir), 'r').catch((err: NodeJS.ErrnoException) => {
-    throw refuse(`cannot open it (${err.code})`);
+  // Never through a symlink, and without waiting on a FIFO: what is opened is checked next.
+  const file = await open(
+    stateFilePath(dir),
+    constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
+  ).catch((err: NodeJS.ErrnoException) => {
+    throw refuse(err.code === 'ELOOP' ? 'it is a symlink' : `cannot open it (${err.code})`);
   });
   try {
     const info = await file.stat();
     if (!info.isFile()) throw refuse('it is not a regular file');
+    // A hardlink would be a file elsewhere on the host (another sandbox's state) read as this one.
+    if (info.nlink !== 1) throw refuse(`it has ${info.nlink} links, not one of its own`);
     if (info.uid !== process.getuid?.() || (info.mode & 0o077) !== 0)
       throw refuse(
         `it must be this user's and 0600 (owner ${info.uid}, mode ${(info.mode & 0o777).toString(8)})`,

@@ -30,18 +30,19 @@ after(() => rm(base, { recursive: true, force: true }));
 const refusedWith = (pattern: RegExp) => (err: unknown) =>
   isHullError(err, 'ERR_CONFIG') && pattern.test(err.message) && !err.message.includes('\n');
 
-const of = (imagePath: string | undefined, diskPath: string | undefined) =>
+/** The container's own disk is the one named unless `ownDisk` says another. */
+const of = (imagePath: string | undefined, diskPath: string | undefined, ownDisk = diskPath ?? disk) =>
   rootfsDisksOf(
     {
       ...(imagePath === undefined ? {} : { [ROOTFS_IMAGE_ANNOTATION]: imagePath }),
       ...(diskPath === undefined ? {} : { [ROOTFS_DISK_ANNOTATION]: diskPath }),
     },
-    places,
+    { ...places, ownDisk },
   );
 
 test('a bundle without the annotations has its root in the share', async () => {
-  assert.equal(await rootfsDisksOf(undefined, places), undefined);
-  assert.equal(await rootfsDisksOf({ other: 'x' }, places), undefined);
+  assert.equal(await rootfsDisksOf(undefined, { ...places, ownDisk: disk }), undefined);
+  assert.equal(await rootfsDisksOf({ other: 'x' }, { ...places, ownDisk: disk }), undefined);
 });
 
 test("the image under hull's image cache and the disk under the root are taken, with the disk's size", async () => {
@@ -63,6 +64,14 @@ test('files elsewhere, relative, with .., or swapped between places are refused'
   );
   await assert.rejects(of(disk, image), refusedWith(/must be an absolute path under/));
   await assert.rejects(of(places.imagesDir, disk), refusedWith(/absolute path under|not a regular file/));
+});
+
+test("another container's disk under the root, though a regular file of a good size, is refused", async () => {
+  // Another sandbox's disk: two guests would write it, or one read what is not its own.
+  await assert.rejects(
+    of(image, disk, join(places.root, 'other', 'disk.raw')),
+    refusedWith(/is not this container's own disk: only hull serve names one/),
+  );
 });
 
 test('a symlink, in the file or on the way to it, and a directory are refused', async () => {

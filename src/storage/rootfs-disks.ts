@@ -2,7 +2,11 @@ import { constants } from 'node:fs';
 import { chmod, lstat, open, realpath, rename, rm, stat, truncate } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { type ErrorCode, HullError } from '../errors.js';
-import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
+import {
+  ROOTFS_ANNOTATION,
+  ROOTFS_DISK_ANNOTATION,
+  ROOTFS_IMAGE_ANNOTATION,
+} from '../oci/rootfs-annotations.js';
 import { run } from '../sys/exec.js';
 
 /**
@@ -170,12 +174,16 @@ export async function makePlaceholderDisks(dir: string): Promise<RootfsDisks> {
 /**
  * The root disks a bundle's annotations name, checked: both or neither; each an absolute
  * path without `..`, a regular file (not a symlink), the image under `imagesDir` and exactly
- * IMAGE_DISK_BYTES long, the writable disk under `root` and within the size bounds. These
- * files are opened by a VMM and written by a guest: a bundle must not point them elsewhere.
+ * IMAGE_DISK_BYTES long, the writable disk exactly `ownDisk` (under `root`) and within the
+ * size bounds. These files are opened by a VMM and written by a guest: a bundle must not
+ * point them elsewhere. `ownDisk` is the one writable disk the container may have, the one
+ * `hull serve` makes for the sandbox of its ID: any other file under the root (another
+ * sandbox's or container's disk, a snapshot's frozen copy that forks read) would be written by
+ * two guests, or read by a guest it is not.
  */
 export async function rootfsDisksOf(
   annotations: Record<string, string> | undefined,
-  places: { imagesDir: string; root: string },
+  places: { imagesDir: string; root: string; ownDisk: string },
 ): Promise<RootfsDisks | undefined> {
   const image = annotations?.[ROOTFS_IMAGE_ANNOTATION];
   const writable = annotations?.[ROOTFS_DISK_ANNOTATION];
@@ -184,6 +192,12 @@ export async function rootfsDisksOf(
     throw new HullError(
       'ERR_CONFIG',
       `annotations ${ROOTFS_IMAGE_ANNOTATION} and ${ROOTFS_DISK_ANNOTATION} go together: give both or neither`,
+    );
+  }
+  if (writable !== places.ownDisk) {
+    throw new HullError(
+      'ERR_CONFIG',
+      `${ROOTFS_DISK_ANNOTATION}: ${writable} is not this container's own disk: only hull serve names one, its sandbox's (${places.ownDisk}); use ${ROOTFS_ANNOTATION}=disk to have hull make the disks`,
     );
   }
   const imageBytes = await checkedDiskFile(ROOTFS_IMAGE_ANNOTATION, image, places.imagesDir);

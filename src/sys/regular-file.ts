@@ -1,5 +1,5 @@
 import { constants, type Stats } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { lstat, open, stat } from 'node:fs/promises';
 import { type ErrorCode, HullError } from '../errors.js';
 
 /**
@@ -11,24 +11,36 @@ import { type ErrorCode, HullError } from '../errors.js';
  */
 export async function readRegularFile(
   path: string,
-  limits: { maxBytes: number; why: string; code: ErrorCode; missing: string },
+  limits: {
+    maxBytes: number;
+    why: string;
+    code: ErrorCode;
+    missing: string;
+    /** Refuse a symlink (a file that must be the directory's own, e.g. one from an archive). */
+    noFollow?: boolean;
+    /** What a refusal of a file that is not regular advises (default: name the JSON file). */
+    notRegularHint?: string;
+  },
 ): Promise<string> {
   const refuse = (what: string): never => {
     throw new HullError(limits.code, `${path} ${what}`);
   };
-  const first = await stat(path).catch((err: NodeJS.ErrnoException) =>
+  const first = await (limits.noFollow ? lstat : stat)(path).catch((err: NodeJS.ErrnoException) =>
     err.code === 'ENOENT' || err.code === 'ENOTDIR'
       ? refuse(limits.missing)
       : refuse(`cannot be read: ${err.code}`),
   );
-  checkKind(first, refuse);
+  if (first.isSymbolicLink()) refuse('is a symlink, not a regular file of its own');
+  checkKind(first, refuse, limits.notRegularHint);
   // Node opens every file close-on-exec.
-  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY).catch(
-    (err: NodeJS.ErrnoException) => refuse(`cannot be opened: ${err.code}`),
-  );
+  const noFollow = limits.noFollow ? constants.O_NOFOLLOW : 0;
+  const handle = await open(
+    path,
+    constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | noFollow,
+  ).catch((err: NodeJS.ErrnoException) => refuse(`cannot be opened: ${err.code}`));
   try {
     const info = await handle.stat();
-    checkKind(info, refuse);
+    checkKind(info, refuse, limits.notRegularHint);
     const tooBig = () =>
       refuse(`is larger than ${limits.maxBytes} bytes (${limits.why}): is it the right file?`);
     if (info.size > limits.maxBytes) tooBig();
@@ -49,7 +61,11 @@ export async function readRegularFile(
   }
 }
 
-function checkKind(info: Stats, refuse: (what: string) => never): void {
+function checkKind(
+  info: Stats,
+  refuse: (what: string) => never,
+  hint = ': point it at the JSON file itself',
+): void {
   if (info.isFile()) return;
   const kind = info.isDirectory()
     ? 'a directory'
@@ -60,5 +76,5 @@ function checkKind(info: Stats, refuse: (what: string) => never): void {
         : info.isSocket()
           ? 'a socket'
           : 'not a file';
-  refuse(`is ${kind}, not a regular file: point it at the JSON file itself`);
+  refuse(`is ${kind}, not a regular file${hint}`);
 }

@@ -318,7 +318,7 @@ describe('hull serve: a sandbox root on disks', { timeout: 1_200_000 }, () => {
     // The same annotations in a bundle of one's own, pointing at host files: one line, no VM.
     const root = join(dirs.scratch, 'cli-root');
     for (const [imagePath, diskPath, said] of [
-      ['/etc/passwd', '/etc/shadow', /must be an absolute path under/],
+      ['/etc/passwd', '/etc/shadow', /is not this container's own disk: only hull serve names one/],
       [undefined, join(root, 'disk.raw'), /go together/],
     ] as const) {
       const bundle = await mkdtemp(join(dirs.scratch, 'bundle-'));
