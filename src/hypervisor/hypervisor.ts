@@ -149,7 +149,7 @@ export interface Vm {
     options: {
       ignoreSharedMemory: boolean;
       resume: boolean;
-      /** Runs once the state is written, before the VM runs on: its disks are still then. */
+      /** Runs once the VM is stopped, before its state is written: its disks are still then. */
       whileStopped?: () => Promise<void>;
     },
     signal: AbortSignal,

@@ -467,6 +467,12 @@ async function startVm(
   if (clone) {
     try {
       const vm = await options.hypervisor.start({ ...config, template: clone.role }, signal);
+      try {
+        await clone.loaded?.(signal);
+      } catch (err) {
+        await vm.stop();
+        throw err;
+      }
       markHost('vm-resumed');
       return { vm, clone };
     } catch (err) {

@@ -1,7 +1,11 @@
+import { chmod, rename } from 'node:fs/promises';
+import { HullError } from '../errors.js';
 import type { Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import type { CloneSource } from '../template/clone.js';
 import type { TemplateRecord } from '../template/store.js';
-import { forkSource, snapshotTemplate } from './saved-vm.js';
+import { forkSource, snapshotDiskPath, snapshotTemplate } from './saved-vm.js';
+import { readStateRecord } from './state-file.js';
+import { isStateStream, openStateStreamForReading } from './state-stream.js';
 
 /**
  * A container started as a fork of a snapshot of another's VM (SaveVm keep_running): its guest
@@ -32,8 +36,58 @@ export function snapshotForkSource(
   },
 ): (config: VmConfig, signal: AbortSignal) => Promise<{ source: CloneSource }> {
   return async (config, signal) => {
+    if (await isStateStream(fork.dir)) return streamedForkSource(fork, config, signal);
     const template = await snapshotTemplate(fork.dir, config, parts, signal);
     const { source } = await forkSource(template, config);
     return { source: { ...source!, cardMacs: fork.cardMacs } };
   };
+}
+
+/**
+ * The clone source of the one copy of a fork of one: its VMM loads the parent's migration as
+ * the parent's monitor streams it (see state-stream.ts), into memory of its own (the `restore`
+ * role), and its network is its own, set up as a clone's is. The read end opens once the parent
+ * has copied its disk, stopped, and opened the write end: that copy becomes this sandbox's
+ * writable disk (a rename: the snapshot never keeps it) before the VMM opens it.
+ */
+async function streamedForkSource(
+  fork: ForkFrom,
+  config: VmConfig,
+  signal: AbortSignal,
+): Promise<{ source: CloneSource }> {
+  const disks = config.rootfsDisks;
+  if (!disks) {
+    throw new HullError('ERR_UNSUPPORTED', 'only a sandbox with its root on disks is forked');
+  }
+  signal.throwIfAborted();
+  const file = await openStateStreamForReading(fork.dir);
+  try {
+    await rename(snapshotDiskPath(fork.dir), disks.writable);
+    await chmod(disks.writable, 0o600);
+  } catch (err) {
+    await file.close();
+    throw err;
+  }
+  const source: CloneSource = {
+    key: `fork stream ${fork.dir}`,
+    role: { role: 'restore', memoryFd: -1, stateFd: file.fd },
+    cardMacs: fork.cardMacs,
+    noBootInstead: true,
+    close: () => file.close(),
+    discard: async () => {},
+    loaded: async (loadSignal) => {
+      source.streamIdsFrom = (await streamedRecord(fork.dir, loadSignal)).streamIdsFrom;
+    },
+  };
+  return { source };
+}
+
+/** The record the parent writes once its stream is all sent (a moment after the copy loaded it). */
+async function streamedRecord(dir: string, signal: AbortSignal) {
+  for (;;) {
+    const record = await readStateRecord(dir);
+    if (record?.streamed) return record;
+    signal.throwIfAborted();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

@@ -86,6 +86,11 @@ export interface CloneSource {
    * its guest already has its network set up and its container running.
    */
   resumed?: boolean;
+  /**
+   * Runs once the VMM has loaded the state, before the agent is spoken to (a streamed fork
+   * learns its `streamIdsFrom` then: the parent says it once its stream is sent).
+   */
+  loaded?(signal: AbortSignal): Promise<void>;
   /** Closes this process's descriptors once the VMM has its own. */
   close(): Promise<void>;
   /** The template cannot be used (`why`): it goes, and the next start makes it again. */

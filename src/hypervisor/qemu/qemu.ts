@@ -493,6 +493,14 @@ class QemuVm implements Vm {
   ): Promise<void> {
     const { listener, path } = this.migration;
     await this.qmp.execute('stop', undefined, signal);
+    try {
+      // Before the state: a fork's VMM, which waits for the stream (see snapshot/state-stream.ts),
+      // then opens its copy of the disk.
+      await options.whileStopped?.();
+    } catch (err) {
+      await this.qmp.execute('cont', undefined, AbortSignal.timeout(5000)).catch(() => {});
+      throw err;
+    }
     await this.qmp.execute(
       'migrate-set-capabilities',
       { capabilities: [{ capability: 'x-ignore-shared', state: options.ignoreSharedMemory }] },
@@ -510,7 +518,6 @@ class QemuVm implements Vm {
       await this.qmp.execute('migrate', { uri: `unix:${path}` }, signal);
       await this.waitForMigration(signal);
       await written;
-      await options.whileStopped?.();
     } catch (err) {
       // A save that failed leaves the VM running as it was, never stopped for good.
       const settle = AbortSignal.timeout(5000);
