@@ -144,6 +144,22 @@ export async function cloneSourceFor(
   return openCloneSource(record, templateConfig);
 }
 
+/**
+ * The clone source of the live template of `config`'s shape, if one is live: never made now
+ * (a saved VM loaded over its memory does not wait for a boot to make one; see
+ * VmTemplateRole.withRam).
+ */
+export async function liveCloneSource(
+  config: VmConfig,
+  options: Pick<CloneOptions, 'hypervisor' | 'describe'>,
+): Promise<CloneSource | undefined> {
+  const templateConfig = templateConfigOf(config);
+  const record = await liveTemplate(
+    await templateKey(templateConfig, options.hypervisor, options.describe.imageHash),
+  );
+  return record ? (await openCloneSource(record, templateConfig)).source : undefined;
+}
+
 /** The one notice of a template that could not be restored, which is then removed. */
 export function restoreFailedNotice(key: string, why: string): string {
   return `hull: notice: the VM template ${key} could not be restored (${why}); this sandbox booted instead, and the next start makes the template again`;

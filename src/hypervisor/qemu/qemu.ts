@@ -236,7 +236,7 @@ async function resumeClone(
     if (status === 'paused' || status === 'postmigrate') {
       if (!options.resume) return;
       // A clone's writable disk is its own size, not its template's placeholder's.
-      if (config.template?.role === 'clone' && config.rootfsDisks && !resized) {
+      if (config.template?.role === 'clone' && !config.template.withRam && config.rootfsDisks && !resized) {
         await tellWritableDiskSize(qmp, config.rootfsDisks.writableBytes, signal);
         resized = true;
       }
@@ -422,7 +422,7 @@ export class QemuHypervisor implements Hypervisor {
         const loading = resumeClone(
           qmp,
           config,
-          { ignoreShared: role.role === 'clone', resume: role.role !== 'template' },
+          { ignoreShared: role.role === 'clone' && !role.withRam, resume: role.role !== 'template' },
           signal,
         );
         await raceSignal(Promise.race([loading, died]), signal);
