@@ -98,6 +98,13 @@ export interface VmTemplateRole {
    * instead of booted (a snapshot of a running sandbox made into a template, for forks).
    */
   loadFd?: number;
+  /**
+   * A clone only: the state on `stateFd` holds the RAM too (a fork streamed from its parent,
+   * see snapshot/state-stream.ts), loaded over the template's memory mapped private. The
+   * template's pages are only a base already in memory: the stream gives every page that is
+   * not zero, and QEMU clears those it says are zero.
+   */
+  withRam?: boolean;
 }
 
 /**
@@ -149,7 +156,7 @@ export interface Vm {
     options: {
       ignoreSharedMemory: boolean;
       resume: boolean;
-      /** Runs once the state is written, before the VM runs on: its disks are still then. */
+      /** Runs once the VM is stopped, before its state is written: its disks are still then. */
       whileStopped?: () => Promise<void>;
     },
     signal: AbortSignal,

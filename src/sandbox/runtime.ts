@@ -30,6 +30,7 @@ import {
   type CloneOptions,
   type CloneSource,
   cloneSourceFor,
+  liveCloneSource,
   templateConfigOf,
   templateKey,
 } from '../template/clone.js';
@@ -328,7 +329,12 @@ function forkSourceOf(fork: ForkFrom, base: Awaited<ReturnType<typeof sandboxBas
     );
   }
   const { hypervisor, describe, buildTimeoutMs } = base.templates;
-  return snapshotForkSource(fork, { hypervisor, describe, timeoutMs: buildTimeoutMs });
+  return snapshotForkSource(fork, {
+    hypervisor,
+    describe,
+    timeoutMs: buildTimeoutMs,
+    baseSource: (config) => liveCloneSource(config, { hypervisor, describe }),
+  });
 }
 
 /** Boots a sandbox VM for `id` with the current guest image, in `options.dir`. */
@@ -371,8 +377,9 @@ export async function startSandbox(
           memoryMiB,
           accel: base.options.accel,
           tcgCacheMiB: base.options.tcgCacheMiB,
-          // A resumed VM's memory is its own (read from its saved state), not a template's.
-          clone: Boolean(options.forkFrom) || (!options.resumeFrom && Boolean(base.cloneSource)),
+          // A resumed VM's memory is loaded over its template's where that is live (see
+          // resume-source.ts), else its own.
+          clone: Boolean(options.forkFrom) || Boolean(base.cloneSource),
         }),
         // The process creating the sandbox owns its VM: the monitor, `hull run`, or the shim.
         owner: process.pid,
@@ -385,6 +392,13 @@ export async function startSandbox(
             hypervisor: base.options.hypervisor,
             imageHash: base.options.image.manifest.hash,
             stays: options.resumedStays,
+            baseSource:
+              base.templates &&
+              ((config) =>
+                liveCloneSource(config, {
+                  hypervisor: base.templates!.hypervisor,
+                  describe: base.templates!.describe,
+                })),
           })
         : options.forkFrom
           ? forkSourceOf(options.forkFrom, base)

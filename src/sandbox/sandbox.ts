@@ -249,10 +249,15 @@ export class Sandbox {
           // A clone's agent is its template's: that template goes with the refused snapshot.
           await clone?.discard('its guest refused the agent snapshot');
         }
-        await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
-        if (network?.interfaces.length && !clone?.resumed) {
-          await agent.setupNetwork(network, boot.signal, { cardMacs: clone?.cardMacs });
-        }
+        // The two are independent and nothing of the container runs before both are done, so
+        // they run side by side: a fork's identity renames its container and sets its hostname
+        // (a process in the guest) while its network script takes the parent's addresses off.
+        await Promise.all([
+          agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal),
+          network?.interfaces.length && !clone?.resumed
+            ? agent.setupNetwork(network, boot.signal, { cardMacs: clone?.cardMacs })
+            : undefined,
+        ]);
         markHost('sandbox-ready');
         for (const line of notices) options.notice?.(line);
         return new Sandbox(
@@ -467,6 +472,12 @@ async function startVm(
   if (clone) {
     try {
       const vm = await options.hypervisor.start({ ...config, template: clone.role }, signal);
+      try {
+        await clone.loaded?.(signal);
+      } catch (err) {
+        await vm.stop();
+        throw err;
+      }
       markHost('vm-resumed');
       return { vm, clone };
     } catch (err) {

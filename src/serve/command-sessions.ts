@@ -73,6 +73,10 @@ class CommandSession {
     return this.record.background;
   }
 
+  get exited(): boolean {
+    return this.exitMessage !== undefined;
+  }
+
   info(): CommandInfo {
     return {
       commandId: this.id,
@@ -435,6 +439,32 @@ export class CommandSessions {
       session.process?.detach();
       session.closeStream(1001, 'the sandbox was paused: follow the command again once it is resumed');
     }
+  }
+
+  /**
+   * The records of the commands a sandbox runs now (not those whose exit was read): what a
+   * fork of it runs too (followInCopies).
+   */
+  runningRecords(sandboxId: string): CommandRecord[] {
+    return [...this.sessions.values()]
+      .filter((s) => s.sandboxId === sandboxId && !s.exited && s.record.execId !== undefined)
+      .map((s) => ({ ...s.record }) as CommandRecord);
+  }
+
+  /**
+   * A fork's copies run their parent's commands too: the processes are in each copy's memory,
+   * and so is what output of theirs the guest's agent had not yet given out. Each copy gets a
+   * record of each, under a command id of its own, and they are followed as after a resume
+   * (`recover`): background commands and terminals carry on, a foreground one, whose client
+   * is the parent's, ends.
+   */
+  async followInCopies(records: CommandRecord[], copyIds: string[]): Promise<void> {
+    for (const copyId of copyIds) {
+      for (const record of records) {
+        await writeCommandRecord(this.settings.root, copyId, { ...record, commandId: randomUUID() });
+      }
+    }
+    await this.recover(copyIds);
   }
 
   /** The commands of a sandbox that is going away: their streams end with the VM. */

@@ -1,4 +1,4 @@
-import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../oci/rootfs-annotations.js';
@@ -28,6 +28,15 @@ export async function copySnapshotDisk(
   await chmod(target, 0o600);
 }
 
+async function placeholderDisk(path: string, diskMiB: number): Promise<void> {
+  const file = await open(path, 'wx', 0o600);
+  try {
+    await file.truncate(diskMiB * 2 ** 20);
+  } finally {
+    await file.close();
+  }
+}
+
 /** The image disk the sandbox's root reads, from its bundle (what a snapshot of it keeps). */
 export async function imageDiskOfBundle(bundle: string): Promise<string> {
   const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as Spec;
@@ -50,6 +59,7 @@ export async function bundleFromSnapshot(
   sandboxDir: string,
   specOf: (annotations: Record<string, string>) => Spec,
   signal: AbortSignal,
+  options: { streamed?: boolean } = {},
 ): Promise<string> {
   await access(snapshot.record.imageDisk).catch(() => {
     throw new HullError(
@@ -61,7 +71,10 @@ export async function bundleFromSnapshot(
   await mkdir(join(bundle, 'rootfs'), { recursive: true, mode: 0o700 });
   // The one disk the monitor lets this sandbox's bundle name (sandbox-records.ts sandboxDiskPath).
   const writable = join(sandboxDir, 'disk.raw');
-  await copySnapshotDisk(snapshot.dir, writable, signal);
+  // A streamed fork's disk is the parent's copy, moved here before its VMM opens it (see
+  // snapshot/fork-source.ts); until then a sparse file of its size stands in its place.
+  if (options.streamed) await placeholderDisk(writable, snapshot.record.diskMiB);
+  else await copySnapshotDisk(snapshot.dir, writable, signal);
   const spec = specOf({
     [ROOTFS_IMAGE_ANNOTATION]: snapshot.record.imageDisk,
     [ROOTFS_DISK_ANNOTATION]: writable,

@@ -8,6 +8,7 @@ import { HullError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { removeSnapshotTemplate } from '../snapshot/saved-vm.js';
 import { readStateRecord } from '../snapshot/state-file.js';
+import { makeStateStream, releaseStateStream } from '../snapshot/state-stream.js';
 import { DEFAULT_WRITABLE_DISK_MIB } from '../storage/rootfs-disks.js';
 import { hostNowMs } from '../trace/boot-marks.js';
 import { StepSpans } from '../trace/step-spans.js';
@@ -225,18 +226,22 @@ export class SandboxService {
    */
   async fork(id: string, count: number): Promise<SandboxInfo[]> {
     const record = this.runningRecord(id);
+    const spans = new StepSpans();
     const { id: snapshotId, dir } = await makeSnapshotDir(this.root);
     try {
-      const snapshot = await this.oneAtATime(id, () =>
-        this.takeSnapshot(record, snapshotId, dir, { metadata: record.metadata, passing: true }),
+      if (count === 1) return [await this.forkOne(record, snapshotId, dir, spans)];
+      const snapshot = await spans.step('save', () =>
+        this.oneAtATime(id, () =>
+          this.takeSnapshot(record, snapshotId, dir, { metadata: record.metadata, passing: true }),
+        ),
       );
       const started = await Promise.allSettled(
-        Array.from({ length: count }, () =>
-          this.startFromSnapshot(snapshot, {
-            env: record.env,
-            metadata: record.metadata,
-            expiresAtMs: record.expiresAtMs,
-          }),
+        Array.from({ length: count }, (_, n) =>
+          this.startFromSnapshot(
+            snapshot,
+            { env: record.env, metadata: record.metadata, expiresAtMs: record.expiresAtMs },
+            spans.prefixed(`copy ${n}: `),
+          ),
         ),
       );
       const failed = started.find((s) => s.status === 'rejected');
@@ -244,10 +249,11 @@ export class SandboxService {
         for (const s of started) if (s.status === 'fulfilled') await this.kill(s.value.sandboxId);
         throw failed.reason;
       }
-      log.info({ sandbox: id, count }, 'sandbox forked');
+      log.info({ sandbox: id, count, ...spans.summary() }, 'sandbox forked');
       return started.map((s) => (s as PromiseFulfilledResult<SandboxInfo>).value);
     } finally {
-      await this.dropSnapshot(snapshotId);
+      await spans.step('drop snapshot', () => this.dropSnapshot(snapshotId));
+      await spans.write(setting('traceDir'), `${id}-fork`, 'hull serve: fork');
     }
   }
 
@@ -292,29 +298,92 @@ export class SandboxService {
     dir: string,
     options: { metadata: Record<string, string>; passing?: boolean },
   ): Promise<SnapshotRecord> {
+    const signal = AbortSignal.timeout(PAUSE_TIMEOUT_MS);
+    const snapshot = await this.snapshotRecordFor(record, snapshotId, options, signal);
+    await this.verbs.snapshot(record.sandboxId, dir, signal);
+    snapshot.bytes = (await readStateRecord(dir))?.bytes ?? 0;
+    await writeSnapshotRecord(this.root, snapshot);
+    return snapshot;
+  }
+
+  /** What a snapshot of a running sandbox keeps of it (its image disk, its card's MAC). */
+  private async snapshotRecordFor(
+    record: SandboxRecord,
+    snapshotId: string,
+    options: { metadata: Record<string, string>; passing?: boolean },
+    signal: AbortSignal,
+  ): Promise<SnapshotRecord> {
     const id = record.sandboxId;
     if (!(await this.verbs.running(id))) {
       throw new HullError('ERR_STATE', `sandbox ${id} is not running: only a running sandbox is snapshotted`);
     }
-    const signal = AbortSignal.timeout(PAUSE_TIMEOUT_MS);
     const imageDisk = await imageDiskOfBundle(join(sandboxDir(this.root, id), 'bundle'));
     const cardMacs = record.internet ? [await this.networks.guestMac(id, signal)] : [];
-    await this.verbs.snapshot(id, dir, signal);
-    const snapshot = snapshotRecordOf(record, {
-      snapshotId,
-      bytes: (await readStateRecord(dir))?.bytes ?? 0,
-      imageDisk,
-      cardMacs,
-      ...options,
+    return snapshotRecordOf(record, { snapshotId, bytes: 0, imageDisk, cardMacs, ...options });
+  }
+
+  /**
+   * A fork of one copy: the parent's VM migrates straight into the copy's VMM through a state
+   * stream (see snapshot/state-stream.ts), the copy's monitor and VMM starting while the parent
+   * saves; no state file, no template, and the disk the parent copies while stopped becomes
+   * the copy's. A side that fails wakes the other; a copy whose parent's save failed goes.
+   */
+  private async forkOne(
+    record: SandboxRecord,
+    snapshotId: string,
+    dir: string,
+    spans: StepSpans,
+  ): Promise<SandboxInfo> {
+    const id = record.sandboxId;
+    const signal = AbortSignal.timeout(PAUSE_TIMEOUT_MS);
+    const snapshot = await spans.step('prepare', async () => {
+      const made = await this.snapshotRecordFor(
+        record,
+        snapshotId,
+        { metadata: record.metadata, passing: true },
+        signal,
+      );
+      await makeStateStream(dir, signal);
+      // A passing snapshot's record: a server that stops now drops it at its next start.
+      await writeSnapshotRecord(this.root, made);
+      return made;
     });
-    await writeSnapshotRecord(this.root, snapshot);
-    return snapshot;
+    let settled = 0;
+    const side = <T>(act: () => Promise<T>): Promise<T> =>
+      act()
+        .catch((err: unknown) => {
+          void releaseStateStream(dir, () => settled === 2, signal);
+          throw err;
+        })
+        .finally(() => {
+          settled += 1;
+        });
+    const [saved, started] = await Promise.allSettled([
+      side(() => spans.step('save', () => this.oneAtATime(id, () => this.verbs.snapshot(id, dir, signal)))),
+      side(() =>
+        this.startFromSnapshot(
+          snapshot,
+          { env: record.env, metadata: record.metadata, expiresAtMs: record.expiresAtMs },
+          spans.prefixed('copy 0: '),
+          { streamed: true },
+        ),
+      ),
+    ]);
+    if (started.status === 'rejected') throw started.reason;
+    if (saved.status === 'rejected') {
+      await this.kill(started.value.sandboxId);
+      throw saved.reason;
+    }
+    log.info({ sandbox: id, count: 1, ...spans.summary() }, 'sandbox forked');
+    return started.value;
   }
 
   /** One sandbox from a snapshot: its own directory, network, disk copy and container. */
   private async startFromSnapshot(
     snapshot: SnapshotRecord,
     parts: { env: Record<string, string>; metadata: Record<string, string>; expiresAtMs: number },
+    spans: Pick<StepSpans, 'step'> = new StepSpans(),
+    options: { streamed?: boolean } = {},
   ): Promise<SandboxInfo> {
     const signal = AbortSignal.timeout(CREATE_TIMEOUT_MS);
     const id = `sb-${randomBytes(8).toString('hex')}`;
@@ -336,19 +405,26 @@ export class SandboxService {
     };
     const fromDir = snapshotDir(this.root, snapshot.snapshotId);
     try {
-      if (record.network === 'internet') record.internet = await this.networks.attach(id, dir, signal);
-      const bundle = await bundleFromSnapshot(
-        { record: snapshot, dir: fromDir },
-        dir,
-        (annotations) => withSandboxNetwork(sandboxSpec(record, annotations), record, dir),
-        signal,
+      if (record.network === 'internet') {
+        record.internet = await spans.step('network', () => this.networks.attach(id, dir, signal));
+      }
+      const bundle = await spans.step('disk', () =>
+        bundleFromSnapshot(
+          { record: snapshot, dir: fromDir },
+          dir,
+          (annotations) => withSandboxNetwork(sandboxSpec(record, annotations), record, dir),
+          signal,
+          options,
+        ),
       );
       // A copy's VM is cloned as any sandbox's is: it waits its turn with the creates.
       await this.startSlots.run(signal, () =>
-        this.verbs.create(id, bundle, { cpus, memoryMiB }, signal, {
-          dir: fromDir,
-          cardMacs: snapshot.cardMacs,
-        }),
+        spans.step('container', () =>
+          this.verbs.create(id, bundle, { cpus, memoryMiB }, signal, {
+            dir: fromDir,
+            cardMacs: snapshot.cardMacs,
+          }),
+        ),
       );
       await writeRecord(this.root, record);
     } catch (err) {

@@ -205,7 +205,16 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     forkSandbox: async (request, reply) => {
       const { count } = request.body as ForkRequest;
       const { sandboxId } = recordOf(request);
-      const fork = () => sandboxes.fork(sandboxId, count);
+      const fork = async () => {
+        // Taken before: a command started while the copies are made is the parent's alone.
+        const running = commands.runningRecords(sandboxId);
+        const copies = await sandboxes.fork(sandboxId, count);
+        await commands.followInCopies(
+          running,
+          copies.map((copy) => copy.sandboxId),
+        );
+        return copies;
+      };
       return reply
         .code(201)
         .send({ sandboxes: await admission.createSandbox(sandboxes.count(), fork, count) });

@@ -1,7 +1,11 @@
+import { chmod, rename } from 'node:fs/promises';
+import { HullError } from '../errors.js';
 import type { Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import type { CloneSource } from '../template/clone.js';
 import type { TemplateRecord } from '../template/store.js';
-import { forkSource, snapshotTemplate } from './saved-vm.js';
+import { forkSource, snapshotDiskPath, snapshotTemplate } from './saved-vm.js';
+import { readStateRecord } from './state-file.js';
+import { isStateStream, openStateStreamForReading } from './state-stream.js';
 
 /**
  * A container started as a fork of a snapshot of another's VM (SaveVm keep_running): its guest
@@ -29,11 +33,77 @@ export function snapshotForkSource(
     hypervisor: Hypervisor;
     describe: Pick<TemplateRecord, 'accel' | 'cpuModel' | 'imageHash'>;
     timeoutMs: number;
+    /** The template a sandbox of this shape is cloned from (a streamed fork's memory base). */
+    baseSource?: (config: VmConfig) => Promise<CloneSource | undefined>;
   },
 ): (config: VmConfig, signal: AbortSignal) => Promise<{ source: CloneSource }> {
   return async (config, signal) => {
+    if (await isStateStream(fork.dir)) return streamedForkSource(fork, config, parts.baseSource, signal);
     const template = await snapshotTemplate(fork.dir, config, parts, signal);
     const { source } = await forkSource(template, config);
     return { source: { ...source!, cardMacs: fork.cardMacs } };
   };
+}
+
+/**
+ * The clone source of the one copy of a fork of one: its VMM loads the parent's migration as
+ * the parent's monitor streams it (see state-stream.ts), and its network is its own, set up as
+ * a clone's is. Its RAM is the sandboxes' template's memory mapped private, the stream loaded
+ * over it (`withRam`): those pages are in memory already, where fresh anonymous memory (the
+ * `restore` role, used when there is no template) costs the host a cleared huge page for each
+ * 2 MiB the stream touches, which took most of a load (about 1 s for a 512 MiB guest here). The read end opens once the parent
+ * has copied its disk, stopped, and opened the write end: that copy becomes this sandbox's
+ * writable disk (a rename: the snapshot never keeps it) before the VMM opens it.
+ */
+async function streamedForkSource(
+  fork: ForkFrom,
+  config: VmConfig,
+  baseSource: ((config: VmConfig) => Promise<CloneSource | undefined>) | undefined,
+  signal: AbortSignal,
+): Promise<{ source: CloneSource }> {
+  const disks = config.rootfsDisks;
+  if (!disks) {
+    throw new HullError('ERR_UNSUPPORTED', 'only a sandbox with its root on disks is forked');
+  }
+  const base = await baseSource?.(config);
+  signal.throwIfAborted();
+  const file = await openStateStreamForReading(fork.dir).catch(async (err: unknown) => {
+    await base?.close();
+    throw err;
+  });
+  try {
+    await rename(snapshotDiskPath(fork.dir), disks.writable);
+    await chmod(disks.writable, 0o600);
+  } catch (err) {
+    await file.close();
+    await base?.close();
+    throw err;
+  }
+  const source: CloneSource = {
+    key: `fork stream ${fork.dir}`,
+    role: base
+      ? { role: 'clone', memoryFd: base.role.memoryFd, stateFd: file.fd, withRam: true }
+      : { role: 'restore', memoryFd: -1, stateFd: file.fd },
+    cardMacs: fork.cardMacs,
+    noBootInstead: true,
+    close: async () => {
+      await file.close();
+      await base?.close();
+    },
+    discard: async () => {},
+    loaded: async (loadSignal) => {
+      source.streamIdsFrom = (await streamedRecord(fork.dir, loadSignal)).streamIdsFrom;
+    },
+  };
+  return { source };
+}
+
+/** The record the parent writes once its stream is all sent (a moment after the copy loaded it). */
+async function streamedRecord(dir: string, signal: AbortSignal) {
+  for (;;) {
+    const record = await readStateRecord(dir);
+    if (record?.streamed) return record;
+    signal.throwIfAborted();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

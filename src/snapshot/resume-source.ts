@@ -13,7 +13,13 @@ import { openCheckedState } from './state-file.js';
  */
 export function savedVmSource(
   dir: string,
-  parts: { hypervisor: Hypervisor; imageHash: string; stays?: string },
+  parts: {
+    hypervisor: Hypervisor;
+    imageHash: string;
+    stays?: string;
+    /** The live template of its shape, if any: its memory the base the state loads over. */
+    baseSource?: (config: VmConfig) => Promise<CloneSource | undefined>;
+  },
 ): (config: VmConfig, signal: AbortSignal) => Promise<{ source: CloneSource }> {
   return async (config, signal) => {
     const expect = {
@@ -22,16 +28,24 @@ export function savedVmSource(
       stays: parts.stays,
     };
     const { file, record } = await openCheckedState(dir, expect, signal);
+    const base = await parts.baseSource?.(config).catch(() => undefined);
     return {
       source: {
         key: `saved ${dir}`,
-        role: { role: 'restore', memoryFd: -1, stateFd: file.fd },
+        // Over the template's memory, mapped private, the pages are in memory already; fresh
+        // memory of its own costs the host a cleared huge page for each 2 MiB the state fills.
+        role: base
+          ? { role: 'clone', memoryFd: base.role.memoryFd, stateFd: file.fd, withRam: true }
+          : { role: 'restore', memoryFd: -1, stateFd: file.fd },
         // The cards are the sandbox's own, found again in its network namespace.
         cardMacs: [],
         streamIdsFrom: record.streamIdsFrom,
         noBootInstead: true,
         resumed: true,
-        close: () => file.close(),
+        close: async () => {
+          await file.close();
+          await base?.close();
+        },
         // The state is the sandbox's: it stays for another try, never removed here.
         discard: async () => {},
       },

@@ -176,7 +176,7 @@ function snapshotTemplateKeyOf(record: SavedStateRecord): string {
  */
 export async function removeSnapshotTemplate(dir: string): Promise<void> {
   const record = await readStateRecord(dir);
-  if (record) await removeTemplate(snapshotTemplateKeyOf(record));
+  if (record && !record.streamed) await removeTemplate(snapshotTemplateKeyOf(record));
 }
 
 /**

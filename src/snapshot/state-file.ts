@@ -6,6 +6,7 @@ import { Transform } from 'node:stream';
 import { HullError, messageOf } from '../errors.js';
 import type { Vm } from '../hypervisor/hypervisor.js';
 import { readRegularFile } from '../sys/regular-file.js';
+import { isStateStream, stateStreamSink } from './state-stream.js';
 
 /**
  * A saved VM on disk: QEMU's migration stream (its devices and, unless its RAM is a template's
@@ -46,6 +47,11 @@ export interface SavedStateRecord {
   streamIdsFrom: number;
   savedAt: string;
   saveMs: number;
+  /**
+   * Streamed into a fork's VMM, never kept (see state-stream.ts): no file, so no hash
+   * (`sha256` is empty) and nothing to load again.
+   */
+  streamed?: boolean;
 }
 
 export function stateFilePath(dir: string): string {
@@ -77,7 +83,7 @@ export async function saveVmState(
   dir: string,
   what: Pick<SavedStateRecord, 'vmm' | 'shape' | 'memoryMiB' | 'withMemory'> & {
     resume: boolean;
-    /** Runs while the VM is stopped, its state written (a snapshot's disk copy). */
+    /** Runs while the VM is stopped, before its state is written (a snapshot's disk copy). */
     whileStopped?: () => Promise<void>;
     /** Read once the VM is saved: calls made while it was saving took ids too. */
     streamIdsFrom: () => number;
@@ -85,6 +91,7 @@ export async function saveVmState(
   signal: AbortSignal,
 ): Promise<SavedStateRecord> {
   const started = Date.now();
+  if (await isStateStream(dir)) return streamVmState(vm, dir, what, started, signal);
   await requireRoomFor(dir, what.withMemory ? what.memoryMiB * 2 ** 20 : 0);
   const temporary = `${stateFilePath(dir)}.new`;
   await rm(temporary, { force: true });
@@ -119,7 +126,7 @@ export async function saveVmState(
   }
   await file.close();
   await rename(temporary, stateFilePath(dir));
-  const record: SavedStateRecord = {
+  return writeStateRecord(dir, {
     format: STATE_FORMAT,
     bytes,
     sha256: hash.digest('hex'),
@@ -130,7 +137,61 @@ export async function saveVmState(
     streamIdsFrom: what.streamIdsFrom(),
     savedAt: new Date().toISOString(),
     saveMs: Date.now() - started,
-  };
+  });
+}
+
+type SaveWhat = Parameters<typeof saveVmState>[2];
+
+/**
+ * A save into a state stream (a fork of one copy, see state-stream.ts): the migration goes
+ * into the FIFO, read by the copy's VMM as it comes. The record says how many bytes went and
+ * where the copy's agent client starts its stream ids; the copy waits for it.
+ */
+async function streamVmState(
+  vm: Vm,
+  dir: string,
+  what: SaveWhat,
+  started: number,
+  signal: AbortSignal,
+): Promise<SavedStateRecord> {
+  let bytes = 0;
+  const sink = stateStreamSink(dir, (n) => {
+    bytes += n;
+  });
+  const flushed = new Promise<void>((resolve, reject) => {
+    sink.on('finish', resolve);
+    sink.on('error', reject);
+  });
+  flushed.catch(() => {});
+  try {
+    await vm.saveState(
+      sink,
+      { ignoreSharedMemory: !what.withMemory, resume: what.resume, whileStopped: what.whileStopped },
+      signal,
+    );
+    await flushed;
+  } catch (err) {
+    sink.destroy();
+    throw new HullError('ERR_SAVED_STATE', `saving the VM into its fork failed: ${messageOf(err)}`, {
+      cause: err,
+    });
+  }
+  return writeStateRecord(dir, {
+    format: STATE_FORMAT,
+    bytes,
+    sha256: '',
+    vmm: what.vmm,
+    shape: what.shape,
+    memoryMiB: what.memoryMiB,
+    withMemory: what.withMemory,
+    streamIdsFrom: what.streamIdsFrom(),
+    savedAt: new Date().toISOString(),
+    saveMs: Date.now() - started,
+    streamed: true,
+  });
+}
+
+async function writeStateRecord(dir: string, record: SavedStateRecord): Promise<SavedStateRecord> {
   // A new file (`wx`): never written through whatever was left at that name.
   await rm(join(dir, `${RECORD_FILE}.new`), { force: true });
   await writeFile(join(dir, `${RECORD_FILE}.new`), `${JSON.stringify(record, null, 2)}\n`, {
@@ -182,6 +243,7 @@ export async function openCheckedState(
     );
   const record = await readStateRecord(dir);
   if (!record) throw refuse(`no valid ${RECORD_FILE} (not a state hull saved)`);
+  if (record.streamed) throw refuse('it was streamed into a fork, never kept');
   if (record.vmm !== expect.vmm) throw refuse(`it was saved by another QEMU (${record.vmm})`);
   if (record.shape !== expect.shape) throw refuse('it was saved from a VM of another shape');
   // Never through a symlink, and without waiting on a FIFO: what is opened is checked next.

@@ -86,6 +86,11 @@ export interface CloneSource {
    * its guest already has its network set up and its container running.
    */
   resumed?: boolean;
+  /**
+   * Runs once the VMM has loaded the state, before the agent is spoken to (a streamed fork
+   * learns its `streamIdsFrom` then: the parent says it once its stream is sent).
+   */
+  loaded?(signal: AbortSignal): Promise<void>;
   /** Closes this process's descriptors once the VMM has its own. */
   close(): Promise<void>;
   /** The template cannot be used (`why`): it goes, and the next start makes it again. */
@@ -137,6 +142,22 @@ export async function cloneSourceFor(
     }
   }
   return openCloneSource(record, templateConfig);
+}
+
+/**
+ * The clone source of the live template of `config`'s shape, if one is live: never made now
+ * (a saved VM loaded over its memory does not wait for a boot to make one; see
+ * VmTemplateRole.withRam).
+ */
+export async function liveCloneSource(
+  config: VmConfig,
+  options: Pick<CloneOptions, 'hypervisor' | 'describe'>,
+): Promise<CloneSource | undefined> {
+  const templateConfig = templateConfigOf(config);
+  const record = await liveTemplate(
+    await templateKey(templateConfig, options.hypervisor, options.describe.imageHash),
+  );
+  return record ? (await openCloneSource(record, templateConfig)).source : undefined;
 }
 
 /** The one notice of a template that could not be restored, which is then removed. */

@@ -23,6 +23,11 @@ export class StepSpans {
     }
   }
 
+  /** The same spans, each named with `prefix` first (one of several steps run side by side). */
+  prefixed(prefix: string): Pick<StepSpans, 'step'> {
+    return { step: (name, act) => this.step(`${prefix}${name}`, act) };
+  }
+
   /** A span that began earlier and ends now (a wait whose start the caller noted with `now`). */
   endSpan(name: string, startMs: number): void {
     this.spans.push({ name, where: 'host', startMs, endMs: hostNowMs() });

@@ -72,79 +72,127 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
     await dirs?.cleanup();
   });
 
-  test('a fork of 5: each goes on from the parent, then on its own; none is a twin of another', async () => {
-    await sleep(2000);
-    const atFork = (await countsOf(parent)).length;
-    assert.ok(atFork >= 3, `the parent counts: ${atFork}`);
-    const started = Date.now();
-    const forks = await parent.fork({ count: 5 });
-    console.log(`a fork of 5: ${Date.now() - started} ms`);
-    try {
-      assert.equal(forks.length, 5);
-      const ids = forks.map((f) => f.sandboxId);
-      assert.equal(new Set([...ids, parent.sandboxId]).size, 6, 'each fork is a sandbox of its own');
-      for (const fork of forks) assert.equal(fork.info.status, 'running');
-      const listed = (await Sandbox.list({ api })).map((s) => s.sandboxId).sort();
-      assert.deepEqual(listed, [...ids, parent.sandboxId].sort());
+  let parentBootIdRead = false;
+  // A fork of 5 clones a template made of the parent's snapshot; a fork of 1 migrates the
+  // parent straight into its copy's VMM (snapshot/state-stream.ts): the same copies either way.
+  for (const count of [5, 1])
+    test(`a fork of ${count}: each goes on from the parent, then on its own; none is a twin of another`, async () => {
+      await sleep(2000);
+      const atFork = (await countsOf(parent)).length;
+      assert.ok(atFork >= 3, `the parent counts: ${atFork}`);
+      const started = Date.now();
+      const forks = await parent.fork({ count });
+      console.log(`a fork of ${count}: ${Date.now() - started} ms`);
+      try {
+        assert.equal(forks.length, count);
+        const ids = forks.map((f) => f.sandboxId);
+        assert.equal(
+          new Set([...ids, parent.sandboxId]).size,
+          count + 1,
+          'each fork is a sandbox of its own',
+        );
+        for (const fork of forks) assert.equal(fork.info.status, 'running');
+        const listed = (await Sandbox.list({ api })).map((s) => s.sandboxId).sort();
+        assert.deepEqual(listed, [...ids, parent.sandboxId].sort());
 
-      // Every fork's counter went on from the parent's value at the fork, never from 1.
-      await sleep(1500);
-      for (const fork of forks) {
-        const counts = await countsOf(fork);
-        assertOneRun(counts, fork.sandboxId);
-        assert.ok(counts.length > atFork, `${fork.sandboxId} counted on: ${counts.length} after ${atFork}`);
+        // Every fork's counter went on from the parent's value at the fork, never from 1.
+        await sleep(1500);
+        for (const fork of forks) {
+          const counts = await countsOf(fork);
+          assertOneRun(counts, fork.sandboxId);
+          assert.ok(counts.length > atFork, `${fork.sandboxId} counted on: ${counts.length} after ${atFork}`);
+        }
+        assertOneRun(await countsOf(parent), 'the parent');
+
+        // The parent's background command runs in each copy, and each copy lists it (under a
+        // command id of its own), its output followed as a resumed sandbox's is.
+        const isCounter = (c: { cmd: string[] }) => c.cmd.join(' ').includes('counter.py');
+        const counter = (await parent.commands.list()).find(isCounter);
+        assert.ok(counter, "the parent's counter is listed");
+        for (const fork of forks) {
+          const listed = (await fork.commands.list()).filter(isCounter);
+          assert.equal(listed.length, 1, `${fork.sandboxId} lists the counter once`);
+          assert.equal(listed[0]!.status, 'running');
+          assert.equal(listed[0]!.background, true);
+          assert.equal(listed[0]!.pid, counter.pid, 'the same process, in the copy');
+          assert.notEqual(listed[0]!.commandId, counter.commandId);
+        }
+        let followed = '';
+        const [firstCounter] = (await forks[0]!.commands.list()).filter(isCounter);
+        const handle = await forks[0]!.commands.connect(firstCounter!.commandId, {
+          onStdout: (d) => {
+            followed += d;
+          },
+        });
+        const deadline = Date.now() + 30_000;
+        while (!/tick \d+\n[\s\S]*tick \d+\n/.test(followed) && Date.now() < deadline) await sleep(100);
+        handle.disconnect();
+        assert.match(followed, /tick \d+\n/, "the copy's counter's output is followed");
+
+        // Each its own: random bytes, boot id, MAC, address and hostname differ from every other's.
+        const all = [parent, ...forks];
+        const identity = async (s: Sandbox) => ({
+          random: await said(s, 'head -c 16 /dev/urandom | od -An -tx1'),
+          bootId: await said(s, 'cat /proc/sys/kernel/random/boot_id'),
+          mac: await said(s, 'cat /sys/class/net/eth0/address'),
+          address: await said(s, 'hostname -I'),
+          hostname: await said(s, 'hostname'),
+        });
+        const identities: Awaited<ReturnType<typeof identity>>[] = [];
+        for (const s of forks) identities.push(await identity(s));
+        // The parent's boot id is read only now: the kernel makes it at its first read.
+        identities.push(await identity(parent));
+        // The kernel makes a boot id at its first read and has no way to change it: once the
+        // parent's was read (by the test before this one), its copies have it too (docs/design.md
+        // "Not twins, with one limit").
+        const keys: (keyof Awaited<ReturnType<typeof identity>>)[] = [
+          'random',
+          'mac',
+          'address',
+          'hostname',
+          ...(parentBootIdRead ? [] : (['bootId'] as const)),
+        ];
+        parentBootIdRead = true;
+        for (const key of keys) {
+          const values = identities.map((i) => i[key]);
+          assert.ok(values.every(Boolean), `${key}: ${values.join(' ')}`);
+          assert.equal(new Set(values).size, all.length, `${key} differs in each: ${values.join(' ')}`);
+        }
+        assert.deepEqual(
+          identities.slice(0, forks.length).map((i) => i.hostname),
+          forks.map((f) => f.sandboxId),
+        );
+
+        // Their files are their own: what one writes reaches neither the others nor the parent.
+        for (const fork of forks) await fork.files.write('/mine', fork.sandboxId);
+        for (const fork of forks) assert.equal(await said(fork, 'cat /mine'), fork.sandboxId);
+        assert.equal(await parent.files.exists('/mine'), false, "a fork's file is not the parent's");
+        // And the counters diverge: a fork killed stops only its own.
+        const [first, ...rest] = forks;
+        await first!.kill();
+        await sleep(1000);
+        for (const fork of rest) assertOneRun(await countsOf(fork), fork.sandboxId);
+      } finally {
+        for (const fork of forks) await fork.kill().catch(() => {});
       }
-      assertOneRun(await countsOf(parent), 'the parent');
-
-      // Each its own: random bytes, boot id, MAC, address and hostname differ from every other's.
-      const all = [parent, ...forks];
-      const identity = async (s: Sandbox) => ({
-        random: await said(s, 'head -c 16 /dev/urandom | od -An -tx1'),
-        bootId: await said(s, 'cat /proc/sys/kernel/random/boot_id'),
-        mac: await said(s, 'cat /sys/class/net/eth0/address'),
-        address: await said(s, 'hostname -I'),
-        hostname: await said(s, 'hostname'),
-      });
-      const identities: Awaited<ReturnType<typeof identity>>[] = [];
-      for (const s of forks) identities.push(await identity(s));
-      // The parent's boot id is read only now: the kernel makes it at its first read.
-      identities.push(await identity(parent));
-      for (const key of ['random', 'bootId', 'mac', 'address', 'hostname'] as const) {
-        const values = identities.map((i) => i[key]);
-        assert.ok(values.every(Boolean), `${key}: ${values.join(' ')}`);
-        assert.equal(new Set(values).size, all.length, `${key} differs in each: ${values.join(' ')}`);
+      for (const fork of forks) {
+        assert.deepEqual(
+          await qemuProcessesUsing(containerDir(fork.sandboxId)),
+          [],
+          'no QEMU left of a fork',
+        );
       }
       assert.deepEqual(
-        identities.slice(0, forks.length).map((i) => i.hostname),
-        forks.map((f) => f.sandboxId),
+        (await readdir(serveDir('snapshots')).catch(() => [] as string[])).length,
+        0,
+        "the fork's passing snapshot is gone",
       );
-
-      // Their files are their own: what one writes reaches neither the others nor the parent.
-      for (const fork of forks) await fork.files.write('/mine', fork.sandboxId);
-      for (const fork of forks) assert.equal(await said(fork, 'cat /mine'), fork.sandboxId);
-      assert.equal(await parent.files.exists('/mine'), false, "a fork's file is not the parent's");
-      // And the counters diverge: a fork killed stops only its own.
-      const [first, ...rest] = forks;
-      await first!.kill();
-      await sleep(1000);
-      for (const fork of rest) assertOneRun(await countsOf(fork), fork.sandboxId);
-    } finally {
-      for (const fork of forks) await fork.kill().catch(() => {});
-    }
-    for (const fork of forks) {
-      assert.deepEqual(await qemuProcessesUsing(containerDir(fork.sandboxId)), [], 'no QEMU left of a fork');
-    }
-    assert.deepEqual(
-      (await readdir(serveDir('snapshots')).catch(() => [] as string[])).length,
-      0,
-      "the fork's passing snapshot is gone",
-    );
-    assert.ok(
-      (await listTemplates()).every((t) => !t.key.startsWith('snap-')),
-      'and its template, once the forks run',
-    );
-    assert.equal((await parent.getInfo()).status, 'running', 'the parent runs on');
-  });
+      assert.ok(
+        (await listTemplates()).every((t) => !t.key.startsWith('snap-')),
+        'and its template, once the forks run',
+      );
+      assert.equal((await parent.getInfo()).status, 'running', 'the parent runs on');
+    });
 
   test('a snapshot started 10 times; listed, removed, and its sandboxes live on', async () => {
     const atSnapshot = (await countsOf(parent)).length;

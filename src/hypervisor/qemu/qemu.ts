@@ -236,7 +236,7 @@ async function resumeClone(
     if (status === 'paused' || status === 'postmigrate') {
       if (!options.resume) return;
       // A clone's writable disk is its own size, not its template's placeholder's.
-      if (config.template?.role === 'clone' && config.rootfsDisks && !resized) {
+      if (config.template?.role === 'clone' && !config.template.withRam && config.rootfsDisks && !resized) {
         await tellWritableDiskSize(qmp, config.rootfsDisks.writableBytes, signal);
         resized = true;
       }
@@ -422,7 +422,7 @@ export class QemuHypervisor implements Hypervisor {
         const loading = resumeClone(
           qmp,
           config,
-          { ignoreShared: role.role === 'clone', resume: role.role !== 'template' },
+          { ignoreShared: role.role === 'clone' && !role.withRam, resume: role.role !== 'template' },
           signal,
         );
         await raceSignal(Promise.race([loading, died]), signal);
@@ -493,6 +493,14 @@ class QemuVm implements Vm {
   ): Promise<void> {
     const { listener, path } = this.migration;
     await this.qmp.execute('stop', undefined, signal);
+    try {
+      // Before the state: a fork's VMM, which waits for the stream (see snapshot/state-stream.ts),
+      // then opens its copy of the disk.
+      await options.whileStopped?.();
+    } catch (err) {
+      await this.qmp.execute('cont', undefined, AbortSignal.timeout(5000)).catch(() => {});
+      throw err;
+    }
     await this.qmp.execute(
       'migrate-set-capabilities',
       { capabilities: [{ capability: 'x-ignore-shared', state: options.ignoreSharedMemory }] },
@@ -510,7 +518,6 @@ class QemuVm implements Vm {
       await this.qmp.execute('migrate', { uri: `unix:${path}` }, signal);
       await this.waitForMigration(signal);
       await written;
-      await options.whileStopped?.();
     } catch (err) {
       // A save that failed leaves the VM running as it was, never stopped for good.
       const settle = AbortSignal.timeout(5000);
