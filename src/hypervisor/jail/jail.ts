@@ -49,6 +49,13 @@ export interface JailPlan {
    * saved and forked; its forks' template has cards without a tap, see qemu.ts jailPlan).
    */
   taps?: { netns: string; plain: boolean; devices: { name: string; fd: number }[] };
+  /**
+   * Whether the VMM may have transparent huge pages. QEMU asks for them (MADV_HUGEPAGE) on
+   * every RAM block and on TCG's translation buffer; a block it writes a single page of, such
+   * as microvm's 2 MiB ACPI tables block, then holds 2 MiB. They pay only for guest RAM of the
+   * VMM's own under KVM (fewer nested page walks).
+   */
+  hugePages: boolean;
 }
 
 export function hullJailPath(): string {
@@ -84,6 +91,7 @@ export function jailArgs(plan: JailPlan, program: string, args: readonly string[
     shareServerPath(),
     ...plan.devices.flatMap((path) => ['--dev', path]),
     '--proc',
+    ...(plan.hugePages ? [] : ['--no-huge-pages']),
     '--uid',
     String(plan.uid),
     '--gid',
