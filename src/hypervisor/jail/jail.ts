@@ -38,9 +38,10 @@ export interface JailPlan {
   readWrite: string[];
   /**
    * The sandbox share, which the VMM reaches only through hull-share-server: read-only at its
-   * top (the container mounts below it as they are) unless `writableTop`.
+   * top (the container mounts below it as they are) unless `writableTop`. None for a VM that
+   * has no share device (its container's root is on disks): no share server runs for it.
    */
-  share: { path: string; writableTop: boolean };
+  share?: { path: string; writableTop: boolean };
   devices: string[];
   cgroupProcs: string[];
   /**
@@ -83,12 +84,16 @@ export function jailArgs(plan: JailPlan, program: string, args: readonly string[
     '--root',
     plan.root,
     ...plan.symlinks.flatMap((path) => ['--link', path]),
-    ...[...plan.readOnly, shareServerPath()].flatMap((path) => ['--ro', path]),
+    ...[...plan.readOnly, ...(plan.share ? [shareServerPath()] : [])].flatMap((path) => ['--ro', path]),
     ...plan.readWrite.flatMap((path) => ['--rw', path]),
-    plan.share.writableTop ? '--writable-share' : '--share',
-    plan.share.path,
-    '--share-server',
-    shareServerPath(),
+    ...(plan.share
+      ? [
+          plan.share.writableTop ? '--writable-share' : '--share',
+          plan.share.path,
+          '--share-server',
+          shareServerPath(),
+        ]
+      : []),
     ...plan.devices.flatMap((path) => ['--dev', path]),
     '--proc',
     ...(plan.hugePages ? [] : ['--no-huge-pages']),

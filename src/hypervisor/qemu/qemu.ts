@@ -166,7 +166,10 @@ async function jailPlan(
     readOnly: [...system.files, ...images],
     symlinks: system.symlinks,
     readWrite: [...readWrite, ...(debugDir ? [debugDir] : [])],
-    share: { path: config.shareDir, writableTop: config.shareRootWritable === true },
+    // A VM with its container's root on disks has no share device: no share, no share server.
+    share: config.rootfsDisks
+      ? undefined
+      : { path: config.shareDir, writableTop: config.shareRootWritable === true },
     devices: [
       '/dev/null',
       '/dev/zero',
