@@ -33,6 +33,14 @@ export async function vmmConfinement(pid: number): Promise<Confinement> {
   fact(cgroup !== undefined, `cgroup ${cgroup}`, 'no cgroup of its own');
 
   const server = await shareServerOf(pid);
+  // A VM whose container's root is on disks has no share device, and so no share server.
+  const shareDevice = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes(
+    'virtio-9p-device',
+  );
+  if (!server && !shareDevice) {
+    facts.push('no share device (the root is on disks), no share server');
+    return { facts, missing };
+  }
   if (!server) {
     missing.push('no share server: QEMU would reach the share itself');
     return { facts, missing };

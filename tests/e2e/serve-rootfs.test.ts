@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdtemp, readdir } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox, type WatchEvent } from 'hull/sdk';
+import { shareServerOf } from '../../src/hypervisor/jail/share-server.js';
 import { ROOTFS_DISK_ANNOTATION, ROOTFS_IMAGE_ANNOTATION } from '../../src/oci/rootfs-annotations.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
@@ -168,6 +169,12 @@ describe('hull serve: a sandbox root on disks', { timeout: 1_200_000 }, () => {
       );
       assert.equal(a.info.diskMiB, 128);
       assert.equal(b.info.diskMiB, 2048, 'the default disk size');
+      // The guest never mounts a share: its QEMU has no 9p device and no share server runs.
+      const [vmm] = await qemuProcessesUsing(`${join(dirs.root, a.sandboxId)}/`);
+      assert.ok(vmm, 'the sandbox has a QEMU');
+      const cmdline = await readFile(`/proc/${vmm}/cmdline`, 'utf8');
+      assert.ok(!cmdline.includes('virtio-9p-device'), 'no 9p device');
+      assert.equal(await shareServerOf(vmm), undefined, 'no hull-share-server');
       const mounts = await a.commands.run('cat /proc/mounts');
       assert.equal(mounts.exitCode, 0, mounts.stderr);
       const root = mounts.stdout.split('\n').find((line) => line.split(' ')[1] === '/');

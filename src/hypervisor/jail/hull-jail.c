@@ -24,6 +24,9 @@
  *     --tap NAME=FD        make the tap device NAME in --netns and leave it open on fd FD for
  *                          PROGRAM (the device lives as long as the fd); repeatable
  *     --plain-tap NAME=FD  the same, without virtio-net headers (IFF_VNET_HDR): see jail.ts
+ *     --no-huge-pages      PROGRAM's memory in base pages only (PR_SET_THP_DISABLE, kept across
+ *                          execve): QEMU asks for transparent huge pages on every RAM block,
+ *                          and one written page of a small block then costs 2 MiB (see jail.ts)
  *
  * PROGRAM always runs in a new, empty network namespace: a VMM reaches its guest's network
  * only through the tap fds it is given, and its sockets by path.
@@ -82,6 +85,7 @@ struct options {
   struct path_item paths[MAX_ITEMS];
   int npaths;
   int proc;
+  int no_huge_pages;
   long uid, gid;
   const char *netns;
   const char *share_server;
@@ -120,6 +124,10 @@ static void parse(int argc, char **argv, struct options *o) {
     }
     if (strcmp(a, "--proc") == 0) {
       o->proc = 1;
+      continue;
+    }
+    if (strcmp(a, "--no-huge-pages") == 0) {
+      o->no_huge_pages = 1;
       continue;
     }
     if (i + 1 >= argc) usage("an option lacks its value");
@@ -485,6 +493,7 @@ int main(int argc, char **argv) {
   if (o.share_server && (fuse = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0) die("opening", "/dev/fuse");
   if (o.root) build_root(&o);
   if (o.share_server) serve_share(&o, fuse);
+  if (o.no_huge_pages && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) < 0) die("PR_SET_THP_DISABLE", NULL);
   drop_privileges(o.uid, o.gid, 0);
   install_filter();
   char *env[] = {"PATH=/usr/bin:/bin", NULL};

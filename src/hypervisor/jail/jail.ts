@@ -38,9 +38,10 @@ export interface JailPlan {
   readWrite: string[];
   /**
    * The sandbox share, which the VMM reaches only through hull-share-server: read-only at its
-   * top (the container mounts below it as they are) unless `writableTop`.
+   * top (the container mounts below it as they are) unless `writableTop`. None for a VM that
+   * has no share device (its container's root is on disks): no share server runs for it.
    */
-  share: { path: string; writableTop: boolean };
+  share?: { path: string; writableTop: boolean };
   devices: string[];
   cgroupProcs: string[];
   /**
@@ -49,6 +50,13 @@ export interface JailPlan {
    * saved and forked; its forks' template has cards without a tap, see qemu.ts jailPlan).
    */
   taps?: { netns: string; plain: boolean; devices: { name: string; fd: number }[] };
+  /**
+   * Whether the VMM may have transparent huge pages. QEMU asks for them (MADV_HUGEPAGE) on
+   * every RAM block and on TCG's translation buffer; a block it writes a single page of, such
+   * as microvm's 2 MiB ACPI tables block, then holds 2 MiB. They pay only for guest RAM of the
+   * VMM's own under KVM (fewer nested page walks).
+   */
+  hugePages: boolean;
 }
 
 export function hullJailPath(): string {
@@ -76,14 +84,19 @@ export function jailArgs(plan: JailPlan, program: string, args: readonly string[
     '--root',
     plan.root,
     ...plan.symlinks.flatMap((path) => ['--link', path]),
-    ...[...plan.readOnly, shareServerPath()].flatMap((path) => ['--ro', path]),
+    ...[...plan.readOnly, ...(plan.share ? [shareServerPath()] : [])].flatMap((path) => ['--ro', path]),
     ...plan.readWrite.flatMap((path) => ['--rw', path]),
-    plan.share.writableTop ? '--writable-share' : '--share',
-    plan.share.path,
-    '--share-server',
-    shareServerPath(),
+    ...(plan.share
+      ? [
+          plan.share.writableTop ? '--writable-share' : '--share',
+          plan.share.path,
+          '--share-server',
+          shareServerPath(),
+        ]
+      : []),
     ...plan.devices.flatMap((path) => ['--dev', path]),
     '--proc',
+    ...(plan.hugePages ? [] : ['--no-huge-pages']),
     '--uid',
     String(plan.uid),
     '--gid',

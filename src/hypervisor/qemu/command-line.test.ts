@@ -304,6 +304,16 @@ test('root disks: the image read-only, the writable disk direct with discards, f
   assert.equal(values(qemuCommandLine(config, paths), '-drive').length, 1, 'none without them');
 });
 
+test('a VM whose root is on disks has no share device; others have the 9p share', () => {
+  const disks = { image: '/c/rootfs.erofs', writable: '/r/sb/disk.raw', writableBytes: 2 ** 30 };
+  const onDisks = qemuCommandLine({ ...config, rootfsDisks: disks }, paths);
+  assert.deepEqual(values(onDisks, '-fsdev'), []);
+  assert.ok(!values(onDisks, '-device').some((d) => d.startsWith('virtio-9p-device')));
+  const shared = qemuCommandLine(config, paths);
+  assert.equal(values(shared, '-fsdev').length, 1);
+  assert.ok(values(shared, '-device').some((d) => d.startsWith('virtio-9p-device')));
+});
+
 test('a saved VM resumes with RAM of its own named as its template had it, loaded from its state', () => {
   const args = qemuCommandLine({ ...config, template: { role: 'restore', memoryFd: -1, stateFd: 7 } }, paths);
   assert.deepEqual(values(args, '-object'), ['memory-backend-ram,id=ram,size=512M']);

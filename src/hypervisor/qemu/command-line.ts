@@ -228,13 +228,27 @@ export function trivialBootCommandLine(
  *    a second one when there is one,
  *  - the sandbox share over virtio-9p, in the mapped-xattr model: QEMU reads and sets each
  *    file's owner, mode and type as xattrs, which hull-share-server (the only way QEMU reaches
- *    the share) answers from the real files, keeping setuid bits and device nodes off the host,
+ *    the share) answers from the real files, keeping setuid bits and device nodes off the host;
+ *    none for a VM whose container's root is on disks (see shareSwitches),
  *  - the agent channel on a virtio-serial port,
  *  - a virtio-net card per tap the sandbox's network has,
  *  - QMP and the agent channel as unix sockets hull listens on (QEMU connects to them, so
  *    they are ready the moment QEMU runs and nobody polls for a socket to appear),
  *  - the serial console written to a log file.
  */
+/**
+ * The share's 9p device, but for a VM whose container's root is on disks (`hull serve`'s
+ * sandboxes): its guest never mounts the share, so neither the device (its request buffers
+ * and coroutines) nor the hull-share-server behind it would serve anything (see qemu.ts).
+ */
+function shareSwitches(config: VmConfig): string[] {
+  if (config.rootfsDisks) return [];
+  return [
+    ...q.fsdev('local', { id: 'share', path: config.shareDir, security_model: 'mapped-xattr' }),
+    ...q.device('virtio-9p-device', { fsdev: 'share', mount_tag: SHARE_TAG }),
+  ];
+}
+
 export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
   return [
     ...q.name(`hull-${config.id}`),
@@ -255,8 +269,7 @@ export function qemuCommandLine(config: VmConfig, paths: QemuPaths): string[] {
         ]
       : []),
     ...rootfsDiskSwitches(config),
-    ...q.fsdev('local', { id: 'share', path: config.shareDir, security_model: 'mapped-xattr' }),
-    ...q.device('virtio-9p-device', { fsdev: 'share', mount_tag: SHARE_TAG }),
+    ...shareSwitches(config),
     ...networkSwitches(config),
     ...balloonSwitches(config),
     ...q.chardev('socket', { id: 'agent', path: paths.agentSocket, server: false }),
