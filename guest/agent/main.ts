@@ -34,6 +34,7 @@ export async function startAgent(): Promise<void> {
   const reaper = new Reaper();
   reaper.listen(process.env.HULL_REAPER_FD ? Number(process.env.HULL_REAPER_FD) : undefined);
   const containers = new Containers(reaper);
+  containers.startSpawner();
   const shutdown = () => process.exit(0);
   const server = new TtrpcServer(toStatus)
     .register(Health, healthService())
