@@ -2,7 +2,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Process, Spec } from '../../src/oci/spec.js';
 import { CONTAINERS_CGROUP } from './cgroups.js';
-import { crun } from './crun.js';
+import { CRUN, crun, crunArgs, crunFailure } from './crun.js';
 import { directExecArgs } from './direct-exec.js';
 import { AgentError } from './errors.js';
 import { mayAdministerNetwork, prepareForNetAdmin } from './kernel-modules.js';
@@ -10,7 +10,7 @@ import { guestLogger } from './log.js';
 import { OutputPipe } from './output-pipe.js';
 import { processPipes } from './pipes.js';
 import { GuestProcess } from './process.js';
-import type { Reaper } from './reaper.js';
+import { exitCodeOf, type Reaper } from './reaper.js';
 import { mountRootfsDisks } from './rootfs-disks.js';
 import { mountShare, SHARE_ROOT } from './share.js';
 import { SpawnerUnavailable, SpawnServer } from './spawn-server.js';
@@ -86,6 +86,14 @@ export class Containers {
   private readonly spawner = new SpawnServer();
 
   constructor(private readonly reaper: Reaper) {}
+
+  /**
+   * Starts hull-spawn's server now, at the agent's start: a VM template is saved with it
+   * running, so a clone's first crun is started by it rather than by a fork of the agent.
+   */
+  startSpawner(): void {
+    this.spawner.ensureRunning();
+  }
 
   /**
    * Creates the container (crun create) or, with `request.start`, creates and starts it in one
@@ -348,7 +356,9 @@ export class Containers {
   ): Promise<GuestProcess> {
     if (io.terminal) return this.spawnOnTerminal(args, bundle, pidFile, io.terminal.size);
     const pipes = processPipes(io.stdin);
-    const run = crun(args, join(bundle, 'crun.log'), pipes.childFds);
+    const run = this.runCrun(args, join(bundle, 'crun.log'), pipes.childFds);
+    // After hull-spawn has its copies (the request carries them) or crun was spawned.
+    await run.sent;
     pipes.closeChildEnds();
     const outputs = { stdout: new OutputPipe(pipes.stdout), stderr: new OutputPipe(pipes.stderr) };
     try {
@@ -358,6 +368,45 @@ export class Containers {
       throw err;
     }
     return new GuestProcess(await readPid(pidFile), pipes.stdin, outputs.stdout, outputs.stderr, this.reaper);
+  }
+
+  /**
+   * Runs crun to its exit on `stdio`: started by hull-spawn's server (a fork of that small
+   * process; under software emulation a fork of the agent's large address space and Node's
+   * spawn path cost tens of milliseconds more, most of all in a fresh clone), its exit status
+   * then from the reaper, as crun is PID 1's child once hull-spawn's has exited; by Node when
+   * the server cannot be asked. `sent` resolves once the descriptors have been handed over.
+   */
+  private runCrun(
+    args: string[],
+    logFile: string,
+    stdio: [number, number, number],
+  ): { sent: Promise<void>; done: Promise<void> } {
+    const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
+    const spawned = this.spawner.spawn(['--plain', CRUN, ...crunArgs(args, logFile)], env, stdio);
+    const started = spawned.then(
+      (pid) => ({ pid }),
+      (err: unknown) => {
+        if (!(err instanceof SpawnerUnavailable)) throw err;
+        log.warn('starting crun from the agent', { why: err.message });
+        return { run: crun(args, logFile, stdio) };
+      },
+    );
+    const done = started.then(async (how) => {
+      if ('run' in how) return how.run.done;
+      const status = await this.reaper.wait(how.pid);
+      if (status !== 0) throw await crunFailure(args, logFile, `exit ${exitCodeOf(status)}`);
+    });
+    // Awaited by the caller once `sent` has settled; never an unhandled rejection meanwhile.
+    done.catch(() => {});
+    // The request went out with the descriptors at once; Node's spawn dups them synchronously.
+    return {
+      sent: started.then(
+        () => undefined,
+        () => undefined,
+      ),
+      done,
+    };
   }
 
   /**

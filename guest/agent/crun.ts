@@ -22,7 +22,7 @@ export function crun(
   logFile: string,
   stdio: 'pipe' | 'ignore' | [number, number, number] = 'ignore',
 ): CrunRun {
-  const child = childProcess().spawn('/usr/bin/crun', ['--log', logFile, '--log-format', 'json', ...args], {
+  const child = childProcess().spawn(CRUN, crunArgs(args, logFile), {
     stdio:
       stdio === 'pipe' ? ['pipe', 'pipe', 'pipe'] : stdio === 'ignore' ? ['ignore', 'ignore', 'pipe'] : stdio,
   });
@@ -32,13 +32,31 @@ export function crun(
     child.on('error', (err) => reject(new AgentError('runtime-failed', `cannot run crun: ${err.message}`)));
     child.on('exit', (code, signal) => {
       if (code === 0) return resolve();
-      void lastError(logFile).then((logged) => {
-        const detail = logged || Buffer.concat(stderr).toString().trim() || `exit ${code ?? signal}`;
-        reject(new AgentError('runtime-failed', `crun ${args[0]}: ${detail}`));
-      });
+      void crunFailure(
+        args,
+        logFile,
+        Buffer.concat(stderr).toString().trim() || `exit ${code ?? signal}`,
+      ).then(reject);
     });
   });
   return { child, done };
+}
+
+export const CRUN = '/usr/bin/crun';
+
+/** crun's command line after its program: its log as JSON in `logFile`, then `args`. */
+export function crunArgs(args: readonly string[], logFile: string): string[] {
+  return ['--log', logFile, '--log-format', 'json', ...args];
+}
+
+/** A failed crun command, said by the last error it logged, else by `otherwise`. */
+export async function crunFailure(
+  args: readonly string[],
+  logFile: string,
+  otherwise: string,
+): Promise<AgentError> {
+  const logged = await lastError(logFile);
+  return new AgentError('runtime-failed', `crun ${args[0]}: ${logged || otherwise}`);
 }
 
 /** The last error crun logged, without its JSON wrapping. */

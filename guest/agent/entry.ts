@@ -1,7 +1,7 @@
 import { closeSync, writeSync } from 'node:fs';
 import { startupSnapshot } from 'node:v8';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { CheckResponseSchema } from '../../src/gen/hull/agent/v1/agent_pb.js';
+import { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import { RequestSchema } from '../../src/gen/ttrpc/ttrpc_pb.js';
 import { guestLogger } from './log.js';
 import { startAgent } from './main.js';
@@ -37,9 +37,14 @@ function signalReady(): void {
 }
 
 if (startupSnapshot.isBuildingSnapshot()) {
-  // Touch the message types once so their lazily built parts are in the snapshot too.
+  // Touch the message types once so their lazily built parts are in the snapshot too: every
+  // request and answer of the agent's methods, each of which a clone would otherwise build
+  // under software emulation at its first call.
   fromBinary(RequestSchema, toBinary(RequestSchema, create(RequestSchema, { service: 's', method: 'm' })));
-  toBinary(CheckResponseSchema, create(CheckResponseSchema, { version: '1' }));
+  for (const method of [...Health.methods, ...AgentService.methods]) {
+    fromBinary(method.input, toBinary(method.input, create(method.input)));
+    fromBinary(method.output, toBinary(method.output, create(method.output)));
+  }
   startupSnapshot.setDeserializeMainFunction(run);
 } else {
   run();

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import { TtrpcServer } from '../../src/ttrpc/server.js';
+import { childProcess } from './builtins.js';
 import { delegateControllers } from './cgroups.js';
 import { AGENT_PORT_NAME, findPort, openPort } from './channel.js';
 import { Containers } from './containers.js';
@@ -10,6 +11,7 @@ import { guestLogger, setDebug } from './log.js';
 import { Reaper } from './reaper.js';
 import { hasWritableRootDisk } from './rootfs-disks.js';
 import { agentService, healthService } from './service.js';
+import { syscalls } from './syscalls.js';
 
 /**
  * hull's guest agent. hull-init (PID 1) starts it once the guest is up; it serves the host
@@ -21,12 +23,18 @@ const log = guestLogger('agent');
 export async function startAgent(): Promise<void> {
   setDebug(/(^|\s)hull\.debug(\s|$)/.test(readFileSync('/proc/cmdline', 'utf8')));
   log.debug('agent started', { nodeStartupMs: Math.round(performance.now()) });
+  // Loaded now, at boot, rather than at their first use: a VM template is saved after this, so
+  // its clones wake with both loaded instead of each loading them (the addon's dlopen, the
+  // child_process modules) under software emulation in its first requests.
+  syscalls();
+  childProcess();
   // A modprobe of its own meanwhile; awaited before the first answer (see loadDriversOfDevices).
   const drivers = loadDriversOfDevices(hasWritableRootDisk);
   await delegateControllers();
   const reaper = new Reaper();
   reaper.listen(process.env.HULL_REAPER_FD ? Number(process.env.HULL_REAPER_FD) : undefined);
   const containers = new Containers(reaper);
+  containers.startSpawner();
   const shutdown = () => process.exit(0);
   const server = new TtrpcServer(toStatus)
     .register(Health, healthService())

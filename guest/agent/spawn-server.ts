@@ -99,6 +99,15 @@ export class SpawnServer {
     });
   }
 
+  /** Starts the server unless it runs (it is otherwise started by the first request). */
+  ensureRunning(): void {
+    try {
+      this.running ??= this.start();
+    } catch (err) {
+      log.warn('cannot start hull-spawn', { error: (err as Error).message });
+    }
+  }
+
   private start(): Running {
     const [ours, theirs] = syscalls().socketPair();
     let child: ChildProcess;

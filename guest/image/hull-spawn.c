@@ -561,6 +561,51 @@ static int split_request(char *body, uint32_t length, char ***env, char ***argv,
   return 0;
 }
 
+/*
+ * `--plain FILE [ARG...]` (server mode only): starts FILE, an absolute path, in the guest as it
+ * is, outside any container: the agent's own tools (crun) without a fork of the agent. The
+ * report is the same; the process, once this child exits, is PID 1's, which reaps it and tells
+ * the agent its exit status.
+ */
+static int spawn_plain(char **argv) {
+  if (!argv[0] || argv[0][0] != '/') return usage("--plain: an absolute program path");
+  int errors[2];
+  if (pipe2(errors, O_CLOEXEC)) {
+    say(REPORT_FD, "pipe: %s", strerror(errno));
+    return 1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    say(REPORT_FD, "fork: %s", strerror(errno));
+    return 1;
+  }
+  if (pid == 0) {
+    close(errors[0]);
+    close(REPORT_FD);
+    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC)) {
+      say(errors[1], "close_range: %s", strerror(errno));
+      _exit(127);
+    }
+    execv(argv[0], argv);
+    say(errors[1], "exec %s: %s", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(errors[1]);
+  char why[512];
+  ssize_t n;
+  do n = read(errors[0], why, sizeof why - 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 0) {
+    why[n > 0 ? n : 0] = 0;
+    say(REPORT_FD, "%s", n > 0 ? strtok(why, "\n") : "reading the child's report failed");
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    return 1;
+  }
+  say(REPORT_FD, "%d", (int)pid);
+  return 0;
+}
+
 /* A child of the server, for one request: its stdio, environment and options, then spawn(). */
 static int serve_one(char *body, uint32_t length, int fds[3]) {
   signal(SIGCHLD, SIG_DFL);
@@ -574,6 +619,7 @@ static int serve_one(char *body, uint32_t length, int fds[3]) {
     }
   }
   environ = env;
+  if (argc >= 2 && strcmp(argv[1], "--plain") == 0) return spawn_plain(argv + 2);
   struct options o;
   optind = 1;
   if (parse(argc, argv, &o)) return 1;

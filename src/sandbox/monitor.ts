@@ -10,6 +10,7 @@ import { logger } from '../log.js';
 import { metricsService } from '../metrics/collect-service.js';
 import { OwnerMetrics } from '../metrics/owner-metrics.js';
 import { vcpusCovering } from '../oci/guest-resources.js';
+import { hasRootOnDisks } from '../oci/rootfs-annotations.js';
 import type { Process } from '../oci/spec.js';
 import type { ForkFrom } from '../snapshot/fork-source.js';
 import type { SavedStateRecord } from '../snapshot/state-file.js';
@@ -412,6 +413,12 @@ async function ownSandbox(
       // Disks made from the bundle are a checkpoint's (cli/restore.ts), not a paused sandbox's.
       resumedStays: root.fromBundle ? `container ${options.id} stays checkpointed` : undefined,
       forkFrom: options.forkFrom,
+      // A container on the share (not resumed, nor a fork's) has its files bound there while
+      // the VM starts.
+      firstContainer:
+        options.resumeFrom || options.forkFrom || root.rootfsDisks || hasRootOnDisks(spec.annotations)
+          ? undefined
+          : { id: options.id, bundle: options.bundle },
       signal,
     },
   );

@@ -357,6 +357,8 @@ export async function startSandbox(
     resumedStays?: string;
     /** A snapshot of another sandbox's VM: this sandbox starts as a fork of it. */
     forkFrom?: ForkFrom;
+    /** The container the VM is made for, its files put in the share during the start. */
+    firstContainer?: SandboxOptions['firstContainer'];
     signal: AbortSignal;
   },
 ): Promise<Sandbox> {
@@ -387,6 +389,7 @@ export async function startSandbox(
       hostname: options.hostname,
       netns: options.netns,
       rootfsDisks: options.rootfsDisks,
+      firstContainer: options.firstContainer,
       cloneSource: options.resumeFrom
         ? savedVmSource(options.resumeFrom, {
             hypervisor: base.options.hypervisor,

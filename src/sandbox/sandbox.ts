@@ -1,6 +1,6 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AgentClient, type GuestInfo, type ProcessInput } from '../agent/client.js';
+import { AgentClient, type ContainerPlacement, type GuestInfo, type ProcessInput } from '../agent/client.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
 import { consoleCause, consoleCauseOrLastLine } from '../image/console-cause.js';
@@ -78,6 +78,11 @@ export interface SandboxOptions {
   rootfsDisks?: RootfsDisks;
   /** How long the VM may take from start to an answering agent. */
   bootTimeoutMs: number;
+  /**
+   * The container this VM is made for, when its files go through the share: they are bound
+   * into the share while the VM starts, not after its agent answers (see createContainer).
+   */
+  firstContainer?: { id: string; bundle: Bundle };
   /** The template to clone the VM from, if any (see src/template/clone.ts); none boots it. */
   cloneSource?: (
     config: VmConfig,
@@ -96,6 +101,8 @@ export interface SandboxOptions {
 export class Sandbox {
   private destroying: Promise<void> | undefined;
   private endedByItself = false;
+  /** The first container's files, put in the share during the start (see firstContainer). */
+  private placed: { id: string; placement: ContainerPlacement } | undefined;
 
   private constructor(
     readonly id: string,
@@ -171,8 +178,17 @@ export class Sandbox {
     let vm: Vm | undefined;
     let agent: AgentClient | undefined;
     let network: GuestNetwork | undefined;
+    let placing: Promise<ContainerPlacement> | undefined;
     try {
       await share.prepare();
+      // Host work the guest does not wait for: done while QEMU starts and the guest wakes,
+      // when the host would otherwise wait, instead of between the agent's answer and the
+      // container's create, when the guest would.
+      const first = options.firstContainer;
+      if (first) {
+        placing = placeInShare(share, first.id, first.bundle);
+        placing.catch(() => {});
+      }
       if (options.netns) {
         await requireNetns(options.netns, signal);
         network = await discoverNetwork(options.netns, signal);
@@ -258,9 +274,10 @@ export class Sandbox {
             ? agent.setupNetwork(network, boot.signal, { cardMacs: clone?.cardMacs })
             : undefined,
         ]);
+        const placement = placing && { id: options.firstContainer!.id, placement: await placing };
         markHost('sandbox-ready');
         for (const line of notices) options.notice?.(line);
-        return new Sandbox(
+        const sandbox = new Sandbox(
           options.id,
           options.dir,
           vm,
@@ -277,10 +294,14 @@ export class Sandbox {
             cloned: clone !== undefined,
           },
         );
+        sandbox.placed = placement;
+        return sandbox;
       } finally {
         boot.dispose();
       }
     } catch (err) {
+      // Its mounts are made before the share is torn down, never after.
+      await placing?.catch(() => {});
       const detail = vm && isHullError(err, 'ERR_AGENT_TIMEOUT') ? await consoleCauseOf(vm) : '';
       await teardown({ dir: options.dir, vm, agent, share, network }).catch((cleanupErr: unknown) =>
         log.error({ err: messageOf(cleanupErr) }, 'cleanup after a failed start'),
@@ -307,12 +328,9 @@ export class Sandbox {
     if (hasRootOnDisks(bundle.spec.annotations) || this.rootfsDisks) {
       return this.createContainerOnDisks(containerId, bundle, signal, options);
     }
-    const placement = await this.share.addContainer(
-      containerId,
-      { path: bundle.rootfs, readonly: bundle.spec.root?.readonly === true },
-      bundle.spec.mounts ?? [],
-      bundle.dir,
-    );
+    const early = this.placed?.id === containerId ? this.placed.placement : undefined;
+    this.placed = undefined;
+    const placement = early ?? (await placeInShare(this.share, containerId, bundle));
     const spec = structuredClone(bundle.spec);
     if (spec.linux?.resources) spec.linux.resources = this.forGuest(containerId, spec.linux.resources);
     try {
@@ -405,6 +423,16 @@ export class Sandbox {
     this.destroying ??= teardown(this);
     return this.destroying;
   }
+}
+
+/** Binds a container's root filesystem and bind-mount sources into the share (SandboxShare). */
+function placeInShare(share: SandboxShare, containerId: string, bundle: Bundle): Promise<ContainerPlacement> {
+  return share.addContainer(
+    containerId,
+    { path: bundle.rootfs, readonly: bundle.spec.root?.readonly === true },
+    bundle.spec.mounts ?? [],
+    bundle.dir,
+  );
 }
 
 async function teardown(parts: {
