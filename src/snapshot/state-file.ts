@@ -126,10 +126,17 @@ export async function saveVmState(
   }
   await file.close();
   await rename(temporary, stateFilePath(dir));
-  return writeStateRecord(dir, {
+  return writeStateRecord(dir, stateRecord(what, started, bytes, hash.digest('hex')));
+}
+
+type SaveWhat = Parameters<typeof saveVmState>[2];
+
+/** The record of a save of `what` begun at `started` (ms), of `bytes` with that SHA-256. */
+function stateRecord(what: SaveWhat, started: number, bytes: number, sha256: string): SavedStateRecord {
+  return {
     format: STATE_FORMAT,
     bytes,
-    sha256: hash.digest('hex'),
+    sha256,
     vmm: what.vmm,
     shape: what.shape,
     memoryMiB: what.memoryMiB,
@@ -137,10 +144,8 @@ export async function saveVmState(
     streamIdsFrom: what.streamIdsFrom(),
     savedAt: new Date().toISOString(),
     saveMs: Date.now() - started,
-  });
+  };
 }
-
-type SaveWhat = Parameters<typeof saveVmState>[2];
 
 /**
  * A save into a state stream (a fork of one copy, see state-stream.ts): the migration goes
@@ -176,19 +181,8 @@ async function streamVmState(
       cause: err,
     });
   }
-  return writeStateRecord(dir, {
-    format: STATE_FORMAT,
-    bytes,
-    sha256: '',
-    vmm: what.vmm,
-    shape: what.shape,
-    memoryMiB: what.memoryMiB,
-    withMemory: what.withMemory,
-    streamIdsFrom: what.streamIdsFrom(),
-    savedAt: new Date().toISOString(),
-    saveMs: Date.now() - started,
-    streamed: true,
-  });
+  // Nothing was kept to hash: the copy read the stream as it came.
+  return writeStateRecord(dir, { ...stateRecord(what, started, bytes, ''), streamed: true });
 }
 
 async function writeStateRecord(dir: string, record: SavedStateRecord): Promise<SavedStateRecord> {

@@ -8,7 +8,7 @@ import { shareServerOf } from '../../src/hypervisor/jail/share-server.js';
 import { processesMentioning } from '../../src/sys/processes.js';
 import { Containerd, HULL_RUNTIME } from '../fixtures/containerd.js';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
-import { assertNothingLeft, privateDirs, processExit, qemuProcessesUsing, runCommand } from './harness.js';
+import { privateDirs, processExit, qemuProcessesUsing, runCommand } from './harness.js';
 
 /** containerd 1.6 → containerd-shim-hull-v2, driven with ctr as a user would. */
 describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, () => {
@@ -53,13 +53,8 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
     await containerd?.stop();
     await dirs.cleanup();
   });
-  afterEach(async () => {
-    // No shim server, VM, share or task mount outlives its task.
-    assert.deepEqual(await processesMentioning(containerd.socket), [], 'no shim server is left');
-    await assertNothingLeft(containerd.hullRoot);
-    const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-    assert.ok(!mountinfo.includes(join(containerd.dir, 'state')), 'no task rootfs stays mounted');
-  });
+  // No shim server, VM, share or task mount outlives its task.
+  afterEach(() => containerd.assertNothingLeft());
 
   test('run --rm: output and exit code, in its own kernel', async () => {
     const r = await run('--rm', IMAGE, 'rm1', 'sh', '-c', 'echo "hello from $(uname -r)"; exit 3');
