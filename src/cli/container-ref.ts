@@ -2,7 +2,6 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { containerDir, validateContainerId } from '../sandbox/container-id.js';
-import { withLock } from '../sandbox/lock.js';
 import type { MonitorClient } from '../sandbox/monitor-client.js';
 import type { RuntimeSettings } from '../sandbox/runtime.js';
 import {
@@ -12,6 +11,7 @@ import {
   readState,
   requireAllowed,
 } from '../sandbox/state.js';
+import { withLock } from '../sys/lock.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
 
 /** How long a verb waits for another command on the same container to finish. */

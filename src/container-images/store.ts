@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import { logger } from '../log.js';
 import { containerImagesDir } from '../paths.js';
-import { withLock } from '../sandbox/lock.js';
 import { run } from '../sys/exec.js';
+import { withLock } from '../sys/lock.js';
 import { type ImageReference, parseImageReference } from './reference.js';
 
 /** How long one pull (manifest, layers, unpacking) may take. */

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { stateDir } from '../paths.js';
-import { withLock } from '../sandbox/lock.js';
+import { withLock } from '../sys/lock.js';
 
 /**
  * Failed command-line verbs, counted by error code for `hull metrics`. A failed command must

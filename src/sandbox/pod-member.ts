@@ -4,6 +4,7 @@ import type { DescMessage, DescMethodUnary, MessageInitShape, MessageShape } fro
 import { AgentClient, callMapped, type ProcessInput } from '../agent/client.js';
 import { HullError, isHullError } from '../errors.js';
 import { PodVm } from '../gen/hull/pod/v1/pod_pb.js';
+import { withLock } from '../sys/lock.js';
 import { isAlive, parseIdentity } from '../sys/process-identity.js';
 import { connectUnix } from '../sys/unix-socket.js';
 import { TtrpcClient } from '../ttrpc/client.js';
@@ -11,7 +12,6 @@ import { sleep } from '../util/deadline.js';
 import type { Bundle } from './bundle.js';
 import { removeContainerDir, removeContainerLeftovers } from './container-dir.js';
 import type { ContainerVm } from './container-vm.js';
-import { withLock } from './lock.js';
 import { HOLDER_FILE, POD_SOCKET, podDir, podSandboxId } from './pod-vm.js';
 
 /** How long a member waits for the pod's lock: another member may be booting the pod's VM. */

@@ -25,6 +25,7 @@ import { stateDir } from '../paths.js';
 import { type ForkFrom, snapshotForkSource } from '../snapshot/fork-source.js';
 import { savedVmSource } from '../snapshot/resume-source.js';
 import type { RootfsDisks } from '../storage/rootfs-disks.js';
+import { withLock } from '../sys/lock.js';
 import { HostMounter } from '../sys/mount.js';
 import {
   type CloneOptions,
@@ -35,7 +36,6 @@ import {
   templateKey,
 } from '../template/clone.js';
 import { hostCgroupLimits, hostCgroupPath } from './host-cgroup.js';
-import { withLock } from './lock.js';
 import { Sandbox, type SandboxOptions, vmConfigFor } from './sandbox.js';
 
 /** Settings that shape every sandbox; the front doors fill them from flags and annotations. */

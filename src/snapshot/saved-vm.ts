@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AgentClient } from '../agent/client.js';
 import { HullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
-import { withLock } from '../sandbox/lock.js';
+import { withLock } from '../sys/lock.js';
 import { buildTemplate, type TemplateBuild } from '../template/build.js';
 import { type CloneSource, openCloneSource, templateConfigOf, templateKey } from '../template/clone.js';
 import { liveTemplate, removeTemplate, type TemplateRecord, templatesDir } from '../template/store.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { messageOf } from '../errors.js';
 import type { Hypervisor, VmConfig, VmTemplateRole } from '../hypervisor/hypervisor.js';
 import { logger } from '../log.js';
-import { withLock } from '../sandbox/lock.js';
+import { withLock } from '../sys/lock.js';
 import { buildTemplate, type TemplateBuild } from './build.js';
 import { heldMemoryPath } from './memory.js';
 import {

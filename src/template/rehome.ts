@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { logger } from '../log.js';
-import { withLock } from '../sandbox/lock.js';
+import { withLock } from '../sys/lock.js';
 import { parentOf } from '../sys/processes.js';
 import { releaseHeldMemory, TemplateMemory } from './memory.js';
 import { liveTemplate, templateDir, templatesDir, writeRecord } from './store.js';

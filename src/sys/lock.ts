@@ -1,13 +1,14 @@
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
-import { formatIdentity, identityOf, isAlive, parseIdentity } from '../sys/process-identity.js';
 import { sleep } from '../util/deadline.js';
+import { formatIdentity, identityOf, isAlive, parseIdentity } from './process-identity.js';
 
 /**
- * Serializes commands on one container: a lock file created exclusively, holding the holder's
- * identity (pid and start time). A lock whose holder has died is taken over, also when its
- * pid now names another process. Waiting is bounded by `signal`.
+ * Serializes work on one directory (a container's, a template's, the image store's): a lock
+ * file created exclusively, holding the holder's identity (pid and start time). A lock whose
+ * holder has died is taken over, also when its pid now names another process. Waiting is
+ * bounded by `signal`. An OS-level tool, below the sandbox that uses it.
  */
 export async function withLock<T>(dir: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
   const path = join(dir, 'lock');
