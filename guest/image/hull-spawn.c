@@ -417,6 +417,35 @@ static void child(const struct options *o, int joined[], int cgroup_procs, int l
   exec_program(o->argv, err);
 }
 
+/*
+ * The parent's side of a start, for spawn() and spawn_plain() alike: the child says why it
+ * failed on `errors` (close-on-exec), so end of file without a word means it exec'd. Says the
+ * child's pid, or its one-line reason, on REPORT_FD; returns the exit status.
+ */
+static int report_child(pid_t pid, int errors[2]) {
+  close(errors[1]);
+  char why[512];
+  ssize_t n;
+  do n = read(errors[0], why, sizeof why - 1);
+  while (n < 0 && errno == EINTR);
+  close(errors[0]);
+  if (n < 0) {
+    say(REPORT_FD, "reading the child's report: %s", strerror(errno));
+    return 1;
+  }
+  if (n > 0) {
+    /* The child wrote before _exit: reap it here, so that no exit reaches PID 1 unclaimed. */
+    why[n] = 0;
+    const char *line = strtok(why, "\n");
+    say(REPORT_FD, "%s", line ? line : "the child failed without saying why");
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    return 1;
+  }
+  say(REPORT_FD, "%d", (int)pid);
+  return 0;
+}
+
 /* One request: everything above but the parsing. Reports on REPORT_FD; returns the exit status. */
 static int spawn(struct options o) {
   int last_cap = last_capability();
@@ -463,25 +492,7 @@ static int spawn(struct options o) {
     child(&o, joined, cgroup_procs, last_cap, errors[1]);
     _exit(127);
   }
-  close(errors[1]);
-  char why[512];
-  ssize_t n;
-  do n = read(errors[0], why, sizeof why - 1);
-  while (n < 0 && errno == EINTR);
-  if (n > 0) {
-    /* The child wrote before _exit: reap it here, so that no exit reaches PID 1 unclaimed. */
-    why[n] = 0;
-    say(REPORT_FD, "%s", strtok(why, "\n"));
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-    return 1;
-  }
-  if (n < 0) {
-    say(REPORT_FD, "reading the child's report: %s", strerror(errno));
-    return 1;
-  }
-  say(REPORT_FD, "%d", (int)pid);
-  return 0;
+  return report_child(pid, errors);
 }
 
 /*
@@ -590,20 +601,7 @@ static int spawn_plain(char **argv) {
     say(errors[1], "exec %s: %s", argv[0], strerror(errno));
     _exit(127);
   }
-  close(errors[1]);
-  char why[512];
-  ssize_t n;
-  do n = read(errors[0], why, sizeof why - 1);
-  while (n < 0 && errno == EINTR);
-  if (n != 0) {
-    why[n > 0 ? n : 0] = 0;
-    say(REPORT_FD, "%s", n > 0 ? strtok(why, "\n") : "reading the child's report failed");
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-    return 1;
-  }
-  say(REPORT_FD, "%d", (int)pid);
-  return 0;
+  return report_child(pid, errors);
 }
 
 /* A child of the server, for one request: its stdio, environment and options, then spawn(). */

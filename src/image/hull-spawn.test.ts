@@ -71,3 +71,58 @@ test('hull-spawn without its report descriptor does nothing', () => {
   const run = spawnSync(program, ['-p', '2', '-c', '/x', '--', 'true'], { stdio: 'ignore' });
   assert.equal(run.status, 1);
 });
+
+/**
+ * Server mode as the agent drives it (a request of NUL-ended strings with three descriptors, a
+ * report per request, each under its id), asked from Python, which passes descriptors
+ * (socket.send_fds) where Node cannot.
+ */
+const SERVER_CLIENT = String.raw`
+import json, os, socket, struct, subprocess, sys
+ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+server = subprocess.Popen([sys.argv[1], '--serve'], pass_fds=[3] if theirs.fileno() == 3 else [],
+    preexec_fn=lambda: os.dup2(theirs.fileno(), 3), close_fds=False)
+theirs.close()
+out_r, out_w = os.pipe()
+requests = json.loads(sys.argv[2])
+for rid, args in requests.items():
+    body = b''.join(s.encode() + b'\0' for s in [rid, '0', *args])
+    socket.send_fds(ours, [struct.pack('=I', len(body))], [0, out_w, 2])
+    ours.sendall(body)
+os.close(out_w)
+reports, buffer = {}, b''
+while len(reports) < len(requests):
+    chunk = ours.recv(4096)
+    if not chunk: break
+    buffer += chunk
+    while b'\n' in buffer:
+        line, buffer = buffer.split(b'\n', 1)
+        rid, _, said = line.decode().partition(' ')
+        reports[rid] = said
+ours.close()
+output = os.read(out_r, 4096).decode()
+print(json.dumps({'reports': reports, 'output': output, 'status': server.wait(timeout=10)}))
+`;
+
+test("hull-spawn's server starts a --plain program and says its pid, or in one line why not", () => {
+  const requests = {
+    started: ['--plain', '/bin/sh', '-c', 'echo $$'],
+    missing: ['--plain', '/nonexistent/program'],
+    relative: ['--plain', 'sh', '-c', 'true'],
+  };
+  const run = spawnSync('python3', ['-c', SERVER_CLIENT, program, JSON.stringify(requests)], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  assert.equal(run.status, 0, run.stderr);
+  const { reports, output, status } = JSON.parse(run.stdout) as {
+    reports: Record<string, string>;
+    output: string;
+    status: number;
+  };
+  assert.match(reports.started ?? '', /^\d+$/, 'a started program is reported by its pid');
+  assert.equal(output.trim(), reports.started, 'the pid said is the program that ran, with the stdout sent');
+  assert.equal(reports.missing, 'exec /nonexistent/program: No such file or directory');
+  assert.equal(reports.relative, 'hull-spawn: --plain: an absolute program path');
+  assert.equal(status, 0, 'the server ends when the agent closes its end');
+});
