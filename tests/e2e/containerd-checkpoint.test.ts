@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { processesMentioning } from '../../src/sys/processes.js';
 import { Containerd, HULL_RUNTIME } from '../fixtures/containerd.js';
-import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { IMAGE } from '../fixtures/oci-image.js';
 import { assertNothingLeft, privateDirs } from './harness.js';
 
 /** The layer containerd packs a task's checkpoint directory into (what the shim wrote). */
@@ -31,8 +31,7 @@ describe('containerd checkpoint/restore with runtime io.containerd.hull.v2', { t
     tmp = join(dirs.scratch, 'tmp');
     await mkdir(tmp);
     containerd = await Containerd.start(join(dirs.scratch, 'c'), { env: { TMPDIR: tmp } });
-    const load = await ctr('images', 'import', await busyboxImageArchive(join(dirs.scratch, 'image')));
-    assert.equal(load.code, 0, load.stderr);
+    await containerd.importBusybox(join(dirs.scratch, 'image'));
   });
   after(async () => {
     await containerd?.stop();

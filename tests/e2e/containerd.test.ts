@@ -7,7 +7,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { shareServerOf } from '../../src/hypervisor/jail/share-server.js';
 import { processesMentioning } from '../../src/sys/processes.js';
 import { Containerd, HULL_RUNTIME } from '../fixtures/containerd.js';
-import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
+import { IMAGE } from '../fixtures/oci-image.js';
 import { privateDirs, processExit, qemuProcessesUsing, runCommand } from './harness.js';
 
 /** containerd 1.6 → containerd-shim-hull-v2, driven with ctr as a user would. */
@@ -46,8 +46,7 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
   before(async () => {
     dirs = await privateDirs('containerd');
     containerd = await Containerd.start(join(dirs.scratch, 'c'));
-    const load = await ctr('images', 'import', await busyboxImageArchive(join(dirs.scratch, 'image')));
-    assert.equal(load.code, 0, load.stderr);
+    await containerd.importBusybox(join(dirs.scratch, 'image'));
   });
   after(async () => {
     await containerd?.stop();
