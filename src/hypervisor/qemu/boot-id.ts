@@ -65,14 +65,23 @@ export function parseGpa2hva(reply: unknown, gpa: bigint): bigint {
   return hva;
 }
 
+/** The paused VM's VMM: hull's own child process. */
+export interface VmmProcess {
+  pid: number;
+  /** Whether it has exited (Node reaps a child and says so in the same step). */
+  exited(): boolean;
+}
+
 /**
  * Zeroes byte 8 of the boot id at guest-physical `address` in the RAM of the paused VM whose
- * VMM is `pid` (hull's own child, not yet reaped: the pid cannot be another's). Root writes
- * it through /proc/PID/mem; the VMM's jail is not loosened for it.
+ * VMM is `vmm`. Root writes it through /proc/PID/mem; the VMM's jail is not loosened for it.
+ * The descriptor holds the memory of the process it was opened on; a child still not exited
+ * once it is open had not been reaped before, so that process was the VMM, not a later one
+ * given its pid.
  */
 export async function forgetBootId(
   qmp: QmpClient,
-  pid: number,
+  vmm: VmmProcess,
   address: bigint,
   signal: AbortSignal,
 ): Promise<void> {
@@ -87,8 +96,10 @@ export async function forgetBootId(
   const hva = parseGpa2hva(reply, gpa);
   signal.throwIfAborted();
   try {
-    const memory = await open(`/proc/${pid}/mem`, 'r+');
+    if (vmm.exited()) throw new Error('QEMU has exited');
+    const memory = await open(`/proc/${vmm.pid}/mem`, 'r+');
     try {
+      if (vmm.exited()) throw new Error('QEMU has exited');
       const { bytesWritten } = await memory.write(Buffer.of(0), 0, 1, Number(hva));
       if (bytesWritten !== 1) throw new Error('nothing written');
     } finally {

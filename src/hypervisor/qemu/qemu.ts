@@ -18,7 +18,7 @@ import { parseCpuHelp, parseCpuPropertyHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
 import { watchShareServer } from '../jail/share-server.js';
-import { forgetBootId } from './boot-id.js';
+import { forgetBootId, type VmmProcess } from './boot-id.js';
 import {
   DEFAULT_TCG_CACHE_MIB,
   type QemuPaths,
@@ -236,7 +236,7 @@ function ignoreSharedMemory(qmp: QmpClient, signal: AbortSignal): Promise<unknow
 async function resumeClone(
   qmp: QmpClient,
   config: VmConfig,
-  options: { ignoreShared: boolean; resume: boolean; pid: number },
+  options: { ignoreShared: boolean; resume: boolean; vmm: VmmProcess },
   signal: AbortSignal,
 ): Promise<void> {
   if (options.ignoreShared) await ignoreSharedMemory(qmp, signal);
@@ -258,7 +258,7 @@ async function resumeClone(
       if (freshBootId && !bootIdDone) {
         const address = await freshBootId(signal);
         if (address !== undefined) {
-          await forgetBootId(qmp, options.pid, address, signal);
+          await forgetBootId(qmp, options.vmm, address, signal);
           markHost('boot-id-forgotten');
         }
         bootIdDone = true;
@@ -448,7 +448,7 @@ export class QemuHypervisor implements Hypervisor {
           {
             ignoreShared: role.role === 'clone' && !role.withRam,
             resume: role.role !== 'template',
-            pid: child.pid!,
+            vmm: { pid: child.pid!, exited: () => child.exitCode !== null || child.signalCode !== null },
           },
           signal,
         );
