@@ -22,6 +22,19 @@ test("the boot id's guest-physical address is Kernel data's start plus its offse
   assert.equal(bootIdAddressOf(KALLSYMS, IOMEM), 0x04095cf0n);
 });
 
+test('a symbol is found on the first or last line, and only as a whole name of the core kernel', () => {
+  const last = 'ffffffff82a00000 D _sdata\nffffffff84095cf0 b sysctl_bootid';
+  assert.equal(bootIdAddressOf(last, IOMEM), 0x04095cf0n);
+  const lookalikes = [
+    'ffffffff82a00000 D _sdata',
+    'ffffffff84000000 b x_sysctl_bootid',
+    'ffffffff84000000 b two sysctl_bootid',
+    'ffffffff84000000 b sysctl_bootid [mod]',
+    'ffffffff84000000 bb sysctl_bootid',
+  ].join('\n');
+  assert.equal(bootIdAddressOf(lookalikes, IOMEM), undefined);
+});
+
 test('no address where the guest cannot tell', () => {
   // A kernel without data symbols (no CONFIG_KALLSYMS_ALL), or addresses hidden (kptr_restrict).
   assert.equal(bootIdAddressOf('ffffffff81000000 T _stext\nffffffff82a00000 D _sdata', IOMEM), undefined);
