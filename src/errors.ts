@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'ERR_TEMPLATE'
   /** A saved VM's state: no room to write it, or a file that is not what was saved. */
   | 'ERR_SAVED_STATE'
+  /** A copy of a saved running VM whose boot id could not be made new before it ran. */
+  | 'ERR_BOOT_ID'
   | 'ERR_AGENT'
   | 'ERR_MOUNT'
   | 'ERR_NETWORK'

@@ -4,6 +4,7 @@ import { AGENT_PROTOCOL_VERSION } from '../../src/agent/version.js';
 import type { AgentService, Health } from '../../src/gen/hull/agent/v1/agent_pb.js';
 import type { Process, Spec } from '../../src/oci/spec.js';
 import type { CallContext, ImplOf } from '../../src/ttrpc/server.js';
+import { bootIdAddress } from './boot-id-address.js';
 import type { Containers } from './containers.js';
 import { AgentError } from './errors.js';
 import { startFreePageReporting } from './kernel-modules.js';
@@ -54,7 +55,8 @@ function phases(now: number): Record<string, number> {
 
 export function healthService(): ImplOf<typeof Health> {
   return {
-    check: async () => {
+    check: async (req) => {
+      const address = req.withBootIdAddress ? await bootIdAddress() : 0n;
       const now = uptime();
       return {
         bootPhases: phases(now),
@@ -68,6 +70,7 @@ export function healthService(): ImplOf<typeof Health> {
         bootId: '',
         // Set by hull-init, which knows whether it had to start the agent a second time.
         agentSnapshot: process.env.HULL_AGENT_SNAPSHOT ?? 'none',
+        bootIdAddress: address,
       };
     },
   };

@@ -4,6 +4,7 @@ import type { DescMethodUnary } from '@bufbuild/protobuf';
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { HullError, isHullError } from '../errors.js';
 import { AgentService, Health } from '../gen/hull/agent/v1/agent_pb.js';
+import { checkedBootIdAddress } from '../hypervisor/qemu/boot-id.js';
 import { timedAgentRequest } from '../metrics/agent-requests.js';
 import type { GuestNetwork } from '../network/guest-network.js';
 import type { Process, Spec } from '../oci/spec.js';
@@ -108,6 +109,16 @@ export class AgentClient {
         if (!attempt.aborted) await sleep(50, signal);
       }
     }
+  }
+
+  /**
+   * Where the guest says its kernel keeps its boot id (guest-physical), for a save whose copies
+   * must make their own (see hypervisor/qemu/boot-id.ts); undefined when it cannot tell (an
+   * agent older than protocol 1.9 answers 0). Bounded, but still the guest's word.
+   */
+  async bootIdAddress(signal: AbortSignal): Promise<bigint | undefined> {
+    const info = await callMapped(this.rpc, Health.method.check, { withBootIdAddress: true }, signal);
+    return checkedBootIdAddress(info.bootIdAddress);
   }
 
   async createSandbox(options: { sandboxId: string; hostname: string }, signal: AbortSignal): Promise<void> {

@@ -105,6 +105,13 @@ export interface VmTemplateRole {
    * not zero, and QEMU clears those it says are zero.
    */
   withRam?: boolean;
+  /**
+   * A clone or restore that is a copy of a saved running VM (a fork, a sandbox started from a
+   * snapshot): says, once the state is loaded, the guest-physical address of its kernel's boot
+   * id (as the guest told it), whose "not made yet" byte the VMM zeroes before the VM runs
+   * (qemu/boot-id.ts); undefined keeps the boot id the state has.
+   */
+  freshBootId?: (signal: AbortSignal) => Promise<bigint | undefined>;
 }
 
 /**

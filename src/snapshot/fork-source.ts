@@ -1,6 +1,7 @@
 import { chmod, rename } from 'node:fs/promises';
 import { HullError } from '../errors.js';
 import type { Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
+import { parseBootIdAddressText } from '../hypervisor/qemu/boot-id.js';
 import type { CloneSource } from '../template/clone.js';
 import type { TemplateRecord } from '../template/store.js';
 import { forkSource, snapshotDiskPath, snapshotTemplate } from './saved-vm.js';
@@ -41,7 +42,14 @@ export function snapshotForkSource(
     if (await isStateStream(fork.dir)) return streamedForkSource(fork, config, parts.baseSource, signal);
     const template = await snapshotTemplate(fork.dir, config, parts, signal);
     const { source } = await forkSource(template, config);
-    return { source: { ...source!, cardMacs: fork.cardMacs } };
+    const bootIdAddress = parseBootIdAddressText((await readStateRecord(fork.dir))?.bootIdAddress);
+    return {
+      source: {
+        ...source!,
+        role: { ...source!.role, freshBootId: async () => bootIdAddress },
+        cardMacs: fork.cardMacs,
+      },
+    };
   };
 }
 
@@ -81,9 +89,14 @@ async function streamedForkSource(
   }
   const source: CloneSource = {
     key: `fork stream ${fork.dir}`,
-    role: base
-      ? { role: 'clone', memoryFd: base.role.memoryFd, stateFd: file.fd, withRam: true }
-      : { role: 'restore', memoryFd: -1, stateFd: file.fd },
+    role: {
+      ...(base
+        ? { role: 'clone', memoryFd: base.role.memoryFd, stateFd: file.fd, withRam: true }
+        : { role: 'restore', memoryFd: -1, stateFd: file.fd }),
+      // Loaded means all sent: the parent says where its boot id is in the record it writes then.
+      freshBootId: async (loadSignal) =>
+        parseBootIdAddressText((await streamedRecord(fork.dir, loadSignal)).bootIdAddress),
+    },
     cardMacs: fork.cardMacs,
     noBootInstead: true,
     close: async () => {

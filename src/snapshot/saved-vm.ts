@@ -3,12 +3,19 @@ import { join } from 'node:path';
 import { AgentClient } from '../agent/client.js';
 import { HullError, messageOf } from '../errors.js';
 import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
+import { bootIdAddressText } from '../hypervisor/qemu/boot-id.js';
+import { logger } from '../log.js';
 import { withLock } from '../sys/lock.js';
 import { buildTemplate, type TemplateBuild } from '../template/build.js';
 import { type CloneSource, openCloneSource, templateConfigOf, templateKey } from '../template/clone.js';
 import { liveTemplate, removeTemplate, type TemplateRecord, templatesDir } from '../template/store.js';
 import { forkDisk, freezeDiskCopy } from './disks.js';
 import { openCheckedState, readStateRecord, type SavedStateRecord, saveVmState } from './state-file.js';
+
+const log = logger('snapshot');
+
+/** How long a guest may take to say where its boot id is (it reads kallsyms once: ~0.3 s, TCG). */
+const BOOT_ID_ANSWER_MS = 10_000;
 
 /** A snapshot's frozen copy of its VM's writable disk, beside its state. */
 export function snapshotDiskPath(dir: string): string {
@@ -67,6 +74,21 @@ export async function saveRunningVm(
   // A paused VM's disk stays its own; a snapshot's VM runs on and writes it: a frozen copy.
   const whileStopped =
     options.resume && disks ? () => freezeDiskCopy(disks.writable, snapshotDiskPath(dir), signal) : undefined;
+  // A snapshot's copies make their own boot id (see hypervisor/qemu/boot-id.ts); a paused VM,
+  // resumed, is the same sandbox and keeps its. A guest that cannot say (or stalls: the save
+  // goes on without it) gives copies that keep a boot id it had read.
+  const bootIdAddress = options.resume
+    ? await target.agent
+        .bootIdAddress(AbortSignal.any([signal, AbortSignal.timeout(BOOT_ID_ANSWER_MS)]))
+        .catch((err: unknown) => {
+          signal.throwIfAborted();
+          log.warn(
+            { err: messageOf(err) },
+            "the guest did not say where its boot id is: its copies keep the parent's",
+          );
+          return undefined;
+        })
+    : undefined;
   return saveVmState(
     target.vm,
     dir,
@@ -76,6 +98,7 @@ export async function saveRunningVm(
       memoryMiB: target.config.memoryMiB,
       withMemory: true,
       streamIdsFrom: () => target.agent.streamIdsFrom,
+      ...(bootIdAddress !== undefined ? { bootIdAddress: bootIdAddressText(bootIdAddress) } : {}),
       resume: options.resume,
       whileStopped,
     },

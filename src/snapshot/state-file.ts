@@ -52,6 +52,11 @@ export interface SavedStateRecord {
    * (`sha256` is empty) and nothing to load again.
    */
   streamed?: boolean;
+  /**
+   * A snapshot's: the guest-physical address of its kernel's boot id, as its guest said it
+   * (hex; see hypervisor/qemu/boot-id.ts). Its copies get a boot id of their own from it.
+   */
+  bootIdAddress?: string;
 }
 
 export function stateFilePath(dir: string): string {
@@ -81,7 +86,7 @@ export async function requireRoomFor(dir: string, bytes: number): Promise<void> 
 export async function saveVmState(
   vm: Vm,
   dir: string,
-  what: Pick<SavedStateRecord, 'vmm' | 'shape' | 'memoryMiB' | 'withMemory'> & {
+  what: Pick<SavedStateRecord, 'vmm' | 'shape' | 'memoryMiB' | 'withMemory' | 'bootIdAddress'> & {
     resume: boolean;
     /** Runs while the VM is stopped, before its state is written (a snapshot's disk copy). */
     whileStopped?: () => Promise<void>;
@@ -144,6 +149,7 @@ function stateRecord(what: SaveWhat, started: number, bytes: number, sha256: str
     streamIdsFrom: what.streamIdsFrom(),
     savedAt: new Date().toISOString(),
     saveMs: Date.now() - started,
+    ...(what.bootIdAddress ? { bootIdAddress: what.bootIdAddress } : {}),
   };
 }
 

@@ -30,6 +30,8 @@ export type GuestStepsPhase = 'container create' | 'container start';
 export type HostMarkName =
   | 'vmm-spawn'
   | 'vm-resumed'
+  /** A copy of a saved running VM had its boot id made new (hypervisor/qemu/boot-id.ts). */
+  | 'boot-id-forgotten'
   | 'agent-answered'
   | 'sandbox-ready'
   | 'container-created'

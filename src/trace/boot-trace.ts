@@ -61,6 +61,8 @@ export class BootTraceRecorder {
     const points: [string, 'host' | 'guest', number | undefined][] = [
       ['hull start-up', 'host', this.startMs],
       ['QEMU start', 'host', at('vmm-spawn')],
+      // A copy of a running VM: loaded, its boot id made new (hypervisor/qemu/boot-id.ts), then run.
+      ['copy resumes', 'host', at('boot-id-forgotten')],
       // A clone does not boot: its agent answers once QEMU has loaded and resumed its template.
       ['clone wakes', 'host', at('vm-resumed')],
     ];

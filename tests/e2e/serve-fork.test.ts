@@ -72,12 +72,15 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
     await dirs?.cleanup();
   });
 
-  let parentBootIdRead = false;
   // A fork of 5 clones a template made of the parent's snapshot; a fork of 1 migrates the
   // parent straight into its copy's VMM (snapshot/state-stream.ts): the same copies either way.
   for (const count of [5, 1])
     test(`a fork of ${count}: each goes on from the parent, then on its own; none is a twin of another`, async () => {
       await sleep(2000);
+      // Read before the fork: the kernel makes its boot id at the first read, and each copy
+      // must still make its own (hypervisor/qemu/boot-id.ts).
+      const parentBootId = await said(parent, 'cat /proc/sys/kernel/random/boot_id');
+      assert.match(parentBootId, /^[0-9a-f-]{36}$/);
       const atFork = (await countsOf(parent)).length;
       assert.ok(atFork >= 3, `the parent counts: ${atFork}`);
       const started = Date.now();
@@ -140,19 +143,9 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
         });
         const identities: Awaited<ReturnType<typeof identity>>[] = [];
         for (const s of forks) identities.push(await identity(s));
-        // The parent's boot id is read only now: the kernel makes it at its first read.
         identities.push(await identity(parent));
-        // The kernel makes a boot id at its first read and has no way to change it: once the
-        // parent's was read (by the test before this one), its copies have it too (docs/design.md
-        // "Not twins, with one limit").
-        const keys: (keyof Awaited<ReturnType<typeof identity>>)[] = [
-          'random',
-          'mac',
-          'address',
-          'hostname',
-          ...(parentBootIdRead ? [] : (['bootId'] as const)),
-        ];
-        parentBootIdRead = true;
+        assert.equal(identities.at(-1)!.bootId, parentBootId, "the parent's boot id stays its own");
+        const keys = ['random', 'bootId', 'mac', 'address', 'hostname'] as const;
         for (const key of keys) {
           const values = identities.map((i) => i[key]);
           assert.ok(values.every(Boolean), `${key}: ${values.join(' ')}`);
@@ -220,12 +213,17 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
       assert.deepEqual(await Sandbox.listSnapshots({ api }), []);
       await assert.rejects(Sandbox.getSnapshot(snapshot.snapshotId, { api }), /does not exist/);
       await sleep(1000);
+      // The parent's boot id was read before the snapshot (by the forks' tests): each sandbox
+      // started from it still has its own.
+      const bootIds = new Set([await said(parent, 'cat /proc/sys/kernel/random/boot_id')]);
       for (const s of sandboxes) {
         const counts = await countsOf(s);
         assertOneRun(counts, s.sandboxId);
         assert.ok(counts.length >= atSnapshot, `${s.sandboxId}: ${counts.length} from ${atSnapshot}`);
         assert.equal(await said(s, 'hostname'), s.sandboxId);
+        bootIds.add(await said(s, 'cat /proc/sys/kernel/random/boot_id'));
       }
+      assert.equal(bootIds.size, 11, `a boot id of its own in each: ${[...bootIds].join(' ')}`);
       assert.equal((await Sandbox.list({ api, metadata: { from: 'snapshot' } })).length, 10);
     } finally {
       for (const s of sandboxes) await s.kill().catch(() => {});

@@ -81,6 +81,8 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     await new Promise((r) => setTimeout(r, 2000));
     const beforePause = await countsOf(sandbox);
     assert.ok(beforePause.length >= 3, `the counter runs: ${beforePause.length}`);
+    const bootId = (await sandbox.commands.run('cat /proc/sys/kernel/random/boot_id')).stdout.trim();
+    assert.match(bootId, /^[0-9a-f-]{36}$/);
     const pauseStarted = Date.now();
     await sandbox.pause();
     const pauseMs = Date.now() - pauseStarted;
@@ -120,6 +122,8 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     const resumeMs = Date.now() - resumeStarted;
     console.log(`pause ${pauseMs} ms, resume ${resumeMs} ms`);
     assert.equal(resumed.info.status, 'running');
+    const resumedBootId = (await resumed.commands.run('cat /proc/sys/kernel/random/boot_id')).stdout.trim();
+    assert.equal(resumedBootId, bootId, 'a resumed sandbox is the same one: its boot id stays');
     await new Promise((r) => setTimeout(r, 2000));
     const afterResume = await countsOf(resumed);
     assertOneRun(afterResume);

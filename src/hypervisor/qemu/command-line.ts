@@ -75,6 +75,9 @@ export const TEMPLATE_STATE_FD = 21;
  * out of the saved state, which holds only the devices (about 70 KiB); a clone loads it from
  * its descriptor once QEMU has started.
  */
+/** The id of a template's, a clone's or a saved VM's RAM backend: QEMU's name of that RAM. */
+export const RAM_BACKEND_ID = 'ram';
+
 function templateSwitches(config: VmConfig): string[] {
   const template = config.template;
   if (!template) return [];
@@ -82,13 +85,13 @@ function templateSwitches(config: VmConfig): string[] {
   // saved state names RAM blocks by the backend's id).
   if (template.role === 'restore') {
     return [
-      ...q.object('memory-backend-ram', { id: 'ram', size: `${config.memoryMiB}M` }),
+      ...q.object('memory-backend-ram', { id: RAM_BACKEND_ID, size: `${config.memoryMiB}M` }),
       ...q.incoming('defer'),
     ];
   }
   return [
     ...q.object('memory-backend-file', {
-      id: 'ram',
+      id: RAM_BACKEND_ID,
       size: `${config.memoryMiB}M`,
       'mem-path': `/proc/self/fd/${TEMPLATE_MEMORY_FD}`,
       share: template.role === 'template',
@@ -168,7 +171,7 @@ function machineSwitches(
   const machine = archProfile(config.arch ?? 'x86_64').machine({
     accel: config.accel,
     acpi: config.deviceDiscovery === 'acpi',
-    memoryBackend: config.template ? 'ram' : undefined,
+    memoryBackend: config.template ? RAM_BACKEND_ID : undefined,
   });
   return [
     ...q.machine(machine.type, machine.options),

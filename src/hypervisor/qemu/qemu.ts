@@ -11,12 +11,14 @@ import { type CgroupLimits, VmmCgroup } from '../../sys/cgroup.js';
 import { run } from '../../sys/exec.js';
 import { findSystemTool } from '../../sys/system-tool.js';
 import { listenPrivately } from '../../sys/unix-socket.js';
+import { markHost } from '../../trace/boot-marks.js';
 import { deadlineSignal, raceSignal, sleep } from '../../util/deadline.js';
 import { type Arch, archProfile } from '../arch.js';
 import { parseCpuHelp, parseCpuPropertyHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
 import { watchShareServer } from '../jail/share-server.js';
+import { forgetBootId, type VmmProcess } from './boot-id.js';
 import {
   DEFAULT_TCG_CACHE_MIB,
   type QemuPaths,
@@ -234,12 +236,13 @@ function ignoreSharedMemory(qmp: QmpClient, signal: AbortSignal): Promise<unknow
 async function resumeClone(
   qmp: QmpClient,
   config: VmConfig,
-  options: { ignoreShared: boolean; resume: boolean },
+  options: { ignoreShared: boolean; resume: boolean; vmm: VmmProcess },
   signal: AbortSignal,
 ): Promise<void> {
   if (options.ignoreShared) await ignoreSharedMemory(qmp, signal);
   await qmp.execute('migrate-incoming', { uri: `fd:${TEMPLATE_STATE_FD}` }, signal);
   let resized = false;
+  let bootIdDone = false;
   for (;;) {
     const { status } = await qmp.execute<{ status: string }>('query-status', undefined, signal);
     if (status === 'running') return;
@@ -249,6 +252,16 @@ async function resumeClone(
       if (config.template?.role === 'clone' && !config.template.withRam && config.rootfsDisks && !resized) {
         await tellWritableDiskSize(qmp, config.rootfsDisks.writableBytes, signal);
         resized = true;
+      }
+      // A copy of a running VM: its kernel makes its own boot id at its next read.
+      const freshBootId = config.template?.freshBootId;
+      if (freshBootId && !bootIdDone) {
+        const address = await freshBootId(signal);
+        if (address !== undefined) {
+          await forgetBootId(qmp, options.vmm, address, signal);
+          markHost('boot-id-forgotten');
+        }
+        bootIdDone = true;
       }
       await qmp.execute('cont', undefined, signal);
     } else if (status === 'inmigrate') await sleep(5, signal);
@@ -432,7 +445,11 @@ export class QemuHypervisor implements Hypervisor {
         const loading = resumeClone(
           qmp,
           config,
-          { ignoreShared: role.role === 'clone' && !role.withRam, resume: role.role !== 'template' },
+          {
+            ignoreShared: role.role === 'clone' && !role.withRam,
+            resume: role.role !== 'template',
+            vmm: { pid: child.pid!, exited: () => child.exitCode !== null || child.signalCode !== null },
+          },
           signal,
         );
         await raceSignal(Promise.race([loading, died]), signal);
