@@ -35,9 +35,16 @@ export class OutputPipe {
 
   async read(maxLength: number, signal: AbortSignal): Promise<Buffer> {
     while (this.size === 0 && !this.ended) {
+      // An abort listener added to a signal already aborted never runs: the read would wait
+      // for output that may never come.
+      signal.throwIfAborted();
       await new Promise<void>((resolve, reject) => {
-        this.wake = resolve;
-        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+        const onAbort = () => reject(signal.reason);
+        this.wake = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
       });
     }
     if (this.size === 0) return Buffer.alloc(0);

@@ -11,7 +11,7 @@ import type { Process, Spec } from '../oci/spec.js';
 import { hostNowMs, markGuestSteps } from '../trace/boot-marks.js';
 import { TtrpcClient } from '../ttrpc/client.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
-import { sleep } from '../util/deadline.js';
+import { sleep, withTimeout } from '../util/deadline.js';
 import { AGENT_PROTOCOL_VERSION } from './version.js';
 
 /** Host randomness given to each sandbox's kernel at start: twice its 256-bit pool. */
@@ -85,7 +85,7 @@ export class AgentClient {
    */
   async waitReady(signal: AbortSignal): Promise<GuestInfo> {
     for (;;) {
-      const attempt = AbortSignal.any([signal, AbortSignal.timeout(1000)]);
+      const attempt = withTimeout(signal, 1000);
       try {
         // Not timed as a request: it is retried until the guest has booted (see boot phases).
         const info = await callMapped(this.rpc, Health.method.check, {}, attempt);

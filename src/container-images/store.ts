@@ -6,6 +6,7 @@ import { logger } from '../log.js';
 import { containerImagesDir } from '../paths.js';
 import { run } from '../sys/exec.js';
 import { withLock } from '../sys/lock.js';
+import { withTimeout } from '../util/deadline.js';
 import { type ImageReference, parseImageReference } from './reference.js';
 
 /** How long one pull (manifest, layers, unpacking) may take. */
@@ -127,7 +128,7 @@ export class ContainerImageStore {
   }
 
   private async fetch(reference: ImageReference, outer: AbortSignal): Promise<PulledImage> {
-    const signal = AbortSignal.any([outer, AbortSignal.timeout(PULL_TIMEOUT_MS)]);
+    const signal = withTimeout(outer, PULL_TIMEOUT_MS);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const work = join(this.dir, `.pull-${randomBytes(8).toString('hex')}`);
     try {

@@ -1,3 +1,5 @@
+import type { Spec } from './spec.js';
+
 /**
  * Namespace types a Kubernetes pod's containers name by path to share the pod sandbox's (the
  * CRI gives the sandbox container's /proc/<pid>/ns/<type>). The shim accepts such paths for
@@ -14,3 +16,12 @@ export const POD_SHARED_NAMESPACES: ReadonlySet<string> = new Set(['ipc', 'uts',
  * join the sandbox's in the guest (POD_SHARED_NAMESPACES).
  */
 export const POD_PINNED_NAMESPACES: ReadonlySet<string> = new Set(['ipc', 'uts']);
+
+/**
+ * Whether what a container's init leaves behind must be killed when it exits: unless the
+ * container has a PID namespace of its own (whose end kills the rest), the processes it
+ * started live on in the namespace it shares (a pod's), as containerd's runc shim decides.
+ */
+export function killsAllOnExit(spec: Pick<Spec, 'linux'>): boolean {
+  return !spec.linux?.namespaces?.some((ns) => ns.type === 'pid' && !ns.path);
+}

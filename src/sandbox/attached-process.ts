@@ -65,6 +65,12 @@ export class AttachedProcess {
     readonly ref: ProcessRef,
     stdio: HostStdio,
     vmExited: Promise<unknown>,
+    /**
+     * Runs once the process's exit is seen, before its output is drained: what must go with
+     * it (the processes it left in a shared PID namespace) goes here, so their copies of its
+     * output close and the drain ends at end of stream.
+     */
+    private readonly onExitSeen?: () => Promise<void>,
   ) {
     const { signal } = this.relays;
     const exited = new Promise<void>((resolve) => {
@@ -101,6 +107,7 @@ export class AttachedProcess {
     } catch {}
     const at = new Date();
     this.stopInput();
+    if (!vmLost) await this.onExitSeen?.().catch(() => {});
     this.markExited();
     // Output is copied to its end however slowly the host reads it (the guest waits for the
     // reader); only a VM that is gone, which has no more to give, bounds the wait.

@@ -21,6 +21,7 @@ import { markHost } from '../trace/boot-marks.js';
 import { BOOT_RECORD_FILE } from '../trace/boot-trace.js';
 import { SandboxTrace } from '../trace/sandbox-trace.js';
 import { TtrpcServer } from '../ttrpc/server.js';
+import { withTimeout } from '../util/deadline.js';
 import { AttachedProcess, type HostStdio, inputOf } from './attached-process.js';
 import type { Bundle } from './bundle.js';
 import { containerArch } from './container-arch.js';
@@ -482,7 +483,7 @@ export async function openTerminalFor(
       'process.terminal is true but no --console-socket was given: pass one, or set terminal to false',
     );
   }
-  return openHostTerminal(consoleSocket, AbortSignal.any([signal, AbortSignal.timeout(10_000)]));
+  return openHostTerminal(consoleSocket, withTimeout(signal, 10_000));
 }
 
 /**

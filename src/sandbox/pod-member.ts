@@ -8,7 +8,7 @@ import { withLock } from '../sys/lock.js';
 import { isAlive, parseIdentity } from '../sys/process-identity.js';
 import { connectUnix } from '../sys/unix-socket.js';
 import { TtrpcClient } from '../ttrpc/client.js';
-import { sleep } from '../util/deadline.js';
+import { sleep, withTimeout } from '../util/deadline.js';
 import type { Bundle } from './bundle.js';
 import { removeContainerDir, removeContainerLeftovers } from './container-dir.js';
 import type { ContainerVm } from './container-vm.js';
@@ -42,30 +42,26 @@ export async function joinPod(
     let locked = false;
     let refused: { holder: PodConnection; err: unknown } | undefined;
     try {
-      const joined = await withLock(
-        dir,
-        AbortSignal.any([signal, AbortSignal.timeout(LOCK_WAIT_MS)]),
-        async () => {
-          locked = true;
-          let holder = await PodConnection.open(dir, signal).catch(() => undefined);
-          if (!holder) {
-            await removeDeadHolder(dir, options.key);
-            await options.startHolder().catch(async (err: unknown) => {
-              // No holder came up (it cleaned up after itself): the pod's directory goes too.
-              await removeContainerDir(dir);
-              throw err;
-            });
-            holder = await PodConnection.open(dir, signal);
-          }
-          try {
-            await holder.add(options.id, options.bundle, options.input, signal);
-          } catch (err) {
-            refused = { holder, err };
-            return undefined;
-          }
-          return holder.memberVm(options.id);
-        },
-      );
+      const joined = await withLock(dir, withTimeout(signal, LOCK_WAIT_MS), async () => {
+        locked = true;
+        let holder = await PodConnection.open(dir, signal).catch(() => undefined);
+        if (!holder) {
+          await removeDeadHolder(dir, options.key);
+          await options.startHolder().catch(async (err: unknown) => {
+            // No holder came up (it cleaned up after itself): the pod's directory goes too.
+            await removeContainerDir(dir);
+            throw err;
+          });
+          holder = await PodConnection.open(dir, signal);
+        }
+        try {
+          await holder.add(options.id, options.bundle, options.input, signal);
+        } catch (err) {
+          refused = { holder, err };
+          return undefined;
+        }
+        return holder.memberVm(options.id);
+      });
       if (joined) return joined;
     } catch (err) {
       if (!locked && isHullError(err, 'ERR_NOT_FOUND') && attempt < 5) continue;
@@ -99,7 +95,7 @@ class PodConnection {
 
   static async open(dir: string, signal: AbortSignal): Promise<PodConnection> {
     const path = join(dir, POD_SOCKET);
-    const timeout = AbortSignal.any([signal, AbortSignal.timeout(10_000)]);
+    const timeout = withTimeout(signal, 10_000);
     const [control, agent] = await Promise.all([connectUnix(path, timeout), connectUnix(path, timeout)]);
     const holder = parseIdentity(await readFile(join(dir, HOLDER_FILE), 'utf8').catch(() => ''));
     return new PodConnection(new TtrpcClient(control), new AgentClient(agent), holder?.pid ?? 0);

@@ -268,10 +268,12 @@ export class Sandbox {
         // The two are independent and nothing of the container runs before both are done, so
         // they run side by side: a fork's identity renames its container and sets its hostname
         // (a process in the guest) while its network script takes the parent's addresses off.
-        await agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal);
-        if (network?.interfaces.length && !clone?.resumed) {
-          await agent.setupNetwork(network, boot.signal, { cardMacs: clone?.cardMacs });
-        }
+        await Promise.all([
+          agent.createSandbox({ sandboxId: options.id, hostname: options.hostname ?? '' }, boot.signal),
+          network?.interfaces.length && !clone?.resumed
+            ? agent.setupNetwork(network, boot.signal, { cardMacs: clone?.cardMacs })
+            : undefined,
+        ]);
         const placement = placing && { id: options.firstContainer!.id, placement: await placing };
         markHost('sandbox-ready');
         for (const line of notices) options.notice?.(line);

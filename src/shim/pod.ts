@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { loadConfigFile } from '../config/config-file.js';
@@ -18,7 +19,7 @@ import {
 import type { Arch } from '../hypervisor/arch.js';
 import { logger } from '../log.js';
 import { configuredNetns } from '../network/namespace.js';
-import { POD_PINNED_NAMESPACES, POD_SHARED_NAMESPACES } from '../oci/pod-namespaces.js';
+import { killsAllOnExit, POD_PINNED_NAMESPACES, POD_SHARED_NAMESPACES } from '../oci/pod-namespaces.js';
 import { asksRootOnDisks, ROOTFS_ANNOTATION } from '../oci/rootfs-annotations.js';
 import type { Process } from '../oci/spec.js';
 import { inputOf, type ProcessExit, VM_LOST_STATUS } from '../sandbox/attached-process.js';
@@ -241,7 +242,12 @@ export class ShimPod {
         },
         pid: this.pid,
       });
-      init.attach(sandbox, io, (exit) => this.onExit(container, init, exit));
+      init.attach(
+        sandbox,
+        io,
+        (exit) => this.onExit(container, init, exit),
+        killsAllOnExit(bundle.spec) ? () => this.killLeftovers(container) : undefined,
+      );
       return this.pid;
     } catch (err) {
       if (bootedHere) {
@@ -500,6 +506,23 @@ export class ShimPod {
       exitStatus: exit.status,
       exitedAt: timestampFromDate(exit.at),
     });
+  }
+
+  /**
+   * What a container's init left in a PID namespace it shares (the pod's) is killed once the
+   * init has exited, as containerd's runc shim does: nothing else would end them, and they hold
+   * the container's output open (nginx's workers outlive a killed master), so its copy would
+   * never reach end of stream and its exit would wait for the copy to give up.
+   */
+  private async killLeftovers(container: TaskContainer): Promise<void> {
+    await this.sandbox?.agent
+      .signalProcess(container.init.ref, constants.signals.SIGKILL, {
+        all: true,
+        signal: AbortSignal.timeout(RPC_TIMEOUT_MS),
+      })
+      .catch((err: unknown) =>
+        this.log.debug({ id: container.id, err: messageOf(err) }, 'cannot kill what the init left'),
+      );
   }
 
   /** A container whose cgroup saw the OOM killer gets containerd's OOM event before its exit. */

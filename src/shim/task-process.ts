@@ -40,10 +40,18 @@ export class TaskProcess {
     return { containerId: this.containerId, execId: this.execId };
   }
 
-  /** Follows the guest process with its stdio attached; `onExit` runs once it has ended. */
-  attach(sandbox: Sandbox, io: OpenedIo, onExit: (exit: ProcessExit) => Promise<void>): void {
+  /**
+   * Follows the guest process with its stdio attached; `onExitSeen` runs as soon as it has
+   * exited, before its output is drained, and `onExit` once it has ended.
+   */
+  attach(
+    sandbox: Sandbox,
+    io: OpenedIo,
+    onExit: (exit: ProcessExit) => Promise<void>,
+    onExitSeen?: () => Promise<void>,
+  ): void {
     this.io = io;
-    this.attached = new AttachedProcess(sandbox.agent, this.ref, io.stdio, sandbox.vm.exited);
+    this.attached = new AttachedProcess(sandbox.agent, this.ref, io.stdio, sandbox.vm.exited, onExitSeen);
     void this.attached.exit.then(async (exit) => {
       await this.starting?.catch(() => {});
       this.status = 'stopped';

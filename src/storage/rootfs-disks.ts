@@ -8,6 +8,7 @@ import {
   ROOTFS_IMAGE_ANNOTATION,
 } from '../oci/rootfs-annotations.js';
 import { run } from '../sys/exec.js';
+import { withTimeout } from '../util/deadline.js';
 
 /**
  * A container's root on two disks instead of the 9p share (what `hull serve` gives its
@@ -92,7 +93,7 @@ export async function makeImageDisk(
   const temporary = join(dirname(target), `.${Math.random().toString(36).slice(2)}.erofs`);
   try {
     await run('mkfs.erofs', ['--quiet', temporary, rootfsDir], {
-      signal: AbortSignal.any([signal, AbortSignal.timeout(MKFS_EROFS_TIMEOUT_MS)]),
+      signal: withTimeout(signal, MKFS_EROFS_TIMEOUT_MS),
       errorCode,
       purpose: 'making the image disk (mkfs.erofs, from erofs-utils)',
     });

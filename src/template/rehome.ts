@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { logger } from '../log.js';
 import { withLock } from '../sys/lock.js';
 import { parentOf } from '../sys/processes.js';
+import { withTimeout } from '../util/deadline.js';
 import { releaseHeldMemory, TemplateMemory } from './memory.js';
 import { liveTemplate, templateDir, templatesDir, writeRecord } from './store.js';
 
@@ -24,7 +25,7 @@ export async function rehomeTemplateHolders(signal: AbortSignal): Promise<void> 
     const parent = seen && (await parentOf(seen.memory.pid));
     if (!seen || parent === undefined || ancestors.has(parent)) continue;
     // The template's own lock, not the store's that a build of another template holds.
-    await withLock(templateDir(key), AbortSignal.any([signal, AbortSignal.timeout(5000)]), async () => {
+    await withLock(templateDir(key), withTimeout(signal, 5000), async () => {
       const record = await liveTemplate(key);
       if (!record || record.memory.pid !== seen.memory.pid) return;
       const memory = await TemplateMemory.adopt(key, record.memory, templateDir(key), signal);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import type { Duplex } from 'node:stream';
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { AgentService, CheckResponseSchema, Health } from '../gen/hull/agent/v1/agent_pb.js';
 import { RequestSchema, ResponseSchema } from '../gen/ttrpc/ttrpc_pb.js';
@@ -108,6 +110,38 @@ test('an aborted call rejects with the abort reason and a late answer is ignored
   await new Promise((r) => setTimeout(r, 10));
   const res = await client.call(Health.method.check, create(Health.method.check.input));
   assert.equal(res.version, 'second', 'the connection still serves calls after a dropped answer');
+  client.close();
+});
+
+test("a call's timeout ends its handler's wait even after a garbage collection", async () => {
+  // A long-poll read waits on nothing but the call's signal; its timeout must survive a GC.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  let entered!: () => void;
+  const handlerEntered = new Promise<void>((r) => {
+    entered = r;
+  });
+  const server = new TtrpcServer().register(Health, {
+    check: (_req, ctx) =>
+      new Promise((_resolve, reject) => {
+        ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
+        entered();
+      }),
+  });
+  const client = connected(server);
+  const giveUp = new AbortController();
+  const giveUpTimer = setTimeout(() => giveUp.abort(new Error('the call never ended')), 5000);
+  const call = client.call(Health.method.check, create(Health.method.check.input), {
+    signal: giveUp.signal,
+    timeoutMs: 300,
+  });
+  await handlerEntered;
+  for (let i = 0; i < 3; i++) gc();
+  await assert.rejects(
+    call,
+    (err: unknown) => err instanceof TtrpcError && err.code === Code.DEADLINE_EXCEEDED,
+  );
+  clearTimeout(giveUpTimer);
   client.close();
 });
 

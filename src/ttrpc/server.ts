@@ -192,18 +192,60 @@ export class TtrpcServer {
     if (!handler) {
       throw new TtrpcError(Code.UNIMPLEMENTED, `${request.service}/${request.method} is not implemented`);
     }
-    const signals = [connectionSignal];
     const timeoutMs = request.timeoutNano > 0n ? Number(request.timeoutNano / 1_000_000n) : undefined;
-    if (timeoutMs !== undefined) signals.push(AbortSignal.timeout(timeoutMs));
+    const call = callSignal(connectionSignal, timeoutMs);
     const ctx: CallContext = {
       service: request.service,
       method: request.method,
       metadata: new Map(request.metadata.map((kv) => [kv.key, kv.value])),
-      signal: AbortSignal.any(signals),
+      signal: call.signal,
       timeoutMs,
     };
-    return handler(request.payload, ctx);
+    try {
+      return await handler(request.payload, ctx);
+    } finally {
+      call.dispose();
+    }
   }
+}
+
+/**
+ * A call's signal: aborted when its connection closes or its timeout passes. Not
+ * AbortSignal.any([connection, AbortSignal.timeout(ms)]): in Node 20 the joined signal holds
+ * its sources only weakly and the timeout's timer holds its signal weakly too, so a garbage
+ * collection before the timeout dropped it and the call never ended. A guest agent's
+ * long-poll read of a process's output then waited for ever once the process had exited but
+ * left its output open (the host's copy never saw the read come back empty and never ended).
+ * Here the timer holds the call's controller until the call is over. Each call has a signal
+ * of its own, so what its handler hangs on it goes with the call, not with the connection.
+ */
+function callSignal(
+  connection: AbortSignal,
+  timeoutMs: number | undefined,
+): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onClose = () => controller.abort(connection.reason);
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(
+          () =>
+            controller.abort(
+              new TtrpcError(Code.DEADLINE_EXCEEDED, `ttrpc: the call's timeout of ${timeoutMs} ms passed`),
+            ),
+          timeoutMs,
+        );
+  // The timeout alone does not keep a process alive (a host process serving calls may end).
+  timer?.unref();
+  if (connection.aborted) onClose();
+  else connection.addEventListener('abort', onClose, { once: true });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      connection.removeEventListener('abort', onClose);
+    },
+  };
 }
 
 /** The handler object type for a generated service descriptor: `ImplOf<typeof AgentService>`. */

@@ -27,6 +27,30 @@ export function deadlineSignal(
   };
 }
 
+/**
+ * `signal` or a timeout of `ms`, whichever comes first (the timeout's reason a TimeoutError),
+ * as AbortSignal.any([signal, AbortSignal.timeout(ms)]) would be, but kept until it fires: in
+ * Node 20 that joined signal holds its sources only weakly, and AbortSignal.timeout's timer its
+ * signal weakly too, so a garbage collection before the time was up dropped the timeout and a
+ * wait on it had no end. Here the timer holds the returned signal.
+ */
+export function withTimeout(signal: AbortSignal, ms: number): AbortSignal {
+  const controller = new AbortController();
+  const onAbort = () => {
+    clearTimeout(timer);
+    controller.abort(signal.reason);
+  };
+  const timer = setTimeout(() => {
+    signal.removeEventListener('abort', onAbort);
+    controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+  }, ms);
+  // Like AbortSignal.timeout's: the timeout alone does not keep the process alive.
+  timer.unref();
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return controller.signal;
+}
+
 /** The error an aborted signal stands for. */
 export function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;

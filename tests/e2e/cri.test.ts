@@ -27,6 +27,12 @@ const v1 = !(await readFile('/sys/fs/cgroup/cgroup.controllers').then(
   () => false,
 ));
 
+/**
+ * How long StopPodSandbox of the nginx pod may take: killing its containers and the VM takes a
+ * few seconds under TCG; waiting for the copy of an output left open to give up took 16.
+ */
+const STOP_POD_MS = 10_000;
+
 /** The CNI bridge of this test's pods, on the host. */
 const BRIDGE = `hullcri${process.pid % 10000}`;
 
@@ -212,6 +218,8 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
       config: sandboxConfig,
       runtimeHandler: 'hull',
     });
+    let nginxId = '';
+    let stopMs = Number.POSITIVE_INFINITY;
     try {
       const { containerId } = await cri.call(RuntimeService.method.createContainer, {
         podSandboxId,
@@ -239,10 +247,22 @@ describe('a Kubernetes pod through the CRI with RuntimeClass handler hull', { ti
         log = await readFile(join(logDirectory, 'nginx.log'), 'utf8').catch(() => '');
       }
       assert.match(log, new RegExp(`stdout F .*${ACCESS_LOG_LINE.source}`));
+      nginxId = containerId;
     } finally {
+      const stopping = performance.now();
       await cri.call(RuntimeService.method.stopPodSandbox, { podSandboxId });
+      stopMs = performance.now() - stopping;
       await cri.call(RuntimeService.method.removePodSandbox, { podSandboxId });
     }
+    // nginx shares the pod's PID namespace: its workers outlive the master StopPodSandbox kills
+    // and hold its output open unless the shim kills them with it. Its exit then waited until
+    // the copy of its output gave up (16 s), or for ever when a read's timeout was lost.
+    const shimLog = await readFile(containerd.log, 'utf8');
+    assert.ok(
+      !shimLog.split('\n').some((line) => line.includes(nginxId) && line.includes('output stayed open')),
+      "nginx's output ended with its container: nothing it left held it open",
+    );
+    assert.ok(stopMs < STOP_POD_MS, `StopPodSandbox took ${Math.round(stopMs)} ms`);
     await assertNothingLeft(containerd.hullRoot);
   });
 
