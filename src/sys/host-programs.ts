@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { run } from './exec.js';
 
 /**
@@ -25,6 +26,15 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
     name: 'hull-jail',
     sources: ['src/hypervisor/jail/hull-jail.c'],
     flags: ['-Os'],
+    libraries: [],
+    includes: [],
+  },
+  // Taken by QEMU for Debian's libcapstone.so.4, which it links and hull never uses (see the
+  // source). A library in a directory of its own: hull-jail's --library-path names it.
+  {
+    name: 'vmm-libs/libcapstone.so.4',
+    sources: ['src/hypervisor/jail/vmm-libs/capstone-stub.c'],
+    flags: ['-Os', '-shared', '-fPIC', '-Wl,-soname,libcapstone.so.4'],
     libraries: [],
     includes: [],
   },
@@ -78,6 +88,7 @@ export async function compileHostPrograms(options: {
   const outputs: string[] = [];
   for (const program of HOST_PROGRAMS) {
     const output = join(options.outDir, program.name);
+    await mkdir(dirname(output), { recursive: true });
     await run(
       options.compiler,
       [

@@ -77,7 +77,14 @@ describe('hull on an arm64 host', { timeout: 600_000 }, () => {
       });
       assert.deepEqual(
         outputs.map((o) => o.split('/').pop()),
-        ['hull-tty', 'hull-jail', 'hull-template-memory', 'hull-share-server', 'hull-share-mount'],
+        [
+          'hull-tty',
+          'hull-jail',
+          'libcapstone.so.4',
+          'hull-template-memory',
+          'hull-share-server',
+          'hull-share-mount',
+        ],
       );
       assert.equal(outputs.length, HOST_PROGRAMS.length);
       for (const output of outputs) {
@@ -92,5 +99,45 @@ describe('hull on an arm64 host', { timeout: 600_000 }, () => {
     } finally {
       await dirs.cleanup();
     }
+  });
+});
+
+/**
+ * hull's libcapstone.so.4 (src/hypervisor/jail/vmm-libs/), which QEMU loads in place of
+ * Debian's: each installed QEMU that links Capstone 4 must find every Capstone function it
+ * imports there, or its dynamic loader (Debian binds every symbol at start) would refuse to
+ * start it.
+ */
+describe("QEMU's libraries", () => {
+  test("hull's libcapstone.so.4 defines every Capstone function each installed QEMU imports, and the loader takes it", async () => {
+    const dir = join(REPOSITORY, 'dist', 'native', 'vmm-libs');
+    const defined = new Set(
+      (await run('nm', ['-D', '--defined-only', join(dir, 'libcapstone.so.4')])).stdout
+        .split('\n')
+        .map((line) => line.split(' ').pop()!)
+        .filter((name) => name.startsWith('cs_')),
+    );
+    let checked = 0;
+    for (const arch of ['x86_64', 'arm64'] as const) {
+      const binary = `/usr/bin/${archProfile(arch).qemuBinary}`;
+      if (
+        !(await access(binary).then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue;
+      const linked = (await run('ldd', [binary], { env: { ...process.env, LD_LIBRARY_PATH: dir } })).stdout;
+      if (!/libcapstone\.so\.4 /.test(linked)) continue;
+      assert.match(linked, new RegExp(`libcapstone\\.so\\.4 => ${dir}/libcapstone\\.so\\.4 `), binary);
+      const imported = (await run('nm', ['-D', '--undefined-only', binary])).stdout
+        .split('\n')
+        .map((line) => line.trim().split(' ').pop()!)
+        .filter((name) => name.startsWith('cs_'));
+      assert.ok(imported.length > 0, binary);
+      for (const name of imported) assert.ok(defined.has(name), `${binary} imports ${name}`);
+      checked++;
+    }
+    assert.ok(checked > 0, 'no installed QEMU links libcapstone.so.4');
   });
 });
