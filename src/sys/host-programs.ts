@@ -16,6 +16,8 @@ export interface HostProgram {
   libraries: string[];
   /** Header directories of those libraries, relative to a sysroot (`/` for the host). */
   includes: string[];
+  /** A shared library's symbol versions (ld's --version-script), relative to the repository. */
+  versionScript?: string;
 }
 
 export const HOST_PROGRAMS: readonly HostProgram[] = [
@@ -35,6 +37,16 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
     name: 'vmm-libs/libcapstone.so.4',
     sources: ['src/hypervisor/jail/vmm-libs/capstone-stub.c'],
     flags: ['-Os', '-shared', '-fPIC', '-Wl,-soname,libcapstone.so.4'],
+    libraries: [],
+    includes: [],
+  },
+  // Taken by QEMU for PMDK's libpmem.so.1, which it calls only for persistent memory (see the
+  // source); its symbols carry PMDK's version (the map file).
+  {
+    name: 'vmm-libs/libpmem.so.1',
+    sources: ['src/hypervisor/jail/vmm-libs/pmem-stub.c'],
+    flags: ['-Os', '-shared', '-fPIC', '-Wl,-soname,libpmem.so.1'],
+    versionScript: 'src/hypervisor/jail/vmm-libs/pmem.map',
     libraries: [],
     includes: [],
   },
@@ -94,6 +106,9 @@ export async function compileHostPrograms(options: {
       [
         ...(options.sysroot ? [`--sysroot=${options.sysroot}`] : []),
         ...program.flags,
+        ...(program.versionScript
+          ? [`-Wl,--version-script=${join(options.repository, program.versionScript)}`]
+          : []),
         '-Wall',
         ...program.includes.map((dir) => `-I${join(options.sysroot ?? '/', dir)}`),
         '-o',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { access, open, rename, rm } from 'node:fs/promises';
+import { access, open, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +81,7 @@ describe('hull on an arm64 host', { timeout: 600_000 }, () => {
           'hull-tty',
           'hull-jail',
           'libcapstone.so.4',
+          'libpmem.so.1',
           'hull-template-memory',
           'hull-share-server',
           'hull-share-mount',
@@ -102,21 +103,28 @@ describe('hull on an arm64 host', { timeout: 600_000 }, () => {
   });
 });
 
+/** The dynamic symbols `nm` lists for `args`, each as NAME or NAME@VERSION. */
+async function dynamicSymbols(args: string[]): Promise<Set<string>> {
+  const { stdout } = await run('nm', ['-D', ...args]);
+  return new Set(
+    stdout
+      .split('\n')
+      .map((line) => line.trim().split(' ').pop()!.replace('@@', '@'))
+      .filter(Boolean),
+  );
+}
+
 /**
- * hull's libcapstone.so.4 (src/hypervisor/jail/vmm-libs/), which QEMU loads in place of
- * Debian's: each installed QEMU that links Capstone 4 must find every Capstone function it
- * imports there, or its dynamic loader (Debian binds every symbol at start) would refuse to
+ * The stand-in libraries QEMU loads in place of Debian's (src/hypervisor/jail/vmm-libs/): each
+ * installed QEMU that links one must find there every symbol it takes from the real library,
+ * with its version, or its dynamic loader (Debian binds every symbol at start) would refuse to
  * start it.
  */
-describe("QEMU's libraries", () => {
-  test("hull's libcapstone.so.4 defines every Capstone function each installed QEMU imports, and the loader takes it", async () => {
+describe("QEMU's stand-in libraries", () => {
+  test('each defines every symbol each installed QEMU takes from the library it stands for, and the loader takes it', async () => {
     const dir = join(REPOSITORY, 'dist', 'native', 'vmm-libs');
-    const defined = new Set(
-      (await run('nm', ['-D', '--defined-only', join(dir, 'libcapstone.so.4')])).stdout
-        .split('\n')
-        .map((line) => line.split(' ').pop()!)
-        .filter((name) => name.startsWith('cs_')),
-    );
+    const standIns = await readdir(dir);
+    assert.deepEqual(standIns.sort(), ['libcapstone.so.4', 'libpmem.so.1']);
     let checked = 0;
     for (const arch of ['x86_64', 'arm64'] as const) {
       const binary = `/usr/bin/${archProfile(arch).qemuBinary}`;
@@ -127,17 +135,25 @@ describe("QEMU's libraries", () => {
         ))
       )
         continue;
-      const linked = (await run('ldd', [binary], { env: { ...process.env, LD_LIBRARY_PATH: dir } })).stdout;
-      if (!/libcapstone\.so\.4 /.test(linked)) continue;
-      assert.match(linked, new RegExp(`libcapstone\\.so\\.4 => ${dir}/libcapstone\\.so\\.4 `), binary);
-      const imported = (await run('nm', ['-D', '--undefined-only', binary])).stdout
-        .split('\n')
-        .map((line) => line.trim().split(' ').pop()!)
-        .filter((name) => name.startsWith('cs_'));
-      assert.ok(imported.length > 0, binary);
-      for (const name of imported) assert.ok(defined.has(name), `${binary} imports ${name}`);
-      checked++;
+      const system = (await run('ldd', [binary])).stdout;
+      const withStandIns = (await run('ldd', [binary], { env: { ...process.env, LD_LIBRARY_PATH: dir } }))
+        .stdout;
+      const imported = await dynamicSymbols(['--undefined-only', binary]);
+      for (const name of standIns) {
+        const real = new RegExp(`${name.replaceAll('.', '\\.')} => (\\S+) `).exec(system)?.[1];
+        if (!real) continue;
+        assert.ok(
+          withStandIns.includes(`${name} => ${join(dir, name)} `),
+          `${binary} loads ${name} from ${dir}`,
+        );
+        const fromReal = [...(await dynamicSymbols(['--defined-only', real]))].filter((s) => imported.has(s));
+        assert.ok(fromReal.length > 0, `${binary} takes symbols from ${real}`);
+        const standIn = await dynamicSymbols(['--defined-only', join(dir, name)]);
+        for (const symbol of fromReal)
+          assert.ok(standIn.has(symbol), `${name} defines ${symbol} for ${binary}`);
+        checked++;
+      }
     }
-    assert.ok(checked > 0, 'no installed QEMU links libcapstone.so.4');
+    assert.ok(checked > 0, 'no installed QEMU links a library hull stands in for');
   });
 });
