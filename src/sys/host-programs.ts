@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { run } from './exec.js';
 
 /**
@@ -15,6 +16,8 @@ export interface HostProgram {
   libraries: string[];
   /** Header directories of those libraries, relative to a sysroot (`/` for the host). */
   includes: string[];
+  /** A shared library's symbol versions (ld's --version-script), relative to the repository. */
+  versionScript?: string;
 }
 
 export const HOST_PROGRAMS: readonly HostProgram[] = [
@@ -25,6 +28,25 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
     name: 'hull-jail',
     sources: ['src/hypervisor/jail/hull-jail.c'],
     flags: ['-Os'],
+    libraries: [],
+    includes: [],
+  },
+  // Taken by QEMU for Debian's libcapstone.so.4, which it links and hull never uses (see the
+  // source). A library in a directory of its own: hull-jail's --library-path names it.
+  {
+    name: 'vmm-libs/libcapstone.so.4',
+    sources: ['src/hypervisor/jail/vmm-libs/capstone-stub.c'],
+    flags: ['-Os', '-shared', '-fPIC', '-Wl,-soname,libcapstone.so.4'],
+    libraries: [],
+    includes: [],
+  },
+  // Taken by QEMU for PMDK's libpmem.so.1, which it calls only for persistent memory (see the
+  // source); its symbols carry PMDK's version (the map file).
+  {
+    name: 'vmm-libs/libpmem.so.1',
+    sources: ['src/hypervisor/jail/vmm-libs/pmem-stub.c'],
+    flags: ['-Os', '-shared', '-fPIC', '-Wl,-soname,libpmem.so.1'],
+    versionScript: 'src/hypervisor/jail/vmm-libs/pmem.map',
     libraries: [],
     includes: [],
   },
@@ -78,11 +100,15 @@ export async function compileHostPrograms(options: {
   const outputs: string[] = [];
   for (const program of HOST_PROGRAMS) {
     const output = join(options.outDir, program.name);
+    await mkdir(dirname(output), { recursive: true });
     await run(
       options.compiler,
       [
         ...(options.sysroot ? [`--sysroot=${options.sysroot}`] : []),
         ...program.flags,
+        ...(program.versionScript
+          ? [`-Wl,--version-script=${join(options.repository, program.versionScript)}`]
+          : []),
         '-Wall',
         ...program.includes.map((dir) => `-I${join(options.sysroot ?? '/', dir)}`),
         '-o',

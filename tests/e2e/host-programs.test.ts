@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { access, open, rename, rm } from 'node:fs/promises';
+import { access, open, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -77,7 +77,15 @@ describe('hull on an arm64 host', { timeout: 600_000 }, () => {
       });
       assert.deepEqual(
         outputs.map((o) => o.split('/').pop()),
-        ['hull-tty', 'hull-jail', 'hull-template-memory', 'hull-share-server', 'hull-share-mount'],
+        [
+          'hull-tty',
+          'hull-jail',
+          'libcapstone.so.4',
+          'libpmem.so.1',
+          'hull-template-memory',
+          'hull-share-server',
+          'hull-share-mount',
+        ],
       );
       assert.equal(outputs.length, HOST_PROGRAMS.length);
       for (const output of outputs) {
@@ -92,5 +100,60 @@ describe('hull on an arm64 host', { timeout: 600_000 }, () => {
     } finally {
       await dirs.cleanup();
     }
+  });
+});
+
+/** The dynamic symbols `nm` lists for `args`, each as NAME or NAME@VERSION. */
+async function dynamicSymbols(args: string[]): Promise<Set<string>> {
+  const { stdout } = await run('nm', ['-D', ...args]);
+  return new Set(
+    stdout
+      .split('\n')
+      .map((line) => line.trim().split(' ').pop()!.replace('@@', '@'))
+      .filter(Boolean),
+  );
+}
+
+/**
+ * The stand-in libraries QEMU loads in place of Debian's (src/hypervisor/jail/vmm-libs/): each
+ * installed QEMU that links one must find there every symbol it takes from the real library,
+ * with its version, or its dynamic loader (Debian binds every symbol at start) would refuse to
+ * start it.
+ */
+describe("QEMU's stand-in libraries", () => {
+  test('each defines every symbol each installed QEMU takes from the library it stands for, and the loader takes it', async () => {
+    const dir = join(REPOSITORY, 'dist', 'native', 'vmm-libs');
+    const standIns = await readdir(dir);
+    assert.deepEqual(standIns.sort(), ['libcapstone.so.4', 'libpmem.so.1']);
+    let checked = 0;
+    for (const arch of ['x86_64', 'arm64'] as const) {
+      const binary = `/usr/bin/${archProfile(arch).qemuBinary}`;
+      if (
+        !(await access(binary).then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue;
+      const system = (await run('ldd', [binary])).stdout;
+      const withStandIns = (await run('ldd', [binary], { env: { ...process.env, LD_LIBRARY_PATH: dir } }))
+        .stdout;
+      const imported = await dynamicSymbols(['--undefined-only', binary]);
+      for (const name of standIns) {
+        const real = new RegExp(`${name.replaceAll('.', '\\.')} => (\\S+) `).exec(system)?.[1];
+        if (!real) continue;
+        assert.ok(
+          withStandIns.includes(`${name} => ${join(dir, name)} `),
+          `${binary} loads ${name} from ${dir}`,
+        );
+        const fromReal = [...(await dynamicSymbols(['--defined-only', real]))].filter((s) => imported.has(s));
+        assert.ok(fromReal.length > 0, `${binary} takes symbols from ${real}`);
+        const standIn = await dynamicSymbols(['--defined-only', join(dir, name)]);
+        for (const symbol of fromReal)
+          assert.ok(standIn.has(symbol), `${name} defines ${symbol} for ${binary}`);
+        checked++;
+      }
+    }
+    assert.ok(checked > 0, 'no installed QEMU links a library hull stands in for');
   });
 });

@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import type { DescService } from '@bufbuild/protobuf';
 import { AgentClient } from '../../src/agent/client.js';
 import { AgentService } from '../../src/gen/hull/agent/v1/agent_pb.js';
+import { vmmLibraryDir } from '../../src/hypervisor/jail/jail.js';
 import { shareServerOf } from '../../src/hypervisor/jail/share-server.js';
 import { MONITOR_SOCKET } from '../../src/sandbox/monitor-socket.js';
 import { statusField } from '../../src/sys/processes.js';
@@ -84,6 +85,20 @@ describe('the hypervisor wall', { timeout: 600_000 }, () => {
         ['ld.so.cache'],
         'nothing of /etc but the loader cache',
       );
+      // Its environment: a PATH, and hull's stand-in libraries first in its loader's path, a
+      // directory bound read-only into its root (the loader takes them; no system copy loaded).
+      const environ = (await readFile(`/proc/${qemu}/environ`, 'utf8')).split('\0').filter(Boolean);
+      assert.deepEqual(environ, ['PATH=/usr/bin:/bin', `LD_LIBRARY_PATH=${vmmLibraryDir()}`]);
+      assert.match(qemuMounts, new RegExp(`^\\S+ ${vmmLibraryDir()} \\S+ ro[,\\s]`, 'm'), qemuMounts);
+      const maps = await readFile(`/proc/${qemu}/maps`, 'utf8');
+      for (const library of ['libcapstone.so.4', 'libpmem.so.1']) {
+        assert.ok(maps.includes(join(vmmLibraryDir(), library)), `QEMU loaded hull's ${library}`);
+        const mapped = maps.split('\n').filter((line) => line.includes(`/${library}`));
+        assert.ok(
+          mapped.every((line) => line.includes(`${vmmLibraryDir()}/`)),
+          `QEMU loaded no other ${library}: ${mapped.join('\n')}`,
+        );
+      }
       assert.deepEqual((await readdir(`/proc/${qemu}/root/dev`)).sort(), [
         'null',
         'random',

@@ -27,6 +27,9 @@
  *     --no-huge-pages      PROGRAM's memory in base pages only (PR_SET_THP_DISABLE, kept across
  *                          execve): QEMU asks for transparent huge pages on every RAM block,
  *                          and one written page of a small block then costs 2 MiB (see jail.ts)
+ *     --library-path DIR   PROGRAM's dynamic loader looks in DIR first (LD_LIBRARY_PATH=DIR), an
+ *                          absolute path also given with --ro: libraries hull puts in place of
+ *                          ones QEMU links and never calls (see vmm-libs/). Not for the share server
  *
  * PROGRAM always runs in a new, empty network namespace: a VMM reaches its guest's network
  * only through the tap fds it is given, and its sockets by path.
@@ -86,6 +89,7 @@ struct options {
   int npaths;
   int proc;
   int no_huge_pages;
+  const char *library_path;
   long uid, gid;
   const char *netns;
   const char *share_server;
@@ -137,6 +141,10 @@ static void parse(int argc, char **argv, struct options *o) {
       o->cgroups[o->ncgroups++] = v;
     } else if (strcmp(a, "--root") == 0) {
       o->root = v;
+    } else if (strcmp(a, "--library-path") == 0) {
+      /* One directory: the loader reads ':' and ';' as separators, and a relative one as the cwd's. */
+      if (v[0] != '/' || strpbrk(v, ":;") || strlen(v) > PATH_MAX) usage("--library-path takes one absolute directory");
+      o->library_path = v;
     } else if (strcmp(a, "--share-server") == 0) {
       o->share_server = v;
     } else if (strcmp(a, "--writable-share") == 0) {
@@ -496,7 +504,12 @@ int main(int argc, char **argv) {
   if (o.no_huge_pages && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) < 0) die("PR_SET_THP_DISABLE", NULL);
   drop_privileges(o.uid, o.gid, 0);
   install_filter();
-  char *env[] = {"PATH=/usr/bin:/bin", NULL};
+  char library_path[PATH_MAX + sizeof "LD_LIBRARY_PATH="];
+  char *env[] = {"PATH=/usr/bin:/bin", NULL, NULL};
+  if (o.library_path) {
+    snprintf(library_path, sizeof library_path, "LD_LIBRARY_PATH=%s", o.library_path);
+    env[1] = library_path;
+  }
   execve(o.argv[0], o.argv, env);
   die("exec", o.argv[0]);
   return 125;

@@ -57,10 +57,24 @@ export interface JailPlan {
    * VMM's own under KVM (fewer nested page walks).
    */
   hugePages: boolean;
+  /**
+   * A directory the VMM's dynamic loader looks in first (read-only in its root too): hull's
+   * stand-ins for libraries QEMU links and hull never uses (vmmLibraryDir).
+   */
+  libraryPath?: string;
 }
 
 export function hullJailPath(): string {
   return join(installRoot(), 'dist', 'native', 'hull-jail');
+}
+
+/**
+ * Libraries QEMU takes in place of the system's (vmm-libs/): each a stand-in for one QEMU links
+ * but never calls for hull, smaller to load. Now libcapstone.so.4 (QEMU's disassembler, only
+ * for debug logs), whose relocated tables cost each QEMU about 1.4 MiB of private memory.
+ */
+export function vmmLibraryDir(): string {
+  return join(installRoot(), 'dist', 'native', 'vmm-libs');
 }
 
 export function shareServerPath(): string {
@@ -84,7 +98,11 @@ export function jailArgs(plan: JailPlan, program: string, args: readonly string[
     '--root',
     plan.root,
     ...plan.symlinks.flatMap((path) => ['--link', path]),
-    ...[...plan.readOnly, ...(plan.share ? [shareServerPath()] : [])].flatMap((path) => ['--ro', path]),
+    ...[
+      ...plan.readOnly,
+      ...(plan.libraryPath ? [plan.libraryPath] : []),
+      ...(plan.share ? [shareServerPath()] : []),
+    ].flatMap((path) => ['--ro', path]),
     ...plan.readWrite.flatMap((path) => ['--rw', path]),
     ...(plan.share
       ? [
@@ -97,6 +115,7 @@ export function jailArgs(plan: JailPlan, program: string, args: readonly string[
     ...plan.devices.flatMap((path) => ['--dev', path]),
     '--proc',
     ...(plan.hugePages ? [] : ['--no-huge-pages']),
+    ...(plan.libraryPath ? ['--library-path', plan.libraryPath] : []),
     '--uid',
     String(plan.uid),
     '--gid',

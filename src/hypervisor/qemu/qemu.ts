@@ -16,7 +16,7 @@ import { deadlineSignal, raceSignal, sleep } from '../../util/deadline.js';
 import { type Arch, archProfile } from '../arch.js';
 import { parseCpuHelp, parseCpuPropertyHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
-import { hullJailPath, type JailPlan, jailArgs, vmmUserFor } from '../jail/jail.js';
+import { hullJailPath, type JailPlan, jailArgs, vmmLibraryDir, vmmUserFor } from '../jail/jail.js';
 import { watchShareServer } from '../jail/share-server.js';
 import { forgetBootId, type VmmProcess } from './boot-id.js';
 import {
@@ -188,6 +188,7 @@ async function jailPlan(
     // holds 2 MiB less: the ACPI tables block (one page written) is one page, not 2 MiB.
     hugePages:
       config.accel === 'kvm' && (config.template === undefined || config.template.role === 'restore'),
+    libraryPath: vmmLibraryDir(),
     taps: config.network && {
       netns: config.network.netns,
       // QEMU saves whether a card's tap had virtio-net headers, and refuses to load a state
