@@ -39,7 +39,7 @@ const CGROUP_STAT_FILES = [
   'io.stat',
 ];
 
-const BUNDLES = '/run/hull/containers';
+export const BUNDLES = '/run/hull/containers';
 const TERMINAL_SOCKETS = '/run/hull/tty';
 
 export interface CreateRequest {

@@ -4,7 +4,7 @@ import { TtrpcServer } from '../../src/ttrpc/server.js';
 import { childProcess } from './builtins.js';
 import { delegateControllers } from './cgroups.js';
 import { AGENT_PORT_NAME, findPort, openPort } from './channel.js';
-import { Containers } from './containers.js';
+import { BUNDLES, Containers } from './containers.js';
 import { toStatus } from './errors.js';
 import { loadDriversOfDevices } from './kernel-modules.js';
 import { guestLogger, setDebug } from './log.js';
@@ -12,6 +12,7 @@ import { Reaper } from './reaper.js';
 import { hasWritableRootDisk } from './rootfs-disks.js';
 import { agentService, healthService } from './service.js';
 import { syscalls } from './syscalls.js';
+import { warmUpCreatePath } from './warm-up.js';
 
 /**
  * hull's guest agent. hull-init (PID 1) starts it once the guest is up; it serves the host
@@ -39,6 +40,11 @@ export async function startAgent(): Promise<void> {
   const server = new TtrpcServer(toStatus)
     .register(Health, healthService())
     .register(AgentService, agentService(containers, shutdown));
+  const warmStart = performance.now();
+  await warmUpCreatePath(BUNDLES).catch((err: unknown) => {
+    log.warn('warming up the create path failed', { error: (err as Error).message });
+  });
+  log.debug('create path warmed up', { ms: Math.round(performance.now() - warmStart) });
   await drivers;
   const port = await openPort(await findPort(AGENT_PORT_NAME));
   port.on('end', () => {

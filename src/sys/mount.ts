@@ -7,7 +7,7 @@ import { systemTool } from './system-tool.js';
 
 /**
  * Mounting behind an interface: Node has no mount(2), so the real implementation runs
- * util-linux's mount, and hull-share-mount where no symlink may be followed; tests of the logic
+ * util-linux's mount for filesystems, and hull-share-mount for a share's own mounts; tests of the logic
  * above it use a recording fake.
  */
 export interface Mounter {
@@ -110,13 +110,9 @@ export class HostMounter implements Mounter {
   }
 
   async makeSharedMountPoint(dir: string): Promise<void> {
-    await run(systemTool('mount'), ['--bind', dir, dir], {
+    await run(shareMountPath(), ['shared', dir], {
       errorCode: 'ERR_MOUNT',
-      purpose: `making ${dir} a mount point`,
-    });
-    await run(systemTool('mount'), ['--make-shared', dir], {
-      errorCode: 'ERR_MOUNT',
-      purpose: `sharing mounts under ${dir}`,
+      purpose: `making ${dir} a shared mount point`,
     });
   }
 

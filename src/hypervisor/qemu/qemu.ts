@@ -130,6 +130,7 @@ async function jailPlan(
   paths: QemuPaths & { jailRoot: string; migrationSocket: string },
   binary: string,
   cgroup: VmmCgroup,
+  vmmUser: Promise<number>,
 ): Promise<JailPlan> {
   await mkdir(paths.jailRoot, { mode: 0o700 });
   await writeFile(paths.consoleLog, '', { mode: 0o600 });
@@ -142,8 +143,7 @@ async function jailPlan(
     // A fork's writable disk is an overlay: QEMU reads its backing file by the path it names.
     config.rootfsDisks?.backing,
   ].filter((p): p is string => p !== undefined);
-  const system = await systemPaths(binary);
-  const uid = await vmmUserFor(config.id);
+  const [system, uid] = await Promise.all([systemPaths(binary), vmmUser]);
   // QEMU makes the debug console's socket in a directory of its own, which it alone may write.
   const debugDir = config.debugConsole && dirname(config.debugConsole);
   if (debugDir) {
@@ -377,6 +377,11 @@ export class QemuHypervisor implements Hypervisor {
         config.template?.role === 'clone',
       ),
     };
+    // The VMM's user is found by reading every process's status (vmmUserFor): begun now, it
+    // overlaps the cgroup's and the sockets' set-up instead of following them on the start's
+    // path.
+    const vmmUser = vmmUserFor(config.id);
+    vmmUser.catch(() => {});
     const cgroup = await VmmCgroup.create(place.path, place.limits);
     const owner = config.hostCgroup?.owner;
     let listeners: [Server, Server] | undefined;
@@ -386,7 +391,7 @@ export class QemuHypervisor implements Hypervisor {
       if (owner) await cgroup.join(owner);
       listeners = await Promise.all([listen(paths.agentSocket), listen(paths.qmpSocket)]);
       migrationListener = await listen(paths.migrationSocket);
-      plan = await jailPlan(config, paths, binary, cgroup);
+      plan = await jailPlan(config, paths, binary, cgroup, vmmUser);
     } catch (err) {
       listeners?.forEach(stopListening);
       if (migrationListener) stopListening(migrationListener);
