@@ -1,6 +1,7 @@
 import { writeSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { defaultSpec } from '../../src/oci/default-spec.js';
 import type { Spec } from '../../src/oci/spec.js';
 import { crunArgs } from './crun.js';
 import { mayAdministerNetwork } from './kernel-modules.js';
@@ -58,36 +59,16 @@ async function pipeRoundTrip(): Promise<void> {
   }
 }
 
-/** A container configuration of the shape the host sends (runc's default spec). */
+/**
+ * A container configuration of the shape the host sends: runc's default spec, with a bind
+ * mount as most containers have.
+ */
 function sampleSpec(): Spec {
-  return {
-    ociVersion: '1.0.2',
-    process: {
-      terminal: false,
-      user: { uid: 0, gid: 0 },
-      args: ['sh'],
-      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm'],
-      cwd: '/',
-      capabilities: {
-        bounding: ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'],
-        effective: ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'],
-        permitted: ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'],
-      },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
-      noNewPrivileges: true,
-    },
-    root: { path: 'rootfs', readonly: true },
-    hostname: 'warm-up',
-    mounts: [
-      { destination: '/data', type: 'bind', source: '/data', options: ['rbind', 'ro'] },
-      { destination: '/proc', type: 'proc', source: 'proc' },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755'] },
-    ],
-    linux: {
-      resources: { devices: [{ allow: false, access: 'rwm' }] },
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
-      maskedPaths: ['/proc/kcore'],
-      readonlyPaths: ['/proc/sys'],
-    },
-  } as Spec;
+  const spec = defaultSpec(['sh'], { terminal: false });
+  spec.hostname = 'warm-up';
+  spec.mounts = [
+    { destination: '/data', type: 'bind', source: '/data', options: ['rbind', 'ro'] },
+    ...(spec.mounts ?? []),
+  ];
+  return spec;
 }
