@@ -160,6 +160,9 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
     await waitFor(async () => (await processesMentioning(containerd.socket)).length === 0);
     await ctr('task', 'rm', 'sk1');
     assert.equal((await ctr('containers', 'rm', 'sk1')).code, 0);
+    // The wait above can pass before containerd has started its clean-up's `delete` at all;
+    // that one then ends on its own, soon after.
+    await waitFor(async () => (await processesMentioning(containerd.socket)).length === 0);
     for (const dir of [
       '/sys/fs/cgroup/hull/sk1',
       '/sys/fs/cgroup/memory/hull/sk1',
