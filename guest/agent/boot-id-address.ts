@@ -44,6 +44,11 @@ let cached: Promise<bigint> | undefined;
 export function bootIdAddress(): Promise<bigint> {
   cached ??= Promise.all([readFile('/proc/kallsyms', 'utf8'), readFile('/proc/iomem', 'utf8')])
     .then(([kallsyms, iomem]) => bootIdAddressOf(kallsyms, iomem) ?? 0n)
-    .catch(() => 0n);
+    .catch(() => {
+      // A read that failed (memory pressure, say) is asked again next time; a kernel without
+      // the symbols answers 0 for good.
+      cached = undefined;
+      return 0n;
+    });
   return cached;
 }

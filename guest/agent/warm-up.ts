@@ -33,7 +33,8 @@ export async function warmUpCreatePath(scratchDir: string): Promise<void> {
   encodeSpawnRequest('r0', ['PATH=/usr/bin'], ['--plain', '/usr/bin/crun', ...crunArgs(['run'], 'log')]);
   parseSpawnReport('1');
   clock.lap('spec');
-  // Container IDs never start with a dot: no container's bundle is this one.
+  // Done and removed before the agent takes its first request, so no container's bundle (even
+  // one named .warm-up) meets it.
   const dir = join(scratchDir, '.warm-up');
   try {
     await mkdir(dir, { recursive: true });

@@ -61,6 +61,9 @@ const CLONE_FIRST_STREAM_ID = 2 ** 24 + 1;
  * The host's client of the guest agent. Callers use hull's own types; generated protobuf types
  * stop here. Wire errors become HullErrors in one place (toHullError).
  */
+/** How long a guest may take to say where its boot id is (it reads kallsyms once: ~0.3 s, TCG). */
+const BOOT_ID_ANSWER_MS = 10_000;
+
 export class AgentClient {
   private readonly rpc: TtrpcClient;
 
@@ -114,10 +117,16 @@ export class AgentClient {
   /**
    * Where the guest says its kernel keeps its boot id (guest-physical), for a save whose copies
    * must make their own (see hypervisor/qemu/boot-id.ts); undefined when it cannot tell (an
-   * agent older than protocol 1.9 answers 0). Bounded, but still the guest's word.
+   * agent older than protocol 1.9 answers 0). Bounded, but still the guest's word; a guest
+   * that has not said within BOOT_ID_ANSWER_MS fails the call.
    */
   async bootIdAddress(signal: AbortSignal): Promise<bigint | undefined> {
-    const info = await callMapped(this.rpc, Health.method.check, { withBootIdAddress: true }, signal);
+    const info = await callMapped(
+      this.rpc,
+      Health.method.check,
+      { withBootIdAddress: true },
+      withTimeout(signal, BOOT_ID_ANSWER_MS),
+    );
     return checkedBootIdAddress(info.bootIdAddress);
   }
 

@@ -14,9 +14,6 @@ import { openCheckedState, readStateRecord, type SavedStateRecord, saveVmState }
 
 const log = logger('snapshot');
 
-/** How long a guest may take to say where its boot id is (it reads kallsyms once: ~0.3 s, TCG). */
-const BOOT_ID_ANSWER_MS = 10_000;
-
 /** A snapshot's frozen copy of its VM's writable disk, beside its state. */
 export function snapshotDiskPath(dir: string): string {
   return join(dir, 'disk.raw');
@@ -78,16 +75,14 @@ export async function saveRunningVm(
   // resumed, is the same sandbox and keeps its. A guest that cannot say (or stalls: the save
   // goes on without it) gives copies that keep a boot id it had read.
   const bootIdAddress = options.resume
-    ? await target.agent
-        .bootIdAddress(AbortSignal.any([signal, AbortSignal.timeout(BOOT_ID_ANSWER_MS)]))
-        .catch((err: unknown) => {
-          signal.throwIfAborted();
-          log.warn(
-            { err: messageOf(err) },
-            "the guest did not say where its boot id is: its copies keep the parent's",
-          );
-          return undefined;
-        })
+    ? await target.agent.bootIdAddress(signal).catch((err: unknown) => {
+        signal.throwIfAborted();
+        log.warn(
+          { err: messageOf(err) },
+          "the guest did not say where its boot id is: its copies keep the parent's",
+        );
+        return undefined;
+      })
     : undefined;
   return saveVmState(
     target.vm,

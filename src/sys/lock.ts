@@ -30,7 +30,7 @@ export async function withLock<T>(dir: string, signal: AbortSignal, fn: () => Pr
       if (signal.aborted) {
         throw new HullError(
           'ERR_STATE',
-          `another command on this container (pid ${holder?.pid}) did not finish in time`,
+          `another hull command working on ${dir} (pid ${holder?.pid}) did not finish in time`,
         );
       }
       await sleep(20, signal).catch(() => {});

@@ -97,6 +97,11 @@ export async function buildTemplate(build: TemplateBuild): Promise<TemplateRecor
           },
         );
       }
+      // Where the guest's kernel keeps its boot id is asked now, so that every clone's agent has
+      // it at hand when a running clone is saved for copies (a fork, a snapshot): reading the
+      // kernel's symbols takes the guest a few hundred ms under emulation, paid once here
+      // rather than in each fork. A guest that cannot say is asked again at each save.
+      await agent?.bootIdAddress(signal).catch(() => undefined);
       await vm.saveTemplate(signal);
       agent?.close();
     } finally {

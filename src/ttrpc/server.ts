@@ -13,6 +13,9 @@ import { type Request, RequestSchema, ResponseSchema } from '../gen/ttrpc/ttrpc_
 import { encodeFrame, FrameDecoder, FrameType } from './frame.js';
 import { Code, TtrpcError } from './status.js';
 
+/** The longest delay a Node timer keeps (2^31-1 ms). */
+const MAX_TIMER_MS = 2n ** 31n - 1n;
+
 export interface CallContext {
   service: string;
   method: string;
@@ -192,7 +195,12 @@ export class TtrpcServer {
     if (!handler) {
       throw new TtrpcError(Code.UNIMPLEMENTED, `${request.service}/${request.method} is not implemented`);
     }
-    const timeoutMs = request.timeoutNano > 0n ? Number(request.timeoutNano / 1_000_000n) : undefined;
+    // A timer holds at most 2^31-1 ms (about 24 days; Node fires a longer one at once): a
+    // longer timeout is as good as none.
+    const timeoutMs =
+      request.timeoutNano > 0n && request.timeoutNano / 1_000_000n <= MAX_TIMER_MS
+        ? Number(request.timeoutNano / 1_000_000n)
+        : undefined;
     const call = callSignal(connectionSignal, timeoutMs);
     const ctx: CallContext = {
       service: request.service,

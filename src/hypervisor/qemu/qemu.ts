@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HullError, isHullError } from '../../errors.js';
+import { HullError, isHullError, messageOf } from '../../errors.js';
 import { logger } from '../../log.js';
 import { type CgroupLimits, VmmCgroup } from '../../sys/cgroup.js';
 import { run } from '../../sys/exec.js';
@@ -246,7 +246,16 @@ async function resumeClone(
   let bootIdDone = false;
   for (;;) {
     const { status } = await qmp.execute<{ status: string }>('query-status', undefined, signal);
-    if (status === 'running') return;
+    if (status === 'running') {
+      // A copy that came up running has run with its parent's boot id: never let it pass.
+      if (options.resume && config.template?.freshBootId && !bootIdDone) {
+        throw new HullError(
+          'ERR_BOOT_ID',
+          'the copy ran before its boot id could be made new (it was saved running)',
+        );
+      }
+      return;
+    }
     if (status === 'paused' || status === 'postmigrate') {
       if (!options.resume) return;
       // A clone's writable disk is its own size, not its template's placeholder's.
@@ -259,8 +268,19 @@ async function resumeClone(
       if (freshBootId && !bootIdDone) {
         const address = await freshBootId(signal);
         if (address !== undefined) {
-          await forgetBootId(qmp, options.vmm, address, signal);
-          markHost('boot-id-forgotten');
+          try {
+            await forgetBootId(qmp, options.vmm, address, signal);
+            markHost('boot-id-forgotten');
+          } catch (err) {
+            signal.throwIfAborted();
+            // A host where root may not write QEMU's memory (Yama's ptrace_scope 3), or a
+            // guest that named an address outside its RAM: the copy runs on with the boot id
+            // it was saved with, as when the guest cannot say where it is.
+            logger('qemu').warn(
+              { err: messageOf(err) },
+              "ERR_BOOT_ID: the copy's boot id could not be made new; it keeps its parent's",
+            );
+          }
         }
         bootIdDone = true;
       }
