@@ -18,6 +18,7 @@ import { parseCpuHelp, parseCpuPropertyHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmLibraryDir, vmmUserFor } from '../jail/jail.js';
 import { watchShareServer } from '../jail/share-server.js';
+import { vmmLibrariesUsable } from '../jail/vmm-libs-check.js';
 import { forgetBootId, type VmmProcess } from './boot-id.js';
 import {
   DEFAULT_TCG_CACHE_MIB,
@@ -131,6 +132,7 @@ async function jailPlan(
   binary: string,
   cgroup: VmmCgroup,
   vmmUser: Promise<number>,
+  signal: AbortSignal,
 ): Promise<JailPlan> {
   await mkdir(paths.jailRoot, { mode: 0o700 });
   await writeFile(paths.consoleLog, '', { mode: 0o600 });
@@ -143,7 +145,12 @@ async function jailPlan(
     // A fork's writable disk is an overlay: QEMU reads its backing file by the path it names.
     config.rootfsDisks?.backing,
   ].filter((p): p is string => p !== undefined);
-  const [system, uid] = await Promise.all([systemPaths(binary), vmmUser]);
+  const libraryDir = vmmLibraryDir();
+  const [system, uid, librariesUsable] = await Promise.all([
+    systemPaths(binary),
+    vmmUser,
+    vmmLibrariesUsable(binary, libraryDir, signal),
+  ]);
   // QEMU makes the debug console's socket in a directory of its own, which it alone may write.
   const debugDir = config.debugConsole && dirname(config.debugConsole);
   if (debugDir) {
@@ -188,7 +195,8 @@ async function jailPlan(
     // holds 2 MiB less: the ACPI tables block (one page written) is one page, not 2 MiB.
     hugePages:
       config.accel === 'kvm' && (config.template === undefined || config.template.role === 'restore'),
-    libraryPath: vmmLibraryDir(),
+    // Only where this QEMU starts with them (vmm-libs-check.ts): else no VM would start at all.
+    libraryPath: librariesUsable ? libraryDir : undefined,
     taps: config.network && {
       netns: config.network.netns,
       // QEMU saves whether a card's tap had virtio-net headers, and refuses to load a state
@@ -411,7 +419,7 @@ export class QemuHypervisor implements Hypervisor {
       if (owner) await cgroup.join(owner);
       listeners = await Promise.all([listen(paths.agentSocket), listen(paths.qmpSocket)]);
       migrationListener = await listen(paths.migrationSocket);
-      plan = await jailPlan(config, paths, binary, cgroup, vmmUser);
+      plan = await jailPlan(config, paths, binary, cgroup, vmmUser, signal);
     } catch (err) {
       listeners?.forEach(stopListening);
       if (migrationListener) stopListening(migrationListener);
