@@ -101,8 +101,13 @@ function warnUnusable(binary: string, libraryDir: string, reason: string): void 
   );
 }
 
-async function check(binary: string, libraryDir: string, cacheFile: string, signal: AbortSignal) {
-  const key = await identity(binary, libraryDir);
+async function check(
+  binary: string,
+  libraryDir: string,
+  key: string,
+  cacheFile: string,
+  signal: AbortSignal,
+): Promise<boolean> {
   const cached = (await readCache(cacheFile))[key];
   if (cached === false) warnUnusable(binary, libraryDir, `found earlier, recorded in ${cacheFile}`);
   if (cached !== undefined) return cached;
@@ -132,10 +137,11 @@ export async function vmmLibrariesUsable(
   signal: AbortSignal,
   cacheFile = vmmLibsCacheFile(),
 ): Promise<boolean> {
-  const key = `${cacheFile}\n${await identity(binary, libraryDir)}`;
+  const binaryKey = await identity(binary, libraryDir);
+  const key = `${cacheFile}\n${binaryKey}`;
   let answer = answers.get(key);
   if (!answer) {
-    answer = check(binary, libraryDir, cacheFile, signal);
+    answer = check(binary, libraryDir, binaryKey, cacheFile, signal);
     answers.set(key, answer);
     // An aborted check answers nothing: the next start checks again.
     answer.catch(() => answers.delete(key));
