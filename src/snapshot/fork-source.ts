@@ -4,6 +4,7 @@ import type { Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import { parseBootIdAddressText } from '../hypervisor/qemu/boot-id.js';
 import type { CloneSource } from '../template/clone.js';
 import type { TemplateRecord } from '../template/store.js';
+import { sleep } from '../util/deadline.js';
 import { forkSource, snapshotDiskPath, snapshotTemplate } from './saved-vm.js';
 import { readStateRecord } from './state-file.js';
 import { isStateStream, openStateStreamForReading } from './state-stream.js';
@@ -116,7 +117,6 @@ async function streamedRecord(dir: string, signal: AbortSignal) {
   for (;;) {
     const record = await readStateRecord(dir);
     if (record?.streamed) return record;
-    signal.throwIfAborted();
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10, signal);
   }
 }
