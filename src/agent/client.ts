@@ -4,7 +4,7 @@ import type { DescMethodUnary } from '@bufbuild/protobuf';
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { HullError, isHullError } from '../errors.js';
 import { AgentService, Health } from '../gen/hull/agent/v1/agent_pb.js';
-import { checkedBootIdAddress } from '../hypervisor/qemu/boot-id.js';
+import { checkedBootIdAddress } from '../hypervisor/boot-id-address.js';
 import { timedAgentRequest } from '../metrics/agent-requests.js';
 import type { GuestNetwork } from '../network/guest-network.js';
 import type { Process, Spec } from '../oci/spec.js';

@@ -1,7 +1,7 @@
 import { chmod, rename } from 'node:fs/promises';
 import { HullError } from '../errors.js';
+import { parseBootIdAddressText } from '../hypervisor/boot-id-address.js';
 import type { Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
-import { parseBootIdAddressText } from '../hypervisor/qemu/boot-id.js';
 import type { CloneSource } from '../template/clone.js';
 import type { TemplateRecord } from '../template/store.js';
 import { sleep } from '../util/deadline.js';

@@ -1,32 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isHullError } from '../../errors.js';
-import { checkedBootIdAddress, parseBootIdAddressText, parseGpa2hva } from './boot-id.js';
-
-test('an address the guest reports is kept only if it can be guest-physical', () => {
-  assert.equal(checkedBootIdAddress(0x4095cf0n), 0x4095cf0n);
-  assert.equal(checkedBootIdAddress(0n), undefined, 'an older agent, or a kernel that cannot tell');
-  assert.equal(checkedBootIdAddress(2n ** 52n), undefined);
-  assert.equal(checkedBootIdAddress(2n ** 64n - 1n), undefined);
-  assert.equal(checkedBootIdAddress(-8n), undefined);
-});
-
-test('a recorded address is read back only in the form hull writes', () => {
-  assert.equal(parseBootIdAddressText('0x4095cf0'), 0x4095cf0n);
-  for (const bad of [
-    undefined,
-    123,
-    '',
-    '0x',
-    '4095cf0',
-    '0X4095CF0',
-    '0x4095cf0 ',
-    '0x-1',
-    '0x1'.padEnd(20, '0'),
-  ]) {
-    assert.equal(parseBootIdAddressText(bad), undefined, String(bad));
-  }
-});
+import { parseGpa2hva } from './boot-id.js';
 
 test("gpa2hva's answer is taken only for that address in the guest's RAM", () => {
   const gpa = 0x4095cf8n;

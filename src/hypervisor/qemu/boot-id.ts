@@ -12,36 +12,19 @@ import type { QmpClient } from './qmp.js';
  * RAM: its kernel makes a new boot id at its next read, drawn from the RNG CreateSandbox has
  * reseeded by then. A sandbox resumed from a pause is the same sandbox and keeps its own.
  *
- * The address comes from the guest, which may be hostile: it is bounded here, QEMU's gpa2hva
- * maps it only if it is in guest RAM (answer parsed strictly and checked to be the RAM
- * backend's), and the one byte written is in that QEMU's mapping of this guest's own RAM.
+ * The address comes from the guest, which may be hostile: it is bounded where the host takes
+ * it (hypervisor/boot-id-address.ts), QEMU's gpa2hva maps it only if it is in guest RAM (answer
+ * parsed strictly and checked to be the RAM backend's), and the one byte written is in that
+ * QEMU's mapping of this guest's own RAM.
  */
 
 /** The byte of the uuid the kernel tests: 0 means "not made yet". */
 const UNREAD_BYTE = 8n;
-/** Physical addresses are under 2^52 on x86-64 and arm64. */
-const MAX_GUEST_PHYSICAL = 2n ** 52n;
 /**
  * QEMU's mappings are under 2^47 (the kernel maps above it only when asked, even with 5-level
  * paging); beyond 2^53 a file position is no longer an exact number (Node ignores bigint ones).
  */
 const MAX_HOST_VIRTUAL = 2n ** 53n;
-
-/** The address a guest reported, as hull keeps it; undefined if it gave none (0) or nonsense. */
-export function checkedBootIdAddress(reported: bigint): bigint | undefined {
-  return reported > 0n && reported + 16n <= MAX_GUEST_PHYSICAL ? reported : undefined;
-}
-
-/** How a saved state's record keeps it (JSON has no 64-bit integers). */
-export function bootIdAddressText(address: bigint): string {
-  return `0x${address.toString(16)}`;
-}
-
-/** A recorded address read back: the record is the host's, its value still the guest's. */
-export function parseBootIdAddressText(text: unknown): bigint | undefined {
-  if (typeof text !== 'string' || !/^0x[0-9a-f]{1,13}$/.test(text)) return undefined;
-  return checkedBootIdAddress(BigInt(text));
-}
 
 /**
  * The host address QEMU's `gpa2hva` says guest address `gpa` is at, refusing any answer but
