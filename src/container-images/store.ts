@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import { logger } from '../log.js';
 import { containerImagesDir } from '../paths.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import { run } from '../sys/exec.js';
 import { withLock } from '../sys/lock.js';
 import { withTimeout } from '../util/deadline.js';
@@ -187,9 +188,7 @@ export class ContainerImageStore {
   }
 
   private async writeReferences(references: Record<string, string>): Promise<void> {
-    const path = join(this.dir, 'references.json');
-    await writeFile(`${path}.tmp`, `${JSON.stringify(references, null, 2)}\n`);
-    await rename(`${path}.tmp`, path);
+    await writeFileAtomic(join(this.dir, 'references.json'), `${JSON.stringify(references, null, 2)}\n`);
   }
 
   private async locked<T>(fn: () => Promise<T>): Promise<T> {

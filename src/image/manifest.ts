@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import type { Arch } from '../hypervisor/arch.js';
 import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
 import { agentBundlePath, imagesDir } from '../paths.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 
 /** What a built guest image is made of; written beside its files and read at every start. */
 export interface ImageManifest {
@@ -57,9 +58,7 @@ function currentPointer(arch: Arch): string {
 }
 
 export async function markCurrent(hash: string, arch: Arch = 'x86_64'): Promise<void> {
-  const pointer = currentPointer(arch);
-  await writeFile(`${pointer}.tmp`, `${hash}\n`);
-  await rename(`${pointer}.tmp`, pointer);
+  await writeFileAtomic(currentPointer(arch), `${hash}\n`);
 }
 
 /**

@@ -1,6 +1,7 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { stateDir } from '../paths.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import { withLock } from '../sys/lock.js';
 
 /**
@@ -43,9 +44,8 @@ export async function countFailure(root: string, code: string, signal: AbortSign
       const kept = Object.entries(table.roots)
         .sort(([, a], [, b]) => b.updated.localeCompare(a.updated))
         .slice(0, MAX_ROOTS);
-      const temporary = join(dir, `failures.json.${process.pid}`);
-      await writeFile(temporary, `${JSON.stringify({ roots: Object.fromEntries(kept) })}\n`, { mode: 0o600 });
-      await rename(temporary, join(dir, 'failures.json'));
+      const text = `${JSON.stringify({ roots: Object.fromEntries(kept) })}\n`;
+      await writeFileAtomic(join(dir, 'failures.json'), text, { mode: 0o600 });
     });
   } catch {
     // The state directory may be read-only or missing for this user; the command's own error matters.

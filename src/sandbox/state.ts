@@ -1,6 +1,7 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import { isAlive, type ProcessIdentity } from '../sys/process-identity.js';
 
 /** The lifecycle of a container as the OCI runtime-spec defines it. */
@@ -63,9 +64,7 @@ export const STATE_FILE = 'state.json';
 
 /** Written to a temporary file and renamed: readers see the old state or the new one, whole. */
 export async function writeState(dir: string, state: ContainerState): Promise<void> {
-  const path = join(dir, STATE_FILE);
-  await writeFile(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
 }
 
 export async function readState(dir: string, id: string): Promise<ContainerState> {

@@ -1,5 +1,6 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import { sandboxDir } from './sandbox-records.js';
 
 /**
@@ -35,9 +36,9 @@ export async function writeCommandRecord(
 ): Promise<void> {
   const dir = commandsDir(root, sandboxId);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, `${record.commandId}.json`);
-  await writeFile(`${path}.tmp`, `${JSON.stringify(record)}\n`, { mode: 0o600 });
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(join(dir, `${record.commandId}.json`), `${JSON.stringify(record)}\n`, {
+    mode: 0o600,
+  });
 }
 
 export async function removeCommandRecord(root: string, sandboxId: string, commandId: string): Promise<void> {
@@ -54,7 +55,7 @@ export async function readCommandRecords(root: string, sandboxId: string): Promi
     try {
       records.push(JSON.parse(await readFile(join(dir, name), 'utf8')) as CommandRecord);
     } catch {
-      // Cut short while written (the .tmp is never read): nothing to follow.
+      // Cut short while written (the temporary file is never read): nothing to follow.
     }
   }
   return records;

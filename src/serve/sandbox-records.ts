@@ -1,6 +1,7 @@
-import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageProcessConfig } from '../container-images/store.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import type { SandboxInfo } from './api-types.js';
 import type { SandboxAddress } from './sandbox-address.js';
 
@@ -51,8 +52,7 @@ export function savedDir(root: string, id: string): string {
 
 export async function writeRecord(root: string, record: SandboxRecord): Promise<void> {
   const path = join(sandboxDir(root, record.sandboxId), RECORD_FILE);
-  await writeFile(`${path}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
 }
 
 export async function makeSandboxDir(root: string, id: string): Promise<string> {

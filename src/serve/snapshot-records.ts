@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageProcessConfig } from '../container-images/store.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import type { SnapshotInfo } from './api-types.js';
 import type { SandboxRecord } from './sandbox-records.js';
 
@@ -76,8 +77,7 @@ export async function makeSnapshotDir(root: string): Promise<{ id: string; dir: 
 
 export async function writeSnapshotRecord(root: string, record: SnapshotRecord): Promise<void> {
   const path = join(snapshotDir(root, record.snapshotId), RECORD_FILE);
-  await writeFile(`${path}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** Every snapshot under the root; a directory without a record (cut short) is `incomplete`. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
 import { asksRootOnDisks, ROOTFS_ANNOTATION } from '../oci/rootfs-annotations.js';
@@ -12,6 +12,7 @@ import {
   MIN_WRITABLE_DISK_MIB,
   type RootfsDisks,
 } from '../storage/rootfs-disks.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import { readRegularFile } from '../sys/regular-file.js';
 import { cloneOrSparseCopy, compactDisk, expandDisk, moveDisk, qemuImgOrFail } from './disks.js';
 import { requireRoomFor } from './state-file.js';
@@ -96,11 +97,7 @@ export async function completeCheckpoint(
     checkpointedAt: new Date().toISOString(),
     ...(options.frozen ? { frozen: true } : {}),
   };
-  const temporary = join(dir, `${RECORD_FILE}.new`);
-  // A new file (`wx`): never written through whatever was left at that name.
-  await rm(temporary, { force: true });
-  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-  await rename(temporary, join(dir, RECORD_FILE));
+  await writeFileAtomic(join(dir, RECORD_FILE), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
   return record;
 }
 

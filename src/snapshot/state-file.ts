@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { constants, createWriteStream } from 'node:fs';
-import { type FileHandle, open, rename, rm, statfs, writeFile } from 'node:fs/promises';
+import { type FileHandle, open, rename, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { HullError, messageOf } from '../errors.js';
 import type { Vm } from '../hypervisor/hypervisor.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import { readRegularFile } from '../sys/regular-file.js';
 import { isStateStream, stateStreamSink } from './state-stream.js';
 
@@ -192,13 +193,7 @@ async function streamVmState(
 }
 
 async function writeStateRecord(dir: string, record: SavedStateRecord): Promise<SavedStateRecord> {
-  // A new file (`wx`): never written through whatever was left at that name.
-  await rm(join(dir, `${RECORD_FILE}.new`), { force: true });
-  await writeFile(join(dir, `${RECORD_FILE}.new`), `${JSON.stringify(record, null, 2)}\n`, {
-    mode: 0o600,
-    flag: 'wx',
-  });
-  await rename(join(dir, `${RECORD_FILE}.new`), join(dir, RECORD_FILE));
+  await writeFileAtomic(join(dir, RECORD_FILE), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
   return record;
 }
 

@@ -1,6 +1,7 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stateDir } from '../paths.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import { type HeldMemory, heldMemoryBytes, heldMemoryPath, releaseHeldMemory } from './memory.js';
 
 /**
@@ -57,9 +58,7 @@ export async function readRecord(key: string): Promise<TemplateRecord | undefine
 
 /** Writes the record last, atomically: a template without one is not there. */
 export async function writeRecord(record: TemplateRecord): Promise<void> {
-  const temporary = `${recordFile(record.key)}.new`;
-  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-  await rename(temporary, recordFile(record.key));
+  await writeFileAtomic(recordFile(record.key), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** The template of `key` if it can be cloned now: recorded, and its memory still held. */

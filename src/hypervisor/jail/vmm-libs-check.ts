@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { logger } from '../../log.js';
 import { stateDir } from '../../paths.js';
+import { writeFileAtomic } from '../../sys/atomic-file.js';
 import { withTimeout } from '../../util/deadline.js';
 
 /**
@@ -62,12 +63,10 @@ async function writeCache(file: string, key: string, ok: boolean): Promise<void>
   const cache = await readCache(file);
   delete cache[key];
   const kept = Object.entries(cache).slice(-(MAX_CACHED - 1));
-  const temporary = `${file}.${process.pid}.tmp`;
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  await writeFile(temporary, `${JSON.stringify(Object.fromEntries([...kept, [key, ok]]))}\n`, {
+  await writeFileAtomic(file, `${JSON.stringify(Object.fromEntries([...kept, [key, ok]]))}\n`, {
     mode: 0o600,
   });
-  await rename(temporary, file);
 }
 
 /** Runs `binary --version` with the stand-ins; its exit code (null if killed) and stderr's tail. */
