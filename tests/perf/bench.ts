@@ -27,11 +27,11 @@
  * run, from its `hull run --trace`.
  *
  *   npm run bench [-- --runs N --rootfs-runs N --out FILE --part all|cli|start|network|memory|density|rootfs|serve|commands|saved|arm64]
+ *   (`--help` prints the options: tests/perf/bench-options.ts)
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 import { trivialBootCommandLine } from '../../src/hypervisor/qemu/command-line.js';
 import { QemuHypervisor } from '../../src/hypervisor/qemu/qemu.js';
 import { currentImage } from '../../src/image/manifest.js';
@@ -41,6 +41,7 @@ import type { TraceFile } from '../../src/trace/boot-trace.js';
 import { HULL } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { measureArm64, printArm64 } from './arm64.js';
+import { type BenchOptions, BenchUsageError, parseBenchOptions, USAGE } from './bench-options.js';
 import { measureCliStart } from './cli-start.js';
 import { measureDensity } from './density.js';
 import { measureIdleMemory, measureTemplatedIdleMemory } from './idle-memory.js';
@@ -50,31 +51,21 @@ import { measureSavedVms, printSavedVms } from './saved-vm.js';
 import { measureCommands, measureServe, printCommands, printServe } from './serve.js';
 import { timed } from './timed.js';
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '7' },
-    // The rootfs job takes minutes a run on the 9p share under TCG.
-    'rootfs-runs': { type: 'string', default: '1' },
-    out: { type: 'string', default: 'bench-results.json' },
-    part: { type: 'string', default: 'all' },
-  },
-});
-const runs = Number(values.runs);
-const PARTS = [
-  'all',
-  'cli',
-  'start',
-  'network',
-  'memory',
-  'density',
-  'rootfs',
-  'serve',
-  'commands',
-  'saved',
-  'arm64',
-];
-if (!PARTS.includes(values.part!)) {
-  throw new Error(`--part ${values.part}: use one of ${PARTS.join(', ')}`);
+const options = optionsOrExit(process.argv.slice(2));
+const runs = options.runs;
+
+/** The options, or a one-line usage error and exit status 2 before anything is measured. */
+function optionsOrExit(args: string[]): BenchOptions {
+  try {
+    const parsed = parseBenchOptions(args);
+    if (parsed !== 'help') return parsed;
+    console.log(USAGE);
+    process.exit(0);
+  } catch (err) {
+    if (!(err instanceof BenchUsageError)) throw err;
+    console.error(`bench: ${err.message}`);
+    process.exit(2);
+  }
 }
 
 /** (a), (b), (b') and (c) above, interleaved. */
@@ -208,7 +199,7 @@ function printNetwork(figures: NetworkFigures): void {
 
 const scratch = await mkdtemp(join(tmpdir(), 'hull-bench-'));
 try {
-  const part = (name: string) => values.part === 'all' || values.part === name;
+  const part = (name: string) => options.part === 'all' || options.part === name;
   const cli = part('cli') ? await measureCliStart(scratch) : undefined;
   if (cli) {
     console.log(
@@ -233,13 +224,13 @@ try {
   const arm64 = part('arm64') ? await measureArm64(scratch, runs) : undefined;
   if (arm64) printArm64(arm64, { floor: start?.medianMs.floor, pssMiB: idleMemory?.pssMiB.sandbox });
   const density =
-    values.part === 'density' || values.part === 'all' ? await measureDensity(scratch) : undefined;
+    options.part === 'density' || options.part === 'all' ? await measureDensity(scratch) : undefined;
   if (density) {
     console.log(
       `P4: ${density.started} idle cloned sandboxes started (stopped at ${density.limit}${density.stoppedBecause ? `: ${density.stoppedBecause}` : ''}); ${density.answered} answered \`hull exec true\` at the end; host memory available ${density.availableMiB.before} MiB before, ${density.availableMiB.after} MiB with them`,
     );
   }
-  const rootfs = part('rootfs') ? await measureRootfs(scratch, Number(values['rootfs-runs'])) : undefined;
+  const rootfs = part('rootfs') ? await measureRootfs(scratch, options.rootfsRuns) : undefined;
   if (rootfs) {
     const { medianMs: ms, ratios } = rootfs;
     console.log(
@@ -254,7 +245,7 @@ try {
   const serve = part('serve') ? await measureServe(scratch, runs) : undefined;
   if (serve) printServe(serve);
   // Only when asked: --part serve measures the same round trip among its figures.
-  const commands = values.part === 'commands' ? await measureCommands(scratch, runs) : undefined;
+  const commands = options.part === 'commands' ? await measureCommands(scratch, runs) : undefined;
   if (commands) printCommands(commands);
   const result = {
     cli,
@@ -269,8 +260,8 @@ try {
     commands,
     saved,
   };
-  await writeFile(resolve(values.out!), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`written to ${resolve(values.out!)}`);
+  await writeFile(options.out, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`written to ${options.out}`);
 } finally {
   await rm(scratch, { recursive: true, force: true });
 }
