@@ -20,7 +20,8 @@ export const POD_PINNED_NAMESPACES: ReadonlySet<string> = new Set(['ipc', 'uts']
 /**
  * Whether what a container's init leaves behind must be killed when it exits: unless the
  * container has a PID namespace of its own (whose end kills the rest), the processes it
- * started live on in the namespace it shares (a pod's), as containerd's runc shim decides.
+ * started live on in the namespace it shares (a pod's), outside any task, holding its output
+ * open and, once it is restarted, the ports and files it needs (shim/pod.ts killLeftovers).
  */
 export function killsAllOnExit(spec: Pick<Spec, 'linux'>): boolean {
   return !spec.linux?.namespaces?.some((ns) => ns.type === 'pid' && !ns.path);

@@ -510,9 +510,13 @@ export class ShimPod {
 
   /**
    * What a container's init left in a PID namespace it shares (the pod's) is killed once the
-   * init has exited, as containerd's runc shim does: nothing else would end them, and they hold
-   * the container's output open (nginx's workers outlive a killed master), so its copy would
-   * never reach end of stream and its exit would wait for the copy to give up.
+   * init has exited. Nothing else ends those processes until the task is deleted, which may be
+   * long after (a kubelet keeps an exited container for its logs): the container is reported
+   * stopped while they run on in the pod's VM, and a restarted container would find them
+   * still holding its ports and files. They also hold the container's output open (nginx's
+   * workers outlive a killed master), so the host's copy of it would never reach end of stream
+   * and the exit would wait for the copy to give up. A container with a PID namespace of its
+   * own needs none of this: the kernel kills the rest when its init ends (killsAllOnExit).
    */
   private async killLeftovers(container: TaskContainer): Promise<void> {
     await this.sandbox?.agent
