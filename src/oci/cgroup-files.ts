@@ -52,3 +52,46 @@ export function ioStat(text: string | undefined): IoStatEntry[] {
   }
   return entries;
 }
+
+/*
+ * cgroup v1's figures, which runc's stats and containerd's v1 Metrics both carry, made from the
+ * v2 files of the same meaning.
+ */
+
+const NS_PER_USEC = 1000n;
+
+/** cpu.stat's times and throttling as cgroup v1 reports them: times in nanoseconds. */
+export function cpuV1(text: string | undefined): {
+  usage: { total: bigint; kernel: bigint; user: bigint };
+  throttling: { periods: bigint; throttledPeriods: bigint; throttledTime: bigint };
+} {
+  const cpu = flatKeyed(text);
+  const get = (key: string) => cpu.get(key) ?? 0n;
+  return {
+    usage: {
+      total: get('usage_usec') * NS_PER_USEC,
+      kernel: get('system_usec') * NS_PER_USEC,
+      user: get('user_usec') * NS_PER_USEC,
+    },
+    throttling: {
+      periods: get('nr_periods'),
+      throttledPeriods: get('nr_throttled'),
+      throttledTime: get('throttled_usec') * NS_PER_USEC,
+    },
+  };
+}
+
+export interface BlkioEntryV1 {
+  major: bigint;
+  minor: bigint;
+  op: 'Read' | 'Write';
+  value: bigint;
+}
+
+/** io.stat as cgroup v1 blkio entries: per device, field `read` as its Read, `write` as its Write. */
+export function blkioV1(text: string | undefined, read: string, write: string): BlkioEntryV1[] {
+  return ioStat(text).flatMap(({ major, minor, fields }) => [
+    { major, minor, op: 'Read' as const, value: fields.get(read) ?? 0n },
+    { major, minor, op: 'Write' as const, value: fields.get(write) ?? 0n },
+  ]);
+}

@@ -1,4 +1,4 @@
-import { flatKeyed, ioStat, limit, single } from './cgroup-files.js';
+import { type BlkioEntryV1, blkioV1, cpuV1, flatKeyed, limit, single } from './cgroup-files.js';
 
 /**
  * A container's cgroup v2 files (read in the guest) as the `data` of runc's stats event, the
@@ -20,8 +20,8 @@ export interface RuncStats {
   };
   pids: { current: bigint; limit: bigint };
   blkio: {
-    ioServiceBytesRecursive: BlkioEntry[];
-    ioServicedRecursive: BlkioEntry[];
+    ioServiceBytesRecursive: BlkioEntryV1[];
+    ioServicedRecursive: BlkioEntryV1[];
   };
   hugetlb: Record<string, never>;
 }
@@ -33,40 +33,13 @@ interface MemoryEntry {
   failcnt: bigint;
 }
 
-interface BlkioEntry {
-  major: bigint;
-  minor: bigint;
-  op: 'Read' | 'Write';
-  value: bigint;
-}
-
-const NS_PER_US = 1000n;
-
 export function runcStats(files: Record<string, string>): RuncStats {
-  const cpu = flatKeyed(files['cpu.stat']);
   const memory = flatKeyed(files['memory.stat']);
   const events = flatKeyed(files['memory.events']);
   const get = (m: Map<string, bigint>, k: string) => m.get(k) ?? 0n;
-  const io = ioStat(files['io.stat']);
-  const byOp = (read: string, write: string) =>
-    io.flatMap(({ major, minor, fields }) => [
-      { major, minor, op: 'Read' as const, value: get(fields, read) },
-      { major, minor, op: 'Write' as const, value: get(fields, write) },
-    ]);
   const none = { limit: 0n, usage: 0n, max: 0n, failcnt: 0n };
   return {
-    cpu: {
-      usage: {
-        total: get(cpu, 'usage_usec') * NS_PER_US,
-        kernel: get(cpu, 'system_usec') * NS_PER_US,
-        user: get(cpu, 'user_usec') * NS_PER_US,
-      },
-      throttling: {
-        periods: get(cpu, 'nr_periods'),
-        throttledPeriods: get(cpu, 'nr_throttled'),
-        throttledTime: get(cpu, 'throttled_usec') * NS_PER_US,
-      },
-    },
+    cpu: cpuV1(files['cpu.stat']),
     memory: {
       cache: get(memory, 'file'),
       usage: {
@@ -86,7 +59,10 @@ export function runcStats(files: Record<string, string>): RuncStats {
       raw: Object.fromEntries(memory),
     },
     pids: { current: single(files['pids.current']), limit: limit(files['pids.max']) },
-    blkio: { ioServiceBytesRecursive: byOp('rbytes', 'wbytes'), ioServicedRecursive: byOp('rios', 'wios') },
+    blkio: {
+      ioServiceBytesRecursive: blkioV1(files['io.stat'], 'rbytes', 'wbytes'),
+      ioServicedRecursive: blkioV1(files['io.stat'], 'rios', 'wios'),
+    },
     hugetlb: {},
   };
 }

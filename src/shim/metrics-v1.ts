@@ -1,8 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { type Metrics, MetricsSchema } from '../gen/io/containerd/cgroups/v1/metrics_pb.js';
-import { flatKeyed, ioStat, limit, single } from '../oci/cgroup-files.js';
-
-const NS_PER_USEC = 1000n;
+import { blkioV1, cpuV1, flatKeyed, limit, single } from '../oci/cgroup-files.js';
 
 /**
  * A container's cgroup v2 files, read in the guest, as containerd's cgroup v1 Metrics: what
@@ -12,7 +10,6 @@ const NS_PER_USEC = 1000n;
  * Every sub-message CRI-O reads is present, zero where the guest gave nothing.
  */
 export function cgroupV1Metrics(files: Record<string, string>): Metrics {
-  const cpu = flatKeyed(files['cpu.stat']);
   const memory = flatKeyed(files['memory.stat']);
   const events = flatKeyed(files['memory.events']);
   const get = (m: Map<string, bigint>, k: string) => m.get(k) ?? 0n;
@@ -33,26 +30,9 @@ export function cgroupV1Metrics(files: Record<string, string>): Metrics {
     activeFile: get(memory, 'active_file'),
     unevictable: get(memory, 'unevictable'),
   };
-  const devices = ioStat(files['io.stat']);
-  const blkio = (read: string, write: string) =>
-    devices.flatMap(({ major, minor, fields }) => [
-      { op: 'Read', major, minor, value: fields.get(read) ?? 0n },
-      { op: 'Write', major, minor, value: fields.get(write) ?? 0n },
-    ]);
   return create(MetricsSchema, {
     pids: { current: single(files['pids.current']), limit: limit(files['pids.max']) },
-    cpu: {
-      usage: {
-        total: get(cpu, 'usage_usec') * NS_PER_USEC,
-        kernel: get(cpu, 'system_usec') * NS_PER_USEC,
-        user: get(cpu, 'user_usec') * NS_PER_USEC,
-      },
-      throttling: {
-        periods: get(cpu, 'nr_periods'),
-        throttledPeriods: get(cpu, 'nr_throttled'),
-        throttledTime: get(cpu, 'throttled_usec') * NS_PER_USEC,
-      },
-    },
+    cpu: cpuV1(files['cpu.stat']),
     memory: {
       ...pages,
       hierarchicalMemoryLimit: memoryLimit,
@@ -82,8 +62,8 @@ export function cgroupV1Metrics(files: Record<string, string>): Metrics {
     },
     memoryOomControl: { oomKill: get(events, 'oom_kill') },
     blkio: {
-      ioServiceBytesRecursive: blkio('rbytes', 'wbytes'),
-      ioServicedRecursive: blkio('rios', 'wios'),
+      ioServiceBytesRecursive: blkioV1(files['io.stat'], 'rbytes', 'wbytes'),
+      ioServicedRecursive: blkioV1(files['io.stat'], 'rios', 'wios'),
     },
   });
 }
