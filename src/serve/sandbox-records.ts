@@ -1,8 +1,9 @@
-import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageProcessConfig } from '../container-images/store.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
 import type { SandboxInfo } from './api-types.js';
+import { readRecordDirs, removeRecordDir } from './record-dirs.js';
 import type { SandboxAddress } from './sandbox-address.js';
 
 /**
@@ -70,24 +71,10 @@ export async function makeSandboxDir(root: string, id: string): Promise<string> 
 }
 
 /** Every record under the root; a directory without one (a create cut short) is `incomplete`. */
-export async function readRecords(root: string): Promise<{ records: SandboxRecord[]; incomplete: string[] }> {
-  const records: SandboxRecord[] = [];
-  const incomplete: string[] = [];
-  for (const name of await readdir(sandboxesDir(root)).catch(() => [] as string[])) {
-    if (!/^sb-[0-9a-f]{16}$/.test(name)) continue;
-    try {
-      records.push(JSON.parse(await readFile(join(sandboxDir(root, name), RECORD_FILE), 'utf8')));
-    } catch {
-      incomplete.push(name);
-    }
-  }
-  return { records, incomplete };
+export function readRecords(root: string): Promise<{ records: SandboxRecord[]; incomplete: string[] }> {
+  return readRecordDirs<SandboxRecord>(sandboxesDir(root), /^sb-[0-9a-f]{16}$/, RECORD_FILE);
 }
 
-export async function removeSandboxDir(root: string, id: string): Promise<void> {
-  await rm(sandboxDir(root, id), { recursive: true, force: true });
-  // The parents go with the last sandbox: a root with no sandbox holds nothing of serve.
-  for (const dir of [sandboxesDir(root), join(root, '@serve')]) {
-    await rmdir(dir).catch(() => {});
-  }
+export function removeSandboxDir(root: string, id: string): Promise<void> {
+  return removeRecordDir(sandboxDir(root, id));
 }

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageProcessConfig } from '../container-images/store.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
 import type { SnapshotInfo } from './api-types.js';
+import { readRecordDirs, removeRecordDir } from './record-dirs.js';
 import type { SandboxRecord } from './sandbox-records.js';
 
 /**
@@ -81,26 +82,12 @@ export async function writeSnapshotRecord(root: string, record: SnapshotRecord):
 }
 
 /** Every snapshot under the root; a directory without a record (cut short) is `incomplete`. */
-export async function readSnapshotRecords(
+export function readSnapshotRecords(
   root: string,
 ): Promise<{ records: SnapshotRecord[]; incomplete: string[] }> {
-  const records: SnapshotRecord[] = [];
-  const incomplete: string[] = [];
-  const pattern = new RegExp(SNAPSHOT_ID_PATTERN);
-  for (const name of await readdir(snapshotsDir(root)).catch(() => [] as string[])) {
-    if (!pattern.test(name)) continue;
-    try {
-      records.push(JSON.parse(await readFile(join(snapshotDir(root, name), RECORD_FILE), 'utf8')));
-    } catch {
-      incomplete.push(name);
-    }
-  }
-  return { records, incomplete };
+  return readRecordDirs<SnapshotRecord>(snapshotsDir(root), new RegExp(SNAPSHOT_ID_PATTERN), RECORD_FILE);
 }
 
-export async function removeSnapshotDir(root: string, id: string): Promise<void> {
-  await rm(snapshotDir(root, id), { recursive: true, force: true });
-  for (const dir of [snapshotsDir(root), join(root, '@serve')]) {
-    await rmdir(dir).catch(() => {});
-  }
+export function removeSnapshotDir(root: string, id: string): Promise<void> {
+  return removeRecordDir(snapshotDir(root, id));
 }
