@@ -13,24 +13,13 @@ const MAX_PATH = 4096;
 
 /** The configuration file the runtime's options name, if they name one. */
 export function runtimeConfigPath(options: Any | undefined): string | undefined {
-  if (!options || options.typeUrl.replace(/^.*\//, '') !== RUNTIME_OPTIONS_TYPE) return undefined;
-  const reader = new BinaryReader(options.value);
-  let path: string | undefined;
-  try {
-    while (reader.pos < reader.len) {
-      const [field, wireType] = reader.tag();
-      if (field === 2 && wireType === WireType.LengthDelimited) path = reader.string();
-      else reader.skip(wireType);
-    }
-  } catch (err) {
-    throw new HullError(
-      'ERR_CONFIG',
-      `the runtime options (${RUNTIME_OPTIONS_TYPE}) are not valid protobuf`,
-      {
-        cause: err,
-      },
-    );
-  }
+  const path = fieldOf(options, {
+    type: RUNTIME_OPTIONS_TYPE,
+    what: 'the runtime options',
+    field: 2,
+    wireType: WireType.LengthDelimited,
+    read: (reader) => reader.string(),
+  });
   if (!path) return undefined;
   if (!path.startsWith('/') || path.length > MAX_PATH || path.includes('\0')) {
     throw new HullError(
@@ -50,23 +39,46 @@ const CHECKPOINT_OPTIONS_TYPE = 'containerd.runc.v1.CheckpointOptions';
 
 /** Whether a Checkpoint's options ask the task to stop once it is checkpointed (runc's `--exit`). */
 export function checkpointExits(options: Any | undefined): boolean {
-  if (!options || options.typeUrl.replace(/^.*\//, '') !== CHECKPOINT_OPTIONS_TYPE) return false;
+  return (
+    fieldOf(options, {
+      type: CHECKPOINT_OPTIONS_TYPE,
+      what: 'the checkpoint options',
+      field: 1,
+      wireType: WireType.Varint,
+      read: (reader) => reader.bool(),
+    }) ?? false
+  );
+}
+
+/**
+ * The last value of one field of `options` if they are of `wanted.type` (a protobuf message in
+ * an Any, whose other fields are skipped); undefined for other options or none. What the
+ * caller sent is checked as protobuf: a message that is not one is refused in one line naming
+ * `wanted.what`.
+ */
+function fieldOf<T>(
+  options: Any | undefined,
+  wanted: {
+    type: string;
+    what: string;
+    field: number;
+    wireType: WireType;
+    read: (reader: BinaryReader) => T;
+  },
+): T | undefined {
+  if (!options || options.typeUrl.replace(/^.*\//, '') !== wanted.type) return undefined;
   const reader = new BinaryReader(options.value);
-  let exit = false;
+  let value: T | undefined;
   try {
     while (reader.pos < reader.len) {
       const [field, wireType] = reader.tag();
-      if (field === 1 && wireType === WireType.Varint) exit = reader.bool();
+      if (field === wanted.field && wireType === wanted.wireType) value = wanted.read(reader);
       else reader.skip(wireType);
     }
   } catch (err) {
-    throw new HullError(
-      'ERR_CONFIG',
-      `the checkpoint options (${CHECKPOINT_OPTIONS_TYPE}) are not valid protobuf`,
-      {
-        cause: err,
-      },
-    );
+    throw new HullError('ERR_CONFIG', `${wanted.what} (${wanted.type}) are not valid protobuf`, {
+      cause: err,
+    });
   }
-  return exit;
+  return value;
 }
