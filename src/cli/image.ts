@@ -6,7 +6,7 @@ import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
 import { buildImage, type KernelKind } from '../image/build.js';
 import { listImages } from '../image/manifest.js';
 import { agentSnapshotFor, vmTargetFor } from '../sandbox/runtime.js';
-import { formatTable } from './output-format.js';
+import { formatTable, listFormat } from './output-format.js';
 
 export function registerImage(program: Command): void {
   const image = program.command('image').description('build and inspect the guest image');
@@ -57,13 +57,11 @@ export function registerImage(program: Command): void {
     .description('list the built guest images, each with its architecture; * marks the current one of each')
     .option('-f, --format <format>', 'table or json', 'table')
     .action(async (options: { format: string }) => {
+      const format = listFormat(options.format);
       const images = await listImages();
-      if (options.format === 'json') {
+      if (format === 'json') {
         process.stdout.write(`${JSON.stringify(images)}\n`);
         return;
-      }
-      if (options.format !== 'table') {
-        throw new HullError('ERR_USAGE', `unknown format ${options.format}: use table or json`);
       }
       const rows = [['IMAGE', 'ARCH', 'KERNEL', 'BUILT', 'CURRENT']];
       for (const i of images) rows.push([i.hash, i.arch, i.kernel, i.builtAt, i.current ? '*' : '']);

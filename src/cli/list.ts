@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { HullError } from '../errors.js';
 import { ociState } from '../sandbox/state.js';
 import { listContainers } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
-import { formatTable } from './output-format.js';
+import { formatTable, listFormat } from './output-format.js';
 
 export function registerList(program: Command): void {
   program
@@ -13,13 +12,15 @@ export function registerList(program: Command): void {
     .option('-f, --format <format>', 'table or json', 'table')
     .option('-q, --quiet', 'print only the IDs')
     .action(async (options: { format: string; quiet?: boolean }, command: Command) => {
+      // With --quiet only the IDs are printed, whatever the format (as runc does).
+      const format = options.quiet ? undefined : listFormat(options.format);
       const states = await listContainers(command.optsWithGlobals<GlobalOptions>());
-      if (options.quiet) {
+      if (!format) {
         process.stdout.write(states.map((s) => `${s.id}\n`).join(''));
-      } else if (options.format === 'json') {
+      } else if (format === 'json') {
         const shown = states.map(ociState);
         process.stdout.write(`${JSON.stringify(shown)}\n`);
-      } else if (options.format === 'table') {
+      } else {
         const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER']];
         for (const s of states)
           rows.push([
@@ -31,8 +32,6 @@ export function registerList(program: Command): void {
             s.owner || 'root',
           ]);
         process.stdout.write(formatTable(rows));
-      } else {
-        throw new HullError('ERR_USAGE', `unknown format ${options.format}: use table or json`);
       }
     });
 }

@@ -10,6 +10,19 @@ export function outputFormat(value: string): OutputFormat {
   return value;
 }
 
+export type ListFormat = 'table' | 'json';
+
+/**
+ * The `--format` value of a listing verb (list, ps, image list, template list), or a one-line
+ * usage error: checked before the verb does any work.
+ */
+export function listFormat(value: string): ListFormat {
+  if (value !== 'table' && value !== 'json') {
+    throw new HullError('ERR_USAGE', `unknown format ${value}: use table or json`);
+  }
+  return value;
+}
+
 /** Rows as aligned columns, three spaces apart, one line each. */
 export function formatTable(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

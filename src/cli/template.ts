@@ -10,7 +10,7 @@ import {
 import { ensureTemplate } from '../template/clone.js';
 import { listTemplates, liveTemplate, removeTemplate } from '../template/store.js';
 import type { GlobalOptions } from './global-options.js';
-import { formatTable } from './output-format.js';
+import { formatTable, listFormat } from './output-format.js';
 
 function wholeNumber(value: string, what: string, min: number, max: number): number {
   const n = Number(value);
@@ -83,13 +83,11 @@ export function registerTemplate(program: Command): void {
     .description('list the templates, what they were made for, and the memory each holds')
     .option('-f, --format <format>', 'table or json', 'table')
     .action(async (options: { format: string }) => {
+      const format = listFormat(options.format);
       const templates = await listTemplates();
-      if (options.format === 'json') {
+      if (format === 'json') {
         process.stdout.write(`${JSON.stringify(templates)}\n`);
         return;
-      }
-      if (options.format !== 'table') {
-        throw new HullError('ERR_USAGE', `unknown format ${options.format}: use table or json`);
       }
       const rows = [['KEY', 'VCPUS', 'MEMORY', 'NICS', 'ACCEL', 'CPU', 'IMAGE', 'BUILT', 'HELD']];
       for (const t of templates) {
