@@ -80,8 +80,7 @@ async function findHostTools(): Promise<HostTools> {
 async function foreignTools(
   arch: Arch,
   host: HostTools,
-  refresh: boolean,
-  signal?: AbortSignal,
+  { refresh, signal }: { refresh: boolean; signal?: AbortSignal },
 ): Promise<{ tools: HostTools; sysroot: SysrootTools }> {
   const cache = join(stateDir(), 'cache');
   const sysroot = await guestSysroot(arch, cache, { refresh, signal });
@@ -138,7 +137,9 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
   const arch = options.arch ?? hostArch();
   const hostTools = await findHostTools();
   const foreign =
-    arch === hostArch() ? undefined : await foreignTools(arch, hostTools, options.force === true, signal);
+    arch === hostArch()
+      ? undefined
+      : await foreignTools(arch, hostTools, { refresh: options.force === true, signal });
   const tools = foreign?.tools ?? hostTools;
   const fragments = minimalKernelFragments(files.kernelConfigs, arch);
   let kernelSource: KernelSource | undefined;

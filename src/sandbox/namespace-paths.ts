@@ -18,10 +18,17 @@ export const NO_JOINABLE_NAMESPACES: ReadonlySet<string> = new Set();
  */
 export async function checkNamespacePaths(
   bundle: Bundle,
-  joinable: ReadonlySet<string>,
-  signal?: AbortSignal,
-  pinned: ReadonlySet<string> = NO_JOINABLE_NAMESPACES,
-  podPaths: ReadonlySet<string> = NO_JOINABLE_NAMESPACES,
+  {
+    joinable = NO_JOINABLE_NAMESPACES,
+    pinned = NO_JOINABLE_NAMESPACES,
+    podPaths = NO_JOINABLE_NAMESPACES,
+    signal,
+  }: {
+    joinable?: ReadonlySet<string>;
+    pinned?: ReadonlySet<string>;
+    podPaths?: ReadonlySet<string>;
+    signal?: AbortSignal;
+  },
 ): Promise<void> {
   const configPath = `${bundle.dir}/config.json`;
   for (const [index, ns] of (bundle.spec.linux?.namespaces ?? []).entries()) {

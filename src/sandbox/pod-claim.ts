@@ -7,7 +7,7 @@ import { isPinnedNamespace } from '../sys/namespaces.js';
 import { isAlive } from '../sys/process-identity.js';
 import type { Bundle } from './bundle.js';
 import { containerDir } from './container-id.js';
-import { checkNamespacePaths, NO_JOINABLE_NAMESPACES } from './namespace-paths.js';
+import { checkNamespacePaths } from './namespace-paths.js';
 import type { RuntimeSettings } from './runtime.js';
 import { effectiveState, monitorOf, readState } from './state.js';
 
@@ -76,13 +76,7 @@ export async function checkedPodOf(
   bundle: Bundle,
 ): Promise<PodPlacement | undefined> {
   const pod = await podOf(settings, bundle.spec);
-  await checkNamespacePaths(
-    bundle,
-    NO_JOINABLE_NAMESPACES,
-    undefined,
-    POD_PINNED_NAMESPACES,
-    pod?.memberPaths,
-  );
+  await checkNamespacePaths(bundle, { pinned: POD_PINNED_NAMESPACES, podPaths: pod?.memberPaths });
   return pod;
 }
 

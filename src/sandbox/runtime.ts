@@ -89,7 +89,12 @@ export async function accelFor(image: GuestImage, notice: (line: string) => void
   return decideAccel(
     {
       bootsUnderKvm: () =>
-        probeKvmBoot(image.kernel, image.initrd, image.manifest.kernel.deviceDiscovery, undefined, arch),
+        probeKvmBoot({
+          kernel: image.kernel,
+          initrd: image.initrd,
+          deviceDiscovery: image.manifest.kernel.deviceDiscovery,
+          arch,
+        }),
       // One decision per architecture: x86_64's file keeps its name.
       cacheFile: join(stateDir(), arch === 'x86_64' ? 'accel.json' : `accel-${arch}.json`),
       kernelId: image.manifest.hash,

@@ -138,12 +138,11 @@ export class ShimPod {
     try {
       let bundle = await loadBundle(request.bundle);
       const role = taskRole(request.id, bundle.spec);
-      await checkNamespacePaths(
-        bundle,
-        role.kind === 'container' ? POD_SHARED_NAMESPACES : NO_JOINABLE_NAMESPACES,
+      await checkNamespacePaths(bundle, {
+        joinable: role.kind === 'container' ? POD_SHARED_NAMESPACES : NO_JOINABLE_NAMESPACES,
+        pinned: role.kind === 'sandbox' ? POD_PINNED_NAMESPACES : NO_JOINABLE_NAMESPACES,
         signal,
-        role.kind === 'sandbox' ? POD_PINNED_NAMESPACES : NO_JOINABLE_NAMESPACES,
-      );
+      });
       if (role.kind !== 'single' && (request.checkpoint || asksRootOnDisks(bundle.spec.annotations))) {
         throw new HullError(
           'ERR_UNSUPPORTED',

@@ -10,13 +10,19 @@ import { trivialBootCommandLine } from './command-line.js';
  * deadline, KVM really runs this kernel; on a host where KVM only pretends (a paravirtual
  * nested hypervisor), the kernel hangs early and the deadline ends the probe.
  */
-export async function probeKvmBoot(
-  kernel: string,
-  initrd: string,
-  deviceDiscovery: DeviceDiscovery,
+export async function probeKvmBoot({
+  kernel,
+  initrd,
+  deviceDiscovery,
   timeoutMs = 15000,
-  arch: Arch = 'x86_64',
-): Promise<boolean> {
+  arch = 'x86_64',
+}: {
+  kernel: string;
+  initrd: string;
+  deviceDiscovery: DeviceDiscovery;
+  timeoutMs?: number;
+  arch?: Arch;
+}): Promise<boolean> {
   const binary = findSystemTool(archProfile(arch).qemuBinary);
   if (!binary) return false;
   const args = trivialBootCommandLine({
