@@ -215,13 +215,12 @@ export async function placeCheckpointDisks(
   // Copied first, then checked: the bytes hashed are the ones the VM gets, whatever becomes of
   // the checkpoint's file meanwhile.
   await cloneOrSparseCopy(image, paths.image, signal);
-  await requireSaved(
-    paths.image,
-    record.imageBytes,
-    record.imageSha256,
-    `the image disk of the checkpoint in ${dir}`,
+  await requireSaved(paths.image, {
+    bytes: record.imageBytes,
+    sha256: record.imageSha256,
+    what: `the image disk of the checkpoint in ${dir}`,
     signal,
-  );
+  });
   await truncate(paths.image, IMAGE_DISK_BYTES);
   // Read by the VMM, a user of its own, through a bind mount of the file (see rootfs-disks.ts).
   await chmod(paths.image, 0o644);
@@ -234,13 +233,12 @@ export async function placeCheckpointDisks(
   // the one saved is expanded, from a copy checked against its hash.
   const copy = join(paths.dir, WRITABLE_FILE);
   await cloneOrSparseCopy(writable, copy, signal);
-  await requireSaved(
-    copy,
-    writableInfo.size,
-    record.writableSha256,
-    `the writable disk of the checkpoint in ${dir}`,
+  await requireSaved(copy, {
+    bytes: writableInfo.size,
+    sha256: record.writableSha256,
+    what: `the writable disk of the checkpoint in ${dir}`,
     signal,
-  );
+  });
   await expandDisk(copy, paths.writable, record.writableBytes, signal).catch((err: unknown) => {
     throw new HullError('ERR_SAVED_STATE', `${messageOf(err)}; the checkpoint in ${dir} is left as it is`, {
       cause: err,
@@ -263,14 +261,15 @@ export async function placeCheckpointDisks(
   return disks;
 }
 
-/** Refuses a disk copy that is not `bytes` long with the SHA-256 recorded at checkpoint. */
+/**
+ * Refuses a disk copy that is not `saved.bytes` long with the SHA-256 recorded at checkpoint;
+ * the refusal names the copy as `saved.what`.
+ */
 async function requireSaved(
   copy: string,
-  bytes: number,
-  sha256: string,
-  what: string,
-  signal: AbortSignal,
+  saved: { bytes: number; sha256: string; what: string; signal: AbortSignal },
 ): Promise<void> {
+  const { bytes, sha256, what, signal } = saved;
   const { size } = await lstat(copy);
   if (size !== bytes || (await sha256Of(copy, signal)) !== sha256) {
     throw new HullError(
