@@ -46,11 +46,10 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
   }
   const metrics = new OwnerMetrics(podId, 'shim');
 
-  let stopping = false;
-  const stop = (reason: string) => {
-    if (stopping) return;
-    stopping = true;
-    void (async () => {
+  // Stops the VM and removes every trace of the shim; what is left is the exit.
+  let stopped: Promise<void> | undefined;
+  const stop = (reason: string): Promise<void> => {
+    stopped ??= (async () => {
       log.info({ reason }, 'shim stopping');
       server.close();
       await pod.destroy().catch((err: unknown) => log.error({ err: messageOf(err) }, 'stopping the VM'));
@@ -62,16 +61,26 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
         log.error({ err: messageOf(err) }, 'removing the shim directory'),
       );
       await removeShimsDirIfEmpty(dir);
-      sink?.close();
-      process.exit(0);
+      log.info({ reason }, 'shim stopped');
     })();
+    return stopped;
+  };
+  const exit = () => {
+    sink?.close();
+    process.exit(0);
   };
 
   const service = taskService(
     pod,
-    (now) => {
+    async (now) => {
       // containerd asks after each task's delete; the pod's shim stays while tasks remain.
-      if (now || pod.isEmpty) setImmediate(() => stop(now ? 'shutdown now' : 'no task left'));
+      if (!now && !pod.isEmpty) return;
+      // Stopped before the answer, exited right after it: containerd returns the client's
+      // Delete once Shutdown has answered (or failed, after its 3 s), and a shim still tearing
+      // its VM down then would outlive the task it served. The exit waits for the answer's
+      // write, which is issued before the next turn of the event loop.
+      await stop(now ? 'shutdown now' : 'no task left');
+      setImmediate(exit);
     },
     metricsFormFor(flags),
   );
@@ -109,7 +118,7 @@ export async function serveShim(flags: ShimFlags, podId: string): Promise<void> 
     await rm(dir, { recursive: true, force: true }).catch(() => {});
     process.exit(1);
   }
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(signal));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(signal).then(exit));
   process.on('SIGPIPE', () => {});
   log.info({ socket: socketPath, pod: podId }, 'shim serving');
   // `start` waits for this line on fd 3 (spawnDetachedHelper).

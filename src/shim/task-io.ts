@@ -7,6 +7,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { HullError } from '../errors.js';
 import type { HostStdio } from '../sandbox/attached-process.js';
 import { raceSignal } from '../util/deadline.js';
+import { fifosDrained } from './fifo-drain.js';
 
 /** How long input may still arrive after CloseIO before the process's stdin is closed. */
 const INPUT_GRACE_MS = 1000;
@@ -71,6 +72,11 @@ export interface OpenedIo {
    * on, then the stream ends and the process's stdin is closed.
    */
   endInput?: () => void;
+  /**
+   * Resolves once the client has read all that is still in the output FIFOs (bounded, see
+   * fifosDrained), or the IO is closed: a process's exit is reported after it.
+   */
+  outputRead(): Promise<void>;
   close(): void;
 }
 
@@ -85,12 +91,26 @@ export async function openTaskIo(
   signal: AbortSignal,
 ): Promise<OpenedIo> {
   const opened: (Readable | Writable)[] = [];
+  const fifos: OutputFifo[] = [];
+  const closing = new AbortController();
   const stdio: HostStdio = {};
   let endInput: (() => void) | undefined;
   let closeInput: (() => void) | undefined;
   const close = () => {
+    closing.abort();
     closeInput?.();
     for (const stream of opened) stream.destroy();
+  };
+  const outputRead = () =>
+    fifosDrained(
+      fifos.filter((f) => !f.socket.destroyed && f.socket.bytesWritten > 0).map((f) => f.fd),
+      closing.signal,
+    );
+  const openOutput = async (target: { kind: 'fifo' | 'file'; path: string }): Promise<Writable> => {
+    if (target.kind === 'file') return openOutputFile(target.path);
+    const fifo = openOutputFifo(target.path);
+    fifos.push(fifo);
+    return fifo.socket;
   };
   try {
     const stdin = parseIoTarget(io.stdin);
@@ -117,7 +137,7 @@ export async function openTaskIo(
           ? stdio.stdout
           : track(opened, await openOutput(stderr));
     }
-    return { stdio, endInput, close };
+    return { stdio, endInput, outputRead, close };
   } catch (err) {
     close();
     throw err;
@@ -130,14 +150,20 @@ function track<T extends Readable | Writable>(list: (Readable | Writable)[], str
   return stream;
 }
 
-function openOutputFifo(path: string): Socket {
+/** An output FIFO's write end: the stream, and its fd for asking how much is unread. */
+interface OutputFifo {
+  socket: Socket;
+  fd: number;
+}
+
+function openOutputFifo(path: string): OutputFifo {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
   } catch (err) {
     throw new HullError('ERR_CONFIG', `cannot open the stdio FIFO ${path}: ${(err as Error).message}`);
   }
-  return new Socket({ fd, readable: false, writable: true });
+  return { socket: new Socket({ fd, readable: false, writable: true }), fd };
 }
 
 /**
@@ -182,14 +208,13 @@ function openInputFifo(path: string): { stream: PassThrough; end: () => void; cl
   };
 }
 
-async function openOutput(target: { kind: 'fifo' | 'file'; path: string }): Promise<Writable> {
-  if (target.kind === 'fifo') return openOutputFifo(target.path);
-  await mkdir(dirname(target.path), { recursive: true });
-  const file = createWriteStream(target.path, { flags: 'a' });
+async function openOutputFile(path: string): Promise<Writable> {
+  await mkdir(dirname(path), { recursive: true });
+  const file = createWriteStream(path, { flags: 'a' });
   await new Promise<void>((resolve, reject) => {
     file.once('open', () => resolve());
     file.once('error', (err) =>
-      reject(new HullError('ERR_CONFIG', `cannot open the log file ${target.path}: ${err.message}`)),
+      reject(new HullError('ERR_CONFIG', `cannot open the log file ${path}: ${err.message}`)),
     );
   });
   return file;

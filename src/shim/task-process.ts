@@ -54,6 +54,9 @@ export class TaskProcess {
     this.attached = new AttachedProcess(sandbox.agent, this.ref, io.stdio, sandbox.vm.exited, onExitSeen);
     void this.attached.exit.then(async (exit) => {
       await this.starting?.catch(() => {});
+      // All of its output is in the FIFOs by now; a client that closes them on the exit (ctr
+      // before containerd 1.6.22) would lose what it has not read yet.
+      await io.outputRead();
       this.status = 'stopped';
       this.exitInfo = exit;
       io.close();

@@ -36,7 +36,8 @@ function json<T>(value: Uint8Array | undefined, what: string): T {
  */
 export function taskService(
   pod: ShimPod,
-  shutdown: (now: boolean) => void,
+  /** Resolves once the shim is ready to exit (it has stopped), or at once if it stays. */
+  shutdown: (now: boolean) => Promise<void>,
   /** The form of Stats' metrics the caller decodes (metricsFormFor). */
   metricsForm: MetricsForm,
 ): ImplOf<typeof Task> {
@@ -146,7 +147,7 @@ export function taskService(
     },
     connect: async () => ({ shimPid: process.pid, taskPid: pod.pid, version: VERSION }),
     shutdown: async (req) => {
-      shutdown(req.now);
+      await shutdown(req.now);
       return {};
     },
   };

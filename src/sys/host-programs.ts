@@ -73,6 +73,15 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
     libraries: ['fuse3'],
     includes: ['usr/include/fuse3'],
   },
+  // Waits until a client has read a process's output FIFOs before the shim reports its exit
+  // (FIONREAD; Node has no ioctl).
+  {
+    name: 'hull-fifo-drain',
+    sources: ['src/shim/fifo-drain/hull-fifo-drain.c'],
+    flags: ['-Os'],
+    libraries: [],
+    includes: [],
+  },
   // Mounts and unmounts inside a share by file descriptor (openat2), following no symlink a
   // guest may have made; Node has neither openat2 nor mount(2).
   {

@@ -152,8 +152,13 @@ describe('containerd with runtime io.containerd.hull.v2', { timeout: 900_000 }, 
 
   test("the shim killed: containerd's clean-up with delete removes the VM and its files", async () => {
     assert.equal((await run('-d', IMAGE, 'sk1', 'sleep', '1000')).code, 0);
-    const [shim] = await processesMentioning(containerd.socket, (cmdline) => !cmdline.includes('start'));
-    assert.ok(shim, 'the shim server runs');
+    // sk1's own server (its arguments name the task, and no start or delete action).
+    const shims = await processesMentioning(containerd.socket, (cmdline) => {
+      const args = cmdline.split('\0');
+      return args[args.indexOf('-id') + 1] === 'sk1' && !args.includes('start') && !args.includes('delete');
+    });
+    assert.equal(shims.length, 1, 'the shim server runs');
+    const shim = shims[0]!;
     process.kill(shim, 'SIGKILL');
     await waitFor(async () => !/sk1\s+\d+\s+RUNNING/.test((await ctr('task', 'ls')).stdout));
     // containerd runs `containerd-shim-hull-v2 delete` on its own once it sees the shim gone.

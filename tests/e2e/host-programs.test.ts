@@ -84,6 +84,7 @@ describe('hull on an arm64 host', { timeout: 600_000 }, () => {
           'libpmem.so.1',
           'hull-template-memory',
           'hull-share-server',
+          'hull-fifo-drain',
           'hull-share-mount',
         ],
       );

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Containerd, HULL_RUNTIME } from '../fixtures/containerd.js';
 import { IMAGE } from '../fixtures/oci-image.js';
-import { bundleTests, HULL, hull, hullDetached, privateDirs } from './harness.js';
+import { bundleTests, HULL, hull, hullDetached, privateDirs, runCommand } from './harness.js';
 
 /**
  * Lines the process writes: about 2 MB, as much as the guest and the host hold on their way,
@@ -66,6 +66,19 @@ async function runWithSlowReader(
   assert.ok(seen, 'the reader saw the process end while output was still to be read');
   return { code, stdout, stderr };
 }
+
+/**
+ * Lines for a reader that is not reading when the process exits: about 120 KB, less than
+ * ctr's stdout pipe, its copy buffer and the FIFO hold together (some 144 KiB), so the whole
+ * output has left the guest when the exit is seen and some 40 KB of it still wait in the FIFO.
+ */
+const UNREAD_LINES = 22_000;
+/**
+ * How long that reader waits, once the process has exited, before it reads: longer than the
+ * shim takes to report the exit (0.1-0.2 s here), shorter than the shim waits for a reader
+ * that reads nothing (FIFO_DRAIN_STALL_MS).
+ */
+const LATE_READ_S = 1;
 
 /** What a reader should get: every line of both streams, in order, and exit 0. */
 function assertComplete(r: { code: number | null; stdout: string; stderr: string }): void {
@@ -158,5 +171,44 @@ describe("a slow reader of the shim's FIFOs gets all of the output (issue 24)", 
       marker,
     );
     assertComplete(r);
+  });
+
+  // ctr before containerd 1.6.22 closes its FIFOs as soon as it learns of the exit: the shim
+  // reports the exit only once ctr has read what is left in them.
+  test('ctr run: output still in the FIFO when the task exits reaches a reader that reads late', async () => {
+    const marker = await mkdtemp(join(dirs.scratch, 'marker-'));
+    const files = await mkdtemp(join(dirs.scratch, 'late-'));
+    const out = join(files, 'stdout');
+    const err = join(files, 'stderr');
+    const code = join(files, 'code');
+    const ctr = [
+      'ctr',
+      '-a',
+      containerd.socket,
+      'run',
+      '--rm',
+      '--runtime',
+      HULL_RUNTIME,
+      '--mount',
+      `type=bind,src=${marker},dst=/marker,options=rbind:rw`,
+      IMAGE,
+      'late1',
+      'sh',
+      '-c',
+      `'seq 1 ${UNREAD_LINES}; touch /marker/${DONE_MARKER}'`,
+    ].join(' ');
+    // ctr's stdout is a plain pipe whose reader starts only LATE_READ_S after the exit.
+    const reader = `while [ ! -e ${marker}/${DONE_MARKER} ]; do sleep 0.05; done; sleep ${LATE_READ_S}; cat > ${out}`;
+    const r = await runCommand('sh', ['-c', `{ ${ctr} 2>${err}; echo $? > ${code}; } | { ${reader}; }`]);
+    assert.equal(r.code, 0, r.stderr);
+    const expected = seqText(UNREAD_LINES);
+    const stdout = await readFile(out, 'utf8');
+    assert.equal(
+      stdout.length,
+      expected.length,
+      `all of stdout came; ctr said: ${await readFile(err, 'utf8')}`,
+    );
+    assert.ok(stdout === expected, 'stdout came in order');
+    assert.equal((await readFile(code, 'utf8')).trim(), '0');
   });
 });
