@@ -3,11 +3,12 @@ import { logger } from '../log.js';
 import { installRoot } from '../paths.js';
 
 /**
- * Gives the kernel back the free pages inside this process's malloc heaps (glibc's
- * malloc_trim(0), through the addon src/sys/malloc-trim/hull-malloc-trim.c), for a long-lived
- * process that has just gone idle: a container's monitor keeps about 1 MiB of pages its
- * start-up freed and glibc left inside its heaps. Nothing happens where the addon is missing or
- * does not load (another libc, a build without it).
+ * Gives the kernel back what this process keeps and no longer uses, for a long-lived process
+ * that has just gone idle, through the addon src/sys/malloc-trim/hull-malloc-trim.c: V8's
+ * memory pressure notification (a full collection that also releases its pooled pages), then
+ * glibc's malloc_trim(0) (free pages inside malloc's heaps). An idle container's monitor holds
+ * about 1 MiB less. Nothing happens where the addon is missing or does not load (another libc,
+ * a build without it).
  */
 export function trimMalloc(): boolean {
   if (addon === undefined) addon = loadAddon();
