@@ -14,6 +14,7 @@ import { hasRootOnDisks } from '../oci/rootfs-annotations.js';
 import type { Process } from '../oci/spec.js';
 import type { ForkFrom } from '../snapshot/fork-source.js';
 import type { SavedStateRecord } from '../snapshot/state-file.js';
+import { TrimWhenIdle } from '../sys/malloc-trim.js';
 import { identityOf } from '../sys/process-identity.js';
 import { type HostTerminal, openHostTerminal } from '../sys/tty.js';
 import { listenPrivately } from '../sys/unix-socket.js';
@@ -52,6 +53,8 @@ export class ContainerMonitor {
   private server: Server | undefined;
   private terminal: HostTerminal | undefined;
   private readonly log = logger('monitor');
+  /** An idle monitor gives back what its start-up freed; every request on its socket defers it. */
+  private readonly trimmer = new TrimWhenIdle();
 
   private constructor(
     readonly id: string,
@@ -218,10 +221,13 @@ export class ContainerMonitor {
         this.sandbox.agent.forwardRaw(method, payload, signal, timeoutMs),
       );
     this.server = createServer((socket) => {
+      this.trimmer.busy();
       socket.on('error', () => {});
+      socket.on('close', () => this.trimmer.busy());
       rpc.serve(socket);
     });
     await listenPrivately(this.server, join(this.dir, MONITOR_SOCKET));
+    this.trimmer.busy();
   }
 
   async start(): Promise<void> {

@@ -50,6 +50,14 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
     libraries: [],
     includes: [],
   },
+  // A Node addon: malloc_trim for a container's idle monitor (src/sys/malloc-trim.ts).
+  {
+    name: 'hull-malloc-trim.node',
+    sources: ['src/sys/malloc-trim/hull-malloc-trim.c'],
+    flags: ['-Os', '-shared', '-fPIC'],
+    libraries: [],
+    includes: [],
+  },
   // Holds a VM template's memory in a sealed memfd.
   {
     name: 'hull-template-memory',

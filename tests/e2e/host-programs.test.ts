@@ -82,6 +82,7 @@ describe('hull on an arm64 host', { timeout: 600_000 }, () => {
           'hull-jail',
           'libcapstone.so.4',
           'libpmem.so.1',
+          'hull-malloc-trim.node',
           'hull-template-memory',
           'hull-share-server',
           'hull-fifo-drain',
