@@ -36,15 +36,19 @@ export function openStateStreamForReading(dir: string) {
 
 /**
  * The write end as a stream, opened at its first write (so after whatever runs before the
- * VMM's first byte: the disk copy), never created.
+ * VMM's first byte: the disk copy), never created; `opened()` opens it sooner (it resolves
+ * once the reader has opened its end too).
  */
-export function stateStreamSink(dir: string, written: (bytes: number) => void): Writable {
+export function stateStreamSink(
+  dir: string,
+  written: (bytes: number) => void,
+): Writable & { opened(): Promise<void> } {
   let file: Promise<FileHandle> | undefined;
   const opened = () => {
     file ??= open(stateFilePath(dir), constants.O_WRONLY);
     return file;
   };
-  return new Writable({
+  const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
       opened()
         .then(async (f) => {
@@ -76,6 +80,7 @@ export function stateStreamSink(dir: string, written: (bytes: number) => void): 
         .then(() => done(err));
     },
   });
+  return Object.assign(sink, { opened: () => opened().then(() => {}) });
 }
 
 /**
