@@ -8,8 +8,9 @@ import { type PageFilterCounts, type PageFilterPlan, RamPageFilter } from './ram
 import {
   type MemoryIdentity,
   planFromPrivatePages,
-  privateMappingOf,
   privatePagesOf,
+  ramMappingOf,
+  sameMemory,
 } from './template-pages.js';
 
 const log = logger('snapshot');
@@ -111,11 +112,15 @@ export function templateDiffStream(parts: {
 }
 
 async function planFor(parts: Parameters<typeof templateDiffStream>[0]): Promise<PageFilterPlan | undefined> {
+  // The VM is stopped by its first byte: its pages are read while the copy opens its end.
+  const pages = (async () => {
+    const mapping = await ramMappingOf(parts.vmmPid, parts.ramBytes);
+    return mapping && { mapping, bits: await privatePagesOf(parts.vmmPid, mapping, parts.signal) };
+  })();
+  pages.catch(() => {});
   await parts.opened();
   const base = await readStreamBase(parts.dir);
-  if (!base) return undefined;
-  const mapping = await privateMappingOf(parts.vmmPid, base, parts.ramBytes);
-  if (!mapping) return undefined;
-  const bits = await privatePagesOf(parts.vmmPid, mapping, parts.signal);
-  return planFromPrivatePages(bits, mapping.bytes);
+  const parent = await pages;
+  if (!base || !parent || !sameMemory(parent.mapping.memory, base)) return undefined;
+  return planFromPrivatePages(parent.bits, parent.mapping.bytes);
 }

@@ -41,20 +41,18 @@ const PRESENT = 1 << 31;
 const SWAPPED = 1 << 30;
 const FILE_PAGE = 1 << 29;
 
-interface Mapping {
+/** A VMM's mapping of a template's memory as a VM's RAM, and which memory it is. */
+export interface RamMapping {
   start: number;
   bytes: number;
+  memory: MemoryIdentity;
 }
 
 /**
- * The mapping of `base` in the address space of process `pid` that is a VM's whole RAM block
- * of `ramBytes` (private, from offset 0, a template memory's name), or undefined.
+ * The mapping in process `pid` that is a VM's whole RAM block of `ramBytes` over a template's
+ * memory (private, from offset 0, a template memory's name), or undefined (not a clone).
  */
-export async function privateMappingOf(
-  pid: number,
-  base: MemoryIdentity,
-  ramBytes: number,
-): Promise<Mapping | undefined> {
+export async function ramMappingOf(pid: number, ramBytes: number): Promise<RamMapping | undefined> {
   const maps = await readFile(`/proc/${pid}/maps`, 'latin1');
   if (maps.length > MAX_MAPS_BYTES) return undefined;
   const prefix = `/memfd:${memoryName('')}`;
@@ -69,9 +67,14 @@ export async function privateMappingOf(
     const mapped = await stat(`/proc/${pid}/map_files/${from}-${to}`, { bigint: true }).catch(
       () => undefined,
     );
-    if (mapped && String(mapped.dev) === base.dev && String(mapped.ino) === base.ino) return { start, bytes };
+    if (mapped) return { start, bytes, memory: { dev: String(mapped.dev), ino: String(mapped.ino) } };
   }
   return undefined;
+}
+
+/** Whether two identities are the same memory. */
+export function sameMemory(a: MemoryIdentity, b: MemoryIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
 }
 
 /**
@@ -80,7 +83,7 @@ export async function privateMappingOf(
  */
 export async function privatePagesOf(
   pid: number,
-  mapping: Mapping,
+  mapping: RamMapping,
   signal: AbortSignal,
 ): Promise<Uint8Array> {
   const pages = mapping.bytes / TARGET_PAGE_BYTES;
