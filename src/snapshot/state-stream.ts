@@ -48,19 +48,26 @@ export function stateStreamSink(
     file ??= open(stateFilePath(dir), constants.O_WRONLY);
     return file;
   };
+  const writeChunk = (chunk: Buffer, done: (err?: Error | null) => void) => {
+    opened()
+      .then(async (f) => {
+        for (let at = 0; at < chunk.length; ) at += (await f.write(chunk, at)).bytesWritten;
+      })
+      .then(
+        () => {
+          written(chunk.length);
+          done();
+        },
+        (err: Error) => done(err),
+      );
+  };
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      opened()
-        .then(async (f) => {
-          for (let at = 0; at < chunk.length; ) at += (await f.write(chunk, at)).bytesWritten;
-        })
-        .then(
-          () => {
-            written(chunk.length);
-            done();
-          },
-          (err: Error) => done(err),
-        );
+      writeChunk(chunk, done);
+    },
+    // Chunks that queued while a write was under way go in one write.
+    writev(chunks, done) {
+      writeChunk(Buffer.concat(chunks.map((c) => c.chunk as Buffer)), done);
     },
     final(done) {
       if (!file) {

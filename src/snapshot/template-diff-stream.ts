@@ -92,8 +92,11 @@ export function templateDiffStream(parts: {
           return;
         }
         try {
-          f.push(chunk, (bytes) => this.push(bytes));
-          done();
+          // One write of what a chunk keeps, not one per kept record.
+          const kept: Buffer[] = [];
+          f.push(chunk, (bytes) => kept.push(bytes));
+          if (kept.length === 0) done();
+          else done(null, kept.length === 1 ? kept[0] : Buffer.concat(kept));
         } catch (err) {
           done(err as Error);
         }
