@@ -53,6 +53,8 @@ export const TARGET_PAGE_BYTES = 4096;
 const MAX_MACHINE_NAME_BYTES = 256;
 /** microvm has five RAM blocks; a list longer than this is no VM hull starts. */
 const MAX_RAM_BLOCKS = 64;
+/** The longest unit read whole: the block list (a page record is 4 KiB and a name). */
+const MAX_UNIT_BYTES = 8 + MAX_RAM_BLOCKS * (1 + 255 + 8);
 
 /** Which pages of one RAM block to send (the rest the receiver has already). */
 export interface PageFilterPlan {
@@ -119,10 +121,41 @@ export class RamPageFilter {
       out(chunk);
       return;
     }
-    const buf = this.held.length > 0 ? Buffer.concat([this.held, chunk]) : chunk;
-    let at = 0;
+    let from = 0;
+    if (this.held.length > 0) {
+      // The held unit is finished from the chunk's first bytes (no unit is longer than
+      // MAX_UNIT_BYTES), so the chunk itself is parsed where it is, never copied whole.
+      const head = Buffer.concat([this.held, chunk.subarray(0, MAX_UNIT_BYTES)]);
+      const heldBytes = this.held.length;
+      const at = this.parse(head, 0, heldBytes, out);
+      if (this.passing()) {
+        out(chunk.subarray(head.length - heldBytes));
+        this.held = Buffer.alloc(0);
+        return;
+      }
+      if (at < heldBytes) {
+        // Still short of a unit: only when the whole chunk was in the head.
+        if (head.length - heldBytes < chunk.length)
+          throw new HullError('ERR_INTERNAL', 'the migration stream filter lost its place');
+        this.held = Buffer.from(head.subarray(at));
+        return;
+      }
+      from = at - heldBytes;
+    }
+    const at = this.parse(chunk, from, chunk.length, out);
+    // A copy: the rest of a big chunk is not kept alive by the few bytes held.
+    this.held = this.passing() ? Buffer.alloc(0) : Buffer.from(chunk.subarray(at));
+  }
+
+  /**
+   * Reads units of `buf` from `from` while one starts before `until`, emitting what is kept
+   * (from `from` on); returns where the first unit not read starts. Once passing through, it
+   * emits the rest of `buf`.
+   */
+  private parse(buf: Buffer, from: number, until: number, out: (bytes: Buffer) => void): number {
+    let at = from;
     // Start of the bytes read but not yet emitted (kept verbatim, sent as one slice).
-    let run = 0;
+    let run = from;
     const edit: Edit = {
       drop(start, end) {
         out(buf.subarray(run, start));
@@ -134,7 +167,7 @@ export class RamPageFilter {
         out(bytes);
       },
     };
-    while (!this.passing()) {
+    while (!this.passing() && at < until) {
       let next: number | typeof MORE;
       try {
         next = this.unit(buf, at, edit);
@@ -155,12 +188,10 @@ export class RamPageFilter {
     }
     if (this.passing()) {
       out(buf.subarray(run));
-      this.held = Buffer.alloc(0);
-      return;
+      return buf.length;
     }
     out(buf.subarray(run, at));
-    // A copy: the rest of a big chunk is not kept alive by the few bytes held.
-    this.held = Buffer.from(buf.subarray(at));
+    return at;
   }
 
   /** Input held between chunks (bounded: one record at most, see the top of this file). */
