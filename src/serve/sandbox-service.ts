@@ -374,7 +374,19 @@ export class SandboxService {
       await this.kill(started.value.sandboxId);
       throw saved.reason;
     }
-    log.info({ sandbox: id, count: 1, ...spans.summary() }, 'sandbox forked');
+    // What went from parent to copy: only the pages the parent wrote when both are clones of
+    // the same template (snapshot/template-diff-stream.ts).
+    const stream = await readStateRecord(dir).catch(() => undefined);
+    log.info(
+      {
+        sandbox: id,
+        count: 1,
+        streamBytes: stream?.bytes,
+        pagesLeftOut: stream?.pagesLeftOut ?? 0,
+        ...spans.summary(),
+      },
+      'sandbox forked',
+    );
     return started.value;
   }
 

@@ -8,6 +8,8 @@ import { sleep } from '../util/deadline.js';
 import { forkSource, snapshotDiskPath, snapshotTemplate } from './saved-vm.js';
 import { readStateRecord } from './state-file.js';
 import { isStateStream, openStateStreamForReading } from './state-stream.js';
+import { writeStreamBase } from './template-diff-stream.js';
+import { memoryIdentityOf } from './template-pages.js';
 
 /**
  * A container started as a fork of a snapshot of another's VM (SaveVm keep_running): its guest
@@ -58,7 +60,8 @@ export function snapshotForkSource(
  * The clone source of the one copy of a fork of one: its VMM loads the parent's migration as
  * the parent's monitor streams it (see state-stream.ts), and its network is its own, set up as
  * a clone's is. Its RAM is the sandboxes' template's memory mapped private, the stream loaded
- * over it (`withRam`): those pages are in memory already, where fresh anonymous memory (the
+ * over it (`withRam`; when the parent is a clone of that same memory, the stream holds only the
+ * pages the parent wrote): those pages are in memory already, where fresh anonymous memory (the
  * `restore` role, used when there is no template) costs the host a cleared huge page for each
  * 2 MiB the stream touches, which took most of a load (about 1 s for a 512 MiB guest here). The read end opens once the parent
  * has copied its disk, stopped, and opened the write end: that copy becomes this sandbox's
@@ -75,8 +78,13 @@ async function streamedForkSource(
     throw new HullError('ERR_UNSUPPORTED', 'only a sandbox with its root on disks is forked');
   }
   const base = await baseSource?.(config);
-  signal.throwIfAborted();
-  const file = await openStateStreamForReading(fork.dir).catch(async (err: unknown) => {
+  const file = await (async () => {
+    signal.throwIfAborted();
+    // Before the read end opens: the parent, whose write end opens with it, then leaves out
+    // the pages this base has already (template-diff-stream.ts).
+    if (base) await writeStreamBase(fork.dir, memoryIdentityOf(base.role.memoryFd));
+    return openStateStreamForReading(fork.dir);
+  })().catch(async (err: unknown) => {
     await base?.close();
     throw err;
   });

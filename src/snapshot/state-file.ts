@@ -3,11 +3,16 @@ import { constants, createWriteStream } from 'node:fs';
 import { type FileHandle, open, rename, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { HullError, messageOf } from '../errors.js';
 import type { Vm } from '../hypervisor/hypervisor.js';
+import { logger } from '../log.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
 import { readRegularFile } from '../sys/regular-file.js';
 import { isStateStream, stateStreamSink } from './state-stream.js';
+import { templateDiffStream } from './template-diff-stream.js';
+
+const log = logger('snapshot');
 
 /**
  * A saved VM on disk: QEMU's migration stream (its devices and, unless its RAM is a template's
@@ -53,6 +58,11 @@ export interface SavedStateRecord {
    * (`sha256` is empty) and nothing to load again.
    */
   streamed?: boolean;
+  /**
+   * A streamed fork's: how many pages of the parent's RAM were left out of the stream as the
+   * template's, which the copy had already (see template-diff-stream.ts).
+   */
+  pagesLeftOut?: number;
   /**
    * A snapshot's: the guest-physical address of its kernel's boot id, as its guest said it
    * (hex; see hypervisor/qemu/boot-id.ts). Its copies get a boot id of their own from it.
@@ -170,26 +180,38 @@ async function streamVmState(
   const sink = stateStreamSink(dir, (n) => {
     bytes += n;
   });
-  const flushed = new Promise<void>((resolve, reject) => {
-    sink.on('finish', resolve);
-    sink.on('error', reject);
+  // Only the pages the copy does not have already (template-diff-stream.ts).
+  const filter = templateDiffStream({
+    dir,
+    vmmPid: vm.pid,
+    ramBytes: what.memoryMiB * 2 ** 20,
+    opened: () => sink.opened(),
+    signal,
   });
+  const flushed = pipeline(filter, sink, { signal });
   flushed.catch(() => {});
   try {
     await vm.saveState(
-      sink,
+      filter,
       { ignoreSharedMemory: !what.withMemory, resume: what.resume, whileStopped: what.whileStopped },
       signal,
     );
     await flushed;
   } catch (err) {
+    filter.destroy();
     sink.destroy();
     throw new HullError('ERR_SAVED_STATE', `saving the VM into its fork failed: ${messageOf(err)}`, {
       cause: err,
     });
   }
+  const counts = filter.counts();
+  log.info({ dir, bytes, ...counts }, 'VM state streamed into its fork');
   // Nothing was kept to hash: the copy read the stream as it came.
-  return writeStateRecord(dir, { ...stateRecord(what, started, bytes, ''), streamed: true });
+  return writeStateRecord(dir, {
+    ...stateRecord(what, started, bytes, ''),
+    streamed: true,
+    ...(counts && !counts.passedThrough ? { pagesLeftOut: counts.pagesDropped } : {}),
+  });
 }
 
 async function writeStateRecord(dir: string, record: SavedStateRecord): Promise<SavedStateRecord> {

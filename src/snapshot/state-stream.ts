@@ -36,27 +36,38 @@ export function openStateStreamForReading(dir: string) {
 
 /**
  * The write end as a stream, opened at its first write (so after whatever runs before the
- * VMM's first byte: the disk copy), never created.
+ * VMM's first byte: the disk copy), never created; `opened()` opens it sooner (it resolves
+ * once the reader has opened its end too).
  */
-export function stateStreamSink(dir: string, written: (bytes: number) => void): Writable {
+export function stateStreamSink(
+  dir: string,
+  written: (bytes: number) => void,
+): Writable & { opened(): Promise<void> } {
   let file: Promise<FileHandle> | undefined;
   const opened = () => {
     file ??= open(stateFilePath(dir), constants.O_WRONLY);
     return file;
   };
-  return new Writable({
+  const writeChunk = (chunk: Buffer, done: (err?: Error | null) => void) => {
+    opened()
+      .then(async (f) => {
+        for (let at = 0; at < chunk.length; ) at += (await f.write(chunk, at)).bytesWritten;
+      })
+      .then(
+        () => {
+          written(chunk.length);
+          done();
+        },
+        (err: Error) => done(err),
+      );
+  };
+  const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      opened()
-        .then(async (f) => {
-          for (let at = 0; at < chunk.length; ) at += (await f.write(chunk, at)).bytesWritten;
-        })
-        .then(
-          () => {
-            written(chunk.length);
-            done();
-          },
-          (err: Error) => done(err),
-        );
+      writeChunk(chunk, done);
+    },
+    // Chunks that queued while a write was under way go in one write.
+    writev(chunks, done) {
+      writeChunk(Buffer.concat(chunks.map((c) => c.chunk as Buffer)), done);
     },
     final(done) {
       if (!file) {
@@ -76,6 +87,7 @@ export function stateStreamSink(dir: string, written: (bytes: number) => void): 
         .then(() => done(err));
     },
   });
+  return Object.assign(sink, { opened: () => opened().then(() => {}) });
 }
 
 /**

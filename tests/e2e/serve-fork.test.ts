@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
@@ -27,6 +27,28 @@ async function said(sandbox: Sandbox, cmd: string): Promise<string> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The QEMU of a serve sandbox (its container's directory is in QEMU's command line). */
+async function qemuOfIn(root: string, sandboxId: string): Promise<number> {
+  const [pid] = await qemuProcessesUsing(`${join(root, sandboxId)}/`);
+  assert.ok(pid, `no QEMU for ${sandboxId}`);
+  return pid;
+}
+
+/**
+ * The MiB of a VM's RAM its QEMU holds as its own (copy-on-write copies of its template's
+ * memory, mapped private: "Anonymous" in smaps), the rest being the template's pages.
+ */
+async function privateRamMiB(pid: number): Promise<number> {
+  let kib = 0;
+  let inRam = false;
+  for (const line of (await readFile(`/proc/${pid}/smaps`, 'utf8')).split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S{4} \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (header) inRam = header[1]!.startsWith('/memfd:hull-template-');
+    else if (inRam && line.startsWith('Anonymous:')) kib += Number(line.split(/\s+/)[1]);
+  }
+  return Math.round(kib / 1024);
+}
+
 /**
  * Issue 28: a running sandbox of `hull serve` forked and snapshotted through the SDK. A
  * Python process holding a counter in memory (appending each value to a file of the disk;
@@ -44,6 +66,7 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
   const bridge = serveBridge('hf', '10.216.0.0/24');
 
   const containerDir = (id: string) => join(dirs.root, id);
+  const qemuOf = (id: string) => qemuOfIn(dirs.root, id);
   const serveDir = (kind: string) => join(dirs.root, '@serve', kind);
 
   before(async () => {
@@ -186,6 +209,35 @@ describe('hull serve: fork and snapshots', { timeout: 1_200_000 }, () => {
       );
       assert.equal((await parent.getInfo()).status, 'running', 'the parent runs on');
     });
+
+  // A fork of 1 whose parent is a clone of the copy's template sends only the pages the parent
+  // wrote (snapshot/template-diff-stream.ts): the rest the copy maps from the template already.
+  test('a fork of 1 keeps 32 MiB its parent wrote into memory exactly, and holds privately only what its parent wrote', async () => {
+    const [fsType, sum] = (
+      await said(
+        parent,
+        "stat -f -c %T /dev/shm && head -c 33554432 /dev/urandom > /dev/shm/pattern && sha256sum /dev/shm/pattern | cut -d' ' -f1",
+      )
+    ).split('\n');
+    assert.equal(fsType, 'tmpfs', "the pattern is in the guest's memory");
+    assert.match(sum ?? '', /^[0-9a-f]{64}$/);
+    const parentPrivate = await privateRamMiB(await qemuOf(parent.sandboxId));
+    const [copy] = await parent.fork({ count: 1 });
+    try {
+      const copyPrivate = await privateRamMiB(await qemuOf(copy!.sandboxId));
+      console.log(`RAM held privately: parent ${parentPrivate} MiB, its copy ${copyPrivate} MiB`);
+      assert.ok(
+        copyPrivate <= parentPrivate + 48,
+        `the copy holds ${copyPrivate} MiB of its RAM privately, its parent ${parentPrivate} MiB`,
+      );
+      assert.equal(await said(copy!, "sha256sum /dev/shm/pattern | cut -d' ' -f1"), sum, 'the same bytes');
+      assertOneRun(await countsOf(copy!), copy!.sandboxId);
+    } finally {
+      await copy?.kill().catch(() => {});
+    }
+    assert.equal(await said(parent, "sha256sum /dev/shm/pattern | cut -d' ' -f1"), sum);
+    await parent.commands.run('rm /dev/shm/pattern');
+  });
 
   test('a snapshot started 10 times; listed, removed, and its sandboxes live on', async () => {
     const atSnapshot = (await countsOf(parent)).length;
