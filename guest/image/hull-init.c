@@ -55,16 +55,19 @@
 #define PAGE_CACHE_LIST "/opt/hull/page-cache.list"
 
 /*
- * V8's optimizing compiler is off in the agent (--no-opt; it runs on V8's interpreter and its
- * baseline compiler). Under software emulation each clone of a VM template translates anew every
- * guest instruction it runs, and TurboFan is a large body of code that a clone's first requests
- * woke up (functions made hot in the template were optimized in the clone): a templated
- * `hull run true` took 1.20 s with it and 0.97 s without (12 pairs), and its QEMU's peak memory
- * went 165 -> 142 MiB (less translated code). The agent relays bytes and starts processes; it
- * never runs long enough for optimized code to pay off. The snapshot is built under the flags it
- * runs with, so that the two always agree.
+ * V8 runs the agent by its interpreter alone (--jitless: no optimizing nor baseline compiler, no
+ * WebAssembly, which the agent does not use). Under software emulation each clone of a VM
+ * template translates anew every guest instruction it runs: code V8 generates is new machine
+ * code for each function, and TurboFan itself is a large body of code, which a clone's first
+ * requests woke up (functions made hot in the template were optimized in the clone), while the
+ * interpreter's handlers are one body of code shared by all functions. A templated
+ * `hull run true` (medians of pairs, in turn): 1.20 s with the compilers, 0.97 s with
+ * --no-opt (12 pairs), 0.89 against 0.97 with --jitless (10 pairs); its QEMU's peak memory
+ * 165 -> 141 -> 136 MiB (less translated code). The agent relays bytes and starts processes;
+ * it never runs long enough for compiled code to pay off. The snapshot is built under the
+ * flags it runs with, so that the two always agree.
  */
-#define NODE_FLAGS "--no-opt"
+#define NODE_FLAGS "--jitless"
 static char *const agent_snapshot_argv[] = {"/usr/bin/node", NODE_FLAGS, "--snapshot-blob", SNAPSHOT_BLOB, NULL};
 static char *const agent_script_argv[] = {"/usr/bin/node", NODE_FLAGS, AGENT_SCRIPT, NULL};
 static char *const build_snapshot_argv[] = {
