@@ -127,7 +127,9 @@ describe('containerd checkpoint/restore with runtime io.containerd.hull.v2', { t
       'ck1',
       'sh',
       '-c',
-      'i=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done; exit 7',
+      // The count is renamed into place: a VM saved between a plain redirect's truncation and
+      // its write would restore an empty file, and a read right after the restore would see it.
+      'i=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); echo $i > /tmp/count.next; mv /tmp/count.next /tmp/count; sleep 0.2; done; exit 7',
     );
     assert.equal(started.code, 0, started.stderr);
     try {

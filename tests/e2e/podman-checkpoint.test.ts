@@ -73,7 +73,9 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
       IMAGE,
       'sh',
       '-c',
-      'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done',
+      // The count is renamed into place: a VM saved between a plain redirect's truncation and
+      // its write would restore an empty file, and a read right after the restore would see it.
+      'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.next; mv /tmp/count.next /tmp/count; sleep 0.2; done',
     );
     assert.equal(started.code, 0, started.stderr);
     try {

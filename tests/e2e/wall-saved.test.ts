@@ -56,7 +56,9 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
     'trap "exit 0" TERM',
     'mknod /blockdev b 8 0 && mknod /chardev c 1 3 && cp /bin/busybox /suid && chmod 4755 /suid',
     'echo written-before > /data.txt && touch /tmp/ready',
-    'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done',
+    // The count is renamed into place: a VM saved between a plain redirect's truncation and
+    // its write would restore an empty file, and a read right after the restore would see it.
+    'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.next; mv /tmp/count.next /tmp/count; sleep 0.2; done',
   ].join('; ');
 
   const exec = (id: string, ...command: string[]) => hull(['--root', t.root, 'exec', id, ...command]);
