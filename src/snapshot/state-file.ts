@@ -8,7 +8,7 @@ import { HullError, messageOf } from '../errors.js';
 import type { Vm } from '../hypervisor/hypervisor.js';
 import { logger } from '../log.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
-import { readRegularFile } from '../sys/regular-file.js';
+import { readJsonRecordOrNone } from '../sys/regular-file.js';
 import { isStateStream, stateStreamSink } from './state-stream.js';
 import { templateDiffStream } from './template-diff-stream.js';
 
@@ -222,20 +222,14 @@ async function writeStateRecord(dir: string, record: SavedStateRecord): Promise<
 export async function readStateRecord(dir: string): Promise<SavedStateRecord | undefined> {
   // Read only as a small regular file of the directory's own (a checkpoint's may come from
   // an archive): a symlink, FIFO or device is no record.
-  const text = await readRegularFile(join(dir, RECORD_FILE), {
+  const record = (await readJsonRecordOrNone(join(dir, RECORD_FILE), {
     maxBytes: MAX_RECORD_BYTES,
     why: 'the record hull writes is under a kilobyte',
     code: 'ERR_SAVED_STATE',
     missing: 'is missing',
     noFollow: true,
-  }).catch(() => undefined);
-  if (text === undefined) return undefined;
-  try {
-    const record = JSON.parse(text) as SavedStateRecord;
-    return record.format === STATE_FORMAT ? record : undefined;
-  } catch {
-    return undefined;
-  }
+  })) as SavedStateRecord | undefined;
+  return record?.format === STATE_FORMAT ? record : undefined;
 }
 
 /**

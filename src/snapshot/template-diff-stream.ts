@@ -1,9 +1,9 @@
-import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { messageOf } from '../errors.js';
 import { logger } from '../log.js';
-import { readRegularFile } from '../sys/regular-file.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
+import { readJsonRecordOrNone } from '../sys/regular-file.js';
 import { type PageFilterCounts, type PageFilterPlan, RamPageFilter } from './ram-page-filter.js';
 import {
   type MemoryIdentity,
@@ -31,27 +31,19 @@ const BASE_FILE = 'stream-base.json';
 
 /** The copy's side: the memory its VMM's RAM will be based on. */
 export async function writeStreamBase(dir: string, base: MemoryIdentity): Promise<void> {
-  const path = join(dir, BASE_FILE);
-  await rm(path, { force: true });
-  await writeFile(path, `${JSON.stringify(base)}\n`, { mode: 0o600, flag: 'wx' });
+  await writeFileAtomic(join(dir, BASE_FILE), `${JSON.stringify(base)}\n`, { mode: 0o600 });
 }
 
 async function readStreamBase(dir: string): Promise<MemoryIdentity | undefined> {
-  const text = await readRegularFile(join(dir, BASE_FILE), {
+  const base = (await readJsonRecordOrNone(join(dir, BASE_FILE), {
     maxBytes: 1024,
     why: 'it holds two numbers',
     code: 'ERR_SAVED_STATE',
     missing: 'is missing',
     noFollow: true,
-  }).catch(() => undefined);
-  if (text === undefined) return undefined;
-  try {
-    const base = JSON.parse(text) as Partial<MemoryIdentity>;
-    const isNumber = (v: unknown) => typeof v === 'string' && /^\d{1,20}$/.test(v);
-    return isNumber(base.dev) && isNumber(base.ino) ? { dev: base.dev!, ino: base.ino! } : undefined;
-  } catch {
-    return undefined;
-  }
+  })) as Partial<MemoryIdentity> | undefined;
+  const isNumber = (v: unknown) => typeof v === 'string' && /^\d{1,20}$/.test(v);
+  return isNumber(base?.dev) && isNumber(base?.ino) ? { dev: base!.dev!, ino: base!.ino! } : undefined;
 }
 
 /**

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isHullError } from '../errors.js';
 import { scratchDir } from '../testing/scratch.js';
-import { readRegularFile } from './regular-file.js';
+import { readJsonRecordOrNone, readRegularFile } from './regular-file.js';
 
 const LIMITS = {
   maxBytes: 1024,
@@ -48,4 +48,15 @@ test('issue 24: /dev/zero, a directory, a FIFO or a large file is refused withou
     /big\.json is larger than 1024 bytes \(a test file is small\)/,
   );
   assert.match(await refusal(join(dir, 'none.json')), /none\.json is missing$/);
+});
+
+test('a JSON record is parsed; one missing, refused or not JSON is none', async () => {
+  const dir = await scratchDir('regular-file-');
+  await writeFile(join(dir, 'record.json'), '{"a": 1}');
+  assert.deepEqual(await readJsonRecordOrNone(join(dir, 'record.json'), LIMITS), { a: 1 });
+  await writeFile(join(dir, 'torn.json'), '{"a": ');
+  assert.equal(await readJsonRecordOrNone(join(dir, 'torn.json'), LIMITS), undefined);
+  execFileSync('mkfifo', [join(dir, 'fifo.json')]);
+  assert.equal(await readJsonRecordOrNone(join(dir, 'fifo.json'), LIMITS), undefined);
+  assert.equal(await readJsonRecordOrNone(join(dir, 'none.json'), LIMITS), undefined);
 });

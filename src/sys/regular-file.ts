@@ -3,6 +3,24 @@ import { lstat, open, stat } from 'node:fs/promises';
 import { type ErrorCode, HullError } from '../errors.js';
 
 /**
+ * A small JSON record read as readRegularFile reads it and parsed, or undefined when it is
+ * missing, refused by those checks or not JSON: for records whose absence or damage means
+ * only "none here", never an error to report. What the value holds is the caller's to check.
+ */
+export async function readJsonRecordOrNone(
+  path: string,
+  limits: Parameters<typeof readRegularFile>[1],
+): Promise<unknown> {
+  const text = await readRegularFile(path, limits).catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Reads a small file a user names (config.json, a process spec) as text, only if it is a
  * regular file of at most `maxBytes`: a FIFO would hang the reader, a device such as
  * /dev/zero would be read without end, a directory is not a configuration. The file is opened
