@@ -219,7 +219,8 @@ export class ContainerMonitor {
       )
       .forward(AgentService.typeName, (method, payload, signal, timeoutMs) =>
         this.sandbox.agent.forwardRaw(method, payload, signal, timeoutMs),
-      );
+      )
+      .whenUnfinishedFramesDropped(() => this.trimmer.soon());
     this.server = createServer((socket) => {
       this.trimmer.busy();
       socket.on('error', () => {});

@@ -11,6 +11,7 @@ import { vcpusCovering } from '../oci/guest-resources.js';
 import { POD_PINNED_NAMESPACES } from '../oci/pod-namespaces.js';
 import type { Spec } from '../oci/spec.js';
 import { withLock } from '../sys/lock.js';
+import { TrimWhenIdle } from '../sys/malloc-trim.js';
 import { formatIdentity, identityOf } from '../sys/process-identity.js';
 import { listenPrivately } from '../sys/unix-socket.js';
 import { TtrpcServer } from '../ttrpc/server.js';
@@ -57,6 +58,8 @@ export class PodVm {
   private lost: string | undefined;
   private readonly ended: Promise<void>;
   private readonly log = logger('pod');
+  /** Gives back at once what a connection cut with an unfinished request held. */
+  private readonly trimmer = new TrimWhenIdle();
   /** Settles once the VM is stopped and the pod's directory is gone. */
   readonly done: Promise<void>;
   private finish: () => void = () => {};
@@ -154,7 +157,8 @@ export class PodVm {
       })
       .forward(AgentService.typeName, (method, payload, signal) =>
         this.sandbox.agent.forwardRaw(method, payload, signal),
-      );
+      )
+      .whenUnfinishedFramesDropped(() => this.trimmer.soon());
     this.server = createServer((socket) => {
       socket.on('error', () => {});
       rpc.serve(socket);

@@ -13,7 +13,7 @@ test('the malloc_trim addon loads and answers whether it gave memory back', () =
   assert.equal(typeof trimMalloc(), 'boolean');
 });
 
-test('a pending trim does not keep a process alive', () => {
+test('a pending trim, idle or soon, does not keep a process alive', () => {
   const started = Date.now();
   const child = spawnSync(
     process.execPath,
@@ -21,7 +21,9 @@ test('a pending trim does not keep a process alive', () => {
       '--input-type=module',
       '-e',
       `import { TrimWhenIdle } from ${JSON.stringify(new URL('./malloc-trim.js', import.meta.url).href)};
-       new TrimWhenIdle().busy();`,
+       const trimmer = new TrimWhenIdle();
+       trimmer.busy();
+       trimmer.soon();`,
     ],
     { encoding: 'utf8', timeout: 20_000 },
   );

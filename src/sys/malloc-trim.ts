@@ -38,6 +38,8 @@ function loadAddon(): MallocTrimAddon | null {
 
 /** How long a process stays without requests before it is trimmed. */
 const IDLE_MS = 5_000;
+/** How soon after `soon()` the trim runs: the drops of one flood are given back together. */
+const SOON_MS = 200;
 
 /**
  * Trims once a process has been idle IDLE_MS since its last `busy()`: each call pushes the trim
@@ -45,6 +47,22 @@ const IDLE_MS = 5_000;
  */
 export class TrimWhenIdle {
   private timer: NodeJS.Timeout | undefined;
+  private soonTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Trims within SOON_MS, whatever the traffic: for memory that just became garbage in bulk
+   * (a connection cut with megabytes of an unfinished request), which V8 may otherwise keep
+   * until its next full collection. At most one is pending, so a flood of drops costs one
+   * collection per SOON_MS.
+   */
+  soon(): void {
+    if (this.soonTimer !== undefined) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = undefined;
+      trimMalloc();
+    }, SOON_MS);
+    this.soonTimer.unref();
+  }
 
   busy(): void {
     clearTimeout(this.timer);
@@ -54,5 +72,7 @@ export class TrimWhenIdle {
 
   stop(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.soonTimer);
+    this.soonTimer = undefined;
   }
 }

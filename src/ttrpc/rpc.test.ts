@@ -190,7 +190,13 @@ test('the server rejects an even stream id and answers an oversized request with
 });
 
 test('unfinished frames on many connections cannot make the server hold more than its limit', async () => {
-  const server = new TtrpcServer(undefined, { maxConnections: 64, maxPendingBytes: 16 << 20 });
+  let dropped = 0;
+  const server = new TtrpcServer(undefined, {
+    maxConnections: 64,
+    maxPendingBytes: 16 << 20,
+  }).whenUnfinishedFramesDropped((bytes) => {
+    dropped += bytes;
+  });
   const clients: Duplex[] = [];
   for (let i = 0; i < 60; i++) {
     const [clientSide, serverSide] = pair();
@@ -206,9 +212,13 @@ test('unfinished frames on many connections cannot make the server hold more tha
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.ok(server.load.pendingBytes <= 16 << 20, `held ${server.load.pendingBytes} bytes`);
   assert.ok(server.load.connections < 60, 'connections past the limit were closed');
+  const cut = dropped;
+  assert.ok(cut > 0, 'the owner heard of what the cut connections held');
+  const held = server.load.pendingBytes;
   for (const c of clients) c.destroy();
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.deepEqual(server.load, { connections: 0, pendingBytes: 0 }, 'all of it returned once they close');
+  assert.equal(dropped - cut, held, 'and of every byte the others held when they closed');
 });
 
 test('connections past the limit are closed at once', async () => {

@@ -76,6 +76,7 @@ export class TtrpcServer {
 
   private connections = 0;
   private pendingBytes = 0;
+  private onDropped: (bytes: number) => void = () => {};
 
   constructor(
     private readonly mapError: ErrorMapper = defaultMapper,
@@ -107,6 +108,16 @@ export class TtrpcServer {
   /** Hands every call to `service` to `target` unchanged: this server proxies that service. */
   forward(service: string, target: ForwardTarget): this {
     this.forwards.set(service, target);
+    return this;
+  }
+
+  /**
+   * Called with the bytes of unfinished frames a connection held when it closed (or was cut
+   * for holding too many). They are garbage from then on, but until the process collects it,
+   * a flood of such connections keeps its memory: the owner can ask for it back at once.
+   */
+  whenUnfinishedFramesDropped(listener: (bytes: number) => void): this {
+    this.onDropped = listener;
     return this;
   }
 
@@ -176,8 +187,10 @@ export class TtrpcServer {
       closed = true;
       this.connections -= 1;
       this.pendingBytes -= held;
+      const dropped = held;
       held = 0;
       stream.removeAllListeners('data');
+      if (dropped > 0) this.onDropped(dropped);
       connection.abort(new TtrpcError(Code.CANCELLED, 'connection closed'));
     };
     stream.on('close', close);
