@@ -9,19 +9,21 @@ import { killEverySandbox, serveBridge, serveStateDir, startServe, stopServe } f
 
 /**
  * Issue 28's figures for saved sandboxes, through `hull serve` and the SDK, in one run (only
- * ratios mean anything on these shared machines): a fork of 1 and of 10 against a templated
- * Sandbox.create, the host PSS of each of 10 idle forks against a created sandbox's, pause
- * and resume per GiB of guest memory touched, resume against create. Busybox sandboxes of 512
- * MiB with network 'internet' (on a bridge of the bench's own); forks of an idle parent (a
- * shell loop), which then writes 192 MiB to its page cache before its pause; its own server,
- * root and state directory.
+ * ratios mean anything on these shared machines): forks of 1, each taken beside a templated
+ * Sandbox.create (five pairs, medians), a fork of 10 against a create, the host PSS of each of
+ * 10 idle forks against a created sandbox's, pause and resume per GiB of guest memory touched,
+ * resume against create. Busybox sandboxes of 512 MiB with network 'internet' (on a bridge of
+ * the bench's own); forks of an idle parent (a shell loop), which then writes 192 MiB to its
+ * page cache before its pause; its own server, root and state directory.
  */
 export interface SavedVmFigures {
   memoryMiB: number;
   /** The parent's saved state: what its guest's memory held (touched) at the pause. */
   savedMiB: number;
+  /** Medians of PAIRS creates and forks of 1, taken in turn (the order swapped every pair). */
   createMs: number;
   forkOfOneMs: number;
+  samplesMs: { create: number[]; forkOfOne: number[] };
   forkOfTenMs: number;
   pauseMs: number;
   resumeMs: number;
@@ -42,6 +44,8 @@ export interface SavedVmFigures {
 }
 
 const MEMORY_MIB = 512;
+/** Creates and forks of 1 side by side: one of each is at the mercy of this machine's noise. */
+const PAIRS = 5;
 const TOUCHED_MIB = 192;
 
 /**
@@ -84,12 +88,34 @@ export async function measureSavedVms(scratch: string): Promise<SavedVmFigures> 
     const image = await pushBusybox(scratch, registry);
     // The template of this shape is made by the first create, not timed.
     await (await Sandbox.create({ ...request, image })).kill();
-    const created = await timed(() => Sandbox.create({ ...request, image }));
     const parent = await Sandbox.create({ ...request, image });
     await parent.commands.run('i=0; while true; do i=$((i+1)); sleep 1; done', { background: true });
 
-    const one = await timed(() => parent.fork({ count: 1 }));
-    for (const fork of one.value) await fork.kill();
+    const samples = { create: [] as number[], forkOfOne: [] as number[] };
+    const createOne = async () => {
+      const one = await timed(() => Sandbox.create({ ...request, image }));
+      samples.create.push(one.ms);
+      return one.value;
+    };
+    const forkOne = async () => {
+      const one = await timed(() => parent.fork({ count: 1 }));
+      samples.forkOfOne.push(one.ms);
+      for (const fork of one.value) await fork.kill();
+    };
+    // The last created sandbox stays, idle, for the memory figures below.
+    let createdSandbox: Sandbox | undefined;
+    for (let i = 0; i < PAIRS; i++) {
+      await createdSandbox?.kill();
+      if (i % 2 === 0) {
+        createdSandbox = await createOne();
+        await forkOne();
+      } else {
+        await forkOne();
+        createdSandbox = await createOne();
+      }
+    }
+    const created = { ms: median(samples.create), value: createdSandbox! };
+    const one = { ms: median(samples.forkOfOne) };
     const ten = await timed(() => parent.fork({ count: 10 }));
     await sleep(5000);
     const createdPss = await pssMiB(await qemuOf(root, created.value.sandboxId));
@@ -115,6 +141,7 @@ export async function measureSavedVms(scratch: string): Promise<SavedVmFigures> 
       savedMiB: round(saved.bytes / 2 ** 20, 1),
       createMs: created.ms,
       forkOfOneMs: one.ms,
+      samplesMs: samples,
       forkOfTenMs: ten.ms,
       pauseMs: pause.ms,
       resumeMs: resume.ms,
@@ -142,7 +169,7 @@ export async function measureSavedVms(scratch: string): Promise<SavedVmFigures> 
 
 export function printSavedVms(f: SavedVmFigures): void {
   console.log(
-    `saved sandboxes (through the API, ${f.memoryMiB} MiB guests): templated Sandbox.create ${f.createMs} ms; fork of 1 ${f.forkOfOneMs} ms, of 10 ${f.forkOfTenMs} ms`,
+    `saved sandboxes (through the API, ${f.memoryMiB} MiB guests): templated Sandbox.create ${f.createMs} ms; fork of 1 ${f.forkOfOneMs} ms (medians of ${f.samplesMs.create.length} taken in turn: ${f.samplesMs.create} / ${f.samplesMs.forkOfOne} ms), of 10 ${f.forkOfTenMs} ms`,
   );
   console.log(
     `saved sandboxes: fork of 1 / create = ${f.ratios.forkOfOneOverCreate}; fork of 10, each / create = ${f.ratios.forkOfTenEachOverCreate} (goal <= 1)`,
