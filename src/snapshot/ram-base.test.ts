@@ -14,6 +14,8 @@ import {
   type RamBaseRecord,
   ramBasePath,
   readCheckedRamBase,
+  recordLoadedBase,
+  savedRamBaseOf,
   templateRamBase,
 } from './ram-base.js';
 import { readStateRecord } from './state-file.js';
@@ -135,4 +137,15 @@ test('a saved-state record is one only with a well-formed base', async () => {
   assert.deepEqual((await readStateRecord(dir))?.ramBase, record);
   await writeFile(join(dir, 'vm-state.json'), JSON.stringify({ ...stateRecord, ramBase: { bytes: 1 } }));
   assert.equal(await readStateRecord(dir), undefined, 'a damaged base makes no record');
+});
+
+test("a base made memory again is that VM's base at its next pause; a new link forgets it", async () => {
+  const { dir, record } = await pausedDir();
+  const loaded = { dev: '9', ino: '77' };
+  assert.equal(await savedRamBaseOf(dir, loaded), undefined, 'not before it was loaded');
+  await recordLoadedBase(dir, record, loaded);
+  assert.deepEqual(await savedRamBaseOf(dir, loaded), { ...record, memory: loaded });
+  assert.equal(await savedRamBaseOf(dir, identity), undefined, 'another memory is not it');
+  await linkRamBase(ramBasePath(join(templateDir('k1'))), dir);
+  assert.equal(await savedRamBaseOf(dir, loaded), undefined, 'linked anew, the loaded record goes');
 });

@@ -142,10 +142,49 @@ export async function writeNonZeroPages(file: FileHandle, data: Buffer, offset: 
   }
 }
 
+/**
+ * Records in the saved directory `dir` that its base was made memory again as the memfd
+ * `memory` (a resume whose template's memory was gone, see resume-base.ts): the VM resumed
+ * over it, paused again, is still a clone of that base (savedRamBaseOf).
+ */
+export async function recordLoadedBase(
+  dir: string,
+  record: RamBaseRecord,
+  memory: MemoryIdentity,
+): Promise<void> {
+  const loaded = { ...record, memory, hostBoot: await hostBootId() };
+  await writeFileAtomic(join(dir, BASE_RECORD), `${JSON.stringify(loaded)}\n`, { mode: 0o600 });
+}
+
+/** The base already in saved directory `dir`, if the VM's RAM `memory` is it made memory again. */
+export async function savedRamBaseOf(
+  dir: string,
+  memory: MemoryIdentity,
+): Promise<RamBaseRecord | undefined> {
+  const loaded = await readJsonRecordOrNone(join(dir, BASE_RECORD), {
+    maxBytes: 4096,
+    why: 'it holds a size, a hash and two numbers',
+    code: 'ERR_SAVED_STATE',
+    missing: 'is missing',
+    noFollow: true,
+  });
+  if (!isRamBaseRecord(loaded) || !(await isBaseOf(loaded, memory))) return undefined;
+  const file = await openBase(ramBasePath(dir)).catch(() => undefined);
+  const info = await file?.stat();
+  await file?.close();
+  return info?.isFile() && info.size === loaded.bytes ? loaded : undefined;
+}
+
+/** Removes a saved directory's base and its record. */
+export async function removeRamBase(dir: string): Promise<void> {
+  await rm(ramBasePath(dir), { force: true });
+  await rm(join(dir, BASE_RECORD), { force: true });
+}
+
 /** Hard-links the base at `from` into the saved directory `dir` (an older link there goes). */
 export async function linkRamBase(from: string, dir: string): Promise<void> {
   const to = ramBasePath(dir);
-  await rm(to, { force: true });
+  await removeRamBase(dir);
   await link(from, to);
 }
 

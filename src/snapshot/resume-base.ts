@@ -1,6 +1,6 @@
 import { HullError } from '../errors.js';
 import type { CloneSource } from '../template/clone.js';
-import { isBaseOf } from './ram-base.js';
+import { isBaseOf, recordLoadedBase } from './ram-base.js';
 import { ramBaseMemory } from './ram-base-memory.js';
 import type { SavedStateRecord } from './state-file.js';
 import { memoryIdentityOf } from './template-pages.js';
@@ -39,5 +39,9 @@ export async function resumeBase(
   const refuse = (why: string) =>
     new HullError('ERR_SAVED_STATE', `the saved state in ${dir} is refused: ${why}; ${stays}`);
   const memory = await ramBaseMemory(dir, saved, refuse, signal);
+  await recordLoadedBase(dir, saved, memoryIdentityOf(memory.fd)).catch(async (err: unknown) => {
+    await memory.close();
+    throw err;
+  });
   return { memoryFd: memory.fd, close: () => memory.close() };
 }

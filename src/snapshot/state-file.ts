@@ -9,7 +9,7 @@ import type { Vm } from '../hypervisor/hypervisor.js';
 import { logger } from '../log.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
 import { readJsonRecordOrNone } from '../sys/regular-file.js';
-import { isRamBaseRecord, type RamBaseRecord, ramBasePath } from './ram-base.js';
+import { isRamBaseRecord, type RamBaseRecord, removeRamBase } from './ram-base.js';
 import type { PageFilterPlan } from './ram-page-filter.js';
 import { isStateStream, stateStreamSink } from './state-stream.js';
 import { pageFilterTransform, templateDiffStream } from './template-diff-stream.js';
@@ -329,5 +329,5 @@ export async function openCheckedState(
 export async function removeSavedState(dir: string): Promise<void> {
   await rm(join(dir, RECORD_FILE), { force: true });
   await rm(stateFilePath(dir), { force: true });
-  await rm(ramBasePath(dir), { force: true });
+  await removeRamBase(dir);
 }

@@ -318,6 +318,21 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     await new Promise((r) => setTimeout(r, 1000));
     assert.ok((await countOf(small)) > counted, 'and it still counts');
     assert.deepEqual(await holdersFor(dir), [], "the base's memory is the VMM's alone");
+
+    // Resumed over its base, it is a clone of that base: paused again, it saves only its writes.
+    await small.pause();
+    const again = await stateRecordOf(small.sandboxId);
+    assert.ok(again.ramBase, 'the base is kept');
+    assert.ok(
+      again.bytes < (16 + 48) * 2 ** 20,
+      `the state holds what the guest wrote: ${again.bytes} bytes`,
+    );
+    small = await Sandbox.resume(small.sandboxId, { api });
+    assert.equal(
+      (await small.commands.run('sha256sum /dev/shm/fill')).stdout,
+      fillSum,
+      'its tmpfs is intact',
+    );
     await small.kill();
   });
 });
