@@ -1,9 +1,12 @@
 import { HullError } from '../errors.js';
+import { logger } from '../log.js';
 import type { CloneSource } from '../template/clone.js';
 import { isBaseOf, recordLoadedBase } from './ram-base.js';
 import { ramBaseMemory } from './ram-base-memory.js';
 import type { SavedStateRecord } from './state-file.js';
 import { memoryIdentityOf } from './template-pages.js';
+
+const log = logger('snapshot');
 
 /** The memory a saved VM's RAM is loaded over, on `memoryFd` until `close`. */
 export interface ResumeBase {
@@ -34,8 +37,12 @@ export async function resumeBase(
   };
   const saved = record.ramBase;
   if (!saved) return fromTemplate;
-  if (template && (await isBaseOf(saved, memoryIdentityOf(template.role.memoryFd)))) return fromTemplate;
+  if (template && (await isBaseOf(saved, memoryIdentityOf(template.role.memoryFd)))) {
+    log.info({ dir }, "the saved RAM loads over its template's live memory");
+    return fromTemplate;
+  }
   await template?.close();
+  const started = Date.now();
   const refuse = (why: string) =>
     new HullError('ERR_SAVED_STATE', `the saved state in ${dir} is refused: ${why}; ${stays}`);
   const memory = await ramBaseMemory(dir, saved, refuse, signal);
@@ -43,5 +50,6 @@ export async function resumeBase(
     await memory.close();
     throw err;
   });
+  log.info({ dir, ms: Date.now() - started }, 'the saved RAM loads over its base file, made memory again');
   return { memoryFd: memory.fd, close: () => memory.close() };
 }
