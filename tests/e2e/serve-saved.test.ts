@@ -263,6 +263,11 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     assert.deepEqual(await qemuProcessesUsing(containerDir(small.sandboxId)), []);
 
     small = await Sandbox.resume(small.sandboxId, { api });
+    await assert.rejects(
+      stat(join(savedDirOf(small.sandboxId), 'ram.base.json')),
+      /ENOENT/,
+      "with its template live, it resumed over the template's memory, not a copy of its base",
+    );
     const after = await countOf(small);
     assert.ok(after >= before, `the shell counts on from ${before}: ${after}`);
     assert.equal(
@@ -314,6 +319,7 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
     }
 
     small = await Sandbox.resume(small.sandboxId, { api });
+    await stat(join(dir, 'ram.base.json')); // over its base made memory again
     assert.equal(
       (await small.commands.run('sha256sum /dev/shm/fill')).stdout,
       fillSum,
