@@ -65,13 +65,7 @@ export async function templateRamBase(
 ): Promise<{ path: string; record: RamBaseRecord }> {
   const dir = templateDir(key);
   const path = ramBasePath(dir);
-  const known = (await readJsonRecordOrNone(join(dir, BASE_RECORD), {
-    maxBytes: 4096,
-    why: 'it holds a size, a hash and two numbers',
-    code: 'ERR_SAVED_STATE',
-    missing: 'is missing',
-    noFollow: true,
-  })) as RamBaseRecord | undefined;
+  const known = await readBaseRecord(dir);
   if (known && (await isBaseOf(known, memory))) {
     const file = await openBase(path).catch(() => undefined);
     const info = await file?.stat();
@@ -161,18 +155,24 @@ export async function savedRamBaseOf(
   dir: string,
   memory: MemoryIdentity,
 ): Promise<RamBaseRecord | undefined> {
-  const loaded = await readJsonRecordOrNone(join(dir, BASE_RECORD), {
+  const loaded = await readBaseRecord(dir);
+  if (!loaded || !(await isBaseOf(loaded, memory))) return undefined;
+  const file = await openBase(ramBasePath(dir)).catch(() => undefined);
+  const info = await file?.stat();
+  await file?.close();
+  return info?.isFile() && info.size === loaded.bytes ? loaded : undefined;
+}
+
+/** The base record of a template's or a saved directory, if it is a whole one. */
+async function readBaseRecord(dir: string): Promise<RamBaseRecord | undefined> {
+  const record = await readJsonRecordOrNone(join(dir, BASE_RECORD), {
     maxBytes: 4096,
     why: 'it holds a size, a hash and two numbers',
     code: 'ERR_SAVED_STATE',
     missing: 'is missing',
     noFollow: true,
   });
-  if (!isRamBaseRecord(loaded) || !(await isBaseOf(loaded, memory))) return undefined;
-  const file = await openBase(ramBasePath(dir)).catch(() => undefined);
-  const info = await file?.stat();
-  await file?.close();
-  return info?.isFile() && info.size === loaded.bytes ? loaded : undefined;
+  return isRamBaseRecord(record) ? record : undefined;
 }
 
 /** Removes a saved directory's base and its record. */
