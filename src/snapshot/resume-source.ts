@@ -1,5 +1,6 @@
 import type { Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import type { CloneSource } from '../template/clone.js';
+import { resumeBase } from './resume-base.js';
 import { savedShape } from './saved-vm.js';
 import { openCheckedState } from './state-file.js';
 
@@ -28,14 +29,24 @@ export function savedVmSource(
       stays: parts.stays,
     };
     const { file, record } = await openCheckedState(dir, expect, signal);
-    const base = await parts.baseSource?.(config).catch(() => undefined);
+    const base = await resumeBase(
+      dir,
+      record,
+      parts.baseSource && (() => parts.baseSource!(config)),
+      parts.stays ?? 'the sandbox stays paused',
+      signal,
+    ).catch(async (err: unknown) => {
+      await file.close();
+      throw err;
+    });
     return {
       source: {
         key: `saved ${dir}`,
-        // Over the template's memory, mapped private, the pages are in memory already; fresh
-        // memory of its own costs the host a cleared huge page for each 2 MiB the state fills.
+        // Over the template's memory (or the paused sandbox's base, see resume-base.ts),
+        // mapped private, the pages are in memory already; fresh memory of its own costs the
+        // host a cleared huge page for each 2 MiB the state fills.
         role: base
-          ? { role: 'clone', memoryFd: base.role.memoryFd, stateFd: file.fd, withRam: true }
+          ? { role: 'clone', memoryFd: base.memoryFd, stateFd: file.fd, withRam: true }
           : { role: 'restore', memoryFd: -1, stateFd: file.fd },
         // The cards are the sandbox's own, found again in its network namespace.
         cardMacs: [],

@@ -10,6 +10,8 @@ import { buildTemplate, type TemplateBuild } from '../template/build.js';
 import { type CloneSource, openCloneSource, templateConfigOf, templateKey } from '../template/clone.js';
 import { liveTemplate, removeTemplate, type TemplateRecord, templatesDir } from '../template/store.js';
 import { forkDisk, freezeDiskCopy } from './disks.js';
+import { pauseRamFilter } from './pause-ram.js';
+import { resumeBase } from './resume-base.js';
 import { openCheckedState, readStateRecord, type SavedStateRecord, saveVmState } from './state-file.js';
 
 const log = logger('snapshot');
@@ -84,13 +86,23 @@ export async function saveRunningVm(
         return undefined;
       })
     : undefined;
+  const shape = await savedShape(target.config, target.hypervisor, target.imageHash);
+  // Paused, only what the guest wrote over its template's memory is saved (pause-ram.ts); a
+  // snapshot's state is made a template of its own (snapshotTemplate): it keeps its whole RAM.
+  const ramFilter = options.resume
+    ? undefined
+    : await pauseRamFilter(
+        { vmmPid: target.vm.pid, ramBytes: target.config.memoryMiB * 2 ** 20, key: shape, dir },
+        signal,
+      );
   return saveVmState(
     target.vm,
     dir,
     {
       vmm: await target.hypervisor.identity(),
-      shape: await savedShape(target.config, target.hypervisor, target.imageHash),
+      shape,
       memoryMiB: target.config.memoryMiB,
+      ...(ramFilter ? { ramFilter } : {}),
       withMemory: true,
       streamIdsFrom: () => target.agent.streamIdsFrom,
       ...(bootIdAddress !== undefined ? { bootIdAddress: bootIdAddressText(bootIdAddress) } : {}),
@@ -118,10 +130,22 @@ export async function resumeSavedVm(
     shape: await savedShape(config, options.hypervisor, options.imageHash),
   };
   const { file, record } = await openCheckedState(dir, expect, signal);
+  // A state saved over its template's memory loads over that again (resume-base.ts).
+  const base = await resumeBase(dir, record, undefined, 'it stays paused', signal).catch(
+    async (err: unknown) => {
+      await file.close();
+      throw err;
+    },
+  );
   let vm: Vm | undefined;
   try {
     vm = await options.hypervisor.start(
-      { ...config, template: { role: 'restore', memoryFd: -1, stateFd: file.fd } },
+      {
+        ...config,
+        template: base
+          ? { role: 'clone', memoryFd: base.memoryFd, stateFd: file.fd, withRam: true }
+          : { role: 'restore', memoryFd: -1, stateFd: file.fd },
+      },
       signal,
     );
   } catch (err) {
@@ -132,6 +156,7 @@ export async function resumeSavedVm(
     );
   } finally {
     await file.close();
+    await base?.close();
   }
   const agent = new AgentClient(vm.agentChannel, { firstStreamId: record.streamIdsFrom });
   try {

@@ -144,3 +144,21 @@ async function runMkfifo(path: string): Promise<void> {
   const { run } = await import('../sys/exec.js');
   await run('mkfifo', ['-m', '600', path]);
 }
+
+test('a save whose pages cannot be told apart (no plan, or a stream the filter cannot read) is whole and names no base', async () => {
+  const base = { bytes: 4096, sha256: 'a'.repeat(64), memory: { dev: '1', ino: '2' }, hostBoot: 'b' };
+  for (const plan of [
+    async () => undefined,
+    async () => ({ block: 'ram', blockBytes: 4096, mustSend: () => false }),
+  ]) {
+    const dir = await mkdtemp(join(tmpdir(), 'hull-state-'));
+    dirs.push(dir);
+    const body = Buffer.alloc(100_000, 7);
+    const record = await saveVmState(fakeVm(body), dir, { ...what, ramFilter: { base, plan } }, signal());
+    assert.equal(record.bytes, 100_008, 'every byte is kept');
+    assert.equal(record.ramBase, undefined);
+    assert.equal(record.unfilteredBytes, undefined);
+    const { file } = await openCheckedState(dir, expect, signal());
+    await file.close();
+  }
+});

@@ -9,8 +9,10 @@ import type { Vm } from '../hypervisor/hypervisor.js';
 import { logger } from '../log.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
 import { readJsonRecordOrNone } from '../sys/regular-file.js';
+import { isRamBaseRecord, type RamBaseRecord, removeRamBase } from './ram-base.js';
+import type { PageFilterPlan } from './ram-page-filter.js';
 import { isStateStream, stateStreamSink } from './state-stream.js';
-import { templateDiffStream } from './template-diff-stream.js';
+import { pageFilterTransform, templateDiffStream } from './template-diff-stream.js';
 
 const log = logger('snapshot');
 
@@ -68,6 +70,13 @@ export interface SavedStateRecord {
    * (hex; see hypervisor/qemu/boot-id.ts). Its copies get a boot id of their own from it.
    */
   bootIdAddress?: string;
+  /**
+   * A paused template clone's: the stream holds only the pages its guest wrote, and the rest
+   * are this base's, hard-linked beside it (see ram-base.ts): resumed over it, never without.
+   */
+  ramBase?: RamBaseRecord;
+  /** With `ramBase`: the stream's bytes before the base's pages were left out (the whole RAM's save). */
+  unfilteredBytes?: number;
 }
 
 export function stateFilePath(dir: string): string {
@@ -103,6 +112,11 @@ export async function saveVmState(
     whileStopped?: () => Promise<void>;
     /** Read once the VM is saved: calls made while it was saving took ids too. */
     streamIdsFrom: () => number;
+    /**
+     * Only the RAM pages this plan keeps go to the file (asked once the VM is stopped); the
+     * rest are `ramBase`'s, which the record then names. No plan: the whole RAM is saved.
+     */
+    ramFilter?: { base: RamBaseRecord; plan: () => Promise<PageFilterPlan | undefined> };
   },
   signal: AbortSignal,
 ): Promise<SavedStateRecord> {
@@ -120,29 +134,42 @@ export async function saveVmState(
       done(null, chunk);
     },
   });
+  // Pages left out as the base's: only with the base recorded, so never lost (see ram-base.ts).
+  const filter = what.ramFilter && pageFilterTransform(what.ramFilter.plan);
   const file = await open(temporary, 'wx', 0o600);
   try {
     const sink = createWriteStream('', { fd: file.fd, autoClose: false });
-    hashing.pipe(sink);
-    const flushed = new Promise<void>((resolve, reject) => {
-      sink.on('finish', resolve);
-      sink.on('error', reject);
-    });
+    const flushed = filter
+      ? pipeline(filter, hashing, sink, { signal })
+      : pipeline(hashing, sink, { signal });
+    flushed.catch(() => {});
     await vm.saveState(
-      hashing,
+      filter ?? hashing,
       { ignoreSharedMemory: !what.withMemory, resume: what.resume, whileStopped: what.whileStopped },
       signal,
     );
     await flushed;
     await file.sync();
   } catch (err) {
+    filter?.destroy();
+    hashing.destroy();
     await file.close();
     await rm(temporary, { force: true });
     throw new HullError('ERR_SAVED_STATE', `saving the VM failed: ${messageOf(err)}`, { cause: err });
   }
   await file.close();
   await rename(temporary, stateFilePath(dir));
-  return writeStateRecord(dir, stateRecord(what, started, bytes, hash.digest('hex')));
+  const counts = filter?.counts();
+  const filtered = counts !== undefined && counts.passedThrough === undefined;
+  if (filter)
+    log.info(
+      { dir, ...counts },
+      filtered ? "VM state saved: its template's pages left out" : 'VM state saved whole',
+    );
+  return writeStateRecord(dir, {
+    ...stateRecord(what, started, bytes, hash.digest('hex')),
+    ...(filtered ? { ramBase: what.ramFilter!.base, unfilteredBytes: counts.bytesIn } : {}),
+  });
 }
 
 type SaveWhat = Parameters<typeof saveVmState>[2];
@@ -229,7 +256,10 @@ export async function readStateRecord(dir: string): Promise<SavedStateRecord | u
     missing: 'is missing',
     noFollow: true,
   })) as SavedStateRecord | undefined;
-  return record?.format === STATE_FORMAT ? record : undefined;
+  if (record?.format !== STATE_FORMAT) return undefined;
+  // A record whose base is not one hull wrote is no record to resume by.
+  if (record.ramBase !== undefined && !isRamBaseRecord(record.ramBase)) return undefined;
+  return record;
 }
 
 /**
@@ -299,4 +329,5 @@ export async function openCheckedState(
 export async function removeSavedState(dir: string): Promise<void> {
   await rm(join(dir, RECORD_FILE), { force: true });
   await rm(stateFilePath(dir), { force: true });
+  await removeRamBase(dir);
 }

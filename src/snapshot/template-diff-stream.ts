@@ -59,15 +59,26 @@ export function templateDiffStream(parts: {
   /** Opens the stream's write end: resolves once the copy has opened its end. */
   opened: () => Promise<void>;
   signal: AbortSignal;
-}): Transform & { counts(): PageFilterCounts | undefined } {
+}): PageFilterTransform {
+  return pageFilterTransform(() => planFor(parts));
+}
+
+export type PageFilterTransform = Transform & { counts(): PageFilterCounts | undefined };
+
+/**
+ * A Transform that filters a migration stream by the plan `plan` gives, asked at the first
+ * byte (the VM is stopped by then, so its page map holds still). No plan, or one that cannot
+ * be made: the stream goes whole. `counts` says what went through once it has finished.
+ */
+export function pageFilterTransform(plan: () => Promise<PageFilterPlan | undefined>): PageFilterTransform {
   let filter: Promise<RamPageFilter | undefined> | undefined;
   const start = () => {
-    filter ??= planFor(parts).then(
-      (plan) => plan && new RamPageFilter(plan),
+    filter ??= plan().then(
+      (made) => made && new RamPageFilter(made),
       (err: unknown) => {
         log.warn(
           { err: messageOf(err) },
-          "the parent's RAM pages could not be told apart: the stream goes whole",
+          "the VM's RAM pages could not be told apart: the stream goes whole",
         );
         return undefined;
       },

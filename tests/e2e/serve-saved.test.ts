@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { open, readdir } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
@@ -19,7 +19,7 @@ import {
   stopServe as stopServeRun,
   waitForCount,
 } from '../fixtures/serve.js';
-import { type HullRun, privateDirs, qemuProcessesUsing } from './harness.js';
+import { type HullRun, hull, privateDirs, qemuProcessesUsing, runCommand } from './harness.js';
 
 /**
  * Issue 28: a sandbox of `hull serve` paused to disk (its VM's memory and devices saved, no
@@ -215,5 +215,136 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
       await stopServe();
       await startServe();
     }
+  });
+
+  // A shell counting in its own memory, and 16 MiB of random bytes in the guest's tmpfs: what
+  // a pause must bring back that only the guest's RAM holds.
+  const COUNTING = 'i=0; while true; do i=$((i+1)); echo $i > /c; sleep 0.2; done';
+  const FILL = 'head -c 16777216 /dev/urandom > /dev/shm/fill && sha256sum /dev/shm/fill';
+  const savedDirOf = (id: string) => join(dirs.root, '@serve', 'sandboxes', id, 'saved');
+  const stateRecordOf = async (id: string) =>
+    JSON.parse(await readFile(join(savedDirOf(id), 'vm-state.json'), 'utf8')) as {
+      bytes: number;
+      shape: string;
+      memoryMiB: number;
+      unfilteredBytes?: number;
+      ramBase?: { bytes: number };
+    };
+  const countOf = async (s: Sandbox) => Number((await s.commands.run('cat /c')).stdout);
+  const holdersFor = async (dir: string) =>
+    (await runCommand('pgrep', ['-f', `hull-template-memory .*${dir}`])).stdout.split('\n').filter(Boolean);
+  let small: Sandbox;
+  let fillSum: string;
+
+  test("a paused template clone saves only what its guest wrote, beside its template's memory kept as its base", async () => {
+    small = await Sandbox.create({ api, image, network: 'none', timeoutMs: 900_000 });
+    await small.commands.run(COUNTING, { background: true });
+    fillSum = (await small.commands.run(FILL)).stdout;
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = await countOf(small);
+    assert.ok(before >= 1, `the shell counts: ${before}`);
+    await small.pause();
+    const record = await stateRecordOf(small.sandboxId);
+    const state = await stat(join(savedDirOf(small.sandboxId), 'vm.state'));
+    const wholeBytes = record.unfilteredBytes ?? 0;
+    console.log(`saved ${state.size} bytes of a whole save of ${wholeBytes} (RAM ${record.memoryMiB} MiB)`);
+    const budget = (16 + 64) * 2 ** 20;
+    assert.ok(state.size < budget, `the state holds what the guest wrote: ${state.size} bytes`);
+    // The whole save (what a pause wrote before) would not pass the check above.
+    assert.ok(wholeBytes > budget, `a whole save would be ${wholeBytes} bytes`);
+    assert.equal(state.size, record.bytes);
+    const base = await stat(join(savedDirOf(small.sandboxId), 'ram.base'));
+    assert.equal(base.size, record.memoryMiB * 2 ** 20, "the base is the template's whole memory");
+    assert.equal(base.mode & 0o777, 0o600);
+    assert.equal(base.uid, process.getuid?.());
+    const kept = await stat(join(env.HULL_STATE_DIR!, 'templates', record.shape, 'ram.base'));
+    assert.equal(base.ino, kept.ino, "it is the template's copy, linked");
+    assert.ok(base.blocks * 512 < base.size, 'its zero pages are holes');
+    assert.deepEqual(await qemuProcessesUsing(containerDir(small.sandboxId)), []);
+
+    small = await Sandbox.resume(small.sandboxId, { api });
+    await assert.rejects(
+      stat(join(savedDirOf(small.sandboxId), 'ram.base.json')),
+      /ENOENT/,
+      "with its template live, it resumed over the template's memory, not a copy of its base",
+    );
+    const after = await countOf(small);
+    assert.ok(after >= before, `the shell counts on from ${before}: ${after}`);
+    assert.equal(
+      (await small.commands.run('sha256sum /dev/shm/fill')).stdout,
+      fillSum,
+      'its tmpfs is intact',
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok((await countOf(small)) > after, 'and it still counts');
+  });
+
+  test('with its template removed, it resumes from its base; a changed base is refused in one line, nothing left', async () => {
+    const before = await countOf(small);
+    await small.pause();
+    const dir = savedDirOf(small.sandboxId);
+    const record = await stateRecordOf(small.sandboxId);
+    assert.ok(record.ramBase, 'paused again over the same template memory, the base is used again');
+    const links = (await stat(join(dir, 'ram.base'))).nlink;
+    const removed = await hull(['template', 'rm', record.shape], { env });
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal(
+      (await stat(join(dir, 'ram.base'))).nlink,
+      links - 1,
+      "the template's copy went, the link keeps it",
+    );
+
+    const base = await open(join(dir, 'ram.base'), 'r+');
+    const at = Math.floor(record.memoryMiB * 2 ** 19) + 123;
+    const byte = Buffer.alloc(1);
+    await base.read(byte, 0, 1, at);
+    await base.write(Buffer.from([byte[0]! ^ 0x5a]), 0, 1, at);
+    try {
+      await assert.rejects(Sandbox.resume(small.sandboxId, { api }), (err: unknown) => {
+        assert.ok(err instanceof HullApiError, String(err));
+        assert.equal(err.code, 'ERR_SAVED_STATE', err.message);
+        assert.match(
+          err.message,
+          /its RAM base is not the one recorded at save \(SHA-256\); the sandbox stays paused$/,
+        );
+        assert.doesNotMatch(err.message, /\n/);
+        return true;
+      });
+      assert.equal((await small.getInfo()).status, 'paused');
+      assert.deepEqual(await qemuProcessesUsing(containerDir(small.sandboxId)), [], 'no QEMU started');
+      assert.deepEqual(await holdersFor(dir), [], 'no memory holder left');
+    } finally {
+      await base.write(byte, 0, 1, at);
+      await base.close();
+    }
+
+    small = await Sandbox.resume(small.sandboxId, { api });
+    await stat(join(dir, 'ram.base.json')); // over its base made memory again
+    assert.equal(
+      (await small.commands.run('sha256sum /dev/shm/fill')).stdout,
+      fillSum,
+      'its tmpfs is intact',
+    );
+    const counted = await countOf(small);
+    assert.ok(counted >= before, `the shell counts on: ${before} then ${counted}`);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok((await countOf(small)) > counted, 'and it still counts');
+    assert.deepEqual(await holdersFor(dir), [], "the base's memory is the VMM's alone");
+
+    // Resumed over its base, it is a clone of that base: paused again, it saves only its writes.
+    await small.pause();
+    const again = await stateRecordOf(small.sandboxId);
+    assert.ok(again.ramBase, 'the base is kept');
+    assert.ok(
+      again.bytes < (16 + 64) * 2 ** 20,
+      `the state holds what the guest wrote: ${again.bytes} bytes`,
+    );
+    small = await Sandbox.resume(small.sandboxId, { api });
+    assert.equal(
+      (await small.commands.run('sha256sum /dev/shm/fill')).stdout,
+      fillSum,
+      'its tmpfs is intact',
+    );
+    await small.kill();
   });
 });

@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { removeBridge } from '../../src/network/serve-bridge.js';
 import { Sandbox } from '../../src/sdk/sandbox.js';
@@ -18,8 +18,15 @@ import { killEverySandbox, serveBridge, serveStateDir, startServe, stopServe } f
  */
 export interface SavedVmFigures {
   memoryMiB: number;
-  /** The parent's saved state: what its guest's memory held (touched) at the pause. */
+  /** What its guest's memory held (touched) at the pause: QEMU's whole save of its RAM. */
+  touchedMiB: number;
+  /**
+   * The parent's saved state on disk: only what differs from its template when its template's
+   * memory is kept as its base (snapshot/pause-ram.ts), else its whole RAM.
+   */
   savedMiB: number;
+  /** The base beside it (the template's memory, sparse; shared by every pause from it). */
+  baseMiB: number;
   /** Medians of PAIRS creates and forks of 1, taken in turn (the order swapped every pair). */
   createMs: number;
   forkOfOneMs: number;
@@ -27,6 +34,9 @@ export interface SavedVmFigures {
   forkOfTenMs: number;
   pauseMs: number;
   resumeMs: number;
+  /** The same sandbox paused and resumed a second time (its template's base kept already). */
+  pauseAgainMs: number;
+  resumeAgainMs: number;
   pauseSecondsPerGiB: number;
   resumeSecondsPerGiB: number;
   createdPssMiB: number;
@@ -133,18 +143,28 @@ export async function measureSavedVms(scratch: string): Promise<SavedVmFigures> 
     const pause = await timed(() => parent.pause());
     const saved = JSON.parse(
       await readFile(join(root, '@serve', 'sandboxes', parent.sandboxId, 'saved', 'vm-state.json'), 'utf8'),
-    ) as { bytes: number };
+    ) as { bytes: number; unfilteredBytes?: number };
+    const base = await stat(join(root, '@serve', 'sandboxes', parent.sandboxId, 'saved', 'ram.base')).catch(
+      () => undefined,
+    );
     const resume = await timed(() => Sandbox.resume(parent.sandboxId, { api }));
-    const savedGiB = saved.bytes / 2 ** 30;
+    // Once more: the first pause from a template also kept the template's memory as its base.
+    const pauseAgain = await timed(() => resume.value.pause());
+    const resumeAgain = await timed(() => Sandbox.resume(parent.sandboxId, { api }));
+    const savedGiB = (saved.unfilteredBytes ?? saved.bytes) / 2 ** 30;
     return {
       memoryMiB: MEMORY_MIB,
+      touchedMiB: round((saved.unfilteredBytes ?? saved.bytes) / 2 ** 20, 1),
       savedMiB: round(saved.bytes / 2 ** 20, 1),
+      baseMiB: round(((base?.blocks ?? 0) * 512) / 2 ** 20, 1),
       createMs: created.ms,
       forkOfOneMs: one.ms,
       samplesMs: samples,
       forkOfTenMs: ten.ms,
       pauseMs: pause.ms,
       resumeMs: resume.ms,
+      pauseAgainMs: pauseAgain.ms,
+      resumeAgainMs: resumeAgain.ms,
       pauseSecondsPerGiB: round(pause.ms / 1000 / savedGiB),
       resumeSecondsPerGiB: round(resume.ms / 1000 / savedGiB),
       createdPssMiB: round(createdPssMiB, 1),
@@ -178,6 +198,9 @@ export function printSavedVms(f: SavedVmFigures): void {
     `saved sandboxes: idle QEMU PSS, a fork (median of 10) ${f.forkPssMiB} MiB / a created sandbox ${f.createdPssMiB} MiB = ${f.ratios.forkPssOverCreated} (goal <= 0.5); without TCG's translated code ${f.forkPssWithoutCodeMiB} / ${f.createdPssWithoutCodeMiB} MiB = ${f.ratios.forkPssOverCreatedWithoutCode}`,
   );
   console.log(
-    `saved sandboxes: pause ${f.pauseMs} ms, resume ${f.resumeMs} ms for ${f.savedMiB} MiB of guest memory touched: pause ${f.pauseSecondsPerGiB} s/GiB, resume ${f.resumeSecondsPerGiB} s/GiB; resume / create = ${f.ratios.resumeOverCreate}`,
+    `saved sandboxes: pause ${f.pauseMs} ms, resume ${f.resumeMs} ms for ${f.touchedMiB} MiB of guest memory touched (saved ${f.savedMiB} MiB, beside a base of ${f.baseMiB} MiB shared by its template's pauses): pause ${f.pauseSecondsPerGiB} s/GiB, resume ${f.resumeSecondsPerGiB} s/GiB; resume / create = ${f.ratios.resumeOverCreate}`,
+  );
+  console.log(
+    `saved sandboxes: paused and resumed again: pause ${f.pauseAgainMs} ms, resume ${f.resumeAgainMs} ms`,
   );
 }
