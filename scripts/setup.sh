@@ -43,6 +43,7 @@ packages=(
   qemu-utils            # qemu-img: a forked sandbox's disk as a qcow2 overlay of its snapshot's
   criu                  # podman checks for CRIU before it asks the runtime to checkpoint
   curl                  # tests and the benchmark fetch from servers in containers
+  strace                # a test holds QEMU's exit back (tests/fixtures/held-exit.ts)
   python3 bsdutils      # test peers: a console-socket receiver; `script` for `podman run -t`
   mmdebstrap            # test images made from Debian packages (nginx, iptables, iproute2)
   ca-certificates git

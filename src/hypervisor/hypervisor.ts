@@ -136,6 +136,15 @@ export interface VmExit {
   oomKilled?: boolean;
   /** The VM's share server died (pid given), so the VM, its files gone, was stopped. */
   shareServerLost?: number;
+  /**
+   * Whether stop() ended the VM, as the VMM's own account of its end says (see
+   * qemu/vm-end.ts): false when the VM ended by itself (a guest kernel's panic, the VMM
+   * killed), even if a stop() came in while that exit was on its way. Undefined when the
+   * VMM's exit does not tell: the caller judges by what it saw first.
+   */
+  byStop?: boolean;
+  /** The VMM's reason for the end, when it gave one (QEMU's SHUTDOWN: 'guest-reset', 'host-qmp-quit'). */
+  shutdownReason?: string;
 }
 
 /** A running VM. `stop()` is safe to call twice and after the VM exited by itself. */

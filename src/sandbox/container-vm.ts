@@ -40,7 +40,7 @@ export function ownVm(sandbox: Sandbox): ContainerVm {
     updateContainer: (id, resources, signal) => sandbox.updateContainer(id, resources, signal),
     lossReason: (signal) => sandbox.lossReason(signal),
     explainFailure: (err, what) => sandbox.explainFailure(err, what),
-    shutdown: () => void sandbox.vm.stop(),
+    shutdown: () => void sandbox.stopVm(),
     release: () => sandbox.destroy(),
     saveTo: (dir, signal, options) => {
       if (!sandbox.saving) throw new HullError('ERR_UNSUPPORTED', 'this VM cannot be saved');

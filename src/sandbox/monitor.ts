@@ -348,18 +348,22 @@ export class ContainerMonitor {
     // A process that exits at once (`true`) is reaped in the guest before crun start returns,
     // so its exit can arrive before the start's answer; tearing down then fails the start.
     await this.starting?.catch(() => {});
-    const lost =
+    const lossOf = (ms: number) =>
       vmLost && this.savedTo === undefined
-        ? await this.sandbox.lossReason(AbortSignal.timeout(5000))
-        : undefined;
-    if (lost) {
-      this.log.error({ reason: lost }, 'the VM ended under the container');
-      this.notice(`hull: the VM of container ${this.id} ended under it: ${lost}`);
-    }
+        ? this.sandbox.lossReason(AbortSignal.timeout(ms))
+        : Promise.resolve(undefined);
+    let lost = await lossOf(5000);
+    if (lost) this.sayLost(lost);
     this.status = 'stopped';
     await this.terminal?.close();
     this.server?.close();
     await this.sandbox.release().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'teardown'));
+    if (!lost) {
+      // A VM whose exit was not seen in time was stopped by the teardown, which waits for
+      // that exit: a guest that had ended itself is named all the same.
+      lost = await lossOf(1000);
+      if (lost) this.sayLost(lost);
+    }
     markHost('torn-down');
     this.metrics.stop();
     await this.trace.finish(this.id, 'hull monitor');
@@ -372,6 +376,11 @@ export class ContainerMonitor {
       () => {},
     );
     return exitStatus;
+  }
+
+  private sayLost(lost: string): void {
+    this.log.error({ reason: lost }, 'the VM ended under the container');
+    this.notice(`hull: the VM of container ${this.id} ended under it: ${lost}`);
   }
 
   private persist(): Promise<void> {

@@ -2,7 +2,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentClient, type ContainerPlacement, type GuestInfo, type ProcessInput } from '../agent/client.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
-import type { Hypervisor, Vm, VmConfig } from '../hypervisor/hypervisor.js';
+import type { Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor/hypervisor.js';
 import { consoleCause, consoleCauseOrLastLine } from '../image/console-cause.js';
 import type { GuestImage } from '../image/manifest.js';
 import { logger } from '../log.js';
@@ -27,6 +27,7 @@ import { type CloneSource, restoreFailedNotice } from '../template/clone.js';
 import { hostNowMs, markGuest, markHost } from '../trace/boot-marks.js';
 import { deadlineSignal, raceSignal } from '../util/deadline.js';
 import type { Bundle } from './bundle.js';
+import { VmEndWitness } from './vm-end-witness.js';
 
 /** Where a sandbox's VMM listens for `hull debug-console`, when the setting is on. */
 export function debugConsoleSocket(sandboxDir: string): string {
@@ -100,7 +101,10 @@ export interface SandboxOptions {
  */
 export class Sandbox {
   private destroying: Promise<void> | undefined;
-  private endedByItself = false;
+  /** Whether the VM ended by itself or by hull, whatever order the signs came in. */
+  private readonly end = new VmEndWitness();
+  /** Why the VM ended by itself, worded once its exit is seen (see lossReason). */
+  private readonly loss: Promise<string | undefined>;
   /** The first container's files, put in the share during the start (see firstContainer). */
   private placed: { id: string; placement: ContainerPlacement } | undefined;
 
@@ -120,32 +124,28 @@ export class Sandbox {
     /** What saving the VM needs (snapshot/saved-vm.ts SavableVm, less the VM and agent). */
     readonly saving?: SavingParts,
   ) {
-    void vm.exited.then((exit) => {
-      // A share server's death is the VM's own end even when a destroy came in while its
-      // exit was being seen (the shim's tasks exit, and containerd deletes them, first).
-      this.endedByItself = this.destroying === undefined || exit.shareServerLost !== undefined;
+    // A guest that ends itself closes the agent's channel a while before its exit is told
+    // (QEMU's cgroup is cleaned up first): a teardown asked in between, by a monitor whose
+    // container's process is gone or a client deleting it, must not make the loss hull's.
+    vm.agentChannel.once('close', () => this.end.channelClosed());
+    vm.agentChannel.once('end', () => this.end.channelClosed());
+    // Worded at the exit, from the console log as it was then: a teardown (which removes the
+    // log) waits for it, so a loss seen only while tearing down is still named.
+    this.loss = vm.exited.then((exit) => {
+      this.end.exited(exit);
+      return this.end.endedByItself ? describeLoss(exit, vm.consoleLog) : undefined;
     });
+    this.loss.catch(() => {});
   }
 
   /**
    * Why the VM ended, if it ended by itself (QEMU killed, the guest kernel panicked) rather
-   * than by destroy(): one line for the user and the logs. Read before destroy(), which takes
-   * the console log away.
+   * than by hull's teardown: one line for the user and the logs; undefined if its exit is
+   * not seen by `signal`.
    */
-  async lossReason(signal: AbortSignal): Promise<string | undefined> {
+  lossReason(signal: AbortSignal): Promise<string | undefined> {
     // The agent's channel closes a moment before QEMU's exit is seen.
-    const exit = await raceSignal(this.vm.exited, signal).catch(() => undefined);
-    if (!exit || !this.endedByItself) return undefined;
-    if (exit.shareServerLost) {
-      return `its share server (hull-share-server, pid ${exit.shareServerLost}) died, and the VM, its files gone, was stopped`;
-    }
-    const said = consoleCause(await readFile(this.vm.consoleLog, 'utf8').catch(() => ''));
-    const how = exit.oomKilled
-      ? `QEMU was killed by ${exit.signal ?? 'the kernel'}: its cgroup ran out of memory`
-      : exit.signal
-        ? `QEMU was killed by ${exit.signal}`
-        : `QEMU exited with code ${exit.code}`;
-    return said ? `${how}; ${said}` : how;
+    return raceSignal(this.loss, signal).catch(() => undefined);
   }
 
   /**
@@ -420,9 +420,36 @@ export class Sandbox {
 
   /** Stops the VM and removes every host resource. Safe to call twice. */
   destroy(): Promise<void> {
-    this.destroying ??= teardown(this);
+    this.end.teardown();
+    this.destroying ??= teardown(this, this.loss);
     return this.destroying;
   }
+
+  /**
+   * Stops the VM now, leaving its host resources to destroy() (a forced delete of a running
+   * container): an end asked for, not a loss.
+   */
+  stopVm(): Promise<void> {
+    this.end.teardown();
+    return this.vm.stop();
+  }
+}
+
+/** One line on how a VM that ended by itself ended, with what its console said of it. */
+async function describeLoss(exit: VmExit, consoleLog: string): Promise<string> {
+  if (exit.shareServerLost) {
+    return `its share server (hull-share-server, pid ${exit.shareServerLost}) died, and the VM, its files gone, was stopped`;
+  }
+  const said = consoleCause(await readFile(consoleLog, 'utf8').catch(() => ''));
+  const how = exit.oomKilled
+    ? `QEMU was killed by ${exit.signal ?? 'the kernel'}: its cgroup ran out of memory`
+    : exit.signal && exit.shutdownReason?.startsWith('guest-')
+      ? // The guest ended the VM, and QEMU, slow to exit, was then killed by the teardown.
+        `its guest ended it (${exit.shutdownReason}) and QEMU, slow to exit, was killed`
+      : exit.signal
+        ? `QEMU was killed by ${exit.signal}`
+        : `QEMU exited with code ${exit.code}`;
+  return said ? `${how}; ${said}` : how;
 }
 
 /** Binds a container's root filesystem and bind-mount sources into the share (SandboxShare). */
@@ -435,13 +462,17 @@ function placeInShare(share: SandboxShare, containerId: string, bundle: Bundle):
   );
 }
 
-async function teardown(parts: {
-  dir: string;
-  vm?: Vm;
-  agent?: AgentClient;
-  share: SandboxShare;
-  network?: GuestNetwork;
-}): Promise<void> {
+async function teardown(
+  parts: {
+    dir: string;
+    vm?: Vm;
+    agent?: AgentClient;
+    share: SandboxShare;
+    network?: GuestNetwork;
+  },
+  /** What still reads the VM's files (its console log) once it has exited. */
+  reading?: Promise<unknown>,
+): Promise<void> {
   parts.agent?.close();
   await parts.vm?.stop();
   // After the VMM: its taps are gone, and the client's interfaces get their traffic back.
@@ -451,6 +482,7 @@ async function teardown(parts: {
     // The console log goes with the sandbox directory; with --debug it is kept in hull's log.
     log.debug({ console: await readFile(parts.vm.consoleLog, 'utf8').catch(() => '') }, 'guest console');
   }
+  await reading?.catch(() => {});
   await parts.share.destroy();
   await rm(parts.dir, { recursive: true, force: true });
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { availableParallelism, release } from 'node:os';
 import { describe, test } from 'node:test';
 import { VM_NAMESPACES_ANNOTATION } from '../../src/oci/checks.js';
+import { holdExit } from '../fixtures/held-exit.js';
 import { bundleTests, hull, hullKeepingOutput, qemuProcessesUsing, startHull } from './harness.js';
 
 /** `hull run` as a user of runc sees it: output, exit codes, stdin, the process's settings. */
@@ -194,6 +195,38 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
         '`hull state` says why',
       );
     } finally {
+      await hull(['--root', t.root, 'delete', '--force', b.id]);
+    }
+  });
+
+  // QEMU's exit is seen a while after its sockets close; the monitor waits 5 s for it, then
+  // tears the VM down, and that teardown must not make the guest's own end hull's.
+  test('a guest kernel panic whose QEMU is slow to exit: state still names it', async () => {
+    const b = await bundle(['sh', '-c', 'echo c > /proc/sysrq-trigger; sleep 60'], (spec) => {
+      spec.linux!.readonlyPaths = [];
+      spec.linux!.maskedPaths = [];
+    });
+    const created = await hullKeepingOutput(t.root, ['create', '--bundle', b.dir, b.id]);
+    assert.equal(created.code, 0, created.stderr);
+    const [qemu] = await qemuProcessesUsing(t.root);
+    assert.ok(qemu, 'the VM runs');
+    // Longer than the monitor's 5 s wait for the exit (and a start's 3 s).
+    const held = await holdExit(qemu!, 8);
+    try {
+      await hull(['--root', t.root, 'start', b.id]);
+      let state: { status: string; vmLost?: string } = { status: '' };
+      for (let i = 0; i < 300 && state.status !== 'stopped'; i++) {
+        state = JSON.parse((await hull(['--root', t.root, 'state', b.id])).stdout);
+        if (state.status !== 'stopped') await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(state.status, 'stopped');
+      assert.match(
+        state.vmLost ?? '',
+        /the guest kernel panicked: sysrq triggered crash/,
+        '`hull state` says why',
+      );
+    } finally {
+      held.stop();
       await hull(['--root', t.root, 'delete', '--force', b.id]);
     }
   });

@@ -12,7 +12,7 @@ import { run } from '../../sys/exec.js';
 import { findSystemTool } from '../../sys/system-tool.js';
 import { listenPrivately } from '../../sys/unix-socket.js';
 import { markHost } from '../../trace/boot-marks.js';
-import { deadlineSignal, raceSignal, sleep } from '../../util/deadline.js';
+import { deadlineSignal, raceSignal, settledWithin, sleep } from '../../util/deadline.js';
 import { type Arch, archProfile } from '../arch.js';
 import { parseCpuHelp, parseCpuPropertyHelp } from '../cpu-model.js';
 import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
@@ -30,12 +30,18 @@ import {
   WRITABLE_DRIVE,
 } from './command-line.js';
 import { QmpClient } from './qmp.js';
+import { endedByStop, noteShutdownEvent, type VmEnding } from './vm-end.js';
 
 /** A save's pace in bytes per second: no limit a local disk would reach (QEMU's own is 128 MiB/s). */
 const SAVE_BANDWIDTH = 2 ** 40;
 
 /** Unix socket paths are limited to 107 bytes. */
 const MAX_SOCKET_PATH = 107;
+/**
+ * How long a QEMU's exit waits for the end of its QMP connection, whose last lines say why it
+ * ended: the kernel closes it as QEMU dies, so only a reader held up elsewhere takes longer.
+ */
+const QMP_LAST_WORDS_MS = 1000;
 
 /**
  * What QEMU and the process that owns it (monitor or shim) need besides guest RAM: memory they
@@ -436,17 +442,30 @@ export class QemuHypervisor implements Hypervisor {
     });
     const stderrTail = tail(child.stderr);
     let shareServerLost: number | undefined;
+    // Why the VM ends, as QEMU says it on QMP and as stop() asks it (see vm-end.ts).
+    const ending: VmEnding = { stopAsked: false, killedByStop: false };
+    let qmpEnded: Promise<void> | undefined;
     const exited = new Promise<VmExit>((resolve) => {
       const ended = async (exit: VmExit) => {
+        // QEMU says why it ends (QMP SHUTDOWN) before it exits, on a connection that closes
+        // only as it dies: everything on it is read before the exit is told.
+        if (qmpEnded) await settledWithin(qmpEnded, QMP_LAST_WORDS_MS);
         const oomKilled = await cgroup.oomKilled();
         if (owner) await cgroup.leave(owner);
         await cgroup
           .remove()
           .catch((err: unknown) => log.warn({ err: String(err) }, 'removing the VM cgroup'));
-        resolve({
+        const full = {
           ...exit,
           ...(oomKilled ? { oomKilled } : {}),
           ...(shareServerLost ? { shareServerLost } : {}),
+        };
+        const byStop = endedByStop(full, ending);
+        log.debug({ exit: full, ending }, 'QEMU exited');
+        resolve({
+          ...full,
+          ...(byStop !== undefined ? { byStop } : {}),
+          ...(ending.shutdown ? { shutdownReason: ending.shutdown.reason } : {}),
         });
       };
       child.on('exit', (code, sig) => {
@@ -471,6 +490,8 @@ export class QemuHypervisor implements Hypervisor {
       );
       closeListeners();
       const qmp = new QmpClient(qmpSocket);
+      qmp.on('event', (message: Record<string, unknown>) => noteShutdownEvent(ending, message));
+      qmpEnded = qmp.ended;
       await raceSignal(Promise.race([qmp.handshake(signal), died]), signal);
       const role = config.template;
       if (role && (role.role !== 'template' || role.loadFd !== undefined)) {
@@ -496,7 +517,16 @@ export class QemuHypervisor implements Hypervisor {
       });
       const migration = { listener: migrationListener!, path: paths.migrationSocket };
       const templateStateFd = config.template?.role === 'template' ? config.template.stateFd : undefined;
-      return new QemuVm(child, agentSocket, qmp, exited, paths.consoleLog, migration, templateStateFd);
+      return new QemuVm(
+        child,
+        agentSocket,
+        qmp,
+        exited,
+        ending,
+        paths.consoleLog,
+        migration,
+        templateStateFd,
+      );
     } catch (err) {
       // When QEMU quit by itself, its own message says more than a closed socket does; its
       // exit may be seen a moment after its sockets close.
@@ -523,6 +553,8 @@ class QemuVm implements Vm {
     readonly agentChannel: Socket,
     private readonly qmp: QmpClient,
     readonly exited: Promise<VmExit>,
+    /** Filled in as the VM heads for its end; read when its exit is told. */
+    private readonly ending: VmEnding,
     readonly consoleLog: string,
     /** Where its saved state is received (QEMU connects to it when told to migrate). */
     private readonly migration: { listener: Server; path: string },
@@ -609,6 +641,8 @@ class QemuVm implements Vm {
   }
 
   stop(options: { graceMs?: number } = {}): Promise<void> {
+    // Before any wait: an exit seen from now on may be this stop's (see vm-end.ts).
+    this.ending.stopAsked = true;
     this.stopping ??= this.doStop(options.graceMs ?? 2000);
     return this.stopping;
   }
@@ -624,6 +658,7 @@ class QemuVm implements Vm {
         await this.qmp.execute('quit', undefined, signal).catch(() => {});
         await raceSignal(this.exited, signal);
       } catch {
+        this.ending.killedByStop = true;
         this.child.kill('SIGKILL');
       } finally {
         dispose();

@@ -19,9 +19,15 @@ export class QmpClient extends EventEmitter {
   private readonly waiters = new Map<string, Waiter>();
   private greeting: Promise<void>;
   private closed = false;
+  /** Settles once the connection is gone, after every line that came before its end was read. */
+  readonly ended: Promise<void>;
+  private markEnded!: () => void;
 
   constructor(private readonly socket: Socket) {
     super();
+    this.ended = new Promise<void>((resolve) => {
+      this.markEnded = resolve;
+    });
     let greeted: () => void;
     let failed: (err: Error) => void;
     this.greeting = new Promise<void>((resolve, reject) => {
@@ -53,6 +59,7 @@ export class QmpClient extends EventEmitter {
       failed(err);
       for (const waiter of this.waiters.values()) waiter.reject(err);
       this.waiters.clear();
+      this.markEnded();
     };
     socket.on('close', onClose);
     socket.on('error', onClose);
