@@ -10,10 +10,9 @@ import { runHostHooks } from '../sandbox/hooks.js';
 import { checkedPodOf, recordPod } from '../sandbox/pod-claim.js';
 import type { ContainerState } from '../sandbox/state.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
+import { HOOKS_QUESTION } from './hooks-question.js';
 import { writePidFile } from './pid-file.js';
 import { spawnHelper } from './spawn-helper.js';
-
-export const HOOKS_QUESTION = 'createRuntime-hooks ';
 
 function parseHookQuestion(question: string): ContainerState {
   if (!question.startsWith(HOOKS_QUESTION)) {

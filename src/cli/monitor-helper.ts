@@ -7,10 +7,9 @@ import { ownStdio } from '../sandbox/attached-process.js';
 import { type Bundle, loadBundle } from '../sandbox/bundle.js';
 import { containerDir } from '../sandbox/container-id.js';
 import { ContainerMonitor } from '../sandbox/monitor.js';
-import { joinPod } from '../sandbox/pod-member.js';
 import { askParent } from '../sys/detached-helper.js';
-import { HOOKS_QUESTION } from './create.js';
 import { type GlobalOptions, settingsFrom } from './global-options.js';
+import { HOOKS_QUESTION } from './hooks-question.js';
 import { forwardSignals } from './signals.js';
 import { reportFailure, reportToParent, spawnHelper } from './spawn-helper.js';
 
@@ -92,10 +91,15 @@ export function registerMonitorHelper(program: Command): void {
     });
 }
 
-/** How a member monitor reaches its pod's VM: the pod's holder, started if none answers. */
+/**
+ * How a member monitor reaches its pod's VM: the pod's holder, started if none answers. The pod's
+ * modules (its protocol's descriptors among them) are loaded only here, so that the monitor of a
+ * container with a VM of its own never holds them.
+ */
 export function podVmOf(globals: GlobalOptions, key: string, id: string, bundle: Bundle) {
-  return (input: ProcessInput, signal: AbortSignal) =>
-    joinPod(
+  return async (input: ProcessInput, signal: AbortSignal) => {
+    const { joinPod } = await import('../sandbox/pod-member.js');
+    return joinPod(
       {
         root: settingsFrom(globals).root,
         key,
@@ -111,4 +115,5 @@ export function podVmOf(globals: GlobalOptions, key: string, id: string, bundle:
       },
       signal,
     );
+  };
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 /**
  * A process as hull records it: its pid and its start time (field 22 of /proc/<pid>/stat, in
@@ -41,15 +41,39 @@ export function parseProcStat(text: string): ProcStat | undefined {
  */
 export function liveStartTime(pid: number): string | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
+  const text = readProcStat(pid);
+  if (text === undefined) return undefined;
   const stat = parseProcStat(text);
   if (!stat || stat.state === 'Z' || stat.state === 'X' || stat.state === 'x') return undefined;
   return stat.startTime;
+}
+
+/**
+ * /proc/<pid>/stat is read into this one buffer. Watchers call liveStartTime every second for
+ * as long as a sandbox lives (the share server's, see jail/share-server.ts), and readFileSync
+ * would give each call a new 8 KiB buffer of its own (the file's size reads as 0), held in
+ * malloc's memory until V8's next collection, which an idle process seldom has: an idle
+ * monitor grew by megabytes between two.
+ */
+const statBuffer = Buffer.alloc(4096);
+
+function readProcStat(pid: number): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/stat`, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    // procfs gives the whole line in one read when the buffer holds it (a line is well under
+    // 4 KiB: its fields are numbers and a command name of at most 64 bytes).
+    const length = readSync(fd, statBuffer, 0, statBuffer.length, 0);
+    return length < statBuffer.length ? statBuffer.toString('latin1', 0, length) : readFileSync(fd, 'latin1');
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The identity of a live process now, to record; undefined if there is none with that pid. */
