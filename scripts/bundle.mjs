@@ -55,13 +55,13 @@ for (const [name, entry] of [
     },
   });
 }
-// hull's command (src/cli/entry.ts) and its light and run programs, CommonJS so that Node loads
-// them without its ES module loader; the light and run programs start from a V8 code cache made
+// hull's command (src/cli/entry.ts) and its light and container programs, CommonJS so that Node loads
+// them without its ES module loader; the light and container programs start from a V8 code cache made
 // here, by a run of each (see entry.ts and src/cli/code-cache.ts).
 for (const [name, entry] of [
   ['hull', 'src/cli/entry.ts'],
   ['hull-light', 'src/cli/light-main.ts'],
-  ['hull-run', 'src/cli/run-main.ts'],
+  ['hull-container', 'src/cli/container-main.ts'],
 ]) {
   await build({
     ...host,
@@ -86,7 +86,7 @@ for (const old of readdirSync('dist/bundle').filter((f) => f.endsWith('.v8cache'
   try {
     for (const [program, words] of [
       ['hull-light', ['list']],
-      ['hull-run', ['run', '--bundle', join(root, 'no-bundle'), 'code-cache']],
+      ['hull-container', ['run', '--bundle', join(root, 'no-bundle'), 'code-cache']],
     ]) {
       spawnSync(process.execPath, ['dist/bundle/hull.cjs', '--root', root, ...words], {
         env: { ...process.env, HULL_WRITE_CODE_CACHE: '1' },
