@@ -2,8 +2,8 @@
 // load, not hundreds of modules), and the guest agent in one file, as CommonJS because
 // that is what `node --build-snapshot` takes (the image builder snapshots it; see
 // guest/agent/entry.ts).
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -55,12 +55,13 @@ for (const [name, entry] of [
     },
   });
 }
-// hull's command (src/cli/entry.ts) and its light program, CommonJS so that Node loads them
-// without its ES module loader; the light program starts from a V8 code cache made here, by a
-// run of `hull list` (see entry.ts).
+// hull's command (src/cli/entry.ts) and its light and container programs, CommonJS so that Node loads
+// them without its ES module loader; the light and container programs start from a V8 code cache made
+// here, by a run of each (see entry.ts and src/cli/code-cache.ts).
 for (const [name, entry] of [
   ['hull', 'src/cli/entry.ts'],
   ['hull-light', 'src/cli/light-main.ts'],
+  ['hull-container', 'src/cli/container-main.ts'],
 ]) {
   await build({
     ...host,
@@ -75,15 +76,24 @@ for (const [name, entry] of [
     },
   });
 }
-for (const old of readdirSync('dist/bundle').filter((f) => f.endsWith('.v8cache')))
+for (const old of readdirSync('dist/bundle').filter((f) => f.endsWith('.v8cache') || f.endsWith('.partial')))
   rmSync(`dist/bundle/${old}`);
 {
+  // `list` on an empty root; `run` of a bundle that is not there, which compiles its command
+  // line and the modules it loads, then ends with its one-line error before anything is made.
+  // Each writes its program's cache as it exits.
   const root = mkdtempSync(join(tmpdir(), 'hull-code-cache-'));
   try {
-    execFileSync(process.execPath, ['dist/bundle/hull.cjs', '--root', root, 'list'], {
-      env: { ...process.env, HULL_WRITE_CODE_CACHE: '1' },
-      stdio: 'ignore',
-    });
+    for (const [program, words] of [
+      ['hull-light', ['list']],
+      ['hull-container', ['run', '--bundle', join(root, 'no-bundle'), 'code-cache']],
+    ]) {
+      spawnSync(process.execPath, ['dist/bundle/hull.cjs', '--root', root, ...words], {
+        env: { ...process.env, HULL_WRITE_CODE_CACHE: '1' },
+        stdio: 'ignore',
+      });
+      if (!existsSync(`dist/bundle/${program}.cjs.v8cache`)) throw new Error(`no code cache for ${program}`);
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -23,3 +23,9 @@ export function verbWord(argv: readonly string[]): string | undefined {
  * version is light too. Every other word runs the full program.
  */
 export const LIGHT_WORDS: readonly string[] = ['', 'list', 'ls', 'state', 'features', 'spec', 'trace'];
+
+/**
+ * The verbs of the container program (container-main.ts): those that start a container's VM,
+ * from a V8 code cache (entry.ts).
+ */
+export const CONTAINER_WORDS: readonly string[] = ['run', 'create', '_monitor'];

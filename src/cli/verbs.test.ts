@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Command } from 'commander';
+import { CONTAINER_VERBS } from './container-verbs.js';
 import { LIGHT_VERBS } from './light-verbs.js';
-import { LIGHT_WORDS, verbWord } from './verb-word.js';
+import { CONTAINER_WORDS, LIGHT_WORDS, verbWord } from './verb-word.js';
 import { VERBS, verbsFor } from './verbs.js';
 
 test('the verb is the first word after the global options; help names none, the version the empty one', () => {
@@ -37,5 +38,13 @@ test('the light program registers the same verbs as the full program for its wor
     const full = VERBS.find((v) => v.words.includes(word));
     assert.ok(full, word);
     assert.equal(LIGHT_VERBS[word], await full.load(), word);
+  }
+});
+
+test('the container program registers the same verbs as the full program for its words', async () => {
+  for (const word of CONTAINER_WORDS) {
+    const full = VERBS.find((v) => v.words.includes(word));
+    assert.ok(full, word);
+    assert.equal(CONTAINER_VERBS[word], await full.load(), word);
   }
 });

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { codeCacheFile } from './code-cache.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hull-code-cache-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const program = join(dir, 'program.cjs');
+const cache = codeCacheFile(program);
+const SOURCE =
+  "function greet(sep) { return 'ran ' + sep; }\nconsole.log(greet(require('node:path').sep));\n";
+
+/**
+ * Runs `program` as entry.ts does, in a Node of its own (a cache V8 took and then found
+ * damaged would crash the process, not fail an assertion), with `nodeFlags`; returns what
+ * it printed and whether the cache was used. `write` makes the cache instead.
+ */
+function start(options: { write?: boolean; nodeFlags?: string[] } = {}) {
+  const script = `
+    import { createRequire } from 'node:module';
+    const { compileCached } = await import(${JSON.stringify(new URL('./code-cache.js', import.meta.url).href)});
+    const program = compileCached(${JSON.stringify(program)}, { readCache: ${!options.write} });
+    program.run(createRequire(${JSON.stringify(program)}));
+    if (${options.write === true}) program.writeCache();
+    console.log(program.cacheUsed ? 'cache used' : 'compiled from source');`;
+  const child = spawnSync(
+    process.execPath,
+    [...(options.nodeFlags ?? []), '--input-type=module', '-e', script],
+    {
+      encoding: 'utf8',
+    },
+  );
+  return { status: child.status, signal: child.signal, lines: child.stdout.trim().split('\n') };
+}
+
+function freshCache(): Buffer {
+  writeFileSync(program, SOURCE);
+  assert.equal(start({ write: true }).status, 0);
+  return readFileSync(cache);
+}
+
+test('a program starts from the cache made for it', () => {
+  freshCache();
+  assert.deepEqual(start(), { status: 0, signal: null, lines: ['ran /', 'cache used'] });
+});
+
+test('a damaged, cut or foreign cache is not given to V8: the program is compiled and runs', () => {
+  const good = freshCache();
+  const damaged = Buffer.from(good);
+  for (let i = 64; i < damaged.length; i += 97) damaged[i]! ^= 0x55;
+  for (const [what, bytes] of [
+    ['damaged', damaged],
+    ['cut short', good.subarray(0, good.length >> 1)],
+    ['empty', Buffer.alloc(0)],
+    ['not a cache', Buffer.alloc(good.length, 7)],
+  ] as const) {
+    writeFileSync(cache, bytes);
+    assert.deepEqual(start(), { status: 0, signal: null, lines: ['ran /', 'compiled from source'] }, what);
+  }
+});
+
+test('a cache made for an earlier source, or by a Node with other V8 flags, is not used', () => {
+  freshCache();
+  writeFileSync(program, `${SOURCE}// rebuilt\n`);
+  assert.deepEqual(start().lines, ['ran /', 'compiled from source']);
+  freshCache();
+  assert.deepEqual(start({ nodeFlags: ['--no-opt'] }).lines, ['ran /', 'compiled from source']);
+});
+
+test('a cache that others could have written is not used', () => {
+  freshCache();
+  chmodSync(cache, 0o666);
+  assert.deepEqual(start().lines, ['ran /', 'compiled from source']);
+  chmodSync(cache, 0o644);
+  assert.deepEqual(start().lines, ['ran /', 'cache used']);
+});
