@@ -6,6 +6,21 @@ import { holdExit } from '../fixtures/held-exit.js';
 import { bundleTests, hull, hullKeepingOutput, qemuProcessesUsing, startHull } from './harness.js';
 
 /** `hull run` as a user of runc sees it: output, exit codes, stdin, the process's settings. */
+/** Waits (30 s at most) for `hull state` to say stopped, and checks it names the panic. */
+async function assertStoppedByPanic(root: string, id: string): Promise<void> {
+  let state: { status: string; vmLost?: string } = { status: '' };
+  for (let i = 0; i < 300 && state.status !== 'stopped'; i++) {
+    state = JSON.parse((await hull(['--root', root, 'state', id])).stdout);
+    if (state.status !== 'stopped') await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal(state.status, 'stopped');
+  assert.match(
+    state.vmLost ?? '',
+    /the guest kernel panicked: sysrq triggered crash/,
+    '`hull state` says why',
+  );
+}
+
 describe('hull run: the container process', { timeout: 600_000 }, () => {
   const t = bundleTests('proc');
   const bundle = t.bundle;
@@ -183,17 +198,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
           /^hull: the VM of container \S+ ended under it: .*the guest kernel panicked: sysrq triggered crash\n$/,
         );
       }
-      let state: { status: string; vmLost?: string } = { status: '' };
-      for (let i = 0; i < 300 && state.status !== 'stopped'; i++) {
-        state = JSON.parse((await hull(['--root', t.root, 'state', b.id])).stdout);
-        if (state.status !== 'stopped') await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.equal(state.status, 'stopped');
-      assert.match(
-        state.vmLost ?? '',
-        /the guest kernel panicked: sysrq triggered crash/,
-        '`hull state` says why',
-      );
+      await assertStoppedByPanic(t.root, b.id);
     } finally {
       await hull(['--root', t.root, 'delete', '--force', b.id]);
     }
@@ -214,17 +219,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
     const held = await holdExit(qemu!, 8);
     try {
       await hull(['--root', t.root, 'start', b.id]);
-      let state: { status: string; vmLost?: string } = { status: '' };
-      for (let i = 0; i < 300 && state.status !== 'stopped'; i++) {
-        state = JSON.parse((await hull(['--root', t.root, 'state', b.id])).stdout);
-        if (state.status !== 'stopped') await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.equal(state.status, 'stopped');
-      assert.match(
-        state.vmLost ?? '',
-        /the guest kernel panicked: sysrq triggered crash/,
-        '`hull state` says why',
-      );
+      await assertStoppedByPanic(t.root, b.id);
     } finally {
       held.stop();
       await hull(['--root', t.root, 'delete', '--force', b.id]);
