@@ -147,6 +147,14 @@ export interface VmExit {
   shutdownReason?: string;
 }
 
+/** What the VMM said of its VM's end just before ending it (QEMU: QMP SHUTDOWN, GUEST_PANICKED). */
+export interface VmEndNotice {
+  /** The guest ended the VM (a kernel panic, a reset or power-off from inside), not the host. */
+  byGuest: boolean;
+  /** The VMM's reason ('guest-reset', 'guest-panic', 'host-qmp-quit'...). */
+  reason: string;
+}
+
 /** A running VM. `stop()` is safe to call twice and after the VM exited by itself. */
 export interface Vm {
   readonly pid: number;
@@ -155,6 +163,12 @@ export interface Vm {
   readonly consoleLog: string;
   /** Settles when the VMM process has exited, whatever the reason. */
   readonly exited: Promise<VmExit>;
+  /**
+   * Settles when the VMM says the VM is ending, before it exits: seconds may pass between the
+   * two (QEMU cleans up, then hull reads and removes its cgroup). Never settles if the VMM
+   * ends without saying (killed).
+   */
+  readonly endAnnounced: Promise<VmEndNotice>;
   /** Ends the VM: asks the VMM to quit, then kills it if it has not exited by the deadline. */
   stop(options?: { graceMs?: number }): Promise<void>;
   /**

@@ -2,7 +2,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentClient, type ContainerPlacement, type GuestInfo, type ProcessInput } from '../agent/client.js';
 import { HullError, isHullError, messageOf } from '../errors.js';
-import type { Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor/hypervisor.js';
+import type { Hypervisor, Vm, VmConfig, VmEndNotice, VmExit } from '../hypervisor/hypervisor.js';
 import { consoleCause, consoleCauseOrLastLine } from '../image/console-cause.js';
 import type { GuestImage } from '../image/manifest.js';
 import { logger } from '../log.js';
@@ -27,7 +27,11 @@ import { type CloneSource, restoreFailedNotice } from '../template/clone.js';
 import { hostNowMs, markGuest, markHost } from '../trace/boot-marks.js';
 import { deadlineSignal, raceSignal } from '../util/deadline.js';
 import type { Bundle } from './bundle.js';
+import { firstLossReason } from './loss-explanation.js';
 import { VmEndWitness } from './vm-end-witness.js';
+
+/** How long a failed request waits to learn whether the VM ended under it (explainFailure). */
+const EXPLAIN_WAIT_MS = 3000;
 
 /** Where a sandbox's VMM listens for `hull debug-console`, when the setting is on. */
 export function debugConsoleSocket(sandboxDir: string): string {
@@ -155,7 +159,20 @@ export class Sandbox {
    */
   async explainFailure(err: unknown, what: string): Promise<unknown> {
     if (isHullError(err) && err.code !== 'ERR_VM_EXITED') return err;
-    const lost = await this.lossReason(AbortSignal.timeout(3000)).catch(() => undefined);
+    // QEMU says a guest ended its VM before it closes the agent's channel; its exit may be
+    // seen seconds later (its clean-up, then its cgroup's), past any wait worth a user's time.
+    const deadline = deadlineSignal(
+      EXPLAIN_WAIT_MS,
+      () => new HullError('ERR_ABORTED', 'the VM did not say how it ended'),
+    );
+    const lost = await firstLossReason(
+      {
+        exitVerdict: this.loss,
+        announced: this.vm.endAnnounced,
+        describeAnnounced: (notice) => describeAnnouncedLoss(notice, this.vm.consoleLog),
+      },
+      deadline.signal,
+    ).finally(deadline.dispose);
     return lost
       ? new HullError('ERR_VM_EXITED', `the VM of ${what} ended under it: ${lost}`, { cause: err })
       : err;
@@ -433,6 +450,13 @@ export class Sandbox {
     this.end.teardown();
     return this.vm.stop();
   }
+}
+
+/** One line on how a guest ended its VM, as QEMU said it before exiting, with its console's cause. */
+async function describeAnnouncedLoss(notice: VmEndNotice, consoleLog: string): Promise<string> {
+  const said = consoleCause(await readFile(consoleLog, 'utf8').catch(() => ''));
+  const how = `its guest ended it (${notice.reason})`;
+  return said ? `${how}; ${said}` : how;
 }
 
 /** One line on how a VM that ended by itself ended, with what its console said of it. */

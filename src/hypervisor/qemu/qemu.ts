@@ -15,7 +15,7 @@ import { markHost } from '../../trace/boot-marks.js';
 import { deadlineSignal, raceSignal, settledWithin, sleep } from '../../util/deadline.js';
 import { type Arch, archProfile } from '../arch.js';
 import { parseCpuHelp, parseCpuPropertyHelp } from '../cpu-model.js';
-import type { Accel, Hypervisor, Vm, VmConfig, VmExit } from '../hypervisor.js';
+import type { Accel, Hypervisor, Vm, VmConfig, VmEndNotice, VmExit } from '../hypervisor.js';
 import { hullJailPath, type JailPlan, jailArgs, vmmLibraryDir, vmmUserFor } from '../jail/jail.js';
 import { watchShareServer } from '../jail/share-server.js';
 import { vmmLibrariesUsable } from '../jail/vmm-libs-check.js';
@@ -30,7 +30,7 @@ import {
   WRITABLE_DRIVE,
 } from './command-line.js';
 import { QmpClient } from './qmp.js';
-import { endedByStop, noteShutdownEvent, type VmEnding } from './vm-end.js';
+import { announcedEnd, endedByStop, noteShutdownEvent, type VmEnding } from './vm-end.js';
 
 /** A save's pace in bytes per second: no limit a local disk would reach (QEMU's own is 128 MiB/s). */
 const SAVE_BANDWIDTH = 2 ** 40;
@@ -445,6 +445,11 @@ export class QemuHypervisor implements Hypervisor {
     // Why the VM ends, as QEMU says it on QMP and as stop() asks it (see vm-end.ts).
     const ending: VmEnding = { stopAsked: false, killedByStop: false };
     let qmpEnded: Promise<void> | undefined;
+    // Told as soon as QEMU says its VM ends: a while before its exit is (Vm.endAnnounced).
+    let announce: (notice: VmEndNotice) => void = () => {};
+    const endAnnounced = new Promise<VmEndNotice>((resolve) => {
+      announce = resolve;
+    });
     const exited = new Promise<VmExit>((resolve) => {
       const ended = async (exit: VmExit) => {
         // QEMU says why it ends (QMP SHUTDOWN) before it exits, on a connection that closes
@@ -490,7 +495,11 @@ export class QemuHypervisor implements Hypervisor {
       );
       closeListeners();
       const qmp = new QmpClient(qmpSocket);
-      qmp.on('event', (message: Record<string, unknown>) => noteShutdownEvent(ending, message));
+      qmp.on('event', (message: Record<string, unknown>) => {
+        noteShutdownEvent(ending, message);
+        const notice = announcedEnd(ending);
+        if (notice) announce(notice);
+      });
       qmpEnded = qmp.ended;
       await raceSignal(Promise.race([qmp.handshake(signal), died]), signal);
       const role = config.template;
@@ -522,6 +531,7 @@ export class QemuHypervisor implements Hypervisor {
         agentSocket,
         qmp,
         exited,
+        endAnnounced,
         ending,
         paths.consoleLog,
         migration,
@@ -553,6 +563,7 @@ class QemuVm implements Vm {
     readonly agentChannel: Socket,
     private readonly qmp: QmpClient,
     readonly exited: Promise<VmExit>,
+    readonly endAnnounced: Promise<VmEndNotice>,
     /** Filled in as the VM heads for its end; read when its exit is told. */
     private readonly ending: VmEnding,
     readonly consoleLog: string,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { QmpClient } from './qmp.js';
-import { endedByStop, noteShutdownEvent, type VmEnding } from './vm-end.js';
+import { announcedEnd, endedByStop, noteShutdownEvent, type VmEnding } from './vm-end.js';
 
 const exitedZero = { code: 0, signal: null };
 const asked = (more: Partial<VmEnding> = {}): VmEnding => ({ stopAsked: true, killedByStop: false, ...more });
@@ -80,4 +80,21 @@ test('a SHUTDOWN event with odd data is bounded and never taken for the guest', 
   assert.equal(ending.shutdown?.reason.length, 64);
   noteShutdownEvent(ending, { event: 'SHUTDOWN' });
   assert.deepEqual(ending.shutdown, { guest: false, reason: 'unknown' });
+});
+
+test("QEMU's announcement of the end: the guest's (panic, reset) or the host's (quit), nothing before", () => {
+  const none: VmEnding = { stopAsked: false, killedByStop: false };
+  assert.equal(announcedEnd(none), undefined);
+  const panicked: VmEnding = { ...none };
+  noteShutdownEvent(panicked, { event: 'SHUTDOWN', data: { guest: true, reason: 'guest-reset' } });
+  assert.deepEqual(announcedEnd(panicked), { byGuest: true, reason: 'guest-reset' });
+  const quit: VmEnding = { ...none };
+  noteShutdownEvent(quit, { event: 'SHUTDOWN', data: { guest: false, reason: 'host-qmp-quit' } });
+  assert.deepEqual(announcedEnd(quit), { byGuest: false, reason: 'host-qmp-quit' });
+  const pvpanic: VmEnding = { ...none };
+  noteShutdownEvent(pvpanic, { event: 'GUEST_PANICKED', data: { action: 'pause' } });
+  assert.deepEqual(announcedEnd(pvpanic), { byGuest: true, reason: 'guest-panic' });
+  const other: VmEnding = { ...none };
+  noteShutdownEvent(other, { event: 'RESUME' });
+  assert.equal(announcedEnd(other), undefined);
 });

@@ -1,4 +1,4 @@
-import type { VmExit } from '../hypervisor.js';
+import type { VmEndNotice, VmExit } from '../hypervisor.js';
 
 /**
  * What a QEMU told, and what hull did, about the end of its VM, gathered while it ran: the
@@ -28,6 +28,16 @@ export function noteShutdownEvent(ending: VmEnding, message: Record<string, unkn
     guest: data.guest === true,
     reason: typeof data.reason === 'string' ? data.reason.slice(0, 64) : 'unknown',
   };
+}
+
+/**
+ * What QEMU has said so far of its VM's end (Vm.endAnnounced), or undefined if nothing yet: a
+ * panic it saw (GUEST_PANICKED) or its SHUTDOWN, whose `guest` tells who ended the VM.
+ */
+export function announcedEnd(ending: VmEnding): VmEndNotice | undefined {
+  if (ending.guestPanicked) return { byGuest: true, reason: ending.shutdown?.reason ?? 'guest-panic' };
+  if (ending.shutdown) return { byGuest: ending.shutdown.guest, reason: ending.shutdown.reason };
+  return undefined;
 }
 
 /**
