@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import {
+  chmod,
   copyFile,
   link,
   mkdir,
@@ -138,6 +139,10 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
     };
   }
 
+  /** hull-template-memory processes (the RAM base made memory again) working for `dir`. */
+  const holdersFor = async (dir: string) =>
+    (await runCommand('pgrep', ['-f', `hull-template-memory .*${dir}`])).stdout.split('\n').filter(Boolean);
+
   const fingerprint = async (path: string) => {
     const info = await stat(path);
     return `${info.size} ${info.mtimeMs} ${createHash('sha256')
@@ -184,7 +189,7 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
           '--detach',
           b.id,
         ]);
-      const files = ['disk.qcow2', 'image.erofs', 'inventory.img', 'vm-state.json', 'vm.state'];
+      const files = ['disk.qcow2', 'image.erofs', 'inventory.img', 'ram.base', 'vm-state.json', 'vm.state'];
       const checkpointBefore = new Map<string, number>();
       for (const name of files) checkpointBefore.set(name, (await stat(inCheckpoint(name))).size);
       const imageBytes = checkpointBefore.get('image.erofs')!;
@@ -222,6 +227,7 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
           assert.match(lines[0]!, refusal, `${name} as ${what}`);
           assert.ok(Date.now() - since < 60_000, `${name} as ${what}: refused without waiting`);
           assert.deepEqual(await qemuProcessesUsing(t.root), [], `${name} as ${what}: no VM`);
+          assert.deepEqual(await holdersFor(checkpoint), [], `${name} as ${what}: no memory holder left`);
           assert.equal(existsSync(join(t.root, b.id)), false, `${name} as ${what}: no container left`);
           assert.deepEqual(
             await Promise.all(hostFiles.map(fingerprint)),
@@ -349,6 +355,63 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
         },
         /its SHA-256 is not the one recorded at save/,
       );
+      // The RAM base: the template's memory the saved RAM was written over (a hard link of the
+      // template's copy). Once the template is gone it is read into the memory the VM is given,
+      // so it must be that very file: the checkpoint's own, root's, 0600, its size and hash.
+      assert.ok(existsSync(inCheckpoint('ram.base')), 'a clone checkpointed keeps its RAM base');
+      const { shape } = JSON.parse(await readFile(inCheckpoint('vm-state.json'), 'utf8')) as {
+        shape: string;
+      };
+      // Only this checkpoint's template (the machine's template store is shared).
+      const removed = await hull(['template', 'rm', shape]);
+      assert.equal(removed.code, 0, removed.stderr);
+      const baseBytes = (await stat(inCheckpoint('ram.base'))).size;
+      const baseCopy = async (p: string) => {
+        const r = await runCommand('cp', ['--sparse=always', original('ram.base'), p]);
+        assert.equal(r.code, 0, r.stderr);
+      };
+      await attack(
+        'ram.base',
+        'a symlink to a host file of its size',
+        async (p) => symlink(await sized(baseBytes), p),
+        /its RAM base is a symlink/,
+      );
+      await sized(4096); // (fingerprinted at every attack from now on)
+      await attack('ram.base', 'a FIFO', fifo, /its RAM base is not a regular file/);
+      await attack('ram.base', 'a device', (p) => symlink('/dev/zero', p), /its RAM base is a symlink/);
+      await attack(
+        'ram.base',
+        'one byte changed',
+        async (p) => {
+          await baseCopy(p);
+          const file = await open(p, 'r+');
+          const byte = Buffer.alloc(1);
+          const at = Math.floor(baseBytes / 2) + 123;
+          await file.read(byte, 0, 1, at);
+          byte[0] = byte[0]! ^ 0x5a;
+          await file.write(byte, 0, 1, at);
+          await file.close();
+        },
+        /its RAM base is not the one recorded at save \(SHA-256\)/,
+      );
+      await attack(
+        'ram.base',
+        'truncated',
+        async (p) => {
+          await baseCopy(p);
+          await truncate(p, baseBytes - 4096);
+        },
+        /its RAM base is \d+ bytes, \d+ were saved/,
+      );
+      await attack(
+        'ram.base',
+        'a copy readable by all (0644)',
+        async (p) => {
+          await baseCopy(p);
+          await chmod(p, 0o644);
+        },
+        /its RAM base must be this user's and 0600 \(owner \d+, mode 644\)/,
+      );
       await attack('vm-state.json', 'a FIFO', fifo, /no valid vm-state.json/);
       await attack(
         'vm-state.json',
@@ -400,6 +463,7 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
       assert.equal(restored.code, 0, restored.stderr);
       running = true;
       assert.equal((await qemuProcessesUsing(join(t.root, b.id))).length, 1, 'one VM again');
+      assert.deepEqual(await holdersFor(checkpoint), [], "the base's memory is the VMM's alone");
       const data = await exec(b.id, 'cat', '/data.txt');
       assert.deepEqual([data.code, data.stdout], [0, 'written-before\n']);
       // In the guest, the setuid file and the device nodes are there, as root made them...
