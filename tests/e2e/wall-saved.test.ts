@@ -374,11 +374,21 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
         'ram.base',
         'a symlink to a host file of its size',
         async (p) => symlink(await sized(baseBytes), p),
-        /its RAM base is a symlink/,
+        /its RAM base is a symlink; container \S+ stays checkpointed$/,
       );
       await sized(4096); // (fingerprinted at every attack from now on)
-      await attack('ram.base', 'a FIFO', fifo, /its RAM base is not a regular file/);
-      await attack('ram.base', 'a device', (p) => symlink('/dev/zero', p), /its RAM base is a symlink/);
+      await attack(
+        'ram.base',
+        'a FIFO',
+        fifo,
+        /its RAM base is not a regular file; container \S+ stays checkpointed$/,
+      );
+      await attack(
+        'ram.base',
+        'a device',
+        (p) => symlink('/dev/zero', p),
+        /its RAM base is a symlink; container \S+ stays checkpointed$/,
+      );
       await attack(
         'ram.base',
         'one byte changed',
@@ -392,7 +402,7 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
           await file.write(byte, 0, 1, at);
           await file.close();
         },
-        /its RAM base is not the one recorded at save \(SHA-256\)/,
+        /its RAM base is not the one recorded at save \(SHA-256\); container \S+ stays checkpointed$/,
       );
       await attack(
         'ram.base',
@@ -401,7 +411,7 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
           await baseCopy(p);
           await truncate(p, baseBytes - 4096);
         },
-        /its RAM base is \d+ bytes, \d+ were saved/,
+        /its RAM base is \d+ bytes, \d+ were saved; container \S+ stays checkpointed$/,
       );
       await attack(
         'ram.base',
@@ -410,7 +420,7 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
           await baseCopy(p);
           await chmod(p, 0o644);
         },
-        /its RAM base must be this user's and 0600 \(owner \d+, mode 644\)/,
+        /its RAM base must be this user's and 0600 \(owner \d+, mode 644\); container \S+ stays checkpointed$/,
       );
       await attack('vm-state.json', 'a FIFO', fifo, /no valid vm-state.json/);
       await attack(
@@ -464,6 +474,10 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
       running = true;
       assert.equal((await qemuProcessesUsing(join(t.root, b.id))).length, 1, 'one VM again');
       assert.deepEqual(await holdersFor(checkpoint), [], "the base's memory is the VMM's alone");
+      assert.ok(
+        existsSync(inCheckpoint('ram.base.json')),
+        'it restored over its base file, made memory again',
+      );
       const data = await exec(b.id, 'cat', '/data.txt');
       assert.deepEqual([data.code, data.stdout], [0, 'written-before\n']);
       // In the guest, the setuid file and the device nodes are there, as root made them...
