@@ -3,6 +3,7 @@ import { access, constants, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path';
 import { setting } from '../config/settings.js';
 import { HullError } from '../errors.js';
+import { hostBootId } from '../sys/host-boot-id.js';
 import { type Arch, archProfile, hostArch } from './arch.js';
 import type { Accel } from './hypervisor.js';
 
@@ -27,10 +28,6 @@ export interface AccelProbe {
   kernelId: string;
   /** The guest's architecture; the host's when not given. */
   arch?: Arch;
-}
-
-async function hostBootId(): Promise<string> {
-  return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => 'unknown')).trim();
 }
 
 /** Why KVM cannot run a `guest` VM on this `host`, or undefined when it may (a probe decides). */
@@ -73,7 +70,7 @@ export async function decideAccel(
     );
   }
   if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: 'set by HULL_ACCEL' };
-  const key = `${await hostBootId()} ${probe.kernelId}`;
+  const key = `${await hostBootId().catch(() => 'unknown')} ${probe.kernelId}`;
   try {
     const cached = JSON.parse(await readFile(probe.cacheFile, 'utf8')) as AccelDecision & { key: string };
     if (cached.key === key) return { accel: cached.accel, reason: cached.reason };

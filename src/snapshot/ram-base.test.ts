@@ -4,9 +4,9 @@ import { chmod, mkdir, mkdtemp, open, readFile, rm, stat, symlink, writeFile } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { hostBootId } from '../sys/host-boot-id.js';
 import { templateDir } from '../template/store.js';
 import {
-  hostBootId,
   isBaseOf,
   isRamBaseRecord,
   linkRamBase,

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { type FileHandle, link, open, readFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, link, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../sys/atomic-file.js';
+import { hostBootId } from '../sys/host-boot-id.js';
 import { readJsonRecordOrNone } from '../sys/regular-file.js';
 import { templateDir } from '../template/store.js';
 import { TARGET_PAGE_BYTES } from './ram-page-filter.js';
-import type { MemoryIdentity } from './template-pages.js';
+import { type MemoryIdentity, sameMemory } from './template-pages.js';
 
 /**
  * A paused sandbox's RAM base: its template's sealed memory as a file. A sandbox cloned from a
@@ -39,18 +40,9 @@ export function ramBasePath(dir: string): string {
   return join(dir, BASE_FILE);
 }
 
-/** This boot of the host: a memfd's inode number means something only within one. */
-export async function hostBootId(): Promise<string> {
-  return (await readFile('/proc/sys/kernel/random/boot_id', 'latin1')).trim();
-}
-
 /** Whether the memory `record` was made from is `memory`, held in this very boot. */
 export async function isBaseOf(record: RamBaseRecord, memory: MemoryIdentity): Promise<boolean> {
-  return (
-    record.memory.dev === memory.dev &&
-    record.memory.ino === memory.ino &&
-    record.hostBoot === (await hostBootId())
-  );
+  return sameMemory(record.memory, memory) && record.hostBoot === (await hostBootId());
 }
 
 /**
@@ -66,11 +58,8 @@ export async function templateRamBase(
   const dir = templateDir(key);
   const path = ramBasePath(dir);
   const known = await readBaseRecord(dir);
-  if (known && (await isBaseOf(known, memory))) {
-    const file = await openBase(path).catch(() => undefined);
-    const info = await file?.stat();
-    await file?.close();
-    if (info?.size === known.bytes) return { path, record: known };
+  if (known && (await isBaseOf(known, memory)) && (await isBaseFileOf(path, known))) {
+    return { path, record: known };
   }
   const record = await writeSparseCopy(memoryPath, path, signal);
   const made = { ...record, memory, hostBoot: await hostBootId() };
@@ -157,10 +146,15 @@ export async function savedRamBaseOf(
 ): Promise<RamBaseRecord | undefined> {
   const loaded = await readBaseRecord(dir);
   if (!loaded || !(await isBaseOf(loaded, memory))) return undefined;
-  const file = await openBase(ramBasePath(dir)).catch(() => undefined);
+  return (await isBaseFileOf(ramBasePath(dir), loaded)) ? loaded : undefined;
+}
+
+/** Whether `path` is a regular file of `record`'s size: a base written whole, kept as it was. */
+async function isBaseFileOf(path: string, record: RamBaseRecord): Promise<boolean> {
+  const file = await openBase(path).catch(() => undefined);
   const info = await file?.stat();
   await file?.close();
-  return info?.isFile() && info.size === loaded.bytes ? loaded : undefined;
+  return info?.isFile() === true && info.size === record.bytes;
 }
 
 /** The base record of a template's or a saved directory, if it is a whole one. */
