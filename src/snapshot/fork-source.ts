@@ -5,6 +5,7 @@ import type { Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import type { CloneSource } from '../template/clone.js';
 import type { TemplateRecord } from '../template/store.js';
 import { sleep } from '../util/deadline.js';
+import { loadStateRole } from './resume-base.js';
 import { forkSource, snapshotDiskPath, snapshotTemplate } from './saved-vm.js';
 import { readStateRecord } from './state-file.js';
 import { isStateStream, openStateStreamForReading } from './state-stream.js';
@@ -99,9 +100,7 @@ async function streamedForkSource(
   const source: CloneSource = {
     key: `fork stream ${fork.dir}`,
     role: {
-      ...(base
-        ? { role: 'clone', memoryFd: base.role.memoryFd, stateFd: file.fd, withRam: true }
-        : { role: 'restore', memoryFd: -1, stateFd: file.fd }),
+      ...loadStateRole(file.fd, base?.role.memoryFd),
       // Loaded means all sent: the parent says where its boot id is in the record it writes then.
       freshBootId: async (loadSignal) =>
         parseBootIdAddressText((await streamedRecord(fork.dir, loadSignal)).bootIdAddress),

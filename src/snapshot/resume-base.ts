@@ -1,9 +1,10 @@
 import { HullError } from '../errors.js';
+import type { VmTemplateRole } from '../hypervisor/hypervisor.js';
 import { logger } from '../log.js';
 import type { CloneSource } from '../template/clone.js';
 import { isBaseOf, recordLoadedBase } from './ram-base.js';
 import { ramBaseMemory } from './ram-base-memory.js';
-import type { SavedStateRecord } from './state-file.js';
+import { openCheckedState, type SavedStateRecord } from './state-file.js';
 import { memoryIdentityOf } from './template-pages.js';
 
 const log = logger('snapshot');
@@ -52,4 +53,44 @@ export async function resumeBase(
   });
   log.info({ dir, ms: Date.now() - started }, 'the saved RAM loads over its base file, made memory again');
   return { memoryFd: memory.fd, close: () => memory.close() };
+}
+
+/**
+ * How a VMM loads the state on `stateFd`: over `baseMemoryFd` mapped private (a template's
+ * memory, or a paused sandbox's base), whose pages it then has already, or into fresh memory of
+ * its own, which costs the host a cleared huge page for each 2 MiB the state fills.
+ */
+export function loadStateRole(
+  stateFd: number,
+  baseMemoryFd: number | undefined,
+): Pick<VmTemplateRole, 'role' | 'memoryFd' | 'stateFd' | 'withRam'> {
+  return baseMemoryFd !== undefined
+    ? { role: 'clone', memoryFd: baseMemoryFd, stateFd, withRam: true }
+    : { role: 'restore', memoryFd: -1, stateFd };
+}
+
+/**
+ * A paused VM's state in `dir`, checked (openCheckedState), with the memory it loads over
+ * (resumeBase): its record, the VMM's role, and `close` for both once the VMM has them.
+ */
+export async function openPausedState(
+  dir: string,
+  expect: Parameters<typeof openCheckedState>[1],
+  live: (() => Promise<CloneSource | undefined>) | undefined,
+  stays: string,
+  signal: AbortSignal,
+): Promise<{ record: SavedStateRecord; role: VmTemplateRole; close(): Promise<void> }> {
+  const { file, record } = await openCheckedState(dir, expect, signal);
+  const base = await resumeBase(dir, record, live, stays, signal).catch(async (err: unknown) => {
+    await file.close();
+    throw err;
+  });
+  return {
+    record,
+    role: loadStateRole(file.fd, base?.memoryFd),
+    close: async () => {
+      await file.close();
+      await base?.close();
+    },
+  };
 }

@@ -1,8 +1,7 @@
 import type { Hypervisor, VmConfig } from '../hypervisor/hypervisor.js';
 import type { CloneSource } from '../template/clone.js';
-import { resumeBase } from './resume-base.js';
+import { openPausedState } from './resume-base.js';
 import { savedShape } from './saved-vm.js';
-import { openCheckedState } from './state-file.js';
 
 /**
  * A sandbox's own VM, paused to disk in `dir`, as the clone source Sandbox.create starts its VM
@@ -28,35 +27,24 @@ export function savedVmSource(
       shape: await savedShape(config, parts.hypervisor, parts.imageHash),
       stays: parts.stays,
     };
-    const { file, record } = await openCheckedState(dir, expect, signal);
-    const base = await resumeBase(
+    const { record, role, close } = await openPausedState(
       dir,
-      record,
+      expect,
       parts.baseSource && (() => parts.baseSource!(config)),
       parts.stays ?? 'the sandbox stays paused',
       signal,
-    ).catch(async (err: unknown) => {
-      await file.close();
-      throw err;
-    });
+    );
     return {
       source: {
         key: `saved ${dir}`,
-        // Over the template's memory (or the paused sandbox's base, see resume-base.ts),
-        // mapped private, the pages are in memory already; fresh memory of its own costs the
-        // host a cleared huge page for each 2 MiB the state fills.
-        role: base
-          ? { role: 'clone', memoryFd: base.memoryFd, stateFd: file.fd, withRam: true }
-          : { role: 'restore', memoryFd: -1, stateFd: file.fd },
+        // Over the template's memory, or the paused sandbox's base (see resume-base.ts).
+        role,
         // The cards are the sandbox's own, found again in its network namespace.
         cardMacs: [],
         streamIdsFrom: record.streamIdsFrom,
         noBootInstead: true,
         resumed: true,
-        close: async () => {
-          await file.close();
-          await base?.close();
-        },
+        close,
         // The state is the sandbox's: it stays for another try, never removed here.
         discard: async () => {},
       },

@@ -11,7 +11,7 @@ import { type CloneSource, openCloneSource, templateConfigOf, templateKey } from
 import { liveTemplate, removeTemplate, type TemplateRecord, templatesDir } from '../template/store.js';
 import { forkDisk, freezeDiskCopy } from './disks.js';
 import { pauseRamFilter } from './pause-ram.js';
-import { resumeBase } from './resume-base.js';
+import { openPausedState } from './resume-base.js';
 import { openCheckedState, readStateRecord, type SavedStateRecord, saveVmState } from './state-file.js';
 
 const log = logger('snapshot');
@@ -129,25 +129,11 @@ export async function resumeSavedVm(
     vmm: await options.hypervisor.identity(),
     shape: await savedShape(config, options.hypervisor, options.imageHash),
   };
-  const { file, record } = await openCheckedState(dir, expect, signal);
   // A state saved over its template's memory loads over that again (resume-base.ts).
-  const base = await resumeBase(dir, record, undefined, 'it stays paused', signal).catch(
-    async (err: unknown) => {
-      await file.close();
-      throw err;
-    },
-  );
+  const { record, role, close } = await openPausedState(dir, expect, undefined, 'it stays paused', signal);
   let vm: Vm | undefined;
   try {
-    vm = await options.hypervisor.start(
-      {
-        ...config,
-        template: base
-          ? { role: 'clone', memoryFd: base.memoryFd, stateFd: file.fd, withRam: true }
-          : { role: 'restore', memoryFd: -1, stateFd: file.fd },
-      },
-      signal,
-    );
+    vm = await options.hypervisor.start({ ...config, template: role }, signal);
   } catch (err) {
     throw new HullError(
       'ERR_SAVED_STATE',
@@ -155,8 +141,7 @@ export async function resumeSavedVm(
       { cause: err },
     );
   } finally {
-    await file.close();
-    await base?.close();
+    await close();
   }
   const agent = new AgentClient(vm.agentChannel, { firstStreamId: record.streamIdsFrom });
   try {
