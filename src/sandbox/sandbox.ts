@@ -453,10 +453,8 @@ export class Sandbox {
 }
 
 /** One line on how a guest ended its VM, as QEMU said it before exiting, with its console's cause. */
-async function describeAnnouncedLoss(notice: VmEndNotice, consoleLog: string): Promise<string> {
-  const said = consoleCause(await readFile(consoleLog, 'utf8').catch(() => ''));
-  const how = `its guest ended it (${notice.reason})`;
-  return said ? `${how}; ${said}` : how;
+function describeAnnouncedLoss(notice: VmEndNotice, consoleLog: string): Promise<string> {
+  return withConsoleCause(guestEndedIt(notice.reason), consoleLog);
 }
 
 /** One line on how a VM that ended by itself ended, with what its console said of it. */
@@ -464,15 +462,22 @@ async function describeLoss(exit: VmExit, consoleLog: string): Promise<string> {
   if (exit.shareServerLost) {
     return `its share server (hull-share-server, pid ${exit.shareServerLost}) died, and the VM, its files gone, was stopped`;
   }
-  const said = consoleCause(await readFile(consoleLog, 'utf8').catch(() => ''));
   const how = exit.oomKilled
     ? `QEMU was killed by ${exit.signal ?? 'the kernel'}: its cgroup ran out of memory`
     : exit.signal && exit.shutdownReason?.startsWith('guest-')
       ? // The guest ended the VM, and QEMU, slow to exit, was then killed by the teardown.
-        `its guest ended it (${exit.shutdownReason}) and QEMU, slow to exit, was killed`
+        `${guestEndedIt(exit.shutdownReason)} and QEMU, slow to exit, was killed`
       : exit.signal
         ? `QEMU was killed by ${exit.signal}`
         : `QEMU exited with code ${exit.code}`;
+  return withConsoleCause(how, consoleLog);
+}
+
+const guestEndedIt = (reason: string) => `its guest ended it (${reason})`;
+
+/** `how`, and the cause the guest's console gives (a kernel panic's line), if it gives one. */
+async function withConsoleCause(how: string, consoleLog: string): Promise<string> {
+  const said = consoleCause(await readFile(consoleLog, 'utf8').catch(() => ''));
   return said ? `${how}; ${said}` : how;
 }
 
