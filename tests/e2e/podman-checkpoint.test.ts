@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { containerDir } from '../../src/sandbox/container-id.js';
+import { flipByte } from '../fixtures/flip-byte.js';
 import { busyboxImageArchive, IMAGE } from '../fixtures/oci-image.js';
 import { type PrivatePodman, privatePodman } from '../fixtures/podman.js';
 import { assertNothingLeft, privateDirs, qemuProcessesUsing, runCommand } from './harness.js';
@@ -47,19 +48,6 @@ describe('podman container checkpoint/restore with --runtime hull', { timeout: 9
     }
     assert.ok(count >= atLeast, `the counter reached ${count}, not ${atLeast}`);
     return count;
-  };
-  /** Flips one byte of a file in place (twice puts it back). */
-  const flipByte = async (path: string) => {
-    const file = await open(path, 'r+');
-    try {
-      const { size } = await file.stat();
-      const byte = Buffer.alloc(1);
-      await file.read(byte, 0, 1, Math.floor(size / 2));
-      byte[0] = byte[0]! ^ 0xff;
-      await file.write(byte, 0, 1, Math.floor(size / 2));
-    } finally {
-      await file.close();
-    }
   };
 
   test('a container on disks: checkpoint ends its VM, restore continues its counter with its files intact; a damaged checkpoint is refused and kept; export and import', async (t) => {

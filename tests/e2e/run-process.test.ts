@@ -5,7 +5,6 @@ import { VM_NAMESPACES_ANNOTATION } from '../../src/oci/checks.js';
 import { holdExit } from '../fixtures/held-exit.js';
 import { bundleTests, hull, hullKeepingOutput, qemuProcessesUsing, startHull } from './harness.js';
 
-/** `hull run` as a user of runc sees it: output, exit codes, stdin, the process's settings. */
 /** Waits (30 s at most) for `hull state` to say stopped, and checks it names the panic. */
 async function assertStoppedByPanic(root: string, id: string): Promise<void> {
   let state: { status: string; vmLost?: string } = { status: '' };
@@ -21,9 +20,28 @@ async function assertStoppedByPanic(root: string, id: string): Promise<void> {
   );
 }
 
+/**
+ * A `hull start` that failed as the guest panicked says so in one line. The guest may die
+ * before or after the start is answered: a start that succeeded has nothing to say.
+ */
+function assertFailedStartNamesPanic(started: { code: number | null; stderr: string }): void {
+  if (started.code === 0) return;
+  assert.match(
+    started.stderr,
+    /^hull: the VM of container \S+ ended under it: .*the guest kernel panicked: sysrq triggered crash\n$/,
+  );
+}
+
+/** `hull run` as a user of runc sees it: output, exit codes, stdin, the process's settings. */
 describe('hull run: the container process', { timeout: 600_000 }, () => {
   const t = bundleTests('proc');
   const bundle = t.bundle;
+  /** Root in a container allowed to write /proc/sysrq-trigger crashes the guest kernel. */
+  const panicking = () =>
+    bundle(['sh', '-c', 'echo c > /proc/sysrq-trigger; sleep 60'], (spec) => {
+      spec.linux!.readonlyPaths = [];
+      spec.linux!.maskedPaths = [];
+    });
 
   test('echo prints, in a guest with its own kernel and the configured hostname', async () => {
     const b = await bundle(['sh', '-c', 'echo hello world; uname -r; hostname; echo to-stderr >&2']);
@@ -169,11 +187,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
   });
 
   test('a guest kernel panic under `hull run` is named with the panic line', async () => {
-    // Root in a container allowed to write /proc/sysrq-trigger crashes the guest kernel.
-    const b = await bundle(['sh', '-c', 'echo c > /proc/sysrq-trigger; sleep 60'], (spec) => {
-      spec.linux!.readonlyPaths = [];
-      spec.linux!.maskedPaths = [];
-    });
+    const b = await panicking();
     const r = await hull(['--root', t.root, 'run', '-b', b.dir, b.id]);
     assert.equal(r.code, 137);
     assert.match(
@@ -183,21 +197,12 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
   });
 
   test('a guest kernel panic right after `hull start`: start or state names it (issue 12)', async () => {
-    const b = await bundle(['sh', '-c', 'echo c > /proc/sysrq-trigger; sleep 60'], (spec) => {
-      spec.linux!.readonlyPaths = [];
-      spec.linux!.maskedPaths = [];
-    });
+    const b = await panicking();
     const created = await hullKeepingOutput(t.root, ['create', '--bundle', b.dir, b.id]);
     assert.equal(created.code, 0, created.stderr);
     try {
       const started = await hull(['--root', t.root, 'start', b.id]);
-      // The guest may die before or after the start is answered; either way no bare channel error.
-      if (started.code !== 0) {
-        assert.match(
-          started.stderr,
-          /^hull: the VM of container \S+ ended under it: .*the guest kernel panicked: sysrq triggered crash\n$/,
-        );
-      }
+      assertFailedStartNamesPanic(started);
       await assertStoppedByPanic(t.root, b.id);
     } finally {
       await hull(['--root', t.root, 'delete', '--force', b.id]);
@@ -207,10 +212,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
   // QEMU's exit is seen a while after its sockets close; the monitor waits 5 s for it, then
   // tears the VM down, and that teardown must not make the guest's own end hull's.
   test('a guest kernel panic whose QEMU is slow to exit: start and state still name it', async () => {
-    const b = await bundle(['sh', '-c', 'echo c > /proc/sysrq-trigger; sleep 60'], (spec) => {
-      spec.linux!.readonlyPaths = [];
-      spec.linux!.maskedPaths = [];
-    });
+    const b = await panicking();
     const created = await hullKeepingOutput(t.root, ['create', '--bundle', b.dir, b.id]);
     assert.equal(created.code, 0, created.stderr);
     const [qemu] = await qemuProcessesUsing(t.root);
@@ -221,12 +223,7 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
       const started = await hull(['--root', t.root, 'start', b.id]);
       // QEMU says the guest ended the VM before it closes the agent's channel: a start that
       // fails names the panic without waiting for the held exit.
-      if (started.code !== 0) {
-        assert.match(
-          started.stderr,
-          /^hull: the VM of container \S+ ended under it: .*the guest kernel panicked: sysrq triggered crash\n$/,
-        );
-      }
+      assertFailedStartNamesPanic(started);
       await assertStoppedByPanic(t.root, b.id);
     } finally {
       held.stop();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isHullError } from '../../src/errors.js';
@@ -10,6 +10,7 @@ import { forkSource, resumeSavedVm, saveRunningVm, snapshotTemplate } from '../.
 import { stateFilePath } from '../../src/snapshot/state-file.js';
 import { HostMounter } from '../../src/sys/mount.js';
 import { listTemplates, removeTemplate } from '../../src/template/store.js';
+import { flipByte } from '../fixtures/flip-byte.js';
 import { privateDirs, privateImageState, processExit, qemuProcessesUsing } from './harness.js';
 
 /**
@@ -138,11 +139,8 @@ describe('saved VMs: pause to disk, resume, snapshot and fork', { timeout: 600_0
     const resumeOptions = { hypervisor: base.options.hypervisor, imageHash, sandboxId: 'parent' };
 
     // Damaged: one byte changed in the middle of the RAM. Refused, no QEMU, the state kept.
-    const file = await open(stateFilePath(pausedDir), 'r+');
     const middle = Math.floor(record.bytes / 2);
-    const byte = Buffer.alloc(1);
-    await file.read(byte, 0, 1, middle);
-    await file.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, middle);
+    await flipByte(stateFilePath(pausedDir), middle);
     await assert.rejects(resumeSavedVm(config, pausedDir, resumeOptions, signal()), (err: unknown) => {
       assert.ok(isHullError(err, 'ERR_SAVED_STATE'), String(err));
       assert.match(err.message, /SHA-256 is not the one recorded at save; the sandbox stays paused$/);
@@ -150,8 +148,7 @@ describe('saved VMs: pause to disk, resume, snapshot and fork', { timeout: 600_0
       return true;
     });
     assert.deepEqual(await qemuProcessesUsing(resumedDir), []);
-    await file.write(byte, 0, 1, middle);
-    await file.close();
+    await flipByte(stateFilePath(pausedDir), middle);
 
     // Foreign: saved by another QEMU.
     const recordPath = join(pausedDir, 'vm-state.json');

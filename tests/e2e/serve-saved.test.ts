@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HullApiError, Sandbox } from 'hull/sdk';
 import { removeBridge } from '../../src/network/serve-bridge.js';
+import { flipByte } from '../fixtures/flip-byte.js';
 import { pushPython } from '../fixtures/python-image.js';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
 import {
@@ -150,12 +151,7 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
   test('a damaged saved state is refused in one line and the sandbox stays paused; connect resumes it once whole', async () => {
     await sandbox.pause();
     const path = savedState(sandbox.sandboxId);
-    const file = await open(path, 'r+');
-    const { size } = await file.stat();
-    const middle = Math.floor(size / 2);
-    const byte = Buffer.alloc(1);
-    await file.read(byte, 0, 1, middle);
-    await file.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, middle);
+    await flipByte(path);
     try {
       await assert.rejects(Sandbox.resume(sandbox.sandboxId, { api }), (err: unknown) => {
         assert.ok(err instanceof HullApiError, String(err));
@@ -167,8 +163,7 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
       assert.equal((await sandbox.getInfo()).status, 'paused');
       assert.deepEqual(await qemuProcessesUsing(containerDir(sandbox.sandboxId)), []);
     } finally {
-      await file.write(byte, 0, 1, middle);
-      await file.close();
+      await flipByte(path);
     }
     assert.ok((await readdir(join(dirs.root, '@serve', 'sandboxes', sandbox.sandboxId, 'saved'))).length > 0);
 
@@ -294,11 +289,8 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
       "the template's copy went, the link keeps it",
     );
 
-    const base = await open(join(dir, 'ram.base'), 'r+');
     const at = Math.floor(record.memoryMiB * 2 ** 19) + 123;
-    const byte = Buffer.alloc(1);
-    await base.read(byte, 0, 1, at);
-    await base.write(Buffer.from([byte[0]! ^ 0x5a]), 0, 1, at);
+    await flipByte(join(dir, 'ram.base'), at);
     try {
       await assert.rejects(Sandbox.resume(small.sandboxId, { api }), (err: unknown) => {
         assert.ok(err instanceof HullApiError, String(err));
@@ -314,8 +306,7 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
       assert.deepEqual(await qemuProcessesUsing(containerDir(small.sandboxId)), [], 'no QEMU started');
       assert.deepEqual(await holdersFor(dir), [], 'no memory holder left');
     } finally {
-      await base.write(byte, 0, 1, at);
-      await base.close();
+      await flipByte(join(dir, 'ram.base'), at);
     }
 
     small = await Sandbox.resume(small.sandboxId, { api });

@@ -6,7 +6,6 @@ import {
   copyFile,
   link,
   mkdir,
-  open,
   readdir,
   readFile,
   rename,
@@ -28,6 +27,7 @@ import type { Spec } from '../../src/oci/spec.js';
 import { containerImagesDir } from '../../src/paths.js';
 import { bundleDiskPaths } from '../../src/storage/bundle-disks.js';
 import { privileged } from '../fixtures/bundle.js';
+import { flipByte } from '../fixtures/flip-byte.js';
 import {
   bundleTests,
   hull,
@@ -345,13 +345,7 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
         'one byte changed',
         async (p) => {
           await copyFile(original('vm.state'), p);
-          const file = await open(p, 'r+');
-          const byte = Buffer.alloc(1);
-          const at = Math.floor(checkpointBefore.get('vm.state')! / 2);
-          await file.read(byte, 0, 1, at);
-          byte[0] = byte[0]! ^ 0xff;
-          await file.write(byte, 0, 1, at);
-          await file.close();
+          await flipByte(p, Math.floor(checkpointBefore.get('vm.state')! / 2));
         },
         /its SHA-256 is not the one recorded at save/,
       );
@@ -394,13 +388,7 @@ describe('the wall around saved VMs and roots on disks', { timeout: 900_000 }, (
         'one byte changed',
         async (p) => {
           await baseCopy(p);
-          const file = await open(p, 'r+');
-          const byte = Buffer.alloc(1);
-          const at = Math.floor(baseBytes / 2) + 123;
-          await file.read(byte, 0, 1, at);
-          byte[0] = byte[0]! ^ 0x5a;
-          await file.write(byte, 0, 1, at);
-          await file.close();
+          await flipByte(p, Math.floor(baseBytes / 2) + 123);
         },
         /its RAM base is not the one recorded at save \(SHA-256\); container \S+ stays checkpointed$/,
       );
