@@ -6,7 +6,7 @@ import { delegateControllers } from './cgroups.js';
 import { AGENT_PORT_NAME, findPort, openPort } from './channel.js';
 import { BUNDLES, Containers } from './containers.js';
 import { toStatus } from './errors.js';
-import { loadDriversOfDevices } from './kernel-modules.js';
+import { leaveFreePagesUnreported, loadDriversOfDevices, reportsFreePages } from './kernel-modules.js';
 import { guestLogger, setDebug } from './log.js';
 import { Reaper } from './reaper.js';
 import { hasWritableRootDisk } from './rootfs-disks.js';
@@ -22,7 +22,9 @@ import { warmUpCreatePath } from './warm-up.js';
 const log = guestLogger('agent');
 
 export async function startAgent(): Promise<void> {
-  setDebug(/(^|\s)hull\.debug(\s|$)/.test(readFileSync('/proc/cmdline', 'utf8')));
+  const cmdline = readFileSync('/proc/cmdline', 'utf8');
+  setDebug(/(^|\s)hull\.debug(\s|$)/.test(cmdline));
+  if (!reportsFreePages(cmdline)) leaveFreePagesUnreported();
   log.debug('agent started', { nodeStartupMs: Math.round(performance.now()) });
   // Loaded now, at boot, rather than at their first use: a VM template is saved after this, so
   // its clones wake with both loaded instead of each loading them (the addon's dlopen, the

@@ -122,6 +122,19 @@ test('the root disk and the snapshot disk carry serials the guest finds them by;
   );
 });
 
+test('a template, its clones and restores are told so on the kernel command line; other VMs are not', () => {
+  const words = (c: VmConfig) => kernelCommandLine(c).split(' ');
+  assert.ok(!words(config).includes('hull.template'));
+  for (const role of ['template', 'clone', 'restore'] as const) {
+    const template = { role, memoryFd: 20, stateFd: 21 };
+    assert.ok(words({ ...config, template }).includes('hull.template'), role);
+    assert.ok(
+      qemuCommandLine({ ...config, template }, paths).some((a) => a.split(' ').includes('hull.template')),
+      `${role}: the -append QEMU is given`,
+    );
+  }
+});
+
 test("guest words reach the kernel command line after hull's own", () => {
   assert.match(
     kernelCommandLine({ ...config, guestArgs: ['hull.build_snapshot'] }),

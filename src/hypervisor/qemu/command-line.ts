@@ -142,7 +142,7 @@ function balloonSwitches(config: VmConfig): string[] {
 export const DEFAULT_TCG_CACHE_MIB = 64;
 
 export function kernelCommandLine(
-  config: Pick<VmConfig, 'arch' | 'debug' | 'accel' | 'tscKhz' | 'guestArgs' | 'debugConsole'>,
+  config: Pick<VmConfig, 'arch' | 'debug' | 'accel' | 'tscKhz' | 'guestArgs' | 'debugConsole' | 'template'>,
 ): string {
   const arch = archProfile(config.arch ?? 'x86_64');
   return [
@@ -157,6 +157,10 @@ export function kernelCommandLine(
     config.accel === 'tcg' && config.tscKhz && arch.tscHint ? `tsc_early_khz=${config.tscKhz}` : '',
     config.debug ? 'hull.debug' : '',
     config.debugConsole ? 'hull.debug_console' : '',
+    // A template's guest (and so every clone's: they wake with its memory) is told it is one:
+    // its agent then leaves free page reporting off (see guest/agent/kernel-modules.ts). Given
+    // to clones and restores too, so that their command line is the template's.
+    config.template ? 'hull.template' : '',
     ...(config.guestArgs ?? []),
   ]
     .filter(Boolean)
