@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { identityOf, isAlive, type ProcessIdentity, signalIfAlive } from './process-identity.js';
 
@@ -19,17 +20,32 @@ export async function parentOf(pid: number): Promise<number | undefined> {
 
 /** Real uids of the running processes. */
 export async function runningUids(): Promise<Set<number>> {
-  // Read side by side: one after another, a host with a thousand processes would add a
-  // noticeable wait to every VM's start.
-  const statuses = await Promise.all(
-    (await runningPids()).map((pid) => readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')),
-  );
+  // Read synchronously, a batch at a time with a turn of the event loop between batches: one
+  // async readFile per pid (~140 here) cost 8-15 ms of a `hull run`'s start in the threadpool's
+  // round trips, the same reads synchronously under 2 ms; the batches keep `hull serve`'s loop
+  // free on a host with thousands of processes (a batch of 128 takes ~2 ms here).
   const uids = new Set<number>();
-  for (const status of statuses) {
-    const uid = statusField(status, 'Uid').split(/\s+/)[0];
-    if (uid) uids.add(Number(uid));
+  const pids = await runningPids();
+  for (let start = 0; start < pids.length; start += UID_READ_BATCH) {
+    if (start > 0) await new Promise((resolve) => setImmediate(resolve));
+    for (const pid of pids.slice(start, start + UID_READ_BATCH)) {
+      const uid = statusField(readStatusSync(pid), 'Uid').split(/\s+/)[0];
+      if (uid) uids.add(Number(uid));
+    }
   }
   return uids;
+}
+
+/** How many /proc/<pid>/status files runningUids reads between two turns of the event loop. */
+const UID_READ_BATCH = 128;
+
+/** A process's /proc/<pid>/status, '' once it is gone. */
+function readStatusSync(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /**
