@@ -3,7 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { ContainerPlacement } from '../agent/client.js';
 import { HullError } from '../errors.js';
 import { isBindMount, isReadOnlyMount, type Mount } from '../oci/spec.js';
-import { type Mounter, type MountPoint, removeUnmounted } from '../sys/mount.js';
+import { type Mounter, type MountPoint, type MountStep, removeUnmounted } from '../sys/mount.js';
 
 /**
  * The sandbox's one shared directory. QEMU exports it to the guest over virtio-9p at boot;
@@ -37,34 +37,57 @@ export class SandboxShare {
    */
   async addContainer(
     containerId: string,
-    root: { path: string; readonly?: boolean },
+    root: ContainerFiles['root'],
     mounts: readonly Mount[],
     bundleDir: string,
   ): Promise<ContainerPlacement> {
-    const binds = await bindSources(mounts, bundleDir);
+    const { steps, placement } = await this.placing({ containerId, root, mounts, bundleDir });
     try {
-      if (root.readonly) await this.mounter.makeMountPoints(root.path, mountPoints(mounts, binds));
-      await this.mounter.bindBeneath(this.dir, `${containerId}/rootfs`, root.path, {
-        recursive: true,
-        kind: 'dir',
-        readonly: root.readonly === true,
-      });
-      const sharedMounts: ContainerPlacement['sharedMounts'] = [];
-      for (const [index, bind] of binds) {
-        const mount = mounts[index]!;
-        const sharePath = `${containerId}/mounts/${index}`;
-        await this.mounter.bindBeneath(this.dir, sharePath, bind.source, {
-          recursive: mount.type === 'rbind' || (mount.options ?? []).includes('rbind'),
-          kind: bind.kind,
-          readonly: isReadOnlyMount(mount),
-        });
-        sharedMounts.push({ index, sharePath });
-      }
-      return { rootfsSharePath: `${containerId}/rootfs`, sharedMounts };
+      // One helper run for the root and every bind mount.
+      await this.mounter.inOrder(steps);
+      return placement;
     } catch (err) {
       await this.removeContainer(containerId);
       throw err;
     }
+  }
+
+  /** The mounts that place a container's files in the share, and where they will be. */
+  private async placing({
+    containerId,
+    root,
+    mounts,
+    bundleDir,
+  }: ContainerFiles): Promise<{ steps: MountStep[]; placement: ContainerPlacement }> {
+    const binds = await bindSources(mounts, bundleDir);
+    const steps: MountStep[] = [];
+    if (root.readonly)
+      steps.push({ step: 'makeMountPoints', rootfs: root.path, points: mountPoints(mounts, binds) });
+    steps.push({
+      step: 'bindBeneath',
+      dir: this.dir,
+      rel: `${containerId}/rootfs`,
+      source: root.path,
+      options: { recursive: true, kind: 'dir', readonly: root.readonly === true },
+    });
+    const sharedMounts: ContainerPlacement['sharedMounts'] = [];
+    for (const [index, bind] of binds) {
+      const mount = mounts[index]!;
+      const sharePath = `${containerId}/mounts/${index}`;
+      steps.push({
+        step: 'bindBeneath',
+        dir: this.dir,
+        rel: sharePath,
+        source: bind.source,
+        options: {
+          recursive: mount.type === 'rbind' || (mount.options ?? []).includes('rbind'),
+          kind: bind.kind,
+          readonly: isReadOnlyMount(mount),
+        },
+      });
+      sharedMounts.push({ index, sharePath });
+    }
+    return { steps, placement: { rootfsSharePath: `${containerId}/rootfs`, sharedMounts } };
   }
 
   async removeContainer(containerId: string): Promise<void> {
@@ -75,6 +98,14 @@ export class SandboxShare {
   async destroy(): Promise<void> {
     await removeUnmounted(this.mounter, this.dir);
   }
+}
+
+/** A container's files as the share places them: its root and its bundle's mounts. */
+export interface ContainerFiles {
+  containerId: string;
+  root: { path: string; readonly?: boolean };
+  mounts: readonly Mount[];
+  bundleDir: string;
 }
 
 /** Each bind mount's source on the host, and whether it is a directory, by index in `mounts`. */

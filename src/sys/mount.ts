@@ -29,6 +29,12 @@ export interface Mounter {
    * VMM's view of it, in the VMM's own mount namespace).
    */
   makeSharedMountPoint(dir: string): Promise<void>;
+  /**
+   * Takes the steps in order, as the methods above would, and stops at the first that fails
+   * (those before it stay done): a container's mount points, root and bind mounts are placed
+   * in the share in one step (HostMounter: one helper run instead of one each).
+   */
+  inOrder(steps: readonly MountStep[]): Promise<void>;
   /** Unmounts `target` and everything mounted below it, following no symlink below `target`. */
   unmountTree(target: string): Promise<void>;
   /** Mount points at or below `dir`, deepest first. */
@@ -50,6 +56,12 @@ export interface MountPoint {
   path: string;
   kind: 'dir' | 'file';
 }
+
+/** One of the Mounter's steps, as its method of that name takes it. */
+export type MountStep =
+  | { step: 'makeSharedMountPoint'; dir: string }
+  | { step: 'makeMountPoints'; rootfs: string; points: readonly MountPoint[] }
+  | { step: 'bindBeneath'; dir: string; rel: string; source: string; options: BindOptions };
 
 /** A mount as containerd's snapshotters describe one. */
 export interface FilesystemMount {
@@ -85,35 +97,54 @@ function shareMountPath(): string {
   return join(installRoot(), 'dist', 'native', 'hull-share-mount');
 }
 
+/** A step as hull-share-mount's arguments, and what it is for (for its error). */
+function shareMountCommand(step: MountStep): { args: string[]; purpose: string } {
+  switch (step.step) {
+    case 'bindBeneath':
+      return {
+        args: [
+          'bind',
+          step.dir,
+          step.rel,
+          step.options.kind,
+          step.source,
+          ...(step.options.recursive ? ['recursive'] : []),
+          ...(step.options.readonly ? ['readonly'] : []),
+        ],
+        purpose: `sharing ${step.source} with the VM`,
+      };
+    case 'makeMountPoints':
+      return {
+        args: ['mountpoints', step.rootfs, ...step.points.map((p) => `${p.kind}:${p.path}`)],
+        purpose: `making mount points in ${step.rootfs}`,
+      };
+    case 'makeSharedMountPoint':
+      return { args: ['shared', step.dir], purpose: `making ${step.dir} a shared mount point` };
+  }
+}
+
 export class HostMounter implements Mounter {
-  async bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
+  bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
+    return this.inOrder([{ step: 'bindBeneath', dir, rel, source, options }]);
+  }
+
+  makeMountPoints(rootfs: string, points: readonly MountPoint[]): Promise<void> {
+    return this.inOrder([{ step: 'makeMountPoints', rootfs, points }]);
+  }
+
+  makeSharedMountPoint(dir: string): Promise<void> {
+    return this.inOrder([{ step: 'makeSharedMountPoint', dir }]);
+  }
+
+  /** One run of hull-share-mount, its commands joined by "+". */
+  async inOrder(steps: readonly MountStep[]): Promise<void> {
+    if (steps.length === 0) return;
+    const commands = steps.map(shareMountCommand);
     await run(
       shareMountPath(),
-      [
-        'bind',
-        dir,
-        rel,
-        options.kind,
-        source,
-        ...(options.recursive ? ['recursive'] : []),
-        ...(options.readonly ? ['readonly'] : []),
-      ],
-      { errorCode: 'ERR_MOUNT', purpose: `sharing ${source} with the VM` },
+      commands.flatMap((command, index) => (index === 0 ? command.args : ['+', ...command.args])),
+      { errorCode: 'ERR_MOUNT', purpose: commands.map((command) => command.purpose).join(', then ') },
     );
-  }
-
-  async makeMountPoints(rootfs: string, points: readonly MountPoint[]): Promise<void> {
-    await run(shareMountPath(), ['mountpoints', rootfs, ...points.map((p) => `${p.kind}:${p.path}`)], {
-      errorCode: 'ERR_MOUNT',
-      purpose: `making mount points in ${rootfs}`,
-    });
-  }
-
-  async makeSharedMountPoint(dir: string): Promise<void> {
-    await run(shareMountPath(), ['shared', dir], {
-      errorCode: 'ERR_MOUNT',
-      purpose: `making ${dir} a shared mount point`,
-    });
   }
 
   async mount(spec: FilesystemMount, target: string): Promise<void> {
@@ -177,6 +208,14 @@ export class RecordingMounter implements Mounter {
   async mount(spec: FilesystemMount, target: string): Promise<void> {
     this.calls.push(`mount ${spec.type} ${spec.source} ${target} ${spec.options.join(',')}`);
     this.mounted.add(target);
+  }
+
+  async inOrder(steps: readonly MountStep[]): Promise<void> {
+    for (const step of steps) {
+      if (step.step === 'bindBeneath') await this.bindBeneath(step.dir, step.rel, step.source, step.options);
+      else if (step.step === 'makeMountPoints') await this.makeMountPoints(step.rootfs, step.points);
+      else await this.makeSharedMountPoint(step.dir);
+    }
   }
 
   async unmountTree(target: string): Promise<void> {

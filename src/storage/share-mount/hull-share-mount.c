@@ -19,6 +19,11 @@
  *       (RESOLVE_IN_ROOT): where a container with a read-only root will mount its volumes,
  *       made before the root is bound read-only, as runc makes them
  *
+ *   hull-share-mount COMMAND... + COMMAND...
+ *       runs the commands in order, stopping at the first that fails: a container's mount
+ *       points, root and bind mounts are placed in one process instead of one each (a spawn
+ *       from Node costs a start 5-8 ms of CPU)
+ *
  * Every step opens one name below the last with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
  * | RESOLVE_NO_MAGICLINKS), so a symlink anywhere in REL (a guest can make them inside a
  * container's root filesystem) fails with ELOOP instead of leading elsewhere on the host, and
@@ -130,7 +135,8 @@ static void make_mountpoint(int root, const char *path, int is_dir) {
   }
 }
 
-int main(int argc, char **argv) {
+/* One command: argv[1] names it, argv[0] is whatever precedes it (the program, or "+"). */
+static int command(int argc, char **argv) {
   char fd_path[64];
   if (argc >= 6 && argc <= 8 && !strcmp(argv[1], "bind")) {
     int recursive = 0, readonly = 0;
@@ -164,6 +170,9 @@ int main(int argc, char **argv) {
       die("making read-only the bind of", argv[5]);
     if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
       die("bind-mounting", argv[5]);
+    close(tree);
+    close(target);
+    close(parent);
     return 0;
   }
   if (argc >= 3 && !strcmp(argv[1], "mountpoints")) {
@@ -174,6 +183,7 @@ int main(int argc, char **argv) {
       if (!is_dir && strncmp(argv[i], "file:", 5)) return fprintf(stderr, "hull-share-mount: dir: or file:\n"), 1;
       make_mountpoint(root, argv[i] + (is_dir ? 4 : 5), is_dir);
     }
+    close(root);
     return 0;
   }
   if (argc == 3 && !strcmp(argv[1], "shared")) {
@@ -188,10 +198,23 @@ int main(int argc, char **argv) {
     if (target < 0) die("opening", argv[3]);
     snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", target);
     if (umount2(fd_path, MNT_DETACH) < 0) die("unmounting", argv[3]);
+    close(target);
+    close(parent);
     return 0;
   }
   fprintf(stderr,
           "hull-share-mount: usage: bind SHARE REL dir|file SOURCE [recursive] [readonly] | unmount SHARE REL"
-          " | shared DIR | mountpoints ROOTFS dir|file:PATH...\n");
+          " | shared DIR | mountpoints ROOTFS dir|file:PATH... [+ COMMAND...]\n");
   return 1;
+}
+
+/* Commands joined by "+" run in order, each as if alone; the first to fail ends the run. */
+int main(int argc, char **argv) {
+  for (int start = 0; start < argc;) {
+    int end = start + 1;
+    while (end < argc && strcmp(argv[end], "+")) end++;
+    if (command(end - start, argv + start)) return 1;
+    start = end;
+  }
+  return 0;
 }
