@@ -421,8 +421,12 @@ export class QemuHypervisor implements Hypervisor {
     let listeners: [Server, Server] | undefined;
     let migrationListener: Server | undefined;
     let plan: JailPlan;
+    // The owner's move into the cgroup waits in the kernel (the host's first cgroup migration
+    // in a while waits for an RCU grace period, ~10-16 ms here, idle): begun now, it overlaps
+    // the sockets', the jail's and QEMU's start, and is waited for before start() returns.
+    const joining = owner ? cgroup.join(owner) : undefined;
+    joining?.catch(() => {});
     try {
-      if (owner) await cgroup.join(owner);
       listeners = await Promise.all([listen(paths.agentSocket), listen(paths.qmpSocket)]);
       migrationListener = await listen(paths.migrationSocket);
       plan = await jailPlan(config, paths, binary, cgroup, vmmUser, signal);
@@ -430,6 +434,8 @@ export class QemuHypervisor implements Hypervisor {
       listeners?.forEach(stopListening);
       if (migrationListener) stopListening(migrationListener);
       await rmdir(paths.jailRoot).catch(() => {});
+      // Left only once its move in is over, so that the cgroup can go.
+      await joining?.catch(() => {});
       if (owner) await cgroup.leave(owner);
       await cgroup.remove();
       throw err;
@@ -456,6 +462,7 @@ export class QemuHypervisor implements Hypervisor {
         // only as it dies: everything on it is read before the exit is told.
         if (qmpEnded) await settledWithin(qmpEnded, QMP_LAST_WORDS_MS);
         const oomKilled = await cgroup.oomKilled();
+        await joining?.catch(() => {});
         if (owner) await cgroup.leave(owner);
         await cgroup
           .remove()
@@ -518,6 +525,7 @@ export class QemuHypervisor implements Hypervisor {
         );
         await raceSignal(Promise.race([loading, died]), signal);
       }
+      await raceSignal(Promise.race([joining, died]), signal);
       // A VM whose share server died has lost its files: it is stopped, and says why.
       await watchShareServer(child.pid!, exited, (server) => {
         shareServerLost = server.pid;
