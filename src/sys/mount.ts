@@ -157,15 +157,25 @@ export class HostMounter implements Mounter {
   }
 
   async unmountTree(target: string): Promise<void> {
-    for (const mountPoint of await this.mountsUnder(target)) {
+    const points = await this.mountsUnder(target);
+    if (points.length === 0) return;
+    // Deepest first, in one helper run (a sandbox's share and its container's root: one spawn
+    // instead of two on `hull run`'s way out, each 5-8 ms of CPU).
+    const commands = points.map((mountPoint) => {
       // Reached from `target` itself (or its parent, for `target`), one name at a time.
       const [base, rel] =
         mountPoint === target ? [dirname(target), basename(target)] : [target, relative(target, mountPoint)];
-      await run(shareMountPath(), ['unmount', base, rel], {
+      return ['unmount', base, rel];
+    });
+    await run(
+      shareMountPath(),
+      commands.flatMap((command, index) => (index === 0 ? command : ['+', ...command])),
+      {
         errorCode: 'ERR_MOUNT',
-        purpose: `unmounting ${mountPoint}`,
-      });
-    }
+        purpose:
+          points.length === 1 ? `unmounting ${points[0]}` : `unmounting ${points.join(', ')} (in this order)`,
+      },
+    );
   }
 
   async mountsUnder(dir: string): Promise<string[]> {
