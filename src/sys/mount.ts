@@ -123,6 +123,20 @@ function shareMountCommand(step: MountStep): { args: string[]; purpose: string }
   }
 }
 
+/** What joins two commands on hull-share-mount's command line. */
+const COMMAND_JOINER = '+';
+
+/**
+ * Commands as one hull-share-mount command line, joined by "+". No argument may be a lone "+"
+ * (paths here are absolute or below a share, so none is): the helper would take it for a join.
+ */
+function joinedCommands(commands: readonly string[][]): string[] {
+  const joiner = commands.flat().find((arg) => arg === COMMAND_JOINER);
+  if (joiner !== undefined)
+    throw new HullError('ERR_MOUNT', `"${joiner}" is not a path hull can share: give the full path`);
+  return commands.flatMap((command, index) => (index === 0 ? command : [COMMAND_JOINER, ...command]));
+}
+
 export class HostMounter implements Mounter {
   bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
     return this.inOrder([{ step: 'bindBeneath', dir, rel, source, options }]);
@@ -140,11 +154,10 @@ export class HostMounter implements Mounter {
   async inOrder(steps: readonly MountStep[]): Promise<void> {
     if (steps.length === 0) return;
     const commands = steps.map(shareMountCommand);
-    await run(
-      shareMountPath(),
-      commands.flatMap((command, index) => (index === 0 ? command.args : ['+', ...command.args])),
-      { errorCode: 'ERR_MOUNT', purpose: commands.map((command) => command.purpose).join(', then ') },
-    );
+    await run(shareMountPath(), joinedCommands(commands.map((command) => command.args)), {
+      errorCode: 'ERR_MOUNT',
+      purpose: commands.map((command) => command.purpose).join(', then '),
+    });
   }
 
   async mount(spec: FilesystemMount, target: string): Promise<void> {
@@ -167,15 +180,11 @@ export class HostMounter implements Mounter {
         mountPoint === target ? [dirname(target), basename(target)] : [target, relative(target, mountPoint)];
       return ['unmount', base, rel];
     });
-    await run(
-      shareMountPath(),
-      commands.flatMap((command, index) => (index === 0 ? command : ['+', ...command])),
-      {
-        errorCode: 'ERR_MOUNT',
-        purpose:
-          points.length === 1 ? `unmounting ${points[0]}` : `unmounting ${points.join(', ')} (in this order)`,
-      },
-    );
+    await run(shareMountPath(), joinedCommands(commands), {
+      errorCode: 'ERR_MOUNT',
+      purpose:
+        points.length === 1 ? `unmounting ${points[0]}` : `unmounting ${points.join(', ')} (in this order)`,
+    });
   }
 
   async mountsUnder(dir: string): Promise<string[]> {
