@@ -30,8 +30,8 @@ export type RelayEnd = 'eof' | 'idle';
  * is a long-poll call; the next is only sent once the host stream has taken the last chunk,
  * so a slow consumer slows the guest process rather than filling memory, and no deadline cuts
  * the copy short. Once `exited` resolves, a guest that has nothing to give for
- * SILENT_READS_AFTER_EXIT reads in a row ends the copy ('idle'). A host stream that is gone is
- * no reason to stop reading: the guest process would block on a full pipe.
+ * SILENT_READS_AFTER_EXIT reads in a row ends the copy ('idle'). A host stream that is gone (or
+ * failed) is no reason to stop reading: the guest process would block on a full pipe.
  */
 export async function relayOutput(
   agent: AgentClient,
@@ -47,6 +47,12 @@ export async function relayOutput(
   options.exited.then(markExited, markExited);
   let silentReads = 0;
   let flushed: Promise<void> = Promise.resolve();
+  // A host stream whose reader has gone (`hull run … | head -1`: EPIPE) fails with an 'error'
+  // event, which unheard would end hull and leave its VM running. Its failure ends the copy to
+  // it, not the reading: what the process writes after is read and dropped (see above).
+  const dropOutput = (err: Error) =>
+    logger('stdio').debug({ ref, stream, err: err.message }, 'the host stream failed; the rest is dropped');
+  sink.on('error', dropOutput);
   try {
     for (;;) {
       const afterExit = exited;
@@ -70,6 +76,9 @@ export async function relayOutput(
     // The host stream's own buffer reaches its file before the caller may close it (a FIFO
     // whose reader is slow holds the last chunks there); a stream closed meanwhile ends it.
     if (sink.writable) await Promise.race([flushed, closed(sink)]);
+    // A stream that failed has its 'error' event still to come (it is emitted on a later
+    // tick): the listener stays with it, as the stream is dead.
+    if (!sink.errored && !sink.destroyed) sink.off('error', dropOutput);
   }
 }
 

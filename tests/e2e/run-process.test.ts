@@ -128,6 +128,21 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
     assert.equal(r.stdout, 'PIPED TEXT\nSECOND LINE\ndone\n');
   });
 
+  // `hull run … | head -1`: hull died of the EPIPE ('error' unheard) and left its VM running.
+  test('a reader that stops reading early (`| head -1`): the container runs to its end, hull exits with its status', async () => {
+    const b = await bundle([
+      'sh',
+      '-c',
+      'echo first; sleep 1; i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done; echo finished >&2; exit 3',
+    ]);
+    const run = startHull(['--root', t.root, 'run', '-b', b.dir, b.id]);
+    await run.waitForOutput('first');
+    run.child.stdout!.destroy();
+    const r = await run.result;
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stderr, 'finished\n', 'the container finished; hull printed nothing of its own');
+  });
+
   test('env, cwd and user come from config.json', async () => {
     const b = await bundle(['sh', '-c', 'echo "$GREETING"; pwd; id -u; id -g'], (spec) => {
       spec.process!.env!.push('GREETING=hi from config');
