@@ -37,11 +37,11 @@ export class SandboxShare {
    */
   async addContainer(
     containerId: string,
-    root: ContainerFiles['root'],
+    root: { path: string; readonly?: boolean },
     mounts: readonly Mount[],
     bundleDir: string,
   ): Promise<ContainerPlacement> {
-    const { steps, placement } = await this.placing({ containerId, root, mounts, bundleDir });
+    const { steps, placement } = await this.placing(containerId, root, mounts, bundleDir);
     try {
       // One helper run for the root and every bind mount.
       await this.mounter.inOrder(steps);
@@ -53,12 +53,12 @@ export class SandboxShare {
   }
 
   /** The mounts that place a container's files in the share, and where they will be. */
-  private async placing({
-    containerId,
-    root,
-    mounts,
-    bundleDir,
-  }: ContainerFiles): Promise<{ steps: MountStep[]; placement: ContainerPlacement }> {
+  private async placing(
+    containerId: string,
+    root: { path: string; readonly?: boolean },
+    mounts: readonly Mount[],
+    bundleDir: string,
+  ): Promise<{ steps: MountStep[]; placement: ContainerPlacement }> {
     const binds = await bindSources(mounts, bundleDir);
     const steps: MountStep[] = [];
     if (root.readonly)
@@ -98,14 +98,6 @@ export class SandboxShare {
   async destroy(): Promise<void> {
     await removeUnmounted(this.mounter, this.dir);
   }
-}
-
-/** A container's files as the share places them: its root and its bundle's mounts. */
-export interface ContainerFiles {
-  containerId: string;
-  root: { path: string; readonly?: boolean };
-  mounts: readonly Mount[];
-  bundleDir: string;
 }
 
 /** Each bind mount's source on the host, and whether it is a directory, by index in `mounts`. */

@@ -17,11 +17,6 @@ export interface Mounter {
    * in a container's root filesystem, which is inside a sandbox's share.
    */
   bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void>;
-  /**
-   * Makes each missing mount point inside `rootfs` (a directory or an empty file), resolving
-   * its path inside `rootfs` as the container will; what cannot be made is left as it is.
-   */
-  makeMountPoints(rootfs: string, points: readonly MountPoint[]): Promise<void>;
   /** Mounts a filesystem as described (overlay, bind, tmpfs…), as mount(8) -t -o would. */
   mount(spec: FilesystemMount, target: string): Promise<void>;
   /**
@@ -32,7 +27,10 @@ export interface Mounter {
   /**
    * Takes the steps in order, as the methods above would, and stops at the first that fails
    * (those before it stay done): a container's mount points, root and bind mounts are placed
-   * in the share in one step (HostMounter: one helper run instead of one each).
+   * in the share in one step (HostMounter: one helper run instead of one each). A
+   * `makeMountPoints` step makes each missing mount point inside `rootfs` (a directory or an
+   * empty file), resolving its path inside `rootfs` as the container will; what cannot be made
+   * is left as it is.
    */
   inOrder(steps: readonly MountStep[]): Promise<void>;
   /** Unmounts `target` and everything mounted below it, following no symlink below `target`. */
@@ -127,23 +125,20 @@ function shareMountCommand(step: MountStep): { args: string[]; purpose: string }
 const COMMAND_JOINER = '+';
 
 /**
- * Commands as one hull-share-mount command line, joined by "+". No argument may be a lone "+"
+ * Runs hull-share-mount once for all `commands`, joined by "+". No argument may be a lone "+"
  * (paths here are absolute or below a share, so none is): the helper would take it for a join.
  */
-function joinedCommands(commands: readonly string[][]): string[] {
+async function runShareMount(commands: readonly string[][], purpose: string): Promise<void> {
   const joiner = commands.flat().find((arg) => arg === COMMAND_JOINER);
   if (joiner !== undefined)
     throw new HullError('ERR_MOUNT', `"${joiner}" is not a path hull can share: give the full path`);
-  return commands.flatMap((command, index) => (index === 0 ? command : [COMMAND_JOINER, ...command]));
+  const args = commands.flatMap((command, index) => (index === 0 ? command : [COMMAND_JOINER, ...command]));
+  await run(shareMountPath(), args, { errorCode: 'ERR_MOUNT', purpose });
 }
 
 export class HostMounter implements Mounter {
   bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
     return this.inOrder([{ step: 'bindBeneath', dir, rel, source, options }]);
-  }
-
-  makeMountPoints(rootfs: string, points: readonly MountPoint[]): Promise<void> {
-    return this.inOrder([{ step: 'makeMountPoints', rootfs, points }]);
   }
 
   makeSharedMountPoint(dir: string): Promise<void> {
@@ -154,10 +149,10 @@ export class HostMounter implements Mounter {
   async inOrder(steps: readonly MountStep[]): Promise<void> {
     if (steps.length === 0) return;
     const commands = steps.map(shareMountCommand);
-    await run(shareMountPath(), joinedCommands(commands.map((command) => command.args)), {
-      errorCode: 'ERR_MOUNT',
-      purpose: commands.map((command) => command.purpose).join(', then '),
-    });
+    await runShareMount(
+      commands.map((command) => command.args),
+      commands.map((command) => command.purpose).join(', then '),
+    );
   }
 
   async mount(spec: FilesystemMount, target: string): Promise<void> {
@@ -180,11 +175,10 @@ export class HostMounter implements Mounter {
         mountPoint === target ? [dirname(target), basename(target)] : [target, relative(target, mountPoint)];
       return ['unmount', base, rel];
     });
-    await run(shareMountPath(), joinedCommands(commands), {
-      errorCode: 'ERR_MOUNT',
-      purpose:
-        points.length === 1 ? `unmounting ${points[0]}` : `unmounting ${points.join(', ')} (in this order)`,
-    });
+    await runShareMount(
+      commands,
+      points.length === 1 ? `unmounting ${points[0]}` : `unmounting ${points.join(', ')} (in this order)`,
+    );
   }
 
   async mountsUnder(dir: string): Promise<string[]> {
@@ -215,7 +209,7 @@ export class RecordingMounter implements Mounter {
     this.mounted.add(target);
   }
 
-  async makeMountPoints(rootfs: string, points: readonly MountPoint[]): Promise<void> {
+  private async makeMountPoints(rootfs: string, points: readonly MountPoint[]): Promise<void> {
     this.calls.push(`mountpoints ${rootfs} ${points.map((p) => `${p.kind}:${p.path}`).join(' ')}`);
   }
 
