@@ -21,7 +21,7 @@ import {
 } from '../oci/rootfs-annotations.js';
 import { isBindMount } from '../oci/spec.js';
 import type { RootfsDisks } from '../storage/rootfs-disks.js';
-import { SandboxShare } from '../storage/share.js';
+import { type ContainerFiles, SandboxShare } from '../storage/share.js';
 import type { Mounter } from '../sys/mount.js';
 import { type CloneSource, restoreFailedNotice } from '../template/clone.js';
 import { hostNowMs, markGuest, markHost } from '../trace/boot-marks.js';
@@ -195,17 +195,14 @@ export class Sandbox {
     let vm: Vm | undefined;
     let agent: AgentClient | undefined;
     let network: GuestNetwork | undefined;
-    let placing: Promise<ContainerPlacement> | undefined;
+    let placement: { id: string; placement: ContainerPlacement } | undefined;
     try {
-      await share.prepare();
-      // Host work the guest does not wait for: done while QEMU starts and the guest wakes,
-      // when the host would otherwise wait, instead of between the agent's answer and the
-      // container's create, when the guest would.
+      // The first container's files are placed in the share with the share itself, before
+      // QEMU starts, and not between the agent's answer and the container's create, when the
+      // guest would wait for them.
       const first = options.firstContainer;
-      if (first) {
-        placing = placeInShare(share, first.id, first.bundle);
-        placing.catch(() => {});
-      }
+      const placed = await share.prepare(first && containerFiles(first.id, first.bundle));
+      if (first && placed) placement = { id: first.id, placement: placed };
       if (options.netns) {
         await requireNetns(options.netns, signal);
         network = await discoverNetwork(options.netns, signal);
@@ -291,7 +288,6 @@ export class Sandbox {
             ? agent.setupNetwork(network, boot.signal, { cardMacs: clone?.cardMacs })
             : undefined,
         ]);
-        const placement = placing && { id: options.firstContainer!.id, placement: await placing };
         markHost('sandbox-ready');
         for (const line of notices) options.notice?.(line);
         const sandbox = new Sandbox(
@@ -317,8 +313,6 @@ export class Sandbox {
         boot.dispose();
       }
     } catch (err) {
-      // Its mounts are made before the share is torn down, never after.
-      await placing?.catch(() => {});
       const detail = vm && isHullError(err, 'ERR_AGENT_TIMEOUT') ? await consoleCauseOf(vm) : '';
       await teardown({ dir: options.dir, vm, agent, share, network }).catch((cleanupErr: unknown) =>
         log.error({ err: messageOf(cleanupErr) }, 'cleanup after a failed start'),
@@ -347,7 +341,7 @@ export class Sandbox {
     }
     const early = this.placed?.id === containerId ? this.placed.placement : undefined;
     this.placed = undefined;
-    const placement = early ?? (await placeInShare(this.share, containerId, bundle));
+    const placement = early ?? (await this.share.addContainer(containerFiles(containerId, bundle)));
     const spec = structuredClone(bundle.spec);
     if (spec.linux?.resources) spec.linux.resources = this.forGuest(containerId, spec.linux.resources);
     try {
@@ -481,14 +475,14 @@ async function withConsoleCause(how: string, consoleLog: string): Promise<string
   return said ? `${how}; ${said}` : how;
 }
 
-/** Binds a container's root filesystem and bind-mount sources into the share (SandboxShare). */
-function placeInShare(share: SandboxShare, containerId: string, bundle: Bundle): Promise<ContainerPlacement> {
-  return share.addContainer(
-    containerId,
-    { path: bundle.rootfs, readonly: bundle.spec.root?.readonly === true },
-    bundle.spec.mounts ?? [],
-    bundle.dir,
-  );
+/** A container's root filesystem and bind-mount sources, as the share places them (SandboxShare). */
+function containerFiles(id: string, bundle: Bundle): ContainerFiles {
+  return {
+    id,
+    root: { path: bundle.rootfs, readonly: bundle.spec.root?.readonly === true },
+    mounts: bundle.spec.mounts ?? [],
+    bundleDir: bundle.dir,
+  };
 }
 
 async function teardown(

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
 import { isHullError } from '../errors.js';
 import { RecordingMounter } from '../sys/mount.js';
-import { SandboxShare } from './share.js';
+import { type ContainerFiles, SandboxShare } from './share.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -16,14 +16,12 @@ beforeEach(async () => {
 });
 afterEach(() => rm(dir, { recursive: true, force: true }));
 
-test('rootfs and bind sources are bind-mounted into the share, other mounts left alone', async () => {
-  const mounter = new RecordingMounter();
-  const share = new SandboxShare(join(dir, 'share'), mounter);
-  await share.prepare();
-  const placement = await share.addContainer(
-    'c1',
-    { path: join(dir, 'bundle', 'rootfs'), readonly: true },
-    [
+/** A read-only root with bind mounts of a directory and of files, among other mounts. */
+function sampleContainer(): ContainerFiles {
+  return {
+    id: 'c1',
+    root: { path: join(dir, 'bundle', 'rootfs'), readonly: true },
+    mounts: [
       { destination: '/proc', type: 'proc', source: 'proc' },
       { destination: '/data', type: 'bind', source: join(dir, 'data'), options: ['rbind', 'rw'] },
       { destination: '/etc/hosts', type: 'none', source: join(dir, 'hosts'), options: ['bind', 'ro'] },
@@ -31,8 +29,15 @@ test('rootfs and bind sources are bind-mounted into the share, other mounts left
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs' },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm' },
     ],
-    join(dir, 'bundle'),
-  );
+    bundleDir: join(dir, 'bundle'),
+  };
+}
+
+test('rootfs and bind sources are bind-mounted into the share, other mounts left alone', async () => {
+  const mounter = new RecordingMounter();
+  const share = new SandboxShare(join(dir, 'share'), mounter);
+  await share.prepare();
+  const placement = await share.addContainer(sampleContainer());
   assert.deepEqual(placement, {
     rootfsSharePath: 'c1/rootfs',
     sharedMounts: [
@@ -67,12 +72,12 @@ test('a missing bind source is a config error and leaves nothing mounted', async
   const share = new SandboxShare(join(dir, 'share'), mounter);
   await share.prepare();
   await assert.rejects(
-    share.addContainer(
-      'c1',
-      { path: join(dir, 'bundle', 'rootfs') },
-      [{ destination: '/x', type: 'bind', source: join(dir, 'nope') }],
-      join(dir, 'bundle'),
-    ),
+    share.addContainer({
+      id: 'c1',
+      root: { path: join(dir, 'bundle', 'rootfs') },
+      mounts: [{ destination: '/x', type: 'bind', source: join(dir, 'nope') }],
+      bundleDir: join(dir, 'bundle'),
+    }),
     (err: unknown) => isHullError(err, 'ERR_CONFIG') && /nope.*does not exist/.test(err.message),
   );
   assert.deepEqual(
@@ -88,7 +93,47 @@ test('a share whose mount will not go away is not removed', async () => {
   mounter.unmountTree = async () => {};
   const share = new SandboxShare(join(dir, 'share'), mounter);
   await share.prepare();
-  await share.addContainer('c1', { path: join(dir, 'bundle', 'rootfs') }, [], join(dir, 'bundle'));
+  await share.addContainer({
+    id: 'c1',
+    root: { path: join(dir, 'bundle', 'rootfs') },
+    mounts: [],
+    bundleDir: join(dir, 'bundle'),
+  });
   await assert.rejects(share.destroy(), (err: unknown) => isHullError(err, 'ERR_MOUNT'));
   assert.ok((await stat(join(dir, 'share', 'c1', 'rootfs'))).isDirectory());
+});
+
+test('the share and its first container are made in one helper run, the share first', async () => {
+  const apart = new RecordingMounter();
+  const shareApart = new SandboxShare(join(dir, 'apart'), apart);
+  await shareApart.prepare();
+  const placedApart = await shareApart.addContainer(sampleContainer());
+  const together = new RecordingMounter();
+  const share = new SandboxShare(join(dir, 'share'), together);
+  const placed = await share.prepare(sampleContainer());
+  assert.deepEqual(placed, placedApart);
+  assert.equal(together.runs, 1);
+  assert.equal(apart.runs, 2);
+  assert.deepEqual(
+    together.calls,
+    apart.calls.map((call) => call.replaceAll(join(dir, 'apart'), join(dir, 'share'))),
+  );
+  assert.equal(together.calls[0], `shared ${join(dir, 'share')}`);
+  await share.destroy();
+  await shareApart.destroy();
+});
+
+test('a first container that cannot be placed fails the share before anything is mounted', async () => {
+  const mounter = new RecordingMounter();
+  const share = new SandboxShare(join(dir, 'share'), mounter);
+  await assert.rejects(
+    share.prepare({
+      ...sampleContainer(),
+      mounts: [{ destination: '/x', type: 'bind', source: join(dir, 'nope') }],
+    }),
+    (err: unknown) => isHullError(err, 'ERR_CONFIG') && /nope.*does not exist/.test(err.message),
+  );
+  assert.equal(mounter.runs, 0);
+  await share.destroy();
+  await assert.rejects(stat(join(dir, 'share')));
 });

@@ -5,6 +5,14 @@ import { HullError } from '../errors.js';
 import { isBindMount, isReadOnlyMount, type Mount } from '../oci/spec.js';
 import { type Mounter, type MountPoint, type MountStep, removeUnmounted } from '../sys/mount.js';
 
+/** A container's files as the share takes them: its root and its mounts' sources. */
+export interface ContainerFiles {
+  id: string;
+  root: { path: string; readonly?: boolean };
+  mounts: readonly Mount[];
+  bundleDir: string;
+}
+
 /**
  * The sandbox's one shared directory. QEMU exports it to the guest over virtio-9p at boot;
  * containers added later (pods, exec'd tools) appear inside it by bind-mounting their root
@@ -20,13 +28,27 @@ export class SandboxShare {
   /**
    * The share is its own mount point with shared propagation: the VMM sees it from its own
    * mount namespace (read-only at the top), and containers mounted here later must reach it.
+   * A sandbox's first container is placed in it by the same helper run (one process fewer
+   * before QEMU can start); its placement is returned.
    */
-  async prepare(): Promise<void> {
+  async prepare(first?: ContainerFiles): Promise<ContainerPlacement | undefined> {
     // Search-only for others: in the guest a user-namespaced container's root is not uid 0
     // and must still pass through to its rootfs. On the host the VM's directory (0700) guards it.
     await mkdir(this.dir, { recursive: true, mode: 0o711 });
     await chmod(this.dir, 0o711);
-    await this.mounter.makeSharedMountPoint(this.dir);
+    const shared: MountStep = { step: 'makeSharedMountPoint', dir: this.dir };
+    if (!first) {
+      await this.mounter.inOrder([shared]);
+      return undefined;
+    }
+    const { steps, placement } = await this.placing(first);
+    try {
+      await this.mounter.inOrder([shared, ...steps]);
+      return placement;
+    } catch (err) {
+      await this.removeContainer(first.id);
+      throw err;
+    }
   }
 
   /**
@@ -35,30 +57,25 @@ export class SandboxShare {
    * whatever happens in the guest: the VMM's file server can write nothing below it. The
    * guest's runtime cannot make mount points in a read-only root, so they are made here first.
    */
-  async addContainer(
-    containerId: string,
-    root: { path: string; readonly?: boolean },
-    mounts: readonly Mount[],
-    bundleDir: string,
-  ): Promise<ContainerPlacement> {
-    const { steps, placement } = await this.placing(containerId, root, mounts, bundleDir);
+  async addContainer(files: ContainerFiles): Promise<ContainerPlacement> {
+    const { steps, placement } = await this.placing(files);
     try {
       // One helper run for the root and every bind mount.
       await this.mounter.inOrder(steps);
       return placement;
     } catch (err) {
-      await this.removeContainer(containerId);
+      await this.removeContainer(files.id);
       throw err;
     }
   }
 
   /** The mounts that place a container's files in the share, and where they will be. */
-  private async placing(
-    containerId: string,
-    root: { path: string; readonly?: boolean },
-    mounts: readonly Mount[],
-    bundleDir: string,
-  ): Promise<{ steps: MountStep[]; placement: ContainerPlacement }> {
+  private async placing({
+    id: containerId,
+    root,
+    mounts,
+    bundleDir,
+  }: ContainerFiles): Promise<{ steps: MountStep[]; placement: ContainerPlacement }> {
     const binds = await bindSources(mounts, bundleDir);
     const steps: MountStep[] = [];
     if (root.readonly)

@@ -197,9 +197,15 @@ export class HostMounter implements Mounter {
 /** A Mounter that only records, for unit tests. */
 export class RecordingMounter implements Mounter {
   readonly calls: string[] = [];
+  /** How many times hull-share-mount would have run. */
+  runs = 0;
   private readonly mounted = new Set<string>();
 
-  async bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
+  bindBeneath(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
+    return this.inOrder([{ step: 'bindBeneath', dir, rel, source, options }]);
+  }
+
+  private async recordBind(dir: string, rel: string, source: string, options: BindOptions): Promise<void> {
     const target = join(dir, rel);
     await mkdir(options.kind === 'dir' ? target : dirname(target), { recursive: true });
     if (options.kind === 'file') await writeFile(target, '', { flag: 'a' });
@@ -213,7 +219,11 @@ export class RecordingMounter implements Mounter {
     this.calls.push(`mountpoints ${rootfs} ${points.map((p) => `${p.kind}:${p.path}`).join(' ')}`);
   }
 
-  async makeSharedMountPoint(dir: string): Promise<void> {
+  makeSharedMountPoint(dir: string): Promise<void> {
+    return this.inOrder([{ step: 'makeSharedMountPoint', dir }]);
+  }
+
+  private async recordShared(dir: string): Promise<void> {
     this.calls.push(`shared ${dir}`);
     this.mounted.add(dir);
   }
@@ -224,10 +234,11 @@ export class RecordingMounter implements Mounter {
   }
 
   async inOrder(steps: readonly MountStep[]): Promise<void> {
+    if (steps.length > 0) this.runs++;
     for (const step of steps) {
-      if (step.step === 'bindBeneath') await this.bindBeneath(step.dir, step.rel, step.source, step.options);
+      if (step.step === 'bindBeneath') await this.recordBind(step.dir, step.rel, step.source, step.options);
       else if (step.step === 'makeMountPoints') await this.makeMountPoints(step.rootfs, step.points);
-      else await this.makeSharedMountPoint(step.dir);
+      else await this.recordShared(step.dir);
     }
   }
 

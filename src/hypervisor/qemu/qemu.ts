@@ -426,6 +426,18 @@ export class QemuHypervisor implements Hypervisor {
     // the sockets', the jail's and QEMU's start, and is waited for before start() returns.
     const joining = owner ? cgroup.join(owner) : undefined;
     joining?.catch(() => {});
+    // The owner leaves once, at the VM's stop or at QEMU's exit, whichever comes first: begun at
+    // the stop, its wait in the kernel (as the join's) overlaps QEMU's quit instead of
+    // following QEMU's exit on the teardown's path. A container that has exited has nothing
+    // left for the owner to account to its VM.
+    let leaving: Promise<void> | undefined;
+    const leaveOwner = () => {
+      leaving ??= (async () => {
+        await joining?.catch(() => {});
+        if (owner) await cgroup.leave(owner);
+      })();
+      return leaving;
+    };
     try {
       listeners = await Promise.all([listen(paths.agentSocket), listen(paths.qmpSocket)]);
       migrationListener = await listen(paths.migrationSocket);
@@ -462,8 +474,7 @@ export class QemuHypervisor implements Hypervisor {
         // only as it dies: everything on it is read before the exit is told.
         if (qmpEnded) await settledWithin(qmpEnded, QMP_LAST_WORDS_MS);
         const oomKilled = await cgroup.oomKilled();
-        await joining?.catch(() => {});
-        if (owner) await cgroup.leave(owner);
+        await leaveOwner();
         await cgroup
           .remove()
           .catch((err: unknown) => log.warn({ err: String(err) }, 'removing the VM cgroup'));
@@ -543,6 +554,7 @@ export class QemuHypervisor implements Hypervisor {
         ending,
         paths.consoleLog,
         migration,
+        leaveOwner,
         templateStateFd,
       );
     } catch (err) {
@@ -577,6 +589,8 @@ class QemuVm implements Vm {
     readonly consoleLog: string,
     /** Where its saved state is received (QEMU connects to it when told to migrate). */
     private readonly migration: { listener: Server; path: string },
+    /** Moves the process that owns the VM out of its cgroup (once; see start()). */
+    private readonly leaveOwner: () => Promise<void>,
     /** A template's: the file its device state is written to. */
     private readonly templateStateFd?: number,
   ) {
@@ -668,6 +682,7 @@ class QemuVm implements Vm {
 
   private async doStop(graceMs: number): Promise<void> {
     this.agentChannel.destroy();
+    this.leaveOwner().catch(() => {});
     if (!this.hasExited) {
       const { signal, dispose } = deadlineSignal(
         graceMs,
