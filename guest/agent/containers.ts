@@ -1,4 +1,5 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Process, Spec } from '../../src/oci/spec.js';
 import { CONTAINERS_CGROUP } from './cgroups.js';
@@ -72,8 +73,14 @@ interface Container {
 
 const sharePath = (relative: string) => join(SHARE_ROOT, join('/', relative));
 
-async function readPid(pidFile: string): Promise<number> {
-  const pid = Number.parseInt(await readFile(pidFile, 'utf8'), 10);
+/**
+ * The bundle's files (config.json, crun's pid file) are small and on the guest's tmpfs: they are
+ * read and written synchronously. Node's asynchronous fs sends every call to a worker thread and
+ * back (a futex wake, a thread switch each way, an eventfd), guest code that a clone's first
+ * create runs, and TCG translates, afresh: three calls for a write, four for a read.
+ */
+function readPid(pidFile: string): number {
+  const pid = Number.parseInt(readFileSync(pidFile, 'utf8'), 10);
   if (!Number.isInteger(pid) || pid <= 0)
     throw new AgentError('runtime-failed', `crun wrote no pid to ${pidFile}`);
   return pid;
@@ -114,14 +121,14 @@ export class Containers {
       : sharePath(request.rootfsSharePath);
     clock.lap(request.rootfsDisks ? 'mount root disks' : 'mount share');
     const bundle = join(BUNDLES, id);
-    await mkdir(bundle, { recursive: true });
+    mkdirSync(bundle, { recursive: true });
     const spec = toGuestSpec(request.spec, {
       containerId: id,
       rootfs,
       sharedMounts: new Map(request.sharedMounts.map((m) => [m.index, sharePath(m.sharePath)])),
       sandboxPid: sandbox?.init.pid,
     });
-    await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
     await applySysctls(networkSysctls(request.spec));
     if (mayAdministerNetwork(spec.process?.capabilities)) {
       await prepareForNetAdmin();
@@ -367,7 +374,7 @@ export class Containers {
       pipes.destroy();
       throw err;
     }
-    return new GuestProcess(await readPid(pidFile), pipes.stdin, outputs.stdout, outputs.stderr, this.reaper);
+    return new GuestProcess(readPid(pidFile), pipes.stdin, outputs.stdout, outputs.stderr, this.reaper);
   }
 
   /**
@@ -420,7 +427,7 @@ export class Containers {
     size?: { height: number; width: number },
   ): Promise<GuestProcess> {
     // Unix socket paths hold 107 bytes; container IDs alone may be 64. Keep these short.
-    await mkdir(TERMINAL_SOCKETS, { recursive: true });
+    mkdirSync(TERMINAL_SOCKETS, { recursive: true });
     const socket = join(TERMINAL_SOCKETS, `${++this.terminals}.sock`);
     const terminal = await openGuestTerminal(socket);
     // Read the helper's output from now on: a process that exits before crun returns ends the
@@ -435,7 +442,7 @@ export class Containers {
       },
     );
     return new GuestProcess(
-      await readPid(pidFile),
+      readPid(pidFile),
       terminal.input,
       output,
       new OutputPipe(null),

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { AgentError } from './errors.js';
 import { syscalls } from './syscalls.js';
 
@@ -22,7 +22,8 @@ let mounting: Promise<void> | undefined;
  */
 export function mountShare(): Promise<void> {
   mounting ??= (async () => {
-    await mkdir(SHARE_ROOT, { recursive: true });
+    // Synchronously, as the bundle's files are (containers.ts readPid).
+    mkdirSync(SHARE_ROOT, { recursive: true });
     try {
       syscalls().mount(SHARE_TAG, SHARE_ROOT, '9p', 0, SHARE_OPTIONS);
     } catch (err) {

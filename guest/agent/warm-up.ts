@@ -1,5 +1,5 @@
-import { writeSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defaultSpec } from '../../src/oci/default-spec.js';
 import type { Spec } from '../../src/oci/spec.js';
@@ -37,9 +37,9 @@ export async function warmUpCreatePath(scratchDir: string): Promise<void> {
   // one named .warm-up) meets it.
   const dir = join(scratchDir, '.warm-up');
   try {
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'config.json'), JSON.stringify(spec));
-    await readFile(join(dir, 'config.json'), 'utf8');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+    readFileSync(join(dir, 'config.json'), 'utf8');
     await pipeRoundTrip();
   } finally {
     await rm(dir, { recursive: true, force: true });

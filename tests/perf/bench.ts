@@ -38,7 +38,7 @@ import { currentImage } from '../../src/image/manifest.js';
 import { agentSnapshotFor, defaultMemoryMiB, vmTargetFor } from '../../src/sandbox/runtime.js';
 import { which } from '../../src/sys/exec.js';
 import type { TraceFile } from '../../src/trace/boot-trace.js';
-import { HULL } from '../e2e/harness.js';
+import { HULL_COMMAND } from '../e2e/harness.js';
 import { makeBusyboxBundle } from '../fixtures/bundle.js';
 import { measureArm64, printArm64 } from './arm64.js';
 import { type BenchOptions, BenchUsageError, parseBenchOptions, USAGE } from './bench-options.js';
@@ -102,25 +102,25 @@ async function measureStart(scratch: string) {
     hullTemplate: [],
     runc: [],
   };
+  // hull is run as its users run it, by bin/hull (what podman, Docker and containerd are
+  // configured with), cold and from the template alike.
   const cold = { HULL_TEMPLATE: 'off' };
   const noSnapshot = { ...cold, HULL_AGENT_SNAPSHOT: 'off' };
   const templated = { HULL_TEMPLATE: 'on' };
   // One warm-up of each, so page-cache state is the same for all of them; the templated one
   // makes the template.
   timed(qemu, floorArgs);
-  timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, 'bench-warm'], cold);
-  timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, 'bench-warm'], noSnapshot);
-  timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, 'bench-warm'], templated);
+  timed(HULL_COMMAND, ['--root', root, 'run', '-b', bundle, 'bench-warm'], cold);
+  timed(HULL_COMMAND, ['--root', root, 'run', '-b', bundle, 'bench-warm'], noSnapshot);
+  timed(HULL_COMMAND, ['--root', root, 'run', '-b', bundle, 'bench-warm'], templated);
   for (let i = 0; i < runs; i++) {
     samples.floor.push(timed(qemu, floorArgs));
-    samples.hull.push(
-      timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, `bench-${i}`], cold),
-    );
+    samples.hull.push(timed(HULL_COMMAND, ['--root', root, 'run', '-b', bundle, `bench-${i}`], cold));
     samples.hullNoSnapshot.push(
-      timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, `bench-n${i}`], noSnapshot),
+      timed(HULL_COMMAND, ['--root', root, 'run', '-b', bundle, `bench-n${i}`], noSnapshot),
     );
     samples.hullTemplate.push(
-      timed(process.execPath, [HULL, '--root', root, 'run', '-b', bundle, `bench-t${i}`], templated),
+      timed(HULL_COMMAND, ['--root', root, 'run', '-b', bundle, `bench-t${i}`], templated),
     );
     if (runc)
       samples.runc.push(
@@ -130,11 +130,7 @@ async function measureStart(scratch: string) {
   }
   process.stderr.write('\n');
   const traced = join(scratch, 'templated-trace.json');
-  timed(
-    process.execPath,
-    [HULL, '--root', root, 'run', '--trace', traced, '-b', bundle, 'bench-traced'],
-    templated,
-  );
+  timed(HULL_COMMAND, ['--root', root, 'run', '--trace', traced, '-b', bundle, 'bench-traced'], templated);
   const templatedTrace = tracePhases(JSON.parse(await readFile(traced, 'utf8')) as TraceFile);
   const floor = median(samples.floor);
   const hull = median(samples.hull);
