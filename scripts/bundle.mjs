@@ -3,7 +3,16 @@
 // that is what `node --build-snapshot` takes (the image builder snapshots it; see
 // guest/agent/entry.ts).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -55,6 +64,10 @@ for (const [name, entry] of [
     },
   });
 }
+// The container program's startup snapshot goes before the program it was made of is rewritten
+// (bin/hull uses none that is missing).
+for (const old of ['hull-snapshot.node', 'hull-container.blob'])
+  rmSync(`dist/bundle/${old}`, { force: true });
 // hull's command (src/cli/entry.ts) and its light and container programs, CommonJS so that Node loads
 // them without its ES module loader; the light and container programs start from a V8 code cache made
 // here, by a run of each (see entry.ts and src/cli/code-cache.ts).
@@ -97,6 +110,33 @@ for (const old of readdirSync('dist/bundle').filter((f) => f.endsWith('.v8cache'
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+}
+{
+  // The container program's startup snapshot (src/cli/startup-snapshot.ts), made by this node in
+  // this directory, the one it is used from, for bin/hull's `run` and `create`. The stamp, made
+  // last, carries this node's mtime: bin/hull gives the blob only to that node.
+  const partial = 'dist/bundle/hull-container.blob.partial';
+  const made = spawnSync(
+    process.execPath,
+    ['--snapshot-blob', partial, '--build-snapshot', 'dist/bundle/hull-container.cjs'],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    },
+  );
+  if (made.status !== 0) throw new Error(`cannot make hull-container.blob: ${made.stderr || made.signal}`);
+  chmodSync(partial, 0o644);
+  renameSync(partial, 'dist/bundle/hull-container.blob');
+  const stamp = 'dist/bundle/hull-snapshot.node';
+  writeFileSync(
+    stamp,
+    `the startup snapshot here is ${process.execPath}'s (${process.version}), whose mtime this has\n`,
+    {
+      mode: 0o644,
+    },
+  );
+  const touched = spawnSync('touch', ['-r', process.execPath, stamp]);
+  if (touched.status !== 0) throw new Error(`cannot stamp the startup snapshot: ${touched.stderr}`);
 }
 await build({
   ...common,

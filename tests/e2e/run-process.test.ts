@@ -1,9 +1,20 @@
 import assert from 'node:assert/strict';
 import { availableParallelism, release } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { CONTAINER_BLOB, snapshotUsable } from '../../src/cli/snapshot-files.js';
 import { VM_NAMESPACES_ANNOTATION } from '../../src/oci/checks.js';
+import { installRoot } from '../../src/paths.js';
 import { holdExit } from '../fixtures/held-exit.js';
-import { bundleTests, hull, hullKeepingOutput, qemuProcessesUsing, startHull } from './harness.js';
+import {
+  bundleTests,
+  HULL_COMMAND,
+  hull,
+  hullKeepingOutput,
+  qemuProcessesUsing,
+  runCommand,
+  startHull,
+} from './harness.js';
 
 /** Waits (30 s at most) for `hull state` to say stopped, and checks it names the panic. */
 async function assertStoppedByPanic(root: string, id: string): Promise<void> {
@@ -53,6 +64,22 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
     assert.notEqual(guestKernel, release(), 'the guest runs its own kernel, not the host one');
     assert.equal(hostname, 'runc');
     assert.match(r.stderr, /to-stderr/);
+  });
+
+  test('bin/hull, through sh, runs a container from the startup snapshot; Node running bin/hull, from the source', async () => {
+    // bin/hull gives Node the blob under the rules snapshotUsable checks (src/cli/startup-snapshot.ts).
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    assert.ok(snapshotUsable(join(installRoot(), 'dist', 'bundle', CONTAINER_BLOB), process.execPath, env));
+    const b = await bundle(['sh', '-c', 'echo hello from $0; exit 3']);
+    const viaSh = await runCommand(HULL_COMMAND, ['--root', t.root, 'run', '--bundle', b.dir, b.id], env);
+    assert.deepEqual(viaSh, { code: 3, stdout: 'hello from sh\n', stderr: '' });
+    const asScript = await runCommand(
+      process.execPath,
+      [HULL_COMMAND, '--root', t.root, 'run', '--bundle', b.dir, b.id],
+      env,
+    );
+    assert.deepEqual(asScript, { code: 3, stdout: 'hello from sh\n', stderr: '' });
   });
 
   for (const code of [1, 42]) {
