@@ -21,28 +21,45 @@ export async function shareServerOf(pid: number): Promise<number | undefined> {
   return undefined;
 }
 
+/** A VM's share server, watched (watchShareServer). */
+export interface ShareServerWatch {
+  server: ProcessIdentity;
+  /**
+   * Checks on the server now rather than at the next tick. A VM's teardown does: its guest may
+   * have met the loss first (a container whose files went away ends), and the VM must still be
+   * named lost for it, not stopped by hull.
+   */
+  checkNow(): void;
+}
+
 /**
  * Watches the share server of the VMM `vmmPid` (by its identity, so a reused pid is not taken
- * for it) until `until` settles; calls `onLost` once if it dies while the VMM lives. Returns the server's
- * identity, or undefined when the VMM has none.
+ * for it) until `until` settles; calls `onLost` once if it dies while the VMM lives. Undefined
+ * when the VMM has no server.
  */
 export async function watchShareServer(
   vmmPid: number,
   until: Promise<unknown>,
   onLost: (server: ProcessIdentity) => void,
-): Promise<ProcessIdentity | undefined> {
+): Promise<ShareServerWatch | undefined> {
   const vmm = identityOf(vmmPid);
   const pid = await shareServerOf(vmmPid);
   const server = pid === undefined ? undefined : identityOf(pid);
   if (!server || !vmm) return undefined;
-  const timer = setInterval(() => {
-    if (isAlive(server)) return;
+  let done = false;
+  const check = () => {
+    if (done || isAlive(server)) return;
+    done = true;
     clearInterval(timer);
     // The server also dies when the VMM does (its parent-death signal): then the VMM's end is
     // the news, and its own exit says it.
     if (isAlive(vmm)) onLost(server);
-  }, CHECK_INTERVAL_MS);
+  };
+  const timer = setInterval(check, CHECK_INTERVAL_MS);
   timer.unref();
-  void until.finally(() => clearInterval(timer));
-  return server;
+  void until.finally(() => {
+    done = true;
+    clearInterval(timer);
+  });
+  return { server, checkNow: check };
 }

@@ -538,7 +538,7 @@ export class QemuHypervisor implements Hypervisor {
       }
       await raceSignal(Promise.race([joining, died]), signal);
       // A VM whose share server died has lost its files: it is stopped, and says why.
-      await watchShareServer(child.pid!, exited, (server) => {
+      const shareServer = await watchShareServer(child.pid!, exited, (server) => {
         shareServerLost = server.pid;
         log.error({ pid: server.pid }, 'the share server died: stopping the VM');
         child.kill('SIGKILL');
@@ -555,6 +555,7 @@ export class QemuHypervisor implements Hypervisor {
         paths.consoleLog,
         migration,
         leaveOwner,
+        () => shareServer?.checkNow(),
         templateStateFd,
       );
     } catch (err) {
@@ -591,6 +592,8 @@ class QemuVm implements Vm {
     private readonly migration: { listener: Server; path: string },
     /** Moves the process that owns the VM out of its cgroup (once; see start()). */
     private readonly leaveOwner: () => Promise<void>,
+    /** Looks at the share server now: one that died is the VM's loss (ShareServerWatch). */
+    private readonly checkShareServer: () => void,
     /** A template's: the file its device state is written to. */
     private readonly templateStateFd?: number,
   ) {
@@ -681,6 +684,7 @@ class QemuVm implements Vm {
   }
 
   private async doStop(graceMs: number): Promise<void> {
+    this.checkShareServer();
     this.agentChannel.destroy();
     this.leaveOwner().catch(() => {});
     if (!this.hasExited) {
