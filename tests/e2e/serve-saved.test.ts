@@ -213,8 +213,10 @@ describe('hull serve: a sandbox paused to disk and resumed', { timeout: 1_200_00
   });
 
   // A shell counting in its own memory, and 16 MiB of random bytes in the guest's tmpfs: what
-  // a pause must bring back that only the guest's RAM holds.
-  const COUNTING = 'i=0; while true; do i=$((i+1)); echo $i > /c; sleep 0.2; done';
+  // a pause must bring back that only the guest's RAM holds. The count is renamed into place:
+  // a reader between `>`'s truncation and the write would read nothing (a pause can fall there
+  // too, and the first read after the resume then races the shell's write).
+  const COUNTING = 'i=0; while true; do i=$((i+1)); echo $i > /c.next; mv /c.next /c; sleep 0.2; done';
   const FILL = 'head -c 16777216 /dev/urandom > /dev/shm/fill && sha256sum /dev/shm/fill';
   const savedDirOf = (id: string) => join(dirs.root, '@serve', 'sandboxes', id, 'saved');
   const stateRecordOf = async (id: string) =>
