@@ -16,8 +16,8 @@ import { bundleDirOf } from './snapshot-files.js';
  *
  * A blob is code: Node runs what it holds, and it fails (exit 14, "Failed to load the startup
  * snapshot") on a blob made by another Node or with other V8 flags, and crashes on a damaged
- * one. So bin/hull gives it to Node only when all of these hold (snapshot-files.ts checks the
- * same in Node); otherwise the program is loaded from its source and code cache (entry.ts),
+ * one. So bin/hull gives it to Node only when all of these hold (its unit tests run copies of
+ * bin/hull against each); otherwise the program is loaded from its source and code cache (entry.ts),
  * which costs time, never behaviour:
  *  - its owner is the user running hull (the test sh can make without a process, `-O`). Its
  *    mode sh cannot see: the build writes it 0644 and by a rename, as it writes the programs

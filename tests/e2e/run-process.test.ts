@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism, release } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
-import { CONTAINER_BLOB, snapshotUsable } from '../../src/cli/snapshot-files.js';
+import { CONTAINER_BLOB } from '../../src/cli/snapshot-files.js';
 import { VM_NAMESPACES_ANNOTATION } from '../../src/oci/checks.js';
 import { installRoot } from '../../src/paths.js';
 import { holdExit } from '../fixtures/held-exit.js';
@@ -67,13 +69,30 @@ describe('hull run: the container process', { timeout: 600_000 }, () => {
   });
 
   test('bin/hull, through sh, runs a container from the startup snapshot; Node running bin/hull, from the source', async () => {
-    // bin/hull gives Node the blob under the rules snapshotUsable checks (src/cli/startup-snapshot.ts).
     const env = { ...process.env };
     delete env.NODE_OPTIONS;
-    assert.ok(snapshotUsable(join(installRoot(), 'dist', 'bundle', CONTAINER_BLOB), process.execPath, env));
-    const b = await bundle(['sh', '-c', 'echo hello from $0; exit 3']);
-    const viaSh = await runCommand(HULL_COMMAND, ['--root', t.root, 'run', '--bundle', b.dir, b.id], env);
-    assert.deepEqual(viaSh, { code: 3, stdout: 'hello from sh\n', stderr: '' });
+    const b = await bundle(['sh', '-c', 'echo hello from $0; sleep 1; exit 3']);
+    // sh execs Node in its own process: while the container runs, that process's command line
+    // says which blob Node was given, as ps would show it.
+    const viaSh = spawn(HULL_COMMAND, ['--root', t.root, 'run', '--bundle', b.dir, b.id], { env });
+    let stdout = '';
+    let stderr = '';
+    viaSh.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+    });
+    const greeted = new Promise<void>((resolve) =>
+      viaSh.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk;
+        if (stdout.includes('\n')) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => viaSh.on('exit', (code) => resolve(code)));
+    await Promise.race([greeted, exited]);
+    const cmdline = (await readFile(`/proc/${viaSh.pid}/cmdline`, 'utf8')).split('\0');
+    assert.equal(cmdline[1], '--snapshot-blob', cmdline.join(' '));
+    assert.equal(resolve(cmdline[2] ?? ''), join(installRoot(), 'dist', 'bundle', CONTAINER_BLOB));
+    assert.equal(await exited, 3, stderr);
+    assert.deepEqual({ stdout, stderr }, { stdout: 'hello from sh\n', stderr: '' });
     const asScript = await runCommand(
       process.execPath,
       [HULL_COMMAND, '--root', t.root, 'run', '--bundle', b.dir, b.id],
