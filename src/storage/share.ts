@@ -41,14 +41,7 @@ export class SandboxShare {
       await this.mounter.inOrder([shared]);
       return undefined;
     }
-    const { steps, placement } = await this.placing(first);
-    try {
-      await this.mounter.inOrder([shared, ...steps]);
-      return placement;
-    } catch (err) {
-      await this.removeContainer(first.id);
-      throw err;
-    }
+    return this.place(first, [shared]);
   }
 
   /**
@@ -57,11 +50,15 @@ export class SandboxShare {
    * whatever happens in the guest: the VMM's file server can write nothing below it. The
    * guest's runtime cannot make mount points in a read-only root, so they are made here first.
    */
-  async addContainer(files: ContainerFiles): Promise<ContainerPlacement> {
+  addContainer(files: ContainerFiles): Promise<ContainerPlacement> {
+    return this.place(files, []);
+  }
+
+  /** Places a container's files after `before`, all in one helper run; undone if it fails. */
+  private async place(files: ContainerFiles, before: MountStep[]): Promise<ContainerPlacement> {
     const { steps, placement } = await this.placing(files);
     try {
-      // One helper run for the root and every bind mount.
-      await this.mounter.inOrder(steps);
+      await this.mounter.inOrder([...before, ...steps]);
       return placement;
     } catch (err) {
       await this.removeContainer(files.id);
