@@ -8,6 +8,7 @@ import {
   mkdtempSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,9 +21,12 @@ const repo = installRoot();
 const dir = mkdtempSync(join(tmpdir(), 'hull-snapshot-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** What a program printed: how it was loaded, its arguments, and NODE_EXTRA_CA_CERTS. */
+/**
+ * What a program printed: how it was loaded, the script Node was given (its file name), its
+ * arguments, and NODE_EXTRA_CA_CERTS.
+ */
 const REPORT = (how: string) =>
-  `process.stdout.write(JSON.stringify({ how: '${how}', args: process.argv.slice(2), ca: process.env.NODE_EXTRA_CA_CERTS ?? null }));`;
+  `process.stdout.write(JSON.stringify({ how: '${how}', script: require('node:path').basename(process.argv[1]), args: process.argv.slice(2), ca: process.env.NODE_EXTRA_CA_CERTS ?? null }));`;
 
 /** Stamps `stamp` with the mtime of the node running the tests, as the build does. */
 function stampFor(stamp: string, node = process.execPath): void {
@@ -99,13 +103,29 @@ describe('bin/hull', () => {
     for (const [args, how] of cases) {
       const r = run(installed.hull, args);
       assert.equal(r.status, 0, r.stderr);
-      assert.deepEqual(r.report, { how, args, ca: null }, args.join(' '));
+      // From the source, Node is given the bundle's hull.cjs itself, not bin/hull to load it.
+      const script = how === 'source' ? 'hull.cjs' : 'hull';
+      assert.deepEqual(r.report, { how, script, args, ca: null }, args.join(' '));
     }
   });
 
   test('Node running it as a script loads the program from its source', () => {
     const r = run(process.execPath, [installed.hull, 'run', 'x']);
-    assert.deepEqual(r.report, { how: 'source', args: ['run', 'x'], ca: '/nonexistent/ca.pem' });
+    assert.deepEqual(r.report, {
+      how: 'source',
+      script: 'hull',
+      args: ['run', 'x'],
+      ca: '/nonexistent/ca.pem',
+    });
+  });
+
+  test('reached by a symbolic link from another directory, it runs the program of its real one', () => {
+    const links = join(dir, 'links');
+    mkdirSync(links, { recursive: true });
+    symlinkSync(installed.hull, join(links, 'hull'));
+    const r = run(join(links, 'hull'), ['list']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.report, { how: 'source', script: 'hull', args: ['list'], ca: null });
   });
 
   test('found by PATH, or by sh with none', () => {
