@@ -17,21 +17,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 
-// commander requires node:child_process as it loads, for verbs that are programs of their own,
-// which hull has none of; that module (with net, dgram and the streams it brings) would cost
-// every command about 2 ms. commander gets it on first use instead.
-const childProcessOnUse = {
-  name: 'child-process-on-use',
+// Node modules loaded on first use rather than as the program loads, because each costs every
+// hull command's start (about 23 ms for `node -e 0` here) whether or not the verb uses it:
+//  - node:child_process (about 2 ms, with net, dgram and the streams it brings): commander
+//    requires it as it loads, for verbs that are programs of their own, which hull has none of;
+//  - node:fs/promises (1.3 ms, with readline and the fs watchers it loads): the light
+//    program's modules import it for what `list` and `state` never do (locks, atomic writes).
+// Each import of one gets an object whose properties, one per export, load the module when
+// read. Getters rather than a Proxy: esbuild copies an imported CommonJS module's own
+// properties (__toESM), as getters that read them at each use.
+const ON_USE = ['node:child_process', 'node:fs/promises'];
+const onUse = {
+  name: 'node-modules-on-use',
   setup(b) {
-    b.onResolve({ filter: /^node:child_process$/ }, (args) =>
-      args.importer.includes('/node_modules/commander/')
-        ? { path: 'child_process', namespace: 'on-use' }
+    b.onResolve({ filter: /^node:/ }, (args) =>
+      ON_USE.includes(args.path) && args.namespace !== 'on-use'
+        ? { path: args.path, namespace: 'on-use' }
         : undefined,
     );
-    b.onLoad({ filter: /.*/, namespace: 'on-use' }, () => ({
-      contents: "module.exports = new Proxy({}, { get: (_, key) => require('node:child_process')[key] });",
-      loader: 'js',
-    }));
+    b.onLoad({ filter: /.*/, namespace: 'on-use' }, async (args) => {
+      const names = Object.keys(await import(args.path)).filter((name) => name !== 'default');
+      const getters = names.map(
+        (name) =>
+          `${JSON.stringify(name)}: { get: () => require(${JSON.stringify(args.path)})[${JSON.stringify(name)}], enumerable: true }`,
+      );
+      return {
+        contents: `module.exports = Object.defineProperties({}, { ${getters.join(', ')} });`,
+        loader: 'js',
+      };
+    });
   },
 };
 
@@ -57,7 +71,7 @@ for (const [name, entry] of [
     chunkNames: `${name}-chunks/[name]-[hash]`,
     format: 'esm',
     splitting: true,
-    plugins: [childProcessOnUse],
+    plugins: [onUse],
     // CommonJS dependencies (pino) call require(); give the ESM bundle one.
     banner: {
       js: "import { createRequire as __hullRequire } from 'node:module'; const require = __hullRequire(import.meta.url);",
@@ -81,7 +95,7 @@ for (const [name, entry] of [
     entryPoints: [entry],
     outfile: `dist/bundle/${name}.cjs`,
     format: 'cjs',
-    plugins: [childProcessOnUse],
+    plugins: [onUse],
     // import.meta.url (paths.ts) in a CommonJS file, made only when read.
     define: { 'import.meta': '__hullImportMeta' },
     banner: {

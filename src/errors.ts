@@ -38,6 +38,8 @@ export type ErrorCode =
   | 'ERR_LIMIT'
   /** The server has as many requests in hand as it takes: retry shortly. */
   | 'ERR_BUSY'
+  /** What hull prints could not be written: its reader has gone (`hull list | head -0`). */
+  | 'ERR_OUTPUT'
   | 'ERR_INTERNAL';
 
 export class HullError extends Error {

@@ -47,13 +47,11 @@ test('a program starts from the cache made for it', () => {
   assert.deepEqual(start(), { status: 0, signal: null, lines: ['ran /', 'cache used'] });
 });
 
-test('a damaged, cut or foreign cache is not given to V8: the program is compiled and runs', () => {
+test('a cut or foreign cache is not given to V8: the program is compiled and runs', () => {
   const good = freshCache();
-  const damaged = Buffer.from(good);
-  for (let i = 64; i < damaged.length; i += 97) damaged[i]! ^= 0x55;
   for (const [what, bytes] of [
-    ['damaged', damaged],
     ['cut short', good.subarray(0, good.length >> 1)],
+    ['one byte short', good.subarray(0, good.length - 1)],
     ['empty', Buffer.alloc(0)],
     ['not a cache', Buffer.alloc(good.length, 7)],
   ] as const) {
@@ -63,6 +61,10 @@ test('a damaged, cut or foreign cache is not given to V8: the program is compile
 });
 
 test('a cache made for an earlier source, or by a Node with other V8 flags, is not used', () => {
+  freshCache();
+  // The same length, which is all V8 compares: the time and size in hull's header tell them apart.
+  writeFileSync(program, SOURCE.replace("'ran '", "'RAN '"));
+  assert.deepEqual(start().lines, ['RAN /', 'compiled from source']);
   freshCache();
   writeFileSync(program, `${SOURCE}// rebuilt\n`);
   assert.deepEqual(start().lines, ['ran /', 'compiled from source']);

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { containerDir, validateContainerId } from '../sandbox/container-id.js';
@@ -66,7 +66,14 @@ export async function withMonitor<T>(
 /** Every container under the runtime root, with its state as it really is. */
 export async function listContainers(globals: GlobalOptions): Promise<ContainerState[]> {
   const root = settingsFrom(globals).root;
-  const names = await readdir(root).catch(() => [] as string[]);
+  // Read synchronously, as readState reads: node:fs/promises is loaded on first use
+  // (scripts/bundle.mjs), and `hull list` need not pay for loading it.
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    names = [];
+  }
   const states: ContainerState[] = [];
   for (const name of names) {
     try {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { printOut } from './print.js';
 
 /** What hull supports, in the runtime-spec "features" document's shape. */
 export const FEATURES = {
@@ -33,6 +34,6 @@ export function registerFeatures(program: Command): void {
     .command('features')
     .description('print what this runtime supports, as JSON')
     .action(() => {
-      process.stdout.write(`${JSON.stringify(FEATURES, null, 2)}\n`);
+      printOut(`${JSON.stringify(FEATURES, null, 2)}\n`);
     });
 }

@@ -1,4 +1,3 @@
-import { closeInheritedDescriptors } from '../sys/inherited-fds.js';
 import { LIGHT_VERBS } from './light-verbs.js';
 import { runCli } from './program.js';
 import { verbWord } from './verb-word.js';
@@ -7,9 +6,10 @@ import { verbWord } from './verb-word.js';
  * The light program (dist/bundle/hull-light.cjs, which entry.ts starts for the words in
  * LIGHT_WORDS): the full program's command line with these verbs only, bundled without the
  * rest so that it is small enough to start from a V8 code cache at about the cost of Node
- * itself.
+ * itself. Unlike the other programs it leaves the descriptors it inherited open
+ * (closeInheritedDescriptors): these verbs start no process that could keep them, and looking
+ * at each descriptor cost about half a millisecond of every `hull state`.
  */
-closeInheritedDescriptors();
 void runCli(process.argv, async (argv) => {
   const word = verbWord(argv);
   if (word === '') return [];

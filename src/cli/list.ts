@@ -3,6 +3,7 @@ import { ociState } from '../sandbox/state.js';
 import { listContainers } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
 import { formatTable, listFormat } from './output-format.js';
+import { printOut } from './print.js';
 
 export function registerList(program: Command): void {
   program
@@ -16,10 +17,10 @@ export function registerList(program: Command): void {
       const format = options.quiet ? undefined : listFormat(options.format);
       const states = await listContainers(command.optsWithGlobals<GlobalOptions>());
       if (!format) {
-        process.stdout.write(states.map((s) => `${s.id}\n`).join(''));
+        printOut(states.map((s) => `${s.id}\n`).join(''));
       } else if (format === 'json') {
         const shown = states.map(ociState);
-        process.stdout.write(`${JSON.stringify(shown)}\n`);
+        printOut(`${JSON.stringify(shown)}\n`);
       } else {
         const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER']];
         for (const s of states)
@@ -31,7 +32,7 @@ export function registerList(program: Command): void {
             s.created,
             s.owner || 'root',
           ]);
-        process.stdout.write(formatTable(rows));
+        printOut(formatTable(rows));
       }
     });
 }

@@ -7,6 +7,7 @@ import { configureLogging, logger } from '../log.js';
 import { defaultRuntimeRoot } from '../paths.js';
 import { VERSION } from '../version.js';
 import type { GlobalOptions } from './global-options.js';
+import { printErr, printOut } from './print.js';
 import type { Register } from './verbs.js';
 
 function program(verbs: readonly Register[]): Command {
@@ -30,7 +31,7 @@ function program(verbs: readonly Register[]): Command {
     // Options after a verb's arguments belong to the container's command (exec ID sh -c …).
     .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({ outputError: () => {} });
+    .configureOutput({ writeOut: printOut, writeErr: printErr, outputError: () => {} });
   cmd.hook('preAction', async (_this, action) => {
     const globals = action.optsWithGlobals<GlobalOptions>();
     // Helpers hold the caller's stdout and stderr for the container: they log to --log only.
@@ -93,7 +94,7 @@ export async function runCli(
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return;
-      process.stderr.write(`hull: ${err.message.replace(/^error: /, '')}\n`);
+      printErr(`hull: ${err.message.replace(/^error: /, '')}\n`);
       process.exitCode = 2;
       await count(argv, 'ERR_USAGE');
       return;
@@ -101,7 +102,7 @@ export async function runCli(
     const message = messageOf(err);
     const code = err instanceof HullError ? err.code : 'ERR_INTERNAL';
     logger('cli').error({ code }, message);
-    process.stderr.write(`hull: ${message}\n`);
+    printErr(`hull: ${message}\n`);
     if (!(err instanceof HullError)) logger('cli').debug({ stack: (err as Error)?.stack }, 'stack');
     process.exitCode = 1;
     await count(argv, code);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ociState } from '../sandbox/state.js';
 import { openContainer } from './container-ref.js';
 import type { GlobalOptions } from './global-options.js';
+import { printOut } from './print.js';
 
 export function registerState(program: Command): void {
   program
@@ -11,6 +12,6 @@ export function registerState(program: Command): void {
     .action(async (id: string, _options: unknown, command: Command) => {
       const { state } = await openContainer(command.optsWithGlobals<GlobalOptions>(), id);
       const shown = ociState(state);
-      process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+      printOut(`${JSON.stringify(shown, null, 2)}\n`);
     });
 }

@@ -1,8 +1,8 @@
-import { isIPv4 } from 'node:net';
 import { HullError } from '../errors.js';
 import { parseArch } from '../hypervisor/arch.js';
 import { parseCpuSpec } from '../hypervisor/cpu-model.js';
 import { DEFAULT_TCG_CACHE_MIB } from '../hypervisor/qemu/command-line.js';
+import { isIPv4 } from '../network/ipv4-subnet.js';
 
 /**
  * hull's settings: one table of every knob, each with its key in the configuration file

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { isIPv4 as netIsIPv4 } from 'node:net';
 import { test } from 'node:test';
 import { isHullError } from '../errors.js';
 import {
   formatSubnet,
   gatewayOf,
+  isIPv4,
   leasableAddresses,
   numberToIpv4,
   overlaps,
@@ -35,4 +37,31 @@ test('what is not a subnet is refused with one line', () => {
       (err) => isHullError(err, 'ERR_CONFIG') && !err.message.includes('\n'),
     );
   }
+});
+
+test("an IPv4 address is what node:net's isIPv4 accepts", () => {
+  const inputs = [
+    '0.0.0.0',
+    '10.208.0.1',
+    '255.255.255.255',
+    '192.168.001.1',
+    '256.1.1.1',
+    '1.2.3',
+    '1.2.3.4.5',
+  ];
+  inputs.push(
+    '1.2.3.4 ',
+    ' 1.2.3.4',
+    '1..3.4',
+    '01.2.3.4',
+    '1.2.3.04',
+    '::1',
+    '1.2.3.4/16',
+    '',
+    'a.b.c.d',
+    '99.199.249.255',
+  );
+  for (let octet = 0; octet <= 300; octet += 7) inputs.push(`${octet}.${299 - octet}.0.${octet % 256}`);
+  for (const input of inputs) assert.equal(isIPv4(input), netIsIPv4(input), JSON.stringify(input));
+  assert.ok(inputs.filter((input) => isIPv4(input)).length > 20);
 });

@@ -1,10 +1,9 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { leaseAddress, readLeases, releaseLeases } from '../network/ip-leases.js';
-import { gatewayOf } from '../network/ipv4-subnet.js';
+import { gatewayOf, isIPv4 } from '../network/ipv4-subnet.js';
 import { netnsExists } from '../network/netns.js';
 import { type BridgeNetwork, ensureBridge } from '../network/serve-bridge.js';
 import { ROOTFS_DISK_ANNOTATION } from '../oci/rootfs-annotations.js';
