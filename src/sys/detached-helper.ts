@@ -21,7 +21,7 @@ export interface HelperOptions {
   /** A program the helper runs under, which execs it (`unshare --net --`): its pid stays the helper's. */
   wrapper?: string[];
   /** Node's own options (V8 flags) for the helper, given before its script. */
-  nodeOptions?: string[];
+  nodeOptions?: readonly string[];
   /**
    * Answers a question the helper asks before it is ready ("ask …" lines): what it needs done
    * by its parent, in the parent's context. The answer goes back as one line; a throw ends
