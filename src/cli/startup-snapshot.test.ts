@@ -119,13 +119,24 @@ describe('bin/hull', () => {
     });
   });
 
-  test('reached by a symbolic link from another directory, it runs the program of its real one', () => {
-    const links = join(dir, 'links');
-    mkdirSync(links, { recursive: true });
-    symlinkSync(installed.hull, join(links, 'hull'));
-    const r = run(join(links, 'hull'), ['list']);
-    assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(r.report, { how: 'source', script: 'hull', args: ['list'], ca: null });
+  test('reached by a symbolic link, to it or to its directory, it runs its own install', () => {
+    // Another install's program where each link's own path leads: never the one run.
+    const other = install('other');
+    writeFileSync(join(other.bundle, 'hull.cjs'), REPORT('the other install'));
+    const fileLink = join(other.bundle, '..', '..', 'bin', 'hull-link');
+    symlinkSync(installed.hull, fileLink);
+    const linked = join(dir, 'linked');
+    mkdirSync(join(linked, 'dist', 'bundle'), { recursive: true });
+    writeFileSync(join(linked, 'dist', 'bundle', 'hull.cjs'), REPORT('the other install'));
+    symlinkSync(join(installed.hull, '..'), join(linked, 'bin'));
+    for (const [hull, script] of [
+      [fileLink, 'hull-link'],
+      [join(linked, 'bin', 'hull'), 'hull'],
+    ] as const) {
+      const r = run(hull, ['list']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(r.report, { how: 'source', script, args: ['list'], ca: null }, hull);
+    }
   });
 
   test('found by PATH, or by sh with none', () => {
