@@ -39,6 +39,25 @@ test('printOut writes all of a large text to a pipe its reader drains slowly', a
   assert.equal(err, 'done\n');
 });
 
+test('once its pipe is non-blocking, printOut writes everything, in order, through the stream', async () => {
+  // Node makes a pipe non-blocking when it makes process.stdout, so a large write meets EAGAIN
+  // while the reader drains the pipe: a later small write then finds room.
+  const child = spawn(
+    process.execPath,
+    script(
+      "process.stdout; for (let i = 0; i < 8; i++) { printOut('x'.repeat(1 << 18)); printOut(String(i) + '\\n'); }",
+    ),
+  );
+  const out: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+  const status = await new Promise((resolve) => child.on('close', resolve));
+  assert.equal(status, 0);
+  const expected = Array.from({ length: 8 }, (_, i) => `${'x'.repeat(1 << 18)}${i}\n`).join('');
+  const text = Buffer.concat(out).toString();
+  assert.equal(text.length, expected.length);
+  assert.ok(text === expected, 'the text came out of order');
+});
+
 test("printOut to a pipe whose reader has gone ends with hull's one-line error", () => {
   const child = spawnSync(
     'sh',
