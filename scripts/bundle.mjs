@@ -3,6 +3,7 @@
 // that is what `node --build-snapshot` takes (the image builder snapshots it; see
 // guest/agent/entry.ts).
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -69,8 +70,10 @@ for (const [name, entry] of [
     plugins: [onUse],
     // import.meta.url (paths.ts) in a CommonJS file, made only when read.
     define: { 'import.meta': '__hullImportMeta' },
+    // The first line names this build of the program: its code cache is used only with the
+    // source of the same build (src/cli/code-cache.ts).
     banner: {
-      js: "var __hullImportMeta = { get url() { return require('node:url').pathToFileURL(__filename).href; } };",
+      js: `// hull-build ${randomBytes(16).toString('hex')}\nvar __hullImportMeta = { get url() { return require('node:url').pathToFileURL(__filename).href; } };`,
     },
   });
 }

@@ -12,8 +12,10 @@ const dir = mkdtempSync(join(tmpdir(), 'hull-code-cache-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const program = join(dir, 'program.cjs');
 const cache = codeCacheFile(program);
-const SOURCE =
-  "function greet(sep) { return 'ran ' + sep; }\nconsole.log(greet(require('node:path').sep));\n";
+/** A program as the build writes one: its first line names its build. */
+const sourceOfBuild = (id: string, body = "return 'ran ' + sep;") =>
+  `// hull-build ${id}\nfunction greet(sep) { ${body} }\nconsole.log(greet(require('node:path').sep));\n`;
+const SOURCE = sourceOfBuild('0123456789abcdef0123456789abcdef');
 
 /**
  * Runs `program` as entry.ts does, in a Node of its own (a cache V8 took and then found
@@ -60,16 +62,25 @@ test('a cut or foreign cache is not given to V8: the program is compiled and run
   }
 });
 
-test('a cache made for an earlier source, or by a Node with other V8 flags, is not used', () => {
+test('a cache made for another build, or by a Node with other V8 flags, is not used', () => {
   freshCache();
-  // The same length, which is all V8 compares: the time and size in hull's header tell them apart.
-  writeFileSync(program, SOURCE.replace("'ran '", "'RAN '"));
+  // Of the same length, which is all V8 compares: the build ID in hull's header tells them apart.
+  const rebuilt = sourceOfBuild('fedcba9876543210fedcba9876543210', "return 'RAN ' + sep;");
+  assert.equal(rebuilt.length, SOURCE.length);
+  writeFileSync(program, rebuilt);
   assert.deepEqual(start().lines, ['RAN /', 'compiled from source']);
   freshCache();
-  writeFileSync(program, `${SOURCE}// rebuilt\n`);
-  assert.deepEqual(start().lines, ['ran /', 'compiled from source']);
-  freshCache();
   assert.deepEqual(start({ nodeFlags: ['--no-opt'] }).lines, ['ran /', 'compiled from source']);
+});
+
+test('a program that names no build gets no cache', () => {
+  const good = freshCache();
+  writeFileSync(program, SOURCE.replace('// hull-build', '// hull-built'));
+  writeFileSync(cache, good);
+  assert.deepEqual(start().lines, ['ran /', 'compiled from source']);
+  rmSync(cache);
+  assert.notEqual(start({ write: true }).status, 0);
+  assert.ok(!existsSync(cache));
 });
 
 test('a cache that others could have written is not used', () => {
