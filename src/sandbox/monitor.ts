@@ -358,10 +358,13 @@ export class ContainerMonitor {
     await this.terminal?.close();
     this.server?.close();
     await this.sandbox.release().catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'teardown'));
-    if (!lost) {
+    if (!lost && this.savedTo === undefined) {
       // A VM whose exit was not seen in time was stopped by the teardown, which waits for
-      // that exit: a guest that had ended itself is named all the same.
-      lost = await lossOf(1000);
+      // that exit: a guest that had ended itself is named all the same. So is a VM whose
+      // process ended first, as a container's does when its share server dies under it (its
+      // next exec from the share fails): the teardown's stop finds the server dead, and the
+      // loss is the VM's. The exit is known by now, so this waits for nothing.
+      lost = await this.sandbox.lossReason(AbortSignal.timeout(1000));
       if (lost) this.sayLost(lost);
     }
     markHost('torn-down');
