@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
@@ -70,9 +70,11 @@ export async function currentImage(arch: Arch = 'x86_64'): Promise<GuestImage> {
   let manifest: ImageManifest;
   const foreignWord = arch === 'x86_64' ? '' : `${arch} `;
   const buildCommand = `hull image build${arch === 'x86_64' ? '' : ` --arch ${arch}`}`;
+  // Every VM's start reads these small files and hashes the agent (114 KB): synchronously,
+  // which took 0.8 ms where the streamed hash and the reads through the thread pool took 2.5 to 6.
   try {
-    hash = (await readFile(currentPointer(arch), 'utf8')).trim();
-    manifest = JSON.parse(await readFile(join(imagesDir(), hash, 'manifest.json'), 'utf8')) as ImageManifest;
+    hash = readFileSync(currentPointer(arch), 'utf8').trim();
+    manifest = JSON.parse(readFileSync(join(imagesDir(), hash, 'manifest.json'), 'utf8')) as ImageManifest;
   } catch (err) {
     throw new HullError(
       'ERR_IMAGE_MISSING',
@@ -84,7 +86,7 @@ export async function currentImage(arch: Arch = 'x86_64'): Promise<GuestImage> {
   }
   let agentSha: string | undefined;
   try {
-    agentSha = await sha256File(agentBundlePath());
+    agentSha = createHash('sha256').update(readFileSync(agentBundlePath())).digest('hex');
   } catch {
     // An installation without the agent bundle beside it cannot rebuild; trust the image.
   }
