@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { childProcess } from './builtins.js';
+import { CRUN } from './crun.js';
 import { AgentError } from './errors.js';
 import { guestLogger } from './log.js';
 import { syscalls } from './syscalls.js';
@@ -112,7 +113,8 @@ export class SpawnServer {
     const [ours, theirs] = syscalls().socketPair();
     let child: ChildProcess;
     try {
-      child = childProcess().spawn(HULL_SPAWN, ['--serve'], {
+      // crun runs from the server's sealed copy, which spares each crun command its own.
+      child = childProcess().spawn(HULL_SPAWN, ['--serve', '--sealed', CRUN], {
         stdio: ['ignore', 'ignore', 'inherit', theirs],
       });
     } finally {

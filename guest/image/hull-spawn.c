@@ -39,8 +39,9 @@
  * is left running then, and the child's exit is reaped here). The process is not waited for:
  * once hull-spawn exits it belongs to PID 1, which reaps it, as a process crun exec left.
  *
- * The agent runs it once as a server (`hull-spawn --serve`, see serve() below) and asks it for
- * each process; the command line above is the same, carried in the request.
+ * The agent runs it once as a server (`hull-spawn --serve --sealed /usr/bin/crun`, see serve()
+ * and sealed_copy() below) and asks it for each process; the command line above is the same,
+ * carried in the request.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,6 +58,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -573,6 +575,64 @@ static int split_request(char *body, uint32_t length, char ***env, char ***argv,
 }
 
 /*
+ * Programs the server starts from a sealed copy in memory (`--serve --sealed FILE`). crun, at
+ * every start, re-executes itself from a read-only copy of its binary (a bind mount of
+ * /proc/self/exe, a mount, a remount and an unmount, then its dynamic loading a second time)
+ * so that a container cannot overwrite it through /proc/PID/exe (CVE-2019-5736), unless
+ * its executable already is a memfd sealed against every write, shrink and growth. Under
+ * software emulation that second start costs tens of milliseconds per crun command; one
+ * sealed copy, made at the agent's start (a template's clones share it), gives the same
+ * protection: nothing, not even this server, can change it once sealed.
+ */
+#define MAX_SEALED 4
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+static struct {
+  const char *path;
+  int fd;
+} sealed[MAX_SEALED];
+static int sealed_count;
+
+/* The sealed copy of `path` (close-on-exec), or -1 with errno set. */
+static int sealed_copy(const char *path) {
+  int source = open(path, O_RDONLY | O_CLOEXEC);
+  if (source < 0) return -1;
+  int copy = memfd_create(path, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (copy < 0) goto fail;
+  char buffer[65536];
+  for (;;) {
+    ssize_t n = read(source, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) goto fail;
+    if (n == 0) break;
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = write(copy, buffer + done, n - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) goto fail;
+      done += w;
+    }
+  }
+  /* Nobody but root may open it for writing (which the seals then refuse, see spawn_plain). */
+  if (fchmod(copy, 0555) || fcntl(copy, F_ADD_SEALS, SEALS)) goto fail;
+  close(source);
+  return copy;
+fail:;
+  int saved = errno;
+  close(source);
+  if (copy >= 0) close(copy);
+  errno = saved;
+  return -1;
+}
+
+/* The sealed copy made for `path` at the server's start, or -1. */
+static int sealed_fd(const char *path) {
+  for (int i = 0; i < sealed_count; i++)
+    if (strcmp(sealed[i].path, path) == 0) return sealed[i].fd;
+  return -1;
+}
+
+/*
  * `--plain FILE [ARG...]` (server mode only): starts FILE, an absolute path, in the guest as it
  * is, outside any container: the agent's own tools (crun) without a fork of the agent. The
  * report is the same; the process, once this child exits, is PID 1's, which reaps it and tells
@@ -597,6 +657,14 @@ static int spawn_plain(char **argv) {
       say(errors[1], "close_range: %s", strerror(errno));
       _exit(127);
     }
+    int copy = sealed_fd(argv[0]);
+    /*
+     * The copy cannot be changed, but it can be kept from running: a process that got a handle
+     * on it (/proc/PID/exe of a crun it started, say) and reopened it for writing makes every
+     * exec of it fail with ETXTBSY while it holds that. The program's own file runs then, and
+     * crun protects itself as it would without the copy.
+     */
+    if (copy >= 0) fexecve(copy, argv, environ);
     execv(argv[0], argv);
     say(errors[1], "exec %s: %s", argv[0], strerror(errno));
     _exit(127);
@@ -647,7 +715,21 @@ int main(int argc, char **argv) {
   if (fcntl(REPORT_FD, F_GETFD) < 0) return 1;
   /* Nothing in a container may open this process's or its children's /proc entries. */
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) return usage("cannot mark itself non-dumpable");
-  if (argc == 2 && strcmp(argv[1], "--serve") == 0) return serve();
+  if (argc >= 2 && strcmp(argv[1], "--serve") == 0) {
+    /* `--sealed FILE`, each an absolute path; a copy that cannot be made is said and skipped. */
+    for (int i = 2; i < argc; i += 2) {
+      if (strcmp(argv[i], "--sealed") || i + 1 >= argc || argv[i + 1][0] != '/' || sealed_count == MAX_SEALED)
+        return usage("--serve [--sealed FILE]... (FILE an absolute path, at most " STR(MAX_SEALED) ")");
+      if (sealed_fd(argv[i + 1]) >= 0) continue;
+      int fd = sealed_copy(argv[i + 1]);
+      if (fd < 0) fprintf(stderr, "hull-spawn: no sealed copy of %s: %s\n", argv[i + 1], strerror(errno));
+      else {
+        sealed[sealed_count].path = argv[i + 1];
+        sealed[sealed_count++].fd = fd;
+      }
+    }
+    return serve();
+  }
   struct options o;
   if (parse(argc, argv, &o)) return 1;
   return spawn(o);

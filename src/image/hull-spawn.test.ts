@@ -80,7 +80,8 @@ test('hull-spawn without its report descriptor does nothing', () => {
 const SERVER_CLIENT = String.raw`
 import json, os, socket, struct, subprocess, sys
 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-server = subprocess.Popen([sys.argv[1], '--serve'], pass_fds=[3] if theirs.fileno() == 3 else [],
+server_args = json.loads(sys.argv[3]) if len(sys.argv) > 3 else []
+server = subprocess.Popen([sys.argv[1], '--serve', *server_args], pass_fds=[3] if theirs.fileno() == 3 else [],
     preexec_fn=lambda: os.dup2(theirs.fileno(), 3), close_fds=False)
 theirs.close()
 out_r, out_w = os.pipe()
@@ -125,4 +126,118 @@ test("hull-spawn's server starts a --plain program and says its pid, or in one l
   assert.equal(reports.missing, 'exec /nonexistent/program: No such file or directory');
   assert.equal(reports.relative, 'hull-spawn: --plain: an absolute program path');
   assert.equal(status, 0, 'the server ends when the agent closes its end');
+});
+
+/** Asks a server started with `serverArgs` for `requests`; its reports and the output sent. */
+function askServer(
+  requests: Record<string, string[]>,
+  serverArgs: string[] = [],
+): { reports: Record<string, string>; output: string; status: number } {
+  const run = spawnSync(
+    'python3',
+    ['-c', SERVER_CLIENT, program, JSON.stringify(requests), JSON.stringify(serverArgs)],
+    { encoding: 'utf8', timeout: 20_000 },
+  );
+  assert.equal(run.status, 0, run.stderr);
+  return JSON.parse(run.stdout);
+}
+
+test("hull-spawn's server starts a --sealed program from a copy sealed as crun requires to skip its own", () => {
+  // An ELF program that can say what it runs from: Python itself (a script's interpreter would be
+  // the program instead). F_GET_SEALS is 1034; crun takes 15 (seal, shrink, grow, write).
+  const python = spawnSync('python3', ['-c', 'import os, sys; print(os.path.realpath(sys.executable))'], {
+    encoding: 'utf8',
+  }).stdout.trim();
+  const probe = [
+    '-c',
+    [
+      'import fcntl, os',
+      "fd = os.open('/proc/self/exe', os.O_RDONLY)",
+      'try: seals = fcntl.fcntl(fd, 1034)',
+      'except OSError: seals = -1',
+      "print(os.readlink('/proc/self/exe'), seals)",
+    ].join('\n'),
+  ];
+  const { reports, output, status } = askServer({ sealed: ['--plain', python, ...probe] }, [
+    '--sealed',
+    python,
+  ]);
+  assert.match(reports.sealed ?? '', /^\d+$/, JSON.stringify(reports));
+  assert.equal(output.trim(), `/memfd:${python} (deleted) 15`);
+  assert.equal(status, 0);
+
+  const unsealed = askServer({ plain: ['--plain', python, ...probe] });
+  assert.equal(unsealed.output.trim(), `${python} -1`, 'a program not named --sealed runs from its file');
+});
+
+test("hull-spawn's server refuses a --sealed program that is not an absolute path, in one line", () => {
+  for (const args of [['--sealed', 'crun'], ['--sealed'], ['--other', '/x']]) {
+    const run = spawnSync(program, ['--serve', ...args], {
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    assert.equal(run.status, 1, args.join(' '));
+    assert.match(String(run.output[3]), /^hull-spawn: --serve \[--sealed FILE\]/, args.join(' '));
+  }
+});
+
+/**
+ * A process that reopened the sealed copy for writing (through /proc/PID/exe of a program started
+ * from it, as CVE-2019-5736's attack gets its handle, here as root) makes every exec of the copy
+ * fail with ETXTBSY while it holds it: the server then starts the program's own file.
+ */
+const HELD_COPY_CLIENT = String.raw`
+import json, os, socket, struct, subprocess, sys, time
+python = sys.argv[2]
+ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+server = subprocess.Popen([sys.argv[1], '--serve', '--sealed', python],
+    preexec_fn=lambda: os.dup2(theirs.fileno(), 3), close_fds=False)
+theirs.close()
+buffer = b''
+def ask(rid, args, stdout):
+    global buffer
+    body = b''.join(s.encode() + b'\0' for s in [rid, '0', '--plain', *args])
+    socket.send_fds(ours, [struct.pack('=I', len(body))], [0, stdout, 2])
+    ours.sendall(body)
+    while b'\n' not in buffer:
+        buffer += ours.recv(4096)
+    line, buffer = buffer.split(b'\n', 1)
+    return line.decode().partition(' ')[2]
+def state(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as f: return f.read().rsplit(')', 1)[1].split()[0]
+    except FileNotFoundError: return 'gone'
+first = ask('a', [python, '-c', 'import time; time.sleep(1)'], 1)
+handle = os.open(f'/proc/{first}/exe', os.O_PATH)
+deadline = time.monotonic() + 10
+while state(first) not in ('Z', 'X', 'gone') and time.monotonic() < deadline: time.sleep(0.02)
+try:
+    held = os.open(f'/proc/self/fd/{handle}', os.O_RDWR)
+    reopened = 'yes'
+except OSError as e:
+    reopened = e.strerror
+out_r, out_w = os.pipe()
+second = ask('b', [python, '-c', "import os; print(os.readlink('/proc/self/exe'))"], out_w)
+os.close(out_w)
+output = os.read(out_r, 4096).decode()
+ours.close()
+print(json.dumps({'reopened': reopened, 'second': second, 'output': output, 'status': server.wait(timeout=10)}))
+`;
+
+test("hull-spawn's server still starts a --sealed program while its copy is held open for writing", () => {
+  const python = spawnSync('python3', ['-c', 'import os, sys; print(os.path.realpath(sys.executable))'], {
+    encoding: 'utf8',
+  }).stdout.trim();
+  const run = spawnSync('python3', ['-c', HELD_COPY_CLIENT, program, python], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.equal(run.status, 0, run.stderr);
+  const { reopened, second, output, status } = JSON.parse(run.stdout) as Record<string, string | number>;
+  // As root the reopen succeeds (the copy's mode 0555 keeps others out); the seals refuse writes.
+  if (process.getuid?.() === 0) assert.equal(reopened, 'yes');
+  assert.match(String(second), /^\d+$/, `the second start is reported by its pid, not ${second}`);
+  assert.equal(String(output).trim(), python, 'the program ran from its own file');
+  assert.equal(status, 0);
 });
