@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { identityOf, isAlive, type ProcessIdentity } from '../../sys/process-identity.js';
+import { sleep } from '../../util/deadline.js';
 
 /** The kernel's name of hull-share-server (a process name is cut at 15 bytes). */
 const SHARE_SERVER_COMM = 'hull-share-serv';
@@ -10,6 +11,8 @@ const SHARE_SERVER_COMM = 'hull-share-serv';
  * not connected"). One read of /proc/<pid>/stat a second costs nothing.
  */
 const CHECK_INTERVAL_MS = 1000;
+/** How long after QEMU's connection its share server may still be unnamed (not yet exec'd). */
+const SERVER_NAMED_WITHIN_MS = 1000;
 
 /** The hull-share-server that hull-jail started for the VMM `pid` (its child). */
 export async function shareServerOf(pid: number): Promise<number | undefined> {
@@ -41,9 +44,17 @@ export async function watchShareServer(
   vmmPid: number,
   until: Promise<unknown>,
   onLost: (server: ProcessIdentity) => void,
+  options: { expected: boolean; signal: AbortSignal },
 ): Promise<ShareServerWatch | undefined> {
   const vmm = identityOf(vmmPid);
-  const pid = await shareServerOf(vmmPid);
+  let pid = await shareServerOf(vmmPid);
+  // hull-jail forks the server before it becomes QEMU, and the child takes the server's name
+  // at its exec: looked for as soon as QEMU has connected, it may not be named yet.
+  const lookUntil = Date.now() + SERVER_NAMED_WITHIN_MS;
+  while (pid === undefined && options.expected && Date.now() < lookUntil && !options.signal.aborted) {
+    await sleep(2, options.signal).catch(() => {});
+    pid = await shareServerOf(vmmPid);
+  }
   const server = pid === undefined ? undefined : identityOf(pid);
   if (!server || !vmm) return undefined;
   let done = false;

@@ -299,7 +299,7 @@ async function resumeClone(
         bootIdDone = true;
       }
       await qmp.execute('cont', undefined, signal);
-    } else if (status === 'inmigrate') await sleep(5, signal);
+    } else if (status === 'inmigrate') await sleep(1, signal);
     else throw new HullError('ERR_VM_START', `the saved VM could not be loaded (QEMU is ${status})`);
   }
 }
@@ -519,6 +519,19 @@ export class QemuHypervisor implements Hypervisor {
         if (notice) announce(notice);
       });
       qmpEnded = qmp.ended;
+      // A VM whose share server died has lost its files: it is stopped, and says why. The
+      // server was started before QEMU, so it is found while QEMU loads.
+      const watchingShareServer = watchShareServer(
+        child.pid!,
+        exited,
+        (server) => {
+          shareServerLost = server.pid;
+          log.error({ pid: server.pid }, 'the share server died: stopping the VM');
+          child.kill('SIGKILL');
+        },
+        { expected: plan.share !== undefined, signal },
+      );
+      watchingShareServer.catch(() => {});
       await raceSignal(Promise.race([qmp.handshake(signal), died]), signal);
       const role = config.template;
       if (role && (role.role !== 'template' || role.loadFd !== undefined)) {
@@ -537,12 +550,9 @@ export class QemuHypervisor implements Hypervisor {
         await raceSignal(Promise.race([loading, died]), signal);
       }
       await raceSignal(Promise.race([joining, died]), signal);
-      // A VM whose share server died has lost its files: it is stopped, and says why.
-      const shareServer = await watchShareServer(child.pid!, exited, (server) => {
-        shareServerLost = server.pid;
-        log.error({ pid: server.pid }, 'the share server died: stopping the VM');
-        child.kill('SIGKILL');
-      });
+      const shareServer = await watchingShareServer;
+      if (!shareServer && plan.share)
+        log.warn({ pid: child.pid }, 'no share server found for the VM: its loss goes unwatched');
       const migration = { listener: migrationListener!, path: paths.migrationSocket };
       const templateStateFd = config.template?.role === 'template' ? config.template.stateFd : undefined;
       return new QemuVm(
