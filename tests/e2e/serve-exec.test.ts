@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { Sandbox } from 'hull/sdk';
 import { containerDir } from '../../src/sandbox/container-id.js';
 import { MonitorClient } from '../../src/sandbox/monitor-client.js';
+import { raceSignal } from '../../src/util/deadline.js';
 import { pushBusybox, type Registry, startRegistry } from '../fixtures/registry.js';
 import { killEverySandbox, serveStateDir, startServe, stopServe } from '../fixtures/serve.js';
 import { type HullRun, hull, privateDirs, qemuProcessesUsing } from './harness.js';
@@ -156,7 +157,21 @@ describe('hull serve: a command starts as crun exec would start it', { timeout: 
   });
 
   test('a background command is killed by its pid, and the sandbox reaps it', async () => {
-    const handle = await sandbox.commands.run('echo started; exec sleep 600', { background: true });
+    // Killed once it sleeps, as a user stops a command that has begun: the shell has said so.
+    // (Killed at once, it could be killed before its echo: a race a loaded host loses.)
+    let said = '';
+    let begun!: () => void;
+    const started = new Promise<void>((resolve) => {
+      begun = resolve;
+    });
+    const handle = await sandbox.commands.run('echo started; exec sleep 600', {
+      background: true,
+      onStdout: (text) => {
+        said += text;
+        if (said.includes('started')) begun();
+      },
+    });
+    await raceSignal(started, AbortSignal.timeout(60_000));
     await sandbox.commands.kill(handle.pid);
     const result = await handle.wait();
     assert.equal(result.exitCode, 137);
