@@ -105,29 +105,6 @@ output = os.read(out_r, 4096).decode()
 print(json.dumps({'reports': reports, 'output': output, 'status': server.wait(timeout=10)}))
 `;
 
-test("hull-spawn's server starts a --plain program and says its pid, or in one line why not", () => {
-  const requests = {
-    started: ['--plain', '/bin/sh', '-c', 'echo $$'],
-    missing: ['--plain', '/nonexistent/program'],
-    relative: ['--plain', 'sh', '-c', 'true'],
-  };
-  const run = spawnSync('python3', ['-c', SERVER_CLIENT, program, JSON.stringify(requests)], {
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  assert.equal(run.status, 0, run.stderr);
-  const { reports, output, status } = JSON.parse(run.stdout) as {
-    reports: Record<string, string>;
-    output: string;
-    status: number;
-  };
-  assert.match(reports.started ?? '', /^\d+$/, 'a started program is reported by its pid');
-  assert.equal(output.trim(), reports.started, 'the pid said is the program that ran, with the stdout sent');
-  assert.equal(reports.missing, 'exec /nonexistent/program: No such file or directory');
-  assert.equal(reports.relative, 'hull-spawn: --plain: an absolute program path');
-  assert.equal(status, 0, 'the server ends when the agent closes its end');
-});
-
 /** Asks a server started with `serverArgs` for `requests`; its reports and the output sent. */
 function askServer(
   requests: Record<string, string[]>,
@@ -142,12 +119,31 @@ function askServer(
   return JSON.parse(run.stdout);
 }
 
+/** Python's own executable (an ELF program, where `python3` may be a script that starts it). */
+function realPython(): string {
+  return spawnSync('python3', ['-c', 'import os, sys; print(os.path.realpath(sys.executable))'], {
+    encoding: 'utf8',
+  }).stdout.trim();
+}
+
+test("hull-spawn's server starts a --plain program and says its pid, or in one line why not", () => {
+  const requests = {
+    started: ['--plain', '/bin/sh', '-c', 'echo $$'],
+    missing: ['--plain', '/nonexistent/program'],
+    relative: ['--plain', 'sh', '-c', 'true'],
+  };
+  const { reports, output, status } = askServer(requests);
+  assert.match(reports.started ?? '', /^\d+$/, 'a started program is reported by its pid');
+  assert.equal(output.trim(), reports.started, 'the pid said is the program that ran, with the stdout sent');
+  assert.equal(reports.missing, 'exec /nonexistent/program: No such file or directory');
+  assert.equal(reports.relative, 'hull-spawn: --plain: an absolute program path');
+  assert.equal(status, 0, 'the server ends when the agent closes its end');
+});
+
 test("hull-spawn's server starts a --sealed program from a copy sealed as crun requires to skip its own", () => {
   // An ELF program that can say what it runs from: Python itself (a script's interpreter would be
   // the program instead). F_GET_SEALS is 1034; crun takes 15 (seal, shrink, grow, write).
-  const python = spawnSync('python3', ['-c', 'import os, sys; print(os.path.realpath(sys.executable))'], {
-    encoding: 'utf8',
-  }).stdout.trim();
+  const python = realPython();
   const probe = [
     '-c',
     [
@@ -226,9 +222,7 @@ print(json.dumps({'reopened': reopened, 'second': second, 'output': output, 'sta
 `;
 
 test("hull-spawn's server still starts a --sealed program while its copy is held open for writing", () => {
-  const python = spawnSync('python3', ['-c', 'import os, sys; print(os.path.realpath(sys.executable))'], {
-    encoding: 'utf8',
-  }).stdout.trim();
+  const python = realPython();
   const run = spawnSync('python3', ['-c', HELD_COPY_CLIENT, program, python], {
     encoding: 'utf8',
     timeout: 30_000,
