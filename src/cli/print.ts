@@ -43,13 +43,17 @@ function print(fd: 1 | 2, text: string): void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
       streamed.add(fd);
-      const stream = fd === 1 ? process.stdout : process.stderr;
       // Its failures come later, as events: a reader gone is said as a synchronous one is.
-      stream.on('error', (streamErr: NodeJS.ErrnoException) => {
+      streamOf(fd).on('error', (streamErr: NodeJS.ErrnoException) => {
         if (fd === 1 && streamErr.code === 'EPIPE') printErr(`hull: ${OUTPUT_GONE}\n`);
         process.exitCode ||= 1;
       });
     }
   }
-  (fd === 1 ? process.stdout : process.stderr).write(bytes.subarray(written));
+  streamOf(fd).write(bytes.subarray(written));
+}
+
+/** Node's stream for `fd`, made by Node on this first read of it. */
+function streamOf(fd: 1 | 2): NodeJS.WriteStream {
+  return fd === 1 ? process.stdout : process.stderr;
 }
