@@ -1,6 +1,7 @@
-import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { HullError, messageOf } from '../errors.js';
+import { exists } from '../util/fs.js';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
 /** Where a VMM's cgroup goes when the container names none: `/hull/<sandbox>`. */
@@ -209,13 +210,6 @@ async function v1Roots(): Promise<string[]> {
 export function weightOfShares(shares: number): number {
   const clamped = Math.min(Math.max(shares, 2), 262_144);
   return 1 + Math.floor(((clamped - 2) * 9999) / 262_142);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /**
