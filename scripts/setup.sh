@@ -27,7 +27,8 @@ packages=(
   qemu-system-arm       # arm64 guests (qemu-system-aarch64): `hull image build --arch arm64`
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross   # hull's guest programs for arm64 guests
   busybox-static        # guest initramfs and root tools
-  crun                  # the OCI executor inside the guest
+  crun                  # the OCI executor inside the guest, built from this package's Debian source:
+  libseccomp-dev libcap-dev libyajl-dev dpkg-dev make debian-archive-keyring   # static, no systemd
   erofs-utils           # the guest's read-only root filesystem
   cpio xz-utils         # initramfs packing, kernel unpacking
   gcc libc6-dev         # hull-init, the guest's PID 1, is compiled static

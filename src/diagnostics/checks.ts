@@ -5,6 +5,7 @@ import { setting } from '../config/settings.js';
 import { messageOf } from '../errors.js';
 import { kvmPrerequisites } from '../hypervisor/accel.js';
 import { QemuHypervisor } from '../hypervisor/qemu/qemu.js';
+import { crunBuildNeeds } from '../image/crun.js';
 import { currentImage, type GuestImage } from '../image/manifest.js';
 import { failedBuild, snapshotDisk } from '../image/snapshot.js';
 import {
@@ -219,7 +220,6 @@ async function checkTemplate(): Promise<CheckResult> {
 
 async function checkBuildTools(): Promise<CheckResult> {
   const tools: [string, string][] = [
-    ['crun', 'crun'],
     ['busybox', 'busybox-static'],
     ['mkfs.erofs', 'erofs-utils'],
     ['cc', 'gcc libc6-dev'],
@@ -227,8 +227,15 @@ async function checkBuildTools(): Promise<CheckResult> {
   ];
   const missing: string[] = [];
   for (const [tool, pkg] of tools) if (!(await which(tool))) missing.push(pkg);
+  // The guest's crun is built from the source of the host's crun package.
+  if (!(await which('crun'))) missing.push('crun');
+  for (const pkg of await crunBuildNeeds())
+    if (!missing.join(' ').split(' ').includes(pkg)) missing.push(pkg);
   return missing.length === 0
-    ? ok('image tools', 'crun, busybox, erofs-utils, a C compiler and cpio are installed')
+    ? ok(
+        'image tools',
+        'busybox, erofs-utils, a C compiler, cpio, and crun with what builds it are installed',
+      )
     : fail(
         'image tools',
         `building the guest image needs more: run \`apt-get install ${missing.join(' ')}\``,

@@ -7,6 +7,8 @@ import { type Arch, archProfile, hostArch } from '../hypervisor/arch.js';
 import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
 import { agentBundlePath, guestImageSourceDir, imagesDir, installRoot, stateDir } from '../paths.js';
 import { run, which } from '../sys/exec.js';
+import { exists } from '../util/fs.js';
+import { guestCrun } from './crun.js';
 import { buildInitramfs } from './initramfs.js';
 import { deviceDiscoveryOf, extractDebianKernel, type KernelSource, resolveDebianKernel } from './kernel.js';
 import {
@@ -42,6 +44,7 @@ export interface BuildOptions {
 interface HostTools {
   busybox: string;
   node: string;
+  /** The guest's crun: built from the host's crun package's source (see crun.ts). */
   crun: string;
   /** iproute2's ip: the agent configures the guest's network cards with it. */
   ip: string;
@@ -50,16 +53,14 @@ interface HostTools {
   depmod: string;
 }
 
-async function findHostTools(): Promise<HostTools> {
+async function findHostTools(): Promise<Omit<HostTools, 'crun'>> {
   const busybox = (await which('busybox')) ?? '/bin/busybox';
-  const crun = await which('crun');
   const ip = (await which('ip')) ?? ((await exists('/usr/sbin/ip')) ? '/usr/sbin/ip' : undefined);
   const kmod = await which('kmod');
   const depmod =
     (await which('depmod')) ?? ((await exists('/usr/sbin/depmod')) ? '/usr/sbin/depmod' : undefined);
   const missing = [
     (await exists(busybox)) ? undefined : 'busybox-static',
-    crun ? undefined : 'crun',
     ip ? undefined : 'iproute2',
     kmod && depmod ? undefined : 'kmod',
   ].filter(Boolean);
@@ -69,7 +70,7 @@ async function findHostTools(): Promise<HostTools> {
       `the guest image needs ${missing.join(' and ')}: run \`apt-get install ${missing.join(' ')}\``,
     );
   }
-  return { busybox, node: process.execPath, crun: crun!, ip: ip!, kmod: kmod!, depmod: depmod! };
+  return { busybox, node: process.execPath, ip: ip!, kmod: kmod!, depmod: depmod! };
 }
 
 /**
@@ -79,7 +80,7 @@ async function findHostTools(): Promise<HostTools> {
  */
 async function foreignTools(
   arch: Arch,
-  host: HostTools,
+  host: Omit<HostTools, 'crun'>,
   { refresh, signal }: { refresh: boolean; signal?: AbortSignal },
 ): Promise<{ tools: HostTools; sysroot: SysrootTools }> {
   const cache = join(stateDir(), 'cache');
@@ -94,15 +95,6 @@ async function foreignTools(
 /** The Node-API headers the agent's addon compiles against (the node-api-headers package). */
 function nodeApiHeaders(): string {
   return (createRequire(import.meta.url)('node-api-headers') as { include_dir: string }).include_dir;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -140,7 +132,14 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
     arch === hostArch()
       ? undefined
       : await foreignTools(arch, hostTools, { refresh: options.force === true, signal });
-  const tools = foreign?.tools ?? hostTools;
+  const tools = foreign?.tools ?? {
+    ...hostTools,
+    crun: await guestCrun(join(stateDir(), 'cache'), {
+      signal,
+      refresh: options.force === true,
+      onBuild: (line) => progress.info(line),
+    }),
+  };
   const fragments = minimalKernelFragments(files.kernelConfigs, arch);
   let kernelSource: KernelSource | undefined;
   let kernelId: string;

@@ -72,6 +72,8 @@ export async function buildRootfs(inputs: RootfsInputs): Promise<void> {
   await stageFile(stage, inputs.guestSyscalls, '/opt/hull/guest-syscalls.node', 0o644);
   await stageFile(stage, inputs.agentBundle, '/opt/hull/agent.cjs', 0o644);
   const modprobeFiles = inputs.moduleTree ? await stageModuleTree(stage, inputs.moduleTree, signal) : [];
+  // No nsswitch.conf: crun is static (crun.ts), and glibc's built-in files module answers its
+  // user lookups from these; a file naming other services would have it load their libraries.
   await writeFile(join(stage, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   await writeFile(join(stage, 'etc/group'), 'root:x:0:\n');
   await writeFile(join(stage, 'etc/hostname'), 'hull\n');

@@ -1,8 +1,9 @@
-import { access, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { HullError } from '../errors.js';
 import { type Arch, archProfile } from '../hypervisor/arch.js';
 import { run } from '../sys/exec.js';
+import { exists } from '../util/fs.js';
 
 /**
  * The guest's programs for an architecture other than the host's come from Debian's packages
@@ -20,7 +21,8 @@ const SYSROOT_PACKAGES = (arch: Arch) => [
   archProfile(arch).kernelPackage,
 ];
 
-const SUITE = 'bookworm';
+/** The Debian release the guest's programs come from. */
+export const DEBIAN_SUITE = 'bookworm';
 
 /** The programs the guest image copies, as paths in the sysroot. */
 export interface SysrootTools {
@@ -31,13 +33,6 @@ export interface SysrootTools {
   kmod: string;
   /** The kernel package's vmlinuz, config and modules. */
   kernel: { vmlinuz: string; config: string; modulesDir: string; release: string };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /**
@@ -63,7 +58,7 @@ export async function guestSysroot(
           '--variant=extract',
           `--architectures=${debian}`,
           `--include=${SYSROOT_PACKAGES(arch).join(',')}`,
-          SUITE,
+          DEBIAN_SUITE,
           work,
         ],
         {
