@@ -97,10 +97,20 @@ describe('a Kubernetes pod through CRI-O', { timeout: 900_000, skip: missing }, 
     };
   }
 
-  /** `crictl exec -it` on a pseudo-terminal of script(1), as `kubectl exec -it`; the tty it saw. */
+  /**
+   * `crictl exec -it` on a pseudo-terminal of script(1), as `kubectl exec -it`; the tty it saw.
+   * The command prints, then waits a second before it exits: CRI-O 1.26 closes the stream
+   * once the runtime's exec has exited, without waiting for its own copy of the terminal's
+   * last output (internal/oci/oci_unix.go, ttyCmd), so output printed as the exec ends can be
+   * lost there whatever the runtime, runc's too.
+   */
   async function execWithTerminal(containerId: string): Promise<string> {
     const crictl = `${join(crio.dir, 'bin', 'crictl')} --timeout 120s --runtime-endpoint unix://${crio.socket}`;
-    const tty = await runCommand('script', ['-qec', `${crictl} exec -it ${containerId} tty`, '/dev/null']);
+    const tty = await runCommand('script', [
+      '-qec',
+      `${crictl} exec -it ${containerId} sh -c 'tty; sleep 1'`,
+      '/dev/null',
+    ]);
     assert.equal(tty.code, 0, tty.stdout + tty.stderr);
     return tty.stdout;
   }
