@@ -7,7 +7,7 @@ import { type Arch, archProfile, hostArch } from '../hypervisor/arch.js';
 import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
 import { agentBundlePath, guestImageSourceDir, imagesDir, installRoot, stateDir } from '../paths.js';
 import { run, which } from '../sys/exec.js';
-import { exists } from '../util/fs.js';
+import { exists, removeAbandoned, trailingPid } from '../util/fs.js';
 import { guestCrun } from './crun.js';
 import { buildInitramfs } from './initramfs.js';
 import { deviceDiscoveryOf, extractDebianKernel, type KernelSource, resolveDebianKernel } from './kernel.js';
@@ -126,6 +126,9 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
   }
 
   progress.begin('checking inputs');
+  const cache = join(stateDir(), 'cache');
+  // What builds killed before (Ctrl-C, a closed terminal) left behind: hundreds of MiB each.
+  for (const dir of [imagesDir(), cache, join(cache, 'kernels')]) await removeAbandoned(dir, trailingPid);
   const arch = options.arch ?? hostArch();
   const hostTools = await findHostTools();
   const foreign =
@@ -134,7 +137,7 @@ export async function buildImage(options: BuildOptions): Promise<{ image: GuestI
       : await foreignTools(arch, hostTools, { refresh: options.force === true, signal });
   const tools = foreign?.tools ?? {
     ...hostTools,
-    crun: await guestCrun(join(stateDir(), 'cache'), {
+    crun: await guestCrun(cache, {
       signal,
       refresh: options.force === true,
       onBuild: (line) => progress.info(line),

@@ -16,7 +16,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import { run, which } from '../sys/exec.js';
-import { exists } from '../util/fs.js';
+import { exists, removeAbandoned } from '../util/fs.js';
 import { DEBIAN_SUITE } from './sysroot.js';
 
 /**
@@ -178,7 +178,8 @@ async function buildCrun(
 ): Promise<{ file: string; remove: () => Promise<void> }> {
   // Under the temporary directory, which apt's own unprivileged user can enter (hull's state
   // cannot): apt downloads as that user, not as root.
-  const work = await mkdtemp(join(tmpdir(), 'hull-crun-'));
+  await removeAbandoned(tmpdir(), (name) => Number(/^hull-crun-(\d+)-/.exec(name)?.[1]) || undefined);
+  const work = await mkdtemp(join(tmpdir(), `hull-crun-${process.pid}-`));
   const remove = () => rm(work, { recursive: true, force: true, maxRetries: 3 });
   try {
     const tree = await fetchSource(work, version, signal);
