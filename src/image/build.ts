@@ -7,7 +7,7 @@ import { type Arch, archProfile, hostArch } from '../hypervisor/arch.js';
 import type { DeviceDiscovery } from '../hypervisor/hypervisor.js';
 import { agentBundlePath, guestImageSourceDir, imagesDir, installRoot, stateDir } from '../paths.js';
 import { run, which } from '../sys/exec.js';
-import { exists, removeAbandoned, trailingPid } from '../util/fs.js';
+import { exists } from '../util/fs.js';
 import { guestCrun } from './crun.js';
 import { buildInitramfs } from './initramfs.js';
 import { deviceDiscoveryOf, extractDebianKernel, type KernelSource, resolveDebianKernel } from './kernel.js';
@@ -25,6 +25,7 @@ import { Progress } from './progress.js';
 import { buildRootfs } from './rootfs.js';
 import { foreignNode, guestSysroot, type SysrootTools } from './sysroot.js';
 import { extractVmlinux } from './vmlinux.js';
+import { removeAbandoned, trailingPid } from './work-dirs.js';
 
 /** Bumped when the builder itself changes what it makes from the same inputs. */
 const BUILDER_VERSION = '8';

@@ -16,8 +16,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HullError } from '../errors.js';
 import { run, which } from '../sys/exec.js';
-import { exists, removeAbandoned } from '../util/fs.js';
+import { exists } from '../util/fs.js';
 import { DEBIAN_SUITE } from './sysroot.js';
+import { removeAbandoned } from './work-dirs.js';
 
 /**
  * The guest's crun, built from Debian's source package of the crun the host has installed:

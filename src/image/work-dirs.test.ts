@@ -1,19 +1,29 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { removeAbandoned, trailingPid } from './fs.js';
+import { removeAbandoned, trailingPid } from './work-dirs.js';
 
 test("removeAbandoned takes the work directories of builds that died, and nothing of a live one's", async () => {
   const dir = await mkdtemp(join(tmpdir(), 'hull-abandoned-'));
   try {
     // A process that has exited and been reaped: its pid names no process now.
     const dead = spawnSync('true').pid!;
+    // A build killed under a parent that never reaps it (this machine's pid 1 does not): a
+    // zombie, which kill(pid, 0) still finds.
+    const holder = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const [line] = (await once(holder.stdout!, 'data')) as [Buffer];
+    const zombie = Number(line.toString().trim());
+    await new Promise((resolve) => setTimeout(resolve, 200));
     const names = [
       `.build-0123abcd-${dead}`,
       `sysroot-arm64.tmp-${dead}`,
+      `.build-89ef-${zombie}`,
       `.build-0123abcd-${process.pid}`,
       `.build-4567-${process.ppid}`,
       'crun-1.8.1-1+deb12u1-6fe20fb0dbb2',
@@ -33,6 +43,7 @@ test("removeAbandoned takes the work directories of builds that died, and nothin
       ].sort(),
     );
     await removeAbandoned(join(dir, 'missing'), trailingPid);
+    holder.kill('SIGKILL');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
