@@ -270,10 +270,10 @@ async function fetchSource(work: string, version: string, signal?: AbortSignal):
 
 /** Configures and builds the crun program in `tree`. */
 async function compile(tree: string, work: string, signal?: AbortSignal): Promise<void> {
-  // Debian's static yajl is libyajl_s.a: under the name the linker looks for with -lyajl.
   const step = (file: string, args: string[], purpose: string) =>
     run(file, args, { cwd: tree, signal, env: BUILD_ENV, errorCode: 'ERR_IMAGE_BUILD', purpose });
   const multiarch = (await step('cc', ['-print-multiarch'], 'asking the C compiler for its target')).trim();
+  // Debian's static yajl is libyajl_s.a: under the name the linker looks for with -lyajl.
   const libs = join(work, 'static-libs');
   await mkdir(libs);
   await symlink(join('/usr/lib', multiarch, 'libyajl_s.a'), join(libs, 'libyajl.a'));
